@@ -1,0 +1,70 @@
+//! The error body every Sextant API returns, and its stable codes.
+//!
+//! Callers (Apex, the LWC, other services) branch on `code`, never on `message`: codes are part
+//! of the contract and never change meaning; messages may be reworded.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// Stable, machine-readable error codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ErrorCode {
+    /// The request body is not valid JSON or does not match the schema.
+    InvalidJson,
+    /// A query-string or path parameter is malformed.
+    InvalidParameter,
+    /// A record id is not a valid Salesforce id of the expected object.
+    InvalidRecordId,
+    /// More records than one call accepts.
+    TooManyRecords,
+    /// The request names no records.
+    EmptyRequest,
+    /// No bearer token, or it failed validation.
+    Unauthorized,
+    /// The thing asked for does not exist.
+    NotFound,
+    /// No model has been trained yet.
+    NoModel,
+    /// A training job could not be started or failed.
+    TrainingFailed,
+    /// Not enough labelled data to train or evaluate.
+    InsufficientData,
+    /// A service this one depends on failed or is unreachable.
+    UpstreamUnavailable,
+    /// Salesforce refused a call.
+    SalesforceError,
+    /// Anything unexpected; details are in the server log, never in the response.
+    Internal,
+}
+
+impl ErrorCode {
+    /// The snake_case string form used on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InvalidJson => "invalid_json",
+            Self::InvalidParameter => "invalid_parameter",
+            Self::InvalidRecordId => "invalid_record_id",
+            Self::TooManyRecords => "too_many_records",
+            Self::EmptyRequest => "empty_request",
+            Self::Unauthorized => "unauthorized",
+            Self::NotFound => "not_found",
+            Self::NoModel => "no_model",
+            Self::TrainingFailed => "training_failed",
+            Self::InsufficientData => "insufficient_data",
+            Self::UpstreamUnavailable => "upstream_unavailable",
+            Self::SalesforceError => "salesforce_error",
+            Self::Internal => "internal",
+        }
+    }
+}
+
+/// `{"code": "...", "message": "..."}`: the body of every 4xx and 5xx answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ErrorBody {
+    /// Stable machine-readable code.
+    pub code: ErrorCode,
+    /// Human-readable explanation; may change between releases.
+    pub message: String,
+}

@@ -1,0 +1,397 @@
+//! The simulated org's objects and records.
+//!
+//! Each object has a schema (field names and types, in describe order) and rows keyed by field
+//! name. The embedded sample is mapped to standard objects the way a retailer's org would hold
+//! it: a customer is an Account with one Contact, an invoice is an Order, an invoice line an
+//! OrderItem, a stock code a Product2, and review sentences are support Cases.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Read;
+
+use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
+use serde_json::{Map, Value};
+use sextant_contracts::SalesforceId;
+
+/// A field's type, as far as the SOQL evaluator and the JSON encoding care.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldType {
+    Id,
+    Reference,
+    String,
+    TextArea,
+    Double,
+    Currency,
+    Boolean,
+    Date,
+    DateTime,
+}
+
+/// One field of an object.
+#[derive(Debug, Clone)]
+pub struct FieldDef {
+    pub name: &'static str,
+    pub kind: FieldType,
+}
+
+/// An object (table) of the org.
+#[derive(Debug, Clone)]
+pub struct SObject {
+    pub name: &'static str,
+    pub key_prefix: &'static str,
+    pub fields: Vec<FieldDef>,
+    /// Rows in Id order; every row has every field (null when empty).
+    pub rows: Vec<Map<String, Value>>,
+}
+
+impl SObject {
+    fn new(name: &'static str, key_prefix: &'static str, fields: &[(&'static str, FieldType)]) -> Self {
+        Self {
+            name,
+            key_prefix,
+            fields: fields.iter().map(|&(name, kind)| FieldDef { name, kind }).collect(),
+            rows: Vec::new(),
+        }
+    }
+
+    /// The field of that name, compared case-insensitively as Salesforce does.
+    pub fn field(&self, name: &str) -> Option<&FieldDef> {
+        self.fields.iter().find(|f| f.name.eq_ignore_ascii_case(name))
+    }
+}
+
+/// All objects of the org.
+#[derive(Debug, Clone, Default)]
+pub struct OrgData {
+    objects: BTreeMap<String, SObject>,
+}
+
+/// Why the sample could not be loaded.
+#[derive(Debug, thiserror::Error)]
+#[error("org sample data: {0}")]
+pub struct DataError(String);
+
+const SAMPLE_CSV_GZ: &[u8] = include_bytes!("../data/online_retail_sample.csv.gz");
+const CASE_SNIPPETS: &str = include_str!("../data/case_snippets.tsv");
+/// Second and third characters after the key prefix: the "pod" of minted ids.
+const POD: &str = "5g";
+
+use FieldType as T;
+
+fn timestamp_fields() -> [(&'static str, FieldType); 2] {
+    [("CreatedDate", T::DateTime), ("LastModifiedDate", T::DateTime)]
+}
+
+impl OrgData {
+    /// An object by name, case-insensitively.
+    pub fn object(&self, name: &str) -> Option<&SObject> {
+        self.objects.values().find(|o| o.name.eq_ignore_ascii_case(name))
+    }
+
+    /// Mutable access, for tests that edit records.
+    pub fn object_mut(&mut self, name: &str) -> Option<&mut SObject> {
+        self.objects.values_mut().find(|o| o.name.eq_ignore_ascii_case(name))
+    }
+
+    /// Record counts per object.
+    pub fn counts(&self) -> BTreeMap<String, usize> {
+        self.objects.iter().map(|(k, o)| (k.clone(), o.rows.len())).collect()
+    }
+
+    /// The org loaded with the sample embedded in this crate.
+    pub fn embedded_sample() -> Result<Self, DataError> {
+        let mut csv_text = String::new();
+        flate2::read::GzDecoder::new(SAMPLE_CSV_GZ)
+            .read_to_string(&mut csv_text)
+            .map_err(|e| DataError(format!("gunzip: {e}")))?;
+        Self::from_online_retail(&csv_text, CASE_SNIPPETS)
+    }
+
+    /// Builds the org from Online Retail invoice lines (CSV text with the source's header) and
+    /// tab-separated review snippets (`id<TAB>sentiment<TAB>text`).
+    pub fn from_online_retail(csv_text: &str, snippets: &str) -> Result<Self, DataError> {
+        let mut lines = Vec::new();
+        let mut reader = csv::Reader::from_reader(csv_text.as_bytes());
+        for (i, row) in reader.records().enumerate() {
+            let row = row.map_err(|e| DataError(format!("line {}: {e}", i + 2)))?;
+            lines.push(Line::parse(&row).map_err(|e| DataError(format!("line {}: {e}", i + 2)))?);
+        }
+        if lines.is_empty() {
+            return Err(DataError("no invoice lines".into()));
+        }
+        let mut org = Self::default();
+        let mut account = SObject::new(
+            "Account",
+            "001",
+            &[
+                ("Id", T::Id),
+                ("Name", T::String),
+                ("AccountNumber", T::String),
+                ("BillingCountry", T::String),
+                ("Industry", T::String),
+                ("Churn_Score__c", T::Double),
+                ("Sextant_Model_Version__c", T::String),
+                timestamp_fields()[0].clone(),
+                timestamp_fields()[1].clone(),
+            ],
+        );
+        let mut contact = SObject::new(
+            "Contact",
+            "003",
+            &[
+                ("Id", T::Id),
+                ("AccountId", T::Reference),
+                ("FirstName", T::String),
+                ("LastName", T::String),
+                ("Email", T::String),
+                timestamp_fields()[0].clone(),
+                timestamp_fields()[1].clone(),
+            ],
+        );
+        let mut product = SObject::new(
+            "Product2",
+            "01t",
+            &[
+                ("Id", T::Id),
+                ("Name", T::String),
+                ("ProductCode", T::String),
+                ("IsActive", T::Boolean),
+                timestamp_fields()[0].clone(),
+                timestamp_fields()[1].clone(),
+            ],
+        );
+        let mut order = SObject::new(
+            "Order",
+            "801",
+            &[
+                ("Id", T::Id),
+                ("AccountId", T::Reference),
+                ("EffectiveDate", T::Date),
+                ("Status", T::String),
+                ("OrderNumber", T::String),
+                ("TotalAmount", T::Currency),
+                timestamp_fields()[0].clone(),
+                timestamp_fields()[1].clone(),
+            ],
+        );
+        let mut item = SObject::new(
+            "OrderItem",
+            "802",
+            &[
+                ("Id", T::Id),
+                ("OrderId", T::Reference),
+                ("Product2Id", T::Reference),
+                ("Quantity", T::Double),
+                ("UnitPrice", T::Currency),
+                ("TotalPrice", T::Currency),
+                timestamp_fields()[0].clone(),
+                timestamp_fields()[1].clone(),
+            ],
+        );
+        let mut case = SObject::new(
+            "Case",
+            "500",
+            &[
+                ("Id", T::Id),
+                ("AccountId", T::Reference),
+                ("Subject", T::String),
+                ("Description", T::TextArea),
+                ("Status", T::String),
+                ("Origin", T::String),
+                timestamp_fields()[0].clone(),
+                timestamp_fields()[1].clone(),
+            ],
+        );
+
+        // Customers in CustomerID order; products in first-seen order; invoices in file order.
+        let mut customers: BTreeMap<u32, (String, DateTime<Utc>, DateTime<Utc>)> = BTreeMap::new();
+        let mut products: Vec<(String, String, DateTime<Utc>)> = Vec::new();
+        let mut product_index: HashMap<String, usize> = HashMap::new();
+        let mut invoices: Vec<(String, u32, DateTime<Utc>, f64)> = Vec::new();
+        let mut invoice_index: HashMap<String, usize> = HashMap::new();
+        for l in &lines {
+            let entry = customers.entry(l.customer).or_insert((l.country.clone(), l.at, l.at));
+            entry.1 = entry.1.min(l.at);
+            entry.2 = entry.2.max(l.at);
+            if !product_index.contains_key(&l.stock_code) {
+                product_index.insert(l.stock_code.clone(), products.len());
+                let name = if l.description.is_empty() { l.stock_code.clone() } else { l.description.clone() };
+                products.push((l.stock_code.clone(), name, l.at));
+            }
+            let idx = *invoice_index.entry(l.invoice.clone()).or_insert_with(|| {
+                invoices.push((l.invoice.clone(), l.customer, l.at, 0.0));
+                invoices.len() - 1
+            });
+            invoices[idx].3 += l.quantity * l.unit_price;
+        }
+
+        let mut account_ids: HashMap<u32, SalesforceId> = HashMap::new();
+        for (n, (customer, (country, first, last))) in customers.iter().enumerate() {
+            let id = SalesforceId::from_parts("001", POD, n as u64 + 1);
+            account_ids.insert(*customer, id.clone());
+            account.rows.push(row(&[
+                ("Id", Value::from(id.as_str())),
+                ("Name", Value::from(format!("Online Retail Customer {customer}"))),
+                ("AccountNumber", Value::from(customer.to_string())),
+                ("BillingCountry", Value::from(country.as_str())),
+                ("Industry", Value::Null),
+                ("Churn_Score__c", Value::Null),
+                ("Sextant_Model_Version__c", Value::Null),
+                ("CreatedDate", Value::from(sf_datetime(first))),
+                ("LastModifiedDate", Value::from(sf_datetime(last))),
+            ]));
+            contact.rows.push(row(&[
+                ("Id", Value::from(SalesforceId::from_parts("003", POD, n as u64 + 1).as_str())),
+                ("AccountId", Value::from(id.as_str())),
+                ("FirstName", Value::Null),
+                ("LastName", Value::from(format!("Customer {customer}"))),
+                ("Email", Value::from(format!("customer{customer}@example.com"))),
+                ("CreatedDate", Value::from(sf_datetime(first))),
+                ("LastModifiedDate", Value::from(sf_datetime(first))),
+            ]));
+        }
+        let mut product_ids = Vec::with_capacity(products.len());
+        for (n, (code, name, first)) in products.iter().enumerate() {
+            let id = SalesforceId::from_parts("01t", POD, n as u64 + 1);
+            product.rows.push(row(&[
+                ("Id", Value::from(id.as_str())),
+                ("Name", Value::from(name.as_str())),
+                ("ProductCode", Value::from(code.as_str())),
+                ("IsActive", Value::from(true)),
+                ("CreatedDate", Value::from(sf_datetime(first))),
+                ("LastModifiedDate", Value::from(sf_datetime(first))),
+            ]));
+            product_ids.push(id);
+        }
+        let mut order_ids = Vec::with_capacity(invoices.len());
+        for (n, (invoice, customer, at, total)) in invoices.iter().enumerate() {
+            let id = SalesforceId::from_parts("801", POD, n as u64 + 1);
+            let account_id = account_ids.get(customer).map(|a| a.as_str().to_owned()).unwrap_or_default();
+            order.rows.push(row(&[
+                ("Id", Value::from(id.as_str())),
+                ("AccountId", Value::from(account_id)),
+                ("EffectiveDate", Value::from(at.format("%Y-%m-%d").to_string())),
+                ("Status", Value::from("Activated")),
+                ("OrderNumber", Value::from(invoice.as_str())),
+                ("TotalAmount", money(*total)),
+                ("CreatedDate", Value::from(sf_datetime(at))),
+                ("LastModifiedDate", Value::from(sf_datetime(at))),
+            ]));
+            order_ids.push(id);
+        }
+        for (n, l) in lines.iter().enumerate() {
+            let order_id = &order_ids[invoice_index[&l.invoice]];
+            let product_id = &product_ids[product_index[&l.stock_code]];
+            item.rows.push(row(&[
+                ("Id", Value::from(SalesforceId::from_parts("802", POD, n as u64 + 1).as_str())),
+                ("OrderId", Value::from(order_id.as_str())),
+                ("Product2Id", Value::from(product_id.as_str())),
+                ("Quantity", Value::from(l.quantity)),
+                ("UnitPrice", Value::from(l.unit_price)),
+                ("TotalPrice", money(l.quantity * l.unit_price)),
+                ("CreatedDate", Value::from(sf_datetime(&l.at))),
+                ("LastModifiedDate", Value::from(sf_datetime(&l.at))),
+            ]));
+        }
+        // Cases: snippet i belongs to the (7i mod n)-th customer and is dated at that
+        // customer's first purchase plus i days.
+        let customer_list: Vec<(&u32, &(String, DateTime<Utc>, DateTime<Utc>))> = customers.iter().collect();
+        for (n, snippet) in snippets.lines().filter(|l| !l.trim().is_empty()).enumerate() {
+            let text = snippet.splitn(3, '\t').nth(2).unwrap_or(snippet).trim();
+            let (customer, (_, first, _)) = customer_list[(7 * n) % customer_list.len()];
+            let at = *first + chrono::Duration::days(n as i64);
+            let subject: String = text.chars().take(60).collect();
+            case.rows.push(row(&[
+                ("Id", Value::from(SalesforceId::from_parts("500", POD, n as u64 + 1).as_str())),
+                ("AccountId", Value::from(account_ids[customer].as_str())),
+                ("Subject", Value::from(subject)),
+                ("Description", Value::from(text)),
+                ("Status", Value::from("Closed")),
+                ("Origin", Value::from("Web")),
+                ("CreatedDate", Value::from(sf_datetime(&at))),
+                ("LastModifiedDate", Value::from(sf_datetime(&at))),
+            ]));
+        }
+        for o in [account, contact, product, order, item, case] {
+            org.objects.insert(o.name.to_owned(), o);
+        }
+        Ok(org)
+    }
+}
+
+fn row(fields: &[(&str, Value)]) -> Map<String, Value> {
+    fields.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect()
+}
+
+fn money(x: f64) -> Value {
+    Value::from((x * 100.0).round() / 100.0)
+}
+
+/// Salesforce's datetime form: `2011-07-07T00:37:00.000+0000`.
+pub fn sf_datetime(dt: &DateTime<Utc>) -> String {
+    dt.format("%Y-%m-%dT%H:%M:%S%.3f+0000").to_string()
+}
+
+/// One invoice line of the Online Retail data.
+struct Line {
+    invoice: String,
+    stock_code: String,
+    description: String,
+    quantity: f64,
+    at: DateTime<Utc>,
+    unit_price: f64,
+    customer: u32,
+    country: String,
+}
+
+impl Line {
+    fn parse(row: &csv::StringRecord) -> Result<Self, String> {
+        let get = |i: usize| row.get(i).ok_or_else(|| format!("column {i} missing"));
+        let at = NaiveDateTime::parse_from_str(get(4)?, "%Y-%m-%d %H:%M:%S").map_err(|e| format!("InvoiceDate: {e}"))?;
+        Ok(Self {
+            invoice: get(0)?.to_owned(),
+            stock_code: get(1)?.to_owned(),
+            description: get(2)?.to_owned(),
+            quantity: get(3)?.parse().map_err(|e| format!("Quantity: {e}"))?,
+            // The source's times are UK wall-clock; we read them as UTC.
+            at: Utc.from_utc_datetime(&at),
+            unit_price: get(5)?.parse().map_err(|e| format!("UnitPrice: {e}"))?,
+            customer: get(6)?.parse().map_err(|e| format!("CustomerID: {e}"))?,
+            country: get(7)?.to_owned(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_embedded_sample_maps_to_standard_objects() {
+        let org = OrgData::embedded_sample().expect("loads");
+        let counts = org.counts();
+        assert_eq!(counts["Account"], 271);
+        assert_eq!(counts["Contact"], 271);
+        assert_eq!(counts["OrderItem"], 23_264);
+        assert_eq!(counts["Case"], 149);
+        assert!(counts["Order"] > 271 && counts["Product2"] > 100, "{counts:?}");
+        // Every order points at an existing account; totals equal the sum of their lines.
+        let accounts: std::collections::HashSet<&str> =
+            org.object("Account").expect("a").rows.iter().filter_map(|r| r["Id"].as_str()).collect();
+        let orders = &org.object("order").expect("case-insensitive").rows;
+        assert!(orders.iter().all(|o| accounts.contains(o["AccountId"].as_str().unwrap_or_default())));
+        let first = &orders[0];
+        let lines_total: f64 = org.object("OrderItem").expect("items").rows.iter()
+            .filter(|i| i["OrderId"] == first["Id"])
+            .filter_map(|i| i["TotalPrice"].as_f64())
+            .sum();
+        let total = first["TotalAmount"].as_f64().expect("number");
+        assert!((total - lines_total).abs() < 0.05, "{total} vs {lines_total}");
+        // Ids are valid 18-character Salesforce ids with the object's key prefix.
+        for (object, prefix) in [("Account", "001"), ("Order", "801"), ("Case", "500")] {
+            for r in &org.object(object).expect("o").rows {
+                let id = SalesforceId::parse(r["Id"].as_str().expect("string")).expect("valid id");
+                assert_eq!(id.key_prefix(), prefix);
+            }
+        }
+    }
+}

@@ -1,0 +1,417 @@
+//! The SOQL subset the simulator understands:
+//!
+//! ```text
+//! SELECT field [, field …] FROM Object
+//!   [WHERE field op literal [AND field op literal …]]
+//!   [ORDER BY field [ASC|DESC]] [LIMIT n]
+//! ```
+//! `op` is one of `= != <> < <= > >=`; a literal is a quoted string, a number, a date
+//! (`2011-01-31`), a datetime (`2011-01-31T00:00:00Z` or `+0000`), `true`, `false` or `null`.
+//! Errors use Salesforce's codes and message shapes.
+
+use std::cmp::Ordering;
+
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+
+use crate::data::{FieldType, OrgData};
+
+/// A SOQL error, as Salesforce reports it (`errorCode` + `message`).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct SoqlError {
+    pub code: &'static str,
+    pub message: String,
+}
+
+fn malformed(message: impl Into<String>) -> SoqlError {
+    SoqlError { code: "MALFORMED_QUERY", message: message.into() }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Token {
+    Word(String),
+    Str(String),
+    Comma,
+    Op(String),
+}
+
+/// A token and the byte offset where it starts (for the caret diagram).
+type Spanned = (Token, usize);
+
+fn tokenize(q: &str) -> Result<Vec<Spanned>, SoqlError> {
+    let bytes = q.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        let c = bytes[i] as char;
+        if c.is_whitespace() {
+            i += 1;
+        } else if c == ',' {
+            out.push((Token::Comma, i));
+            i += 1;
+        } else if c == '\'' {
+            let start = i;
+            let mut s = String::new();
+            i += 1;
+            loop {
+                match bytes.get(i) {
+                    None => return Err(malformed("unterminated string literal")),
+                    Some(b'\\') => {
+                        if let Some(&n) = bytes.get(i + 1) {
+                            s.push(n as char);
+                        }
+                        i += 2;
+                    }
+                    Some(b'\'') => {
+                        i += 1;
+                        break;
+                    }
+                    Some(_) => {
+                        let ch = q[i..].chars().next().unwrap_or(' ');
+                        s.push(ch);
+                        i += ch.len_utf8();
+                    }
+                }
+            }
+            out.push((Token::Str(s), start));
+        } else if "=<>!".contains(c) {
+            let start = i;
+            let two = q.get(i..i + 2).unwrap_or("");
+            let op = if ["<=", ">=", "!=", "<>"].contains(&two) { two } else { &q[i..i + 1] };
+            if op == "!" {
+                return Err(malformed(format!("unexpected token: '{op}'")));
+            }
+            out.push((Token::Op(op.to_owned()), start));
+            i += op.len();
+        } else if c.is_ascii_alphanumeric() || "_.-+:".contains(c) {
+            let start = i;
+            while i < bytes.len() && ((bytes[i] as char).is_ascii_alphanumeric() || "_.-+:".contains(bytes[i] as char)) {
+                i += 1;
+            }
+            out.push((Token::Word(q[start..i].to_owned()), start));
+        } else {
+            return Err(malformed(format!("unexpected token: '{c}'")));
+        }
+    }
+    Ok(out)
+}
+
+/// A parsed query.
+#[derive(Debug, Clone)]
+pub struct Query {
+    pub fields: Vec<(String, usize)>,
+    pub object: (String, usize),
+    pub conditions: Vec<Condition>,
+    pub order_by: Option<(String, usize, bool)>,
+    pub limit: Option<usize>,
+}
+
+/// `field op literal`.
+#[derive(Debug, Clone)]
+pub struct Condition {
+    pub field: (String, usize),
+    pub op: String,
+    pub literal: Literal,
+}
+
+/// A literal in a WHERE clause.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Literal {
+    Str(String),
+    Word(String),
+}
+
+struct Parser {
+    tokens: Vec<Spanned>,
+    pos: usize,
+}
+
+impl Parser {
+    fn peek(&self) -> Option<&Token> {
+        self.tokens.get(self.pos).map(|(t, _)| t)
+    }
+    fn next(&mut self) -> Option<Spanned> {
+        let t = self.tokens.get(self.pos).cloned();
+        self.pos += 1;
+        t
+    }
+    fn keyword(&mut self, kw: &str) -> bool {
+        if matches!(self.peek(), Some(Token::Word(w)) if w.eq_ignore_ascii_case(kw)) {
+            self.pos += 1;
+            true
+        } else {
+            false
+        }
+    }
+    fn expect_keyword(&mut self, kw: &str) -> Result<(), SoqlError> {
+        if self.keyword(kw) {
+            return Ok(());
+        }
+        Err(match self.peek() {
+            Some(t) => malformed(format!("unexpected token: {}", show(t))),
+            None => malformed(format!("unexpected end of query, expecting {kw}")),
+        })
+    }
+    fn word(&mut self) -> Result<(String, usize), SoqlError> {
+        match self.next() {
+            Some((Token::Word(w), at)) => Ok((w, at)),
+            Some((t, _)) => Err(malformed(format!("unexpected token: {}", show(&t)))),
+            None => Err(malformed("unexpected end of query")),
+        }
+    }
+}
+
+fn show(t: &Token) -> String {
+    match t {
+        Token::Word(w) => format!("'{w}'"),
+        Token::Str(s) => format!("'{s}'"),
+        Token::Comma => "','".into(),
+        Token::Op(o) => format!("'{o}'"),
+    }
+}
+
+const RESERVED: [&str; 6] = ["FROM", "WHERE", "ORDER", "LIMIT", "AND", "SELECT"];
+
+/// Parses a query.
+pub fn parse(q: &str) -> Result<Query, SoqlError> {
+    let mut p = Parser { tokens: tokenize(q)?, pos: 0 };
+    p.expect_keyword("SELECT")?;
+    let mut fields = Vec::new();
+    loop {
+        let (f, at) = p.word()?;
+        if RESERVED.iter().any(|r| r.eq_ignore_ascii_case(&f)) {
+            return Err(malformed(format!("unexpected token: '{f}'")));
+        }
+        fields.push((f, at));
+        if matches!(p.peek(), Some(Token::Comma)) {
+            p.pos += 1;
+        } else {
+            break;
+        }
+    }
+    p.expect_keyword("FROM")?;
+    let object = p.word()?;
+    let mut conditions = Vec::new();
+    if p.keyword("WHERE") {
+        loop {
+            let field = p.word()?;
+            let op = match p.next() {
+                Some((Token::Op(op), _)) => op,
+                Some((t, _)) => return Err(malformed(format!("unexpected token: {}", show(&t)))),
+                None => return Err(malformed("unexpected end of query")),
+            };
+            let literal = match p.next() {
+                Some((Token::Str(s), _)) => Literal::Str(s),
+                Some((Token::Word(w), _)) => Literal::Word(w),
+                Some((t, _)) => return Err(malformed(format!("unexpected token: {}", show(&t)))),
+                None => return Err(malformed("unexpected end of query")),
+            };
+            conditions.push(Condition { field, op, literal });
+            if !p.keyword("AND") {
+                break;
+            }
+        }
+    }
+    let mut order_by = None;
+    if p.keyword("ORDER") {
+        p.expect_keyword("BY")?;
+        let (f, at) = p.word()?;
+        let descending = if p.keyword("DESC") {
+            true
+        } else {
+            p.keyword("ASC");
+            false
+        };
+        order_by = Some((f, at, descending));
+    }
+    let mut limit = None;
+    if p.keyword("LIMIT") {
+        let (n, _) = p.word()?;
+        limit = Some(n.parse().map_err(|_| malformed(format!("unexpected token: '{n}'")))?);
+    }
+    if let Some(t) = p.peek() {
+        return Err(malformed(format!("unexpected token: {}", show(t))));
+    }
+    Ok(Query { fields, object, conditions, order_by, limit })
+}
+
+/// The `INVALID_FIELD` message with Salesforce's caret diagram.
+fn invalid_field(q: &str, field: &str, at: usize, object: &str) -> SoqlError {
+    let line = q.lines().next().unwrap_or(q);
+    let caret = format!("{}^", " ".repeat(at.min(line.len())));
+    SoqlError {
+        code: "INVALID_FIELD",
+        message: format!(
+            "{line}\n{caret}\nERROR at Row:1:Column:{}\nNo such column '{field}' on entity '{object}'. If you are attempting to use a custom field, be sure to append the '__c' after the custom field name. Please reference your WSDL or the describe call for the appropriate names.",
+            at + 1
+        ),
+    }
+}
+
+/// The result of running a query: the object name and the selected rows, fields in SELECT order.
+#[derive(Debug, Clone)]
+pub struct QueryResult {
+    pub object: &'static str,
+    pub rows: Vec<Map<String, Value>>,
+}
+
+/// Runs a query over the org.
+pub fn execute(org: &OrgData, q: &str) -> Result<QueryResult, SoqlError> {
+    let query = parse(q)?;
+    let Some(object) = org.object(&query.object.0) else {
+        return Err(SoqlError {
+            code: "INVALID_TYPE",
+            message: format!(
+                "sObject type '{}' is not supported. If you are attempting to use a custom object, be sure to append the '__c' after the entity name. Please reference your WSDL or the describe call for the appropriate names.",
+                query.object.0
+            ),
+        });
+    };
+    let resolve = |(name, at): &(String, usize)| {
+        object.field(name).map(|f| (f.name, f.kind)).ok_or_else(|| invalid_field(q, name, *at, object.name))
+    };
+    let selected: Vec<(&'static str, FieldType)> = query.fields.iter().map(resolve).collect::<Result<_, _>>()?;
+    let mut conditions = Vec::new();
+    for c in &query.conditions {
+        let (name, kind) = resolve(&c.field)?;
+        conditions.push((name, kind, c.op.as_str(), literal_value(&c.literal, kind)?));
+    }
+    let order = match &query.order_by {
+        Some((name, at, desc)) => Some((resolve(&(name.clone(), *at))?, *desc)),
+        None => None,
+    };
+    let mut rows: Vec<&Map<String, Value>> = object
+        .rows
+        .iter()
+        .filter(|r| conditions.iter().all(|(name, kind, op, lit)| matches(r.get(*name), *kind, op, lit)))
+        .collect();
+    if let Some(((name, kind), desc)) = order {
+        rows.sort_by(|a, b| {
+            let o = compare(a.get(name).unwrap_or(&Value::Null), b.get(name).unwrap_or(&Value::Null), kind);
+            if desc { o.reverse() } else { o }
+        });
+    }
+    if let Some(limit) = query.limit {
+        rows.truncate(limit);
+    }
+    Ok(QueryResult { object: object.name, rows: rows.into_iter().map(|r| project(r, &selected)).collect() })
+}
+
+fn project(row: &Map<String, Value>, fields: &[(&'static str, FieldType)]) -> Map<String, Value> {
+    fields.iter().map(|(name, _)| ((*name).to_owned(), row.get(*name).cloned().unwrap_or(Value::Null))).collect()
+}
+
+fn literal_value(lit: &Literal, kind: FieldType) -> Result<Value, SoqlError> {
+    let bad = |w: &str| malformed(format!("value of filter criterion for field is not of the right type: {w}"));
+    match (lit, kind) {
+        (Literal::Word(w), _) if w.eq_ignore_ascii_case("null") => Ok(Value::Null),
+        (Literal::Str(s), FieldType::Id | FieldType::Reference | FieldType::String | FieldType::TextArea) => {
+            Ok(Value::from(s.as_str()))
+        }
+        (Literal::Word(w), FieldType::Boolean) => match w.to_ascii_lowercase().as_str() {
+            "true" => Ok(Value::from(true)),
+            "false" => Ok(Value::from(false)),
+            _ => Err(bad(w)),
+        },
+        (Literal::Word(w), FieldType::Double | FieldType::Currency) => {
+            w.parse::<f64>().map(Value::from).map_err(|_| bad(w))
+        }
+        (Literal::Word(w), FieldType::Date) if w.len() == 10 => Ok(Value::from(w.as_str())),
+        (Literal::Word(w), FieldType::DateTime) if parse_dt(w).is_some() => Ok(Value::from(w.as_str())),
+        (Literal::Str(s), _) | (Literal::Word(s), _) => Err(bad(s)),
+    }
+}
+
+fn parse_dt(s: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s)
+        .or_else(|_| DateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f%z"))
+        .ok()
+        .map(|d| d.with_timezone(&Utc))
+}
+
+fn compare(a: &Value, b: &Value, kind: FieldType) -> Ordering {
+    match (a, b) {
+        // Salesforce sorts nulls first in ascending order.
+        (Value::Null, Value::Null) => Ordering::Equal,
+        (Value::Null, _) => Ordering::Less,
+        (_, Value::Null) => Ordering::Greater,
+        _ => match kind {
+            FieldType::Double | FieldType::Currency => {
+                a.as_f64().unwrap_or(0.0).partial_cmp(&b.as_f64().unwrap_or(0.0)).unwrap_or(Ordering::Equal)
+            }
+            FieldType::DateTime => parse_dt(a.as_str().unwrap_or("")).cmp(&parse_dt(b.as_str().unwrap_or(""))),
+            FieldType::Boolean => a.as_bool().cmp(&b.as_bool()),
+            _ => a.as_str().unwrap_or("").cmp(b.as_str().unwrap_or("")),
+        },
+    }
+}
+
+fn matches(value: Option<&Value>, kind: FieldType, op: &str, lit: &Value) -> bool {
+    let v = value.unwrap_or(&Value::Null);
+    let ord = compare(v, lit, kind);
+    let null_involved = v.is_null() || lit.is_null();
+    match op {
+        "=" => v == lit || (!null_involved && ord == Ordering::Equal),
+        "!=" | "<>" => !(v == lit || (!null_involved && ord == Ordering::Equal)),
+        "<" => !null_involved && ord == Ordering::Less,
+        "<=" => !null_involved && ord != Ordering::Greater,
+        ">" => !null_involved && ord == Ordering::Greater,
+        ">=" => !null_involved && ord != Ordering::Less,
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn org() -> OrgData {
+        OrgData::embedded_sample().expect("sample")
+    }
+
+    #[test]
+    fn selects_filters_orders_and_limits() {
+        let org = org();
+        let r = execute(&org, "SELECT Id, TotalAmount FROM Order WHERE TotalAmount > 1000 ORDER BY TotalAmount DESC LIMIT 5")
+            .expect("runs");
+        assert_eq!(r.object, "Order");
+        assert_eq!(r.rows.len(), 5);
+        let totals: Vec<f64> = r.rows.iter().map(|row| row["TotalAmount"].as_f64().expect("n")).collect();
+        assert!(totals.windows(2).all(|w| w[0] >= w[1]) && totals[4] > 1000.0, "{totals:?}");
+        // SELECT order is kept, nothing else is returned.
+        assert_eq!(r.rows[0].keys().collect::<Vec<_>>(), ["Id", "TotalAmount"]);
+    }
+
+    #[test]
+    fn filters_on_dates_datetimes_and_nulls() {
+        let org = org();
+        let all = execute(&org, "select id from order").expect("lower-case keywords").rows.len();
+        let late = execute(&org, "SELECT Id FROM Order WHERE EffectiveDate >= 2011-09-01").expect("date").rows.len();
+        let by_dt =
+            execute(&org, "SELECT Id FROM Order WHERE CreatedDate >= 2011-09-01T00:00:00Z").expect("datetime").rows.len();
+        assert!(late > 0 && late < all);
+        assert_eq!(late, by_dt);
+        let unscored = execute(&org, "SELECT Id FROM Account WHERE Churn_Score__c = null").expect("null").rows.len();
+        assert_eq!(unscored, org.counts()["Account"]);
+        let one = execute(&org, "SELECT Id, Name FROM Account WHERE AccountNumber = '12347'").expect("string");
+        assert!(one.rows.len() <= 1);
+    }
+
+    #[test]
+    fn errors_use_salesforce_codes() {
+        let org = org();
+        let e = execute(&org, "SELECT Id, Nmae FROM Account").expect_err("bad field");
+        assert_eq!(e.code, "INVALID_FIELD");
+        assert!(e.message.contains("No such column 'Nmae' on entity 'Account'"), "{}", e.message);
+        assert!(e.message.contains("\n           ^\nERROR at Row:1:Column:12"), "{}", e.message);
+        assert_eq!(execute(&org, "SELECT Id FROM Widget").expect_err("type").code, "INVALID_TYPE");
+        for bad in ["SELECT FROM Account", "SELECT Id Account", "SELECT Id FROM Account WHERE", "DELETE Account", "SELECT Id FROM Account LIMIT x"] {
+            assert_eq!(execute(&org, bad).expect_err(bad).code, "MALFORMED_QUERY", "{bad}");
+        }
+        assert_eq!(
+            execute(&org, "SELECT Id FROM Order WHERE TotalAmount > 'abc'").expect_err("type mismatch").code,
+            "MALFORMED_QUERY"
+        );
+    }
+}
