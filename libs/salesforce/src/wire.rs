@@ -13,7 +13,9 @@ pub struct TokenResponse {
     pub access_token: String,
     pub instance_url: String,
     pub id: String,
-    pub token_type: String,
+    /// `Bearer`; absent in some real bodies (restforce's password-flow fixture).
+    #[serde(default)]
+    pub token_type: Option<String>,
     #[serde(default)]
     pub scope: Option<String>,
     #[serde(default)]
