@@ -1,1 +1,15 @@
-//! sextant-models
+//! Model artefacts, the serving-side forward pass, and evaluation metrics.
+//!
+//! Training happens in the trainer with Burn; serving must not drag Burn into the gateway. So a
+//! trained model is exported as a small, versioned JSON artefact (input transform + dense layer
+//! weights) and scored here in plain Rust. The trainer's tests check that this forward pass
+//! agrees with Burn's on the same weights.
+//!
+//! # Layout
+//! - [`artifact`]: the churn artefact and its forward pass.
+//! - [`metrics`]: ROC-AUC, accuracy, log-loss, the ROC curve, and an SVG plot of it.
+
+pub mod artifact;
+pub mod metrics;
+
+pub use artifact::{ChurnArtifact, Dense, ModelError};

@@ -1,0 +1,149 @@
+//! Evaluation metrics and the ROC plot.
+//!
+//! AUC is computed from ranks (Mann–Whitney U) with ties averaged, which equals the area under
+//! the step ROC curve and matches scikit-learn's `roc_auc_score`.
+
+/// Area under the ROC curve; `None` when one class is absent.
+pub fn roc_auc(scores: &[f64], labels: &[bool]) -> Option<f64> {
+    let n_pos = labels.iter().filter(|l| **l).count();
+    let n_neg = labels.len() - n_pos;
+    if n_pos == 0 || n_neg == 0 || scores.len() != labels.len() {
+        return None;
+    }
+    let mut idx: Vec<usize> = (0..scores.len()).collect();
+    idx.sort_by(|&a, &b| scores[a].total_cmp(&scores[b]));
+    let mut rank_sum_pos = 0.0;
+    let mut i = 0;
+    while i < idx.len() {
+        let mut j = i;
+        while j + 1 < idx.len() && scores[idx[j + 1]] == scores[idx[i]] {
+            j += 1;
+        }
+        let avg_rank = (i + j) as f64 / 2.0 + 1.0;
+        for &k in &idx[i..=j] {
+            if labels[k] {
+                rank_sum_pos += avg_rank;
+            }
+        }
+        i = j + 1;
+    }
+    let u = rank_sum_pos - (n_pos * (n_pos + 1)) as f64 / 2.0;
+    Some(u / (n_pos * n_neg) as f64)
+}
+
+/// Share of correct predictions at a threshold.
+pub fn accuracy(scores: &[f64], labels: &[bool], threshold: f64) -> f64 {
+    if labels.is_empty() {
+        return 0.0;
+    }
+    let right = scores.iter().zip(labels).filter(|(s, l)| (**s >= threshold) == **l).count();
+    right as f64 / labels.len() as f64
+}
+
+/// Mean binary cross-entropy, with probabilities clipped to `[1e-15, 1 - 1e-15]`.
+pub fn log_loss(scores: &[f64], labels: &[bool]) -> f64 {
+    if labels.is_empty() {
+        return 0.0;
+    }
+    let total: f64 = scores
+        .iter()
+        .zip(labels)
+        .map(|(s, l)| {
+            let p = s.clamp(1e-15, 1.0 - 1e-15);
+            if *l { -p.ln() } else { -(1.0 - p).ln() }
+        })
+        .sum();
+    total / labels.len() as f64
+}
+
+/// ROC curve points `(false positive rate, true positive rate)`, from (0,0) to (1,1).
+pub fn roc_curve(scores: &[f64], labels: &[bool]) -> Vec<(f64, f64)> {
+    let n_pos = labels.iter().filter(|l| **l).count().max(1) as f64;
+    let n_neg = labels.iter().filter(|l| !**l).count().max(1) as f64;
+    let mut idx: Vec<usize> = (0..scores.len()).collect();
+    idx.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
+    let mut points = vec![(0.0, 0.0)];
+    let (mut tp, mut fp) = (0.0, 0.0);
+    let mut i = 0;
+    while i < idx.len() {
+        let mut j = i;
+        while j + 1 < idx.len() && scores[idx[j + 1]] == scores[idx[i]] {
+            j += 1;
+        }
+        for &k in &idx[i..=j] {
+            if labels[k] { tp += 1.0 } else { fp += 1.0 }
+        }
+        points.push((fp / n_neg, tp / n_pos));
+        i = j + 1;
+    }
+    points
+}
+
+/// An SVG drawing of the ROC curve with the chance diagonal and the AUC in the title.
+pub fn roc_svg(points: &[(f64, f64)], auc: f64, title: &str) -> String {
+    let (w, h, m) = (420.0, 420.0, 50.0);
+    let x = |v: f64| m + v * (w - 2.0 * m);
+    let y = |v: f64| h - m - v * (h - 2.0 * m);
+    let path: Vec<String> = points.iter().map(|(fx, ty)| format!("{:.1},{:.1}", x(*fx), y(*ty))).collect();
+    let mut ticks = String::new();
+    for t in [0.0, 0.25, 0.5, 0.75, 1.0] {
+        ticks.push_str(&format!(
+            "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"11\" text-anchor=\"middle\">{t}</text><text x=\"{:.1}\" y=\"{:.1}\" font-size=\"11\" text-anchor=\"end\">{t}</text>",
+            x(t), h - m + 16.0, m - 6.0, y(t) + 4.0
+        ));
+    }
+    let title = title.replace('&', "&amp;").replace('<', "&lt;");
+    format!(
+        concat!(
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" font-family=\"sans-serif\">",
+            "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>",
+            "<text x=\"{cx}\" y=\"24\" font-size=\"14\" text-anchor=\"middle\">{title} — ROC, AUC {auc:.3}</text>",
+            "<rect x=\"{m}\" y=\"{m}\" width=\"{iw}\" height=\"{ih}\" fill=\"none\" stroke=\"#888\"/>",
+            "<line x1=\"{x0}\" y1=\"{y0}\" x2=\"{x1}\" y2=\"{y1}\" stroke=\"#bbb\" stroke-dasharray=\"4 4\"/>",
+            "<polyline points=\"{path}\" fill=\"none\" stroke=\"#0b6bcb\" stroke-width=\"2\"/>",
+            "{ticks}",
+            "<text x=\"{cx}\" y=\"{xl}\" font-size=\"12\" text-anchor=\"middle\">false positive rate</text>",
+            "<text x=\"14\" y=\"{cy}\" font-size=\"12\" text-anchor=\"middle\" transform=\"rotate(-90 14 {cy})\">true positive rate</text>",
+            "</svg>\n"
+        ),
+        w = w, h = h, m = m, iw = w - 2.0 * m, ih = h - 2.0 * m, cx = w / 2.0, cy = h / 2.0, xl = h - 12.0,
+        x0 = x(0.0), y0 = y(0.0), x1 = x(1.0), y1 = y(1.0), path = path.join(" "), ticks = ticks, title = title, auc = auc
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auc_matches_hand_computed_values() {
+        // Perfect, inverted and chance orderings.
+        assert_eq!(roc_auc(&[0.1, 0.2, 0.8, 0.9], &[false, false, true, true]), Some(1.0));
+        assert_eq!(roc_auc(&[0.9, 0.8, 0.2, 0.1], &[false, false, true, true]), Some(0.0));
+        // sklearn.metrics.roc_auc_score([0,0,1,1],[0.1,0.4,0.35,0.8]) == 0.75
+        assert_eq!(roc_auc(&[0.1, 0.4, 0.35, 0.8], &[false, false, true, true]), Some(0.75));
+        // Ties count half: all scores equal → 0.5.
+        assert_eq!(roc_auc(&[0.5; 4], &[false, true, false, true]), Some(0.5));
+        assert_eq!(roc_auc(&[0.5, 0.6], &[true, true]), None);
+    }
+
+    #[test]
+    fn accuracy_and_log_loss() {
+        assert_eq!(accuracy(&[0.9, 0.2, 0.6, 0.4], &[true, false, false, true], 0.5), 0.5);
+        let ll = log_loss(&[0.8, 0.3], &[true, false]);
+        assert!((ll - (-(0.8f64.ln()) - 0.7f64.ln()) / 2.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn roc_curve_ends_at_one_one_and_its_area_is_the_auc() {
+        let scores = [0.1, 0.4, 0.35, 0.8, 0.7, 0.2];
+        let labels = [false, false, true, true, false, true];
+        let pts = roc_curve(&scores, &labels);
+        assert_eq!(pts.first(), Some(&(0.0, 0.0)));
+        assert_eq!(pts.last(), Some(&(1.0, 1.0)));
+        let area: f64 = pts.windows(2).map(|w| (w[1].0 - w[0].0) * (w[1].1 + w[0].1) / 2.0).sum();
+        assert!((area - roc_auc(&scores, &labels).expect("auc")).abs() < 1e-12);
+        let svg = roc_svg(&pts, 0.5, "churn-v1");
+        assert!(svg.starts_with("<svg") && svg.contains("AUC 0.500") && svg.contains("polyline"));
+    }
+}
