@@ -96,6 +96,6 @@ pub fn configure_extractors(cfg: &mut actix_web::web::ServiceConfig, json_limit:
 }
 
 /// A handler for unknown routes: `404 not_found` in the usual body.
-pub async fn not_found() -> ApiError {
-    ApiError::not_found("no such endpoint")
+pub async fn not_found() -> Result<actix_web::HttpResponse, ApiError> {
+    Err(ApiError::not_found("no such endpoint"))
 }

@@ -1,1 +1,140 @@
-//! sextant-feature-store
+//! The feature store: CRM records synced from Salesforce, and point-in-time features over them.
+//!
+//! It keeps the latest version of each record (upserted by Salesforce Id, so re-ingesting is
+//! harmless) in SQLite by default or PostgreSQL in production, and answers two questions:
+//! "what did each account look like as of a past cutoff, and did it churn afterwards?" (training
+//! sets) and "what does each of these accounts look like today?" (online features). Both use
+//! the same feature code (`sextant-features`), so training and serving cannot drift apart.
+//!
+//! # Layout
+//! - [`entities`] and [`migration`]: the tables.
+//! - [`store`]: upserts and reads.
+//! - [`api`]: the HTTP handlers and the OpenAPI description.
+//! - [`Application`]: binds the port (0 in tests) and runs the server.
+
+pub mod api;
+pub mod entities;
+pub mod migration;
+pub mod store;
+
+use std::net::TcpListener;
+
+use actix_web::dev::Server;
+use actix_web::{App, HttpServer, web};
+use chrono::NaiveDate;
+use sextant_contracts::time::SharedClock;
+use sextant_service_kit::error::{configure_extractors, not_found};
+
+pub use secrecy_free::Settings;
+
+mod secrecy_free {
+    use chrono::NaiveDate;
+    use serde::Deserialize;
+
+    /// Feature store settings (`SEXTANT_FEATURE_STORE__…`).
+    #[derive(Debug, Clone, Deserialize)]
+    pub struct Settings {
+        /// Address to bind.
+        #[serde(default = "default_host")]
+        pub host: String,
+        /// Port to bind; 0 picks a free one.
+        #[serde(default = "default_port")]
+        pub port: u16,
+        /// `sqlite::memory:`, `sqlite://path?mode=rwc` or `postgres://user@host/db`.
+        /// A password in this URL is never logged.
+        #[serde(default = "default_database_url")]
+        pub database_url: String,
+        /// Pins "today" for online features (historical data such as the demo's); unset in
+        /// production, where today is the system date.
+        #[serde(default)]
+        pub today: Option<NaiveDate>,
+    }
+
+    fn default_host() -> String {
+        "127.0.0.1".into()
+    }
+    fn default_port() -> u16 {
+        8082
+    }
+    fn default_database_url() -> String {
+        "sqlite://sextant-features.sqlite?mode=rwc".into()
+    }
+
+    impl Default for Settings {
+        fn default() -> Self {
+            Self { host: default_host(), port: default_port(), database_url: default_database_url(), today: None }
+        }
+    }
+}
+
+/// Why the service could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// The database could not be opened or migrated.
+    #[error("database: {0}")]
+    Database(#[from] sea_orm::DbErr),
+    /// The port could not be bound.
+    #[error("bind: {0}")]
+    Bind(#[from] std::io::Error),
+}
+
+/// Shared state of the handlers.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub store: store::Store,
+    pub clock: SharedClock,
+}
+
+impl AppState {
+    /// Today's date, by the injected clock.
+    pub fn today(&self) -> NaiveDate {
+        self.clock.now().date_naive()
+    }
+}
+
+/// A built, bound feature store.
+#[expect(missing_debug_implementations, reason = "actix's Server is not Debug")]
+pub struct Application {
+    port: u16,
+    server: Server,
+}
+
+impl Application {
+    /// Connects the database, migrates it and binds the port.
+    pub async fn build(settings: &Settings, clock: SharedClock) -> Result<Self, StartError> {
+        let store = store::Store::connect(&settings.database_url).await?;
+        let listener = TcpListener::bind((settings.host.as_str(), settings.port))?;
+        let port = listener.local_addr()?.port();
+        let state = web::Data::new(AppState { store, clock });
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .configure(|cfg| configure_extractors(cfg, 64 << 20))
+                .configure(api::routes)
+                .service(sextant_service_kit::openapi::docs(api::openapi()))
+                .default_service(web::to(not_found))
+        })
+        .workers(2)
+        .disable_signals()
+        .listen(listener)?
+        .run();
+        tracing::info!(port, "Feature store listening.");
+        Ok(Self { port, server })
+    }
+
+    /// The bound port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// A handle to stop the server.
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until stopped.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
