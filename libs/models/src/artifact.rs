@@ -17,7 +17,7 @@ pub enum ModelError {
 
 /// A dense layer `y = x · W + b`, with `W` stored row-major as `[inputs][outputs]` (Burn's
 /// `Linear` layout).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Dense {
     pub inputs: usize,
     pub outputs: usize,
@@ -39,7 +39,7 @@ impl Dense {
 }
 
 /// A trained churn model, ready to score.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ChurnArtifact {
     pub version: ModelVersion,
     pub feature_names: Vec<String>,

@@ -147,3 +147,36 @@ mod tests {
         assert!(svg.starts_with("<svg") && svg.contains("AUC 0.500") && svg.contains("polyline"));
     }
 }
+
+/// An SVG line chart of a series (e.g. the training loss per epoch).
+pub fn line_svg(values: &[f64], title: &str, x_label: &str, y_label: &str) -> String {
+    let (w, h, m) = (520.0, 320.0, 55.0);
+    let max = values.iter().copied().fold(f64::MIN, f64::max);
+    let min = values.iter().copied().fold(f64::MAX, f64::min);
+    let span = if (max - min).abs() < 1e-12 { 1.0 } else { max - min };
+    let n = values.len().max(2) as f64 - 1.0;
+    let pts: Vec<String> = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| format!("{:.1},{:.1}", m + i as f64 / n * (w - 2.0 * m), h - m - (v - min) / span * (h - 2.0 * m)))
+        .collect();
+    let esc = |s: &str| s.replace('&', "&amp;").replace('<', "&lt;");
+    format!(
+        concat!(
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" font-family=\"sans-serif\">",
+            "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>",
+            "<text x=\"{cx}\" y=\"22\" font-size=\"14\" text-anchor=\"middle\">{title}</text>",
+            "<rect x=\"{m}\" y=\"{m}\" width=\"{iw}\" height=\"{ih}\" fill=\"none\" stroke=\"#888\"/>",
+            "<polyline points=\"{pts}\" fill=\"none\" stroke=\"#c2410c\" stroke-width=\"2\"/>",
+            "<text x=\"{lx}\" y=\"{ty}\" font-size=\"11\" text-anchor=\"end\">{max:.3}</text>",
+            "<text x=\"{lx}\" y=\"{by}\" font-size=\"11\" text-anchor=\"end\">{min:.3}</text>",
+            "<text x=\"{m}\" y=\"{xt}\" font-size=\"11\">1</text><text x=\"{rx}\" y=\"{xt}\" font-size=\"11\" text-anchor=\"end\">{len}</text>",
+            "<text x=\"{cx}\" y=\"{xl}\" font-size=\"12\" text-anchor=\"middle\">{xlab}</text>",
+            "<text x=\"14\" y=\"{cy}\" font-size=\"12\" text-anchor=\"middle\" transform=\"rotate(-90 14 {cy})\">{ylab}</text>",
+            "</svg>\n"
+        ),
+        w = w, h = h, m = m, iw = w - 2.0 * m, ih = h - 2.0 * m, cx = w / 2.0, cy = h / 2.0,
+        pts = pts.join(" "), title = esc(title), lx = m - 4.0, ty = m + 4.0, by = h - m, max = max, min = min,
+        xt = h - m + 14.0, rx = w - m, len = values.len(), xl = h - 10.0, xlab = esc(x_label), ylab = esc(y_label)
+    )
+}

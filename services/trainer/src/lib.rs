@@ -1,1 +1,145 @@
-//! sextant-trainer
+//! The trainer: trains churn models with Burn and keeps them in a versioned registry.
+//!
+//! A job fetches a point-in-time training set from the feature store over HTTP, trains a small
+//! network with Burn (CPU by default, CUDA with the `cuda` feature), evaluates it on a held-out
+//! fifth of the accounts, and publishes the artefact, its metrics and config, and its plots
+//! (ROC curve, learning curve) as a new version. The gateway fetches artefacts from here.
+//!
+//! # Layout
+//! - [`model`]: the Burn module.
+//! - [`training`]: one training run (split, normalise, fit, evaluate, export).
+//! - [`registry`]: versioned artefacts on disk.
+//! - [`jobs`]: background jobs with progress.
+//! - [`api`]: HTTP handlers and the OpenAPI description.
+
+pub mod api;
+pub mod jobs;
+pub mod model;
+pub mod registry;
+pub mod training;
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use actix_web::dev::Server;
+use actix_web::{App, HttpServer, web};
+use serde::Deserialize;
+use sextant_contracts::time::SharedClock;
+use sextant_service_kit::error::{configure_extractors, not_found};
+
+/// Trainer settings (`SEXTANT_TRAINER__…`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    /// Address to bind.
+    #[serde(default = "default_host")]
+    pub host: String,
+    /// Port to bind; 0 picks a free one.
+    #[serde(default = "default_port")]
+    pub port: u16,
+    /// Where the feature store listens.
+    #[serde(default = "default_feature_store_url")]
+    pub feature_store_url: String,
+    /// Directory of the model registry.
+    #[serde(default = "default_registry_dir")]
+    pub registry_dir: PathBuf,
+    /// Epochs when a job does not say.
+    #[serde(default = "default_epochs")]
+    pub default_epochs: u32,
+}
+
+fn default_host() -> String {
+    "127.0.0.1".into()
+}
+fn default_port() -> u16 {
+    8083
+}
+fn default_feature_store_url() -> String {
+    "http://127.0.0.1:8082".into()
+}
+fn default_registry_dir() -> PathBuf {
+    PathBuf::from("sextant-models")
+}
+fn default_epochs() -> u32 {
+    300
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            host: default_host(),
+            port: default_port(),
+            feature_store_url: default_feature_store_url(),
+            registry_dir: default_registry_dir(),
+            default_epochs: default_epochs(),
+        }
+    }
+}
+
+/// Why the service could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// The registry directory is unusable.
+    #[error("registry: {0}")]
+    Registry(#[from] registry::RegistryError),
+    /// The port could not be bound.
+    #[error("bind: {0}")]
+    Bind(#[from] std::io::Error),
+}
+
+/// Shared state of the handlers.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub registry: registry::Registry,
+    pub jobs: jobs::Jobs,
+    pub default_epochs: u32,
+}
+
+/// A built, bound trainer.
+#[expect(missing_debug_implementations, reason = "actix's Server is not Debug")]
+pub struct Application {
+    port: u16,
+    server: Server,
+}
+
+impl Application {
+    /// Opens the registry and binds the port.
+    pub async fn build(settings: &Settings, clock: SharedClock) -> Result<Self, StartError> {
+        let registry = registry::Registry::open(&settings.registry_dir, "churn")?;
+        let http = sextant_service_kit::http::client(Duration::from_secs(120));
+        let jobs = jobs::Jobs::new(http, &settings.feature_store_url, registry.clone(), clock);
+        let listener = TcpListener::bind((settings.host.as_str(), settings.port))?;
+        let port = listener.local_addr()?.port();
+        let state = web::Data::new(AppState { registry, jobs, default_epochs: settings.default_epochs });
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .configure(|cfg| configure_extractors(cfg, 1 << 20))
+                .configure(api::routes)
+                .service(sextant_service_kit::openapi::docs(api::openapi()))
+                .default_service(web::to(not_found))
+        })
+        .workers(2)
+        .disable_signals()
+        .listen(listener)?
+        .run();
+        tracing::info!(port, "Trainer listening.");
+        Ok(Self { port, server })
+    }
+
+    /// The bound port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// A handle to stop the server.
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until stopped.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}

@@ -1,0 +1,133 @@
+//! Training jobs: started over HTTP, run in the background one at a time, observable while
+//! they run (epoch and loss), and published to the registry when they succeed.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use sextant_contracts::api::{JobState, ModelMetadata, TrainJob, TrainJobRequest, TrainingSet, TrainingSetRequest};
+use sextant_contracts::time::SharedClock;
+
+use crate::registry::Registry;
+use crate::training::{TrainConfig, train};
+
+/// The backend training runs on: Burn's pure-Rust CPU backend, or CUDA with `--features cuda`.
+#[cfg(not(feature = "cuda"))]
+pub type TrainBackend = burn::backend::Autodiff<burn::backend::Flex>;
+/// The backend training runs on: Burn's pure-Rust CPU backend, or CUDA with `--features cuda`.
+#[cfg(feature = "cuda")]
+pub type TrainBackend = burn::backend::Autodiff<burn::backend::Cuda>;
+
+/// Jobs by id, and the lock that runs them one at a time.
+#[derive(Debug, Clone)]
+pub struct Jobs {
+    table: Arc<Mutex<HashMap<String, TrainJob>>>,
+    /// Held for a whole run: one training at a time keeps version numbers ordered and the
+    /// CPU free for serving.
+    run_lock: Arc<tokio::sync::Mutex<()>>,
+    http: reqwest::Client,
+    feature_store_url: String,
+    registry: Registry,
+    clock: SharedClock,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Jobs {
+    /// A job table that trains from `feature_store_url` into `registry`.
+    pub fn new(http: reqwest::Client, feature_store_url: &str, registry: Registry, clock: SharedClock) -> Self {
+        Self {
+            table: Arc::default(),
+            run_lock: Arc::default(),
+            http,
+            feature_store_url: feature_store_url.trim_end_matches('/').to_owned(),
+            registry,
+            clock,
+        }
+    }
+
+    /// A job by id.
+    pub fn get(&self, id: &str) -> Option<TrainJob> {
+        lock(&self.table).get(id).cloned()
+    }
+
+    fn update(&self, id: &str, f: impl FnOnce(&mut TrainJob)) {
+        if let Some(job) = lock(&self.table).get_mut(id) {
+            f(job);
+        }
+    }
+
+    /// Queues a job and starts it in the background.
+    pub fn start(&self, req: TrainJobRequest, config: TrainConfig) -> TrainJob {
+        let job = TrainJob {
+            id: uuid::Uuid::new_v4().to_string(),
+            state: JobState::Queued,
+            epochs_done: 0,
+            epochs_total: config.epochs,
+            loss: None,
+            model_version: None,
+            error: None,
+            created_at: self.clock.now(),
+        };
+        lock(&self.table).insert(job.id.clone(), job.clone());
+        let this = self.clone();
+        let id = job.id.clone();
+        tokio::spawn(async move {
+            let _running = this.run_lock.lock().await;
+            this.update(&id, |j| j.state = JobState::Running);
+            match this.run(&id, req, config).await {
+                Ok(metadata) => {
+                    tracing::info!(job = %id, version = %metadata.version, auc = metadata.metrics.auc, "Training job succeeded.");
+                    this.update(&id, |j| {
+                        j.state = JobState::Succeeded;
+                        j.model_version = Some(metadata.version);
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!(job = %id, error = %e, "Training job failed.");
+                    this.update(&id, |j| {
+                        j.state = JobState::Failed;
+                        j.error = Some(e);
+                    });
+                }
+            }
+        });
+        job
+    }
+
+    async fn run(&self, id: &str, req: TrainJobRequest, config: TrainConfig) -> Result<ModelMetadata, String> {
+        let resp = self
+            .http
+            .post(format!("{}/v1/training-sets", self.feature_store_url))
+            .json(&TrainingSetRequest { cutoff: req.cutoff, horizon_days: req.horizon_days })
+            .send()
+            .await
+            .map_err(|e| format!("feature store unreachable: {e}"))?;
+        let set: TrainingSet = sextant_service_kit::http::read_json(resp).await.map_err(|e| format!("feature store: {e}"))?;
+        let version = self.registry.next_version().map_err(|e| e.to_string())?;
+        let progress_jobs = self.clone();
+        let progress_id = id.to_owned();
+        let trained = tokio::task::spawn_blocking(move || {
+            let device = Default::default();
+            train::<TrainBackend>(&set, &config, version, &device, |epoch, loss| {
+                progress_jobs.update(&progress_id, |j| {
+                    j.epochs_done = epoch;
+                    j.loss = Some(loss);
+                });
+            })
+        })
+        .await
+        .map_err(|e| format!("training task: {e}"))?
+        .map_err(|e| e.to_string())?;
+        let metadata = ModelMetadata {
+            version: trained.artifact.version.clone(),
+            created_at: self.clock.now(),
+            feature_names: trained.artifact.feature_names.clone(),
+            metrics: trained.metrics.clone(),
+            config: trained.config.clone(),
+        };
+        self.registry.publish(&trained, &metadata).map_err(|e| e.to_string())?;
+        Ok(metadata)
+    }
+}
