@@ -35,6 +35,8 @@ pub enum ErrorCode {
     UpstreamUnavailable,
     /// Salesforce refused a call.
     SalesforceError,
+    /// A sync is already running.
+    SyncInProgress,
     /// Anything unexpected; details are in the server log, never in the response.
     Internal,
 }
@@ -55,6 +57,7 @@ impl ErrorCode {
             Self::InsufficientData => "insufficient_data",
             Self::UpstreamUnavailable => "upstream_unavailable",
             Self::SalesforceError => "salesforce_error",
+            Self::SyncInProgress => "sync_in_progress",
             Self::Internal => "internal",
         }
     }

@@ -1,1 +1,168 @@
-//! sextant-connector
+//! The connector: Sextant's connected app in a Salesforce org.
+//!
+//! It logs in with the OAuth 2.0 JWT bearer flow (a private key whose certificate is uploaded to
+//! the connected app; no password, no user interaction), reads CRM objects with SOQL following
+//! every `nextRecordsUrl`, and ingests them into the feature store over HTTP.
+//!
+//! # Layout
+//! - [`mapping`]: SOQL per object and record mapping.
+//! - [`sync`]: a full sync.
+//! - [`api`]: HTTP handlers and the OpenAPI description.
+
+pub mod api;
+pub mod mapping;
+pub mod sync;
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use actix_web::dev::Server;
+use actix_web::{App, HttpServer, web};
+use secrecy::SecretString;
+use serde::Deserialize;
+use sextant_contracts::time::SharedClock;
+use sextant_salesforce::{JwtBearerConfig, SalesforceClient};
+use sextant_service_kit::error::{configure_extractors, not_found};
+
+/// The connected app (`SEXTANT_CONNECTOR__SALESFORCE__…`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct SalesforceSettings {
+    /// `https://login.salesforce.com`, `https://test.salesforce.com` or the org's My Domain.
+    pub login_url: String,
+    /// JWT `aud`; defaults to the login URL.
+    #[serde(default)]
+    pub audience: Option<String>,
+    /// The connected app's consumer key.
+    pub client_id: String,
+    /// The integration user.
+    pub username: String,
+    /// PEM private key file matching the connected app's certificate.
+    pub private_key_path: PathBuf,
+    /// REST API version.
+    #[serde(default = "default_api_version")]
+    pub api_version: String,
+}
+
+fn default_api_version() -> String {
+    "62.0".into()
+}
+
+/// Connector settings (`SEXTANT_CONNECTOR__…`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    /// Address to bind.
+    #[serde(default = "default_host")]
+    pub host: String,
+    /// Port to bind; 0 picks a free one.
+    #[serde(default = "default_port")]
+    pub port: u16,
+    /// Where the feature store listens.
+    #[serde(default = "default_feature_store_url")]
+    pub feature_store_url: String,
+    /// The Salesforce org.
+    pub salesforce: SalesforceSettings,
+}
+
+fn default_host() -> String {
+    "127.0.0.1".into()
+}
+fn default_port() -> u16 {
+    8081
+}
+fn default_feature_store_url() -> String {
+    "http://127.0.0.1:8082".into()
+}
+
+impl Settings {
+    /// Settings with defaults for everything but the org.
+    pub fn with_salesforce(salesforce: SalesforceSettings) -> Self {
+        Self { host: default_host(), port: default_port(), feature_store_url: default_feature_store_url(), salesforce }
+    }
+}
+
+/// Why the service could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// The private key file could not be read (its content is never printed).
+    #[error("reading the private key {path}: {source}")]
+    Key { path: PathBuf, source: std::io::Error },
+    /// The port could not be bound.
+    #[error("bind: {0}")]
+    Bind(#[from] std::io::Error),
+}
+
+/// Shared state of the handlers.
+#[derive(Debug)]
+pub struct AppState {
+    pub salesforce: SalesforceClient,
+    pub http: reqwest::Client,
+    pub feature_store_url: String,
+    pub clock: SharedClock,
+    /// One sync at a time.
+    pub sync_lock: tokio::sync::Mutex<()>,
+}
+
+/// A built, bound connector.
+#[expect(missing_debug_implementations, reason = "actix's Server is not Debug")]
+pub struct Application {
+    port: u16,
+    server: Server,
+}
+
+impl Application {
+    /// Reads the key and binds the port; the first Salesforce login happens on the first sync.
+    pub async fn build(settings: &Settings, clock: SharedClock) -> Result<Self, StartError> {
+        let sf = &settings.salesforce;
+        let key = std::fs::read_to_string(&sf.private_key_path)
+            .map_err(|source| StartError::Key { path: sf.private_key_path.clone(), source })?;
+        let auth = JwtBearerConfig {
+            login_url: sf.login_url.clone(),
+            audience: sf.audience.clone().unwrap_or_else(|| sf.login_url.clone()),
+            client_id: sf.client_id.clone(),
+            username: sf.username.clone(),
+            private_key_pem: SecretString::from(key),
+        };
+        let http = sextant_service_kit::http::client(Duration::from_secs(120));
+        let salesforce = SalesforceClient::new(http.clone(), auth, clock.clone(), &sf.api_version);
+        let state = web::Data::new(AppState {
+            salesforce,
+            http,
+            feature_store_url: settings.feature_store_url.trim_end_matches('/').to_owned(),
+            clock,
+            sync_lock: tokio::sync::Mutex::new(()),
+        });
+        let listener = TcpListener::bind((settings.host.as_str(), settings.port))?;
+        let port = listener.local_addr()?.port();
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .configure(|cfg| configure_extractors(cfg, 1 << 20))
+                .configure(api::routes)
+                .service(sextant_service_kit::openapi::docs(api::openapi()))
+                .default_service(web::to(not_found))
+        })
+        .workers(2)
+        .disable_signals()
+        .listen(listener)?
+        .run();
+        tracing::info!(port, "Connector listening.");
+        Ok(Self { port, server })
+    }
+
+    /// The bound port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// A handle to stop the server.
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until stopped.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}

@@ -1,0 +1,63 @@
+//! A full sync: read every synced object from Salesforce and hand it to the feature store.
+//!
+//! Objects go in dependency order; each object's records are ingested in chunks, and each chunk
+//! is one transaction in the feature store. A failure stops the sync and is reported; since
+//! ingest is an upsert by Salesforce Id, running the sync again is always safe.
+
+use std::collections::BTreeMap;
+
+use sextant_contracts::api::{IngestBatch, IngestResponse, SyncReport};
+use sextant_contracts::time::SharedClock;
+use sextant_salesforce::{SalesforceClient, SalesforceError};
+use sextant_service_kit::http::{UpstreamError, read_json};
+
+use crate::mapping::{MappingError, OBJECTS, to_batch};
+
+/// Records per ingest call.
+const INGEST_CHUNK: usize = 2000;
+
+/// Why a sync stopped.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SyncError {
+    /// Salesforce refused the login or a query.
+    #[error("Salesforce: {0}")]
+    Salesforce(#[from] SalesforceError),
+    /// A record did not have the expected shape.
+    #[error("mapping: {0}")]
+    Mapping(#[from] MappingError),
+    /// The feature store refused or was unreachable.
+    #[error("feature store: {0}")]
+    FeatureStore(#[from] UpstreamError),
+}
+
+/// Reads everything and ingests it.
+pub async fn full_sync(
+    sf: &SalesforceClient,
+    http: &reqwest::Client,
+    feature_store_url: &str,
+    clock: &SharedClock,
+) -> Result<SyncReport, SyncError> {
+    let started_at = clock.now();
+    let mut objects = BTreeMap::new();
+    let mut pages = 0;
+    for (object, soql) in OBJECTS {
+        let outcome = sf.query_all(soql).await?;
+        pages += outcome.pages;
+        let mut written = 0u64;
+        for chunk in outcome.records.chunks(INGEST_CHUNK) {
+            let batch: IngestBatch = to_batch(object, chunk)?;
+            let resp = http
+                .post(format!("{feature_store_url}/v1/ingest"))
+                .json(&batch)
+                .send()
+                .await
+                .map_err(UpstreamError::from)?;
+            let answer: IngestResponse = read_json(resp).await?;
+            written += answer.upserted;
+        }
+        tracing::info!(object, records = written, pages = outcome.pages, "Synced object.");
+        objects.insert(object.to_owned(), written);
+    }
+    Ok(SyncReport { started_at, finished_at: clock.now(), objects, pages })
+}

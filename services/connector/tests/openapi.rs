@@ -1,0 +1,6 @@
+//! The committed spec (`openapi/connector.json`) must equal the generated one.
+
+#[test]
+fn committed_spec_matches_the_code() {
+    sextant_service_kit::openapi::assert_committed(&sextant_connector::api::openapi(), "connector");
+}
