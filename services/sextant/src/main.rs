@@ -1,0 +1,212 @@
+//! `sextant`: the umbrella CLI.
+//!
+//! - `sextant demo [--once] [--json]`: the whole loop on this machine, against the org simulator.
+//! - `sextant org-sim`: the Salesforce org simulator alone.
+//! - `sextant serve <service>`: one service, configured from `SEXTANT_<SERVICE>__…` variables.
+//! - `sextant openapi [--out DIR]`: writes the four OpenAPI documents.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use sextant::demo::{self, DemoOptions};
+use sextant::suite::{Suite, SuiteOptions};
+
+#[derive(Parser, Debug)]
+#[command(name = "sextant", version, about = "Custom machine learning for Salesforce: churn scores on every account.")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the whole suite locally: org simulator → connector → feature store → trainer → gateway.
+    Demo {
+        /// Exit after scoring instead of leaving the gateway running.
+        #[arg(long)]
+        once: bool,
+        /// Print one JSON object instead of the summary.
+        #[arg(long)]
+        json: bool,
+        /// Where the SQLite file, model registry and connected-app key go.
+        #[arg(long, default_value = ".sextant/demo")]
+        data_dir: PathBuf,
+        /// Training epochs.
+        #[arg(long, default_value_t = 300)]
+        epochs: u32,
+    },
+    /// Run the Salesforce org simulator alone (writes the connected app's key and certificate).
+    OrgSim {
+        /// Port to bind (0 = any free port).
+        #[arg(long, default_value_t = 8080)]
+        port: u16,
+        /// Where to write `connected-app.key` and `connected-app.crt`.
+        #[arg(long, default_value = ".sextant/org-sim")]
+        data_dir: PathBuf,
+    },
+    /// Run one service with settings from the environment (`SEXTANT_<SERVICE>__…`, optional `SEXTANT_CONFIG` file).
+    Serve {
+        service: Service,
+    },
+    /// Write the OpenAPI documents of the four services.
+    Openapi {
+        #[arg(long, default_value = "openapi")]
+        out: PathBuf,
+    },
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+enum Service {
+    Connector,
+    FeatureStore,
+    Trainer,
+    Gateway,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("sextant: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Demo { once, json, data_dir, epochs } => demo_command(once, json, data_dir, epochs).await,
+        Command::OrgSim { port, data_dir } => org_sim(port, data_dir).await,
+        Command::Serve { service } => serve(service).await,
+        Command::Openapi { out } => {
+            std::fs::create_dir_all(&out)?;
+            for (name, spec) in [
+                ("connector", sextant_connector::api::openapi()),
+                ("feature-store", sextant_feature_store::api::openapi()),
+                ("trainer", sextant_trainer::api::openapi()),
+                ("gateway", sextant_gateway::api::openapi()),
+            ] {
+                let path = out.join(format!("{name}.json"));
+                std::fs::write(&path, sextant_service_kit::openapi::to_committed_json(&spec))?;
+                println!("wrote {}", path.display());
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn demo_command(once: bool, json: bool, data_dir: PathBuf, epochs: u32) -> anyhow::Result<()> {
+    if std::env::var_os("RUST_LOG").is_none() {
+        // Keep the demo's own progress lines readable; RUST_LOG=info shows the services' logs.
+        tracing_off();
+    }
+    let options = SuiteOptions {
+        data_dir,
+        today: chrono::NaiveDate::from_ymd_opt(2011, 12, 10).context("date")?,
+        batch_size: 2000,
+    };
+    let suite = Suite::start(&options).await.context("starting the suite")?;
+    let report = demo::run(&suite, &DemoOptions { epochs, progress: !json, ..DemoOptions::default() }).await?;
+    if json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        println!("{}", demo::summary(&report));
+    }
+    if once {
+        suite.stop().await;
+        return Ok(());
+    }
+    let token = suite.gateway_token(3600)?;
+    eprintln!(
+        "The gateway is running at {gw} (API docs: {gw}/docs/). A token valid for one hour:\n\n  curl -s -X POST {gw}/v1/scores \\\n    -H 'Authorization: Bearer {token}' \\\n    -H 'Content-Type: application/json' \\\n    -d '{{\"record_ids\": [\"{id}\"]}}'\n\nPress Ctrl-C to stop.",
+        gw = suite.urls.gateway,
+        id = report.scores.first().map(|s| s.record_id.to_string()).unwrap_or_default(),
+    );
+    tokio::signal::ctrl_c().await?;
+    suite.stop().await;
+    Ok(())
+}
+
+fn tracing_off() {
+    let _ = tracing::subscriber::set_global_default(tracing::subscriber::NoSubscriber::default());
+}
+
+async fn org_sim(port: u16, data_dir: PathBuf) -> anyhow::Result<()> {
+    use sextant_org_sim::{OrgSim, OrgSimConfig};
+    sextant_service_kit::telemetry::init();
+    std::fs::create_dir_all(&data_dir)?;
+    let creds = sextant_org_sim::credentials::generate("sextant-org-sim")?;
+    std::fs::write(data_dir.join("connected-app.key"), &creds.private_key_pem)?;
+    std::fs::write(data_dir.join("connected-app.crt"), &creds.certificate_pem)?;
+    let config = OrgSimConfig::new(sextant::suite::CLIENT_ID, sextant::suite::USERNAME, &creds.certificate_pem);
+    let listener = std::net::TcpListener::bind(("127.0.0.1", port))?;
+    let (running, server) = OrgSim::start(
+        config,
+        sextant_org_sim::data::OrgData::embedded_sample()?,
+        sextant_contracts::time::system_clock(),
+        listener,
+    )?;
+    eprintln!(
+        "Org simulator at {url}\n  login URL: {url}\n  client id: {cid}\n  username:  {user}\n  key:       {key}\n  certificate: {crt}",
+        url = running.base_url,
+        cid = sextant::suite::CLIENT_ID,
+        user = sextant::suite::USERNAME,
+        key = data_dir.join("connected-app.key").display(),
+        crt = data_dir.join("connected-app.crt").display(),
+    );
+    let handle = running.clone();
+    tokio::spawn(async move {
+        let _ = tokio::signal::ctrl_c().await;
+        handle.stop().await;
+    });
+    server.await?;
+    Ok(())
+}
+
+async fn serve(service: Service) -> anyhow::Result<()> {
+    use sextant_service_kit::config::load;
+    sextant_service_kit::telemetry::init();
+    let file = std::env::var_os("SEXTANT_CONFIG").map(PathBuf::from);
+    let file = file.as_deref();
+    let clock = sextant_contracts::time::system_clock();
+    macro_rules! run_app {
+        ($app:expr) => {{
+            let app = $app;
+            let handle = app.handle();
+            tokio::spawn(async move {
+                let _ = tokio::signal::ctrl_c().await;
+                handle.stop(true).await;
+            });
+            app.run_until_stopped().await?;
+        }};
+    }
+    match service {
+        Service::Connector => {
+            let s: sextant_connector::Settings = load("SEXTANT_CONNECTOR", file)?;
+            run_app!(sextant_connector::Application::build(&s, clock).await?)
+        }
+        Service::FeatureStore => {
+            let s: sextant_feature_store::Settings = load("SEXTANT_FEATURE_STORE", file)?;
+            let clock: sextant_contracts::time::SharedClock = match s.today {
+                Some(day) => std::sync::Arc::new(sextant_contracts::time::FixedClock(
+                    day.and_hms_opt(12, 0, 0).context("date")?.and_utc(),
+                )),
+                None => clock,
+            };
+            run_app!(sextant_feature_store::Application::build(&s, clock).await?)
+        }
+        Service::Trainer => {
+            let s: sextant_trainer::Settings = load("SEXTANT_TRAINER", file)?;
+            run_app!(sextant_trainer::Application::build(&s, clock).await?)
+        }
+        Service::Gateway => {
+            let s: sextant_gateway::Settings = load("SEXTANT_GATEWAY", file)?;
+            run_app!(sextant_gateway::Application::build(&s).await?)
+        }
+    }
+    Ok(())
+}
