@@ -133,7 +133,7 @@ pub struct AccountPage {
 pub struct TrainJobRequest {
     pub cutoff: NaiveDate,
     pub horizon_days: u32,
-    /// Passes over the training set; default 300.
+    /// Passes over the training set; default 100.
     #[serde(default)]
     pub epochs: Option<u32>,
     /// Seed for initialisation; default 42.

@@ -34,7 +34,7 @@ impl Default for DemoOptions {
         Self {
             cutoff: NaiveDate::from_ymd_opt(2011, 9, 9).unwrap_or_default(),
             horizon_days: 90,
-            epochs: 300,
+            epochs: 100,
             progress: true,
         }
     }

@@ -34,7 +34,7 @@ enum Command {
         #[arg(long, default_value = ".sextant/demo")]
         data_dir: PathBuf,
         /// Training epochs.
-        #[arg(long, default_value_t = 300)]
+        #[arg(long, default_value_t = 100)]
         epochs: u32,
     },
     /// Run the Salesforce org simulator alone (writes the connected app's key and certificate).

@@ -170,6 +170,11 @@ impl Suite {
         Ok(jsonwebtoken::encode(&Header::default(), &claims, &EncodingKey::from_secret(self.gateway_secret.as_bytes()))?)
     }
 
+    /// The development HS256 secret (tests forge expired or misaddressed tokens with it).
+    pub fn gateway_secret_for_tests(&self) -> &str {
+        &self.gateway_secret
+    }
+
     /// Stops every service.
     pub async fn stop(&self) {
         for handle in &self.handles {

@@ -61,7 +61,7 @@ fn default_registry_dir() -> PathBuf {
     PathBuf::from("sextant-models")
 }
 fn default_epochs() -> u32 {
-    300
+    100
 }
 
 impl Default for Settings {

@@ -34,7 +34,7 @@ pub struct TrainConfig {
 
 impl Default for TrainConfig {
     fn default() -> Self {
-        Self { epochs: 300, hidden: 16, learning_rate: 0.01, seed: 42 }
+        Self { epochs: 100, hidden: 8, learning_rate: 0.01, seed: 42 }
     }
 }
 
