@@ -41,8 +41,8 @@ fn db_error(e: sea_orm::DbErr) -> ApiError {
 #[utoipa::path(
     request_body = IngestBatch,
     responses(
-        (status = 200, body = IngestResponse),
-        (status = 400, description = "Malformed batch", body = ErrorBody),
+        (status = 200, description = "Batch upserted", body = IngestResponse),
+        (status = 400, description = "Malformed batch (code invalid_json)", body = ErrorBody),
     )
 )]
 #[post("/v1/ingest")]
@@ -60,8 +60,8 @@ const MAX_HORIZON_DAYS: u32 = 3650;
 #[utoipa::path(
     request_body = TrainingSetRequest,
     responses(
-        (status = 200, body = TrainingSet),
-        (status = 400, description = "Bad horizon", body = ErrorBody),
+        (status = 200, description = "Labelled rows, one per account with history before the cutoff", body = TrainingSet),
+        (status = 400, description = "Bad horizon (code invalid_parameter)", body = ErrorBody),
     )
 )]
 #[post("/v1/training-sets")]
@@ -96,7 +96,7 @@ async fn training_set(
 #[utoipa::path(
     request_body = OnlineFeaturesRequest,
     responses(
-        (status = 200, body = OnlineFeatures),
+        (status = 200, description = "Features of the known accounts; unknown ids in missing", body = OnlineFeatures),
         (status = 400, description = "No ids, more than 200, or an invalid id", body = ErrorBody),
     )
 )]
@@ -142,7 +142,7 @@ struct PageQuery {
 }
 
 /// Account ids in Id order, a page at a time.
-#[utoipa::path(params(PageQuery), responses((status = 200, body = AccountPage), (status = 400, body = ErrorBody)))]
+#[utoipa::path(params(PageQuery), responses((status = 200, description = "A page of ids", body = AccountPage), (status = 400, description = "Bad limit or after", body = ErrorBody)))]
 #[get("/v1/accounts")]
 async fn accounts(state: web::Data<AppState>, q: web::Query<PageQuery>) -> Result<web::Json<AccountPage>, ApiError> {
     let limit = q.limit.unwrap_or(200);
@@ -155,14 +155,14 @@ async fn accounts(state: web::Data<AppState>, q: web::Query<PageQuery>) -> Resul
 }
 
 /// Liveness.
-#[utoipa::path(responses((status = 200, body = Health)))]
+#[utoipa::path(responses((status = 200, description = "Alive", body = Health)))]
 #[get("/healthz")]
 async fn healthz() -> web::Json<Health> {
     web::Json(Health { status: "ok".into(), service: "feature-store".into(), version: env!("CARGO_PKG_VERSION").into() })
 }
 
 /// Readiness: the database answers.
-#[utoipa::path(responses((status = 200, body = Health), (status = 503, body = ErrorBody)))]
+#[utoipa::path(responses((status = 200, description = "Ready", body = Health), (status = 503, description = "Database unavailable", body = ErrorBody)))]
 #[get("/readyz")]
 async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     match state.store.ping().await {
