@@ -35,23 +35,42 @@ async fn every_synced_account_gets_a_score() {
     assert_eq!(status, 200, "{sync}");
     assert_eq!(sync["objects"]["Account"], 271);
     assert_eq!(sync["objects"]["OrderItem"], 23_264);
-    assert!(sync["pages"].as_u64().expect("pages") > 100, "followed nextRecordsUrl: {sync}");
+    assert!(
+        sync["pages"].as_u64().expect("pages") > 100,
+        "followed nextRecordsUrl: {sync}"
+    );
     // The connector logged in with the JWT bearer flow and read from instance_url.
-    assert!(s.org.requests().iter().any(|r| r.path == "/services/oauth2/token"));
+    assert!(
+        s.org
+            .requests()
+            .iter()
+            .any(|r| r.path == "/services/oauth2/token")
+    );
 
     // Before any model exists the gateway says so, with a stable code.
     let token = s.gateway_token(300).expect("token");
     let account_ids: Vec<String> = {
-        let (_, page) = call(http.get(format!("{}/v1/accounts?limit=2000", s.urls.feature_store))).await;
-        page["account_ids"].as_array().expect("ids").iter().map(|v| v.as_str().unwrap_or("").to_owned()).collect()
+        let (_, page) =
+            call(http.get(format!("{}/v1/accounts?limit=2000", s.urls.feature_store))).await;
+        page["account_ids"]
+            .as_array()
+            .expect("ids")
+            .iter()
+            .map(|v| v.as_str().unwrap_or("").to_owned())
+            .collect()
     };
     assert_eq!(account_ids.len(), 271);
-    let (status, body) =
-        call(http.post(format!("{}/v1/scores", s.urls.gateway)).bearer_auth(&token).json(&json!({"record_ids": [account_ids[0]]}))).await;
+    let (status, body) = call(
+        http.post(format!("{}/v1/scores", s.urls.gateway))
+            .bearer_auth(&token)
+            .json(&json!({"record_ids": [account_ids[0]]})),
+    )
+    .await;
     assert_eq!((status, body["code"].as_str()), (503, Some("no_model")));
 
     let (status, job) = call(
-        http.post(format!("{}/v1/jobs", s.urls.trainer)).json(&json!({"cutoff": "2011-09-09", "horizon_days": 90, "epochs": 60})),
+        http.post(format!("{}/v1/jobs", s.urls.trainer))
+            .json(&json!({"cutoff": "2011-09-09", "horizon_days": 90, "epochs": 60})),
     )
     .await;
     assert_eq!(status, 202, "{job}");
@@ -69,15 +88,29 @@ async fn every_synced_account_gets_a_score() {
     let (_, meta) = call(http.get(format!("{}/v1/models/current", s.urls.trainer))).await;
     assert_eq!(meta["version"], version.as_str());
     let auc = meta["metrics"]["auc"].as_f64().expect("auc");
-    assert!(auc > 0.55 && auc < 0.95, "held-out AUC {auc} is better than chance and not suspiciously high");
-    let plot = http.get(format!("{}/v1/models/{version}/plots/roc.svg", s.urls.trainer)).send().await.expect("plot");
+    assert!(
+        auc > 0.55 && auc < 0.95,
+        "held-out AUC {auc} is better than chance and not suspiciously high"
+    );
+    let plot = http
+        .get(format!(
+            "{}/v1/models/{version}/plots/roc.svg",
+            s.urls.trainer
+        ))
+        .send()
+        .await
+        .expect("plot");
     assert_eq!(plot.headers()["content-type"], "image/svg+xml");
 
     // Score every account, 200 at a time, as an Apex batch would.
     let mut scored = HashSet::new();
     for chunk in account_ids.chunks(200) {
-        let (status, body) =
-            call(http.post(format!("{}/v1/scores", s.urls.gateway)).bearer_auth(&token).json(&json!({"record_ids": chunk}))).await;
+        let (status, body) = call(
+            http.post(format!("{}/v1/scores", s.urls.gateway))
+                .bearer_auth(&token)
+                .json(&json!({"record_ids": chunk})),
+        )
+        .await;
         assert_eq!(status, 200, "{body}");
         assert_eq!(body["model_version"], version.as_str());
         assert_eq!(body["errors"], json!([]));
@@ -87,14 +120,20 @@ async fn every_synced_account_gets_a_score() {
             scored.insert(s["record_id"].as_str().expect("id").to_owned());
         }
     }
-    assert_eq!(scored, account_ids.iter().cloned().collect::<HashSet<_>>(), "every synced account has a score");
+    assert_eq!(
+        scored,
+        account_ids.iter().cloned().collect::<HashSet<_>>(),
+        "every synced account has a score"
+    );
 
     // A 15-character id is accepted and answered in the 18-character form; unknown accounts
     // are reported per record.
     let short = &account_ids[5][..15];
     let unknown = sextant_contracts::SalesforceId::from_parts("001", "9z", 1).to_string();
     let (status, body) = call(
-        http.post(format!("{}/v1/scores", s.urls.gateway)).bearer_auth(&token).json(&json!({"record_ids": [short, unknown]})),
+        http.post(format!("{}/v1/scores", s.urls.gateway))
+            .bearer_auth(&token)
+            .json(&json!({"record_ids": [short, unknown]})),
     )
     .await;
     assert_eq!(status, 200, "{body}");
@@ -105,8 +144,14 @@ async fn every_synced_account_gets_a_score() {
 
 fn token_with(secret: &str, iss: &str, aud: &str, exp_offset: i64) -> String {
     let now = chrono::Utc::now().timestamp();
-    let claims = json!({"iss": iss, "aud": aud, "sub": "apex", "exp": now + exp_offset, "iat": now});
-    jsonwebtoken::encode(&Header::default(), &claims, &EncodingKey::from_secret(secret.as_bytes())).expect("encode")
+    let claims =
+        json!({"iss": iss, "aud": aud, "sub": "apex", "exp": now + exp_offset, "iat": now});
+    jsonwebtoken::encode(
+        &Header::default(),
+        &claims,
+        &EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .expect("encode")
 }
 
 #[tokio::test]
@@ -120,37 +165,97 @@ async fn the_gateway_refuses_unauthenticated_and_bad_requests() {
     let body = json!({"record_ids": [id]});
 
     let (status, b) = call(http.post(&url).json(&body)).await;
-    assert_eq!((status, b["code"].as_str()), (401, Some("unauthorized")), "no token");
-    let (status, _) = call(http.post(&url).header("Authorization", format!("Basic {good}")).json(&body)).await;
+    assert_eq!(
+        (status, b["code"].as_str()),
+        (401, Some("unauthorized")),
+        "no token"
+    );
+    let (status, _) = call(
+        http.post(&url)
+            .header("Authorization", format!("Basic {good}"))
+            .json(&body),
+    )
+    .await;
     assert_eq!(status, 401, "not a bearer token");
-    let wrong_key = token_with("this-is-not-the-gateway-secret-at-all-0123456789", ISSUER, AUDIENCE, 300);
+    let wrong_key = token_with(
+        "this-is-not-the-gateway-secret-at-all-0123456789",
+        ISSUER,
+        AUDIENCE,
+        300,
+    );
     let (status, b) = call(http.post(&url).bearer_auth(wrong_key).json(&body)).await;
-    assert_eq!((status, b["message"].as_str()), (401, Some("bad signature")));
+    assert_eq!(
+        (status, b["message"].as_str()),
+        (401, Some("bad signature"))
+    );
     let (status, b) = call(http.post(&url).bearer_auth("not.a.jwt").json(&body)).await;
     assert_eq!(status, 401, "{b}");
     // Signed with the right secret but expired, or for someone else.
     let secret = s.gateway_secret_for_tests();
-    let (status, b) = call(http.post(&url).bearer_auth(token_with(secret, ISSUER, AUDIENCE, -120)).json(&body)).await;
-    assert_eq!((status, b["message"].as_str()), (401, Some("token expired")));
-    let (status, b) = call(http.post(&url).bearer_auth(token_with(secret, ISSUER, "someone-else", 300)).json(&body)).await;
-    assert_eq!((status, b["message"].as_str()), (401, Some("wrong audience")));
-    let (status, b) = call(http.post(&url).bearer_auth(token_with(secret, "intruder", AUDIENCE, 300)).json(&body)).await;
+    let (status, b) = call(
+        http.post(&url)
+            .bearer_auth(token_with(secret, ISSUER, AUDIENCE, -120))
+            .json(&body),
+    )
+    .await;
+    assert_eq!(
+        (status, b["message"].as_str()),
+        (401, Some("token expired"))
+    );
+    let (status, b) = call(
+        http.post(&url)
+            .bearer_auth(token_with(secret, ISSUER, "someone-else", 300))
+            .json(&body),
+    )
+    .await;
+    assert_eq!(
+        (status, b["message"].as_str()),
+        (401, Some("wrong audience"))
+    );
+    let (status, b) = call(
+        http.post(&url)
+            .bearer_auth(token_with(secret, "intruder", AUDIENCE, 300))
+            .json(&body),
+    )
+    .await;
     assert_eq!((status, b["message"].as_str()), (401, Some("wrong issuer")));
 
     // Authenticated but malformed.
-    let too_many: Vec<String> = (1..=201).map(|n| sextant_contracts::SalesforceId::from_parts("001", "5g", n).to_string()).collect();
+    let too_many: Vec<String> = (1..=201)
+        .map(|n| sextant_contracts::SalesforceId::from_parts("001", "5g", n).to_string())
+        .collect();
     for (payload, code) in [
         (json!({"record_ids": too_many}), "too_many_records"),
         (json!({"record_ids": []}), "empty_request"),
-        (json!({"record_ids": ["001-not-an-id"]}), "invalid_record_id"),
-        (json!({"record_ids": ["001D000000IqhSLAAA"]}), "invalid_record_id"),
-        (json!({"record_ids": [sextant_contracts::SalesforceId::from_parts("003", "5g", 1).to_string()]}), "invalid_record_id"),
+        (
+            json!({"record_ids": ["001-not-an-id"]}),
+            "invalid_record_id",
+        ),
+        (
+            json!({"record_ids": ["001D000000IqhSLAAA"]}),
+            "invalid_record_id",
+        ),
+        (
+            json!({"record_ids": [sextant_contracts::SalesforceId::from_parts("003", "5g", 1).to_string()]}),
+            "invalid_record_id",
+        ),
         (json!({"ids": []}), "invalid_json"),
     ] {
         let (status, b) = call(http.post(&url).bearer_auth(&good).json(&payload)).await;
-        assert_eq!((status, b["code"].as_str()), (400, Some(code)), "{payload}: {b}");
+        assert_eq!(
+            (status, b["code"].as_str()),
+            (400, Some(code)),
+            "{payload}: {b}"
+        );
     }
-    let resp = http.post(&url).bearer_auth(&good).header("content-type", "application/json").body("{").send().await.expect("sent");
+    let resp = http
+        .post(&url)
+        .bearer_auth(&good)
+        .header("content-type", "application/json")
+        .body("{")
+        .send()
+        .await
+        .expect("sent");
     assert_eq!(resp.status(), 400);
     s.stop().await;
 }
@@ -158,7 +263,8 @@ async fn the_gateway_refuses_unauthenticated_and_bad_requests() {
 #[tokio::test]
 async fn the_gateway_verifies_rs256_tokens_against_a_certificate() {
     // The way Salesforce signs Named Credential JWTs: RS256 with the org's certificate.
-    let creds = sextant_org_sim::credentials::generate("salesforce-named-credential").expect("creds");
+    let creds =
+        sextant_org_sim::credentials::generate("salesforce-named-credential").expect("creds");
     let mut settings = sextant_gateway::Settings::with_auth(sextant_gateway::auth::AuthSettings {
         issuer: "00D5g0000000001".into(),
         audience: AUDIENCE.into(),
@@ -168,18 +274,30 @@ async fn the_gateway_verifies_rs256_tokens_against_a_certificate() {
     });
     settings.port = 0;
     settings.trainer_url = "http://127.0.0.1:9".into(); // nothing listens: no model
-    let app = sextant_gateway::Application::build(&settings).await.expect("starts");
+    let app = sextant_gateway::Application::build(&settings)
+        .await
+        .expect("starts");
     let url = format!("http://127.0.0.1:{}/v1/scores", app.port());
     tokio::spawn(app.run_until_stopped());
     let now = chrono::Utc::now().timestamp();
     let claims = json!({"iss": "00D5g0000000001", "aud": AUDIENCE, "sub": "apex", "exp": now + 60});
     let key = EncodingKey::from_rsa_pem(creds.private_key_pem.as_bytes()).expect("key");
-    let token = jsonwebtoken::encode(&Header::new(jsonwebtoken::Algorithm::RS256), &claims, &key).expect("sign");
+    let token = jsonwebtoken::encode(&Header::new(jsonwebtoken::Algorithm::RS256), &claims, &key)
+        .expect("sign");
     let http = reqwest::Client::new();
     let id = sextant_contracts::SalesforceId::from_parts("001", "5g", 1).to_string();
-    let (status, b) = call(http.post(&url).bearer_auth(&token).json(&json!({"record_ids": [id]}))).await;
+    let (status, b) = call(
+        http.post(&url)
+            .bearer_auth(&token)
+            .json(&json!({"record_ids": [id]})),
+    )
+    .await;
     // Authentication passed; the trainer is unreachable, which is a 502, never a 500.
-    assert_eq!((status, b["code"].as_str()), (502, Some("upstream_unavailable")), "{b}");
+    assert_eq!(
+        (status, b["code"].as_str()),
+        (502, Some("upstream_unavailable")),
+        "{b}"
+    );
     // A token from another key, or an HS256 token when only RS256 is configured, is refused.
     let other = sextant_org_sim::credentials::generate("other").expect("creds");
     let forged = jsonwebtoken::encode(
@@ -188,10 +306,25 @@ async fn the_gateway_verifies_rs256_tokens_against_a_certificate() {
         &EncodingKey::from_rsa_pem(other.private_key_pem.as_bytes()).expect("key"),
     )
     .expect("sign");
-    let (status, _) = call(http.post(&url).bearer_auth(forged).json(&json!({"record_ids": [id]}))).await;
+    let (status, _) = call(
+        http.post(&url)
+            .bearer_auth(forged)
+            .json(&json!({"record_ids": [id]})),
+    )
+    .await;
     assert_eq!(status, 401);
-    let hs = token_with("a-secret-that-is-long-enough-for-hs256-tokens", "00D5g0000000001", AUDIENCE, 60);
-    let (status, b) = call(http.post(&url).bearer_auth(hs).json(&json!({"record_ids": [id]}))).await;
+    let hs = token_with(
+        "a-secret-that-is-long-enough-for-hs256-tokens",
+        "00D5g0000000001",
+        AUDIENCE,
+        60,
+    );
+    let (status, b) = call(
+        http.post(&url)
+            .bearer_auth(hs)
+            .json(&json!({"record_ids": [id]})),
+    )
+    .await;
     assert_eq!(status, 401, "{b}");
 }
 
@@ -199,11 +332,24 @@ async fn the_gateway_verifies_rs256_tokens_against_a_certificate() {
 async fn the_demo_report_has_a_score_per_synced_account() {
     let dir = tempfile::tempdir().expect("tmp");
     let s = suite(&dir).await;
-    let report = run(&s, &DemoOptions { epochs: 40, progress: false, ..DemoOptions::default() }).await.expect("demo runs");
+    let report = run(
+        &s,
+        &DemoOptions {
+            epochs: 40,
+            progress: false,
+            ..DemoOptions::default()
+        },
+    )
+    .await
+    .expect("demo runs");
     let json = serde_json::to_value(&report).expect("json");
     assert_eq!(json["accounts_synced"], 271);
     assert_eq!(json["scores"].as_array().map(Vec::len), Some(271));
     assert!(json["metrics"]["auc"].as_f64().is_some());
-    assert!(json["model_version"].as_str().is_some_and(|v| v.starts_with("churn-v")));
+    assert!(
+        json["model_version"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("churn-v"))
+    );
     s.stop().await;
 }

@@ -6,7 +6,9 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::records::{AccountRecord, CaseRecord, ContactRecord, OrderItemRecord, OrderRecord, ProductRecord};
+use crate::records::{
+    AccountRecord, CaseRecord, ContactRecord, OrderItemRecord, OrderRecord, ProductRecord,
+};
 use crate::{ModelVersion, SalesforceId};
 
 /// The most records one scoring or online-feature call accepts: the size of an Apex trigger

@@ -25,7 +25,11 @@ pub enum IdError {
     Checksum(String),
     /// The id is valid but is not of the expected object (key prefix).
     #[error("{id} is not a {expected} id (key prefix {prefix})")]
-    WrongObject { id: String, expected: &'static str, prefix: &'static str },
+    WrongObject {
+        id: String,
+        expected: &'static str,
+        prefix: &'static str,
+    },
     /// A model version that is not `name-vN`.
     #[error("a model version looks like churn-v3, got {0:?}")]
     ModelVersion(String),
@@ -96,7 +100,7 @@ impl SalesforceId {
         }
         body.push_str(std::str::from_utf8(&digits).unwrap_or_default());
         // A 15-character alphanumeric body always parses.
-        Self::parse(&body).unwrap_or_else(|_| Self(body))
+        Self::parse(&body).unwrap_or(Self(body))
     }
 
     /// The three-character key prefix naming the object type (`001` Account, `003` Contact…).
@@ -110,11 +114,19 @@ impl SalesforceId {
     }
 
     /// Refuses an id of another object type.
-    pub fn expect_object(self, expected: &'static str, prefix: &'static str) -> Result<Self, IdError> {
+    pub fn expect_object(
+        self,
+        expected: &'static str,
+        prefix: &'static str,
+    ) -> Result<Self, IdError> {
         if self.key_prefix() == prefix {
             Ok(self)
         } else {
-            Err(IdError::WrongObject { id: self.0, expected, prefix })
+            Err(IdError::WrongObject {
+                id: self.0,
+                expected,
+                prefix,
+            })
         }
     }
 }
@@ -173,7 +185,9 @@ pub struct OrgId(SalesforceId);
 impl OrgId {
     /// Parses an org id; anything but an `00D…` id is refused.
     pub fn parse(raw: &str) -> Result<Self, IdError> {
-        SalesforceId::parse(raw)?.expect_object("Organization", "00D").map(Self)
+        SalesforceId::parse(raw)?
+            .expect_object("Organization", "00D")
+            .map(Self)
     }
     /// The 18-character form.
     pub fn as_str(&self) -> &str {
@@ -215,12 +229,17 @@ impl ModelVersion {
         let bad = || IdError::ModelVersion(raw.to_owned());
         let (name, number) = raw.rsplit_once("-v").ok_or_else(bad)?;
         let valid_name = !name.is_empty()
-            && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+            && name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
         let number: u32 = number.parse().map_err(|_| bad())?;
         if !valid_name || number == 0 {
             return Err(bad());
         }
-        Ok(Self { name: name.to_owned(), number })
+        Ok(Self {
+            name: name.to_owned(),
+            number,
+        })
     }
     /// The model's name (`churn`).
     pub fn name(&self) -> &str {
@@ -232,7 +251,10 @@ impl ModelVersion {
     }
     /// The next version of the same model.
     pub fn next(&self) -> Self {
-        Self { name: self.name.clone(), number: self.number + 1 }
+        Self {
+            name: self.name.clone(),
+            number: self.number + 1,
+        }
     }
 }
 
@@ -285,13 +307,21 @@ mod tests {
     fn eighteen_char_ids_are_checked() {
         assert!(SalesforceId::parse("001D000000IqhSLIAZ").is_ok());
         // Lower-cased suffix is accepted and normalised.
-        assert_eq!(SalesforceId::parse("001D000000IqhSLiaz").expect("ok").as_str(), "001D000000IqhSLIAZ");
+        assert_eq!(
+            SalesforceId::parse("001D000000IqhSLiaz")
+                .expect("ok")
+                .as_str(),
+            "001D000000IqhSLIAZ"
+        );
         assert_eq!(
             SalesforceId::parse("001D000000IqhSLAAA"),
             Err(IdError::Checksum("001D000000IqhSLAAA".into()))
         );
         assert_eq!(SalesforceId::parse("001"), Err(IdError::Length(3)));
-        assert_eq!(SalesforceId::parse("001D000000Iqh-L"), Err(IdError::Character('-')));
+        assert_eq!(
+            SalesforceId::parse("001D000000Iqh-L"),
+            Err(IdError::Character('-'))
+        );
     }
 
     #[test]
@@ -301,13 +331,19 @@ mod tests {
             assert_eq!(id.as_str().len(), 18);
             assert_eq!(SalesforceId::parse(id.as_str()).expect("parses"), id);
         }
-        assert_ne!(SalesforceId::from_parts("001", "5g", 1), SalesforceId::from_parts("001", "5g", 2));
+        assert_ne!(
+            SalesforceId::from_parts("001", "5g", 1),
+            SalesforceId::from_parts("001", "5g", 2)
+        );
     }
 
     #[test]
     fn org_ids_need_the_org_prefix() {
         assert!(OrgId::parse("00D5g000004ABCD").is_ok());
-        assert!(matches!(OrgId::parse("001D000000IqhSL"), Err(IdError::WrongObject { .. })));
+        assert!(matches!(
+            OrgId::parse("001D000000IqhSL"),
+            Err(IdError::WrongObject { .. })
+        ));
     }
 
     #[test]

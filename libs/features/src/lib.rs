@@ -92,7 +92,10 @@ pub fn rfm_as_of<'a>(
                     let last = list.iter().map(|o| o.date).max().unwrap_or(as_of);
                     let total: f64 = list.iter().map(|o| o.amount).sum();
                     let n = list.len() as f64;
-                    let recent = list.iter().filter(|o| (as_of - o.date).num_days() <= 90).count() as f64;
+                    let recent = list
+                        .iter()
+                        .filter(|o| (as_of - o.date).num_days() <= 90)
+                        .count() as f64;
                     Rfm {
                         recency_days: (as_of - last).num_days() as f64,
                         frequency: n,
@@ -110,7 +113,11 @@ pub fn rfm_as_of<'a>(
 
 /// Churn labels for a cutoff: for every account with at least one order before `cutoff`,
 /// `true` when it places no order in `[cutoff, cutoff + horizon_days)`.
-pub fn churn_labels(orders: &[OrderFact], cutoff: NaiveDate, horizon_days: u32) -> BTreeMap<SalesforceId, bool> {
+pub fn churn_labels(
+    orders: &[OrderFact],
+    cutoff: NaiveDate,
+    horizon_days: u32,
+) -> BTreeMap<SalesforceId, bool> {
     let end = cutoff + chrono::Duration::days(i64::from(horizon_days));
     let mut labels: BTreeMap<SalesforceId, bool> = BTreeMap::new();
     for o in orders.iter().filter(|o| o.date < cutoff) {
@@ -135,7 +142,11 @@ mod tests {
         NaiveDate::parse_from_str(s, "%Y-%m-%d").expect("date")
     }
     fn order(n: u64, date: &str, amount: f64) -> OrderFact {
-        OrderFact { account_id: id(n), date: d(date), amount }
+        OrderFact {
+            account_id: id(n),
+            date: d(date),
+            amount,
+        }
     }
 
     #[test]

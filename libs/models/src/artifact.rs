@@ -56,17 +56,24 @@ impl ChurnArtifact {
     pub fn validate(&self) -> Result<(), ModelError> {
         let n = self.feature_names.len();
         if self.means.len() != n || self.stds.len() != n {
-            return Err(ModelError::Inconsistent("normalisation width differs from the features".into()));
+            return Err(ModelError::Inconsistent(
+                "normalisation width differs from the features".into(),
+            ));
         }
         let mut width = n;
         for (i, l) in self.layers.iter().enumerate() {
-            if l.inputs != width || l.weights.len() != l.inputs * l.outputs || l.bias.len() != l.outputs {
+            if l.inputs != width
+                || l.weights.len() != l.inputs * l.outputs
+                || l.bias.len() != l.outputs
+            {
                 return Err(ModelError::Inconsistent(format!("layer {i} does not fit")));
             }
             width = l.outputs;
         }
         if width != 1 || self.layers.is_empty() {
-            return Err(ModelError::Inconsistent("the last layer must have one output".into()));
+            return Err(ModelError::Inconsistent(
+                "the last layer must have one output".into(),
+            ));
         }
         Ok(())
     }
@@ -74,7 +81,10 @@ impl ChurnArtifact {
     /// The model input for raw features: `(log1p(max(x, 0)) - mean) / std`.
     pub fn preprocess(&self, features: &[f64]) -> Result<Vec<f32>, ModelError> {
         if features.len() != self.means.len() {
-            return Err(ModelError::Width { expected: self.means.len(), got: features.len() });
+            return Err(ModelError::Width {
+                expected: self.means.len(),
+                got: features.len(),
+            });
         }
         Ok(features
             .iter()
@@ -93,7 +103,10 @@ impl ChurnArtifact {
                 x.iter_mut().for_each(|v| *v = v.max(0.0));
             }
         }
-        let logit = f64::from(*x.first().ok_or_else(|| ModelError::Inconsistent("no output".into()))?);
+        let logit = f64::from(
+            *x.first()
+                .ok_or_else(|| ModelError::Inconsistent("no output".into()))?,
+        );
         Ok(1.0 / (1.0 + (-logit).exp()))
     }
 }
@@ -113,7 +126,10 @@ pub fn fit_normalisation(rows: &[Vec<f64>], width: usize) -> (Vec<f32>, Vec<f32>
             *v += (x.max(0.0).ln_1p() - m).powi(2) / n;
         }
     }
-    let stds = vars.iter().map(|v| if *v > 1e-12 { v.sqrt() as f32 } else { 1.0 }).collect();
+    let stds = vars
+        .iter()
+        .map(|v| if *v > 1e-12 { v.sqrt() as f32 } else { 1.0 })
+        .collect();
     (means.iter().map(|m| *m as f32).collect(), stds)
 }
 
@@ -129,8 +145,18 @@ mod tests {
             stds: vec![1.0, 1.0],
             layers: vec![
                 // hidden: h0 = x0 - x1, h1 = x1 - x0
-                Dense { inputs: 2, outputs: 2, weights: vec![1.0, -1.0, -1.0, 1.0], bias: vec![0.0, 0.0] },
-                Dense { inputs: 2, outputs: 1, weights: vec![2.0, -3.0], bias: vec![0.5] },
+                Dense {
+                    inputs: 2,
+                    outputs: 2,
+                    weights: vec![1.0, -1.0, -1.0, 1.0],
+                    bias: vec![0.0, 0.0],
+                },
+                Dense {
+                    inputs: 2,
+                    outputs: 1,
+                    weights: vec![2.0, -3.0],
+                    bias: vec![0.5],
+                },
             ],
         }
     }
@@ -140,12 +166,22 @@ mod tests {
         let m = tiny();
         m.validate().expect("valid");
         // x = ln(1+e-1) = 1, ln(1+0) = 0 → h = relu(1, -1) = (1, 0) → logit = 2 + 0.5
-        let p = m.predict(&[std::f64::consts::E - 1.0, 0.0]).expect("scores");
+        let p = m
+            .predict(&[std::f64::consts::E - 1.0, 0.0])
+            .expect("scores");
         assert!((p - 1.0 / (1.0 + (-2.5f64).exp())).abs() < 1e-6, "{p}");
         // h = relu(-1, 1) = (0, 1) → logit = -3 + 0.5
-        let p = m.predict(&[0.0, std::f64::consts::E - 1.0]).expect("scores");
+        let p = m
+            .predict(&[0.0, std::f64::consts::E - 1.0])
+            .expect("scores");
         assert!((p - 1.0 / (1.0 + 2.5f64.exp())).abs() < 1e-6, "{p}");
-        assert_eq!(m.predict(&[1.0]), Err(ModelError::Width { expected: 2, got: 1 }));
+        assert_eq!(
+            m.predict(&[1.0]),
+            Err(ModelError::Width {
+                expected: 2,
+                got: 1
+            })
+        );
     }
 
     #[test]
@@ -160,9 +196,15 @@ mod tests {
 
     #[test]
     fn normalisation_of_log1p() {
-        let rows = vec![vec![0.0, 5.0], vec![std::f64::consts::E * std::f64::consts::E - 1.0, 5.0]];
+        let rows = vec![
+            vec![0.0, 5.0],
+            vec![std::f64::consts::E * std::f64::consts::E - 1.0, 5.0],
+        ];
         let (means, stds) = fit_normalisation(&rows, 2);
-        assert!((means[0] - 1.0).abs() < 1e-6 && (stds[0] - 1.0).abs() < 1e-6, "{means:?} {stds:?}");
+        assert!(
+            (means[0] - 1.0).abs() < 1e-6 && (stds[0] - 1.0).abs() < 1e-6,
+            "{means:?} {stds:?}"
+        );
         assert_eq!(stds[1], 1.0, "a constant feature keeps std 1");
     }
 }

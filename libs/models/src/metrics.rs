@@ -36,7 +36,11 @@ pub fn accuracy(scores: &[f64], labels: &[bool], threshold: f64) -> f64 {
     if labels.is_empty() {
         return 0.0;
     }
-    let right = scores.iter().zip(labels).filter(|(s, l)| (**s >= threshold) == **l).count();
+    let right = scores
+        .iter()
+        .zip(labels)
+        .filter(|(s, l)| (**s >= threshold) == **l)
+        .count();
     right as f64 / labels.len() as f64
 }
 
@@ -84,7 +88,10 @@ pub fn roc_svg(points: &[(f64, f64)], auc: f64, title: &str) -> String {
     let (w, h, m) = (420.0, 420.0, 50.0);
     let x = |v: f64| m + v * (w - 2.0 * m);
     let y = |v: f64| h - m - v * (h - 2.0 * m);
-    let path: Vec<String> = points.iter().map(|(fx, ty)| format!("{:.1},{:.1}", x(*fx), y(*ty))).collect();
+    let path: Vec<String> = points
+        .iter()
+        .map(|(fx, ty)| format!("{:.1},{:.1}", x(*fx), y(*ty)))
+        .collect();
     let mut ticks = String::new();
     for t in [0.0, 0.25, 0.5, 0.75, 1.0] {
         ticks.push_str(&format!(
@@ -106,46 +113,23 @@ pub fn roc_svg(points: &[(f64, f64)], auc: f64, title: &str) -> String {
             "<text x=\"14\" y=\"{cy}\" font-size=\"12\" text-anchor=\"middle\" transform=\"rotate(-90 14 {cy})\">true positive rate</text>",
             "</svg>\n"
         ),
-        w = w, h = h, m = m, iw = w - 2.0 * m, ih = h - 2.0 * m, cx = w / 2.0, cy = h / 2.0, xl = h - 12.0,
-        x0 = x(0.0), y0 = y(0.0), x1 = x(1.0), y1 = y(1.0), path = path.join(" "), ticks = ticks, title = title, auc = auc
+        w = w,
+        h = h,
+        m = m,
+        iw = w - 2.0 * m,
+        ih = h - 2.0 * m,
+        cx = w / 2.0,
+        cy = h / 2.0,
+        xl = h - 12.0,
+        x0 = x(0.0),
+        y0 = y(0.0),
+        x1 = x(1.0),
+        y1 = y(1.0),
+        path = path.join(" "),
+        ticks = ticks,
+        title = title,
+        auc = auc
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn auc_matches_hand_computed_values() {
-        // Perfect, inverted and chance orderings.
-        assert_eq!(roc_auc(&[0.1, 0.2, 0.8, 0.9], &[false, false, true, true]), Some(1.0));
-        assert_eq!(roc_auc(&[0.9, 0.8, 0.2, 0.1], &[false, false, true, true]), Some(0.0));
-        // sklearn.metrics.roc_auc_score([0,0,1,1],[0.1,0.4,0.35,0.8]) == 0.75
-        assert_eq!(roc_auc(&[0.1, 0.4, 0.35, 0.8], &[false, false, true, true]), Some(0.75));
-        // Ties count half: all scores equal → 0.5.
-        assert_eq!(roc_auc(&[0.5; 4], &[false, true, false, true]), Some(0.5));
-        assert_eq!(roc_auc(&[0.5, 0.6], &[true, true]), None);
-    }
-
-    #[test]
-    fn accuracy_and_log_loss() {
-        assert_eq!(accuracy(&[0.9, 0.2, 0.6, 0.4], &[true, false, false, true], 0.5), 0.5);
-        let ll = log_loss(&[0.8, 0.3], &[true, false]);
-        assert!((ll - (-(0.8f64.ln()) - 0.7f64.ln()) / 2.0).abs() < 1e-12);
-    }
-
-    #[test]
-    fn roc_curve_ends_at_one_one_and_its_area_is_the_auc() {
-        let scores = [0.1, 0.4, 0.35, 0.8, 0.7, 0.2];
-        let labels = [false, false, true, true, false, true];
-        let pts = roc_curve(&scores, &labels);
-        assert_eq!(pts.first(), Some(&(0.0, 0.0)));
-        assert_eq!(pts.last(), Some(&(1.0, 1.0)));
-        let area: f64 = pts.windows(2).map(|w| (w[1].0 - w[0].0) * (w[1].1 + w[0].1) / 2.0).sum();
-        assert!((area - roc_auc(&scores, &labels).expect("auc")).abs() < 1e-12);
-        let svg = roc_svg(&pts, 0.5, "churn-v1");
-        assert!(svg.starts_with("<svg") && svg.contains("AUC 0.500") && svg.contains("polyline"));
-    }
 }
 
 /// An SVG line chart of a series (e.g. the training loss per epoch).
@@ -153,12 +137,22 @@ pub fn line_svg(values: &[f64], title: &str, x_label: &str, y_label: &str) -> St
     let (w, h, m) = (520.0, 320.0, 55.0);
     let max = values.iter().copied().fold(f64::MIN, f64::max);
     let min = values.iter().copied().fold(f64::MAX, f64::min);
-    let span = if (max - min).abs() < 1e-12 { 1.0 } else { max - min };
+    let span = if (max - min).abs() < 1e-12 {
+        1.0
+    } else {
+        max - min
+    };
     let n = values.len().max(2) as f64 - 1.0;
     let pts: Vec<String> = values
         .iter()
         .enumerate()
-        .map(|(i, v)| format!("{:.1},{:.1}", m + i as f64 / n * (w - 2.0 * m), h - m - (v - min) / span * (h - 2.0 * m)))
+        .map(|(i, v)| {
+            format!(
+                "{:.1},{:.1}",
+                m + i as f64 / n * (w - 2.0 * m),
+                h - m - (v - min) / span * (h - 2.0 * m)
+            )
+        })
         .collect();
     let esc = |s: &str| s.replace('&', "&amp;").replace('<', "&lt;");
     format!(
@@ -175,8 +169,77 @@ pub fn line_svg(values: &[f64], title: &str, x_label: &str, y_label: &str) -> St
             "<text x=\"14\" y=\"{cy}\" font-size=\"12\" text-anchor=\"middle\" transform=\"rotate(-90 14 {cy})\">{ylab}</text>",
             "</svg>\n"
         ),
-        w = w, h = h, m = m, iw = w - 2.0 * m, ih = h - 2.0 * m, cx = w / 2.0, cy = h / 2.0,
-        pts = pts.join(" "), title = esc(title), lx = m - 4.0, ty = m + 4.0, by = h - m, max = max, min = min,
-        xt = h - m + 14.0, rx = w - m, len = values.len(), xl = h - 10.0, xlab = esc(x_label), ylab = esc(y_label)
+        w = w,
+        h = h,
+        m = m,
+        iw = w - 2.0 * m,
+        ih = h - 2.0 * m,
+        cx = w / 2.0,
+        cy = h / 2.0,
+        pts = pts.join(" "),
+        title = esc(title),
+        lx = m - 4.0,
+        ty = m + 4.0,
+        by = h - m,
+        max = max,
+        min = min,
+        xt = h - m + 14.0,
+        rx = w - m,
+        len = values.len(),
+        xl = h - 10.0,
+        xlab = esc(x_label),
+        ylab = esc(y_label)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auc_matches_hand_computed_values() {
+        // Perfect, inverted and chance orderings.
+        assert_eq!(
+            roc_auc(&[0.1, 0.2, 0.8, 0.9], &[false, false, true, true]),
+            Some(1.0)
+        );
+        assert_eq!(
+            roc_auc(&[0.9, 0.8, 0.2, 0.1], &[false, false, true, true]),
+            Some(0.0)
+        );
+        // sklearn.metrics.roc_auc_score([0,0,1,1],[0.1,0.4,0.35,0.8]) == 0.75
+        assert_eq!(
+            roc_auc(&[0.1, 0.4, 0.35, 0.8], &[false, false, true, true]),
+            Some(0.75)
+        );
+        // Ties count half: all scores equal → 0.5.
+        assert_eq!(roc_auc(&[0.5; 4], &[false, true, false, true]), Some(0.5));
+        assert_eq!(roc_auc(&[0.5, 0.6], &[true, true]), None);
+    }
+
+    #[test]
+    fn accuracy_and_log_loss() {
+        assert_eq!(
+            accuracy(&[0.9, 0.2, 0.6, 0.4], &[true, false, false, true], 0.5),
+            0.5
+        );
+        let ll = log_loss(&[0.8, 0.3], &[true, false]);
+        assert!((ll - (-(0.8f64.ln()) - 0.7f64.ln()) / 2.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn roc_curve_ends_at_one_one_and_its_area_is_the_auc() {
+        let scores = [0.1, 0.4, 0.35, 0.8, 0.7, 0.2];
+        let labels = [false, false, true, true, false, true];
+        let pts = roc_curve(&scores, &labels);
+        assert_eq!(pts.first(), Some(&(0.0, 0.0)));
+        assert_eq!(pts.last(), Some(&(1.0, 1.0)));
+        let area: f64 = pts
+            .windows(2)
+            .map(|w| (w[1].0 - w[0].0) * (w[1].1 + w[0].1) / 2.0)
+            .sum();
+        assert!((area - roc_auc(&scores, &labels).expect("auc")).abs() < 1e-12);
+        let svg = roc_svg(&pts, 0.5, "churn-v1");
+        assert!(svg.starts_with("<svg") && svg.contains("AUC 0.500") && svg.contains("polyline"));
+    }
 }

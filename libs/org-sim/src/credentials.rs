@@ -25,7 +25,9 @@ pub struct ConnectedAppCredentials {
 
 impl std::fmt::Debug for ConnectedAppCredentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ConnectedAppCredentials").field("private_key_pem", &"[redacted]").finish_non_exhaustive()
+        f.debug_struct("ConnectedAppCredentials")
+            .field("private_key_pem", &"[redacted]")
+            .finish_non_exhaustive()
     }
 }
 
@@ -47,11 +49,21 @@ pub fn generate(common_name: &str) -> Result<ConnectedAppCredentials, Credential
     let spki = SubjectPublicKeyInfoOwned::from_key(public_key).map_err(err)?;
     let subject = Name::from_str(&format!("CN={common_name}")).map_err(err)?;
     let validity = Validity::from_now(Duration::from_secs(365 * 24 * 3600)).map_err(err)?;
-    let builder = CertificateBuilder::new(Profile::Root, SerialNumber::from(1u32), validity, subject, spki, &signing_key)
-        .map_err(err)?;
+    let builder = CertificateBuilder::new(
+        Profile::Root,
+        SerialNumber::from(1u32),
+        validity,
+        subject,
+        spki,
+        &signing_key,
+    )
+    .map_err(err)?;
     let certificate = builder.build::<rsa::pkcs1v15::Signature>().map_err(err)?;
     Ok(ConnectedAppCredentials {
-        private_key_pem: private_key.to_pkcs8_pem(LineEnding::LF).map_err(err)?.to_string(),
+        private_key_pem: private_key
+            .to_pkcs8_pem(LineEnding::LF)
+            .map_err(err)?
+            .to_string(),
         certificate_pem: certificate.to_pem(LineEnding::LF).map_err(err)?,
     })
 }

@@ -44,18 +44,27 @@ pub struct SObject {
 }
 
 impl SObject {
-    fn new(name: &'static str, key_prefix: &'static str, fields: &[(&'static str, FieldType)]) -> Self {
+    fn new(
+        name: &'static str,
+        key_prefix: &'static str,
+        fields: &[(&'static str, FieldType)],
+    ) -> Self {
         Self {
             name,
             key_prefix,
-            fields: fields.iter().map(|&(name, kind)| FieldDef { name, kind }).collect(),
+            fields: fields
+                .iter()
+                .map(|&(name, kind)| FieldDef { name, kind })
+                .collect(),
             rows: Vec::new(),
         }
     }
 
     /// The field of that name, compared case-insensitively as Salesforce does.
     pub fn field(&self, name: &str) -> Option<&FieldDef> {
-        self.fields.iter().find(|f| f.name.eq_ignore_ascii_case(name))
+        self.fields
+            .iter()
+            .find(|f| f.name.eq_ignore_ascii_case(name))
     }
 }
 
@@ -78,23 +87,33 @@ const POD: &str = "5g";
 use FieldType as T;
 
 fn timestamp_fields() -> [(&'static str, FieldType); 2] {
-    [("CreatedDate", T::DateTime), ("LastModifiedDate", T::DateTime)]
+    [
+        ("CreatedDate", T::DateTime),
+        ("LastModifiedDate", T::DateTime),
+    ]
 }
 
 impl OrgData {
     /// An object by name, case-insensitively.
     pub fn object(&self, name: &str) -> Option<&SObject> {
-        self.objects.values().find(|o| o.name.eq_ignore_ascii_case(name))
+        self.objects
+            .values()
+            .find(|o| o.name.eq_ignore_ascii_case(name))
     }
 
     /// Mutable access, for tests that edit records.
     pub fn object_mut(&mut self, name: &str) -> Option<&mut SObject> {
-        self.objects.values_mut().find(|o| o.name.eq_ignore_ascii_case(name))
+        self.objects
+            .values_mut()
+            .find(|o| o.name.eq_ignore_ascii_case(name))
     }
 
     /// Record counts per object.
     pub fn counts(&self) -> BTreeMap<String, usize> {
-        self.objects.iter().map(|(k, o)| (k.clone(), o.rows.len())).collect()
+        self.objects
+            .iter()
+            .map(|(k, o)| (k.clone(), o.rows.len()))
+            .collect()
     }
 
     /// The org loaded with the sample embedded in this crate.
@@ -130,8 +149,8 @@ impl OrgData {
                 ("Industry", T::String),
                 ("Churn_Score__c", T::Double),
                 ("Sextant_Model_Version__c", T::String),
-                timestamp_fields()[0].clone(),
-                timestamp_fields()[1].clone(),
+                timestamp_fields()[0],
+                timestamp_fields()[1],
             ],
         );
         let mut contact = SObject::new(
@@ -143,8 +162,8 @@ impl OrgData {
                 ("FirstName", T::String),
                 ("LastName", T::String),
                 ("Email", T::String),
-                timestamp_fields()[0].clone(),
-                timestamp_fields()[1].clone(),
+                timestamp_fields()[0],
+                timestamp_fields()[1],
             ],
         );
         let mut product = SObject::new(
@@ -155,8 +174,8 @@ impl OrgData {
                 ("Name", T::String),
                 ("ProductCode", T::String),
                 ("IsActive", T::Boolean),
-                timestamp_fields()[0].clone(),
-                timestamp_fields()[1].clone(),
+                timestamp_fields()[0],
+                timestamp_fields()[1],
             ],
         );
         let mut order = SObject::new(
@@ -169,8 +188,8 @@ impl OrgData {
                 ("Status", T::String),
                 ("OrderNumber", T::String),
                 ("TotalAmount", T::Currency),
-                timestamp_fields()[0].clone(),
-                timestamp_fields()[1].clone(),
+                timestamp_fields()[0],
+                timestamp_fields()[1],
             ],
         );
         let mut item = SObject::new(
@@ -183,8 +202,8 @@ impl OrgData {
                 ("Quantity", T::Double),
                 ("UnitPrice", T::Currency),
                 ("TotalPrice", T::Currency),
-                timestamp_fields()[0].clone(),
-                timestamp_fields()[1].clone(),
+                timestamp_fields()[0],
+                timestamp_fields()[1],
             ],
         );
         let mut case = SObject::new(
@@ -197,8 +216,8 @@ impl OrgData {
                 ("Description", T::TextArea),
                 ("Status", T::String),
                 ("Origin", T::String),
-                timestamp_fields()[0].clone(),
-                timestamp_fields()[1].clone(),
+                timestamp_fields()[0],
+                timestamp_fields()[1],
             ],
         );
 
@@ -209,12 +228,18 @@ impl OrgData {
         let mut invoices: Vec<(String, u32, DateTime<Utc>, f64)> = Vec::new();
         let mut invoice_index: HashMap<String, usize> = HashMap::new();
         for l in &lines {
-            let entry = customers.entry(l.customer).or_insert((l.country.clone(), l.at, l.at));
+            let entry = customers
+                .entry(l.customer)
+                .or_insert((l.country.clone(), l.at, l.at));
             entry.1 = entry.1.min(l.at);
             entry.2 = entry.2.max(l.at);
             if !product_index.contains_key(&l.stock_code) {
                 product_index.insert(l.stock_code.clone(), products.len());
-                let name = if l.description.is_empty() { l.stock_code.clone() } else { l.description.clone() };
+                let name = if l.description.is_empty() {
+                    l.stock_code.clone()
+                } else {
+                    l.description.clone()
+                };
                 products.push((l.stock_code.clone(), name, l.at));
             }
             let idx = *invoice_index.entry(l.invoice.clone()).or_insert_with(|| {
@@ -230,7 +255,10 @@ impl OrgData {
             account_ids.insert(*customer, id.clone());
             account.rows.push(row(&[
                 ("Id", Value::from(id.as_str())),
-                ("Name", Value::from(format!("Online Retail Customer {customer}"))),
+                (
+                    "Name",
+                    Value::from(format!("Online Retail Customer {customer}")),
+                ),
                 ("AccountNumber", Value::from(customer.to_string())),
                 ("BillingCountry", Value::from(country.as_str())),
                 ("Industry", Value::Null),
@@ -240,11 +268,17 @@ impl OrgData {
                 ("LastModifiedDate", Value::from(sf_datetime(last))),
             ]));
             contact.rows.push(row(&[
-                ("Id", Value::from(SalesforceId::from_parts("003", POD, n as u64 + 1).as_str())),
+                (
+                    "Id",
+                    Value::from(SalesforceId::from_parts("003", POD, n as u64 + 1).as_str()),
+                ),
                 ("AccountId", Value::from(id.as_str())),
                 ("FirstName", Value::Null),
                 ("LastName", Value::from(format!("Customer {customer}"))),
-                ("Email", Value::from(format!("customer{customer}@example.com"))),
+                (
+                    "Email",
+                    Value::from(format!("customer{customer}@example.com")),
+                ),
                 ("CreatedDate", Value::from(sf_datetime(first))),
                 ("LastModifiedDate", Value::from(sf_datetime(first))),
             ]));
@@ -265,11 +299,17 @@ impl OrgData {
         let mut order_ids = Vec::with_capacity(invoices.len());
         for (n, (invoice, customer, at, total)) in invoices.iter().enumerate() {
             let id = SalesforceId::from_parts("801", POD, n as u64 + 1);
-            let account_id = account_ids.get(customer).map(|a| a.as_str().to_owned()).unwrap_or_default();
+            let account_id = account_ids
+                .get(customer)
+                .map(|a| a.as_str().to_owned())
+                .unwrap_or_default();
             order.rows.push(row(&[
                 ("Id", Value::from(id.as_str())),
                 ("AccountId", Value::from(account_id)),
-                ("EffectiveDate", Value::from(at.format("%Y-%m-%d").to_string())),
+                (
+                    "EffectiveDate",
+                    Value::from(at.format("%Y-%m-%d").to_string()),
+                ),
                 ("Status", Value::from("Activated")),
                 ("OrderNumber", Value::from(invoice.as_str())),
                 ("TotalAmount", money(*total)),
@@ -282,7 +322,10 @@ impl OrgData {
             let order_id = &order_ids[invoice_index[&l.invoice]];
             let product_id = &product_ids[product_index[&l.stock_code]];
             item.rows.push(row(&[
-                ("Id", Value::from(SalesforceId::from_parts("802", POD, n as u64 + 1).as_str())),
+                (
+                    "Id",
+                    Value::from(SalesforceId::from_parts("802", POD, n as u64 + 1).as_str()),
+                ),
                 ("OrderId", Value::from(order_id.as_str())),
                 ("Product2Id", Value::from(product_id.as_str())),
                 ("Quantity", Value::from(l.quantity)),
@@ -294,14 +337,21 @@ impl OrgData {
         }
         // Cases: snippet i belongs to the (7i mod n)-th customer and is dated at that
         // customer's first purchase plus i days.
-        let customer_list: Vec<(&u32, &(String, DateTime<Utc>, DateTime<Utc>))> = customers.iter().collect();
-        for (n, snippet) in snippets.lines().filter(|l| !l.trim().is_empty()).enumerate() {
+        let customer_list: Vec<_> = customers.iter().collect();
+        for (n, snippet) in snippets
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .enumerate()
+        {
             let text = snippet.splitn(3, '\t').nth(2).unwrap_or(snippet).trim();
             let (customer, (_, first, _)) = customer_list[(7 * n) % customer_list.len()];
             let at = *first + chrono::Duration::days(n as i64);
             let subject: String = text.chars().take(60).collect();
             case.rows.push(row(&[
-                ("Id", Value::from(SalesforceId::from_parts("500", POD, n as u64 + 1).as_str())),
+                (
+                    "Id",
+                    Value::from(SalesforceId::from_parts("500", POD, n as u64 + 1).as_str()),
+                ),
                 ("AccountId", Value::from(account_ids[customer].as_str())),
                 ("Subject", Value::from(subject)),
                 ("Description", Value::from(text)),
@@ -319,7 +369,10 @@ impl OrgData {
 }
 
 fn row(fields: &[(&str, Value)]) -> Map<String, Value> {
-    fields.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect()
+    fields
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), v.clone()))
+        .collect()
 }
 
 fn money(x: f64) -> Value {
@@ -346,7 +399,8 @@ struct Line {
 impl Line {
     fn parse(row: &csv::StringRecord) -> Result<Self, String> {
         let get = |i: usize| row.get(i).ok_or_else(|| format!("column {i} missing"));
-        let at = NaiveDateTime::parse_from_str(get(4)?, "%Y-%m-%d %H:%M:%S").map_err(|e| format!("InvoiceDate: {e}"))?;
+        let at = NaiveDateTime::parse_from_str(get(4)?, "%Y-%m-%d %H:%M:%S")
+            .map_err(|e| format!("InvoiceDate: {e}"))?;
         Ok(Self {
             invoice: get(0)?.to_owned(),
             stock_code: get(1)?.to_owned(),
@@ -373,19 +427,38 @@ mod tests {
         assert_eq!(counts["Contact"], 271);
         assert_eq!(counts["OrderItem"], 23_264);
         assert_eq!(counts["Case"], 149);
-        assert!(counts["Order"] > 271 && counts["Product2"] > 100, "{counts:?}");
+        assert!(
+            counts["Order"] > 271 && counts["Product2"] > 100,
+            "{counts:?}"
+        );
         // Every order points at an existing account; totals equal the sum of their lines.
-        let accounts: std::collections::HashSet<&str> =
-            org.object("Account").expect("a").rows.iter().filter_map(|r| r["Id"].as_str()).collect();
+        let accounts: std::collections::HashSet<&str> = org
+            .object("Account")
+            .expect("a")
+            .rows
+            .iter()
+            .filter_map(|r| r["Id"].as_str())
+            .collect();
         let orders = &org.object("order").expect("case-insensitive").rows;
-        assert!(orders.iter().all(|o| accounts.contains(o["AccountId"].as_str().unwrap_or_default())));
+        assert!(
+            orders
+                .iter()
+                .all(|o| accounts.contains(o["AccountId"].as_str().unwrap_or_default()))
+        );
         let first = &orders[0];
-        let lines_total: f64 = org.object("OrderItem").expect("items").rows.iter()
+        let lines_total: f64 = org
+            .object("OrderItem")
+            .expect("items")
+            .rows
+            .iter()
             .filter(|i| i["OrderId"] == first["Id"])
             .filter_map(|i| i["TotalPrice"].as_f64())
             .sum();
         let total = first["TotalAmount"].as_f64().expect("number");
-        assert!((total - lines_total).abs() < 0.05, "{total} vs {lines_total}");
+        assert!(
+            (total - lines_total).abs() < 0.05,
+            "{total} vs {lines_total}"
+        );
         // Ids are valid 18-character Salesforce ids with the object's key prefix.
         for (object, prefix) in [("Account", "001"), ("Order", "801"), ("Case", "500")] {
             for r in &org.object(object).expect("o").rows {

@@ -50,7 +50,10 @@ impl OrgSimConfig {
             client_id: client_id.to_owned(),
             username: username.to_owned(),
             certificate_pem: certificate_pem.to_owned(),
-            audiences: vec!["https://login.salesforce.com".into(), "https://test.salesforce.com".into()],
+            audiences: vec![
+                "https://login.salesforce.com".into(),
+                "https://test.salesforce.com".into(),
+            ],
             max_assertion_lifetime_secs: 300,
             batch_size: 2000,
             api_request_limit: 15_000,
@@ -184,14 +187,22 @@ impl OrgSim {
                 .route("/services/data/", web::get().to(versions))
                 .route("/services/data/v{version}/query", web::get().to(query))
                 .route("/services/data/v{version}/queryAll", web::get().to(query))
-                .route("/services/data/v{version}/query/{locator}", web::get().to(query_more))
+                .route(
+                    "/services/data/v{version}/query/{locator}",
+                    web::get().to(query_more),
+                )
                 .default_service(web::to(not_found))
         })
         .workers(2)
         .disable_signals()
         .listen(listener)?
         .run();
-        let running = RunningOrgSim { base_url, port, handle: server.handle(), state: Arc::new(StateHandle(state)) };
+        let running = RunningOrgSim {
+            base_url,
+            port,
+            handle: server.handle(),
+            state: Arc::new(StateHandle(state)),
+        };
         Ok((running, server))
     }
 }
@@ -204,15 +215,24 @@ fn oauth_error(status: StatusCode, error: &str, description: &str) -> HttpRespon
 
 /// `POST /services/oauth2/token`: parameters from the form body and the query string.
 async fn token(state: web::Data<State>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
-    let mut params: HashMap<String, String> = serde_urlencoded::from_str(req.query_string()).unwrap_or_default();
+    let mut params: HashMap<String, String> =
+        serde_urlencoded::from_str(req.query_string()).unwrap_or_default();
     let form: HashMap<String, String> = serde_urlencoded::from_bytes(&body).unwrap_or_default();
     params.extend(form);
     let grant = params.get("grant_type").map(String::as_str).unwrap_or("");
     if grant != "urn:ietf:params:oauth:grant-type:jwt-bearer" {
-        return oauth_error(StatusCode::BAD_REQUEST, "unsupported_grant_type", "grant type not supported");
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            "grant type not supported",
+        );
     }
     let Some(assertion) = params.get("assertion") else {
-        return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "missing required parameter: assertion");
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "missing required parameter: assertion",
+        );
     };
     match verify_assertion(&state, assertion) {
         Ok(()) => {
@@ -241,11 +261,22 @@ fn verify_assertion(state: &State, assertion: &str) -> Result<(), (&'static str,
     let data = jsonwebtoken::decode::<Value>(assertion, &state.decoding_key, &validation)
         .map_err(|_| ("invalid_grant", "invalid assertion"))?;
     let claims = data.claims;
-    let text = |k: &str| claims.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
+    let text = |k: &str| {
+        claims
+            .get(k)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned()
+    };
     if text("iss") != state.config.client_id {
         return Err(("invalid_client_id", "client identifier invalid"));
     }
-    if !state.config.audiences.iter().any(|a| a.trim_end_matches('/') == text("aud").trim_end_matches('/')) {
+    if !state
+        .config
+        .audiences
+        .iter()
+        .any(|a| a.trim_end_matches('/') == text("aud").trim_end_matches('/'))
+    {
         return Err(("invalid_grant", "audience is invalid"));
     }
     if !text("sub").eq_ignore_ascii_case(&state.config.username) {
@@ -270,7 +301,9 @@ fn verify_assertion(state: &State, assertion: &str) -> Result<(), (&'static str,
 fn mint_token(org_id: &SalesforceId) -> String {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._";
     let mut rng = rand::thread_rng();
-    let tail: String = (0..96).map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char).collect();
+    let tail: String = (0..96)
+        .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
+        .collect();
     format!("{}!{tail}", &org_id.as_str()[..15])
 }
 
@@ -281,7 +314,11 @@ fn rest_error(status: StatusCode, code: &str, message: &str) -> HttpResponse {
 }
 
 async fn not_found() -> HttpResponse {
-    rest_error(StatusCode::NOT_FOUND, "NOT_FOUND", "The requested resource does not exist")
+    rest_error(
+        StatusCode::NOT_FOUND,
+        "NOT_FOUND",
+        "The requested resource does not exist",
+    )
 }
 
 const VERSIONS: [&str; 6] = ["58.0", "59.0", "60.0", "61.0", "62.0", "64.0"];
@@ -296,29 +333,47 @@ async fn versions(state: web::Data<State>) -> HttpResponse {
 }
 
 /// Checks the bearer token and the API version, and counts the call against the limit.
-fn authorise(state: &State, req: &HttpRequest, version: &str) -> Result<u64, HttpResponse> {
+fn authorise(state: &State, req: &HttpRequest, version: &str) -> Result<u64, Box<HttpResponse>> {
     let token = req
         .headers()
         .get("Authorization")
         .and_then(|h| h.to_str().ok())
-        .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("OAuth ")))
+        .and_then(|h| {
+            h.strip_prefix("Bearer ")
+                .or_else(|| h.strip_prefix("OAuth "))
+        })
         .unwrap_or("");
     if !lock(&state.sessions).contains_key(token) {
-        return Err(rest_error(StatusCode::UNAUTHORIZED, "INVALID_SESSION_ID", "Session expired or invalid"));
+        return Err(Box::new(rest_error(
+            StatusCode::UNAUTHORIZED,
+            "INVALID_SESSION_ID",
+            "Session expired or invalid",
+        )));
     }
     if !VERSIONS.contains(&version) {
-        return Err(rest_error(StatusCode::NOT_FOUND, "NOT_FOUND", "The requested resource does not exist"));
+        return Err(Box::new(rest_error(
+            StatusCode::NOT_FOUND,
+            "NOT_FOUND",
+            "The requested resource does not exist",
+        )));
     }
     let mut usage = lock(&state.api_usage);
     *usage += 1;
     if *usage > state.config.api_request_limit {
-        return Err(rest_error(StatusCode::FORBIDDEN, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded."));
+        return Err(Box::new(rest_error(
+            StatusCode::FORBIDDEN,
+            "REQUEST_LIMIT_EXCEEDED",
+            "TotalRequests Limit exceeded.",
+        )));
     }
     Ok(*usage)
 }
 
 fn limit_header(state: &State, used: u64) -> (&'static str, String) {
-    ("Sforce-Limit-Info", format!("api-usage={used}/{}", state.config.api_request_limit))
+    (
+        "Sforce-Limit-Info",
+        format!("api-usage={used}/{}", state.config.api_request_limit),
+    )
 }
 
 /// `Sforce-Query-Options: batchSize=N` (200..2000) is a hint; out-of-range values are ignored.
@@ -326,7 +381,10 @@ fn batch_size(state: &State, req: &HttpRequest) -> usize {
     req.headers()
         .get("Sforce-Query-Options")
         .and_then(|h| h.to_str().ok())
-        .and_then(|h| h.split(',').find_map(|p| p.trim().strip_prefix("batchSize=")))
+        .and_then(|h| {
+            h.split(',')
+                .find_map(|p| p.trim().strip_prefix("batchSize="))
+        })
         .and_then(|n| n.parse::<usize>().ok())
         .filter(|n| (200..=2000).contains(n))
         .unwrap_or(state.config.batch_size)
@@ -346,29 +404,54 @@ async fn query(
     let version = path.into_inner();
     let used = match authorise(&state, &req, &version) {
         Ok(u) => u,
-        Err(resp) => return resp,
+        Err(resp) => return *resp,
     };
     let Some(q) = params.q.as_deref() else {
-        return rest_error(StatusCode::BAD_REQUEST, "MALFORMED_QUERY", "A query string must be provided.");
+        return rest_error(
+            StatusCode::BAD_REQUEST,
+            "MALFORMED_QUERY",
+            "A query string must be provided.",
+        );
     };
     let result = match soql::execute(&state.org, q) {
         Ok(r) => r,
         Err(e) => return rest_error(StatusCode::BAD_REQUEST, e.code, &e.message),
     };
-    let cursor = Cursor { object: result.object, version, rows: result.rows, batch: batch_size(&state, &req) };
+    let cursor = Cursor {
+        object: result.object,
+        version,
+        rows: result.rows,
+        batch: batch_size(&state, &req),
+    };
     page(&state, cursor, 0, used)
 }
 
-async fn query_more(state: web::Data<State>, req: HttpRequest, path: web::Path<(String, String)>) -> HttpResponse {
+async fn query_more(
+    state: web::Data<State>,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+) -> HttpResponse {
     let (version, locator) = path.into_inner();
     let used = match authorise(&state, &req, &version) {
         Ok(u) => u,
-        Err(resp) => return resp,
+        Err(resp) => return *resp,
     };
-    let invalid = || rest_error(StatusCode::BAD_REQUEST, "INVALID_QUERY_LOCATOR", "invalid query locator");
-    let Some((id, offset)) = locator.rsplit_once('-') else { return invalid() };
-    let Ok(offset) = offset.parse::<usize>() else { return invalid() };
-    let Some(cursor) = lock(&state.cursors).remove(id) else { return invalid() };
+    let invalid = || {
+        rest_error(
+            StatusCode::BAD_REQUEST,
+            "INVALID_QUERY_LOCATOR",
+            "invalid query locator",
+        )
+    };
+    let Some((id, offset)) = locator.rsplit_once('-') else {
+        return invalid();
+    };
+    let Ok(offset) = offset.parse::<usize>() else {
+        return invalid();
+    };
+    let Some(cursor) = lock(&state.cursors).remove(id) else {
+        return invalid();
+    };
     if cursor.version != version {
         return invalid();
     }
@@ -396,8 +479,14 @@ fn page(state: &State, cursor: Cursor, offset: usize, used: u64) -> HttpResponse
     let mut body = json!({"totalSize": total, "done": end >= total, "records": records});
     if end < total {
         let id = lock(&state.cursors).len();
-        let locator_id = format!("01g{}", &SalesforceId::from_parts("01g", "5g", id as u64 + rand::random::<u32>() as u64).as_str()[3..15]);
-        body["nextRecordsUrl"] = Value::from(format!("/services/data/v{version}/query/{locator_id}-{end}"));
+        let locator_id = format!(
+            "01g{}",
+            &SalesforceId::from_parts("01g", "5g", id as u64 + rand::random::<u32>() as u64)
+                .as_str()[3..15]
+        );
+        body["nextRecordsUrl"] = Value::from(format!(
+            "/services/data/v{version}/query/{locator_id}-{end}"
+        ));
         lock(&state.cursors).insert(locator_id, cursor);
     }
     HttpResponse::Ok()

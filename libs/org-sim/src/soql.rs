@@ -25,7 +25,10 @@ pub struct SoqlError {
 }
 
 fn malformed(message: impl Into<String>) -> SoqlError {
-    SoqlError { code: "MALFORMED_QUERY", message: message.into() }
+    SoqlError {
+        code: "MALFORMED_QUERY",
+        message: message.into(),
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -78,7 +81,11 @@ fn tokenize(q: &str) -> Result<Vec<Spanned>, SoqlError> {
         } else if "=<>!".contains(c) {
             let start = i;
             let two = q.get(i..i + 2).unwrap_or("");
-            let op = if ["<=", ">=", "!=", "<>"].contains(&two) { two } else { &q[i..i + 1] };
+            let op = if ["<=", ">=", "!=", "<>"].contains(&two) {
+                two
+            } else {
+                &q[i..i + 1]
+            };
             if op == "!" {
                 return Err(malformed(format!("unexpected token: '{op}'")));
             }
@@ -86,7 +93,10 @@ fn tokenize(q: &str) -> Result<Vec<Spanned>, SoqlError> {
             i += op.len();
         } else if c.is_ascii_alphanumeric() || "_.-+:".contains(c) {
             let start = i;
-            while i < bytes.len() && ((bytes[i] as char).is_ascii_alphanumeric() || "_.-+:".contains(bytes[i] as char)) {
+            while i < bytes.len()
+                && ((bytes[i] as char).is_ascii_alphanumeric()
+                    || "_.-+:".contains(bytes[i] as char))
+            {
                 i += 1;
             }
             out.push((Token::Word(q[start..i].to_owned()), start));
@@ -175,7 +185,10 @@ const RESERVED: [&str; 6] = ["FROM", "WHERE", "ORDER", "LIMIT", "AND", "SELECT"]
 
 /// Parses a query.
 pub fn parse(q: &str) -> Result<Query, SoqlError> {
-    let mut p = Parser { tokens: tokenize(q)?, pos: 0 };
+    let mut p = Parser {
+        tokens: tokenize(q)?,
+        pos: 0,
+    };
     p.expect_keyword("SELECT")?;
     let mut fields = Vec::new();
     loop {
@@ -228,12 +241,21 @@ pub fn parse(q: &str) -> Result<Query, SoqlError> {
     let mut limit = None;
     if p.keyword("LIMIT") {
         let (n, _) = p.word()?;
-        limit = Some(n.parse().map_err(|_| malformed(format!("unexpected token: '{n}'")))?);
+        limit = Some(
+            n.parse()
+                .map_err(|_| malformed(format!("unexpected token: '{n}'")))?,
+        );
     }
     if let Some(t) = p.peek() {
         return Err(malformed(format!("unexpected token: {}", show(t))));
     }
-    Ok(Query { fields, object, conditions, order_by, limit })
+    Ok(Query {
+        fields,
+        object,
+        conditions,
+        order_by,
+        limit,
+    })
 }
 
 /// The `INVALID_FIELD` message with Salesforce's caret diagram.
@@ -269,9 +291,13 @@ pub fn execute(org: &OrgData, q: &str) -> Result<QueryResult, SoqlError> {
         });
     };
     let resolve = |(name, at): &(String, usize)| {
-        object.field(name).map(|f| (f.name, f.kind)).ok_or_else(|| invalid_field(q, name, *at, object.name))
+        object
+            .field(name)
+            .map(|f| (f.name, f.kind))
+            .ok_or_else(|| invalid_field(q, name, *at, object.name))
     };
-    let selected: Vec<(&'static str, FieldType)> = query.fields.iter().map(resolve).collect::<Result<_, _>>()?;
+    let selected: Vec<(&'static str, FieldType)> =
+        query.fields.iter().map(resolve).collect::<Result<_, _>>()?;
     let mut conditions = Vec::new();
     for c in &query.conditions {
         let (name, kind) = resolve(&c.field)?;
@@ -284,31 +310,55 @@ pub fn execute(org: &OrgData, q: &str) -> Result<QueryResult, SoqlError> {
     let mut rows: Vec<&Map<String, Value>> = object
         .rows
         .iter()
-        .filter(|r| conditions.iter().all(|(name, kind, op, lit)| matches(r.get(*name), *kind, op, lit)))
+        .filter(|r| {
+            conditions
+                .iter()
+                .all(|(name, kind, op, lit)| matches(r.get(*name), *kind, op, lit))
+        })
         .collect();
     if let Some(((name, kind), desc)) = order {
         rows.sort_by(|a, b| {
-            let o = compare(a.get(name).unwrap_or(&Value::Null), b.get(name).unwrap_or(&Value::Null), kind);
+            let o = compare(
+                a.get(name).unwrap_or(&Value::Null),
+                b.get(name).unwrap_or(&Value::Null),
+                kind,
+            );
             if desc { o.reverse() } else { o }
         });
     }
     if let Some(limit) = query.limit {
         rows.truncate(limit);
     }
-    Ok(QueryResult { object: object.name, rows: rows.into_iter().map(|r| project(r, &selected)).collect() })
+    Ok(QueryResult {
+        object: object.name,
+        rows: rows.into_iter().map(|r| project(r, &selected)).collect(),
+    })
 }
 
 fn project(row: &Map<String, Value>, fields: &[(&'static str, FieldType)]) -> Map<String, Value> {
-    fields.iter().map(|(name, _)| ((*name).to_owned(), row.get(*name).cloned().unwrap_or(Value::Null))).collect()
+    fields
+        .iter()
+        .map(|(name, _)| {
+            (
+                (*name).to_owned(),
+                row.get(*name).cloned().unwrap_or(Value::Null),
+            )
+        })
+        .collect()
 }
 
 fn literal_value(lit: &Literal, kind: FieldType) -> Result<Value, SoqlError> {
-    let bad = |w: &str| malformed(format!("value of filter criterion for field is not of the right type: {w}"));
+    let bad = |w: &str| {
+        malformed(format!(
+            "value of filter criterion for field is not of the right type: {w}"
+        ))
+    };
     match (lit, kind) {
         (Literal::Word(w), _) if w.eq_ignore_ascii_case("null") => Ok(Value::Null),
-        (Literal::Str(s), FieldType::Id | FieldType::Reference | FieldType::String | FieldType::TextArea) => {
-            Ok(Value::from(s.as_str()))
-        }
+        (
+            Literal::Str(s),
+            FieldType::Id | FieldType::Reference | FieldType::String | FieldType::TextArea,
+        ) => Ok(Value::from(s.as_str())),
         (Literal::Word(w), FieldType::Boolean) => match w.to_ascii_lowercase().as_str() {
             "true" => Ok(Value::from(true)),
             "false" => Ok(Value::from(false)),
@@ -318,7 +368,9 @@ fn literal_value(lit: &Literal, kind: FieldType) -> Result<Value, SoqlError> {
             w.parse::<f64>().map(Value::from).map_err(|_| bad(w))
         }
         (Literal::Word(w), FieldType::Date) if w.len() == 10 => Ok(Value::from(w.as_str())),
-        (Literal::Word(w), FieldType::DateTime) if parse_dt(w).is_some() => Ok(Value::from(w.as_str())),
+        (Literal::Word(w), FieldType::DateTime) if parse_dt(w).is_some() => {
+            Ok(Value::from(w.as_str()))
+        }
         (Literal::Str(s), _) | (Literal::Word(s), _) => Err(bad(s)),
     }
 }
@@ -337,10 +389,14 @@ fn compare(a: &Value, b: &Value, kind: FieldType) -> Ordering {
         (Value::Null, _) => Ordering::Less,
         (_, Value::Null) => Ordering::Greater,
         _ => match kind {
-            FieldType::Double | FieldType::Currency => {
-                a.as_f64().unwrap_or(0.0).partial_cmp(&b.as_f64().unwrap_or(0.0)).unwrap_or(Ordering::Equal)
+            FieldType::Double | FieldType::Currency => a
+                .as_f64()
+                .unwrap_or(0.0)
+                .partial_cmp(&b.as_f64().unwrap_or(0.0))
+                .unwrap_or(Ordering::Equal),
+            FieldType::DateTime => {
+                parse_dt(a.as_str().unwrap_or("")).cmp(&parse_dt(b.as_str().unwrap_or("")))
             }
-            FieldType::DateTime => parse_dt(a.as_str().unwrap_or("")).cmp(&parse_dt(b.as_str().unwrap_or(""))),
             FieldType::Boolean => a.as_bool().cmp(&b.as_bool()),
             _ => a.as_str().unwrap_or("").cmp(b.as_str().unwrap_or("")),
         },
@@ -377,8 +433,15 @@ mod tests {
             .expect("runs");
         assert_eq!(r.object, "Order");
         assert_eq!(r.rows.len(), 5);
-        let totals: Vec<f64> = r.rows.iter().map(|row| row["TotalAmount"].as_f64().expect("n")).collect();
-        assert!(totals.windows(2).all(|w| w[0] >= w[1]) && totals[4] > 1000.0, "{totals:?}");
+        let totals: Vec<f64> = r
+            .rows
+            .iter()
+            .map(|row| row["TotalAmount"].as_f64().expect("n"))
+            .collect();
+        assert!(
+            totals.windows(2).all(|w| w[0] >= w[1]) && totals[4] > 1000.0,
+            "{totals:?}"
+        );
         // SELECT order is kept, nothing else is returned.
         assert_eq!(r.rows[0].keys().collect::<Vec<_>>(), ["Id", "TotalAmount"]);
     }
@@ -386,15 +449,36 @@ mod tests {
     #[test]
     fn filters_on_dates_datetimes_and_nulls() {
         let org = org();
-        let all = execute(&org, "select id from order").expect("lower-case keywords").rows.len();
-        let late = execute(&org, "SELECT Id FROM Order WHERE EffectiveDate >= 2011-09-01").expect("date").rows.len();
-        let by_dt =
-            execute(&org, "SELECT Id FROM Order WHERE CreatedDate >= 2011-09-01T00:00:00Z").expect("datetime").rows.len();
+        let all = execute(&org, "select id from order")
+            .expect("lower-case keywords")
+            .rows
+            .len();
+        let late = execute(
+            &org,
+            "SELECT Id FROM Order WHERE EffectiveDate >= 2011-09-01",
+        )
+        .expect("date")
+        .rows
+        .len();
+        let by_dt = execute(
+            &org,
+            "SELECT Id FROM Order WHERE CreatedDate >= 2011-09-01T00:00:00Z",
+        )
+        .expect("datetime")
+        .rows
+        .len();
         assert!(late > 0 && late < all);
         assert_eq!(late, by_dt);
-        let unscored = execute(&org, "SELECT Id FROM Account WHERE Churn_Score__c = null").expect("null").rows.len();
+        let unscored = execute(&org, "SELECT Id FROM Account WHERE Churn_Score__c = null")
+            .expect("null")
+            .rows
+            .len();
         assert_eq!(unscored, org.counts()["Account"]);
-        let one = execute(&org, "SELECT Id, Name FROM Account WHERE AccountNumber = '12347'").expect("string");
+        let one = execute(
+            &org,
+            "SELECT Id, Name FROM Account WHERE AccountNumber = '12347'",
+        )
+        .expect("string");
         assert!(one.rows.len() <= 1);
     }
 
@@ -403,14 +487,41 @@ mod tests {
         let org = org();
         let e = execute(&org, "SELECT Id, Nmae FROM Account").expect_err("bad field");
         assert_eq!(e.code, "INVALID_FIELD");
-        assert!(e.message.contains("No such column 'Nmae' on entity 'Account'"), "{}", e.message);
-        assert!(e.message.contains("\n           ^\nERROR at Row:1:Column:12"), "{}", e.message);
-        assert_eq!(execute(&org, "SELECT Id FROM Widget").expect_err("type").code, "INVALID_TYPE");
-        for bad in ["SELECT FROM Account", "SELECT Id Account", "SELECT Id FROM Account WHERE", "DELETE Account", "SELECT Id FROM Account LIMIT x"] {
-            assert_eq!(execute(&org, bad).expect_err(bad).code, "MALFORMED_QUERY", "{bad}");
+        assert!(
+            e.message
+                .contains("No such column 'Nmae' on entity 'Account'"),
+            "{}",
+            e.message
+        );
+        assert!(
+            e.message
+                .contains("\n           ^\nERROR at Row:1:Column:12"),
+            "{}",
+            e.message
+        );
+        assert_eq!(
+            execute(&org, "SELECT Id FROM Widget")
+                .expect_err("type")
+                .code,
+            "INVALID_TYPE"
+        );
+        for bad in [
+            "SELECT FROM Account",
+            "SELECT Id Account",
+            "SELECT Id FROM Account WHERE",
+            "DELETE Account",
+            "SELECT Id FROM Account LIMIT x",
+        ] {
+            assert_eq!(
+                execute(&org, bad).expect_err(bad).code,
+                "MALFORMED_QUERY",
+                "{bad}"
+            );
         }
         assert_eq!(
-            execute(&org, "SELECT Id FROM Order WHERE TotalAmount > 'abc'").expect_err("type mismatch").code,
+            execute(&org, "SELECT Id FROM Order WHERE TotalAmount > 'abc'")
+                .expect_err("type mismatch")
+                .code,
             "MALFORMED_QUERY"
         );
     }

@@ -96,7 +96,10 @@ struct Claims<'a> {
 }
 
 /// Signs the RS256 assertion for the JWT bearer flow.
-pub fn sign_assertion(config: &JwtBearerConfig, clock: &SharedClock) -> Result<String, SalesforceError> {
+pub fn sign_assertion(
+    config: &JwtBearerConfig,
+    clock: &SharedClock,
+) -> Result<String, SalesforceError> {
     let now = clock.now().timestamp();
     let claims = Claims {
         iss: &config.client_id,
@@ -108,7 +111,8 @@ pub fn sign_assertion(config: &JwtBearerConfig, clock: &SharedClock) -> Result<S
     // The key error never contains key material, only its kind.
     let key = EncodingKey::from_rsa_pem(config.private_key_pem.expose_secret().as_bytes())
         .map_err(|e| SalesforceError::Signing(e.to_string()))?;
-    jsonwebtoken::encode(&Header::new(Algorithm::RS256), &claims, &key).map_err(|e| SalesforceError::Signing(e.to_string()))
+    jsonwebtoken::encode(&Header::new(Algorithm::RS256), &claims, &key)
+        .map_err(|e| SalesforceError::Signing(e.to_string()))
 }
 
 /// Logs in with the JWT bearer flow.
@@ -118,10 +122,16 @@ pub async fn jwt_bearer_login(
     clock: &SharedClock,
 ) -> Result<AccessToken, SalesforceError> {
     let assertion = sign_assertion(config, clock)?;
-    let url = format!("{}/services/oauth2/token", config.login_url.trim_end_matches('/'));
+    let url = format!(
+        "{}/services/oauth2/token",
+        config.login_url.trim_end_matches('/')
+    );
     let resp = http
         .post(url)
-        .form(&[("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"), ("assertion", assertion.as_str())])
+        .form(&[
+            ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
+            ("assertion", assertion.as_str()),
+        ])
         .send()
         .await?;
     read_token_response(resp).await
@@ -139,10 +149,19 @@ pub fn parse_token_body(status: u16, body: &str) -> Result<AccessToken, Salesfor
     if (200..300).contains(&status) {
         return serde_json::from_str::<TokenResponse>(body)
             .map(AccessToken::from)
-            .map_err(|e| SalesforceError::Unexpected { status, detail: format!("token body: {e}") });
+            .map_err(|e| SalesforceError::Unexpected {
+                status,
+                detail: format!("token body: {e}"),
+            });
     }
     match serde_json::from_str::<OAuthError>(body) {
-        Ok(err) => Err(SalesforceError::Auth { error: err.error, description: err.error_description }),
-        Err(_) => Err(SalesforceError::Unexpected { status, detail: body.chars().take(200).collect() }),
+        Ok(err) => Err(SalesforceError::Auth {
+            error: err.error,
+            description: err.error_description,
+        }),
+        Err(_) => Err(SalesforceError::Unexpected {
+            status,
+            detail: body.chars().take(200).collect(),
+        }),
     }
 }

@@ -34,8 +34,19 @@ pub struct SalesforceClient {
 
 impl SalesforceClient {
     /// A client that logs in lazily, on its first call.
-    pub fn new(http: reqwest::Client, auth: JwtBearerConfig, clock: SharedClock, api_version: &str) -> Self {
-        Self { http, auth, clock, api_version: api_version.trim_start_matches('v').to_owned(), token: RwLock::new(None) }
+    pub fn new(
+        http: reqwest::Client,
+        auth: JwtBearerConfig,
+        clock: SharedClock,
+        api_version: &str,
+    ) -> Self {
+        Self {
+            http,
+            auth,
+            clock,
+            api_version: api_version.trim_start_matches('v').to_owned(),
+            token: RwLock::new(None),
+        }
     }
 
     /// Logs in now (also used to check the configuration at start-up).
@@ -68,8 +79,10 @@ impl SalesforceClient {
             let status = resp.status().as_u16();
             let body = resp.text().await?;
             if (200..300).contains(&status) {
-                return serde_json::from_str(&body)
-                    .map_err(|e| SalesforceError::Unexpected { status, detail: e.to_string() });
+                return serde_json::from_str(&body).map_err(|e| SalesforceError::Unexpected {
+                    status,
+                    detail: e.to_string(),
+                });
             }
             let err = rest_error(status, &body);
             let session_expired = matches!(&err, SalesforceError::Api { error_code, .. } if error_code == "INVALID_SESSION_ID");
@@ -80,7 +93,10 @@ impl SalesforceClient {
             }
             return Err(err);
         }
-        Err(SalesforceError::Unexpected { status: 401, detail: "session invalid after re-authentication".into() })
+        Err(SalesforceError::Unexpected {
+            status: 401,
+            detail: "session invalid after re-authentication".into(),
+        })
     }
 
     /// Runs a SOQL query and follows every `nextRecordsUrl` until `done`.
@@ -91,12 +107,21 @@ impl SalesforceClient {
         let mut pages = 0;
         loop {
             let value = self.get_json(&path).await?;
-            let page: QueryPage = serde_json::from_value(value)
-                .map_err(|e| SalesforceError::Unexpected { status: 200, detail: format!("query page: {e}") })?;
+            let page: QueryPage =
+                serde_json::from_value(value).map_err(|e| SalesforceError::Unexpected {
+                    status: 200,
+                    detail: format!("query page: {e}"),
+                })?;
             pages += 1;
             records.extend(page.records);
             match (page.done, page.next_records_url) {
-                (true, _) => return Ok(QueryOutcome { records, total_size: page.total_size, pages }),
+                (true, _) => {
+                    return Ok(QueryOutcome {
+                        records,
+                        total_size: page.total_size,
+                        pages,
+                    });
+                }
                 (false, Some(next)) => path = next,
                 (false, None) => {
                     return Err(SalesforceError::Unexpected {
@@ -114,8 +139,15 @@ pub fn rest_error(status: u16, body: &str) -> SalesforceError {
     match serde_json::from_str::<Vec<RestError>>(body) {
         Ok(errors) if !errors.is_empty() => {
             let first = &errors[0];
-            SalesforceError::Api { status, error_code: first.error_code.clone(), message: first.message.clone() }
+            SalesforceError::Api {
+                status,
+                error_code: first.error_code.clone(),
+                message: first.message.clone(),
+            }
         }
-        _ => SalesforceError::Unexpected { status, detail: body.chars().take(200).collect() },
+        _ => SalesforceError::Unexpected {
+            status,
+            detail: body.chars().take(200).collect(),
+        },
     }
 }

@@ -26,7 +26,11 @@ pub enum SalesforceError {
     Auth { error: String, description: String },
     /// A REST call returned an error array (`[{"message","errorCode"}]`).
     #[error("Salesforce answered {status}: {error_code}: {message}")]
-    Api { status: u16, error_code: String, message: String },
+    Api {
+        status: u16,
+        error_code: String,
+        message: String,
+    },
     /// The body was not what Salesforce sends.
     #[error("unexpected response from Salesforce ({status}): {detail}")]
     Unexpected { status: u16, detail: String },

@@ -71,7 +71,9 @@ pub fn parse_datetime(raw: &str) -> Option<DateTime<Utc>> {
     if let Ok(dt) = DateTime::parse_from_rfc3339(raw) {
         return Some(dt.with_timezone(&Utc));
     }
-    DateTime::parse_from_str(raw, "%Y-%m-%dT%H:%M:%S%.f%z").ok().map(|dt| dt.with_timezone(&Utc))
+    DateTime::parse_from_str(raw, "%Y-%m-%dT%H:%M:%S%.f%z")
+        .ok()
+        .map(|dt| dt.with_timezone(&Utc))
 }
 
 /// Formats a datetime the way Salesforce does: milliseconds and a `+0000` offset.
@@ -93,10 +95,15 @@ pub struct Record<'a>(pub &'a Map<String, Value>);
 
 impl<'a> Record<'a> {
     fn err(field: &str, problem: impl Into<String>) -> FieldError {
-        FieldError { field: field.to_owned(), problem: problem.into() }
+        FieldError {
+            field: field.to_owned(),
+            problem: problem.into(),
+        }
     }
     fn get(&self, field: &str) -> Result<&'a Value, FieldError> {
-        self.0.get(field).ok_or_else(|| Self::err(field, "missing from the record"))
+        self.0
+            .get(field)
+            .ok_or_else(|| Self::err(field, "missing from the record"))
     }
     /// A string field that may be null.
     pub fn opt_str(&self, field: &str) -> Result<Option<String>, FieldError> {
@@ -108,20 +115,25 @@ impl<'a> Record<'a> {
     }
     /// A string field that must not be null.
     pub fn str(&self, field: &str) -> Result<String, FieldError> {
-        self.opt_str(field)?.ok_or_else(|| Self::err(field, "is null"))
+        self.opt_str(field)?
+            .ok_or_else(|| Self::err(field, "is null"))
     }
     /// A number field that may be null (numbers are JSON numbers; DECIMAL may be a string).
     pub fn opt_f64(&self, field: &str) -> Result<Option<f64>, FieldError> {
         match self.get(field)? {
             Value::Null => Ok(None),
             Value::Number(n) => Ok(n.as_f64()),
-            Value::String(s) => s.parse().map(Some).map_err(|_| Self::err(field, "not a number")),
+            Value::String(s) => s
+                .parse()
+                .map(Some)
+                .map_err(|_| Self::err(field, "not a number")),
             other => Err(Self::err(field, format!("expected a number, got {other}"))),
         }
     }
     /// A number field that must not be null.
     pub fn f64(&self, field: &str) -> Result<f64, FieldError> {
-        self.opt_f64(field)?.ok_or_else(|| Self::err(field, "is null"))
+        self.opt_f64(field)?
+            .ok_or_else(|| Self::err(field, "is null"))
     }
     /// A datetime field that must not be null.
     pub fn datetime(&self, field: &str) -> Result<DateTime<Utc>, FieldError> {
@@ -131,11 +143,13 @@ impl<'a> Record<'a> {
     /// A date field (`YYYY-MM-DD`) that must not be null.
     pub fn date(&self, field: &str) -> Result<NaiveDate, FieldError> {
         let raw = self.str(field)?;
-        NaiveDate::parse_from_str(&raw, "%Y-%m-%d").map_err(|_| Self::err(field, format!("not a date: {raw}")))
+        NaiveDate::parse_from_str(&raw, "%Y-%m-%d")
+            .map_err(|_| Self::err(field, format!("not a date: {raw}")))
     }
     /// The `attributes` of the record.
     pub fn attributes(&self) -> Result<Attributes, FieldError> {
-        serde_json::from_value(self.get("attributes")?.clone()).map_err(|e| Self::err("attributes", e.to_string()))
+        serde_json::from_value(self.get("attributes")?.clone())
+            .map_err(|e| Self::err("attributes", e.to_string()))
     }
 }
 
@@ -146,8 +160,15 @@ mod tests {
 
     #[test]
     fn datetimes_in_every_offset_form() {
-        let want = Utc.with_ymd_and_hms(2011, 7, 7, 0, 37, 0).single().expect("valid");
-        for raw in ["2011-07-07T00:37:00.000+0000", "2011-07-07T00:37:00.000+00:00", "2011-07-07T00:37:00Z"] {
+        let want = Utc
+            .with_ymd_and_hms(2011, 7, 7, 0, 37, 0)
+            .single()
+            .expect("valid");
+        for raw in [
+            "2011-07-07T00:37:00.000+0000",
+            "2011-07-07T00:37:00.000+00:00",
+            "2011-07-07T00:37:00Z",
+        ] {
             assert_eq!(parse_datetime(raw), Some(want), "{raw}");
         }
         assert_eq!(parse_datetime("2011-07-07T02:37:00.000+0200"), Some(want));

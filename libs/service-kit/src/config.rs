@@ -20,7 +20,10 @@ pub fn load<T: DeserializeOwned>(prefix: &str, file: Option<&Path>) -> Result<T,
         builder = builder.add_source(config::File::from(file).required(true));
     }
     builder = builder.add_source(
-        config::Environment::with_prefix(prefix).prefix_separator("__").separator("__").try_parsing(true),
+        config::Environment::with_prefix(prefix)
+            .prefix_separator("__")
+            .separator("__")
+            .try_parsing(true),
     );
     Ok(builder.build()?.try_deserialize()?)
 }

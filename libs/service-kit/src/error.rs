@@ -21,7 +21,11 @@ pub struct ApiError {
 impl ApiError {
     /// An error with an explicit status and code.
     pub fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into() }
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
     }
     /// 400 with the given code.
     pub fn bad_request(code: ErrorCode, message: impl Into<String>) -> Self {
@@ -38,12 +42,20 @@ impl ApiError {
     /// 502 `upstream_unavailable`: a service we call failed.
     pub fn upstream(what: &str, err: impl fmt::Display) -> Self {
         tracing::warn!(upstream = what, error = %err, "Upstream call failed.");
-        Self::new(StatusCode::BAD_GATEWAY, ErrorCode::UpstreamUnavailable, format!("{what} is unavailable"))
+        Self::new(
+            StatusCode::BAD_GATEWAY,
+            ErrorCode::UpstreamUnavailable,
+            format!("{what} is unavailable"),
+        )
     }
     /// 500 `internal`; the detail is logged, not returned.
     pub fn internal(context: &str, err: impl fmt::Display) -> Self {
         tracing::error!(context, error = %err, "Internal error.");
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal, "internal error; see the server log")
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::Internal,
+            "internal error; see the server log",
+        )
     }
     /// The stable code.
     pub fn code(&self) -> ErrorCode {
@@ -66,33 +78,42 @@ impl ResponseError for ApiError {
         self.status
     }
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.status).json(ErrorBody { code: self.code, message: self.message.clone() })
+        HttpResponse::build(self.status).json(ErrorBody {
+            code: self.code,
+            message: self.message.clone(),
+        })
     }
 }
 
 /// JSON body extractor settings: malformed or mistyped bodies become `400 invalid_json` with
 /// serde's description of what was wrong, and bodies are capped at `limit` bytes.
 pub fn json_config(limit: usize) -> actix_web::web::JsonConfig {
-    actix_web::web::JsonConfig::default().limit(limit).error_handler(|err, _req| {
-        ApiError::bad_request(ErrorCode::InvalidJson, err.to_string()).into()
-    })
+    actix_web::web::JsonConfig::default()
+        .limit(limit)
+        .error_handler(|err, _req| {
+            ApiError::bad_request(ErrorCode::InvalidJson, err.to_string()).into()
+        })
 }
 
 /// Query-string extractor settings: `400 invalid_parameter`.
 pub fn query_config() -> actix_web::web::QueryConfig {
-    actix_web::web::QueryConfig::default()
-        .error_handler(|err, _req| ApiError::bad_request(ErrorCode::InvalidParameter, err.to_string()).into())
+    actix_web::web::QueryConfig::default().error_handler(|err, _req| {
+        ApiError::bad_request(ErrorCode::InvalidParameter, err.to_string()).into()
+    })
 }
 
 /// Path extractor settings: `400 invalid_parameter`.
 pub fn path_config() -> actix_web::web::PathConfig {
-    actix_web::web::PathConfig::default()
-        .error_handler(|err, _req| ApiError::bad_request(ErrorCode::InvalidParameter, err.to_string()).into())
+    actix_web::web::PathConfig::default().error_handler(|err, _req| {
+        ApiError::bad_request(ErrorCode::InvalidParameter, err.to_string()).into()
+    })
 }
 
 /// Registers the three extractor configurations on an app or scope.
 pub fn configure_extractors(cfg: &mut actix_web::web::ServiceConfig, json_limit: usize) {
-    cfg.app_data(json_config(json_limit)).app_data(query_config()).app_data(path_config());
+    cfg.app_data(json_config(json_limit))
+        .app_data(query_config())
+        .app_data(path_config());
 }
 
 /// A handler for unknown routes: `404 not_found` in the usual body.

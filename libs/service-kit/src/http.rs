@@ -26,7 +26,11 @@ pub enum UpstreamError {
     Transport(#[from] reqwest::Error),
     /// The service answered with an error body.
     #[error("{status}: {code}: {message}")]
-    Api { status: u16, code: String, message: String },
+    Api {
+        status: u16,
+        code: String,
+        message: String,
+    },
 }
 
 impl UpstreamError {
@@ -50,5 +54,9 @@ pub async fn read_json<T: DeserializeOwned>(resp: reqwest::Response) -> Result<T
         Ok(body) => (body.code.as_str().to_owned(), body.message),
         Err(_) => ("unknown".to_owned(), text.chars().take(200).collect()),
     };
-    Err(UpstreamError::Api { status: status.as_u16(), code, message })
+    Err(UpstreamError::Api {
+        status: status.as_u16(),
+        code,
+        message,
+    })
 }

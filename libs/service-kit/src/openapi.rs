@@ -18,10 +18,13 @@ pub fn to_committed_json(spec: &utoipa::openapi::OpenApi) -> String {
 /// Fails (panics, for tests) when `openapi/<name>.json` at the workspace root differs from
 /// `spec`; rewrites it instead when `UPDATE_OPENAPI=1`.
 pub fn assert_committed(spec: &utoipa::openapi::OpenApi, name: &str) {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../openapi").join(format!("{name}.json"));
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../openapi")
+        .join(format!("{name}.json"));
     let generated = to_committed_json(spec);
     if std::env::var("UPDATE_OPENAPI").is_ok_and(|v| v == "1") {
-        std::fs::write(&path, &generated).unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
+        std::fs::write(&path, &generated)
+            .unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
         return;
     }
     let committed = std::fs::read_to_string(&path).unwrap_or_default();

@@ -13,7 +13,10 @@ use crate::sync::{SyncError, full_sync};
 /// The OpenAPI description.
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Sextant connector", description = "Reads Salesforce through a connected app and feeds the feature store."),
+    info(
+        title = "Sextant connector",
+        description = "Reads Salesforce through a connected app and feeds the feature store."
+    ),
     paths(sync, healthz)
 )]
 struct ApiDoc;
@@ -37,13 +40,33 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 #[post("/v1/sync")]
 async fn sync(state: web::Data<AppState>) -> Result<web::Json<SyncReport>, ApiError> {
     let Ok(_running) = state.sync_lock.try_lock() else {
-        return Err(ApiError::new(StatusCode::CONFLICT, ErrorCode::SyncInProgress, "a sync is already running"));
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            ErrorCode::SyncInProgress,
+            "a sync is already running",
+        ));
     };
-    full_sync(&state.salesforce, &state.http, &state.feature_store_url, &state.clock).await.map(web::Json).map_err(|e| {
+    full_sync(
+        &state.salesforce,
+        &state.http,
+        &state.feature_store_url,
+        &state.clock,
+    )
+    .await
+    .map(web::Json)
+    .map_err(|e| {
         tracing::warn!(error = %e, "Sync failed.");
         match e {
-            SyncError::Salesforce(e) => ApiError::new(StatusCode::BAD_GATEWAY, ErrorCode::SalesforceError, e.to_string()),
-            SyncError::Mapping(e) => ApiError::new(StatusCode::BAD_GATEWAY, ErrorCode::SalesforceError, e.to_string()),
+            SyncError::Salesforce(e) => ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                ErrorCode::SalesforceError,
+                e.to_string(),
+            ),
+            SyncError::Mapping(e) => ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                ErrorCode::SalesforceError,
+                e.to_string(),
+            ),
             SyncError::FeatureStore(e) => ApiError::upstream("feature store", e),
         }
     })
@@ -53,5 +76,9 @@ async fn sync(state: web::Data<AppState>) -> Result<web::Json<SyncReport>, ApiEr
 #[utoipa::path(responses((status = 200, description = "Alive", body = Health)))]
 #[get("/healthz")]
 async fn healthz() -> web::Json<Health> {
-    web::Json(Health { status: "ok".into(), service: "connector".into(), version: env!("CARGO_PKG_VERSION").into() })
+    web::Json(Health {
+        status: "ok".into(),
+        service: "connector".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+    })
 }

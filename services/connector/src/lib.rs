@@ -77,7 +77,12 @@ fn default_feature_store_url() -> String {
 impl Settings {
     /// Settings with defaults for everything but the org.
     pub fn with_salesforce(salesforce: SalesforceSettings) -> Self {
-        Self { host: default_host(), port: default_port(), feature_store_url: default_feature_store_url(), salesforce }
+        Self {
+            host: default_host(),
+            port: default_port(),
+            feature_store_url: default_feature_store_url(),
+            salesforce,
+        }
     }
 }
 
@@ -87,7 +92,10 @@ impl Settings {
 pub enum StartError {
     /// The private key file could not be read (its content is never printed).
     #[error("reading the private key {path}: {source}")]
-    Key { path: PathBuf, source: std::io::Error },
+    Key {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     /// The port could not be bound.
     #[error("bind: {0}")]
     Bind(#[from] std::io::Error),
@@ -115,8 +123,11 @@ impl Application {
     /// Reads the key and binds the port; the first Salesforce login happens on the first sync.
     pub async fn build(settings: &Settings, clock: SharedClock) -> Result<Self, StartError> {
         let sf = &settings.salesforce;
-        let key = std::fs::read_to_string(&sf.private_key_path)
-            .map_err(|source| StartError::Key { path: sf.private_key_path.clone(), source })?;
+        let key =
+            std::fs::read_to_string(&sf.private_key_path).map_err(|source| StartError::Key {
+                path: sf.private_key_path.clone(),
+                source,
+            })?;
         let auth = JwtBearerConfig {
             login_url: sf.login_url.clone(),
             audience: sf.audience.clone().unwrap_or_else(|| sf.login_url.clone()),

@@ -3,17 +3,37 @@
 use serde_json::{Map, Value};
 use sextant_contracts::SalesforceId;
 use sextant_contracts::api::IngestBatch;
-use sextant_contracts::records::{AccountRecord, CaseRecord, ContactRecord, OrderItemRecord, OrderRecord, ProductRecord};
+use sextant_contracts::records::{
+    AccountRecord, CaseRecord, ContactRecord, OrderItemRecord, OrderRecord, ProductRecord,
+};
 use sextant_salesforce::wire::{FieldError, Record};
 
 /// The objects synced, in dependency order (parents before children), with their SOQL.
 pub const OBJECTS: [(&str, &str); 6] = [
-    ("Account", "SELECT Id, Name, BillingCountry, Industry, CreatedDate, LastModifiedDate FROM Account"),
-    ("Contact", "SELECT Id, AccountId, FirstName, LastName, Email, LastModifiedDate FROM Contact"),
-    ("Product2", "SELECT Id, Name, ProductCode, LastModifiedDate FROM Product2"),
-    ("Order", "SELECT Id, AccountId, EffectiveDate, Status, OrderNumber, LastModifiedDate FROM Order"),
-    ("OrderItem", "SELECT Id, OrderId, Product2Id, Quantity, UnitPrice, LastModifiedDate FROM OrderItem"),
-    ("Case", "SELECT Id, AccountId, Subject, Description, Status, CreatedDate, LastModifiedDate FROM Case"),
+    (
+        "Account",
+        "SELECT Id, Name, BillingCountry, Industry, CreatedDate, LastModifiedDate FROM Account",
+    ),
+    (
+        "Contact",
+        "SELECT Id, AccountId, FirstName, LastName, Email, LastModifiedDate FROM Contact",
+    ),
+    (
+        "Product2",
+        "SELECT Id, Name, ProductCode, LastModifiedDate FROM Product2",
+    ),
+    (
+        "Order",
+        "SELECT Id, AccountId, EffectiveDate, Status, OrderNumber, LastModifiedDate FROM Order",
+    ),
+    (
+        "OrderItem",
+        "SELECT Id, OrderId, Product2Id, Quantity, UnitPrice, LastModifiedDate FROM OrderItem",
+    ),
+    (
+        "Case",
+        "SELECT Id, AccountId, Subject, Description, Status, CreatedDate, LastModifiedDate FROM Case",
+    ),
 ];
 
 /// A record that could not be mapped.
@@ -27,12 +47,20 @@ pub struct MappingError {
 
 fn id(r: &Record<'_>, field: &str) -> Result<SalesforceId, FieldError> {
     let raw = r.str(field)?;
-    SalesforceId::parse(&raw).map_err(|e| FieldError { field: field.to_owned(), problem: e.to_string() })
+    SalesforceId::parse(&raw).map_err(|e| FieldError {
+        field: field.to_owned(),
+        problem: e.to_string(),
+    })
 }
 
 fn opt_id(r: &Record<'_>, field: &str) -> Result<Option<SalesforceId>, FieldError> {
     r.opt_str(field)?
-        .map(|raw| SalesforceId::parse(&raw).map_err(|e| FieldError { field: field.to_owned(), problem: e.to_string() }))
+        .map(|raw| {
+            SalesforceId::parse(&raw).map_err(|e| FieldError {
+                field: field.to_owned(),
+                problem: e.to_string(),
+            })
+        })
         .transpose()
 }
 
@@ -40,43 +68,61 @@ fn opt_id(r: &Record<'_>, field: &str) -> Result<Option<SalesforceId>, FieldErro
 pub fn to_batch(object: &str, records: &[Map<String, Value>]) -> Result<IngestBatch, MappingError> {
     let fail = |rec: &Map<String, Value>, e: FieldError| MappingError {
         object: object.to_owned(),
-        id: rec.get("Id").and_then(Value::as_str).unwrap_or("?").to_owned(),
+        id: rec
+            .get("Id")
+            .and_then(Value::as_str)
+            .unwrap_or("?")
+            .to_owned(),
         problem: e.to_string(),
     };
     macro_rules! map {
         ($variant:ident, $f:expr) => {
-            IngestBatch::$variant(records.iter().map(|rec| $f(Record(rec)).map_err(|e| fail(rec, e))).collect::<Result<_, _>>()?)
+            IngestBatch::$variant(
+                records
+                    .iter()
+                    .map(|rec| $f(Record(rec)).map_err(|e| fail(rec, e)))
+                    .collect::<Result<_, _>>()?,
+            )
         };
     }
     Ok(match object {
-        "Account" => map!(Account, |r: Record<'_>| -> Result<AccountRecord, FieldError> {
-            Ok(AccountRecord {
-                id: id(&r, "Id")?,
-                name: r.str("Name")?,
-                billing_country: r.opt_str("BillingCountry")?,
-                industry: r.opt_str("Industry")?,
-                created_date: r.datetime("CreatedDate")?,
-                last_modified_date: r.datetime("LastModifiedDate")?,
-            })
-        }),
-        "Contact" => map!(Contact, |r: Record<'_>| -> Result<ContactRecord, FieldError> {
-            Ok(ContactRecord {
-                id: id(&r, "Id")?,
-                account_id: opt_id(&r, "AccountId")?,
-                first_name: r.opt_str("FirstName")?,
-                last_name: r.str("LastName")?,
-                email: r.opt_str("Email")?,
-                last_modified_date: r.datetime("LastModifiedDate")?,
-            })
-        }),
-        "Product2" => map!(Product2, |r: Record<'_>| -> Result<ProductRecord, FieldError> {
-            Ok(ProductRecord {
-                id: id(&r, "Id")?,
-                name: r.str("Name")?,
-                product_code: r.opt_str("ProductCode")?,
-                last_modified_date: r.datetime("LastModifiedDate")?,
-            })
-        }),
+        "Account" => map!(
+            Account,
+            |r: Record<'_>| -> Result<AccountRecord, FieldError> {
+                Ok(AccountRecord {
+                    id: id(&r, "Id")?,
+                    name: r.str("Name")?,
+                    billing_country: r.opt_str("BillingCountry")?,
+                    industry: r.opt_str("Industry")?,
+                    created_date: r.datetime("CreatedDate")?,
+                    last_modified_date: r.datetime("LastModifiedDate")?,
+                })
+            }
+        ),
+        "Contact" => map!(
+            Contact,
+            |r: Record<'_>| -> Result<ContactRecord, FieldError> {
+                Ok(ContactRecord {
+                    id: id(&r, "Id")?,
+                    account_id: opt_id(&r, "AccountId")?,
+                    first_name: r.opt_str("FirstName")?,
+                    last_name: r.str("LastName")?,
+                    email: r.opt_str("Email")?,
+                    last_modified_date: r.datetime("LastModifiedDate")?,
+                })
+            }
+        ),
+        "Product2" => map!(
+            Product2,
+            |r: Record<'_>| -> Result<ProductRecord, FieldError> {
+                Ok(ProductRecord {
+                    id: id(&r, "Id")?,
+                    name: r.str("Name")?,
+                    product_code: r.opt_str("ProductCode")?,
+                    last_modified_date: r.datetime("LastModifiedDate")?,
+                })
+            }
+        ),
         "Order" => map!(Order, |r: Record<'_>| -> Result<OrderRecord, FieldError> {
             Ok(OrderRecord {
                 id: id(&r, "Id")?,
@@ -87,16 +133,19 @@ pub fn to_batch(object: &str, records: &[Map<String, Value>]) -> Result<IngestBa
                 last_modified_date: r.datetime("LastModifiedDate")?,
             })
         }),
-        "OrderItem" => map!(OrderItem, |r: Record<'_>| -> Result<OrderItemRecord, FieldError> {
-            Ok(OrderItemRecord {
-                id: id(&r, "Id")?,
-                order_id: id(&r, "OrderId")?,
-                product_id: opt_id(&r, "Product2Id")?,
-                quantity: r.f64("Quantity")?,
-                unit_price: r.f64("UnitPrice")?,
-                last_modified_date: r.datetime("LastModifiedDate")?,
-            })
-        }),
+        "OrderItem" => map!(
+            OrderItem,
+            |r: Record<'_>| -> Result<OrderItemRecord, FieldError> {
+                Ok(OrderItemRecord {
+                    id: id(&r, "Id")?,
+                    order_id: id(&r, "OrderId")?,
+                    product_id: opt_id(&r, "Product2Id")?,
+                    quantity: r.f64("Quantity")?,
+                    unit_price: r.f64("UnitPrice")?,
+                    last_modified_date: r.datetime("LastModifiedDate")?,
+                })
+            }
+        ),
         "Case" => map!(Case, |r: Record<'_>| -> Result<CaseRecord, FieldError> {
             Ok(CaseRecord {
                 id: id(&r, "Id")?,
@@ -109,7 +158,11 @@ pub fn to_batch(object: &str, records: &[Map<String, Value>]) -> Result<IngestBa
             })
         }),
         other => {
-            return Err(MappingError { object: other.to_owned(), id: String::new(), problem: "not a synced object".into() });
+            return Err(MappingError {
+                object: other.to_owned(),
+                id: String::new(),
+                problem: "not a synced object".into(),
+            });
         }
     })
 }
@@ -126,7 +179,8 @@ mod tests {
             "Id": "8015g0000000001", "AccountId": "0015g0000000001", "EffectiveDate": "2011-01-10",
             "Status": "Activated", "OrderNumber": null, "LastModifiedDate": "2011-01-10T09:00:00.000+0000"
         });
-        let batch = to_batch("Order", &[rec.as_object().cloned().unwrap_or_default()]).expect("maps");
+        let batch =
+            to_batch("Order", &[rec.as_object().cloned().unwrap_or_default()]).expect("maps");
         match batch {
             IngestBatch::Order(o) => {
                 assert_eq!(o[0].id.as_str().len(), 18, "15-char ids are widened");
@@ -141,7 +195,8 @@ mod tests {
     fn a_bad_record_is_reported_not_dropped() {
         let rec = json!({"Id": "0015g0000000001", "Name": null, "BillingCountry": null, "Industry": null,
             "CreatedDate": "2011-01-10T09:00:00.000+0000", "LastModifiedDate": "2011-01-10T09:00:00.000+0000"});
-        let err = to_batch("Account", &[rec.as_object().cloned().unwrap_or_default()]).expect_err("Name is required");
+        let err = to_batch("Account", &[rec.as_object().cloned().unwrap_or_default()])
+            .expect_err("Name is required");
         assert_eq!(err.id, "0015g0000000001");
         assert!(err.problem.contains("Name"), "{err}");
     }

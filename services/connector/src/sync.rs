@@ -56,8 +56,18 @@ pub async fn full_sync(
             let answer: IngestResponse = read_json(resp).await?;
             written += answer.upserted;
         }
-        tracing::info!(object, records = written, pages = outcome.pages, "Synced object.");
+        tracing::info!(
+            object,
+            records = written,
+            pages = outcome.pages,
+            "Synced object."
+        );
         objects.insert(object.to_owned(), written);
     }
-    Ok(SyncReport { started_at, finished_at: clock.now(), objects, pages })
+    Ok(SyncReport {
+        started_at,
+        finished_at: clock.now(),
+        objects,
+        pages,
+    })
 }

@@ -5,8 +5,8 @@ use std::collections::{BTreeSet, HashSet};
 use actix_web::{HttpResponse, get, post, web};
 use serde::Deserialize;
 use sextant_contracts::api::{
-    AccountPage, FeatureRow, Health, IngestBatch, IngestResponse, MAX_RECORDS_PER_CALL, OnlineFeatures,
-    OnlineFeaturesRequest, TrainingRow, TrainingSet, TrainingSetRequest,
+    AccountPage, FeatureRow, Health, IngestBatch, IngestResponse, MAX_RECORDS_PER_CALL,
+    OnlineFeatures, OnlineFeaturesRequest, TrainingRow, TrainingSet, TrainingSetRequest,
 };
 use sextant_contracts::{ErrorBody, ErrorCode, SalesforceId};
 use sextant_features::{FEATURE_NAMES, churn_labels, rfm_as_of};
@@ -18,7 +18,10 @@ use crate::AppState;
 /// The OpenAPI description.
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Sextant feature store", description = "CRM records synced from Salesforce, point-in-time training sets and online features."),
+    info(
+        title = "Sextant feature store",
+        description = "CRM records synced from Salesforce, point-in-time training sets and online features."
+    ),
     paths(ingest, training_set, online_features, accounts, healthz, readyz)
 )]
 struct ApiDoc;
@@ -30,7 +33,12 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 
 /// Registers the routes.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(ingest).service(training_set).service(online_features).service(accounts).service(healthz).service(readyz);
+    cfg.service(ingest)
+        .service(training_set)
+        .service(online_features)
+        .service(accounts)
+        .service(healthz)
+        .service(readyz);
 }
 
 fn db_error(e: sea_orm::DbErr) -> ApiError {
@@ -46,10 +54,17 @@ fn db_error(e: sea_orm::DbErr) -> ApiError {
     )
 )]
 #[post("/v1/ingest")]
-async fn ingest(state: web::Data<AppState>, batch: web::Json<IngestBatch>) -> Result<web::Json<IngestResponse>, ApiError> {
+async fn ingest(
+    state: web::Data<AppState>,
+    batch: web::Json<IngestBatch>,
+) -> Result<web::Json<IngestResponse>, ApiError> {
     let (upserted, total) = state.store.ingest(&batch).await.map_err(db_error)?;
     tracing::info!(object = batch.object(), upserted, total, "Ingested batch.");
-    Ok(web::Json(IngestResponse { object: batch.object().to_owned(), upserted, total }))
+    Ok(web::Json(IngestResponse {
+        object: batch.object().to_owned(),
+        upserted,
+        total,
+    }))
 }
 
 /// The longest churn horizon accepted, in days.
@@ -81,7 +96,11 @@ async fn training_set(
     let rows = labels
         .iter()
         .filter_map(|(id, churned)| {
-            features.get(id).map(|f| TrainingRow { account_id: id.clone(), features: f.to_vec(), churned: *churned })
+            features.get(id).map(|f| TrainingRow {
+                account_id: id.clone(),
+                features: f.to_vec(),
+                churned: *churned,
+            })
         })
         .collect();
     Ok(web::Json(TrainingSet {
@@ -106,20 +125,44 @@ async fn online_features(
     req: web::Json<OnlineFeaturesRequest>,
 ) -> Result<web::Json<OnlineFeatures>, ApiError> {
     if req.account_ids.is_empty() {
-        return Err(ApiError::bad_request(ErrorCode::EmptyRequest, "account_ids is empty"));
+        return Err(ApiError::bad_request(
+            ErrorCode::EmptyRequest,
+            "account_ids is empty",
+        ));
     }
     if req.account_ids.len() > MAX_RECORDS_PER_CALL {
         return Err(ApiError::bad_request(
             ErrorCode::TooManyRecords,
-            format!("at most {MAX_RECORDS_PER_CALL} account ids per call, got {}", req.account_ids.len()),
+            format!(
+                "at most {MAX_RECORDS_PER_CALL} account ids per call, got {}",
+                req.account_ids.len()
+            ),
         ));
     }
     let mut seen = HashSet::new();
-    let requested: Vec<SalesforceId> = req.account_ids.iter().filter(|id| seen.insert((*id).clone())).cloned().collect();
-    let existing: BTreeSet<SalesforceId> =
-        state.store.existing_accounts(&requested).await.map_err(db_error)?.into_iter().collect();
-    let found: Vec<SalesforceId> = requested.iter().filter(|id| existing.contains(id)).cloned().collect();
-    let orders = state.store.order_facts(Some(&found)).await.map_err(db_error)?;
+    let requested: Vec<SalesforceId> = req
+        .account_ids
+        .iter()
+        .filter(|id| seen.insert((*id).clone()))
+        .cloned()
+        .collect();
+    let existing: BTreeSet<SalesforceId> = state
+        .store
+        .existing_accounts(&requested)
+        .await
+        .map_err(db_error)?
+        .into_iter()
+        .collect();
+    let found: Vec<SalesforceId> = requested
+        .iter()
+        .filter(|id| existing.contains(id))
+        .cloned()
+        .collect();
+    let orders = state
+        .store
+        .order_facts(Some(&found))
+        .await
+        .map_err(db_error)?;
     let as_of = state.today();
     let features = rfm_as_of(found.iter(), &orders, as_of);
     Ok(web::Json(OnlineFeatures {
@@ -127,9 +170,17 @@ async fn online_features(
         feature_names: FEATURE_NAMES.iter().map(|s| (*s).to_owned()).collect(),
         rows: found
             .iter()
-            .filter_map(|id| features.get(id).map(|f| FeatureRow { account_id: id.clone(), features: f.to_vec() }))
+            .filter_map(|id| {
+                features.get(id).map(|f| FeatureRow {
+                    account_id: id.clone(),
+                    features: f.to_vec(),
+                })
+            })
             .collect(),
-        missing: requested.into_iter().filter(|id| !existing.contains(id)).collect(),
+        missing: requested
+            .into_iter()
+            .filter(|id| !existing.contains(id))
+            .collect(),
     }))
 }
 
@@ -144,21 +195,42 @@ struct PageQuery {
 /// Account ids in Id order, a page at a time.
 #[utoipa::path(params(PageQuery), responses((status = 200, description = "A page of ids", body = AccountPage), (status = 400, description = "Bad limit or after", body = ErrorBody)))]
 #[get("/v1/accounts")]
-async fn accounts(state: web::Data<AppState>, q: web::Query<PageQuery>) -> Result<web::Json<AccountPage>, ApiError> {
+async fn accounts(
+    state: web::Data<AppState>,
+    q: web::Query<PageQuery>,
+) -> Result<web::Json<AccountPage>, ApiError> {
     let limit = q.limit.unwrap_or(200);
     if !(1..=2000).contains(&limit) {
-        return Err(ApiError::bad_request(ErrorCode::InvalidParameter, "limit must be between 1 and 2000"));
+        return Err(ApiError::bad_request(
+            ErrorCode::InvalidParameter,
+            "limit must be between 1 and 2000",
+        ));
     }
-    let ids = state.store.account_page(q.after.as_ref(), limit).await.map_err(db_error)?;
-    let next_after = if ids.len() as u64 == limit { ids.last().cloned() } else { None };
-    Ok(web::Json(AccountPage { account_ids: ids, next_after }))
+    let ids = state
+        .store
+        .account_page(q.after.as_ref(), limit)
+        .await
+        .map_err(db_error)?;
+    let next_after = if ids.len() as u64 == limit {
+        ids.last().cloned()
+    } else {
+        None
+    };
+    Ok(web::Json(AccountPage {
+        account_ids: ids,
+        next_after,
+    }))
 }
 
 /// Liveness.
 #[utoipa::path(responses((status = 200, description = "Alive", body = Health)))]
 #[get("/healthz")]
 async fn healthz() -> web::Json<Health> {
-    web::Json(Health { status: "ok".into(), service: "feature-store".into(), version: env!("CARGO_PKG_VERSION").into() })
+    web::Json(Health {
+        status: "ok".into(),
+        service: "feature-store".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+    })
 }
 
 /// Readiness: the database answers.
@@ -173,8 +245,10 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         }),
         Err(e) => {
             tracing::warn!(error = %e, "Database not ready.");
-            HttpResponse::ServiceUnavailable()
-                .json(ErrorBody { code: ErrorCode::UpstreamUnavailable, message: "database unavailable".into() })
+            HttpResponse::ServiceUnavailable().json(ErrorBody {
+                code: ErrorCode::UpstreamUnavailable,
+                message: "database unavailable".into(),
+            })
         }
     }
 }

@@ -1,6 +1,5 @@
 //! Tables of the feature store: the CRM records as last synced, keyed by Salesforce Id.
 
-
 macro_rules! no_relations {
     () => {
         #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

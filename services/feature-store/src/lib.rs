@@ -62,7 +62,12 @@ mod secrecy_free {
 
     impl Default for Settings {
         fn default() -> Self {
-            Self { host: default_host(), port: default_port(), database_url: default_database_url(), today: None }
+            Self {
+                host: default_host(),
+                port: default_port(),
+                database_url: default_database_url(),
+                today: None,
+            }
         }
     }
 }

@@ -10,12 +10,17 @@ async fn main() -> anyhow::Result<()> {
     sextant_service_kit::telemetry::init();
     let file = std::env::var_os("SEXTANT_CONFIG").map(std::path::PathBuf::from);
     let settings: sextant_feature_store::Settings =
-        sextant_service_kit::config::load("SEXTANT_FEATURE_STORE", file.as_deref()).context("loading settings")?;
+        sextant_service_kit::config::load("SEXTANT_FEATURE_STORE", file.as_deref())
+            .context("loading settings")?;
     let clock: SharedClock = match settings.today {
-        Some(day) => Arc::new(FixedClock(day.and_hms_opt(12, 0, 0).context("date")?.and_utc())),
+        Some(day) => Arc::new(FixedClock(
+            day.and_hms_opt(12, 0, 0).context("date")?.and_utc(),
+        )),
         None => system_clock(),
     };
-    let app = sextant_feature_store::Application::build(&settings, clock).await.context("starting")?;
+    let app = sextant_feature_store::Application::build(&settings, clock)
+        .await
+        .context("starting")?;
     let handle = app.handle();
     tokio::spawn(async move {
         let _ = tokio::signal::ctrl_c().await;

@@ -33,13 +33,29 @@ impl MigrationTrait for CreateCrmTables {
                 }
             )*};
         }
-        create!(account::Entity, contact::Entity, product::Entity, order::Entity, order_item::Entity, case::Entity);
+        create!(
+            account::Entity,
+            contact::Entity,
+            product::Entity,
+            order::Entity,
+            order_item::Entity,
+            case::Entity
+        );
         Ok(())
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        for t in ["sf_case", "sf_order_item", "sf_order", "sf_product", "sf_contact", "sf_account"] {
-            manager.drop_table(Table::drop().table(Alias::new(t)).if_exists().to_owned()).await?;
+        for t in [
+            "sf_case",
+            "sf_order_item",
+            "sf_order",
+            "sf_product",
+            "sf_contact",
+            "sf_account",
+        ] {
+            manager
+                .drop_table(Table::drop().table(Alias::new(t)).if_exists().to_owned())
+                .await?;
         }
         Ok(())
     }

@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use chrono::NaiveDate;
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
-    ColumnTrait, ConnectOptions, Database, DatabaseConnection, DbErr, EntityTrait, IntoActiveModel, Iterable,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+    ColumnTrait, ConnectOptions, Database, DatabaseConnection, DbErr, EntityTrait, IntoActiveModel,
+    Iterable, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
 };
 use sea_orm_migration::MigratorTrait;
 use sextant_contracts::SalesforceId;
@@ -28,15 +28,23 @@ pub struct Store {
 /// Upserts `models` into `$entity` by primary key, updating every other column.
 macro_rules! upsert {
     ($txn:expr, $module:ident, $models:expr) => {{
-        let update: Vec<$module::Column> =
-            $module::Column::iter().filter(|c| !matches!(c, $module::Column::Id)).collect();
+        let update: Vec<$module::Column> = $module::Column::iter()
+            .filter(|c| !matches!(c, $module::Column::Id))
+            .collect();
         let mut n = 0u64;
         for chunk in $models.chunks(CHUNK) {
-            let on_conflict = OnConflict::column($module::Column::Id).update_columns(update.clone()).to_owned();
-            $module::Entity::insert_many(chunk.iter().cloned().map(IntoActiveModel::into_active_model))
-                .on_conflict(on_conflict)
-                .exec_without_returning($txn)
-                .await?;
+            let on_conflict = OnConflict::column($module::Column::Id)
+                .update_columns(update.clone())
+                .to_owned();
+            $module::Entity::insert_many(
+                chunk
+                    .iter()
+                    .cloned()
+                    .map(IntoActiveModel::into_active_model),
+            )
+            .on_conflict(on_conflict)
+            .exec_without_returning($txn)
+            .await?;
             n += chunk.len() as u64;
         }
         let total = $module::Entity::find().count($txn).await?;
@@ -158,7 +166,10 @@ impl Store {
     }
 
     /// Every order with its amount (sum of its lines), for the given accounts or all.
-    pub async fn order_facts(&self, accounts: Option<&[SalesforceId]>) -> Result<Vec<OrderFact>, DbErr> {
+    pub async fn order_facts(
+        &self,
+        accounts: Option<&[SalesforceId]>,
+    ) -> Result<Vec<OrderFact>, DbErr> {
         let amounts: Vec<(String, Option<f64>)> = order_item::Entity::find()
             .select_only()
             .column(order_item::Column::OrderId)
@@ -167,43 +178,69 @@ impl Store {
             .into_tuple()
             .all(&self.db)
             .await?;
-        let amounts: HashMap<String, f64> = amounts.into_iter().map(|(id, a)| (id, a.unwrap_or(0.0))).collect();
+        let amounts: HashMap<String, f64> = amounts
+            .into_iter()
+            .map(|(id, a)| (id, a.unwrap_or(0.0)))
+            .collect();
         let mut query = order::Entity::find();
         if let Some(ids) = accounts {
-            query = query.filter(order::Column::AccountId.is_in(ids.iter().map(ToString::to_string)));
+            query =
+                query.filter(order::Column::AccountId.is_in(ids.iter().map(ToString::to_string)));
         }
         let orders = query.all(&self.db).await?;
         Ok(orders
             .into_iter()
             .filter_map(|o| {
                 let account_id = SalesforceId::parse(&o.account_id).ok()?;
-                Some(OrderFact { account_id, date: o.effective_date, amount: amounts.get(&o.id).copied().unwrap_or(0.0) })
+                Some(OrderFact {
+                    account_id,
+                    date: o.effective_date,
+                    amount: amounts.get(&o.id).copied().unwrap_or(0.0),
+                })
             })
             .collect())
     }
 
     /// Which of `ids` are accounts in the store.
-    pub async fn existing_accounts(&self, ids: &[SalesforceId]) -> Result<Vec<SalesforceId>, DbErr> {
+    pub async fn existing_accounts(
+        &self,
+        ids: &[SalesforceId],
+    ) -> Result<Vec<SalesforceId>, DbErr> {
         let rows = account::Entity::find()
             .filter(account::Column::Id.is_in(ids.iter().map(ToString::to_string)))
             .all(&self.db)
             .await?;
-        Ok(rows.into_iter().filter_map(|a| SalesforceId::parse(&a.id).ok()).collect())
+        Ok(rows
+            .into_iter()
+            .filter_map(|a| SalesforceId::parse(&a.id).ok())
+            .collect())
     }
 
     /// Account ids in Id order after `after`, at most `limit`.
-    pub async fn account_page(&self, after: Option<&SalesforceId>, limit: u64) -> Result<Vec<SalesforceId>, DbErr> {
-        let mut query = account::Entity::find().order_by_asc(account::Column::Id).limit(limit);
+    pub async fn account_page(
+        &self,
+        after: Option<&SalesforceId>,
+        limit: u64,
+    ) -> Result<Vec<SalesforceId>, DbErr> {
+        let mut query = account::Entity::find()
+            .order_by_asc(account::Column::Id)
+            .limit(limit);
         if let Some(after) = after {
             query = query.filter(account::Column::Id.gt(after.to_string()));
         }
         let rows = query.all(&self.db).await?;
-        Ok(rows.into_iter().filter_map(|a| SalesforceId::parse(&a.id).ok()).collect())
+        Ok(rows
+            .into_iter()
+            .filter_map(|a| SalesforceId::parse(&a.id).ok())
+            .collect())
     }
 
     /// The day after the latest order, if any (the "data as of" of a historical load).
     pub async fn latest_order_date(&self) -> Result<Option<NaiveDate>, DbErr> {
-        let latest = order::Entity::find().order_by_desc(order::Column::EffectiveDate).one(&self.db).await?;
+        let latest = order::Entity::find()
+            .order_by_desc(order::Column::EffectiveDate)
+            .one(&self.db)
+            .await?;
         Ok(latest.map(|o| o.effective_date))
     }
 }

@@ -3,5 +3,8 @@
 
 #[test]
 fn committed_spec_matches_the_code() {
-    sextant_service_kit::openapi::assert_committed(&sextant_feature_store::api::openapi(), "feature-store");
+    sextant_service_kit::openapi::assert_committed(
+        &sextant_feature_store::api::openapi(),
+        "feature-store",
+    );
 }

@@ -5,8 +5,8 @@ use std::collections::{HashMap, HashSet};
 use actix_web::http::StatusCode;
 use actix_web::{get, post, web};
 use sextant_contracts::api::{
-    Health, MAX_RECORDS_PER_CALL, OnlineFeatures, OnlineFeaturesRequest, RecordError, RecordScore, ScoreRequest,
-    ScoreResponse,
+    Health, MAX_RECORDS_PER_CALL, OnlineFeatures, OnlineFeaturesRequest, RecordError, RecordScore,
+    ScoreRequest, ScoreResponse,
 };
 use sextant_contracts::{ErrorBody, ErrorCode, SalesforceId};
 use sextant_service_kit::ApiError;
@@ -52,12 +52,18 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 /// the whole call, naming the first offender.
 fn parse_ids(raw: &[String]) -> Result<Vec<SalesforceId>, ApiError> {
     if raw.is_empty() {
-        return Err(ApiError::bad_request(ErrorCode::EmptyRequest, "record_ids is empty"));
+        return Err(ApiError::bad_request(
+            ErrorCode::EmptyRequest,
+            "record_ids is empty",
+        ));
     }
     if raw.len() > MAX_RECORDS_PER_CALL {
         return Err(ApiError::bad_request(
             ErrorCode::TooManyRecords,
-            format!("at most {MAX_RECORDS_PER_CALL} record ids per call, got {}", raw.len()),
+            format!(
+                "at most {MAX_RECORDS_PER_CALL} record ids per call, got {}",
+                raw.len()
+            ),
         ));
     }
     let mut seen = HashSet::new();
@@ -65,7 +71,12 @@ fn parse_ids(raw: &[String]) -> Result<Vec<SalesforceId>, ApiError> {
     for (i, r) in raw.iter().enumerate() {
         let id = SalesforceId::parse(r.trim())
             .and_then(|id| id.expect_object("Account", "001"))
-            .map_err(|e| ApiError::bad_request(ErrorCode::InvalidRecordId, format!("record_ids[{i}] {r:?}: {e}")))?;
+            .map_err(|e| {
+                ApiError::bad_request(
+                    ErrorCode::InvalidRecordId,
+                    format!("record_ids[{i}] {r:?}: {e}"),
+                )
+            })?;
         if seen.insert(id.clone()) {
             ids.push(id);
         }
@@ -93,29 +104,47 @@ async fn scores(
 ) -> Result<web::Json<ScoreResponse>, ApiError> {
     let ids = parse_ids(&req.record_ids)?;
     let model = state.models.get().await.map_err(|e| match e {
-        ModelUnavailable::NoModel => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, ErrorCode::NoModel, e.to_string()),
+        ModelUnavailable::NoModel => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::NoModel,
+            e.to_string(),
+        ),
         ModelUnavailable::Upstream(detail) => ApiError::upstream("trainer", detail),
     })?;
     let resp = state
         .http
         .post(format!("{}/v1/features/online", state.feature_store_url))
-        .json(&OnlineFeaturesRequest { account_ids: ids.clone() })
+        .json(&OnlineFeaturesRequest {
+            account_ids: ids.clone(),
+        })
         .send()
         .await
         .map_err(|e| ApiError::upstream("feature store", e))?;
-    let features: OnlineFeatures = read_json(resp).await.map_err(|e| ApiError::upstream("feature store", e))?;
+    let features: OnlineFeatures = read_json(resp)
+        .await
+        .map_err(|e| ApiError::upstream("feature store", e))?;
     if features.feature_names != model.feature_names {
         return Err(ApiError::upstream(
             "feature store",
-            format!("serves features {:?}, model {} expects {:?}", features.feature_names, model.version, model.feature_names),
+            format!(
+                "serves features {:?}, model {} expects {:?}",
+                features.feature_names, model.version, model.feature_names
+            ),
         ));
     }
-    let by_id: HashMap<&SalesforceId, &Vec<f64>> = features.rows.iter().map(|r| (&r.account_id, &r.features)).collect();
+    let by_id: HashMap<&SalesforceId, &Vec<f64>> = features
+        .rows
+        .iter()
+        .map(|r| (&r.account_id, &r.features))
+        .collect();
     let mut scores = Vec::with_capacity(ids.len());
     let mut errors = Vec::new();
     for id in ids {
         match by_id.get(&id).map(|f| model.predict(f)) {
-            Some(Ok(score)) => scores.push(RecordScore { record_id: id, score }),
+            Some(Ok(score)) => scores.push(RecordScore {
+                record_id: id,
+                score,
+            }),
             Some(Err(e)) => return Err(ApiError::internal("scoring", e)),
             None => errors.push(RecordError {
                 record_id: id,
@@ -125,12 +154,20 @@ async fn scores(
         }
     }
     tracing::info!(caller = caller.sub.as_deref().unwrap_or("-"), scored = scores.len(), unknown = errors.len(), version = %model.version, "Scored records.");
-    Ok(web::Json(ScoreResponse { model_version: model.version.clone(), scores, errors }))
+    Ok(web::Json(ScoreResponse {
+        model_version: model.version.clone(),
+        scores,
+        errors,
+    }))
 }
 
 /// Liveness.
 #[utoipa::path(responses((status = 200, description = "Alive", body = Health)))]
 #[get("/healthz")]
 async fn healthz() -> web::Json<Health> {
-    web::Json(Health { status: "ok".into(), service: "gateway".into(), version: env!("CARGO_PKG_VERSION").into() })
+    web::Json(Health {
+        status: "ok".into(),
+        service: "gateway".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+    })
 }

@@ -41,8 +41,14 @@ impl fmt::Debug for AuthSettings {
         f.debug_struct("AuthSettings")
             .field("issuer", &self.issuer)
             .field("audience", &self.audience)
-            .field("rs256_public_key_pem", &self.rs256_public_key_pem.as_ref().map(|_| "[set]"))
-            .field("hs256_secret", &self.hs256_secret.as_ref().map(|_| "[redacted]"))
+            .field(
+                "rs256_public_key_pem",
+                &self.rs256_public_key_pem.as_ref().map(|_| "[set]"),
+            )
+            .field(
+                "hs256_secret",
+                &self.hs256_secret.as_ref().map(|_| "[redacted]"),
+            )
             .finish()
     }
 }
@@ -74,7 +80,10 @@ pub struct Verifier {
 
 impl fmt::Debug for Verifier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Verifier").field("issuer", &self.issuer).field("audience", &self.audience).finish_non_exhaustive()
+        f.debug_struct("Verifier")
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .finish_non_exhaustive()
     }
 }
 
@@ -90,11 +99,16 @@ impl Verifier {
     /// Builds a verifier from settings.
     pub fn new(settings: &AuthSettings) -> Result<Self, AuthConfigError> {
         let rs256 = match &settings.rs256_public_key_pem {
-            Some(pem) => Some(DecodingKey::from_rsa_pem(pem.as_bytes()).map_err(|e| AuthConfigError::BadKey(e.to_string()))?),
+            Some(pem) => Some(
+                DecodingKey::from_rsa_pem(pem.as_bytes())
+                    .map_err(|e| AuthConfigError::BadKey(e.to_string()))?,
+            ),
             None => None,
         };
         let hs256 = match &settings.hs256_secret {
-            Some(secret) if secret.expose_secret().len() < 32 => return Err(AuthConfigError::WeakSecret),
+            Some(secret) if secret.expose_secret().len() < 32 => {
+                return Err(AuthConfigError::WeakSecret);
+            }
             Some(secret) => Some(DecodingKey::from_secret(secret.expose_secret().as_bytes())),
             None => None,
         };
@@ -112,7 +126,8 @@ impl Verifier {
 
     /// Verifies a compact JWT: algorithm, signature, `exp`, `nbf`, `iss`, `aud`.
     pub fn verify(&self, token: &str) -> Result<Caller, String> {
-        let header = jsonwebtoken::decode_header(token).map_err(|_| "malformed token".to_owned())?;
+        let header =
+            jsonwebtoken::decode_header(token).map_err(|_| "malformed token".to_owned())?;
         let key = match header.alg {
             Algorithm::RS256 => self.rs256.as_ref(),
             Algorithm::HS256 => self.hs256.as_ref(),
@@ -125,18 +140,20 @@ impl Verifier {
         validation.set_issuer(&[&self.issuer]);
         validation.set_audience(&[&self.audience]);
         validation.set_required_spec_claims(&["exp", "iss", "aud"]);
-        jsonwebtoken::decode::<Caller>(token, key, &validation).map(|d| d.claims).map_err(|e| {
-            use jsonwebtoken::errors::ErrorKind as K;
-            match e.kind() {
-                K::ExpiredSignature => "token expired".to_owned(),
-                K::InvalidIssuer => "wrong issuer".to_owned(),
-                K::InvalidAudience => "wrong audience".to_owned(),
-                K::InvalidSignature => "bad signature".to_owned(),
-                K::ImmatureSignature => "token not yet valid".to_owned(),
-                K::MissingRequiredClaim(c) => format!("missing claim {c}"),
-                _ => "invalid token".to_owned(),
-            }
-        })
+        jsonwebtoken::decode::<Caller>(token, key, &validation)
+            .map(|d| d.claims)
+            .map_err(|e| {
+                use jsonwebtoken::errors::ErrorKind as K;
+                match e.kind() {
+                    K::ExpiredSignature => "token expired".to_owned(),
+                    K::InvalidIssuer => "wrong issuer".to_owned(),
+                    K::InvalidAudience => "wrong audience".to_owned(),
+                    K::InvalidSignature => "bad signature".to_owned(),
+                    K::ImmatureSignature => "token not yet valid".to_owned(),
+                    K::MissingRequiredClaim(c) => format!("missing claim {c}"),
+                    _ => "invalid token".to_owned(),
+                }
+            })
     }
 }
 
@@ -154,9 +171,9 @@ impl FromRequest for Caller {
                 .get("Authorization")
                 .and_then(|h| h.to_str().ok())
                 .ok_or_else(|| ApiError::unauthorized("missing Authorization: Bearer <JWT>"))?;
-            let token = header
-                .strip_prefix("Bearer ")
-                .ok_or_else(|| ApiError::unauthorized("the Authorization header must be Bearer <JWT>"))?;
+            let token = header.strip_prefix("Bearer ").ok_or_else(|| {
+                ApiError::unauthorized("the Authorization header must be Bearer <JWT>")
+            })?;
             verifier.verify(token.trim()).map_err(|reason| {
                 tracing::info!(reason, "Refused a scoring call.");
                 ApiError::unauthorized(reason)

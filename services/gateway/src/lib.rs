@@ -111,7 +111,11 @@ impl Application {
         let state = web::Data::new(AppState {
             http: http.clone(),
             feature_store_url: settings.feature_store_url.trim_end_matches('/').to_owned(),
-            models: model_cache::ModelCache::new(http, &settings.trainer_url, Duration::from_secs(settings.model_refresh_secs)),
+            models: model_cache::ModelCache::new(
+                http,
+                &settings.trainer_url,
+                Duration::from_secs(settings.model_refresh_secs),
+            ),
         });
         let listener = TcpListener::bind((settings.host.as_str(), settings.port))?;
         let port = listener.local_addr()?.port();

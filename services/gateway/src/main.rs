@@ -7,8 +7,11 @@ async fn main() -> anyhow::Result<()> {
     sextant_service_kit::telemetry::init();
     let file = std::env::var_os("SEXTANT_CONFIG").map(std::path::PathBuf::from);
     let settings: sextant_gateway::Settings =
-        sextant_service_kit::config::load("SEXTANT_GATEWAY", file.as_deref()).context("loading settings")?;
-    let app = sextant_gateway::Application::build(&settings).await.context("starting")?;
+        sextant_service_kit::config::load("SEXTANT_GATEWAY", file.as_deref())
+            .context("loading settings")?;
+    let app = sextant_gateway::Application::build(&settings)
+        .await
+        .context("starting")?;
     let handle = app.handle();
     tokio::spawn(async move {
         let _ = tokio::signal::ctrl_c().await;

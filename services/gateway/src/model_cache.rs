@@ -57,10 +57,10 @@ impl ModelCache {
 
     /// The model to score with.
     pub async fn get(&self) -> Result<Arc<ChurnArtifact>, ModelUnavailable> {
-        if let Some(loaded) = self.current.load_full() {
-            if loaded.checked_at.elapsed() < self.refresh {
-                return Ok(Arc::new(loaded.artifact.clone()));
-            }
+        if let Some(loaded) = self.current.load_full()
+            && loaded.checked_at.elapsed() < self.refresh
+        {
+            return Ok(Arc::new(loaded.artifact.clone()));
         }
         let _guard = self.refreshing.lock().await;
         match self.refresh_now().await {
@@ -81,7 +81,12 @@ impl ModelCache {
             _ => ModelUnavailable::Upstream(e.to_string()),
         };
         let transport = |e: reqwest::Error| ModelUnavailable::Upstream(e.to_string());
-        let resp = self.http.get(format!("{}/v1/models/current", self.trainer_url)).send().await.map_err(transport)?;
+        let resp = self
+            .http
+            .get(format!("{}/v1/models/current", self.trainer_url))
+            .send()
+            .await
+            .map_err(transport)?;
         let meta: ModelMetadata = read_json(resp).await.map_err(upstream)?;
         let cached = self.current.load_full();
         let artifact = match cached {
@@ -89,17 +94,25 @@ impl ModelCache {
             _ => {
                 let resp = self
                     .http
-                    .get(format!("{}/v1/models/{}/artifact", self.trainer_url, meta.version))
+                    .get(format!(
+                        "{}/v1/models/{}/artifact",
+                        self.trainer_url, meta.version
+                    ))
                     .send()
                     .await
                     .map_err(transport)?;
                 let artifact: ChurnArtifact = read_json(resp).await.map_err(upstream)?;
-                artifact.validate().map_err(|e| ModelUnavailable::Upstream(format!("artefact {}: {e}", meta.version)))?;
+                artifact.validate().map_err(|e| {
+                    ModelUnavailable::Upstream(format!("artefact {}: {e}", meta.version))
+                })?;
                 tracing::info!(version = %artifact.version, "Loaded model.");
                 artifact
             }
         };
-        self.current.store(Some(Arc::new(Loaded { artifact: artifact.clone(), checked_at: Instant::now() })));
+        self.current.store(Some(Arc::new(Loaded {
+            artifact: artifact.clone(),
+            checked_at: Instant::now(),
+        })));
         Ok(Arc::new(artifact))
     }
 }

@@ -12,8 +12,8 @@ use anyhow::{Context, bail};
 use chrono::NaiveDate;
 use serde::Serialize;
 use sextant_contracts::api::{
-    AccountPage, JobState, ModelMetadata, ModelMetrics, RecordScore, ScoreRequest, ScoreResponse, SyncReport, TrainJob,
-    TrainJobRequest,
+    AccountPage, JobState, ModelMetadata, ModelMetrics, RecordScore, ScoreRequest, ScoreResponse,
+    SyncReport, TrainJob, TrainJobRequest,
 };
 use sextant_service_kit::http::read_json;
 
@@ -64,16 +64,32 @@ fn say(on: bool, line: &str) {
 pub async fn run(suite: &Suite, options: &DemoOptions) -> anyhow::Result<DemoReport> {
     let http = sextant_service_kit::http::client(Duration::from_secs(300));
     let urls = &suite.urls;
-    say(options.progress, &format!("● org simulator at {}; syncing through the connector…", urls.org));
-    let sync: SyncReport = read_json(http.post(format!("{}/v1/sync", urls.connector)).send().await?)
-        .await
-        .context("sync")?;
+    say(
+        options.progress,
+        &format!(
+            "● org simulator at {}; syncing through the connector…",
+            urls.org
+        ),
+    );
+    let sync: SyncReport = read_json(
+        http.post(format!("{}/v1/sync", urls.connector))
+            .send()
+            .await?,
+    )
+    .await
+    .context("sync")?;
     let accounts_synced = sync.objects.get("Account").copied().unwrap_or(0);
-    say(options.progress, &format!("  synced {:?} in {} SOQL pages", sync.objects, sync.pages));
+    say(
+        options.progress,
+        &format!("  synced {:?} in {} SOQL pages", sync.objects, sync.pages),
+    );
 
     say(
         options.progress,
-        &format!("● training churn (features as of {}, churn = no order in {} days)…", options.cutoff, options.horizon_days),
+        &format!(
+            "● training churn (features as of {}, churn = no order in {} days)…",
+            options.cutoff, options.horizon_days
+        ),
     );
     let request = TrainJobRequest {
         cutoff: options.cutoff,
@@ -81,27 +97,52 @@ pub async fn run(suite: &Suite, options: &DemoOptions) -> anyhow::Result<DemoRep
         epochs: Some(options.epochs),
         seed: Some(42),
     };
-    let mut job: TrainJob = read_json(http.post(format!("{}/v1/jobs", urls.trainer)).json(&request).send().await?)
-        .await
-        .context("starting training")?;
+    let mut job: TrainJob = read_json(
+        http.post(format!("{}/v1/jobs", urls.trainer))
+            .json(&request)
+            .send()
+            .await?,
+    )
+    .await
+    .context("starting training")?;
     let mut last_report = 0;
     while matches!(job.state, JobState::Queued | JobState::Running) {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        job = read_json(http.get(format!("{}/v1/jobs/{}", urls.trainer, job.id)).send().await?).await?;
-        if job.epochs_done >= last_report + 50 || (job.epochs_done == job.epochs_total && job.epochs_done > last_report) {
+        job = read_json(
+            http.get(format!("{}/v1/jobs/{}", urls.trainer, job.id))
+                .send()
+                .await?,
+        )
+        .await?;
+        if job.epochs_done >= last_report + 50
+            || (job.epochs_done == job.epochs_total && job.epochs_done > last_report)
+        {
             last_report = job.epochs_done;
             say(
                 options.progress,
-                &format!("  epoch {:>4}/{} loss {:.4}", job.epochs_done, job.epochs_total, job.loss.unwrap_or(f64::NAN)),
+                &format!(
+                    "  epoch {:>4}/{} loss {:.4}",
+                    job.epochs_done,
+                    job.epochs_total,
+                    job.loss.unwrap_or(f64::NAN)
+                ),
             );
         }
     }
     if job.state == JobState::Failed {
         bail!("training failed: {}", job.error.unwrap_or_default());
     }
-    let meta: ModelMetadata = read_json(http.get(format!("{}/v1/models/current", urls.trainer)).send().await?).await?;
+    let meta: ModelMetadata = read_json(
+        http.get(format!("{}/v1/models/current", urls.trainer))
+            .send()
+            .await?,
+    )
+    .await?;
 
-    say(options.progress, "● scoring every account through the gateway…");
+    say(
+        options.progress,
+        "● scoring every account through the gateway…",
+    );
     let token = suite.gateway_token(600)?;
     let mut scores = Vec::new();
     let mut after: Option<String> = None;
@@ -114,11 +155,18 @@ pub async fn run(suite: &Suite, options: &DemoOptions) -> anyhow::Result<DemoRep
         if page.account_ids.is_empty() {
             break;
         }
-        let req = ScoreRequest { record_ids: page.account_ids.iter().map(ToString::to_string).collect() };
-        let resp: ScoreResponse =
-            read_json(http.post(format!("{}/v1/scores", urls.gateway)).bearer_auth(&token).json(&req).send().await?)
-                .await
-                .context("scoring")?;
+        let req = ScoreRequest {
+            record_ids: page.account_ids.iter().map(ToString::to_string).collect(),
+        };
+        let resp: ScoreResponse = read_json(
+            http.post(format!("{}/v1/scores", urls.gateway))
+                .bearer_auth(&token)
+                .json(&req)
+                .send()
+                .await?,
+        )
+        .await
+        .context("scoring")?;
         scores.extend(resp.scores);
         match page.next_after {
             Some(n) => after = Some(n.to_string()),
@@ -144,16 +192,27 @@ pub async fn run(suite: &Suite, options: &DemoOptions) -> anyhow::Result<DemoRep
 pub fn summary(report: &DemoReport) -> String {
     let m = &report.metrics;
     let mut out = String::new();
-    out.push_str(&format!("\nSextant demo — {} accounts synced from the org simulator\n", report.accounts_synced));
+    out.push_str(&format!(
+        "\nSextant demo — {} accounts synced from the org simulator\n",
+        report.accounts_synced
+    ));
     out.push_str(&format!(
         "Model {}: held-out ROC-AUC {:.3}, accuracy {:.3} (base rate {:.1}% churn), log-loss {:.3}; {} train / {} test accounts\n",
         report.model_version, m.auc, m.accuracy, m.base_rate * 100.0, m.log_loss, m.n_train, m.n_test
     ));
-    out.push_str(&format!("Scored {} accounts. Highest churn risk:\n", report.scores.len()));
+    out.push_str(&format!(
+        "Scored {} accounts. Highest churn risk:\n",
+        report.scores.len()
+    ));
     let mut top: Vec<&RecordScore> = report.scores.iter().collect();
     top.sort_by(|a, b| b.score.total_cmp(&a.score));
     for s in top.iter().take(10) {
-        out.push_str(&format!("  {}  {:>5.1}%  {}\n", s.record_id, s.score * 100.0, bar(s.score)));
+        out.push_str(&format!(
+            "  {}  {:>5.1}%  {}\n",
+            s.record_id,
+            s.score * 100.0,
+            bar(s.score)
+        ));
     }
     out.push_str(&format!("Plots: {}\n", report.plots.join("  ")));
     out

@@ -14,7 +14,11 @@ use sextant::demo::{self, DemoOptions};
 use sextant::suite::{Suite, SuiteOptions};
 
 #[derive(Parser, Debug)]
-#[command(name = "sextant", version, about = "Custom machine learning for Salesforce: churn scores on every account.")]
+#[command(
+    name = "sextant",
+    version,
+    about = "Custom machine learning for Salesforce: churn scores on every account."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -47,9 +51,7 @@ enum Command {
         data_dir: PathBuf,
     },
     /// Run one service with settings from the environment (`SEXTANT_<SERVICE>__…`, optional `SEXTANT_CONFIG` file).
-    Serve {
-        service: Service,
-    },
+    Serve { service: Service },
     /// Write the OpenAPI documents of the four services.
     Openapi {
         #[arg(long, default_value = "openapi")]
@@ -79,7 +81,12 @@ async fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Demo { once, json, data_dir, epochs } => demo_command(once, json, data_dir, epochs).await,
+        Command::Demo {
+            once,
+            json,
+            data_dir,
+            epochs,
+        } => demo_command(once, json, data_dir, epochs).await,
         Command::OrgSim { port, data_dir } => org_sim(port, data_dir).await,
         Command::Serve { service } => serve(service).await,
         Command::Openapi { out } => {
@@ -91,7 +98,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 ("gateway", sextant_gateway::api::openapi()),
             ] {
                 let path = out.join(format!("{name}.json"));
-                std::fs::write(&path, sextant_service_kit::openapi::to_committed_json(&spec))?;
+                std::fs::write(
+                    &path,
+                    sextant_service_kit::openapi::to_committed_json(&spec),
+                )?;
                 println!("wrote {}", path.display());
             }
             Ok(())
@@ -99,7 +109,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-async fn demo_command(once: bool, json: bool, data_dir: PathBuf, epochs: u32) -> anyhow::Result<()> {
+async fn demo_command(
+    once: bool,
+    json: bool,
+    data_dir: PathBuf,
+    epochs: u32,
+) -> anyhow::Result<()> {
     if std::env::var_os("RUST_LOG").is_none() {
         // Keep the demo's own progress lines readable; RUST_LOG=info shows the services' logs.
         tracing_off();
@@ -110,7 +125,15 @@ async fn demo_command(once: bool, json: bool, data_dir: PathBuf, epochs: u32) ->
         batch_size: 2000,
     };
     let suite = Suite::start(&options).await.context("starting the suite")?;
-    let report = demo::run(&suite, &DemoOptions { epochs, progress: !json, ..DemoOptions::default() }).await?;
+    let report = demo::run(
+        &suite,
+        &DemoOptions {
+            epochs,
+            progress: !json,
+            ..DemoOptions::default()
+        },
+    )
+    .await?;
     if json {
         println!("{}", serde_json::to_string(&report)?);
     } else {
@@ -124,7 +147,11 @@ async fn demo_command(once: bool, json: bool, data_dir: PathBuf, epochs: u32) ->
     eprintln!(
         "The gateway is running at {gw} (API docs: {gw}/docs/). A token valid for one hour:\n\n  curl -s -X POST {gw}/v1/scores \\\n    -H 'Authorization: Bearer {token}' \\\n    -H 'Content-Type: application/json' \\\n    -d '{{\"record_ids\": [\"{id}\"]}}'\n\nPress Ctrl-C to stop.",
         gw = suite.urls.gateway,
-        id = report.scores.first().map(|s| s.record_id.to_string()).unwrap_or_default(),
+        id = report
+            .scores
+            .first()
+            .map(|s| s.record_id.to_string())
+            .unwrap_or_default(),
     );
     tokio::signal::ctrl_c().await?;
     suite.stop().await;
@@ -142,7 +169,11 @@ async fn org_sim(port: u16, data_dir: PathBuf) -> anyhow::Result<()> {
     let creds = sextant_org_sim::credentials::generate("sextant-org-sim")?;
     std::fs::write(data_dir.join("connected-app.key"), &creds.private_key_pem)?;
     std::fs::write(data_dir.join("connected-app.crt"), &creds.certificate_pem)?;
-    let config = OrgSimConfig::new(sextant::suite::CLIENT_ID, sextant::suite::USERNAME, &creds.certificate_pem);
+    let config = OrgSimConfig::new(
+        sextant::suite::CLIENT_ID,
+        sextant::suite::USERNAME,
+        &creds.certificate_pem,
+    );
     let listener = std::net::TcpListener::bind(("127.0.0.1", port))?;
     let (running, server) = OrgSim::start(
         config,

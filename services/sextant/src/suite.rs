@@ -60,7 +60,9 @@ pub struct Suite {
 }
 
 fn fixed_clock(day: NaiveDate) -> SharedClock {
-    Arc::new(FixedClock(day.and_hms_opt(12, 0, 0).unwrap_or_default().and_utc()))
+    Arc::new(FixedClock(
+        day.and_hms_opt(12, 0, 0).unwrap_or_default().and_utc(),
+    ))
 }
 
 fn bind() -> anyhow::Result<TcpListener> {
@@ -72,14 +74,23 @@ impl Suite {
     pub async fn start(options: &SuiteOptions) -> anyhow::Result<Self> {
         std::fs::create_dir_all(&options.data_dir)
             .with_context(|| format!("creating {}", options.data_dir.display()))?;
-        let creds = generate("sextant-local-connected-app").context("generating connected-app credentials")?;
+        let creds = generate("sextant-local-connected-app")
+            .context("generating connected-app credentials")?;
         let key_path = options.data_dir.join("connected-app.key");
         write_private(&key_path, &creds.private_key_pem)?;
-        std::fs::write(options.data_dir.join("connected-app.crt"), &creds.certificate_pem)?;
+        std::fs::write(
+            options.data_dir.join("connected-app.crt"),
+            &creds.certificate_pem,
+        )?;
 
         let mut org_config = OrgSimConfig::new(CLIENT_ID, USERNAME, &creds.certificate_pem);
         org_config.batch_size = options.batch_size;
-        let (org, org_server) = OrgSim::start(org_config, OrgData::embedded_sample()?, system_clock(), bind()?)?;
+        let (org, org_server) = OrgSim::start(
+            org_config,
+            OrgData::embedded_sample()?,
+            system_clock(),
+            bind()?,
+        )?;
         tokio::spawn(org_server);
 
         let mut handles = Vec::new();
@@ -97,7 +108,9 @@ impl Suite {
             today: Some(options.today),
             ..Default::default()
         };
-        let fs_app = sextant_feature_store::Application::build(&fs_settings, fixed_clock(options.today)).await?;
+        let fs_app =
+            sextant_feature_store::Application::build(&fs_settings, fixed_clock(options.today))
+                .await?;
         let feature_store = format!("http://127.0.0.1:{}", fs_app.port());
         keep!(fs_app);
         tokio::spawn(fs_app.run_until_stopped());
@@ -110,20 +123,25 @@ impl Suite {
             registry_dir: registry,
             ..Default::default()
         };
-        let trainer_app = sextant_trainer::Application::build(&trainer_settings, system_clock()).await?;
+        let trainer_app =
+            sextant_trainer::Application::build(&trainer_settings, system_clock()).await?;
         let trainer = format!("http://127.0.0.1:{}", trainer_app.port());
         keep!(trainer_app);
         tokio::spawn(trainer_app.run_until_stopped());
 
-        let gateway_secret: String =
-            rand::thread_rng().sample_iter(&rand::distributions::Alphanumeric).take(48).map(char::from).collect();
-        let mut gw_settings = sextant_gateway::Settings::with_auth(sextant_gateway::auth::AuthSettings {
-            issuer: ISSUER.into(),
-            audience: AUDIENCE.into(),
-            rs256_public_key_pem: None,
-            hs256_secret: Some(SecretString::from(gateway_secret.clone())),
-            leeway_secs: 30,
-        });
+        let gateway_secret: String = rand::thread_rng()
+            .sample_iter(&rand::distributions::Alphanumeric)
+            .take(48)
+            .map(char::from)
+            .collect();
+        let mut gw_settings =
+            sextant_gateway::Settings::with_auth(sextant_gateway::auth::AuthSettings {
+                issuer: ISSUER.into(),
+                audience: AUDIENCE.into(),
+                rs256_public_key_pem: None,
+                hs256_secret: Some(SecretString::from(gateway_secret.clone())),
+                leeway_secs: 30,
+            });
         gw_settings.port = 0;
         gw_settings.feature_store_url = feature_store.clone();
         gw_settings.trainer_url = trainer.clone();
@@ -132,23 +150,31 @@ impl Suite {
         keep!(gw_app);
         tokio::spawn(gw_app.run_until_stopped());
 
-        let mut conn_settings = sextant_connector::Settings::with_salesforce(sextant_connector::SalesforceSettings {
-            login_url: org.base_url.clone(),
-            audience: Some("https://login.salesforce.com".into()),
-            client_id: CLIENT_ID.into(),
-            username: USERNAME.into(),
-            private_key_path: key_path,
-            api_version: "62.0".into(),
-        });
+        let mut conn_settings =
+            sextant_connector::Settings::with_salesforce(sextant_connector::SalesforceSettings {
+                login_url: org.base_url.clone(),
+                audience: Some("https://login.salesforce.com".into()),
+                client_id: CLIENT_ID.into(),
+                username: USERNAME.into(),
+                private_key_path: key_path,
+                api_version: "62.0".into(),
+            });
         conn_settings.port = 0;
         conn_settings.feature_store_url = feature_store.clone();
-        let conn_app = sextant_connector::Application::build(&conn_settings, system_clock()).await?;
+        let conn_app =
+            sextant_connector::Application::build(&conn_settings, system_clock()).await?;
         let connector = format!("http://127.0.0.1:{}", conn_app.port());
         keep!(conn_app);
         tokio::spawn(conn_app.run_until_stopped());
 
         Ok(Self {
-            urls: Urls { org: org.base_url.clone(), connector, feature_store, trainer, gateway },
+            urls: Urls {
+                org: org.base_url.clone(),
+                connector,
+                feature_store,
+                trainer,
+                gateway,
+            },
             org,
             gateway_secret,
             handles,
@@ -166,8 +192,18 @@ impl Suite {
             iat: i64,
         }
         let now = chrono::Utc::now().timestamp();
-        let claims = Claims { iss: ISSUER, aud: AUDIENCE, sub: "sextant-demo", exp: now + ttl_secs, iat: now };
-        Ok(jsonwebtoken::encode(&Header::default(), &claims, &EncodingKey::from_secret(self.gateway_secret.as_bytes()))?)
+        let claims = Claims {
+            iss: ISSUER,
+            aud: AUDIENCE,
+            sub: "sextant-demo",
+            exp: now + ttl_secs,
+            iat: now,
+        };
+        Ok(jsonwebtoken::encode(
+            &Header::default(),
+            &claims,
+            &EncodingKey::from_secret(self.gateway_secret.as_bytes()),
+        )?)
     }
 
     /// The development HS256 secret (tests forge expired or misaddressed tokens with it).

@@ -14,8 +14,21 @@ use crate::training::TrainConfig;
 /// The OpenAPI description.
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Sextant trainer", description = "Burn training jobs and the model registry."),
-    paths(start_job, get_job, list_models, current_model, get_model, get_artifact, get_plot, healthz, readyz)
+    info(
+        title = "Sextant trainer",
+        description = "Burn training jobs and the model registry."
+    ),
+    paths(
+        start_job,
+        get_job,
+        list_models,
+        current_model,
+        get_model,
+        get_artifact,
+        get_plot,
+        healthz,
+        readyz
+    )
 )]
 struct ApiDoc;
 
@@ -42,7 +55,8 @@ fn registry_error(e: crate::registry::RegistryError) -> ApiError {
 }
 
 fn parse_version(raw: &str) -> Result<ModelVersion, ApiError> {
-    ModelVersion::parse(raw).map_err(|e| ApiError::bad_request(ErrorCode::InvalidParameter, e.to_string()))
+    ModelVersion::parse(raw)
+        .map_err(|e| ApiError::bad_request(ErrorCode::InvalidParameter, e.to_string()))
 }
 
 /// Starts a churn training job; poll it with `GET /v1/jobs/{id}`.
@@ -54,16 +68,29 @@ fn parse_version(raw: &str) -> Result<ModelVersion, ApiError> {
     )
 )]
 #[post("/v1/jobs")]
-async fn start_job(state: web::Data<AppState>, req: web::Json<TrainJobRequest>) -> Result<HttpResponse, ApiError> {
+async fn start_job(
+    state: web::Data<AppState>,
+    req: web::Json<TrainJobRequest>,
+) -> Result<HttpResponse, ApiError> {
     let req = req.into_inner();
     let epochs = req.epochs.unwrap_or(state.default_epochs);
     if !(1..=10_000).contains(&epochs) {
-        return Err(ApiError::bad_request(ErrorCode::InvalidParameter, "epochs must be between 1 and 10000"));
+        return Err(ApiError::bad_request(
+            ErrorCode::InvalidParameter,
+            "epochs must be between 1 and 10000",
+        ));
     }
     if !(1..=3650).contains(&req.horizon_days) {
-        return Err(ApiError::bad_request(ErrorCode::InvalidParameter, "horizon_days must be between 1 and 3650"));
+        return Err(ApiError::bad_request(
+            ErrorCode::InvalidParameter,
+            "horizon_days must be between 1 and 3650",
+        ));
     }
-    let config = TrainConfig { epochs, seed: req.seed.unwrap_or(42), ..TrainConfig::default() };
+    let config = TrainConfig {
+        epochs,
+        seed: req.seed.unwrap_or(42),
+        ..TrainConfig::default()
+    };
     let job = state.jobs.start(req, config);
     Ok(HttpResponse::Accepted().json(job))
 }
@@ -74,14 +101,23 @@ async fn start_job(state: web::Data<AppState>, req: web::Json<TrainJobRequest>) 
     responses((status = 200, description = "The job", body = TrainJob), (status = 404, description = "No such job", body = ErrorBody))
 )]
 #[get("/v1/jobs/{id}")]
-async fn get_job(state: web::Data<AppState>, id: web::Path<String>) -> Result<web::Json<TrainJob>, ApiError> {
-    state.jobs.get(&id).map(web::Json).ok_or_else(|| ApiError::not_found(format!("no job {id}")))
+async fn get_job(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<web::Json<TrainJob>, ApiError> {
+    state
+        .jobs
+        .get(&id)
+        .map(web::Json)
+        .ok_or_else(|| ApiError::not_found(format!("no job {id}")))
 }
 
 /// Every stored model, oldest first.
 #[utoipa::path(responses((status = 200, description = "Models", body = Vec<ModelMetadata>)))]
 #[get("/v1/models")]
-async fn list_models(state: web::Data<AppState>) -> Result<web::Json<Vec<ModelMetadata>>, ApiError> {
+async fn list_models(
+    state: web::Data<AppState>,
+) -> Result<web::Json<Vec<ModelMetadata>>, ApiError> {
     let mut out = Vec::new();
     for v in state.registry.versions().map_err(registry_error)? {
         if let Some(m) = state.registry.metadata(&v).map_err(registry_error)? {
@@ -92,7 +128,11 @@ async fn list_models(state: web::Data<AppState>) -> Result<web::Json<Vec<ModelMe
 }
 
 fn no_model() -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, ErrorCode::NoModel, "no model has been trained yet")
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        ErrorCode::NoModel,
+        "no model has been trained yet",
+    )
 }
 
 /// The model being served.
@@ -102,8 +142,17 @@ fn no_model() -> ApiError {
 ))]
 #[get("/v1/models/current")]
 async fn current_model(state: web::Data<AppState>) -> Result<web::Json<ModelMetadata>, ApiError> {
-    let version = state.registry.current().map_err(registry_error)?.ok_or_else(no_model)?;
-    state.registry.metadata(&version).map_err(registry_error)?.map(web::Json).ok_or_else(no_model)
+    let version = state
+        .registry
+        .current()
+        .map_err(registry_error)?
+        .ok_or_else(no_model)?;
+    state
+        .registry
+        .metadata(&version)
+        .map_err(registry_error)?
+        .map(web::Json)
+        .ok_or_else(no_model)
 }
 
 /// One model's metadata.
@@ -112,9 +161,17 @@ async fn current_model(state: web::Data<AppState>) -> Result<web::Json<ModelMeta
     responses((status = 200, description = "Metadata", body = ModelMetadata), (status = 400, description = "Malformed version", body = ErrorBody), (status = 404, description = "Unknown version", body = ErrorBody))
 )]
 #[get("/v1/models/{version}")]
-async fn get_model(state: web::Data<AppState>, version: web::Path<String>) -> Result<web::Json<ModelMetadata>, ApiError> {
+async fn get_model(
+    state: web::Data<AppState>,
+    version: web::Path<String>,
+) -> Result<web::Json<ModelMetadata>, ApiError> {
     let v = parse_version(&version)?;
-    state.registry.metadata(&v).map_err(registry_error)?.map(web::Json).ok_or_else(|| ApiError::not_found(format!("no model {v}")))
+    state
+        .registry
+        .metadata(&v)
+        .map_err(registry_error)?
+        .map(web::Json)
+        .ok_or_else(|| ApiError::not_found(format!("no model {v}")))
 }
 
 /// One model's artefact: the input transform and weights, scored by the gateway.
@@ -123,9 +180,17 @@ async fn get_model(state: web::Data<AppState>, version: web::Path<String>) -> Re
     responses((status = 200, description = "Artefact", body = ChurnArtifact), (status = 400, description = "Malformed version", body = ErrorBody), (status = 404, description = "Unknown version", body = ErrorBody))
 )]
 #[get("/v1/models/{version}/artifact")]
-async fn get_artifact(state: web::Data<AppState>, version: web::Path<String>) -> Result<web::Json<ChurnArtifact>, ApiError> {
+async fn get_artifact(
+    state: web::Data<AppState>,
+    version: web::Path<String>,
+) -> Result<web::Json<ChurnArtifact>, ApiError> {
     let v = parse_version(&version)?;
-    state.registry.artifact(&v).map_err(registry_error)?.map(web::Json).ok_or_else(|| ApiError::not_found(format!("no model {v}")))
+    state
+        .registry
+        .artifact(&v)
+        .map_err(registry_error)?
+        .map(web::Json)
+        .ok_or_else(|| ApiError::not_found(format!("no model {v}")))
 }
 
 /// A model's plots: `roc.svg` (held-out ROC curve) or `learning_curve.svg` (loss per epoch).
@@ -134,13 +199,20 @@ async fn get_artifact(state: web::Data<AppState>, version: web::Path<String>) ->
     responses((status = 200, description = "SVG image", content_type = "image/svg+xml", body = String), (status = 404, description = "Unknown version or plot", body = ErrorBody))
 )]
 #[get("/v1/models/{version}/plots/{name}")]
-async fn get_plot(state: web::Data<AppState>, path: web::Path<(String, String)>) -> Result<HttpResponse, ApiError> {
+async fn get_plot(
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
     let (version, name) = path.into_inner();
     let v = parse_version(&version)?;
     if !["roc.svg", "learning_curve.svg"].contains(&name.as_str()) {
         return Err(ApiError::not_found(format!("no plot {name}")));
     }
-    let svg = state.registry.plot(&v, &name).map_err(registry_error)?.ok_or_else(|| ApiError::not_found(format!("no model {v}")))?;
+    let svg = state
+        .registry
+        .plot(&v, &name)
+        .map_err(registry_error)?
+        .ok_or_else(|| ApiError::not_found(format!("no model {v}")))?;
     Ok(HttpResponse::Ok().content_type("image/svg+xml").body(svg))
 }
 
@@ -148,7 +220,11 @@ async fn get_plot(state: web::Data<AppState>, path: web::Path<(String, String)>)
 #[utoipa::path(responses((status = 200, description = "Alive", body = Health)))]
 #[get("/healthz")]
 async fn healthz() -> web::Json<Health> {
-    web::Json(Health { status: "ok".into(), service: "trainer".into(), version: env!("CARGO_PKG_VERSION").into() })
+    web::Json(Health {
+        status: "ok".into(),
+        service: "trainer".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+    })
 }
 
 /// Readiness: the registry is readable.
@@ -156,10 +232,17 @@ async fn healthz() -> web::Json<Health> {
 #[get("/readyz")]
 async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     match state.registry.versions() {
-        Ok(_) => HttpResponse::Ok().json(Health { status: "ready".into(), service: "trainer".into(), version: env!("CARGO_PKG_VERSION").into() }),
+        Ok(_) => HttpResponse::Ok().json(Health {
+            status: "ready".into(),
+            service: "trainer".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+        }),
         Err(e) => {
             tracing::warn!(error = %e, "Registry not readable.");
-            HttpResponse::ServiceUnavailable().json(ErrorBody { code: ErrorCode::Internal, message: "model registry unreadable".into() })
+            HttpResponse::ServiceUnavailable().json(ErrorBody {
+                code: ErrorCode::Internal,
+                message: "model registry unreadable".into(),
+            })
         }
     }
 }

@@ -4,7 +4,9 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use sextant_contracts::api::{JobState, ModelMetadata, TrainJob, TrainJobRequest, TrainingSet, TrainingSetRequest};
+use sextant_contracts::api::{
+    JobState, ModelMetadata, TrainJob, TrainJobRequest, TrainingSet, TrainingSetRequest,
+};
 use sextant_contracts::time::SharedClock;
 
 use crate::registry::Registry;
@@ -36,7 +38,12 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl Jobs {
     /// A job table that trains from `feature_store_url` into `registry`.
-    pub fn new(http: reqwest::Client, feature_store_url: &str, registry: Registry, clock: SharedClock) -> Self {
+    pub fn new(
+        http: reqwest::Client,
+        feature_store_url: &str,
+        registry: Registry,
+        clock: SharedClock,
+    ) -> Self {
         Self {
             table: Arc::default(),
             run_lock: Arc::default(),
@@ -96,15 +103,25 @@ impl Jobs {
         job
     }
 
-    async fn run(&self, id: &str, req: TrainJobRequest, config: TrainConfig) -> Result<ModelMetadata, String> {
+    async fn run(
+        &self,
+        id: &str,
+        req: TrainJobRequest,
+        config: TrainConfig,
+    ) -> Result<ModelMetadata, String> {
         let resp = self
             .http
             .post(format!("{}/v1/training-sets", self.feature_store_url))
-            .json(&TrainingSetRequest { cutoff: req.cutoff, horizon_days: req.horizon_days })
+            .json(&TrainingSetRequest {
+                cutoff: req.cutoff,
+                horizon_days: req.horizon_days,
+            })
             .send()
             .await
             .map_err(|e| format!("feature store unreachable: {e}"))?;
-        let set: TrainingSet = sextant_service_kit::http::read_json(resp).await.map_err(|e| format!("feature store: {e}"))?;
+        let set: TrainingSet = sextant_service_kit::http::read_json(resp)
+            .await
+            .map_err(|e| format!("feature store: {e}"))?;
         let version = self.registry.next_version().map_err(|e| e.to_string())?;
         let progress_jobs = self.clone();
         let progress_id = id.to_owned();
@@ -127,7 +144,9 @@ impl Jobs {
             metrics: trained.metrics.clone(),
             config: trained.config.clone(),
         };
-        self.registry.publish(&trained, &metadata).map_err(|e| e.to_string())?;
+        self.registry
+            .publish(&trained, &metadata)
+            .map_err(|e| e.to_string())?;
         Ok(metadata)
     }
 }

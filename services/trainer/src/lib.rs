@@ -111,7 +111,11 @@ impl Application {
         let jobs = jobs::Jobs::new(http, &settings.feature_store_url, registry.clone(), clock);
         let listener = TcpListener::bind((settings.host.as_str(), settings.port))?;
         let port = listener.local_addr()?.port();
-        let state = web::Data::new(AppState { registry, jobs, default_epochs: settings.default_epochs });
+        let state = web::Data::new(AppState {
+            registry,
+            jobs,
+            default_epochs: settings.default_epochs,
+        });
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())

@@ -7,10 +7,12 @@ async fn main() -> anyhow::Result<()> {
     sextant_service_kit::telemetry::init();
     let file = std::env::var_os("SEXTANT_CONFIG").map(std::path::PathBuf::from);
     let settings: sextant_trainer::Settings =
-        sextant_service_kit::config::load("SEXTANT_TRAINER", file.as_deref()).context("loading settings")?;
-    let app = sextant_trainer::Application::build(&settings, sextant_contracts::time::system_clock())
-        .await
-        .context("starting")?;
+        sextant_service_kit::config::load("SEXTANT_TRAINER", file.as_deref())
+            .context("loading settings")?;
+    let app =
+        sextant_trainer::Application::build(&settings, sextant_contracts::time::system_clock())
+            .await
+            .context("starting")?;
     let handle = app.handle();
     tokio::spawn(async move {
         let _ = tokio::signal::ctrl_c().await;

@@ -30,7 +30,8 @@ impl<B: Backend> ChurnMlp<B> {
 
     /// `x: [batch, inputs]` → logits `[batch, 1]`.
     pub fn forward(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {
-        self.output.forward(self.activation.forward(self.hidden.forward(x)))
+        self.output
+            .forward(self.activation.forward(self.hidden.forward(x)))
     }
 
     /// Exports the weights into the serving artefact.
@@ -41,18 +42,40 @@ impl<B: Backend> ChurnMlp<B> {
         means: Vec<f32>,
         stds: Vec<f32>,
     ) -> ChurnArtifact {
-        ChurnArtifact { version, feature_names, means, stds, layers: vec![dense(&self.hidden), dense(&self.output)] }
+        ChurnArtifact {
+            version,
+            feature_names,
+            means,
+            stds,
+            layers: vec![dense(&self.hidden), dense(&self.output)],
+        }
     }
 }
 
 fn dense<B: Backend>(l: &Linear<B>) -> Dense {
     let [inputs, outputs] = l.weight.shape().dims();
-    let weights = l.weight.val().into_data().convert::<f32>().to_vec::<f32>().unwrap_or_default();
+    let weights = l
+        .weight
+        .val()
+        .into_data()
+        .convert::<f32>()
+        .to_vec::<f32>()
+        .unwrap_or_default();
     let bias = match &l.bias {
-        Some(b) => b.val().into_data().convert::<f32>().to_vec::<f32>().unwrap_or_default(),
+        Some(b) => b
+            .val()
+            .into_data()
+            .convert::<f32>()
+            .to_vec::<f32>()
+            .unwrap_or_default(),
         None => vec![0.0; outputs],
     };
-    Dense { inputs, outputs, weights, bias }
+    Dense {
+        inputs,
+        outputs,
+        weights,
+        bias,
+    }
 }
 
 impl<B: Backend> ChurnMlp<B> {

@@ -25,14 +25,20 @@ use crate::training::Trained;
 pub enum RegistryError {
     /// A file could not be read or written.
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     /// A stored file is not what we wrote.
     #[error("{path}: {detail}")]
     Corrupt { path: PathBuf, detail: String },
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> RegistryError + '_ {
-    move |source| RegistryError::Io { path: path.to_owned(), source }
+    move |source| RegistryError::Io {
+        path: path.to_owned(),
+        source,
+    }
 }
 
 /// A registry of one model family (`churn`).
@@ -47,7 +53,10 @@ impl Registry {
     pub fn open(dir: &Path, name: &str) -> Result<Self, RegistryError> {
         let root = dir.join(name);
         fs::create_dir_all(&root).map_err(io(&root))?;
-        Ok(Self { root, name: name.to_owned() })
+        Ok(Self {
+            root,
+            name: name.to_owned(),
+        })
     }
 
     /// Every stored version, oldest first.
@@ -74,7 +83,11 @@ impl Registry {
     }
 
     /// Stores a trained model and makes it current.
-    pub fn publish(&self, trained: &Trained, metadata: &ModelMetadata) -> Result<(), RegistryError> {
+    pub fn publish(
+        &self,
+        trained: &Trained,
+        metadata: &ModelMetadata,
+    ) -> Result<(), RegistryError> {
         let version = metadata.version.to_string();
         let staging = self.root.join(format!(".{version}.tmp"));
         let _ = fs::remove_dir_all(&staging);
@@ -83,10 +96,27 @@ impl Registry {
             let path = staging.join(name);
             fs::write(&path, body).map_err(io(&path))
         };
-        write("artifact.json", serde_json::to_string_pretty(&trained.artifact).unwrap_or_default())?;
-        write("metadata.json", serde_json::to_string_pretty(metadata).unwrap_or_default())?;
-        write("roc.svg", roc_svg(&trained.roc, trained.metrics.auc, &version))?;
-        write("learning_curve.svg", line_svg(&trained.losses, &format!("{version} — training loss"), "epoch", "BCE loss"))?;
+        write(
+            "artifact.json",
+            serde_json::to_string_pretty(&trained.artifact).unwrap_or_default(),
+        )?;
+        write(
+            "metadata.json",
+            serde_json::to_string_pretty(metadata).unwrap_or_default(),
+        )?;
+        write(
+            "roc.svg",
+            roc_svg(&trained.roc, trained.metrics.auc, &version),
+        )?;
+        write(
+            "learning_curve.svg",
+            line_svg(
+                &trained.losses,
+                &format!("{version} — training loss"),
+                "epoch",
+                "BCE loss",
+            ),
+        )?;
         let target = self.root.join(&version);
         fs::rename(&staging, &target).map_err(io(&target))?;
         let current_tmp = self.root.join(".CURRENT.tmp");
@@ -101,16 +131,28 @@ impl Registry {
         match fs::read_to_string(&path) {
             Ok(s) => ModelVersion::parse(s.trim())
                 .map(Some)
-                .map_err(|e| RegistryError::Corrupt { path, detail: e.to_string() }),
+                .map_err(|e| RegistryError::Corrupt {
+                    path,
+                    detail: e.to_string(),
+                }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(RegistryError::Io { path, source: e }),
         }
     }
 
-    fn read<T: serde::de::DeserializeOwned>(&self, version: &ModelVersion, file: &str) -> Result<Option<T>, RegistryError> {
+    fn read<T: serde::de::DeserializeOwned>(
+        &self,
+        version: &ModelVersion,
+        file: &str,
+    ) -> Result<Option<T>, RegistryError> {
         let path = self.root.join(version.to_string()).join(file);
         match fs::read_to_string(&path) {
-            Ok(s) => serde_json::from_str(&s).map(Some).map_err(|e| RegistryError::Corrupt { path, detail: e.to_string() }),
+            Ok(s) => serde_json::from_str(&s)
+                .map(Some)
+                .map_err(|e| RegistryError::Corrupt {
+                    path,
+                    detail: e.to_string(),
+                }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(RegistryError::Io { path, source: e }),
         }
@@ -127,7 +169,11 @@ impl Registry {
     }
 
     /// A stored plot (`roc.svg`, `learning_curve.svg`).
-    pub fn plot(&self, version: &ModelVersion, name: &str) -> Result<Option<String>, RegistryError> {
+    pub fn plot(
+        &self,
+        version: &ModelVersion,
+        name: &str,
+    ) -> Result<Option<String>, RegistryError> {
         let path = self.root.join(version.to_string()).join(name);
         match fs::read_to_string(&path) {
             Ok(s) => Ok(Some(s)),

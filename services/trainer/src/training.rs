@@ -17,9 +17,9 @@ use burn::tensor::{Int, Tensor, TensorData};
 use serde_json::json;
 use sextant_contracts::ModelVersion;
 use sextant_contracts::api::{ModelMetrics, TrainingSet};
+use sextant_models::ChurnArtifact;
 use sextant_models::artifact::fit_normalisation;
 use sextant_models::metrics::{accuracy, log_loss, roc_auc, roc_curve};
-use sextant_models::ChurnArtifact;
 
 use crate::model::ChurnMlp;
 
@@ -34,7 +34,12 @@ pub struct TrainConfig {
 
 impl Default for TrainConfig {
     fn default() -> Self {
-        Self { epochs: 100, hidden: 8, learning_rate: 0.01, seed: 42 }
+        Self {
+            epochs: 100,
+            hidden: 8,
+            learning_rate: 0.01,
+            seed: 42,
+        }
     }
 }
 
@@ -61,12 +66,14 @@ pub struct Trained {
 
 /// FNV-1a, 64-bit: a stable hash for the split (std's hasher is randomly seeded).
 fn fnv1a(s: &str) -> u64 {
-    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 /// Whether an account belongs to the held-out part.
 pub fn is_test(account_id: &str) -> bool {
-    fnv1a(account_id) % 5 == 0
+    fnv1a(account_id).is_multiple_of(5)
 }
 
 fn matrix<B: Backend>(rows: &[Vec<f32>], width: usize, device: &B::Device) -> Tensor<B, 2> {
@@ -83,8 +90,12 @@ pub fn train<B: AutodiffBackend>(
     mut progress: impl FnMut(u32, f64),
 ) -> Result<Trained, TrainError> {
     let width = set.feature_names.len();
-    let (train_rows, test_rows): (Vec<_>, Vec<_>) = set.rows.iter().partition(|r| !is_test(r.account_id.as_str()));
-    let positives = |rows: &[&sextant_contracts::api::TrainingRow]| rows.iter().filter(|r| r.churned).count();
+    let (train_rows, test_rows): (Vec<_>, Vec<_>) = set
+        .rows
+        .iter()
+        .partition(|r| !is_test(r.account_id.as_str()));
+    let positives =
+        |rows: &[&sextant_contracts::api::TrainingRow]| rows.iter().filter(|r| r.churned).count();
     if train_rows.len() < 20 || test_rows.len() < 5 {
         return Err(TrainError::InsufficientData(format!(
             "{} training and {} test rows; need at least 20 and 5",
@@ -95,7 +106,9 @@ pub fn train<B: AutodiffBackend>(
     for (name, rows) in [("training", &train_rows), ("test", &test_rows)] {
         let p = positives(rows);
         if p == 0 || p == rows.len() {
-            return Err(TrainError::InsufficientData(format!("the {name} part has only one class")));
+            return Err(TrainError::InsufficientData(format!(
+                "the {name} part has only one class"
+            )));
         }
     }
 
@@ -110,12 +123,18 @@ pub fn train<B: AutodiffBackend>(
         stds: stds.clone(),
         layers: Vec::new(),
     };
-    let x_train: Vec<Vec<f32>> = raw_train.iter().map(|f| prep.preprocess(f).unwrap_or_default()).collect();
+    let x_train: Vec<Vec<f32>> = raw_train
+        .iter()
+        .map(|f| prep.preprocess(f).unwrap_or_default())
+        .collect();
     let y_train: Vec<i64> = train_rows.iter().map(|r| i64::from(r.churned)).collect();
 
     let x = matrix::<B>(&x_train, width, device);
-    let y: Tensor<B, 2, Int> = Tensor::from_data(TensorData::new(y_train.clone(), [y_train.len(), 1]), device);
-    let loss_fn = BinaryCrossEntropyLossConfig::new().with_logits(true).init(device);
+    let y: Tensor<B, 2, Int> =
+        Tensor::from_data(TensorData::new(y_train.clone(), [y_train.len(), 1]), device);
+    let loss_fn = BinaryCrossEntropyLossConfig::new()
+        .with_logits(true)
+        .init(device);
     let mut model = ChurnMlp::<B>::new(width, config.hidden, device);
     let mut optim = AdamConfig::new().init();
     let mut losses = Vec::with_capacity(config.epochs as usize);
@@ -131,7 +150,10 @@ pub fn train<B: AutodiffBackend>(
 
     let valid = model.valid();
     let artifact = valid.to_artifact(version, set.feature_names.clone(), means, stds);
-    let scores: Vec<f64> = test_rows.iter().map(|r| artifact.predict(&r.features).unwrap_or(0.5)).collect();
+    let scores: Vec<f64> = test_rows
+        .iter()
+        .map(|r| artifact.predict(&r.features).unwrap_or(0.5))
+        .collect();
     let labels: Vec<bool> = test_rows.iter().map(|r| r.churned).collect();
     let auc = roc_auc(&scores, &labels).unwrap_or(0.5);
     let metrics = ModelMetrics {
@@ -151,10 +173,19 @@ pub fn train<B: AutodiffBackend>(
         ("seed".to_owned(), json!(config.seed)),
         ("cutoff".to_owned(), json!(set.cutoff)),
         ("horizon_days".to_owned(), json!(set.horizon_days)),
-        ("split".to_owned(), json!("test when fnv1a64(account_id) % 5 == 0")),
+        (
+            "split".to_owned(),
+            json!("test when fnv1a64(account_id) % 5 == 0"),
+        ),
         ("backend".to_owned(), json!(std::any::type_name::<B>())),
     ]);
-    Ok(Trained { artifact, metrics, config: config_json, roc: roc_curve(&scores, &labels), losses })
+    Ok(Trained {
+        artifact,
+        metrics,
+        config: config_json,
+        roc: roc_curve(&scores, &labels),
+        losses,
+    })
 }
 
 #[cfg(test)]
@@ -177,7 +208,14 @@ mod tests {
                 let noise = (i * 7919 % 100) as f64 / 100.0;
                 TrainingRow {
                     account_id: SalesforceId::from_parts("001", "5g", i + 1),
-                    features: vec![recency, frequency, frequency * 20.0, 20.0, 300.0, (90.0 - recency).max(0.0) / 30.0],
+                    features: vec![
+                        recency,
+                        frequency,
+                        frequency * 20.0,
+                        20.0,
+                        300.0,
+                        (90.0 - recency).max(0.0) / 30.0,
+                    ],
                     churned: recency / 300.0 + 0.3 * noise > 0.6,
                 }
             })
@@ -191,10 +229,17 @@ mod tests {
     }
 
     fn sextant_contracts_feature_names() -> Vec<String> {
-        ["recency_days", "frequency", "monetary_total", "monetary_mean", "tenure_days", "orders_last_90d"]
-            .iter()
-            .map(|s| (*s).to_owned())
-            .collect()
+        [
+            "recency_days",
+            "frequency",
+            "monetary_total",
+            "monetary_mean",
+            "tenure_days",
+            "orders_last_90d",
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect()
     }
 
     #[test]
@@ -202,11 +247,24 @@ mod tests {
         let set = synthetic(400);
         let device = Default::default();
         let mut epochs_seen = 0;
-        let config = TrainConfig { epochs: 150, ..TrainConfig::default() };
-        let trained = train::<B>(&set, &config, ModelVersion::parse("churn-v1").expect("v"), &device, |e, _| epochs_seen = e)
-            .expect("trains");
+        let config = TrainConfig {
+            epochs: 150,
+            ..TrainConfig::default()
+        };
+        let trained = train::<B>(
+            &set,
+            &config,
+            ModelVersion::parse("churn-v1").expect("v"),
+            &device,
+            |e, _| epochs_seen = e,
+        )
+        .expect("trains");
         assert_eq!(epochs_seen, 150);
-        assert!(trained.losses.last() < trained.losses.first(), "loss falls: {:?}", (trained.losses.first(), trained.losses.last()));
+        assert!(
+            trained.losses.last() < trained.losses.first(),
+            "loss falls: {:?}",
+            (trained.losses.first(), trained.losses.last())
+        );
         assert!(trained.metrics.auc > 0.85, "AUC {}", trained.metrics.auc);
         assert_eq!(trained.metrics.n_train + trained.metrics.n_test, 400);
         trained.artifact.validate().expect("consistent artefact");
@@ -229,8 +287,14 @@ mod tests {
         use burn::module::Param;
         let mut m = ChurnMlp::<Flex>::new(a.layers[0].inputs, a.layers[0].outputs, device);
         let set = |l: &mut burn::nn::Linear<Flex>, d: &sextant_models::Dense| {
-            l.weight = Param::from_tensor(Tensor::from_data(TensorData::new(d.weights.clone(), [d.inputs, d.outputs]), device));
-            l.bias = Some(Param::from_tensor(Tensor::from_data(TensorData::new(d.bias.clone(), [d.outputs]), device)));
+            l.weight = Param::from_tensor(Tensor::from_data(
+                TensorData::new(d.weights.clone(), [d.inputs, d.outputs]),
+                device,
+            ));
+            l.bias = Some(Param::from_tensor(Tensor::from_data(
+                TensorData::new(d.bias.clone(), [d.outputs]),
+                device,
+            )));
         };
         let (h, o) = m.layers_mut();
         set(h, &a.layers[0]);
@@ -242,16 +306,33 @@ mod tests {
     fn refuses_sets_it_cannot_learn_from() {
         let mut set = synthetic(400);
         set.rows.iter_mut().for_each(|r| r.churned = true);
-        let err = train::<B>(&set, &TrainConfig::default(), ModelVersion::parse("churn-v1").expect("v"), &Default::default(), |_, _| {})
-            .expect_err("one class");
+        let err = train::<B>(
+            &set,
+            &TrainConfig::default(),
+            ModelVersion::parse("churn-v1").expect("v"),
+            &Default::default(),
+            |_, _| {},
+        )
+        .expect_err("one class");
         assert!(matches!(err, TrainError::InsufficientData(_)));
         let set = synthetic(10);
-        assert!(train::<B>(&set, &TrainConfig::default(), ModelVersion::parse("churn-v1").expect("v"), &Default::default(), |_, _| {}).is_err());
+        assert!(
+            train::<B>(
+                &set,
+                &TrainConfig::default(),
+                ModelVersion::parse("churn-v1").expect("v"),
+                &Default::default(),
+                |_, _| {}
+            )
+            .is_err()
+        );
     }
 
     #[test]
     fn the_split_is_stable_and_about_a_fifth() {
-        let ids: Vec<String> = (1..=1000).map(|i| SalesforceId::from_parts("001", "5g", i).to_string()).collect();
+        let ids: Vec<String> = (1..=1000)
+            .map(|i| SalesforceId::from_parts("001", "5g", i).to_string())
+            .collect();
         let test = ids.iter().filter(|id| is_test(id)).count();
         assert!((150..=250).contains(&test), "{test}");
         assert_eq!(is_test(&ids[0]), is_test(&ids[0].clone()));
