@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Sextant's whole test suite, as CI runs it (.ci/run calls this):
+#   1. rustfmt and clippy (warnings are errors);
+#   2. every Rust test: unit, service HTTP tests (SQLite, and PostgreSQL when
+#      SEXTANT_TEST_POSTGRES_URL is set), the OpenAPI drift checks, the end-to-end chain;
+#   3. the Salesforce package and Helm chart checks (.ci/sf-helm-checks.sh).
+# Ends with one line "tests: N passed, N failed".
+set -uo pipefail
+cd "$(dirname "$0")/.."
+log=$(mktemp)
+failed_steps=()
+step() { local name=$1; shift; echo "=== $name"; if ! "$@"; then failed_steps+=("$name"); fi; }
+
+step rustfmt cargo fmt --all -- --check
+step clippy cargo clippy --workspace --all-targets --locked -- -D warnings
+step cargo-test bash -c "cargo test --workspace --locked 2>&1 | tee '$log'"
+step salesforce-and-helm bash -c "bash .ci/sf-helm-checks.sh 2>&1 | tee -a '$log'"
+
+passed=$(grep -Eo '^test result: (ok|FAILED)\. [0-9]+ passed' "$log" | grep -Eo '[0-9]+ passed' | awk '{s+=$1} END {print s+0}')
+failed=$(grep -Eo '^test result: (ok|FAILED)\. [0-9]+ passed; [0-9]+ failed' "$log" | grep -Eo '[0-9]+ failed' | awk '{s+=$1} END {print s+0}')
+checks_passed=$(grep -Eo '^checks: [0-9]+ passed' "$log" | grep -Eo '[0-9]+' | awk '{s+=$1} END {print s+0}')
+checks_failed=$(grep -Eo '^checks: [0-9]+ passed, [0-9]+ failed' "$log" | grep -Eo '[0-9]+ failed' | grep -Eo '[0-9]+' | awk '{s+=$1} END {print s+0}')
+rm -f "$log"
+if [ ${#failed_steps[@]} -gt 0 ]; then
+    echo "FAILED steps: ${failed_steps[*]}"
+    failed=$((failed + checks_failed + ${#failed_steps[@]}))
+else
+    failed=$((failed + checks_failed))
+fi
+echo "tests: $((passed + checks_passed)) passed, $failed failed"
+[ ${#failed_steps[@]} -eq 0 ]
