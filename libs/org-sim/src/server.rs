@@ -86,6 +86,8 @@ struct State {
     base_url: Mutex<String>,
     sessions: Mutex<HashMap<String, ()>>,
     cursors: Mutex<HashMap<String, Cursor>>,
+    /// Serial number of the next query locator.
+    next_cursor: std::sync::atomic::AtomicU64,
     api_usage: Mutex<u64>,
     requests: Mutex<Vec<RecordedRequest>>,
 }
@@ -164,6 +166,7 @@ impl OrgSim {
             base_url: Mutex::new(base_url.clone()),
             sessions: Mutex::new(HashMap::new()),
             cursors: Mutex::new(HashMap::new()),
+            next_cursor: std::sync::atomic::AtomicU64::new(1),
             api_usage: Mutex::new(0),
             requests: Mutex::new(Vec::new()),
         });
@@ -323,8 +326,7 @@ async fn not_found() -> HttpResponse {
 
 const VERSIONS: [&str; 6] = ["58.0", "59.0", "60.0", "61.0", "62.0", "64.0"];
 
-async fn versions(state: web::Data<State>) -> HttpResponse {
-    let _ = &state;
+async fn versions() -> HttpResponse {
     let list: Vec<Value> = VERSIONS
         .iter()
         .map(|v| json!({"label": format!("API {v}"), "url": format!("/services/data/v{v}"), "version": v}))
@@ -478,12 +480,11 @@ fn page(state: &State, cursor: Cursor, offset: usize, used: u64) -> HttpResponse
         .collect();
     let mut body = json!({"totalSize": total, "done": end >= total, "records": records});
     if end < total {
-        let id = lock(&state.cursors).len();
-        let locator_id = format!(
-            "01g{}",
-            &SalesforceId::from_parts("01g", "5g", id as u64 + rand::random::<u32>() as u64)
-                .as_str()[3..15]
-        );
+        // Locators look like Salesforce's: `01g` + 12 more id characters, then `-<offset>`.
+        let serial = state
+            .next_cursor
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let locator_id = SalesforceId::from_parts("01g", "5g", serial).as_str()[..15].to_owned();
         body["nextRecordsUrl"] = Value::from(format!(
             "/services/data/v{version}/query/{locator_id}-{end}"
         ));

@@ -2,7 +2,6 @@
 
 use std::collections::HashMap;
 
-use chrono::NaiveDate;
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
     ColumnTrait, ConnectOptions, Database, DatabaseConnection, DbErr, EntityTrait, IntoActiveModel,
@@ -233,14 +232,5 @@ impl Store {
             .into_iter()
             .filter_map(|a| SalesforceId::parse(&a.id).ok())
             .collect())
-    }
-
-    /// The day after the latest order, if any (the "data as of" of a historical load).
-    pub async fn latest_order_date(&self) -> Result<Option<NaiveDate>, DbErr> {
-        let latest = order::Entity::find()
-            .order_by_desc(order::Column::EffectiveDate)
-            .one(&self.db)
-            .await?;
-        Ok(latest.map(|o| o.effective_date))
     }
 }

@@ -16,7 +16,7 @@ use tokio::sync::Mutex;
 
 #[derive(Debug)]
 struct Loaded {
-    artifact: ChurnArtifact,
+    artifact: Arc<ChurnArtifact>,
     checked_at: Instant,
 }
 
@@ -60,7 +60,7 @@ impl ModelCache {
         if let Some(loaded) = self.current.load_full()
             && loaded.checked_at.elapsed() < self.refresh
         {
-            return Ok(Arc::new(loaded.artifact.clone()));
+            return Ok(loaded.artifact.clone());
         }
         let _guard = self.refreshing.lock().await;
         match self.refresh_now().await {
@@ -68,7 +68,7 @@ impl ModelCache {
             Err(e) => match self.current.load_full() {
                 Some(stale) => {
                     tracing::warn!(error = %e, version = %stale.artifact.version, "Trainer unavailable; serving the last model.");
-                    Ok(Arc::new(stale.artifact.clone()))
+                    Ok(stale.artifact.clone())
                 }
                 None => Err(e),
             },
@@ -106,13 +106,13 @@ impl ModelCache {
                     ModelUnavailable::Upstream(format!("artefact {}: {e}", meta.version))
                 })?;
                 tracing::info!(version = %artifact.version, "Loaded model.");
-                artifact
+                Arc::new(artifact)
             }
         };
         self.current.store(Some(Arc::new(Loaded {
             artifact: artifact.clone(),
             checked_at: Instant::now(),
         })));
-        Ok(Arc::new(artifact))
+        Ok(artifact)
     }
 }
