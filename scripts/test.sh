@@ -3,7 +3,8 @@
 #   1. rustfmt and clippy (warnings are errors);
 #   2. every Rust test: unit, service HTTP tests (SQLite, and PostgreSQL when
 #      SEXTANT_TEST_POSTGRES_URL is set), the OpenAPI drift checks, the end-to-end chain;
-#   3. the Salesforce package and Helm chart checks (.ci/sf-helm-checks.sh).
+#   3. a type-check of the trainer's `cuda` feature;
+#   4. the Salesforce package and Helm chart checks (.ci/sf-helm-checks.sh).
 # Ends with one line "tests: N passed, N failed".
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +15,8 @@ step() { local name=$1; shift; echo "=== $name"; if ! "$@"; then failed_steps+=(
 step rustfmt cargo fmt --all -- --check
 step clippy cargo clippy --workspace --all-targets --locked -- -D warnings
 step cargo-test bash -c "cargo test --workspace --locked 2>&1 | tee '$log'"
+# The `cuda` feature (burn-cuda 0.21) must keep compiling; no GPU is needed to type-check it.
+step cuda-feature cargo check -p sextant-trainer --features cuda --locked
 step salesforce-and-helm bash -c "bash .ci/sf-helm-checks.sh 2>&1 | tee -a '$log'"
 
 passed=$(grep -Eo '^test result: (ok|FAILED)\. [0-9]+ passed' "$log" | grep -Eo '[0-9]+ passed' | awk '{s+=$1} END {print s+0}')

@@ -72,6 +72,20 @@ mod secrecy_free {
     }
 }
 
+/// Loads the settings: defaults, the optional file, `SEXTANT_FEATURE_STORE__…` variables, and
+/// the conventional `DATABASE_URL` when `SEXTANT_FEATURE_STORE__DATABASE_URL` is not set.
+pub fn load_settings(
+    file: Option<&std::path::Path>,
+) -> Result<Settings, sextant_service_kit::config::ConfigError> {
+    let mut settings: Settings = sextant_service_kit::config::load("SEXTANT_FEATURE_STORE", file)?;
+    if std::env::var_os("SEXTANT_FEATURE_STORE__DATABASE_URL").is_none() {
+        if let Ok(url) = std::env::var("DATABASE_URL") {
+            settings.database_url = url;
+        }
+    }
+    Ok(settings)
+}
+
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

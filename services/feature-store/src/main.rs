@@ -9,9 +9,8 @@ use sextant_contracts::time::{FixedClock, SharedClock, system_clock};
 async fn main() -> anyhow::Result<()> {
     sextant_service_kit::telemetry::init();
     let file = std::env::var_os("SEXTANT_CONFIG").map(std::path::PathBuf::from);
-    let settings: sextant_feature_store::Settings =
-        sextant_service_kit::config::load("SEXTANT_FEATURE_STORE", file.as_deref())
-            .context("loading settings")?;
+    let settings =
+        sextant_feature_store::load_settings(file.as_deref()).context("loading settings")?;
     let clock: SharedClock = match settings.today {
         Some(day) => Arc::new(FixedClock(
             day.and_hms_opt(12, 0, 0).context("date")?.and_utc(),

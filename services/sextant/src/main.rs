@@ -221,7 +221,7 @@ async fn serve(service: Service) -> anyhow::Result<()> {
             run_app!(sextant_connector::Application::build(&s, clock).await?)
         }
         Service::FeatureStore => {
-            let s: sextant_feature_store::Settings = load("SEXTANT_FEATURE_STORE", file)?;
+            let s = sextant_feature_store::load_settings(file)?;
             let clock: sextant_contracts::time::SharedClock = match s.today {
                 Some(day) => std::sync::Arc::new(sextant_contracts::time::FixedClock(
                     day.and_hms_opt(12, 0, 0).context("date")?.and_utc(),
