@@ -32,7 +32,7 @@ mod secrecy_free {
     use serde::Deserialize;
 
     /// Feature store settings (`SEXTANT_FEATURE_STORE__…`).
-    #[derive(Debug, Clone, Deserialize)]
+    #[derive(Clone, Deserialize)]
     pub struct Settings {
         /// Address to bind.
         #[serde(default = "default_host")]
@@ -58,6 +58,54 @@ mod secrecy_free {
     }
     fn default_database_url() -> String {
         "sqlite://sextant-features.sqlite?mode=rwc".into()
+    }
+
+    impl std::fmt::Debug for Settings {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.debug_struct("Settings")
+                .field("host", &self.host)
+                .field("port", &self.port)
+                .field("database_url", &redact_password(&self.database_url))
+                .field("today", &self.today)
+                .finish()
+        }
+    }
+
+    /// `postgres://user:secret@host/db` → `postgres://user:***@host/db`.
+    pub fn redact_password(url: &str) -> String {
+        let Some((scheme, rest)) = url.split_once("://") else {
+            return url.to_owned();
+        };
+        let Some((credentials, host)) = rest.rsplit_once('@') else {
+            return url.to_owned();
+        };
+        match credentials.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+            None => url.to_owned(),
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn passwords_never_print() {
+            let s = Settings {
+                database_url: "postgres://sextant:hunter2@db:5432/f".into(),
+                ..Settings::default()
+            };
+            let shown = format!("{s:?}");
+            assert!(
+                !shown.contains("hunter2") && shown.contains("postgres://sextant:***@db:5432/f"),
+                "{shown}"
+            );
+            assert_eq!(redact_password("sqlite::memory:"), "sqlite::memory:");
+            assert_eq!(
+                redact_password("postgres://postgres@127.0.0.1/test"),
+                "postgres://postgres@127.0.0.1/test"
+            );
+        }
     }
 
     impl Default for Settings {
