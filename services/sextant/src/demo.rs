@@ -49,7 +49,7 @@ pub struct DemoReport {
     pub metrics: ModelMetrics,
     pub scores: Vec<RecordScore>,
     pub urls: Urls,
-    /// Plots of the model, served by the trainer.
+    /// Plots of the model: files in the registry, then the trainer's URLs for them.
     pub plots: Vec<String>,
 }
 
@@ -173,9 +173,20 @@ pub async fn run(suite: &Suite, options: &DemoOptions) -> anyhow::Result<DemoRep
             None => break,
         }
     }
+    // The registry's files outlive the suite; the URLs work while it runs.
+    let version_dir = suite
+        .data_dir
+        .join("models")
+        .join("churn")
+        .join(meta.version.to_string());
     let plots = ["roc.svg", "learning_curve.svg"]
         .iter()
-        .map(|p| format!("{}/v1/models/{}/plots/{p}", urls.trainer, meta.version))
+        .map(|p| version_dir.join(p).display().to_string())
+        .chain(
+            ["roc.svg", "learning_curve.svg"]
+                .iter()
+                .map(|p| format!("{}/v1/models/{}/plots/{p}", urls.trainer, meta.version)),
+        )
         .collect();
     Ok(DemoReport {
         accounts_synced,
@@ -214,7 +225,10 @@ pub fn summary(report: &DemoReport) -> String {
             bar(s.score)
         ));
     }
-    out.push_str(&format!("Plots: {}\n", report.plots.join("  ")));
+    out.push_str("Plots (ROC curve, learning curve):\n");
+    for p in report.plots.iter().take(2) {
+        out.push_str(&format!("  {p}\n"));
+    }
     out
 }
 

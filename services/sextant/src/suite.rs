@@ -53,6 +53,8 @@ pub struct Urls {
 #[derive(Debug)]
 pub struct Suite {
     pub urls: Urls,
+    /// Where the suite keeps its files (the model registry is `models/` below it).
+    pub data_dir: PathBuf,
     pub org: RunningOrgSim,
     /// The development HS256 secret the gateway accepts (generated per run).
     gateway_secret: String,
@@ -175,6 +177,7 @@ impl Suite {
                 trainer,
                 gateway,
             },
+            data_dir: options.data_dir.clone(),
             org,
             gateway_secret,
             handles,
