@@ -126,10 +126,10 @@ pub fn load_settings(
     file: Option<&std::path::Path>,
 ) -> Result<Settings, sextant_service_kit::config::ConfigError> {
     let mut settings: Settings = sextant_service_kit::config::load("SEXTANT_FEATURE_STORE", file)?;
-    if std::env::var_os("SEXTANT_FEATURE_STORE__DATABASE_URL").is_none() {
-        if let Ok(url) = std::env::var("DATABASE_URL") {
-            settings.database_url = url;
-        }
+    if std::env::var_os("SEXTANT_FEATURE_STORE__DATABASE_URL").is_none()
+        && let Ok(url) = std::env::var("DATABASE_URL")
+    {
+        settings.database_url = url;
     }
     Ok(settings)
 }
