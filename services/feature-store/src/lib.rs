@@ -25,9 +25,10 @@ use chrono::NaiveDate;
 use sextant_contracts::time::SharedClock;
 use sextant_service_kit::error::{configure_extractors, not_found};
 
-pub use secrecy_free::Settings;
+pub use settings::{Settings, redact_password};
 
-mod secrecy_free {
+/// Settings and their redacted `Debug`.
+mod settings {
     use chrono::NaiveDate;
     use serde::Deserialize;
 
@@ -85,6 +86,17 @@ mod secrecy_free {
         }
     }
 
+    impl Default for Settings {
+        fn default() -> Self {
+            Self {
+                host: default_host(),
+                port: default_port(),
+                database_url: default_database_url(),
+                today: None,
+            }
+        }
+    }
+
     #[cfg(test)]
     mod tests {
         use super::*;
@@ -105,17 +117,6 @@ mod secrecy_free {
                 redact_password("postgres://postgres@127.0.0.1/test"),
                 "postgres://postgres@127.0.0.1/test"
             );
-        }
-    }
-
-    impl Default for Settings {
-        fn default() -> Self {
-            Self {
-                host: default_host(),
-                port: default_port(),
-                database_url: default_database_url(),
-                today: None,
-            }
         }
     }
 }
