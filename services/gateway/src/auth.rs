@@ -182,3 +182,67 @@ impl FromRequest for Caller {
         std::future::ready(result)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(rs: Option<&str>, hs: Option<&str>) -> AuthSettings {
+        AuthSettings {
+            issuer: "iss".into(),
+            audience: "aud".into(),
+            rs256_public_key_pem: rs.map(str::to_owned),
+            hs256_secret: hs.map(|s| SecretString::from(s.to_owned())),
+            leeway_secs: 0,
+        }
+    }
+
+    #[test]
+    fn the_gateway_never_runs_without_a_real_key() {
+        assert!(matches!(
+            Verifier::new(&settings(None, None)),
+            Err(AuthConfigError::NoKey)
+        ));
+        assert!(matches!(
+            Verifier::new(&settings(None, Some("short"))),
+            Err(AuthConfigError::WeakSecret)
+        ));
+        assert!(matches!(
+            Verifier::new(&settings(Some("not a pem"), None)),
+            Err(AuthConfigError::BadKey(_))
+        ));
+        assert!(Verifier::new(&settings(None, Some("0123456789abcdef0123456789abcdef"))).is_ok());
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        let shown = format!(
+            "{:?}",
+            settings(None, Some("0123456789abcdef0123456789abcdef"))
+        );
+        assert!(
+            !shown.contains("0123456789abcdef") && shown.contains("[redacted]"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn tokens_with_unaccepted_algorithms_are_refused() {
+        let v = Verifier::new(&settings(None, Some("0123456789abcdef0123456789abcdef")))
+            .expect("verifier");
+        // header {"alg":"none"} — never accepted.
+        let unsigned =
+            "eyJhbGciOiJub25lIn0.eyJpc3MiOiJpc3MiLCJhdWQiOiJhdWQiLCJleHAiOjk5OTk5OTk5OTl9.";
+        assert!(v.verify(unsigned).is_err());
+        let hs384 = jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(Algorithm::HS384),
+            &serde_json::json!({"iss": "iss", "aud": "aud", "exp": 9_999_999_999u64}),
+            &jsonwebtoken::EncodingKey::from_secret(b"0123456789abcdef0123456789abcdef"),
+        )
+        .expect("encode");
+        assert_eq!(
+            v.verify(&hs384).map(|_| ()),
+            Err("tokens signed with HS384 are not accepted".to_owned())
+        );
+    }
+}
