@@ -9,6 +9,7 @@ pub mod config;
 pub mod error;
 pub mod http;
 pub mod openapi;
+pub mod server;
 pub mod telemetry;
 
 pub use error::ApiError;

@@ -13,17 +13,15 @@ pub mod api;
 pub mod mapping;
 pub mod sync;
 
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use actix_web::dev::Server;
-use actix_web::{App, HttpServer, web};
+use actix_web::web;
 use secrecy::SecretString;
 use serde::Deserialize;
 use sextant_contracts::time::SharedClock;
 use sextant_salesforce::{JwtBearerConfig, SalesforceClient};
-use sextant_service_kit::error::{configure_extractors, not_found};
+use sextant_service_kit::server::Service;
 
 /// The connected app (`SEXTANT_CONNECTOR__SALESFORCE__…`).
 #[derive(Debug, Clone, Deserialize)]
@@ -112,16 +110,13 @@ pub struct AppState {
     pub sync_lock: tokio::sync::Mutex<()>,
 }
 
-/// A built, bound connector.
-#[expect(missing_debug_implementations, reason = "actix's Server is not Debug")]
-pub struct Application {
-    port: u16,
-    server: Server,
-}
+/// Builds the service: checks its settings, opens what it needs, binds the port.
+#[derive(Debug)]
+pub struct Application;
 
 impl Application {
     /// Reads the key and binds the port; the first Salesforce login happens on the first sync.
-    pub async fn build(settings: &Settings, clock: SharedClock) -> Result<Self, StartError> {
+    pub async fn build(settings: &Settings, clock: SharedClock) -> Result<Service, StartError> {
         let sf = &settings.salesforce;
         let key =
             std::fs::read_to_string(&sf.private_key_path).map_err(|source| StartError::Key {
@@ -144,36 +139,16 @@ impl Application {
             clock,
             sync_lock: tokio::sync::Mutex::new(()),
         });
-        let listener = TcpListener::bind((settings.host.as_str(), settings.port))?;
-        let port = listener.local_addr()?.port();
-        let server = HttpServer::new(move || {
-            App::new()
-                .app_data(state.clone())
-                .configure(|cfg| configure_extractors(cfg, 1 << 20))
-                .configure(api::routes)
-                .service(sextant_service_kit::openapi::docs(api::openapi()))
-                .default_service(web::to(not_found))
-        })
-        .workers(2)
-        .disable_signals()
-        .listen(listener)?
-        .run();
-        tracing::info!(port, "Connector listening.");
-        Ok(Self { port, server })
-    }
-
-    /// The bound port.
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
-    /// A handle to stop the server.
-    pub fn handle(&self) -> actix_web::dev::ServerHandle {
-        self.server.handle()
-    }
-
-    /// Serves until stopped.
-    pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let service = Service::start(
+            "connector",
+            &settings.host,
+            settings.port,
+            1 << 20,
+            api::openapi(),
+            move |cfg: &mut web::ServiceConfig| {
+                cfg.app_data(state.clone()).configure(api::routes);
+            },
+        )?;
+        Ok(service)
     }
 }

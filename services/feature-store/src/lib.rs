@@ -17,13 +17,10 @@ pub mod entities;
 pub mod migration;
 pub mod store;
 
-use std::net::TcpListener;
-
-use actix_web::dev::Server;
-use actix_web::{App, HttpServer, web};
+use actix_web::web;
 use chrono::NaiveDate;
 use sextant_contracts::time::SharedClock;
-use sextant_service_kit::error::{configure_extractors, not_found};
+use sextant_service_kit::server::Service;
 
 pub use settings::{Settings, redact_password};
 
@@ -161,48 +158,25 @@ impl AppState {
     }
 }
 
-/// A built, bound feature store.
-#[expect(missing_debug_implementations, reason = "actix's Server is not Debug")]
-pub struct Application {
-    port: u16,
-    server: Server,
-}
+/// Builds the service: checks its settings, opens what it needs, binds the port.
+#[derive(Debug)]
+pub struct Application;
 
 impl Application {
     /// Connects the database, migrates it and binds the port.
-    pub async fn build(settings: &Settings, clock: SharedClock) -> Result<Self, StartError> {
+    pub async fn build(settings: &Settings, clock: SharedClock) -> Result<Service, StartError> {
         let store = store::Store::connect(&settings.database_url).await?;
-        let listener = TcpListener::bind((settings.host.as_str(), settings.port))?;
-        let port = listener.local_addr()?.port();
         let state = web::Data::new(AppState { store, clock });
-        let server = HttpServer::new(move || {
-            App::new()
-                .app_data(state.clone())
-                .configure(|cfg| configure_extractors(cfg, 64 << 20))
-                .configure(api::routes)
-                .service(sextant_service_kit::openapi::docs(api::openapi()))
-                .default_service(web::to(not_found))
-        })
-        .workers(2)
-        .disable_signals()
-        .listen(listener)?
-        .run();
-        tracing::info!(port, "Feature store listening.");
-        Ok(Self { port, server })
-    }
-
-    /// The bound port.
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
-    /// A handle to stop the server.
-    pub fn handle(&self) -> actix_web::dev::ServerHandle {
-        self.server.handle()
-    }
-
-    /// Serves until stopped.
-    pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let service = Service::start(
+            "feature-store",
+            &settings.host,
+            settings.port,
+            64 << 20,
+            api::openapi(),
+            move |cfg: &mut web::ServiceConfig| {
+                cfg.app_data(state.clone()).configure(api::routes);
+            },
+        )?;
+        Ok(service)
     }
 }

@@ -15,13 +15,11 @@ pub mod api;
 pub mod auth;
 pub mod model_cache;
 
-use std::net::TcpListener;
 use std::time::Duration;
 
-use actix_web::dev::Server;
-use actix_web::{App, HttpServer, web};
+use actix_web::web;
 use serde::Deserialize;
-use sextant_service_kit::error::{configure_extractors, not_found};
+use sextant_service_kit::server::Service;
 
 /// Gateway settings (`SEXTANT_GATEWAY__…`).
 #[derive(Debug, Clone, Deserialize)]
@@ -95,16 +93,13 @@ pub struct AppState {
     pub models: model_cache::ModelCache,
 }
 
-/// A built, bound gateway.
-#[expect(missing_debug_implementations, reason = "actix's Server is not Debug")]
-pub struct Application {
-    port: u16,
-    server: Server,
-}
+/// Builds the service: checks its settings, opens what it needs, binds the port.
+#[derive(Debug)]
+pub struct Application;
 
 impl Application {
     /// Checks the settings and binds the port.
-    pub async fn build(settings: &Settings) -> Result<Self, StartError> {
+    pub async fn build(settings: &Settings) -> Result<Service, StartError> {
         let verifier = web::Data::new(auth::Verifier::new(&settings.auth)?);
         // Apex allows 120 s for a whole transaction; an upstream call must fail well before.
         let http = sextant_service_kit::http::client(Duration::from_secs(20));
@@ -117,37 +112,18 @@ impl Application {
                 Duration::from_secs(settings.model_refresh_secs),
             ),
         });
-        let listener = TcpListener::bind((settings.host.as_str(), settings.port))?;
-        let port = listener.local_addr()?.port();
-        let server = HttpServer::new(move || {
-            App::new()
-                .app_data(state.clone())
-                .app_data(verifier.clone())
-                .configure(|cfg| configure_extractors(cfg, 256 << 10))
-                .configure(api::routes)
-                .service(sextant_service_kit::openapi::docs(api::openapi()))
-                .default_service(web::to(not_found))
-        })
-        .workers(2)
-        .disable_signals()
-        .listen(listener)?
-        .run();
-        tracing::info!(port, "Gateway listening.");
-        Ok(Self { port, server })
-    }
-
-    /// The bound port.
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
-    /// A handle to stop the server.
-    pub fn handle(&self) -> actix_web::dev::ServerHandle {
-        self.server.handle()
-    }
-
-    /// Serves until stopped.
-    pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let service = Service::start(
+            "gateway",
+            &settings.host,
+            settings.port,
+            256 << 10,
+            api::openapi(),
+            move |cfg: &mut web::ServiceConfig| {
+                cfg.app_data(state.clone())
+                    .app_data(verifier.clone())
+                    .configure(api::routes);
+            },
+        )?;
+        Ok(service)
     }
 }

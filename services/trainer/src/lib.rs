@@ -18,15 +18,13 @@ pub mod model;
 pub mod registry;
 pub mod training;
 
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use actix_web::dev::Server;
-use actix_web::{App, HttpServer, web};
+use actix_web::web;
 use serde::Deserialize;
 use sextant_contracts::time::SharedClock;
-use sextant_service_kit::error::{configure_extractors, not_found};
+use sextant_service_kit::server::Service;
 
 /// Trainer settings (`SEXTANT_TRAINER__…`).
 #[derive(Debug, Clone, Deserialize)]
@@ -96,54 +94,31 @@ pub struct AppState {
     pub default_epochs: u32,
 }
 
-/// A built, bound trainer.
-#[expect(missing_debug_implementations, reason = "actix's Server is not Debug")]
-pub struct Application {
-    port: u16,
-    server: Server,
-}
+/// Builds the service: checks its settings, opens what it needs, binds the port.
+#[derive(Debug)]
+pub struct Application;
 
 impl Application {
     /// Opens the registry and binds the port.
-    pub async fn build(settings: &Settings, clock: SharedClock) -> Result<Self, StartError> {
+    pub async fn build(settings: &Settings, clock: SharedClock) -> Result<Service, StartError> {
         let registry = registry::Registry::open(&settings.registry_dir, "churn")?;
         let http = sextant_service_kit::http::client(Duration::from_secs(120));
         let jobs = jobs::Jobs::new(http, &settings.feature_store_url, registry.clone(), clock);
-        let listener = TcpListener::bind((settings.host.as_str(), settings.port))?;
-        let port = listener.local_addr()?.port();
         let state = web::Data::new(AppState {
             registry,
             jobs,
             default_epochs: settings.default_epochs,
         });
-        let server = HttpServer::new(move || {
-            App::new()
-                .app_data(state.clone())
-                .configure(|cfg| configure_extractors(cfg, 1 << 20))
-                .configure(api::routes)
-                .service(sextant_service_kit::openapi::docs(api::openapi()))
-                .default_service(web::to(not_found))
-        })
-        .workers(2)
-        .disable_signals()
-        .listen(listener)?
-        .run();
-        tracing::info!(port, "Trainer listening.");
-        Ok(Self { port, server })
-    }
-
-    /// The bound port.
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
-    /// A handle to stop the server.
-    pub fn handle(&self) -> actix_web::dev::ServerHandle {
-        self.server.handle()
-    }
-
-    /// Serves until stopped.
-    pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let service = Service::start(
+            "trainer",
+            &settings.host,
+            settings.port,
+            1 << 20,
+            api::openapi(),
+            move |cfg: &mut web::ServiceConfig| {
+                cfg.app_data(state.clone()).configure(api::routes);
+            },
+        )?;
+        Ok(service)
     }
 }
