@@ -61,4 +61,35 @@ impl Service {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await
     }
+
+    /// Serves until Ctrl-C or SIGTERM, then drains in-flight requests and stops.
+    pub async fn run_until_signalled(self) -> std::io::Result<()> {
+        let handle = self.handle();
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            tracing::info!("Shutting down.");
+            handle.stop(true).await;
+        });
+        self.run_until_stopped().await
+    }
+}
+
+/// Completes on Ctrl-C, or on SIGTERM (what Kubernetes sends) on Unix.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => return std::future::pending::<()>().await,
+            };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }

@@ -20,10 +20,5 @@ async fn main() -> anyhow::Result<()> {
     let app = sextant_feature_store::Application::build(&settings, clock)
         .await
         .context("starting")?;
-    let handle = app.handle();
-    tokio::spawn(async move {
-        let _ = tokio::signal::ctrl_c().await;
-        handle.stop(true).await;
-    });
-    app.run_until_stopped().await.context("serving")
+    app.run_until_signalled().await.context("serving")
 }

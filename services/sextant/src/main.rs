@@ -205,15 +205,9 @@ async fn serve(service: Service) -> anyhow::Result<()> {
     let file = file.as_deref();
     let clock = sextant_contracts::time::system_clock();
     macro_rules! run_app {
-        ($app:expr) => {{
-            let app = $app;
-            let handle = app.handle();
-            tokio::spawn(async move {
-                let _ = tokio::signal::ctrl_c().await;
-                handle.stop(true).await;
-            });
-            app.run_until_stopped().await?;
-        }};
+        ($app:expr) => {
+            $app.run_until_signalled().await?
+        };
     }
     match service {
         Service::Connector => {

@@ -13,10 +13,5 @@ async fn main() -> anyhow::Result<()> {
         sextant_trainer::Application::build(&settings, sextant_contracts::time::system_clock())
             .await
             .context("starting")?;
-    let handle = app.handle();
-    tokio::spawn(async move {
-        let _ = tokio::signal::ctrl_c().await;
-        handle.stop(true).await;
-    });
-    app.run_until_stopped().await.context("serving")
+    app.run_until_signalled().await.context("serving")
 }
