@@ -182,3 +182,58 @@ impl Registry {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use chrono::Utc;
+    use sextant_contracts::api::ModelMetrics;
+    use sextant_models::Dense;
+
+    use super::*;
+
+    fn trained(version: &ModelVersion) -> (Trained, ModelMetadata) {
+        let artifact = ChurnArtifact {
+            version: version.clone(),
+            feature_names: vec!["x".into()],
+            means: vec![0.0],
+            stds: vec![1.0],
+            layers: vec![Dense { inputs: 1, outputs: 1, weights: vec![0.5], bias: vec![0.0] }],
+        };
+        let metrics = ModelMetrics { auc: 0.7, accuracy: 0.6, log_loss: 0.6, base_rate: 0.3, n_train: 10, n_test: 5 };
+        let meta = ModelMetadata {
+            version: version.clone(),
+            created_at: Utc::now(),
+            feature_names: vec!["x".into()],
+            metrics: metrics.clone(),
+            config: BTreeMap::new(),
+        };
+        let t = Trained { artifact, metrics, config: BTreeMap::new(), roc: vec![(0.0, 0.0), (1.0, 1.0)], losses: vec![0.7, 0.6] };
+        (t, meta)
+    }
+
+    #[test]
+    fn versions_grow_and_the_latest_publish_is_current() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let reg = Registry::open(dir.path(), "churn").expect("open");
+        assert_eq!(reg.current().expect("read"), None);
+        let v1 = reg.next_version().expect("v1");
+        assert_eq!(v1.to_string(), "churn-v1");
+        let (t, m) = trained(&v1);
+        reg.publish(&t, &m).expect("publish v1");
+        // A half-written version (a crash mid-publish) is never listed.
+        std::fs::create_dir_all(dir.path().join("churn/.churn-v2.tmp")).expect("stray");
+        let v2 = reg.next_version().expect("v2");
+        assert_eq!(v2.to_string(), "churn-v2");
+        let (t, m) = trained(&v2);
+        reg.publish(&t, &m).expect("publish v2");
+        assert_eq!(reg.versions().expect("list"), vec![v1.clone(), v2.clone()]);
+        assert_eq!(reg.current().expect("read"), Some(v2.clone()));
+        assert_eq!(reg.artifact(&v1).expect("read").map(|a| a.version), Some(v1.clone()));
+        assert!(reg.plot(&v2, "roc.svg").expect("read").is_some_and(|s| s.starts_with("<svg")));
+        assert!(reg.plot(&v2, "learning_curve.svg").expect("read").is_some());
+        let unknown = ModelVersion::parse("churn-v9").expect("v");
+        assert_eq!(reg.metadata(&unknown).expect("read"), None);
+    }
+}
