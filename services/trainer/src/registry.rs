@@ -199,9 +199,21 @@ mod tests {
             feature_names: vec!["x".into()],
             means: vec![0.0],
             stds: vec![1.0],
-            layers: vec![Dense { inputs: 1, outputs: 1, weights: vec![0.5], bias: vec![0.0] }],
+            layers: vec![Dense {
+                inputs: 1,
+                outputs: 1,
+                weights: vec![0.5],
+                bias: vec![0.0],
+            }],
         };
-        let metrics = ModelMetrics { auc: 0.7, accuracy: 0.6, log_loss: 0.6, base_rate: 0.3, n_train: 10, n_test: 5 };
+        let metrics = ModelMetrics {
+            auc: 0.7,
+            accuracy: 0.6,
+            log_loss: 0.6,
+            base_rate: 0.3,
+            n_train: 10,
+            n_test: 5,
+        };
         let meta = ModelMetadata {
             version: version.clone(),
             created_at: Utc::now(),
@@ -209,7 +221,13 @@ mod tests {
             metrics: metrics.clone(),
             config: BTreeMap::new(),
         };
-        let t = Trained { artifact, metrics, config: BTreeMap::new(), roc: vec![(0.0, 0.0), (1.0, 1.0)], losses: vec![0.7, 0.6] };
+        let t = Trained {
+            artifact,
+            metrics,
+            config: BTreeMap::new(),
+            roc: vec![(0.0, 0.0), (1.0, 1.0)],
+            losses: vec![0.7, 0.6],
+        };
         (t, meta)
     }
 
@@ -230,8 +248,15 @@ mod tests {
         reg.publish(&t, &m).expect("publish v2");
         assert_eq!(reg.versions().expect("list"), vec![v1.clone(), v2.clone()]);
         assert_eq!(reg.current().expect("read"), Some(v2.clone()));
-        assert_eq!(reg.artifact(&v1).expect("read").map(|a| a.version), Some(v1.clone()));
-        assert!(reg.plot(&v2, "roc.svg").expect("read").is_some_and(|s| s.starts_with("<svg")));
+        assert_eq!(
+            reg.artifact(&v1).expect("read").map(|a| a.version),
+            Some(v1.clone())
+        );
+        assert!(
+            reg.plot(&v2, "roc.svg")
+                .expect("read")
+                .is_some_and(|s| s.starts_with("<svg"))
+        );
         assert!(reg.plot(&v2, "learning_curve.svg").expect("read").is_some());
         let unknown = ModelVersion::parse("churn-v9").expect("v");
         assert_eq!(reg.metadata(&unknown).expect("read"), None);
