@@ -78,19 +78,9 @@ impl ChurnArtifact {
         Ok(())
     }
 
-    /// The model input for raw features: `(log1p(max(x, 0)) - mean) / std`.
+    /// The model input for raw features (see [`standardise`]).
     pub fn preprocess(&self, features: &[f64]) -> Result<Vec<f32>, ModelError> {
-        if features.len() != self.means.len() {
-            return Err(ModelError::Width {
-                expected: self.means.len(),
-                got: features.len(),
-            });
-        }
-        Ok(features
-            .iter()
-            .zip(self.means.iter().zip(&self.stds))
-            .map(|(x, (m, s))| ((x.max(0.0).ln_1p() as f32) - m) / s)
-            .collect())
+        standardise(features, &self.means, &self.stds)
     }
 
     /// The churn probability for raw features.
@@ -109,6 +99,22 @@ impl ChurnArtifact {
         );
         Ok(1.0 / (1.0 + (-logit).exp()))
     }
+}
+
+/// The model input for raw features: `(log1p(max(x, 0)) - mean) / std`. Training and serving
+/// both go through this, so they transform features identically.
+pub fn standardise(features: &[f64], means: &[f32], stds: &[f32]) -> Result<Vec<f32>, ModelError> {
+    if features.len() != means.len() {
+        return Err(ModelError::Width {
+            expected: means.len(),
+            got: features.len(),
+        });
+    }
+    Ok(features
+        .iter()
+        .zip(means.iter().zip(stds))
+        .map(|(x, (m, s))| ((x.max(0.0).ln_1p() as f32) - m) / s)
+        .collect())
 }
 
 /// Per-feature mean and standard deviation of `log1p(x)` over `rows` (the training part).

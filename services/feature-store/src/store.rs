@@ -169,24 +169,28 @@ impl Store {
         &self,
         accounts: Option<&[SalesforceId]>,
     ) -> Result<Vec<OrderFact>, DbErr> {
-        let amounts: Vec<(String, Option<f64>)> = order_item::Entity::find()
+        let mut orders = order::Entity::find();
+        if let Some(ids) = accounts {
+            orders =
+                orders.filter(order::Column::AccountId.is_in(ids.iter().map(ToString::to_string)));
+        }
+        let orders = orders.all(&self.db).await?;
+        // Sum only the lines of these orders: online scoring asks for a few accounts, and must
+        // not aggregate the whole order-line table on every call.
+        let mut lines = order_item::Entity::find()
             .select_only()
             .column(order_item::Column::OrderId)
             .column_as(Expr::cust("SUM(quantity * unit_price)"), "amount")
-            .group_by(order_item::Column::OrderId)
-            .into_tuple()
-            .all(&self.db)
-            .await?;
+            .group_by(order_item::Column::OrderId);
+        if accounts.is_some() {
+            lines = lines
+                .filter(order_item::Column::OrderId.is_in(orders.iter().map(|o| o.id.clone())));
+        }
+        let amounts: Vec<(String, Option<f64>)> = lines.into_tuple().all(&self.db).await?;
         let amounts: HashMap<String, f64> = amounts
             .into_iter()
             .map(|(id, a)| (id, a.unwrap_or(0.0)))
             .collect();
-        let mut query = order::Entity::find();
-        if let Some(ids) = accounts {
-            query =
-                query.filter(order::Column::AccountId.is_in(ids.iter().map(ToString::to_string)));
-        }
-        let orders = query.all(&self.db).await?;
         Ok(orders
             .into_iter()
             .filter_map(|o| {

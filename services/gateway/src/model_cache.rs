@@ -57,12 +57,14 @@ impl ModelCache {
 
     /// The model to score with.
     pub async fn get(&self) -> Result<Arc<ChurnArtifact>, ModelUnavailable> {
-        if let Some(loaded) = self.current.load_full()
-            && loaded.checked_at.elapsed() < self.refresh
-        {
-            return Ok(loaded.artifact.clone());
+        if let Some(fresh) = self.fresh() {
+            return Ok(fresh);
         }
         let _guard = self.refreshing.lock().await;
+        // Requests that queued behind a refresh use its result instead of refreshing again.
+        if let Some(fresh) = self.fresh() {
+            return Ok(fresh);
+        }
         match self.refresh_now().await {
             Ok(artifact) => Ok(artifact),
             Err(e) => match self.current.load_full() {
@@ -73,6 +75,14 @@ impl ModelCache {
                 None => Err(e),
             },
         }
+    }
+
+    /// The current model, if it was checked within the refresh interval.
+    fn fresh(&self) -> Option<Arc<ChurnArtifact>> {
+        self.current
+            .load_full()
+            .filter(|loaded| loaded.checked_at.elapsed() < self.refresh)
+            .map(|loaded| loaded.artifact.clone())
     }
 
     async fn refresh_now(&self) -> Result<Arc<ChurnArtifact>, ModelUnavailable> {

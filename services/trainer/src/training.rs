@@ -18,7 +18,7 @@ use serde_json::json;
 use sextant_contracts::ModelVersion;
 use sextant_contracts::api::{ModelMetrics, TrainingSet};
 use sextant_models::ChurnArtifact;
-use sextant_models::artifact::fit_normalisation;
+use sextant_models::artifact::{fit_normalisation, standardise};
 use sextant_models::metrics::{accuracy, log_loss, roc_auc, roc_curve};
 
 use crate::model::ChurnMlp;
@@ -115,17 +115,9 @@ pub fn train<B: AutodiffBackend>(
     B::seed(device, config.seed);
     let raw_train: Vec<Vec<f64>> = train_rows.iter().map(|r| r.features.clone()).collect();
     let (means, stds) = fit_normalisation(&raw_train, width);
-    // The artefact owns preprocessing, so training and serving transform features identically.
-    let prep = ChurnArtifact {
-        version: version.clone(),
-        feature_names: set.feature_names.clone(),
-        means: means.clone(),
-        stds: stds.clone(),
-        layers: Vec::new(),
-    };
     let x_train: Vec<Vec<f32>> = raw_train
         .iter()
-        .map(|f| prep.preprocess(f).unwrap_or_default())
+        .map(|f| standardise(f, &means, &stds).unwrap_or_default())
         .collect();
     let y_train: Vec<i64> = train_rows.iter().map(|r| i64::from(r.churned)).collect();
 
