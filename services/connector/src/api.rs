@@ -76,9 +76,5 @@ async fn sync(state: web::Data<AppState>) -> Result<web::Json<SyncReport>, ApiEr
 #[utoipa::path(responses((status = 200, description = "Alive", body = Health)))]
 #[get("/healthz")]
 async fn healthz() -> web::Json<Health> {
-    web::Json(Health {
-        status: "ok".into(),
-        service: "connector".into(),
-        version: env!("CARGO_PKG_VERSION").into(),
-    })
+    web::Json(sextant_service_kit::health::alive("connector"))
 }

@@ -226,29 +226,17 @@ async fn accounts(
 #[utoipa::path(responses((status = 200, description = "Alive", body = Health)))]
 #[get("/healthz")]
 async fn healthz() -> web::Json<Health> {
-    web::Json(Health {
-        status: "ok".into(),
-        service: "feature-store".into(),
-        version: env!("CARGO_PKG_VERSION").into(),
-    })
+    web::Json(sextant_service_kit::health::alive("feature-store"))
 }
 
 /// Readiness: the database answers.
 #[utoipa::path(responses((status = 200, description = "Ready", body = Health), (status = 503, description = "Database unavailable", body = ErrorBody)))]
 #[get("/readyz")]
 async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    match state.store.ping().await {
-        Ok(()) => HttpResponse::Ok().json(Health {
-            status: "ready".into(),
-            service: "feature-store".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-        }),
-        Err(e) => {
-            tracing::warn!(error = %e, "Database not ready.");
-            HttpResponse::ServiceUnavailable().json(ErrorBody {
-                code: ErrorCode::UpstreamUnavailable,
-                message: "database unavailable".into(),
-            })
-        }
-    }
+    sextant_service_kit::health::readiness(
+        "feature-store",
+        state.store.ping().await,
+        ErrorCode::UpstreamUnavailable,
+        "database unavailable",
+    )
 }

@@ -165,9 +165,5 @@ async fn scores(
 #[utoipa::path(responses((status = 200, description = "Alive", body = Health)))]
 #[get("/healthz")]
 async fn healthz() -> web::Json<Health> {
-    web::Json(Health {
-        status: "ok".into(),
-        service: "gateway".into(),
-        version: env!("CARGO_PKG_VERSION").into(),
-    })
+    web::Json(sextant_service_kit::health::alive("gateway"))
 }

@@ -220,29 +220,17 @@ async fn get_plot(
 #[utoipa::path(responses((status = 200, description = "Alive", body = Health)))]
 #[get("/healthz")]
 async fn healthz() -> web::Json<Health> {
-    web::Json(Health {
-        status: "ok".into(),
-        service: "trainer".into(),
-        version: env!("CARGO_PKG_VERSION").into(),
-    })
+    web::Json(sextant_service_kit::health::alive("trainer"))
 }
 
 /// Readiness: the registry is readable.
 #[utoipa::path(responses((status = 200, description = "Ready", body = Health), (status = 503, description = "Registry unreadable", body = ErrorBody)))]
 #[get("/readyz")]
 async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    match state.registry.versions() {
-        Ok(_) => HttpResponse::Ok().json(Health {
-            status: "ready".into(),
-            service: "trainer".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-        }),
-        Err(e) => {
-            tracing::warn!(error = %e, "Registry not readable.");
-            HttpResponse::ServiceUnavailable().json(ErrorBody {
-                code: ErrorCode::Internal,
-                message: "model registry unreadable".into(),
-            })
-        }
-    }
+    sextant_service_kit::health::readiness(
+        "trainer",
+        state.registry.versions().map(|_| ()),
+        ErrorCode::Internal,
+        "model registry unreadable",
+    )
 }
