@@ -119,26 +119,25 @@ pub struct RunningOrgSim {
     pub base_url: String,
     pub port: u16,
     handle: ServerHandle,
-    state: Arc<StateHandle>,
+    state: Arc<State>,
 }
 
-/// Opaque access to the state, for test hooks.
-pub struct StateHandle(Arc<State>);
-
-impl std::fmt::Debug for StateHandle {
+impl std::fmt::Debug for State {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("StateHandle")
+        f.debug_struct("State")
+            .field("client_id", &self.config.client_id)
+            .finish_non_exhaustive()
     }
 }
 
 impl RunningOrgSim {
     /// Every request received so far.
     pub fn requests(&self) -> Vec<RecordedRequest> {
-        lock(&self.state.0.requests).clone()
+        lock(&self.state.requests).clone()
     }
     /// Invalidates every issued access token (as "revoke all sessions" in Setup does).
     pub fn expire_all_sessions(&self) {
-        lock(&self.state.0.sessions).clear();
+        lock(&self.state.sessions).clear();
     }
     /// Stops the server.
     pub async fn stop(&self) {
@@ -204,7 +203,7 @@ impl OrgSim {
             base_url,
             port,
             handle: server.handle(),
-            state: Arc::new(StateHandle(state)),
+            state,
         };
         Ok((running, server))
     }
