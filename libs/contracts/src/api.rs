@@ -7,7 +7,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::records::{
-    AccountRecord, CaseRecord, ContactRecord, OrderItemRecord, OrderRecord, ProductRecord,
+    AccountRecord, CaseRecord, ContactRecord, EngagementEventRecord, OrderItemRecord, OrderRecord,
+    ProductRecord,
 };
 use crate::{ModelVersion, SalesforceId};
 
@@ -17,9 +18,46 @@ pub const MAX_RECORDS_PER_CALL: usize = 200;
 
 // ---------------------------------------------------------------- feature store
 
-/// A batch of records of one Salesforce object, upserted by Salesforce Id.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-#[serde(tag = "object", content = "records")]
+/// The objects the feature store keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+pub enum IngestObject {
+    Account,
+    Contact,
+    Product2,
+    Order,
+    OrderItem,
+    Case,
+    EngagementEvent,
+}
+
+impl IngestObject {
+    /// Every object, parents before children.
+    pub const ALL: [Self; 7] = [
+        Self::Account,
+        Self::Contact,
+        Self::Product2,
+        Self::Order,
+        Self::OrderItem,
+        Self::Case,
+        Self::EngagementEvent,
+    ];
+
+    /// The Salesforce object name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Account => "Account",
+            Self::Contact => "Contact",
+            Self::Product2 => "Product2",
+            Self::Order => "Order",
+            Self::OrderItem => "OrderItem",
+            Self::Case => "Case",
+            Self::EngagementEvent => "EngagementEvent",
+        }
+    }
+}
+
+/// Typed records of one object, as the connector builds them (see [`IngestRequest::from_batch`]).
+#[derive(Debug, Clone, PartialEq)]
 pub enum IngestBatch {
     Account(Vec<AccountRecord>),
     Contact(Vec<ContactRecord>),
@@ -27,18 +65,20 @@ pub enum IngestBatch {
     Order(Vec<OrderRecord>),
     OrderItem(Vec<OrderItemRecord>),
     Case(Vec<CaseRecord>),
+    EngagementEvent(Vec<EngagementEventRecord>),
 }
 
 impl IngestBatch {
-    /// The Salesforce object name.
-    pub fn object(&self) -> &'static str {
+    /// The object.
+    pub fn object(&self) -> IngestObject {
         match self {
-            Self::Account(_) => "Account",
-            Self::Contact(_) => "Contact",
-            Self::Product2(_) => "Product2",
-            Self::Order(_) => "Order",
-            Self::OrderItem(_) => "OrderItem",
-            Self::Case(_) => "Case",
+            Self::Account(_) => IngestObject::Account,
+            Self::Contact(_) => IngestObject::Contact,
+            Self::Product2(_) => IngestObject::Product2,
+            Self::Order(_) => IngestObject::Order,
+            Self::OrderItem(_) => IngestObject::OrderItem,
+            Self::Case(_) => IngestObject::Case,
+            Self::EngagementEvent(_) => IngestObject::EngagementEvent,
         }
     }
     /// How many records the batch holds.
@@ -50,6 +90,7 @@ impl IngestBatch {
             Self::Order(r) => r.len(),
             Self::OrderItem(r) => r.len(),
             Self::Case(r) => r.len(),
+            Self::EngagementEvent(r) => r.len(),
         }
     }
     /// Whether the batch is empty.
@@ -58,42 +99,192 @@ impl IngestBatch {
     }
 }
 
-/// The outcome of one ingest call.
+/// A record deleted in Salesforce (from `queryAll` with `IsDeleted = true`, or the deleted-records
+/// endpoint): from `deleted_at` on, it no longer counts in any feature.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Deletion {
+    /// The deleted record (Salesforce Id; for engagement events, the source's id).
+    #[schema(min_length = 1, max_length = 255)]
+    pub id: String,
+    /// When the org deleted it (`deletedDate` or the tombstone's `SystemModstamp`): its known time.
+    pub deleted_at: DateTime<Utc>,
+}
+
+/// `POST /v1/ingest`: records and tombstones of one object, for one org.
+///
+/// Idempotent and order-independent: a version of a record is kept by its known time
+/// (`system_modstamp`), so a replayed or older batch changes nothing. Each record is validated on
+/// its own: the good ones are stored and the rest answered in `rejected`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct IngestRequest {
+    /// The org the records belong to (`00D…`); the store's default org when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, pattern = "^00D[a-zA-Z0-9]{12}([a-zA-Z0-9]{3})?$")]
+    pub org_id: Option<crate::OrgId>,
+    pub object: IngestObject,
+    /// Records in the object's shape (see the `*Record` schemas); at most 10,000.
+    #[serde(default)]
+    #[schema(value_type = Vec<Object>, max_items = 10000)]
+    pub records: Vec<serde_json::Value>,
+    /// Deleted records; at most 10,000.
+    #[serde(default)]
+    #[schema(max_items = 10000)]
+    pub deletions: Vec<Deletion>,
+}
+
+/// The most records (or deletions) one ingest call accepts.
+pub const MAX_INGEST_RECORDS: usize = 10_000;
+
+impl IngestRequest {
+    /// Builds a request from typed records.
+    ///
+    /// # Errors
+    /// Only if a record cannot be serialised (never for the types here).
+    pub fn from_batch(
+        org_id: Option<crate::OrgId>,
+        batch: &IngestBatch,
+    ) -> Result<Self, serde_json::Error> {
+        fn values<T: Serialize>(r: &[T]) -> Result<Vec<serde_json::Value>, serde_json::Error> {
+            r.iter().map(serde_json::to_value).collect()
+        }
+        let records = match batch {
+            IngestBatch::Account(r) => values(r)?,
+            IngestBatch::Contact(r) => values(r)?,
+            IngestBatch::Product2(r) => values(r)?,
+            IngestBatch::Order(r) => values(r)?,
+            IngestBatch::OrderItem(r) => values(r)?,
+            IngestBatch::Case(r) => values(r)?,
+            IngestBatch::EngagementEvent(r) => values(r)?,
+        };
+        Ok(Self {
+            org_id,
+            object: batch.object(),
+            records,
+            deletions: Vec::new(),
+        })
+    }
+}
+
+/// A record of a batch that was not stored, and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct RejectedRecord {
+    /// Position in `records` (or in `deletions` when `deletion` is true).
+    pub index: u64,
+    /// The record's id when it could be read.
+    pub id: Option<String>,
+    #[serde(default)]
+    pub deletion: bool,
+    pub code: crate::ErrorCode,
+    pub message: String,
+}
+
+/// The outcome of one ingest call; everything it reports was committed before it was sent.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct IngestResponse {
-    pub object: String,
-    /// Records in the batch; all were written (upserted) in one transaction.
-    pub upserted: u64,
-    /// Records of this object now in the store.
-    pub total: u64,
+    pub object: IngestObject,
+    /// Records and deletions received.
+    pub received: u64,
+    /// New versions stored (new records, newer versions, deletions).
+    pub written: u64,
+    /// Records whose version was already stored, or older than the one stored: nothing changed.
+    pub unchanged: u64,
+    /// Records and deletions refused, with their reasons.
+    pub rejected: Vec<RejectedRecord>,
+    /// Accounts whose online features were recomputed because of this batch.
+    pub accounts_refreshed: u64,
 }
 
-/// Asks for a point-in-time training set.
+/// One (customer, cut-off) pair of an explicit training-set request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct TrainingExample {
+    pub account_id: SalesforceId,
+    pub cutoff: NaiveDate,
+}
+
+/// Asks for a point-in-time training set, streamed as NDJSON.
+///
+/// Either `cutoffs` (every account with a purchase before each cut-off; several cut-offs are
+/// stacked, for out-of-time validation) or `examples` (explicit pairs). Features use only rows whose
+/// event time and known time are both before the cut-off; the label looks at `[cutoff, cutoff +
+/// horizon_days)`, which must end by today.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct TrainingSetRequest {
-    /// Features use only orders dated strictly before this day.
-    pub cutoff: NaiveDate,
-    /// Label: `true` (churned) when the account places no order in `[cutoff, cutoff + horizon_days)`.
+    /// One or more cut-offs (at most 104).
+    #[serde(default)]
+    #[schema(max_items = 104)]
+    pub cutoffs: Vec<NaiveDate>,
+    /// Explicit (account, cut-off) pairs (at most 100,000) instead of `cutoffs`.
+    #[serde(default)]
+    #[schema(max_items = 100000)]
+    pub examples: Vec<TrainingExample>,
+    /// Label window length, 1..=3650 days.
+    #[schema(minimum = 1, maximum = 3650)]
     pub horizon_days: u32,
+    /// Also stream each row's weekly sequence.
+    #[serde(default)]
+    pub include_sequences: bool,
+    /// The org; the store's default org when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub org_id: Option<crate::OrgId>,
 }
 
-/// One labelled example.
+/// First line of a streamed training set.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct TrainingSetHeader {
+    /// The declared feature set, e.g. `rfmt-v2`.
+    pub feature_set: String,
+    pub feature_names: Vec<String>,
+    /// Channels of each week of a sequence (when sequences are included).
+    pub sequence_channels: Vec<String>,
+    /// Weeks per sequence (when included).
+    pub sequence_weeks: u32,
+    pub horizon_days: u32,
+    pub cutoffs: Vec<NaiveDate>,
+}
+
+/// One labelled example (one NDJSON line).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct TrainingRow {
     pub account_id: SalesforceId,
+    pub cutoff: NaiveDate,
     /// In the order of `feature_names`.
     pub features: Vec<f64>,
+    /// `sequence_weeks` rows, oldest week first, each in the order of `sequence_channels`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sequence: Option<Vec<Vec<f64>>>,
+    /// Static attributes (country, industry) for embeddings.
+    #[serde(default)]
+    pub attributes: BTreeMap<String, String>,
+    /// `true` when the account places no purchase in the label window.
     pub churned: bool,
 }
 
-/// A point-in-time-correct training set.
+/// Last line of a streamed training set: how many rows and their fingerprint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct TrainingSetTrailer {
+    pub rows: u64,
+    /// SHA-256 over the header and every row as sent: a model records exactly what it learned from.
+    pub fingerprint: String,
+}
+
+/// One line of the NDJSON stream: a header, rows, then a trailer (or an error that ends it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum TrainingSetLine {
+    Header(TrainingSetHeader),
+    Row(TrainingRow),
+    Trailer(TrainingSetTrailer),
+    /// The stream failed part-way: discard what came before.
+    Error(crate::ErrorBody),
+}
+
+/// A whole training set, assembled by a client from the stream (small sets, tests).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct TrainingSet {
-    pub cutoff: NaiveDate,
-    pub horizon_days: u32,
-    pub feature_names: Vec<String>,
-    /// Accounts with at least one order before the cutoff.
+    pub header: TrainingSetHeader,
     pub rows: Vec<TrainingRow>,
+    pub fingerprint: String,
 }
 
 /// Asks for the latest features of up to 200 accounts.
@@ -101,20 +292,52 @@ pub struct TrainingSet {
 pub struct OnlineFeaturesRequest {
     #[schema(max_items = 200, min_items = 1)]
     pub account_ids: Vec<SalesforceId>,
+    /// Also return each account's weekly sequence.
+    #[serde(default)]
+    pub include_sequences: bool,
+    /// The org; the store's default org when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub org_id: Option<crate::OrgId>,
+}
+
+/// Whether an account has purchase history to compute features from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum HistoryStatus {
+    /// At least one purchase before the as-of day: `features` is set.
+    Ok,
+    /// No purchase yet: there are no features to score, and none are made up.
+    NoHistory,
 }
 
 /// Features of one account.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct FeatureRow {
     pub account_id: SalesforceId,
-    pub features: Vec<f64>,
+    pub status: HistoryStatus,
+    /// In the order of `feature_names`; absent when `status` is `no_history`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub features: Option<Vec<f64>>,
+    /// Oldest week first (when asked for and there is history).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sequence: Option<Vec<Vec<f64>>>,
+    /// Static attributes (country, industry).
+    #[serde(default)]
+    pub attributes: BTreeMap<String, String>,
+    /// The day the features describe (purchases strictly before it).
+    pub as_of: NaiveDate,
+    /// When the materialised row was computed.
+    pub computed_at: DateTime<Utc>,
 }
 
 /// The latest features, as of the store's clock.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct OnlineFeatures {
     pub as_of: NaiveDate,
+    pub feature_set: String,
     pub feature_names: Vec<String>,
+    pub sequence_channels: Vec<String>,
     pub rows: Vec<FeatureRow>,
     /// Requested ids that are not accounts in the store.
     pub missing: Vec<SalesforceId>,

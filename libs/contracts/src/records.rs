@@ -3,6 +3,10 @@
 //! These are the Salesforce fields Sextant reads, already typed: the connector turns the SOQL
 //! JSON (`attributes`, explicit nulls, `+0000` datetimes) into these, so the feature store never
 //! sees Salesforce's wire quirks.
+//!
+//! Every record may carry its `system_modstamp` (Salesforce's `SystemModstamp`): the moment the org
+//! knew this version of the record. The feature store uses it as the record's **known time** (point-
+//! in-time correctness) and to refuse a replayed older version; without it, the ingest time is used.
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
@@ -19,6 +23,9 @@ pub struct AccountRecord {
     pub industry: Option<String>,
     pub created_date: DateTime<Utc>,
     pub last_modified_date: DateTime<Utc>,
+    /// `SystemModstamp`: when the org knew this version (the known time).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system_modstamp: Option<DateTime<Utc>>,
 }
 
 /// A Contact of an Account.
@@ -30,6 +37,9 @@ pub struct ContactRecord {
     pub last_name: String,
     pub email: Option<String>,
     pub last_modified_date: DateTime<Utc>,
+    /// `SystemModstamp`: when the org knew this version (the known time).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system_modstamp: Option<DateTime<Utc>>,
 }
 
 /// A Product2.
@@ -38,7 +48,13 @@ pub struct ProductRecord {
     pub id: SalesforceId,
     pub name: String,
     pub product_code: Option<String>,
+    /// `Family`: the catalogue's product family; the product's category when present.
+    #[serde(default)]
+    pub family: Option<String>,
     pub last_modified_date: DateTime<Utc>,
+    /// `SystemModstamp`: when the org knew this version (the known time).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system_modstamp: Option<DateTime<Utc>>,
 }
 
 /// An Order placed by an Account.
@@ -50,6 +66,9 @@ pub struct OrderRecord {
     pub status: String,
     pub order_number: Option<String>,
     pub last_modified_date: DateTime<Utc>,
+    /// `SystemModstamp`: when the org knew this version (the known time).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system_modstamp: Option<DateTime<Utc>>,
 }
 
 /// One line of an Order.
@@ -61,6 +80,9 @@ pub struct OrderItemRecord {
     pub quantity: f64,
     pub unit_price: f64,
     pub last_modified_date: DateTime<Utc>,
+    /// `SystemModstamp`: when the org knew this version (the known time).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system_modstamp: Option<DateTime<Utc>>,
 }
 
 /// A support Case, with its free-text description.
@@ -73,4 +95,27 @@ pub struct CaseRecord {
     pub status: Option<String>,
     pub created_date: DateTime<Utc>,
     pub last_modified_date: DateTime<Utc>,
+    /// `SystemModstamp`: when the org knew this version (the known time).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system_modstamp: Option<DateTime<Utc>>,
+}
+
+/// A generic engagement event (web visit, email open, Data Cloud engagement…) of an Account.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct EngagementEventRecord {
+    /// The event's id in its source (Salesforce Id, Data Cloud key…), 1..=255 characters.
+    #[schema(min_length = 1, max_length = 255)]
+    pub id: String,
+    pub account_id: SalesforceId,
+    /// Free-form type, e.g. `email_open`, `web_visit`; 1..=80 characters.
+    #[schema(min_length = 1, max_length = 80)]
+    pub event_type: String,
+    /// When it happened (the event time).
+    pub occurred_at: DateTime<Utc>,
+    /// Optional magnitude (duration, amount…).
+    #[serde(default)]
+    pub value: Option<f64>,
+    /// When the source knew it (the known time); the ingest time when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system_modstamp: Option<DateTime<Utc>>,
 }

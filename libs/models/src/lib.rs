@@ -7,9 +7,12 @@
 //!
 //! # Layout
 //! - [`artifact`]: the churn artefact and its forward pass.
+//! - [`evaluation`]: the result shape of `sextant evaluate` and its errors.
 //! - [`metrics`]: ROC-AUC, accuracy, log-loss, the ROC curve, and an SVG plot of it.
 
 pub mod artifact;
+pub mod evaluation;
 pub mod metrics;
 
 pub use artifact::{ChurnArtifact, Dense, ModelError};
+pub use evaluation::{Baseline, EvalError, Evaluation};

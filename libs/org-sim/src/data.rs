@@ -361,7 +361,30 @@ impl OrgData {
                 ("LastModifiedDate", Value::from(sf_datetime(&at))),
             ]));
         }
-        for o in [account, contact, product, order, item, case] {
+        product.fields.push(FieldDef {
+            name: "Family",
+            kind: T::String,
+        });
+        for r in &mut product.rows {
+            // The sample's catalogue has no families: categories come from product names.
+            r.insert("Family".into(), Value::Null);
+        }
+        for mut o in [account, contact, product, order, item, case] {
+            // Every object has SystemModstamp (the sample's records were last touched when they
+            // were last modified) and IsDeleted, as in a real org.
+            o.fields.push(FieldDef {
+                name: "SystemModstamp",
+                kind: T::DateTime,
+            });
+            o.fields.push(FieldDef {
+                name: "IsDeleted",
+                kind: T::Boolean,
+            });
+            for r in &mut o.rows {
+                let stamp = r.get("LastModifiedDate").cloned().unwrap_or(Value::Null);
+                r.insert("SystemModstamp".into(), stamp);
+                r.insert("IsDeleted".into(), Value::from(false));
+            }
             org.objects.insert(o.name.to_owned(), o);
         }
         Ok(org)

@@ -140,6 +140,15 @@ impl<'a> Record<'a> {
         let raw = self.str(field)?;
         parse_datetime(&raw).ok_or_else(|| Self::err(field, format!("not a datetime: {raw}")))
     }
+    /// A datetime field that may be null.
+    pub fn opt_datetime(&self, field: &str) -> Result<Option<DateTime<Utc>>, FieldError> {
+        self.opt_str(field)?
+            .map(|raw| {
+                parse_datetime(&raw)
+                    .ok_or_else(|| Self::err(field, format!("not a datetime: {raw}")))
+            })
+            .transpose()
+    }
     /// A date field (`YYYY-MM-DD`) that must not be null.
     pub fn date(&self, field: &str) -> Result<NaiveDate, FieldError> {
         let raw = self.str(field)?;

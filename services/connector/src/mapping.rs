@@ -12,27 +12,27 @@ use sextant_salesforce::wire::{FieldError, Record};
 pub const OBJECTS: [(&str, &str); 6] = [
     (
         "Account",
-        "SELECT Id, Name, BillingCountry, Industry, CreatedDate, LastModifiedDate FROM Account",
+        "SELECT Id, Name, BillingCountry, Industry, CreatedDate, LastModifiedDate, SystemModstamp FROM Account",
     ),
     (
         "Contact",
-        "SELECT Id, AccountId, FirstName, LastName, Email, LastModifiedDate FROM Contact",
+        "SELECT Id, AccountId, FirstName, LastName, Email, LastModifiedDate, SystemModstamp FROM Contact",
     ),
     (
         "Product2",
-        "SELECT Id, Name, ProductCode, LastModifiedDate FROM Product2",
+        "SELECT Id, Name, ProductCode, Family, LastModifiedDate, SystemModstamp FROM Product2",
     ),
     (
         "Order",
-        "SELECT Id, AccountId, EffectiveDate, Status, OrderNumber, LastModifiedDate FROM Order",
+        "SELECT Id, AccountId, EffectiveDate, Status, OrderNumber, LastModifiedDate, SystemModstamp FROM Order",
     ),
     (
         "OrderItem",
-        "SELECT Id, OrderId, Product2Id, Quantity, UnitPrice, LastModifiedDate FROM OrderItem",
+        "SELECT Id, OrderId, Product2Id, Quantity, UnitPrice, LastModifiedDate, SystemModstamp FROM OrderItem",
     ),
     (
         "Case",
-        "SELECT Id, AccountId, Subject, Description, Status, CreatedDate, LastModifiedDate FROM Case",
+        "SELECT Id, AccountId, Subject, Description, Status, CreatedDate, LastModifiedDate, SystemModstamp FROM Case",
     ),
 ];
 
@@ -96,6 +96,7 @@ pub fn to_batch(object: &str, records: &[Map<String, Value>]) -> Result<IngestBa
                     industry: r.opt_str("Industry")?,
                     created_date: r.datetime("CreatedDate")?,
                     last_modified_date: r.datetime("LastModifiedDate")?,
+                    system_modstamp: r.opt_datetime("SystemModstamp")?,
                 })
             }
         ),
@@ -109,6 +110,7 @@ pub fn to_batch(object: &str, records: &[Map<String, Value>]) -> Result<IngestBa
                     last_name: r.str("LastName")?,
                     email: r.opt_str("Email")?,
                     last_modified_date: r.datetime("LastModifiedDate")?,
+                    system_modstamp: r.opt_datetime("SystemModstamp")?,
                 })
             }
         ),
@@ -119,7 +121,9 @@ pub fn to_batch(object: &str, records: &[Map<String, Value>]) -> Result<IngestBa
                     id: id(&r, "Id")?,
                     name: r.str("Name")?,
                     product_code: r.opt_str("ProductCode")?,
+                    family: r.opt_str("Family")?,
                     last_modified_date: r.datetime("LastModifiedDate")?,
+                    system_modstamp: r.opt_datetime("SystemModstamp")?,
                 })
             }
         ),
@@ -131,6 +135,7 @@ pub fn to_batch(object: &str, records: &[Map<String, Value>]) -> Result<IngestBa
                 status: r.str("Status")?,
                 order_number: r.opt_str("OrderNumber")?,
                 last_modified_date: r.datetime("LastModifiedDate")?,
+                system_modstamp: r.opt_datetime("SystemModstamp")?,
             })
         }),
         "OrderItem" => map!(
@@ -143,6 +148,7 @@ pub fn to_batch(object: &str, records: &[Map<String, Value>]) -> Result<IngestBa
                     quantity: r.f64("Quantity")?,
                     unit_price: r.f64("UnitPrice")?,
                     last_modified_date: r.datetime("LastModifiedDate")?,
+                    system_modstamp: r.opt_datetime("SystemModstamp")?,
                 })
             }
         ),
@@ -155,6 +161,7 @@ pub fn to_batch(object: &str, records: &[Map<String, Value>]) -> Result<IngestBa
                 status: r.opt_str("Status")?,
                 created_date: r.datetime("CreatedDate")?,
                 last_modified_date: r.datetime("LastModifiedDate")?,
+                system_modstamp: r.opt_datetime("SystemModstamp")?,
             })
         }),
         other => {

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use sextant_contracts::api::{IngestBatch, IngestResponse, SyncReport};
+use sextant_contracts::api::{IngestBatch, IngestRequest, IngestResponse, SyncReport};
 use sextant_contracts::time::SharedClock;
 use sextant_salesforce::{SalesforceClient, SalesforceError};
 use sextant_service_kit::http::{UpstreamError, read_json};
@@ -26,6 +26,16 @@ pub enum SyncError {
     /// A record did not have the expected shape.
     #[error("mapping: {0}")]
     Mapping(#[from] MappingError),
+    /// The feature store refused records of a batch.
+    #[error("feature store refused {count} {object} record(s), first: {first}")]
+    Rejected {
+        /// The object.
+        object: String,
+        /// How many were refused.
+        count: usize,
+        /// The first refusal.
+        first: String,
+    },
     /// The feature store refused or was unreachable.
     #[error("feature store: {0}")]
     FeatureStore(#[from] UpstreamError),
@@ -47,14 +57,32 @@ pub async fn full_sync(
         let mut written = 0u64;
         for chunk in outcome.records.chunks(INGEST_CHUNK) {
             let batch: IngestBatch = to_batch(object, chunk)?;
+            let request = IngestRequest::from_batch(None, &batch).map_err(|e| MappingError {
+                object: object.to_owned(),
+                id: String::new(),
+                problem: e.to_string(),
+            })?;
             let resp = http
                 .post(format!("{feature_store_url}/v1/ingest"))
-                .json(&batch)
+                .json(&request)
                 .send()
                 .await
                 .map_err(UpstreamError::from)?;
             let answer: IngestResponse = read_json(resp).await?;
-            written += answer.upserted;
+            if let Some(first) = answer.rejected.first() {
+                // Until quarantine lands, a refused record stops the sync rather than vanish.
+                return Err(SyncError::Rejected {
+                    object: object.to_owned(),
+                    count: answer.rejected.len(),
+                    first: format!(
+                        "{} {}: {}",
+                        first.id.as_deref().unwrap_or("?"),
+                        first.code.as_str(),
+                        first.message
+                    ),
+                });
+            }
+            written += answer.written + answer.unchanged;
         }
         tracing::info!(
             object,

@@ -4,6 +4,7 @@
 //! - `sextant org-sim`: the Salesforce org simulator alone.
 //! - `sextant serve <service>`: one service, configured from `SEXTANT_<SERVICE>__…` variables.
 //! - `sextant openapi [--out DIR]`: writes the four OpenAPI documents.
+//! - `sextant evaluate <task> --data FILE [--json]`: a model's full protocol against its baseline.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -57,6 +58,46 @@ enum Command {
         #[arg(long, default_value = "openapi")]
         out: PathBuf,
     },
+    /// Measure a model on a data file (same format as the public data sets) against its baseline.
+    Evaluate {
+        /// Which model.
+        task: EvalTask,
+        /// The data file (e.g. Telco-Customer-Churn.csv, online_retail.csv.gz, CDNOW_master.txt).
+        #[arg(long)]
+        data: PathBuf,
+        /// Print one JSON object on stdout instead of the table.
+        #[arg(long)]
+        json: bool,
+        /// Seed for model initialisation (splits are rule-based).
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Where to write plots (ROC, calibration, learning curves); none when absent.
+        #[arg(long)]
+        plots: Option<PathBuf>,
+    },
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+enum EvalTask {
+    Churn,
+    Clv,
+    Propensity,
+    Recommend,
+    Sentiment,
+    NextCategory,
+}
+
+impl From<EvalTask> for sextant_trainer::evaluate::Task {
+    fn from(t: EvalTask) -> Self {
+        match t {
+            EvalTask::Churn => Self::Churn,
+            EvalTask::Clv => Self::Clv,
+            EvalTask::Propensity => Self::Propensity,
+            EvalTask::Recommend => Self::Recommend,
+            EvalTask::Sentiment => Self::Sentiment,
+            EvalTask::NextCategory => Self::NextCategory,
+        }
+    }
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
@@ -89,6 +130,29 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         } => demo_command(once, json, data_dir, epochs).await,
         Command::OrgSim { port, data_dir } => org_sim(port, data_dir).await,
         Command::Serve { service } => serve(service).await,
+        Command::Evaluate {
+            task,
+            data,
+            json,
+            seed,
+            plots,
+        } => {
+            let options = sextant_trainer::evaluate::EvalOptions {
+                seed,
+                plot_dir: plots,
+                progress: !json,
+            };
+            let eval = tokio::task::spawn_blocking(move || {
+                sextant_trainer::evaluate::run(task.into(), &data, &options)
+            })
+            .await??;
+            if json {
+                println!("{}", serde_json::to_string(&eval)?);
+            } else {
+                print!("{}", eval.table());
+            }
+            Ok(())
+        }
         Command::Openapi { out } => {
             std::fs::create_dir_all(&out)?;
             for (name, spec) in [

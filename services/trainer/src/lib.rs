@@ -10,9 +10,11 @@
 //! - [`training`]: one training run (split, normalise, fit, evaluate, export).
 //! - [`registry`]: versioned artefacts on disk.
 //! - [`jobs`]: background jobs with progress.
+//! - [`evaluate`]: `sextant evaluate`, each model's protocol against its baseline on a data file.
 //! - [`api`]: HTTP handlers and the OpenAPI description.
 
 pub mod api;
+pub mod evaluate;
 pub mod jobs;
 pub mod model;
 pub mod registry;

@@ -1,0 +1,13 @@
+//! `sextant evaluate clv`.
+
+use std::path::Path;
+
+use super::{EvalError, EvalOptions, Evaluation, Task};
+
+/// Runs the clv protocol on `data`.
+///
+/// # Errors
+/// See [`EvalError`].
+pub fn evaluate(_data: &Path, _options: &EvalOptions) -> Result<Evaluation, EvalError> {
+    Err(super::not_built(Task::Clv))
+}

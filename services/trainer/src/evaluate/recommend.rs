@@ -1,0 +1,13 @@
+//! `sextant evaluate recommend`.
+
+use std::path::Path;
+
+use super::{EvalError, EvalOptions, Evaluation, Task};
+
+/// Runs the recommend protocol on `data`.
+///
+/// # Errors
+/// See [`EvalError`].
+pub fn evaluate(_data: &Path, _options: &EvalOptions) -> Result<Evaluation, EvalError> {
+    Err(super::not_built(Task::Recommend))
+}
