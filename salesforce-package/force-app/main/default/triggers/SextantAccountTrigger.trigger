@@ -1,3 +1,3 @@
 trigger SextantAccountTrigger on Account(after insert, after update) {
-    SextantAccountTriggerHandler.run(Trigger.operationType, Trigger.new, Trigger.oldMap);
+    SextantChangeHandler.run(Account.SObjectType, Trigger.operationType, Trigger.new, Trigger.oldMap);
 }

@@ -1,37 +1,151 @@
 import { LightningElement, api, wire } from 'lwc';
 import { getRecord, getFieldValue } from 'lightning/uiRecordApi';
 import CHURN_SCORE from '@salesforce/schema/Account.Churn_Score__c';
+import BAND from '@salesforce/schema/Account.Sextant_Churn_Band__c';
 import MODEL_VERSION from '@salesforce/schema/Account.Sextant_Model_Version__c';
 import SCORED_AT from '@salesforce/schema/Account.Sextant_Scored_At__c';
+import TOP_FACTORS from '@salesforce/schema/Account.Sextant_Top_Factors__c';
+import CLV from '@salesforce/schema/Account.Sextant_CLV__c';
+import P_ALIVE from '@salesforce/schema/Account.Sextant_P_Alive__c';
+import NBA from '@salesforce/schema/Account.Sextant_Next_Best_Action__c';
+import NBA_REASON from '@salesforce/schema/Account.Sextant_NBA_Reason__c';
+import NBA_VALUE from '@salesforce/schema/Account.Sextant_NBA_Expected_Value__c';
+import STATUS from '@salesforce/schema/Account.Sextant_Score_Status__c';
+import STATUS_MESSAGE from '@salesforce/schema/Account.Sextant_Status_Message__c';
+import STATUS_AT from '@salesforce/schema/Account.Sextant_Status_At__c';
+import getContext from '@salesforce/apex/SextantScoreController.getContext';
 import requestRescore from '@salesforce/apex/SextantScoreController.requestRescore';
 
-const FIELDS = [CHURN_SCORE, MODEL_VERSION, SCORED_AT];
+const FIELDS = [
+    CHURN_SCORE,
+    BAND,
+    MODEL_VERSION,
+    SCORED_AT,
+    TOP_FACTORS,
+    CLV,
+    P_ALIVE,
+    NBA,
+    NBA_REASON,
+    NBA_VALUE,
+    STATUS,
+    STATUS_MESSAGE,
+    STATUS_AT
+];
 
-/** Risk bands shown to users; the thresholds match SextantScoreController.riskBand. */
-export function riskBand(score) {
-    if (score === null || score === undefined) {
-        return 'unscored';
+const KNOWN_BANDS = ['high', 'medium', 'low'];
+
+/** CSS class of a band; bands the gateway names beyond high/medium/low share one neutral style. */
+export function bandClass(band) {
+    const known = KNOWN_BANDS.includes(String(band).toLowerCase());
+    return `band ${known ? `band-${String(band).toLowerCase()}` : 'band-other'}`;
+}
+
+/** "high" → "High churn risk"; the gateway's own band names are shown as they come. */
+export function bandLabel(band) {
+    if (!band) {
+        return '';
     }
-    if (score >= 0.6) {
-        return 'high';
+    return `${band.charAt(0).toUpperCase()}${band.slice(1)} churn risk`;
+}
+
+/** What the latest attempt's outcome means for the user; null when the account was scored. */
+export function outcomeText(status, message) {
+    if (!status || status === 'scored') {
+        return null;
     }
-    return score >= 0.3 ? 'medium' : 'low';
+    if (status === 'not_found') {
+        return "Sextant has no data for this account yet: it is scored after the connector's next sync.";
+    }
+    if (status === 'no_history') {
+        return 'No order history yet: Sextant scores an account after its first order.';
+    }
+    return `The latest scoring failed (${status})${message ? `: ${message}` : '.'}`;
+}
+
+/** The message of a Lightning Data Service or Apex error, whatever its shape. */
+export function readableError(error) {
+    if (!error) {
+        return null;
+    }
+    const body = error.body;
+    if (Array.isArray(body)) {
+        const messages = body.map((b) => b && b.message).filter(Boolean);
+        if (messages.length) {
+            return messages.join(' ');
+        }
+    } else if (body) {
+        if (body.message) {
+            return body.message;
+        }
+        if (body.pageErrors && body.pageErrors.length) {
+            return body.pageErrors.map((e) => e.message).join(' ');
+        }
+    }
+    if (error.message) {
+        return error.message;
+    }
+    return `Unexpected error (${error.status || 'no status'})`;
+}
+
+/** The top factors stored as JSON on the Account: {factors} or {error}. */
+export function parseFactors(json) {
+    if (!json) {
+        return { factors: [] };
+    }
+    try {
+        const list = JSON.parse(json);
+        if (!Array.isArray(list)) {
+            return { factors: [], error: 'The stored top factors are not a list.' };
+        }
+        return {
+            factors: list.map((f, i) => ({
+                key: `${i}-${f.factor}`,
+                text: f.text || f.factor,
+                arrow: f.direction === 'up' ? '▲' : f.direction === 'down' ? '▼' : '•',
+                directionClass: `factor factor-${f.direction === 'up' || f.direction === 'down' ? f.direction : 'none'}`
+            }))
+        };
+    } catch (e) {
+        return { factors: [], error: `The stored top factors are unreadable: ${e.message}` };
+    }
 }
 
 export default class SextantScore extends LightningElement {
     @api recordId;
     record;
-    error;
+    recordError;
+    context;
+    contextError;
     rescoreMessage;
+    rescoreFailed = false;
+    requesting = false;
 
     @wire(getRecord, { recordId: '$recordId', fields: FIELDS })
     wiredRecord({ data, error }) {
         this.record = data;
-        this.error = error;
+        this.recordError = error;
+    }
+
+    @wire(getContext)
+    wiredContext({ data, error }) {
+        this.context = data;
+        this.contextError = error;
+    }
+
+    field(f) {
+        return this.record ? getFieldValue(this.record, f) : null;
+    }
+
+    get loading() {
+        return !this.record && !this.recordError;
+    }
+
+    get errorMessage() {
+        return this.recordError ? `Could not load the churn score: ${readableError(this.recordError)}` : null;
     }
 
     get score() {
-        return this.record ? getFieldValue(this.record, CHURN_SCORE) : null;
+        return this.field(CHURN_SCORE);
     }
 
     get hasScore() {
@@ -43,39 +157,110 @@ export default class SextantScore extends LightningElement {
     }
 
     get band() {
-        return riskBand(this.score);
+        return this.field(BAND);
     }
 
     get bandLabel() {
-        return { high: 'High churn risk', medium: 'Medium churn risk', low: 'Low churn risk' }[this.band] || '';
+        return bandLabel(this.band);
     }
 
     get bandClass() {
-        return `band band-${this.band}`;
+        return bandClass(this.band);
     }
 
     get modelVersion() {
-        return this.record ? getFieldValue(this.record, MODEL_VERSION) : null;
+        return this.field(MODEL_VERSION);
     }
 
     get scoredAt() {
-        return this.record ? getFieldValue(this.record, SCORED_AT) : null;
+        return this.field(SCORED_AT);
     }
 
-    get errorMessage() {
-        if (!this.error) {
-            return null;
-        }
-        return (this.error.body && this.error.body.message) || this.error.message || 'Could not load the score';
+    get factorResult() {
+        return parseFactors(this.field(TOP_FACTORS));
+    }
+
+    get factors() {
+        return this.factorResult.factors;
+    }
+
+    get hasFactors() {
+        return this.factors.length > 0;
+    }
+
+    get factorError() {
+        return this.factorResult.error;
+    }
+
+    get clv() {
+        return this.field(CLV);
+    }
+
+    get hasClv() {
+        return this.clv !== null && this.clv !== undefined;
+    }
+
+    get pAlive() {
+        const p = this.field(P_ALIVE);
+        return p === null || p === undefined ? null : `${Math.round(p * 100)}%`;
+    }
+
+    get nextBestAction() {
+        return this.field(NBA);
+    }
+
+    get nbaReason() {
+        return this.field(NBA_REASON);
+    }
+
+    get nbaValue() {
+        return this.field(NBA_VALUE);
+    }
+
+    get hasNbaValue() {
+        return this.nbaValue !== null && this.nbaValue !== undefined;
+    }
+
+    get outcome() {
+        return outcomeText(this.field(STATUS), this.field(STATUS_MESSAGE));
+    }
+
+    get outcomeAt() {
+        return this.field(STATUS_AT);
+    }
+
+    get unscored() {
+        return !this.hasScore && !this.outcome;
+    }
+
+    get switchedOff() {
+        return Boolean(this.context) && this.context.enabled === false;
+    }
+
+    get canRescore() {
+        return Boolean(this.context && this.context.canRescore);
+    }
+
+    get contextErrorMessage() {
+        return this.contextError ? readableError(this.contextError) : null;
+    }
+
+    get rescoreClass() {
+        return this.rescoreFailed ? 'rescore-message rescore-error' : 'rescore-message';
     }
 
     async handleRescore() {
-        this.rescoreMessage = 'Scoring…';
+        this.requesting = true;
+        this.rescoreFailed = false;
+        this.rescoreMessage = 'Requesting a new score…';
         try {
             await requestRescore({ accountId: this.recordId });
-            this.rescoreMessage = 'A new score was requested; it appears here within a minute.';
+            this.rescoreMessage = 'A new score was requested; reload the page in a minute or two to see it.';
         } catch (e) {
-            this.rescoreMessage = (e && e.body && e.body.message) || 'The re-score request failed.';
+            this.rescoreFailed = true;
+            this.rescoreMessage = `The re-score request failed: ${readableError(e)}`;
+        } finally {
+            this.requesting = false;
         }
     }
 }
