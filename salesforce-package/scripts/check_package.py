@@ -1,0 +1,453 @@
+#!/usr/bin/env python3
+"""Offline checks of the Sextant SFDX package that no Salesforce tool runs without an org (stdlib only).
+
+usage: check_package.py [package-root]      check salesforce-package/ (default: this script's parent)
+       check_package.py --self-test         seed one fault per rule into a copy and require each be caught
+
+Why: apex-ls resolves types and methods but not field names on standard objects or in SOQL, and none of
+the offline tools knows the package's own rules. Each rule below guards a way the package failed before:
+
+  apex-fields        every X__c / X__r / X__mdt / X__e named in Apex exists in the metadata, and fields in
+                     SOQL, SObject constructors and typed variables exist on *that* object
+  credential         only the integration permission set holds the External Credential principal, and
+                     only the platform-event subscriber and jobs started from it create scoring jobs
+                     (callouts never run as the user who edited a record)
+  settings           the shipped Sextant_Setting.Default keeps within the platform limits (≤ 200 ids per
+                     call, ≤ 100 callouts, callouts × timeout ≤ 120 000 ms, ≤ 5 attempts, delays ≤ 10 min)
+                     and ships switched off; every object setting has a trigger and every trigger a setting
+  permission-sets    custom permissions, custom metadata types, objects and credential principals named in
+                     permission sets exist
+  events             every platform event Apex publishes has a subscriber trigger; subscriber configs name
+                     existing triggers
+  deploy-order       every certificate an External Credential needs is created in a README step that
+                     comes before the first `sf project deploy start`
+  project            sfdx-project.json: release version name and number, scratch definition, well-formed
+                     packageAliases, replacement files that exist
+  tests              every non-test Apex class is exercised by name in some @IsTest class
+"""
+import json
+import pathlib
+import re
+import shutil
+import sys
+import tempfile
+import xml.etree.ElementTree as ET
+
+NS = "{http://soap.sforce.com/2006/04/metadata}"
+CREDENTIAL_HOLDERS = {"Sextant_Integration"}
+# Classes allowed to create scoring jobs: the event subscriber and the jobs it starts.
+JOB_CREATORS = {
+    "SextantScoreRequestHandler",
+    "SextantScoreFinalizer",
+    "SextantScoreBatch",
+    "SextantScoreQueueable",
+}
+SCORING_JOBS = ("SextantScoreQueueable", "SextantScoreBatch")
+PLATFORM = {
+    "records_per_callout": 200,
+    "callouts": 100,
+    "callout_budget_ms": 120000,
+    "attempts": 5,
+    "delay_minutes": 10,
+}
+
+
+class Package:
+    """The parts of the package the rules read."""
+
+    def __init__(self, root: pathlib.Path):
+        self.root = root
+        self.src = root / "force-app" / "main" / "default"
+        self.fields: dict[str, set[str]] = {}
+        self.relationships: dict[str, set[str]] = {}
+        self.objects: set[str] = set()
+        for obj_dir in sorted((self.src / "objects").glob("*")):
+            obj = obj_dir.name
+            if (obj_dir / f"{obj}.object-meta.xml").exists():
+                self.objects.add(obj)
+            self.fields[obj] = set()
+            for f in obj_dir.glob("fields/*.field-meta.xml"):
+                name = f.name.split(".")[0]
+                self.fields[obj].add(name)
+                doc = ET.parse(f).getroot()
+                rel = doc.findtext(f"{NS}relationshipName")
+                if rel:
+                    # Child to parent (Account__r) and parent to child (Sextant_Scores__r).
+                    self.relationships.setdefault(obj, set()).update({name[:-3] + "__r", rel + "__r"})
+        self.classes = {p.stem: p.read_text(encoding="utf-8") for p in sorted(self.src.glob("classes/*.cls"))}
+        self.triggers = {p.stem: p.read_text(encoding="utf-8") for p in sorted(self.src.glob("triggers/*.trigger"))}
+
+    def is_test(self, name: str) -> bool:
+        return re.search(r"@IsTest", self.classes.get(name, ""), re.IGNORECASE) is not None
+
+    def has_field(self, obj: str, field: str) -> bool:
+        if not field.lower().endswith("__c"):
+            return True  # standard field: not checkable offline
+        return field.lower() in {f.lower() for f in self.fields.get(obj, set())}
+
+
+def strip_apex(src: str) -> str:
+    """Apex without comments and string literals (SOQL in [...] stays)."""
+    src = re.sub(r"/\*.*?\*/", " ", src, flags=re.S)
+    src = re.sub(r"//[^\n]*", " ", src)
+    return re.sub(r"'(?:\\.|[^'\\])*'", "''", src)
+
+
+def balanced(src: str, start: int) -> str:
+    """The text inside the parenthesis that opens at src[start]."""
+    depth = 0
+    for i in range(start, len(src)):
+        if src[i] == "(":
+            depth += 1
+        elif src[i] == ")":
+            depth -= 1
+            if depth == 0:
+                return src[start + 1 : i]
+    return src[start + 1 :]
+
+
+def check_apex_fields(pkg: Package) -> list[str]:
+    errors = []
+    all_fields = {f.lower() for fs in pkg.fields.values() for f in fs}
+    all_rels = {r.lower() for rs in pkg.relationships.values() for r in rs}
+    objects = {o.lower() for o in pkg.objects}
+    sobject_types = {o.lower(): o for o in pkg.fields} | {"account": "Account", "order": "Order"}
+    sources = {**{f"classes/{k}.cls": v for k, v in pkg.classes.items()},
+               **{f"triggers/{k}.trigger": v for k, v in pkg.triggers.items()}}
+    for path, raw in sources.items():
+        code = strip_apex(raw)
+        for token in sorted(set(re.findall(r"\b\w+__(?:c|r|mdt|e)\b", code))):
+            t = token.lower()
+            if t.endswith("__c") and t not in all_fields and t not in objects:
+                errors.append(f"{path}: {token} is no custom field or object in the package")
+            elif t.endswith("__r") and t not in all_rels:
+                errors.append(f"{path}: {token} is no relationship in the package")
+            elif (t.endswith("__mdt") or t.endswith("__e")) and t not in objects:
+                errors.append(f"{path}: {token} is no object in the package")
+        # Fields in SOQL belong to the FROM object.
+        for m in re.finditer(r"\[\s*SELECT\b(.*?)\bFROM\s+(\w+)(.*?)\]", code, re.S | re.I):
+            obj = sobject_types.get(m.group(2).lower())
+            if obj is None:
+                continue
+            for field in re.findall(r"(?<![.\w])(\w+__c)\b", m.group(1) + " " + m.group(3)):
+                if not pkg.has_field(obj, field):
+                    errors.append(f"{path}: SOQL on {obj} names {field}, which {obj} does not have")
+        # Named arguments of SObject constructors belong to that SObject.
+        for m in re.finditer(r"\bnew\s+(\w+)\s*\(", code):
+            obj = sobject_types.get(m.group(1).lower())
+            if obj is None:
+                continue
+            args = balanced(code, m.end() - 1)
+            for field in re.findall(r"(?:^|,)\s*(\w+)\s*=(?!=)", args):
+                if field.lower() != "id" and not pkg.has_field(obj, field):
+                    errors.append(f"{path}: new {obj}(...) sets {field}, which {obj} does not have")
+        # var.Field__c where var is declared with an SObject type (a name reused with several types in one
+        # file passes when any of them has the field: the check does not follow scopes).
+        declared: dict[str, set[str]] = {}
+        for m in re.finditer(r"\b(\w+)\s+(\w+)\s*(?:=|;|:|,|\))", code):
+            obj = sobject_types.get(m.group(1).lower())
+            if obj is not None:
+                declared.setdefault(m.group(2), set()).add(obj)
+        for m in re.finditer(r"\b(\w+)\.(\w+__c)\b", code):
+            types = declared.get(m.group(1), set())
+            if types and not any(pkg.has_field(obj, m.group(2)) for obj in types):
+                errors.append(f"{path}: {m.group(1)}.{m.group(2)}: {'/'.join(sorted(types))} has no field {m.group(2)}")
+    return sorted(set(errors))
+
+
+def check_credential(pkg: Package) -> list[str]:
+    errors = []
+    holders = set()
+    for ps in sorted(pkg.src.glob("permissionsets/*.permissionset-meta.xml")):
+        doc = ET.parse(ps).getroot()
+        for access in doc.iter(f"{NS}externalCredentialPrincipalAccesses"):
+            if access.findtext(f"{NS}enabled") == "true":
+                holders.add(ps.name.split(".")[0])
+    if holders != CREDENTIAL_HOLDERS:
+        errors.append(
+            f"permission sets holding the External Credential principal: {sorted(holders)}; "
+            f"only {sorted(CREDENTIAL_HOLDERS)} may (callouts must not depend on the editing user)"
+        )
+    for name, raw in {**pkg.classes, **pkg.triggers}.items():
+        if name in JOB_CREATORS or pkg.is_test(name):
+            continue
+        code = strip_apex(raw)
+        for job in SCORING_JOBS:
+            if re.search(rf"\bnew\s+{job}\s*\(", code):
+                errors.append(
+                    f"{name} creates a {job}: only {sorted(JOB_CREATORS)} may (publish a "
+                    "Sextant_Score_Request__e instead, so the job runs as the integration user)"
+                )
+    return errors
+
+
+def metadata_values(path: pathlib.Path) -> dict[str, str | None]:
+    doc = ET.parse(path).getroot()
+    out = {}
+    for v in doc.iter(f"{NS}values"):
+        value = v.find(f"{NS}value")
+        out[v.findtext(f"{NS}field")] = None if value is None else value.text
+    return out
+
+
+def check_settings(pkg: Package) -> list[str]:
+    errors = []
+    path = pkg.src / "customMetadata" / "Sextant_Setting.Default.md-meta.xml"
+    if not path.exists():
+        return [f"{path}: missing (the package reads Sextant_Setting__mdt.Default)"]
+    v = metadata_values(path)
+
+    def num(field: str) -> float:
+        try:
+            return float(v.get(field) or "nan")
+        except ValueError:
+            return float("nan")
+
+    def within(field: str, lo: float, hi: float) -> None:
+        if not lo <= num(field) <= hi:
+            errors.append(f"{path.name}: {field} = {v.get(field)} is outside {lo:g}..{hi:g}")
+
+    within("Records_Per_Callout__c", 1, PLATFORM["records_per_callout"])
+    within("Max_Callouts_Per_Job__c", 1, PLATFORM["callouts"])
+    within("Callout_Timeout_Ms__c", 1000, PLATFORM["callout_budget_ms"])
+    within("Max_Attempts__c", 1, PLATFORM["attempts"])
+    within("Retry_Delay_Minutes__c", 0, PLATFORM["delay_minutes"])
+    within("Change_Delay_Minutes__c", 0, PLATFORM["delay_minutes"])
+    within("Backfill_Batch_Size__c", 1, num("Records_Per_Callout__c") * num("Max_Callouts_Per_Job__c"))
+    budget = num("Max_Callouts_Per_Job__c") * num("Callout_Timeout_Ms__c")
+    if not budget <= PLATFORM["callout_budget_ms"]:
+        errors.append(
+            f"{path.name}: Max_Callouts_Per_Job__c × Callout_Timeout_Ms__c = {budget:g} ms exceeds the "
+            f"{PLATFORM['callout_budget_ms']} ms callout budget of a transaction"
+        )
+    if not 0 < num("Medium_Threshold__c") < num("High_Threshold__c") < 1:
+        errors.append(f"{path.name}: thresholds must satisfy 0 < Medium < High < 1")
+    if not (v.get("Nightly_Cron__c") or "").strip():
+        errors.append(f"{path.name}: Nightly_Cron__c is empty")
+    if v.get("Enabled__c") != "false":
+        errors.append(f"{path.name}: the package must ship switched off (Enabled__c false)")
+
+    handled = {}
+    for name, raw in pkg.triggers.items():
+        m = re.search(r"SextantChangeHandler\.run\(\s*(\w+)\.SObjectType", raw)
+        if m:
+            handled[m.group(1)] = name
+    records = {}
+    for rec in pkg.src.glob("customMetadata/Sextant_Object_Setting.*.md-meta.xml"):
+        records[rec.name.split(".")[1]] = metadata_values(rec)
+    for obj, trigger in sorted(handled.items()):
+        if obj not in records:
+            errors.append(f"triggers/{trigger}: no Sextant_Object_Setting.{obj} record configures it")
+    for obj, values in sorted(records.items()):
+        if obj not in handled:
+            errors.append(f"Sextant_Object_Setting.{obj}: no trigger on {obj} calls SextantChangeHandler")
+        for field in (values.get("Trigger_Fields__c") or "").split(","):
+            if field.strip() and not pkg.has_field(obj, field.strip()):
+                errors.append(f"Sextant_Object_Setting.{obj}: Trigger_Fields__c names missing {field.strip()}")
+    return errors
+
+
+def check_permission_sets(pkg: Package) -> list[str]:
+    errors = []
+    perms = {p.name.split(".")[0] for p in pkg.src.glob("customPermissions/*.customPermission-meta.xml")}
+    creds = {}
+    for c in pkg.src.glob("externalCredentials/*.externalCredential-meta.xml"):
+        doc = ET.parse(c).getroot()
+        creds[c.name.split(".")[0]] = {
+            p.findtext(f"{NS}parameterName")
+            for p in doc.iter(f"{NS}externalCredentialParameters")
+            if p.findtext(f"{NS}parameterType") == "NamedPrincipal"
+        }
+    for ps in sorted(pkg.src.glob("permissionsets/*.permissionset-meta.xml")):
+        doc = ET.parse(ps).getroot()
+        for cp in doc.iter(f"{NS}customPermissions"):
+            if cp.findtext(f"{NS}name") not in perms:
+                errors.append(f"{ps.name}: custom permission {cp.findtext(f'{NS}name')} does not exist")
+        for mdt in doc.iter(f"{NS}customMetadataTypeAccesses"):
+            if mdt.findtext(f"{NS}name") not in pkg.objects:
+                errors.append(f"{ps.name}: custom metadata type {mdt.findtext(f'{NS}name')} does not exist")
+        for op in doc.iter(f"{NS}objectPermissions"):
+            obj = op.findtext(f"{NS}object") or ""
+            if obj.endswith("__c") and obj not in pkg.objects:
+                errors.append(f"{ps.name}: object {obj} does not exist")
+        for access in doc.iter(f"{NS}externalCredentialPrincipalAccesses"):
+            cred, _, principal = (access.findtext(f"{NS}externalCredentialPrincipal") or "").partition("-")
+            if principal not in creds.get(cred, set()):
+                errors.append(f"{ps.name}: principal {cred}-{principal} does not exist")
+    used = set()
+    for raw in pkg.classes.values():
+        used |= set(re.findall(r"checkPermission\(\s*'(\w+)'", raw))
+        used |= set(re.findall(r"PERMISSION\s*=\s*'(\w+)'", raw))
+    for name in sorted(used - perms):
+        errors.append(f"Apex checks custom permission {name}, which does not exist")
+    return errors
+
+
+def check_events(pkg: Package) -> list[str]:
+    errors = []
+    subscribed = {}
+    for name, raw in pkg.triggers.items():
+        m = re.search(r"\btrigger\s+\w+\s+on\s+(\w+__e)\b", raw, re.I)
+        if m:
+            subscribed[m.group(1).lower()] = name
+    for name, raw in pkg.classes.items():
+        for event in set(re.findall(r"\bnew\s+(\w+__e)\s*\(", strip_apex(raw))):
+            if event.lower() not in subscribed and not pkg.is_test(name):
+                errors.append(f"classes/{name}.cls publishes {event}, which no trigger subscribes to")
+    for cfg in pkg.root.rglob("*.platformEventSubscriberConfig-meta.xml"):
+        consumer = ET.parse(cfg).getroot().findtext(f"{NS}platformEventConsumer")
+        if consumer not in pkg.triggers:
+            errors.append(f"{cfg.name}: platformEventConsumer {consumer} is no trigger in the package")
+    return errors
+
+
+def check_deploy_order(pkg: Package) -> list[str]:
+    errors = []
+    readme = pkg.root / "README.md"
+    text = readme.read_text(encoding="utf-8") if readme.exists() else ""
+    deploy_at = text.find("sf project deploy start")
+    if deploy_at < 0:
+        errors.append("README.md: no `sf project deploy start` step")
+    for c in pkg.src.glob("externalCredentials/*.externalCredential-meta.xml"):
+        for cert in ET.parse(c).getroot().iter(f"{NS}certificate"):
+            name = cert.text or ""
+            if any(pkg.src.glob(f"certs/{name}.crt-meta.xml")):
+                continue
+            at = text.find(name)
+            if at < 0 or (deploy_at >= 0 and at > deploy_at):
+                errors.append(
+                    f"{c.name} needs certificate {name}, which is not in the source: README.md must create it "
+                    "in a step before the first `sf project deploy start`"
+                )
+    return errors
+
+
+def check_project(pkg: Package) -> list[str]:
+    errors = []
+    project = json.loads((pkg.root / "sfdx-project.json").read_text(encoding="utf-8"))
+    packaged = [d for d in project.get("packageDirectories", []) if d.get("package")]
+    if not packaged:
+        errors.append("sfdx-project.json: no packaged directory")
+    for d in packaged:
+        name = d.get("versionName", "")
+        if not name or re.search(r"skeleton|todo|draft|wip", name, re.I):
+            errors.append(f"sfdx-project.json: versionName {name!r} is not fit for a release")
+        if not re.fullmatch(r"\d+\.\d+\.\d+\.(NEXT|\d+)", d.get("versionNumber", "")):
+            errors.append(f"sfdx-project.json: versionNumber {d.get('versionNumber')!r} is not major.minor.patch.build")
+        definition = d.get("definitionFile")
+        if not definition or not (pkg.root / definition).exists():
+            errors.append(f"sfdx-project.json: definitionFile {definition!r} does not exist")
+    aliases = project.get("packageAliases")
+    if not isinstance(aliases, dict):
+        errors.append("sfdx-project.json: packageAliases is missing")
+    else:
+        for alias, value in aliases.items():
+            if not re.fullmatch(r"(0Ho|04t)[0-9A-Za-z]{12}([0-9A-Za-z]{3})?", str(value)):
+                errors.append(f"sfdx-project.json: packageAliases.{alias} = {value!r} is no package (0Ho) or version (04t) id")
+    for r in project.get("replacements", []):
+        if not (pkg.root / r.get("filename", "")).exists():
+            errors.append(f"sfdx-project.json: replacement file {r.get('filename')} does not exist")
+        elif r.get("stringToReplace") not in (pkg.root / r["filename"]).read_text(encoding="utf-8"):
+            errors.append(f"sfdx-project.json: {r['filename']} lacks {r.get('stringToReplace')!r}")
+    return errors
+
+
+def check_tests(pkg: Package) -> list[str]:
+    tests = "\n".join(strip_apex(src) for name, src in pkg.classes.items() if pkg.is_test(name))
+    return [
+        f"classes/{name}.cls is named by no @IsTest class (coverage needs ≥ 75 %)"
+        for name in sorted(pkg.classes)
+        if not pkg.is_test(name) and not re.search(rf"\b{name}\b", tests)
+    ]
+
+
+RULES = {
+    "apex-fields": check_apex_fields,
+    "credential": check_credential,
+    "settings": check_settings,
+    "permission-sets": check_permission_sets,
+    "events": check_events,
+    "deploy-order": check_deploy_order,
+    "project": check_project,
+    "tests": check_tests,
+}
+
+
+def run(root: pathlib.Path, quiet: bool = False) -> dict[str, list[str]]:
+    pkg = Package(root)
+    found = {rule: check(pkg) for rule, check in RULES.items()}
+    if not quiet:
+        for rule, errors in found.items():
+            for e in errors:
+                print(f"{rule}: {e}")
+    return found
+
+
+def edit(path: pathlib.Path, old: str, new: str) -> None:
+    text = path.read_text(encoding="utf-8")
+    if old not in text:
+        raise SystemExit(f"self-test: cannot seed fault, {old!r} not in {path}")
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+
+
+def self_test(root: pathlib.Path) -> int:
+    """Each seeded fault must be reported by its rule; the clean package must pass."""
+    src = "force-app/main/default"
+    faults = {
+        "apex-fields": [
+            (f"{src}/classes/SextantScoringService.cls", "a.Sextant_CLV__c = ", "a.Sextant_CLVV__c = "),
+            (f"{src}/classes/SextantTestSupport.cls", "Sextant_Status_At__c\n", "Sextant_Scored_By__c\n"),
+        ],
+        "credential": [
+            (f"{src}/classes/SextantChangeHandler.cls", "if (!accountIds.isEmpty()) {",
+             "if (!accountIds.isEmpty()) {\n System.enqueueJob(new SextantScoreQueueable(new List<Id>(accountIds), 'x'));"),
+        ],
+        "settings": [
+            (f"{src}/customMetadata/Sextant_Setting.Default.md-meta.xml",
+             '<value xsi:type="xsd:double">20000</value>', '<value xsi:type="xsd:double">30000</value>'),
+        ],
+        "permission-sets": [
+            (f"{src}/permissionsets/Sextant_User.permissionset-meta.xml",
+             "<name>Sextant_Request_Rescore</name>", "<name>Sextant_Request_Rescor</name>"),
+        ],
+        "deploy-order": [
+            (f"{src}/externalCredentials/Sextant_Gateway_JWT.externalCredential-meta.xml",
+             "<certificate>Sextant_JWT_Signing</certificate>", "<certificate>Sextant_Other_Cert</certificate>"),
+        ],
+        "project": [("sfdx-project.json", '"versionName": "Sextant 1.0"', '"versionName": "Skeleton"')],
+        "events": [
+            (f"{src}/triggers/SextantScoreRequestTrigger.trigger",
+             "on Sextant_Score_Request__e(", "on Account("),
+        ],
+    }
+    if any(run(root, quiet=True).values()):
+        print("self-test: the clean package does not pass; run without --self-test first")
+        return 1
+    failures = 0
+    for rule, seeds in faults.items():
+        for path, old, new in seeds:
+            with tempfile.TemporaryDirectory() as tmp:
+                copy = pathlib.Path(tmp) / "pkg"
+                shutil.copytree(root, copy, ignore=shutil.ignore_patterns("node_modules", ".sfdx", ".sf", "coverage"))
+                edit(copy / path, old, new)
+                caught = run(copy, quiet=True)[rule]
+                status = "caught" if caught else "MISSED"
+                failures += 0 if caught else 1
+                print(f"self-test {rule}: {status}: {path}: {old!r} -> {new!r}" + (f" ({caught[0]})" if caught else ""))
+    print(f"self-test: {sum(len(s) for s in faults.values()) - failures} caught, {failures} missed")
+    return 1 if failures else 0
+
+
+def main() -> int:
+    args = [a for a in sys.argv[1:] if a != "--self-test"]
+    root = pathlib.Path(args[0]) if args else pathlib.Path(__file__).resolve().parent.parent
+    if "--self-test" in sys.argv:
+        return self_test(root)
+    found = run(root)
+    problems = sum(len(e) for e in found.values())
+    print(f"sf-package: {len(RULES)} rules, {problems} problems")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
