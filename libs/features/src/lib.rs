@@ -9,6 +9,9 @@
 //! The churn label for cutoff `D` and horizon `H` looks only at `[D, D + H)`. A row therefore
 //! never sees its own future.
 
+pub mod aggregates;
+pub mod sequence;
+
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::NaiveDate;
