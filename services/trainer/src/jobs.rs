@@ -109,19 +109,18 @@ impl Jobs {
         req: TrainJobRequest,
         config: TrainConfig,
     ) -> Result<ModelMetadata, String> {
-        let resp = self
-            .http
-            .post(format!("{}/v1/training-sets", self.feature_store_url))
-            .json(&TrainingSetRequest {
-                cutoff: req.cutoff,
+        let set = fetch_training_set(
+            &self.http,
+            &self.feature_store_url,
+            &TrainingSetRequest {
+                cutoffs: vec![req.cutoff],
+                examples: Vec::new(),
                 horizon_days: req.horizon_days,
-            })
-            .send()
-            .await
-            .map_err(|e| format!("feature store unreachable: {e}"))?;
-        let set: TrainingSet = sextant_service_kit::http::read_json(resp)
-            .await
-            .map_err(|e| format!("feature store: {e}"))?;
+                include_sequences: false,
+                org_id: None,
+            },
+        )
+        .await?;
         let version = self.registry.next_version().map_err(|e| e.to_string())?;
         let progress_jobs = self.clone();
         let progress_id = id.to_owned();
@@ -148,5 +147,102 @@ impl Jobs {
             .publish(&trained, &metadata)
             .map_err(|e| e.to_string())?;
         Ok(metadata)
+    }
+}
+
+/// Reads a streamed (NDJSON) training set: a header, rows, a trailer with the fingerprint.
+///
+/// The stream is read a chunk at a time and parsed line by line; a stream that ends without its
+/// trailer, or with an error line, is refused (a truncated set must never be trained on).
+pub async fn fetch_training_set(
+    http: &reqwest::Client,
+    feature_store_url: &str,
+    request: &TrainingSetRequest,
+) -> Result<TrainingSet, String> {
+    let mut resp = http
+        .post(format!("{feature_store_url}/v1/training-sets"))
+        .json(request)
+        .send()
+        .await
+        .map_err(|e| format!("feature store unreachable: {e}"))?;
+    if !resp.status().is_success() {
+        let status = resp.status();
+        let body = resp.text().await.unwrap_or_default();
+        return Err(format!("feature store answered {status}: {body}"));
+    }
+    let mut parser = TrainingSetParser::default();
+    while let Some(chunk) = resp
+        .chunk()
+        .await
+        .map_err(|e| format!("feature store stream: {e}"))?
+    {
+        parser.push(&chunk)?;
+    }
+    parser.finish()
+}
+
+/// Incremental parser of the NDJSON training-set stream.
+#[derive(Debug, Default)]
+pub struct TrainingSetParser {
+    pending: Vec<u8>,
+    header: Option<sextant_contracts::api::TrainingSetHeader>,
+    rows: Vec<sextant_contracts::api::TrainingRow>,
+    trailer: Option<sextant_contracts::api::TrainingSetTrailer>,
+}
+
+impl TrainingSetParser {
+    /// Feeds bytes; complete lines are parsed.
+    pub fn push(&mut self, bytes: &[u8]) -> Result<(), String> {
+        use sextant_contracts::api::TrainingSetLine;
+        self.pending.extend_from_slice(bytes);
+        while let Some(pos) = self.pending.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = self.pending.drain(..=pos).collect();
+            let line = &line[..line.len() - 1];
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            if self.trailer.is_some() {
+                return Err("training set: data after the trailer".into());
+            }
+            let parsed: TrainingSetLine = serde_json::from_slice(line)
+                .map_err(|e| format!("training set: bad line: {e}"))?;
+            match parsed {
+                TrainingSetLine::Header(h) if self.header.is_none() => self.header = Some(h),
+                TrainingSetLine::Header(_) => return Err("training set: second header".into()),
+                TrainingSetLine::Row(_) if self.header.is_none() => {
+                    return Err("training set: row before the header".into());
+                }
+                TrainingSetLine::Row(r) => self.rows.push(r),
+                TrainingSetLine::Trailer(t) => self.trailer = Some(t),
+                TrainingSetLine::Error(e) => {
+                    return Err(format!(
+                        "feature store failed mid-stream: {} {}",
+                        e.code.as_str(),
+                        e.message
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The whole set, once the trailer has arrived and its row count matches.
+    pub fn finish(self) -> Result<TrainingSet, String> {
+        let header = self.header.ok_or("training set: no header")?;
+        let trailer = self
+            .trailer
+            .ok_or("training set: the stream ended without its trailer (truncated)")?;
+        if trailer.rows != self.rows.len() as u64 {
+            return Err(format!(
+                "training set: trailer says {} rows, {} arrived",
+                trailer.rows,
+                self.rows.len()
+            ));
+        }
+        Ok(TrainingSet {
+            header,
+            rows: self.rows,
+            fingerprint: trailer.fingerprint,
+        })
     }
 }

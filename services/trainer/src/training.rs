@@ -89,7 +89,7 @@ pub fn train<B: AutodiffBackend>(
     device: &B::Device,
     mut progress: impl FnMut(u32, f64),
 ) -> Result<Trained, TrainError> {
-    let width = set.feature_names.len();
+    let width = set.header.feature_names.len();
     let (train_rows, test_rows): (Vec<_>, Vec<_>) = set
         .rows
         .iter()
@@ -141,7 +141,7 @@ pub fn train<B: AutodiffBackend>(
     }
 
     let valid = model.valid();
-    let artifact = valid.to_artifact(version, set.feature_names.clone(), means, stds);
+    let artifact = valid.to_artifact(version, set.header.feature_names.clone(), means, stds);
     let scores: Vec<f64> = test_rows
         .iter()
         .map(|r| artifact.predict(&r.features).unwrap_or(0.5))
@@ -163,8 +163,11 @@ pub fn train<B: AutodiffBackend>(
         ("learning_rate".to_owned(), json!(config.learning_rate)),
         ("optimizer".to_owned(), json!("adam")),
         ("seed".to_owned(), json!(config.seed)),
-        ("cutoff".to_owned(), json!(set.cutoff)),
-        ("horizon_days".to_owned(), json!(set.horizon_days)),
+        ("cutoffs".to_owned(), json!(set.header.cutoffs)),
+        ("horizon_days".to_owned(), json!(set.header.horizon_days)),
+        ("feature_set".to_owned(), json!(set.header.feature_set)),
+        ("training_set_fingerprint".to_owned(), json!(set.fingerprint)),
+        ("training_rows".to_owned(), json!(set.rows.len())),
         (
             "split".to_owned(),
             json!("test when fnv1a64(account_id) % 5 == 0"),
@@ -200,6 +203,9 @@ mod tests {
                 let noise = (i * 7919 % 100) as f64 / 100.0;
                 TrainingRow {
                     account_id: SalesforceId::from_parts("001", "5g", i + 1),
+                    cutoff: NaiveDate::from_ymd_opt(2011, 9, 1).unwrap_or_default(),
+                    sequence: None,
+                    attributes: std::collections::BTreeMap::new(),
                     features: vec![
                         recency,
                         frequency,
@@ -213,10 +219,16 @@ mod tests {
             })
             .collect();
         TrainingSet {
-            cutoff: NaiveDate::from_ymd_opt(2011, 9, 1).expect("date"),
-            horizon_days: 90,
-            feature_names: sextant_contracts_feature_names(),
+            header: sextant_contracts::api::TrainingSetHeader {
+                feature_set: "test".into(),
+                feature_names: sextant_contracts_feature_names(),
+                sequence_channels: vec![],
+                sequence_weeks: 0,
+                horizon_days: 90,
+                cutoffs: vec![NaiveDate::from_ymd_opt(2011, 9, 1).unwrap_or_default()],
+            },
             rows,
+            fingerprint: "test".into(),
         }
     }
 
