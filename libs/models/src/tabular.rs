@@ -1,0 +1,1317 @@
+//! Propensity on any object: prediction definitions, a fitted tabular encoder, and the plain-Rust
+//! forward pass of the trained model.
+//!
+//! Why this exists: an admin should be able to say "predict `Churn = Yes` on this object from these
+//! fields" (like Einstein Prediction Builder) and get a model without anyone writing per-data-set
+//! code. So everything that depends on the data is *inferred and fitted* from the training rows and
+//! stored in a serialisable artefact, and the gateway scores with that artefact alone (no Burn):
+//!
+//! - [`PredictionDefinition`]: the object, the label field and what counts as positive (values or a
+//!   numeric threshold), the feature fields, and optional kind overrides (a numeric-looking field such
+//!   as a status code can be declared categorical).
+//! - [`TabularEncoder`]: fitted in **one streaming pass** over the rows (memory is bounded per column,
+//!   never by the number of rows), it infers each field's kind and turns a record into a fixed-width
+//!   vector:
+//!   - numeric → robust standardisation `(x − median) / (IQR / 1.349)` (falls back to the standard
+//!     deviation when the IQR is 0, e.g. a mostly-zero flag), optional `log1p` first for non-negative
+//!     right-skewed fields, clipping, and a missing indicator when the field had missing values in
+//!     training (a missing value is imputed at the centre, i.e. encodes to 0);
+//!   - categorical → one-hot of the top-K levels + `<other>` + `<missing>`; a level not seen (or too
+//!     rare) in training scores as `<other>`.
+//! - [`PropensityArtifact`]: definition + encoder + [`TabularModel`] (a weighted average of the
+//!   probabilities of logistic / MLP networks), with [`PropensityArtifact::score`].
+//!
+//! Records are anything implementing [`Record`]: `serde_json::Map` rows (what the Salesforce REST API
+//! returns) and CSV string rows ([`CsvColumns::row`]). Blank, whitespace-only, `null` and `NaN` cells
+//! (case-insensitive) are missing; so are JSON `null` and absent fields.
+//!
+//! Type inference rule: a field is numeric when every non-missing training value parses as a finite
+//! number and the definition does not declare it categorical; otherwise it is categorical. A field that
+//! is missing in every training row is dropped (listed in [`TabularEncoder::dropped`]).
+
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::artifact::Dense;
+
+/// Why a definition, a fit or a score failed. Each names the field at fault.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TabularError {
+    /// The definition is not usable as written.
+    #[error("invalid prediction definition: {0}")]
+    Definition(String),
+    /// A field the definition names is not in the data (CSV header).
+    #[error("field `{0}` is not in the data")]
+    UnknownField(String),
+    /// A field declared (or fitted as) numeric holds a value that is not a number.
+    #[error("field `{field}` is numeric but has the value {value:?}")]
+    NotNumeric {
+        /// The field.
+        field: String,
+        /// The offending value.
+        value: String,
+    },
+    /// A CSV row does not have one value per column.
+    #[error("row has {got} values, the header has {expected} columns")]
+    Ragged {
+        /// Columns in the header.
+        expected: usize,
+        /// Values in the row.
+        got: usize,
+    },
+    /// No training rows (or no non-missing value in any feature).
+    #[error("nothing to fit: {0}")]
+    NoData(String),
+    /// The artefact is internally inconsistent (widths do not chain).
+    #[error("inconsistent artefact: {0}")]
+    Inconsistent(String),
+}
+
+/// How a field is encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ColumnKind {
+    /// Numbers: scaled, with a missing indicator.
+    Numeric,
+    /// Levels: one-hot of the most frequent ones.
+    Categorical,
+}
+
+/// What makes a row positive.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "rule")]
+pub enum LabelRule {
+    /// Positive when the trimmed value equals one of these (ASCII case-insensitive), e.g. `["Yes"]`,
+    /// `["Closed Won"]`, `["true", "1"]`; any other non-missing value is negative.
+    Values {
+        /// The positive values.
+        positive: Vec<String>,
+    },
+    /// Positive when the value is a number strictly greater than `above` (e.g. revenue > 0).
+    Threshold {
+        /// The threshold.
+        above: f64,
+    },
+}
+
+/// What to predict, on which object, from which fields.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PredictionDefinition {
+    /// The object (e.g. `Account`, `Opportunity`, or a file name).
+    pub object: String,
+    /// The field holding the outcome.
+    pub label_field: String,
+    /// What counts as the positive outcome.
+    pub label: LabelRule,
+    /// The fields the model may use (never the label).
+    pub features: Vec<String>,
+    /// Kind overrides; fields not listed are inferred.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub kinds: BTreeMap<String, ColumnKind>,
+}
+
+impl PredictionDefinition {
+    /// Checks the definition is self-consistent.
+    ///
+    /// # Errors
+    /// [`TabularError::Definition`] naming the problem.
+    pub fn validate(&self) -> Result<(), TabularError> {
+        let bad = |m: String| Err(TabularError::Definition(m));
+        if self.label_field.trim().is_empty() {
+            return bad("the label field is empty".into());
+        }
+        if self.features.is_empty() {
+            return bad("no feature fields".into());
+        }
+        let mut seen = std::collections::HashSet::new();
+        for f in &self.features {
+            if f == &self.label_field {
+                return bad(format!("the label field `{f}` is also a feature"));
+            }
+            if !seen.insert(f) {
+                return bad(format!("feature `{f}` is listed twice"));
+            }
+        }
+        for k in self.kinds.keys() {
+            if !seen.contains(k) {
+                return bad(format!("kind given for `{k}`, which is not a feature"));
+            }
+        }
+        match &self.label {
+            LabelRule::Values { positive } if positive.iter().all(|p| p.trim().is_empty()) => {
+                bad("no positive label value".into())
+            }
+            LabelRule::Threshold { above } if !above.is_finite() => {
+                bad("the label threshold is not finite".into())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The label of a row: `None` when the label is missing.
+    ///
+    /// # Errors
+    /// [`TabularError::NotNumeric`] when a threshold rule meets a non-number.
+    pub fn label_of<R: Record + ?Sized>(&self, row: &R) -> Result<Option<bool>, TabularError> {
+        let cell = row.cell(&self.label_field);
+        match (&self.label, cell) {
+            (_, Cell::Missing) => Ok(None),
+            (LabelRule::Values { positive }, cell) => {
+                let text = cell.level();
+                Ok(Some(
+                    positive
+                        .iter()
+                        .any(|p| p.trim().eq_ignore_ascii_case(text.as_ref())),
+                ))
+            }
+            (LabelRule::Threshold { above }, Cell::Number(x)) => Ok(Some(x > *above)),
+            (LabelRule::Threshold { .. }, Cell::Text(t)) => Err(TabularError::NotNumeric {
+                field: self.label_field.clone(),
+                value: t.into_owned(),
+            }),
+        }
+    }
+}
+
+/// One cell of a record, already classified.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cell<'a> {
+    /// Blank, whitespace, `null`, `NaN`, JSON null or absent.
+    Missing,
+    /// A finite number.
+    Number(f64),
+    /// Anything else (trimmed).
+    Text(Cow<'a, str>),
+}
+
+impl<'a> Cell<'a> {
+    /// Classifies a raw string cell.
+    #[must_use]
+    pub fn parse(raw: &'a str) -> Self {
+        let t = raw.trim();
+        if t.is_empty() || t.eq_ignore_ascii_case("null") || t.eq_ignore_ascii_case("nan") {
+            return Cell::Missing;
+        }
+        match t.parse::<f64>() {
+            Ok(x) if x.is_finite() => Cell::Number(x),
+            _ => Cell::Text(Cow::Borrowed(t)),
+        }
+    }
+
+    /// The cell as a categorical level. Numbers are written canonically (`84.0` and `84` are one level).
+    #[must_use]
+    pub fn level(&self) -> Cow<'_, str> {
+        match self {
+            Cell::Missing => Cow::Borrowed(""),
+            Cell::Number(x) => Cow::Owned(format!("{x}")),
+            Cell::Text(t) => Cow::Borrowed(t.as_ref()),
+        }
+    }
+}
+
+/// A row that can be asked for a field's value.
+pub trait Record {
+    /// The cell of `field`; [`Cell::Missing`] when absent.
+    fn cell(&self, field: &str) -> Cell<'_>;
+}
+
+impl<T: Record + ?Sized> Record for &T {
+    fn cell(&self, field: &str) -> Cell<'_> {
+        (**self).cell(field)
+    }
+}
+
+impl Record for Map<String, Value> {
+    fn cell(&self, field: &str) -> Cell<'_> {
+        match self.get(field) {
+            None | Some(Value::Null) => Cell::Missing,
+            Some(Value::Number(n)) => n
+                .as_f64()
+                .filter(|x| x.is_finite())
+                .map_or_else(|| Cell::Text(Cow::Owned(n.to_string())), Cell::Number),
+            Some(Value::String(s)) => Cell::parse(s),
+            Some(Value::Bool(b)) => Cell::Text(Cow::Borrowed(if *b { "true" } else { "false" })),
+            Some(other) => Cell::Text(Cow::Owned(other.to_string())),
+        }
+    }
+}
+
+/// A CSV header: column name → position.
+#[derive(Debug, Clone)]
+pub struct CsvColumns {
+    names: Vec<String>,
+    index: HashMap<String, usize>,
+}
+
+impl CsvColumns {
+    /// From the header row (names are trimmed).
+    ///
+    /// # Errors
+    /// [`TabularError::Definition`] when a name repeats.
+    pub fn new<S: AsRef<str>>(header: &[S]) -> Result<Self, TabularError> {
+        let names: Vec<String> = header
+            .iter()
+            .map(|s| s.as_ref().trim().to_owned())
+            .collect();
+        let mut index = HashMap::with_capacity(names.len());
+        for (i, n) in names.iter().enumerate() {
+            if index.insert(n.clone(), i).is_some() {
+                return Err(TabularError::Definition(format!(
+                    "column `{n}` appears twice in the header"
+                )));
+            }
+        }
+        Ok(Self { names, index })
+    }
+
+    /// The column names in order.
+    #[must_use]
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    /// Checks that every field of `definition` is a column.
+    ///
+    /// # Errors
+    /// [`TabularError::UnknownField`] for the first field that is not.
+    pub fn check(&self, definition: &PredictionDefinition) -> Result<(), TabularError> {
+        std::iter::once(&definition.label_field)
+            .chain(&definition.features)
+            .find(|f| !self.index.contains_key(f.as_str()))
+            .map_or(Ok(()), |f| Err(TabularError::UnknownField(f.clone())))
+    }
+
+    /// A row of values under this header.
+    ///
+    /// # Errors
+    /// [`TabularError::Ragged`] when the row does not have one value per column.
+    pub fn row<'a, S: AsRef<str>>(
+        &'a self,
+        values: &'a [S],
+    ) -> Result<CsvRow<'a, S>, TabularError> {
+        if values.len() == self.names.len() {
+            Ok(CsvRow {
+                columns: self,
+                values,
+            })
+        } else {
+            Err(TabularError::Ragged {
+                expected: self.names.len(),
+                got: values.len(),
+            })
+        }
+    }
+}
+
+/// One CSV row under its header.
+#[derive(Debug, Clone, Copy)]
+pub struct CsvRow<'a, S> {
+    columns: &'a CsvColumns,
+    values: &'a [S],
+}
+
+impl<S: AsRef<str>> Record for CsvRow<'_, S> {
+    fn cell(&self, field: &str) -> Cell<'_> {
+        self.columns
+            .index
+            .get(field)
+            .and_then(|&i| self.values.get(i))
+            .map_or(Cell::Missing, |v| Cell::parse(v.as_ref()))
+    }
+}
+
+/// How numeric fields are scaled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scaling {
+    /// `(x − median) / (IQR / 1.349)`, standard deviation when the IQR is 0.
+    Robust,
+    /// `(x − mean) / std` (scikit-learn's `StandardScaler`).
+    Standard,
+}
+
+/// What a missing numeric value becomes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MissingNumeric {
+    /// Imputed at the centre (encodes to 0) plus a 0/1 indicator column when training had missing
+    /// values.
+    Indicator,
+    /// Read as the raw value 0 before scaling, no indicator (the Telco anchor's "blank → 0").
+    Zero,
+}
+
+/// Encoder settings. [`EncoderConfig::default`] is the propensity model's; [`EncoderConfig::standard`]
+/// reproduces the classical baseline (scikit-learn `StandardScaler` + full one-hot).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EncoderConfig {
+    /// Levels kept per categorical field (the rest are `<other>`).
+    pub top_k: usize,
+    /// Levels seen fewer times than this in training are `<other>`.
+    pub min_level_count: u64,
+    /// Numeric scaling.
+    pub scaling: Scaling,
+    /// Missing numeric values.
+    pub missing_numeric: MissingNumeric,
+    /// Apply `log1p` to non-negative numeric fields whose sample skewness exceeds `skew_threshold`.
+    pub log_skewed: bool,
+    /// See `log_skewed`.
+    pub skew_threshold: f64,
+    /// Scaled numeric values are clipped to `±clip` (none when `None`).
+    pub clip: Option<f64>,
+    /// Values kept per numeric field for the median / quartiles / skewness (reservoir sample); the
+    /// quantiles are exact below this many rows.
+    pub sample_size: usize,
+    /// Distinct levels counted per field; later new levels are counted as `<other>`, which keeps
+    /// memory bounded on id-like fields.
+    pub max_tracked_levels: usize,
+}
+
+impl Default for EncoderConfig {
+    fn default() -> Self {
+        Self {
+            top_k: 20,
+            min_level_count: 5,
+            scaling: Scaling::Robust,
+            missing_numeric: MissingNumeric::Indicator,
+            log_skewed: true,
+            skew_threshold: 1.0,
+            clip: Some(5.0),
+            sample_size: 50_000,
+            max_tracked_levels: 10_000,
+        }
+    }
+}
+
+impl EncoderConfig {
+    /// The classical baseline's encoding: mean/std scaling with missing → 0, every level one-hot.
+    #[must_use]
+    pub fn standard() -> Self {
+        Self {
+            top_k: usize::MAX,
+            min_level_count: 1,
+            scaling: Scaling::Standard,
+            missing_numeric: MissingNumeric::Zero,
+            log_skewed: false,
+            skew_threshold: f64::INFINITY,
+            clip: None,
+            ..Self::default()
+        }
+    }
+}
+
+/// How one field is encoded (fitted).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum ColumnEncoding {
+    /// A numeric field.
+    Numeric {
+        /// The field.
+        field: String,
+        /// Whether `log1p` is applied before scaling.
+        log1p: bool,
+        /// Subtracted after the optional `log1p`.
+        center: f64,
+        /// Divided by after centring (never 0).
+        scale: f64,
+        /// Clip bound of the scaled value.
+        clip: Option<f64>,
+        /// What a missing value becomes.
+        missing: MissingNumeric,
+        /// Whether a missing indicator column follows the value column.
+        indicator: bool,
+    },
+    /// A categorical field.
+    Categorical {
+        /// The field.
+        field: String,
+        /// The one-hot levels, in column order; `<other>` and `<missing>` follow.
+        levels: Vec<String>,
+    },
+}
+
+impl ColumnEncoding {
+    /// Output columns of this field.
+    #[must_use]
+    pub fn width(&self) -> usize {
+        match self {
+            Self::Numeric { indicator, .. } => 1 + usize::from(*indicator),
+            Self::Categorical { levels, .. } => levels.len() + 2,
+        }
+    }
+
+    /// The field.
+    #[must_use]
+    pub fn field(&self) -> &str {
+        match self {
+            Self::Numeric { field, .. } | Self::Categorical { field, .. } => field,
+        }
+    }
+
+    fn encode_into(&self, cell: &Cell<'_>, out: &mut Vec<f32>) -> Result<(), TabularError> {
+        match self {
+            Self::Numeric {
+                field,
+                log1p,
+                center,
+                scale,
+                clip,
+                missing,
+                indicator,
+            } => {
+                let raw = match cell {
+                    Cell::Number(x) => Some(*x),
+                    Cell::Missing => None,
+                    Cell::Text(t) => {
+                        return Err(TabularError::NotNumeric {
+                            field: field.clone(),
+                            value: t.to_string(),
+                        });
+                    }
+                };
+                let value = match (raw, missing) {
+                    (Some(x), _) => {
+                        let x = if *log1p { x.max(0.0).ln_1p() } else { x };
+                        let z = (x - center) / scale;
+                        clip.map_or(z, |c| z.clamp(-c, c))
+                    }
+                    (None, MissingNumeric::Indicator) => 0.0,
+                    (None, MissingNumeric::Zero) => (0.0 - center) / scale,
+                };
+                out.push(value as f32);
+                if *indicator {
+                    out.push(if raw.is_none() { 1.0 } else { 0.0 });
+                }
+            }
+            Self::Categorical { levels, .. } => {
+                let start = out.len();
+                out.resize(start + levels.len() + 2, 0.0);
+                let slot = match cell {
+                    Cell::Missing => levels.len() + 1,
+                    other => {
+                        let level = other.level();
+                        levels
+                            .iter()
+                            .position(|l| l.as_str() == level.as_ref())
+                            .unwrap_or(levels.len())
+                    }
+                };
+                out[start + slot] = 1.0;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A fitted, serialisable record → vector transform.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TabularEncoder {
+    /// Per used field, in the definition's order.
+    pub columns: Vec<ColumnEncoding>,
+    /// Fields left out, with the reason (e.g. missing in every training row).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dropped: Vec<(String, String)>,
+    /// Training rows the encoder was fitted on.
+    pub rows_seen: u64,
+}
+
+/// Streaming statistics of one field during the fit.
+#[derive(Debug)]
+struct FieldStats {
+    missing: u64,
+    numbers: u64,
+    texts: u64,
+    first_text: Option<String>,
+    min: f64,
+    // Welford on the raw value and on log1p(max(x, 0)), for exact mean/std at any size.
+    raw: Welford,
+    log: Welford,
+    sample: Reservoir,
+    levels: HashMap<String, u64>,
+    untracked: u64,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Welford {
+    n: u64,
+    mean: f64,
+    m2: f64,
+}
+
+impl Welford {
+    fn push(&mut self, x: f64) {
+        self.n += 1;
+        let d = x - self.mean;
+        self.mean += d / self.n as f64;
+        self.m2 += d * (x - self.mean);
+    }
+    fn std(&self) -> f64 {
+        if self.n == 0 {
+            0.0
+        } else {
+            (self.m2 / self.n as f64).sqrt()
+        }
+    }
+}
+
+/// Algorithm R with a fixed-seed SplitMix64, so fits are deterministic.
+#[derive(Debug)]
+struct Reservoir {
+    cap: usize,
+    seen: u64,
+    state: u64,
+    values: Vec<f64>,
+}
+
+impl Reservoir {
+    fn new(cap: usize, seed: u64) -> Self {
+        Self {
+            cap: cap.max(1),
+            seen: 0,
+            state: seed,
+            values: Vec::new(),
+        }
+    }
+    fn next(&mut self) -> u64 {
+        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn push(&mut self, x: f64) {
+        self.seen += 1;
+        if self.values.len() < self.cap {
+            self.values.push(x);
+        } else {
+            let j = self.next() % self.seen;
+            if let Ok(j) = usize::try_from(j)
+                && j < self.cap
+            {
+                self.values[j] = x;
+            }
+        }
+    }
+}
+
+impl FieldStats {
+    fn new(config: &EncoderConfig, seed: u64) -> Self {
+        Self {
+            missing: 0,
+            numbers: 0,
+            texts: 0,
+            first_text: None,
+            min: f64::INFINITY,
+            raw: Welford::default(),
+            log: Welford::default(),
+            sample: Reservoir::new(config.sample_size, seed),
+            levels: HashMap::new(),
+            untracked: 0,
+        }
+    }
+
+    fn push(&mut self, cell: &Cell<'_>, max_levels: usize) {
+        match cell {
+            Cell::Missing => {
+                self.missing += 1;
+                return;
+            }
+            Cell::Number(x) => {
+                self.numbers += 1;
+                self.min = self.min.min(*x);
+                self.raw.push(*x);
+                self.log.push(x.max(0.0).ln_1p());
+                self.sample.push(*x);
+            }
+            Cell::Text(t) => {
+                self.texts += 1;
+                if self.first_text.is_none() {
+                    self.first_text = Some(t.to_string());
+                }
+            }
+        }
+        let level = cell.level();
+        if let Some(c) = self.levels.get_mut(level.as_ref()) {
+            *c += 1;
+        } else if self.levels.len() < max_levels {
+            self.levels.insert(level.into_owned(), 1);
+        } else {
+            self.untracked += 1;
+        }
+    }
+}
+
+/// Quantile `q` of sorted values (linear interpolation, as numpy's default).
+fn quantile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let pos = q * (sorted.len() - 1) as f64;
+    let lo = pos.floor() as usize;
+    let hi = pos.ceil() as usize;
+    let frac = pos - lo as f64;
+    sorted[lo] + (sorted[hi] - sorted[lo]) * frac
+}
+
+fn skewness(values: &[f64]) -> f64 {
+    let n = values.len() as f64;
+    if n < 3.0 {
+        return 0.0;
+    }
+    let mean = values.iter().sum::<f64>() / n;
+    let m2 = values.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n;
+    let m3 = values.iter().map(|x| (x - mean).powi(3)).sum::<f64>() / n;
+    if m2 <= 1e-24 { 0.0 } else { m3 / m2.powf(1.5) }
+}
+
+/// The scale of a robust standardisation: IQR / 1.349, else the standard deviation, else 1.
+fn robust_scale(sorted: &[f64]) -> f64 {
+    let iqr = quantile(sorted, 0.75) - quantile(sorted, 0.25);
+    if iqr > 1e-12 {
+        return iqr / 1.349;
+    }
+    let n = sorted.len().max(1) as f64;
+    let mean = sorted.iter().sum::<f64>() / n;
+    let std = (sorted.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n).sqrt();
+    if std > 1e-12 { std } else { 1.0 }
+}
+
+impl TabularEncoder {
+    /// Fits the encoder on training rows, in one pass.
+    ///
+    /// # Errors
+    /// An invalid definition; a field declared numeric holding text; no rows; every feature missing
+    /// everywhere.
+    pub fn fit<R: Record>(
+        definition: &PredictionDefinition,
+        config: &EncoderConfig,
+        rows: impl IntoIterator<Item = R>,
+    ) -> Result<Self, TabularError> {
+        definition.validate()?;
+        let mut stats: Vec<FieldStats> = (0..definition.features.len())
+            .map(|i| FieldStats::new(config, 0x5EED_0000 + i as u64))
+            .collect();
+        let mut rows_seen = 0u64;
+        for row in rows {
+            rows_seen += 1;
+            for (field, s) in definition.features.iter().zip(stats.iter_mut()) {
+                s.push(&row.cell(field), config.max_tracked_levels);
+            }
+        }
+        if rows_seen == 0 {
+            return Err(TabularError::NoData("no training rows".into()));
+        }
+        let mut columns = Vec::new();
+        let mut dropped = Vec::new();
+        for (field, mut s) in definition.features.iter().cloned().zip(stats) {
+            if s.numbers == 0 && s.texts == 0 {
+                dropped.push((field, "missing in every training row".to_owned()));
+                continue;
+            }
+            let kind = match definition.kinds.get(&field) {
+                Some(k) => *k,
+                None if s.texts == 0 => ColumnKind::Numeric,
+                None => ColumnKind::Categorical,
+            };
+            match kind {
+                ColumnKind::Numeric => {
+                    if s.texts > 0 {
+                        return Err(TabularError::NotNumeric {
+                            field,
+                            value: s.first_text.unwrap_or_default(),
+                        });
+                    }
+                    columns.push(numeric_column(field, &mut s, config));
+                }
+                ColumnKind::Categorical => {
+                    let mut levels: Vec<(String, u64)> = s
+                        .levels
+                        .into_iter()
+                        .filter(|(_, c)| *c >= config.min_level_count)
+                        .collect();
+                    levels.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+                    levels.truncate(config.top_k);
+                    columns.push(ColumnEncoding::Categorical {
+                        field,
+                        levels: levels.into_iter().map(|(l, _)| l).collect(),
+                    });
+                }
+            }
+        }
+        if columns.is_empty() {
+            return Err(TabularError::NoData(
+                "every feature is missing in every training row".into(),
+            ));
+        }
+        Ok(Self {
+            columns,
+            dropped,
+            rows_seen,
+        })
+    }
+
+    /// Output width.
+    #[must_use]
+    pub fn width(&self) -> usize {
+        self.columns.iter().map(ColumnEncoding::width).sum()
+    }
+
+    /// One name per output column: `field`, `field:missing`, `field=level`, `field=<other>`,
+    /// `field=<missing>`.
+    #[must_use]
+    pub fn feature_names(&self) -> Vec<String> {
+        let mut names = Vec::with_capacity(self.width());
+        for c in &self.columns {
+            match c {
+                ColumnEncoding::Numeric {
+                    field, indicator, ..
+                } => {
+                    names.push(field.clone());
+                    if *indicator {
+                        names.push(format!("{field}:missing"));
+                    }
+                }
+                ColumnEncoding::Categorical { field, levels } => {
+                    names.extend(levels.iter().map(|l| format!("{field}={l}")));
+                    names.push(format!("{field}=<other>"));
+                    names.push(format!("{field}=<missing>"));
+                }
+            }
+        }
+        names
+    }
+
+    /// The kind each used field was given.
+    #[must_use]
+    pub fn kinds(&self) -> Vec<(&str, ColumnKind)> {
+        self.columns
+            .iter()
+            .map(|c| match c {
+                ColumnEncoding::Numeric { field, .. } => (field.as_str(), ColumnKind::Numeric),
+                ColumnEncoding::Categorical { field, .. } => {
+                    (field.as_str(), ColumnKind::Categorical)
+                }
+            })
+            .collect()
+    }
+
+    /// Appends the encoding of `row` to `out` (exactly [`Self::width`] values).
+    ///
+    /// # Errors
+    /// [`TabularError::NotNumeric`] when a numeric field holds text.
+    pub fn encode_into<R: Record + ?Sized>(
+        &self,
+        row: &R,
+        out: &mut Vec<f32>,
+    ) -> Result<(), TabularError> {
+        for c in &self.columns {
+            c.encode_into(&row.cell(c.field()), out)?;
+        }
+        Ok(())
+    }
+
+    /// The encoding of `row`.
+    ///
+    /// # Errors
+    /// See [`Self::encode_into`].
+    pub fn encode<R: Record + ?Sized>(&self, row: &R) -> Result<Vec<f32>, TabularError> {
+        let mut out = Vec::with_capacity(self.width());
+        self.encode_into(row, &mut out)?;
+        Ok(out)
+    }
+}
+
+fn numeric_column(field: String, s: &mut FieldStats, config: &EncoderConfig) -> ColumnEncoding {
+    let indicator = config.missing_numeric == MissingNumeric::Indicator && s.missing > 0;
+    s.sample.values.sort_by(f64::total_cmp);
+    let log1p =
+        config.log_skewed && s.min >= 0.0 && skewness(&s.sample.values) > config.skew_threshold;
+    let (center, scale) = match config.scaling {
+        Scaling::Robust => {
+            let mut v: Vec<f64> = if log1p {
+                s.sample.values.iter().map(|x| x.ln_1p()).collect()
+            } else {
+                s.sample.values.clone()
+            };
+            if config.missing_numeric == MissingNumeric::Zero {
+                // Missing cells are the value 0 (the sample is a uniform sample of the present ones;
+                // add zeros in proportion).
+                let share = s.missing as f64 / (s.missing + s.numbers) as f64;
+                let zeros = (share * v.len() as f64 / (1.0 - share).max(1e-9)).round() as usize;
+                v.extend(std::iter::repeat_n(0.0, zeros));
+            }
+            v.sort_by(f64::total_cmp);
+            (quantile(&v, 0.5), robust_scale(&v))
+        }
+        Scaling::Standard => {
+            let mut w = if log1p { s.log } else { s.raw };
+            if config.missing_numeric == MissingNumeric::Zero {
+                for _ in 0..s.missing {
+                    w.push(0.0);
+                }
+            }
+            let std = w.std();
+            (w.mean, if std > 1e-12 { std } else { 1.0 })
+        }
+    };
+    ColumnEncoding::Numeric {
+        field,
+        log1p,
+        center,
+        scale,
+        clip: config.clip,
+        missing: config.missing_numeric,
+        indicator,
+    }
+}
+
+/// One network of a [`TabularModel`]: dense layers with ReLU between them and one logit out. A single
+/// layer is a logistic regression.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Network {
+    /// `logistic` or `mlp` (informational).
+    pub kind: String,
+    /// The layers, input first.
+    pub layers: Vec<Dense>,
+}
+
+impl Network {
+    /// The logit for an encoded row.
+    ///
+    /// # Errors
+    /// [`TabularError::Inconsistent`] when the widths do not chain.
+    pub fn logit(&self, x: &[f32]) -> Result<f64, TabularError> {
+        let mut cur: Vec<f32> = x.to_vec();
+        let last = self.layers.len().saturating_sub(1);
+        for (i, l) in self.layers.iter().enumerate() {
+            if cur.len() != l.inputs
+                || l.weights.len() != l.inputs * l.outputs
+                || l.bias.len() != l.outputs
+            {
+                return Err(TabularError::Inconsistent(format!(
+                    "{} layer {i} takes {} inputs, got {}",
+                    self.kind,
+                    l.inputs,
+                    cur.len()
+                )));
+            }
+            let mut y = l.bias.clone();
+            for (xi, row) in cur.iter().zip(l.weights.chunks_exact(l.outputs.max(1))) {
+                for (yo, w) in y.iter_mut().zip(row) {
+                    *yo += xi * w;
+                }
+            }
+            if i < last {
+                y.iter_mut().for_each(|v| *v = v.max(0.0));
+            }
+            cur = y;
+        }
+        match cur.as_slice() {
+            [logit] => Ok(f64::from(*logit)),
+            _ => Err(TabularError::Inconsistent(format!(
+                "{} must end in one output, has {}",
+                self.kind,
+                cur.len()
+            ))),
+        }
+    }
+}
+
+/// A weighted average of the probabilities of one or more networks (one network = weight 1).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TabularModel {
+    /// `(weight, network)`; weights are positive.
+    pub members: Vec<(f64, Network)>,
+}
+
+impl TabularModel {
+    /// The positive-class probability of an encoded row.
+    ///
+    /// # Errors
+    /// [`TabularError::Inconsistent`] when a network does not fit the row or there is none.
+    pub fn predict(&self, x: &[f32]) -> Result<f64, TabularError> {
+        let total: f64 = self.members.iter().map(|(w, _)| *w).sum();
+        if self.members.is_empty() || total <= 0.0 || !total.is_finite() {
+            return Err(TabularError::Inconsistent(
+                "the model has no positively weighted network".into(),
+            ));
+        }
+        let mut p = 0.0;
+        for (w, net) in &self.members {
+            p += w * sigmoid(net.logit(x)?);
+        }
+        Ok(p / total)
+    }
+}
+
+/// The logistic function.
+#[must_use]
+pub fn sigmoid(z: f64) -> f64 {
+    1.0 / (1.0 + (-z).exp())
+}
+
+/// Everything the gateway needs to score a record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PropensityArtifact {
+    /// What is predicted.
+    pub definition: PredictionDefinition,
+    /// The fitted encoder.
+    pub encoder: TabularEncoder,
+    /// The trained model on the encoder's output.
+    pub model: TabularModel,
+}
+
+impl PropensityArtifact {
+    /// Checks that every network takes the encoder's width and ends in one logit.
+    ///
+    /// # Errors
+    /// [`TabularError::Inconsistent`] or an invalid definition.
+    pub fn validate(&self) -> Result<(), TabularError> {
+        self.definition.validate()?;
+        let probe = vec![0.0f32; self.encoder.width()];
+        self.model.predict(&probe).map(|_| ())
+    }
+
+    /// The positive-class probability of a record.
+    ///
+    /// # Errors
+    /// A numeric field holding text, or an inconsistent artefact.
+    pub fn score<R: Record + ?Sized>(&self, row: &R) -> Result<f64, TabularError> {
+        self.model.predict(&self.encoder.encode(row)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn rows(v: Value) -> Vec<Map<String, Value>> {
+        v.as_array()
+            .map(|a| a.iter().filter_map(|r| r.as_object().cloned()).collect())
+            .unwrap_or_default()
+    }
+
+    fn definition(features: &[&str]) -> PredictionDefinition {
+        PredictionDefinition {
+            object: "Account".into(),
+            label_field: "Churn".into(),
+            label: LabelRule::Values {
+                positive: vec!["Yes".into()],
+            },
+            features: features.iter().map(|s| (*s).to_owned()).collect(),
+            kinds: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn cells_classify_missing_numbers_and_text() {
+        assert_eq!(Cell::parse(""), Cell::Missing);
+        assert_eq!(Cell::parse("   "), Cell::Missing);
+        assert_eq!(Cell::parse("NULL"), Cell::Missing);
+        assert_eq!(Cell::parse("nan"), Cell::Missing);
+        assert_eq!(Cell::parse(" 29.85 "), Cell::Number(29.85));
+        assert_eq!(Cell::parse("1e3"), Cell::Number(1000.0));
+        assert_eq!(Cell::parse("inf"), Cell::Text(Cow::Borrowed("inf")));
+        assert_eq!(Cell::parse(" DSL "), Cell::Text(Cow::Borrowed("DSL")));
+        assert_eq!(Cell::Number(84.0).level(), "84");
+        let m = rows(json!([{"a": null, "b": 3, "c": true, "d": " null "}]));
+        let Some(r) = m.first() else {
+            panic!("one row")
+        };
+        assert_eq!(r.cell("a"), Cell::Missing);
+        assert_eq!(r.cell("absent"), Cell::Missing);
+        assert_eq!(r.cell("b"), Cell::Number(3.0));
+        assert_eq!(r.cell("c"), Cell::Text(Cow::Borrowed("true")));
+        assert_eq!(r.cell("d"), Cell::Missing);
+    }
+
+    #[test]
+    fn infers_kinds_and_handles_missing_and_unseen_levels() -> Result<(), TabularError> {
+        let data = rows(json!([
+            {"Churn": "Yes", "tenure": 1,    "plan": "A", "code": "3", "note": null},
+            {"Churn": "No",  "tenure": "5",  "plan": "A", "code": "3", "note": ""},
+            {"Churn": "No",  "tenure": 9,    "plan": "B", "code": "7", "note": " "},
+            {"Churn": "No",  "tenure": " ",  "plan": null, "code": "3", "note": null},
+            {"Churn": "Yes", "tenure": 13,   "plan": "A", "code": "7", "note": null},
+        ]));
+        let mut def = definition(&["tenure", "plan", "code", "note"]);
+        def.kinds.insert("code".into(), ColumnKind::Categorical);
+        let config = EncoderConfig {
+            min_level_count: 1,
+            log_skewed: false,
+            ..EncoderConfig::default()
+        };
+        let enc = TabularEncoder::fit(&def, &config, &data)?;
+        assert_eq!(
+            enc.kinds(),
+            vec![
+                ("tenure", ColumnKind::Numeric),
+                ("plan", ColumnKind::Categorical),
+                ("code", ColumnKind::Categorical),
+            ]
+        );
+        assert_eq!(
+            enc.dropped,
+            vec![(
+                "note".to_owned(),
+                "missing in every training row".to_owned()
+            )]
+        );
+        assert_eq!(
+            enc.feature_names(),
+            [
+                "tenure",
+                "tenure:missing",
+                "plan=A",
+                "plan=B",
+                "plan=<other>",
+                "plan=<missing>",
+                "code=3",
+                "code=7",
+                "code=<other>",
+                "code=<missing>"
+            ]
+        );
+        // tenure present: 1, 5, 9, 13 → median 7, IQR 6 (numpy linear) → scale 6/1.349.
+        let row = enc.encode(&data[0])?;
+        let expected = ((1.0 - 7.0) / (6.0 / 1.349)) as f32;
+        assert!((row[0] - expected).abs() < 1e-6, "{row:?}");
+        assert_eq!(&row[1..], &[0.0, 1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0]);
+        // Missing tenure → centre (0) + indicator; missing plan → <missing>.
+        let row = enc.encode(&data[3])?;
+        assert_eq!(&row[..2], &[0.0, 1.0]);
+        assert_eq!(&row[2..6], &[0.0, 0.0, 0.0, 1.0]);
+        // Unseen level → <other>; a numeric-looking code that was declared categorical keeps levels.
+        let unseen = rows(json!([{"tenure": 5, "plan": "Z", "code": 3.0}]));
+        let row = enc.encode(&unseen[0])?;
+        assert_eq!(&row[2..], &[0.0, 0.0, 1.0, 0.0, 1.0, 0.0, 0.0, 0.0]);
+        // Text in a numeric field at scoring time is an error naming the field.
+        let bad = rows(json!([{"tenure": "ten", "plan": "A", "code": "3"}]));
+        assert_eq!(
+            enc.encode(&bad[0]),
+            Err(TabularError::NotNumeric {
+                field: "tenure".into(),
+                value: "ten".into()
+            })
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn top_k_and_rare_levels_go_to_other() -> Result<(), TabularError> {
+        let mut data = Vec::new();
+        for (level, n) in [("a", 5), ("b", 4), ("c", 3), ("d", 1)] {
+            for _ in 0..n {
+                data.push(vec!["No".to_owned(), level.to_owned()]);
+            }
+        }
+        let cols = CsvColumns::new(&["Churn", "f"])?;
+        let def = definition(&["f"]);
+        cols.check(&def)?;
+        let csv_rows = data
+            .iter()
+            .map(|r| cols.row(r))
+            .collect::<Result<Vec<_>, _>>()?;
+        let config = EncoderConfig {
+            top_k: 2,
+            min_level_count: 2,
+            ..EncoderConfig::default()
+        };
+        let enc = TabularEncoder::fit(&def, &config, csv_rows.iter())?;
+        assert_eq!(
+            enc.feature_names(),
+            ["f=a", "f=b", "f=<other>", "f=<missing>"]
+        );
+        let c = cols.row(&data[data.len() - 1])?;
+        assert_eq!(enc.encode(&c)?, vec![0.0, 0.0, 1.0, 0.0]);
+        let config = EncoderConfig {
+            top_k: 10,
+            min_level_count: 2,
+            ..EncoderConfig::default()
+        };
+        let enc = TabularEncoder::fit(&def, &config, csv_rows.iter())?;
+        assert_eq!(enc.width(), 5, "d (seen once) is <other>");
+        Ok(())
+    }
+
+    #[test]
+    fn csv_rows_must_match_the_header_and_the_definition() -> Result<(), TabularError> {
+        let cols = CsvColumns::new(&["Churn", "x"])?;
+        assert_eq!(
+            cols.row(&["Yes"]).map(|_| ()),
+            Err(TabularError::Ragged {
+                expected: 2,
+                got: 1
+            })
+        );
+        assert_eq!(
+            cols.check(&definition(&["y"])),
+            Err(TabularError::UnknownField("y".into()))
+        );
+        assert!(CsvColumns::new(&["a", "a"]).is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn declared_numeric_with_text_and_empty_data_are_errors() {
+        let data = rows(json!([{"Churn": "No", "x": "abc"}, {"Churn": "Yes", "x": 1}]));
+        let mut def = definition(&["x"]);
+        def.kinds.insert("x".into(), ColumnKind::Numeric);
+        assert_eq!(
+            TabularEncoder::fit(&def, &EncoderConfig::default(), &data),
+            Err(TabularError::NotNumeric {
+                field: "x".into(),
+                value: "abc".into()
+            })
+        );
+        let none: Vec<Map<String, Value>> = Vec::new();
+        assert!(matches!(
+            TabularEncoder::fit(&definition(&["x"]), &EncoderConfig::default(), &none),
+            Err(TabularError::NoData(_))
+        ));
+        let mut def = definition(&["x", "x"]);
+        assert!(matches!(def.validate(), Err(TabularError::Definition(_))));
+        def.features = vec!["Churn".into()];
+        assert!(matches!(def.validate(), Err(TabularError::Definition(_))));
+    }
+
+    #[test]
+    fn labels_by_value_or_threshold() -> Result<(), TabularError> {
+        let data = rows(json!([
+            {"Churn": " yes "}, {"Churn": "No"}, {"Churn": ""}, {"Churn": 1500}, {"Churn": "x"}
+        ]));
+        let def = definition(&["a"]);
+        let got: Vec<_> = data
+            .iter()
+            .map(|r| def.label_of(r))
+            .collect::<Result<_, _>>()?;
+        assert_eq!(
+            got,
+            vec![Some(true), Some(false), None, Some(false), Some(false)]
+        );
+        let def = PredictionDefinition {
+            label: LabelRule::Threshold { above: 1000.0 },
+            ..def
+        };
+        assert_eq!(def.label_of(&data[3])?, Some(true));
+        assert_eq!(def.label_of(&data[2])?, None);
+        assert!(matches!(
+            def.label_of(&data[4]),
+            Err(TabularError::NotNumeric { .. })
+        ));
+        Ok(())
+    }
+
+    #[test]
+    fn standard_encoding_matches_standard_scaler_with_blank_as_zero() -> Result<(), TabularError> {
+        let data = rows(json!([{"x": 2}, {"x": 4}, {"x": ""}, {"x": 6}]));
+        let enc = TabularEncoder::fit(&definition(&["x"]), &EncoderConfig::standard(), &data)?;
+        // Values 2, 4, 0, 6: mean 3, population std sqrt(5).
+        let s5 = 5f64.sqrt();
+        let got: Vec<f32> = data
+            .iter()
+            .map(|r| enc.encode(r).map(|v| v[0]))
+            .collect::<Result<_, _>>()?;
+        let want = [-1.0 / s5, 1.0 / s5, -3.0 / s5, 3.0 / s5];
+        for (g, w) in got.iter().zip(want) {
+            assert!((f64::from(*g) - w).abs() < 1e-6, "{got:?}");
+        }
+        assert_eq!(enc.width(), 1, "no indicator in the baseline encoding");
+        Ok(())
+    }
+
+    #[test]
+    fn skewed_non_negative_fields_are_logged() -> Result<(), TabularError> {
+        let data: Vec<Map<String, Value>> = (0..200)
+            .map(|i| {
+                let x = if i % 10 == 0 {
+                    1000.0 * f64::from(i)
+                } else {
+                    f64::from(i % 7)
+                };
+                rows(json!([{ "x": x, "y": f64::from(i) }])).remove(0)
+            })
+            .collect();
+        let enc = TabularEncoder::fit(&definition(&["x", "y"]), &EncoderConfig::default(), &data)?;
+        let logs: Vec<bool> = enc
+            .columns
+            .iter()
+            .map(|c| matches!(c, ColumnEncoding::Numeric { log1p: true, .. }))
+            .collect();
+        assert_eq!(logs, vec![true, false]);
+        // Clipped at ±5.
+        let v = enc.encode(&data[190])?;
+        assert!(v[0] <= 5.0 && v[0] > 1.0, "{v:?}");
+        Ok(())
+    }
+
+    #[test]
+    fn artefact_round_trips_and_scores_by_hand() -> Result<(), Box<dyn std::error::Error>> {
+        let data = rows(json!([
+            {"Churn": "Yes", "x": 1, "p": "A"},
+            {"Churn": "No", "x": 3, "p": "B"},
+        ]));
+        let config = EncoderConfig {
+            min_level_count: 1,
+            scaling: Scaling::Standard,
+            ..EncoderConfig::default()
+        };
+        let def = definition(&["x", "p"]);
+        let encoder = TabularEncoder::fit(&def, &config, &data)?;
+        // x → (x − 2) / 1; p one-hot A, B, other, missing: width 5.
+        assert_eq!(encoder.width(), 5);
+        let logistic = Network {
+            kind: "logistic".into(),
+            layers: vec![Dense {
+                inputs: 5,
+                outputs: 1,
+                weights: vec![2.0, 1.0, -1.0, 0.0, 0.0],
+                bias: vec![0.5],
+            }],
+        };
+        let mlp = Network {
+            kind: "mlp".into(),
+            layers: vec![
+                Dense {
+                    inputs: 5,
+                    outputs: 2,
+                    weights: vec![1.0, -1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0],
+                    bias: vec![0.0, 0.0],
+                },
+                Dense {
+                    inputs: 2,
+                    outputs: 1,
+                    weights: vec![1.0, 1.0],
+                    bias: vec![0.0],
+                },
+            ],
+        };
+        let artefact = PropensityArtifact {
+            definition: def,
+            encoder,
+            model: TabularModel {
+                members: vec![(3.0, logistic), (1.0, mlp)],
+            },
+        };
+        artefact.validate()?;
+        let text = serde_json::to_string(&artefact)?;
+        let back: PropensityArtifact = serde_json::from_str(&text)?;
+        assert_eq!(back, artefact);
+        // Row 0: x = −1, A → logistic logit −2 + 1 + 0.5 = −0.5; MLP relu(−1, 1) → logit 1.
+        let p = back.score(&data[0])?;
+        let want = (3.0 * sigmoid(-0.5) + sigmoid(1.0)) / 4.0;
+        assert!((p - want).abs() < 1e-7, "{p} vs {want}");
+        let mut broken = artefact.clone();
+        broken.model.members[0].1.layers[0].inputs = 4;
+        assert!(matches!(
+            broken.validate(),
+            Err(TabularError::Inconsistent(_))
+        ));
+        Ok(())
+    }
+}
