@@ -24,6 +24,9 @@ the offline tools knows the package's own rules. Each rule below guards a way th
   project            sfdx-project.json: release version name and number, scratch definition, well-formed
                      packageAliases, replacement files that exist
   tests              every non-test Apex class is exercised by name in some @IsTest class
+  limits             metadata text within Salesforce's lengths (labels 40, field descriptions 1000,
+                     permission set descriptions 255, help 510, Text 255, API names 40), which only a
+                     deploy would otherwise report
 """
 import json
 import pathlib
@@ -361,6 +364,43 @@ def check_tests(pkg: Package) -> list[str]:
     ]
 
 
+# (root element, child) -> maximum length, as the Metadata API enforces them.
+TEXT_LIMITS = {
+    ("CustomField", "label"): 40,
+    ("CustomField", "description"): 1000,
+    ("CustomField", "inlineHelpText"): 510,
+    ("CustomObject", "label"): 40,
+    ("CustomObject", "pluralLabel"): 40,
+    ("CustomObject", "description"): 1000,
+    ("PermissionSet", "label"): 80,
+    ("PermissionSet", "description"): 255,
+    ("CustomPermission", "label"): 80,
+    ("CustomPermission", "description"): 255,
+}
+
+
+def check_limits(pkg: Package) -> list[str]:
+    errors = []
+    for path in sorted(pkg.root.rglob("*-meta.xml")):
+        if "node_modules" in path.parts:
+            continue
+        doc = ET.parse(path).getroot()
+        kind = doc.tag.replace(NS, "")
+        for child in doc:
+            limit = TEXT_LIMITS.get((kind, child.tag.replace(NS, "")))
+            if limit is not None and len(child.text or "") > limit:
+                errors.append(f"{path.name}: <{child.tag.replace(NS, '')}> has {len(child.text)} characters, at most {limit}")
+        if kind == "CustomField":
+            name = path.name.split(".")[0]
+            if len(re.sub(r"__c$", "", name)) > 40:
+                errors.append(f"{path.name}: API name longer than 40 characters")
+            length = int(doc.findtext(f"{NS}length") or 0)
+            ftype = doc.findtext(f"{NS}type")
+            if ftype == "Text" and not 1 <= length <= 255 or ftype == "LongTextArea" and not 256 <= length <= 131072:
+                errors.append(f"{path.name}: {ftype} length {length} is out of range")
+    return errors
+
+
 RULES = {
     "apex-fields": check_apex_fields,
     "credential": check_credential,
@@ -370,6 +410,7 @@ RULES = {
     "deploy-order": check_deploy_order,
     "project": check_project,
     "tests": check_tests,
+    "limits": check_limits,
 }
 
 
@@ -413,6 +454,10 @@ def self_test(root: pathlib.Path) -> int:
         "deploy-order": [
             (f"{src}/externalCredentials/Sextant_Gateway_JWT.externalCredential-meta.xml",
              "<certificate>Sextant_JWT_Signing</certificate>", "<certificate>Sextant_Other_Cert</certificate>"),
+        ],
+        "limits": [
+            (f"{src}/permissionsets/Sextant_User.permissionset-meta.xml", "<description>Sales users:",
+             "<description>" + "x" * 250 + " Sales users:"),
         ],
         "project": [("sfdx-project.json", '"versionName": "Sextant 1.0"', '"versionName": "Skeleton"')],
         "events": [
