@@ -9,10 +9,12 @@
 //! - [`artifact`]: the churn artefact and its forward pass.
 //! - [`evaluation`]: the result shape of `sextant evaluate` and its errors.
 //! - [`metrics`]: ROC-AUC, accuracy, log-loss, the ROC curve, and an SVG plot of it.
+//! - [`sequence`]: the sequence (GRU) churn artefact and its fast batched forward pass.
 
 pub mod artifact;
 pub mod evaluation;
 pub mod metrics;
+pub mod sequence;
 
 pub use artifact::{ChurnArtifact, Dense, ModelError};
 pub use evaluation::{Baseline, EvalError, Evaluation};
