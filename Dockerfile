@@ -27,7 +27,6 @@ ARG VERSION=0.0.0-unknown
 ARG REVISION=unknown
 LABEL org.opencontainers.image.title="sextant" \
       org.opencontainers.image.description="Sextant: custom machine learning for Salesforce (connector, feature store, trainer, gateway)" \
-      org.opencontainers.image.source="https://github.com/sextant/sextant" \
       org.opencontainers.image.licenses="Apache-2.0" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.revision="${REVISION}"

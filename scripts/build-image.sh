@@ -6,8 +6,9 @@
 # /tmp, and the OCI labels (version from `sextant --version`, git revision). Writes an OCI
 # archive (push it with `skopeo copy oci-archive:FILE docker://REGISTRY/sextant:TAG`).
 #
-# usage: scripts/build-image.sh [--binary PATH] [--output FILE] [--check]
+# usage: scripts/build-image.sh [--binary PATH] [--name REPOSITORY] [--output FILE] [--check]
 #   --binary PATH  the sextant binary (default: cargo build --release -p sextant)
+#   --name REPO    the image's repository (default: ghcr.io/sextant/sextant, the chart's image.repository)
 #   --output FILE  the OCI archive (default: target/image/sextant-<version>.oci.tar)
 #   --check        run the image: `sextant --version` must print the labelled version, the
 #                  image must run as 65532 with the expected entrypoint and labels, and
@@ -17,11 +18,12 @@
 # containers on this kind of machine ("cgroups in hybrid mode not supported").
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
-binary=""; output=""; check=0
+binary=""; output=""; check=0; name=ghcr.io/sextant/sextant
 while [ $# -gt 0 ]; do
     case $1 in
         --binary) binary=$2; shift 2 ;;
         --output) output=$2; shift 2 ;;
+        --name) name=$2; shift 2 ;;
         --check) check=1; shift ;;
         -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
         *) echo "build-image: unknown argument $1 (see --help)" >&2; exit 2 ;;
@@ -75,11 +77,11 @@ ctr=$("${B[@]}" from scratch)
     --label "org.opencontainers.image.revision=$revision" \
     --label "org.opencontainers.image.created=$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
     "$ctr"
-image=localhost/sextant:$version
+image=$name:$version
 "${B[@]}" commit --quiet "$ctr" "$image" >/dev/null
-"${B[@]}" push --quiet "$image" "oci-archive:$output:sextant:$version"
+"${B[@]}" push --quiet "$image" "oci-archive:$output:$image"
 size=$(du -h "$output" | cut -f1)
-echo "build-image: $output (sextant $version, revision $revision, $size, $(echo "$libs" | wc -l) libraries)"
+echo "build-image: $output ($image, revision $revision, $size, $(echo "$libs" | wc -l) libraries)"
 
 if [ "$check" -eq 1 ]; then
     fail() { echo "build-image: check failed: $*" >&2; exit 1; }
