@@ -363,6 +363,13 @@ pub struct EncoderConfig {
     pub skew_threshold: f64,
     /// Scaled numeric values are clipped to `±clip` (none when `None`).
     pub clip: Option<f64>,
+    /// Add a second, robustly scaled `log1p(x)` column for non-negative fields with more than two
+    /// distinct values that were not logged already: a linear model then sees both shapes.
+    pub log_companion: bool,
+    /// Hinge columns `max(z − knot, 0)` at this many interior quantiles of the scaled value (a
+    /// piecewise-linear basis, so a linear model can bend); 0 for none. Fields with two or fewer
+    /// distinct values get none.
+    pub hinges: usize,
     /// Values kept per numeric field for the median / quartiles / skewness (reservoir sample); the
     /// quantiles are exact below this many rows.
     pub sample_size: usize,
@@ -378,9 +385,11 @@ impl Default for EncoderConfig {
             min_level_count: 5,
             scaling: Scaling::Robust,
             missing_numeric: MissingNumeric::Indicator,
-            log_skewed: true,
+            log_skewed: false,
             skew_threshold: 1.0,
             clip: Some(5.0),
+            log_companion: true,
+            hinges: 3,
             sample_size: 50_000,
             max_tracked_levels: 10_000,
         }
@@ -399,6 +408,8 @@ impl EncoderConfig {
             log_skewed: false,
             skew_threshold: f64::INFINITY,
             clip: None,
+            log_companion: false,
+            hinges: 0,
             ..Self::default()
         }
     }
@@ -422,6 +433,12 @@ pub enum ColumnEncoding {
         clip: Option<f64>,
         /// What a missing value becomes.
         missing: MissingNumeric,
+        /// `(center, scale)` of a `log1p(max(x, 0))` companion column, when there is one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        log_companion: Option<(f64, f64)>,
+        /// Knots of the hinge columns `max(z − knot, 0)` on the scaled value.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        knots: Vec<f64>,
         /// Whether a missing indicator column follows the value column.
         indicator: bool,
     },
@@ -439,7 +456,12 @@ impl ColumnEncoding {
     #[must_use]
     pub fn width(&self) -> usize {
         match self {
-            Self::Numeric { indicator, .. } => 1 + usize::from(*indicator),
+            Self::Numeric {
+                indicator,
+                log_companion,
+                knots,
+                ..
+            } => 1 + usize::from(log_companion.is_some()) + knots.len() + usize::from(*indicator),
             Self::Categorical { levels, .. } => levels.len() + 2,
         }
     }
@@ -461,6 +483,8 @@ impl ColumnEncoding {
                 scale,
                 clip,
                 missing,
+                log_companion,
+                knots,
                 indicator,
             } => {
                 let raw = match cell {
@@ -483,6 +507,13 @@ impl ColumnEncoding {
                     (None, MissingNumeric::Zero) => (0.0 - center) / scale,
                 };
                 out.push(value as f32);
+                if let Some((c, s)) = log_companion {
+                    let z = raw.map_or(0.0, |x| (x.max(0.0).ln_1p() - c) / s);
+                    out.push(clip.map_or(z, |k| z.clamp(-k, k)) as f32);
+                }
+                for k in knots {
+                    out.push((value - k).max(0.0) as f32);
+                }
                 if *indicator {
                     out.push(if raw.is_none() { 1.0 } else { 0.0 });
                 }
@@ -768,9 +799,17 @@ impl TabularEncoder {
         for c in &self.columns {
             match c {
                 ColumnEncoding::Numeric {
-                    field, indicator, ..
+                    field,
+                    indicator,
+                    log_companion,
+                    knots,
+                    ..
                 } => {
                     names.push(field.clone());
+                    if log_companion.is_some() {
+                        names.push(format!("{field}:log1p"));
+                    }
+                    names.extend(knots.iter().map(|k| format!("{field}:hinge({k:.3})")));
                     if *indicator {
                         names.push(format!("{field}:missing"));
                     }
@@ -858,6 +897,33 @@ fn numeric_column(field: String, s: &mut FieldStats, config: &EncoderConfig) -> 
             (w.mean, if std > 1e-12 { std } else { 1.0 })
         }
     };
+    // More than two distinct values (a flag gets neither a companion nor hinges).
+    let varied = s.sample.values.windows(2).filter(|w| w[0] != w[1]).count() >= 2;
+    let log_companion = (config.log_companion && !log1p && s.min >= 0.0 && varied).then(|| {
+        let logs: Vec<f64> = s.sample.values.iter().map(|x| x.ln_1p()).collect();
+        (quantile(&logs, 0.5), robust_scale(&logs))
+    });
+    let mut knots = Vec::new();
+    if config.hinges > 0 && varied {
+        let mut z: Vec<f64> = s
+            .sample
+            .values
+            .iter()
+            .map(|x| {
+                let x = if log1p { x.ln_1p() } else { *x };
+                let z = (x - center) / scale;
+                config.clip.map_or(z, |c| z.clamp(-c, c))
+            })
+            .collect();
+        z.sort_by(f64::total_cmp);
+        let (lo, hi) = (z.first().copied(), z.last().copied());
+        for j in 1..=config.hinges {
+            let k = quantile(&z, j as f64 / (config.hinges + 1) as f64);
+            if Some(k) != lo && Some(k) != hi && knots.last().is_none_or(|p: &f64| *p < k) {
+                knots.push(k);
+            }
+        }
+    }
     ColumnEncoding::Numeric {
         field,
         log1p,
@@ -865,6 +931,8 @@ fn numeric_column(field: String, s: &mut FieldStats, config: &EncoderConfig) -> 
         scale,
         clip: config.clip,
         missing: config.missing_numeric,
+        log_companion,
+        knots,
         indicator,
     }
 }
@@ -952,6 +1020,167 @@ impl TabularModel {
 #[must_use]
 pub fn sigmoid(z: f64) -> f64 {
     1.0 / (1.0 + (-z).exp())
+}
+
+/// Logistic regression with an L2 penalty, fitted to its exact optimum by Newton's method: minimises
+/// `Σᵢ log-loss + ‖w‖² / (2C)` with the bias unpenalised — scikit-learn's `LogisticRegression(C)`
+/// objective (equivalently the mean log-loss + `λ/2 ‖w‖²` with `λ = 1/(C·n)`). It is the classical
+/// baseline that the learned models are compared with, so it must not depend on a learning rate.
+///
+/// `x` is row-major, `rows × width`.
+///
+/// # Errors
+/// [`TabularError::NoData`] when the shapes disagree or there are no rows; [`TabularError::Inconsistent`]
+/// when the system cannot be solved (a non-positive `c`).
+pub fn fit_logistic_newton(
+    x: &[f32],
+    width: usize,
+    y: &[bool],
+    c: f64,
+) -> Result<Network, TabularError> {
+    let n = y.len();
+    if n == 0 || x.len() != n * width {
+        return Err(TabularError::NoData(format!(
+            "{} labels for {} values of width {width}",
+            n,
+            x.len()
+        )));
+    }
+    if c <= 0.0 || !c.is_finite() {
+        return Err(TabularError::Inconsistent(format!(
+            "C must be positive, got {c}"
+        )));
+    }
+    let d = width + 1; // bias last
+    let penalty = 1.0 / c;
+    let mut beta = vec![0.0f64; d];
+    let objective = |beta: &[f64]| -> f64 {
+        let mut f = 0.0;
+        for (row, &yi) in x.chunks_exact(width.max(1)).zip(y) {
+            let z = beta[width]
+                + row
+                    .iter()
+                    .zip(beta)
+                    .map(|(a, b)| f64::from(*a) * b)
+                    .sum::<f64>();
+            // log(1 + e^z) − y z, computed stably.
+            let softplus = if z > 0.0 {
+                z + (-z).exp().ln_1p()
+            } else {
+                z.exp().ln_1p()
+            };
+            f += softplus - if yi { z } else { 0.0 };
+        }
+        f + 0.5 * penalty * beta[..width].iter().map(|b| b * b).sum::<f64>()
+    };
+    let mut current = objective(&beta);
+    for _ in 0..100 {
+        let mut grad = vec![0.0f64; d];
+        let mut hess = vec![0.0f64; d * d];
+        let mut xi = vec![0.0f64; d];
+        for (row, &yi) in x.chunks_exact(width.max(1)).zip(y) {
+            for (a, b) in xi.iter_mut().zip(row) {
+                *a = f64::from(*b);
+            }
+            xi[width] = 1.0;
+            let z: f64 = xi.iter().zip(&beta).map(|(a, b)| a * b).sum();
+            let p = sigmoid(z);
+            let r = p - f64::from(u8::from(yi));
+            let w = (p * (1.0 - p)).max(1e-12);
+            for j in 0..d {
+                if xi[j] == 0.0 {
+                    continue;
+                }
+                grad[j] += r * xi[j];
+                let wj = w * xi[j];
+                let hrow = &mut hess[j * d..(j + 1) * d];
+                for (h, xk) in hrow[..=j].iter_mut().zip(&xi[..=j]) {
+                    *h += wj * xk;
+                }
+            }
+        }
+        for j in 0..width {
+            grad[j] += penalty * beta[j];
+            hess[j * d + j] += penalty;
+        }
+        for j in 0..d {
+            for k in 0..j {
+                hess[k * d + j] = hess[j * d + k];
+            }
+        }
+        let step = cholesky_solve(&mut hess, &grad, d).ok_or_else(|| {
+            TabularError::Inconsistent("the Newton system is not positive definite".into())
+        })?;
+        // Damped step: halve until the objective does not increase.
+        let mut t = 1.0;
+        let mut next = beta.clone();
+        let mut value = f64::INFINITY;
+        for _ in 0..30 {
+            for ((nb, b), s) in next.iter_mut().zip(&beta).zip(&step) {
+                *nb = b - t * s;
+            }
+            value = objective(&next);
+            if value <= current + 1e-12 {
+                break;
+            }
+            t /= 2.0;
+        }
+        let moved = step.iter().map(|s| (t * s).abs()).fold(0.0, f64::max);
+        if value <= current + 1e-12 {
+            beta = next;
+            current = value;
+        }
+        if moved < 1e-9 || grad.iter().map(|g| g.abs()).fold(0.0, f64::max) < 1e-9 {
+            break;
+        }
+    }
+    Ok(Network {
+        kind: "logistic".into(),
+        layers: vec![Dense {
+            inputs: width,
+            outputs: 1,
+            weights: beta[..width].iter().map(|b| *b as f32).collect(),
+            bias: vec![beta[width] as f32],
+        }],
+    })
+}
+
+/// Solves `A s = b` for a symmetric positive definite `A` (overwritten by its Cholesky factor).
+fn cholesky_solve(a: &mut [f64], b: &[f64], d: usize) -> Option<Vec<f64>> {
+    for j in 0..d {
+        let mut diag = a[j * d + j];
+        for k in 0..j {
+            diag -= a[j * d + k] * a[j * d + k];
+        }
+        if diag <= 0.0 || !diag.is_finite() {
+            return None;
+        }
+        let l = diag.sqrt();
+        a[j * d + j] = l;
+        for i in j + 1..d {
+            let mut v = a[i * d + j];
+            for k in 0..j {
+                v -= a[i * d + k] * a[j * d + k];
+            }
+            a[i * d + j] = v / l;
+        }
+    }
+    let mut z = vec![0.0; d];
+    for i in 0..d {
+        let mut v = b[i];
+        for k in 0..i {
+            v -= a[i * d + k] * z[k];
+        }
+        z[i] = v / a[i * d + i];
+    }
+    for i in (0..d).rev() {
+        let mut v = z[i];
+        for k in i + 1..d {
+            v -= a[k * d + i] * z[k];
+        }
+        z[i] = v / a[i * d + i];
+    }
+    Some(z)
 }
 
 /// Everything the gateway needs to score a record.
@@ -1043,7 +1272,8 @@ mod tests {
         def.kinds.insert("code".into(), ColumnKind::Categorical);
         let config = EncoderConfig {
             min_level_count: 1,
-            log_skewed: false,
+            log_companion: false,
+            hinges: 0,
             ..EncoderConfig::default()
         };
         let enc = TabularEncoder::fit(&def, &config, &data)?;
@@ -1237,16 +1467,91 @@ mod tests {
                 rows(json!([{ "x": x, "y": f64::from(i) }])).remove(0)
             })
             .collect();
-        let enc = TabularEncoder::fit(&definition(&["x", "y"]), &EncoderConfig::default(), &data)?;
+        let config = EncoderConfig {
+            log_skewed: true,
+            ..EncoderConfig::default()
+        };
+        let enc = TabularEncoder::fit(&definition(&["x", "y"]), &config, &data)?;
         let logs: Vec<bool> = enc
             .columns
             .iter()
             .map(|c| matches!(c, ColumnEncoding::Numeric { log1p: true, .. }))
             .collect();
         assert_eq!(logs, vec![true, false]);
+        // y (not logged) gets the log companion and three hinges; x (logged) only the hinges.
+        assert_eq!(enc.width(), 1 + 3 + 1 + 1 + 3, "{:?}", enc.feature_names());
         // Clipped at ±5.
         let v = enc.encode(&data[190])?;
         assert!(v[0] <= 5.0 && v[0] > 1.0, "{v:?}");
+        Ok(())
+    }
+
+    #[test]
+    fn numeric_basis_has_a_log_companion_and_hinges_at_quantiles() -> Result<(), TabularError> {
+        // 0..=8: median 4, IQR 4 → scale 4/1.349; flag: two values, no basis columns.
+        let data: Vec<Map<String, Value>> = (0..9)
+            .map(|i| rows(json!([{ "x": i, "flag": i % 2 }])).remove(0))
+            .collect();
+        let config = EncoderConfig {
+            hinges: 1,
+            clip: None,
+            ..EncoderConfig::default()
+        };
+        let enc = TabularEncoder::fit(&definition(&["x", "flag"]), &config, &data)?;
+        assert_eq!(
+            enc.feature_names(),
+            ["x", "x:log1p", "x:hinge(0.000)", "flag"],
+            "one interior knot at the median"
+        );
+        let scale = 4.0 / 1.349;
+        let v = enc.encode(&data[8])?;
+        let log_c = 5f64.ln();
+        let log_s = {
+            let logs: Vec<f64> = (0..9).map(|i| f64::from(i).ln_1p()).collect();
+            (quantile(&logs, 0.75) - quantile(&logs, 0.25)) / 1.349
+        };
+        let want = [4.0 / scale, (9f64.ln() - log_c) / log_s, 4.0 / scale];
+        for (g, w) in v.iter().zip(want) {
+            assert!((f64::from(*g) - w).abs() < 1e-5, "{v:?} vs {want:?}");
+        }
+        assert_eq!(enc.encode(&data[2])?[2], 0.0, "below the knot");
+        Ok(())
+    }
+
+    #[test]
+    fn newton_logistic_reaches_the_penalised_optimum() -> Result<(), TabularError> {
+        // One feature, separable-ish data; at the optimum the gradient of
+        // Σ log-loss + w²/(2C) vanishes in w and b.
+        let x: Vec<f32> = vec![-2.0, -1.0, -0.5, 0.0, 0.5, 1.0, 2.0, 3.0];
+        let y = [false, false, true, false, true, false, true, true];
+        let c = 0.7;
+        let net = fit_logistic_newton(&x, 1, &y, c)?;
+        let (w, b) = (
+            f64::from(net.layers[0].weights[0]),
+            f64::from(net.layers[0].bias[0]),
+        );
+        let (mut gw, mut gb) = (w / c, 0.0);
+        for (xi, yi) in x.iter().zip(y) {
+            let r = sigmoid(w * f64::from(*xi) + b) - f64::from(u8::from(yi));
+            gw += r * f64::from(*xi);
+            gb += r;
+        }
+        assert!(
+            gw.abs() < 1e-4 && gb.abs() < 1e-4,
+            "gradient {gw} {gb} at w {w} b {b}"
+        );
+        assert!(w > 0.0);
+        // A stronger penalty shrinks the weight.
+        let shrunk = fit_logistic_newton(&x, 1, &y, 0.01)?;
+        assert!(f64::from(shrunk.layers[0].weights[0]).abs() < w.abs());
+        assert!(
+            fit_logistic_newton(&x, 2, &y, 1.0).is_err(),
+            "shape mismatch"
+        );
+        assert!(
+            fit_logistic_newton(&x, 1, &y, 0.0).is_err(),
+            "C must be positive"
+        );
         Ok(())
     }
 
@@ -1259,6 +1564,8 @@ mod tests {
         let config = EncoderConfig {
             min_level_count: 1,
             scaling: Scaling::Standard,
+            log_companion: false,
+            hinges: 0,
             ..EncoderConfig::default()
         };
         let def = definition(&["x", "p"]);
