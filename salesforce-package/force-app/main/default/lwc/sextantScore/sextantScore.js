@@ -87,6 +87,18 @@ export function readableError(error) {
     return `Unexpected error (${error.status || 'no status'})`;
 }
 
+const RAISES = ['up', 'increase', 'increases', 'positive', '+'];
+const LOWERS = ['down', 'decrease', 'decreases', 'negative', '-'];
+
+/** up (raises the churn risk), down (lowers it) or none, whatever word the gateway used. */
+export function direction(value) {
+    const v = String(value || '').toLowerCase();
+    if (RAISES.includes(v)) {
+        return 'up';
+    }
+    return LOWERS.includes(v) ? 'down' : 'none';
+}
+
 /** The top factors stored as JSON on the Account: {factors} or {error}. */
 export function parseFactors(json) {
     if (!json) {
@@ -98,12 +110,15 @@ export function parseFactors(json) {
             return { factors: [], error: 'The stored top factors are not a list.' };
         }
         return {
-            factors: list.map((f, i) => ({
-                key: `${i}-${f.factor}`,
-                text: f.text || f.factor,
-                arrow: f.direction === 'up' ? '▲' : f.direction === 'down' ? '▼' : '•',
-                directionClass: `factor factor-${f.direction === 'up' || f.direction === 'down' ? f.direction : 'none'}`
-            }))
+            factors: list.map((f, i) => {
+                const d = direction(f.direction);
+                return {
+                    key: `${i}-${f.factor}`,
+                    text: f.text || f.factor,
+                    arrow: { up: '▲', down: '▼', none: '•' }[d],
+                    directionClass: `factor factor-${d}`
+                };
+            })
         };
     } catch (e) {
         return { factors: [], error: `The stored top factors are unreadable: ${e.message}` };

@@ -2,7 +2,14 @@ import { createElement } from 'lwc';
 import { getRecord } from 'lightning/uiRecordApi';
 import getContext from '@salesforce/apex/SextantScoreController.getContext';
 import requestRescore from '@salesforce/apex/SextantScoreController.requestRescore';
-import SextantScore, { bandClass, bandLabel, outcomeText, parseFactors, readableError } from 'c/sextantScore';
+import SextantScore, {
+    bandClass,
+    bandLabel,
+    direction,
+    outcomeText,
+    parseFactors,
+    readableError
+} from 'c/sextantScore';
 
 jest.mock(
     '@salesforce/apex/SextantScoreController.getContext',
@@ -271,6 +278,15 @@ describe('helpers', () => {
         expect(outcomeText('scored', null)).toBeNull();
         expect(outcomeText(null, null)).toBeNull();
         expect(outcomeText('job_failed', null)).toBe('The latest scoring failed (job_failed).');
+    });
+
+    it('read the direction of a factor in the words a gateway may use', () => {
+        expect(direction('up')).toBe('up');
+        expect(direction('Increases')).toBe('up');
+        expect(direction('-')).toBe('down');
+        expect(direction('decrease')).toBe('down');
+        expect(direction(undefined)).toBe('none');
+        expect(direction('sideways')).toBe('none');
     });
 
     it('parse stored factors', () => {
