@@ -18,6 +18,7 @@ pub mod evaluate;
 pub mod jobs;
 pub mod model;
 pub mod registry;
+pub mod sequence_model;
 pub mod training;
 
 use std::path::PathBuf;
