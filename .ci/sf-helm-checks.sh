@@ -92,6 +92,11 @@ check helm-gpu-trainer-gets-gpu-and-cuda-image bash -c "$(declare -f renders_wit
     renders_with 'nvidia.com/gpu: 1' ${CI_VALUES[*]} -f '$CHART/ci/values-gpu.yaml' &&
     renders_with 'image: ghcr.io/sextant/sextant:0.1.0-cuda' ${CI_VALUES[*]} -f '$CHART/ci/values-gpu.yaml' &&
     renders_with 'key: nvidia.com/gpu' ${CI_VALUES[*]} -f '$CHART/ci/values-gpu.yaml'"
+# Only the gateway admits traffic from outside; each internal API only the pods that call it.
+check helm-network-policies bash -c "'$HELM' template ci '$CHART' ${CI_VALUES[*]} |
+    '$PY/bin/python' '$CHART/ci/check_network_policy.py' -"
+check helm-network-policies-hardened bash -c "'$HELM' template ci '$CHART' -f '$CHART/ci/values-hardened.yaml' |
+    '$PY/bin/python' '$CHART/ci/check_network_policy.py' --metrics-from-outside -"
 # The pod check itself must fail on what it is there to catch.
 check pod-check-rejects-missing-pull-secrets bash -c "! '$HELM' template ci '$CHART' ${CI_VALUES[*]} |
     '$PY/bin/python' '$CHART/ci/check_pod_security.py' --require-pull-secrets - >/dev/null"
