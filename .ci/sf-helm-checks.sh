@@ -121,10 +121,12 @@ check helm-changed-secret-rolls-pods bash -c "$(declare -f pod_checksum); HELM='
     [ -n \"\$a\" ] && [ \"\$a\" = \"\$c\" ] && [ \"\$a\" != \"\$b\" ]"
 check hadolint "$HV/bin/hadolint" "$REPO/Dockerfile" "$REPO/Dockerfile.cuda"
 # The image itself, built offline with buildah FROM scratch (scripts/build-image.sh) and run.
+image_build_and_run() {   # the debug binary `cargo test` built (built here when absent)
+    [ -x "$REPO/target/debug/sextant" ] || (cd "$REPO" && cargo build --locked -p sextant --bin sextant) || return 1
+    "$REPO/scripts/build-image.sh" --binary "$REPO/target/debug/sextant" --output "$TOOLS/image/sextant.oci.tar" --check
+}
 if command -v buildah >/dev/null; then
-    [ -x "$REPO/target/debug/sextant" ] || (cd "$REPO" && cargo build --locked -p sextant --bin sextant)
-    check image-build-and-run "$REPO/scripts/build-image.sh" --binary "$REPO/target/debug/sextant" \
-        --output "$TOOLS/image/sextant.oci.tar" --check
+    check image-build-and-run image_build_and_run
 else
     echo "SKIPPED: image-build-and-run (buildah is not installed; .ci/run installs it)"
 fi
