@@ -24,6 +24,8 @@ the offline tools knows the package's own rules. Each rule below guards a way th
   project            sfdx-project.json: release version name and number, scratch definition, well-formed
                      packageAliases, replacement files that exist
   tests              every non-test Apex class is exercised by name in some @IsTest class
+  gateway-contract   every property openapi/gateway.json requires in a POST /v1/scores answer is read
+                     by SextantGatewayClient (optional ones it reads but the spec lacks are listed)
   limits             metadata text within Salesforce's lengths (labels 40, field descriptions 1000,
                      permission set descriptions 255, help 510, Text 255, API names 40), which only a
                      deploy would otherwise report
@@ -79,6 +81,7 @@ class Package:
                     self.relationships.setdefault(obj, set()).update({name[:-3] + "__r", rel + "__r"})
         self.classes = {p.stem: p.read_text(encoding="utf-8") for p in sorted(self.src.glob("classes/*.cls"))}
         self.triggers = {p.stem: p.read_text(encoding="utf-8") for p in sorted(self.src.glob("triggers/*.trigger"))}
+        self.notes: list[str] = []
 
     def is_test(self, name: str) -> bool:
         return re.search(r"@IsTest", self.classes.get(name, ""), re.IGNORECASE) is not None
@@ -401,6 +404,31 @@ def check_limits(pkg: Package) -> list[str]:
     return errors
 
 
+def check_gateway_contract(pkg: Package) -> list[str]:
+    spec_path = pkg.root.parent / "openapi" / "gateway.json"
+    client = pkg.classes.get("SextantGatewayClient")
+    if not spec_path.exists() or client is None:
+        pkg.notes.append(f"gateway-contract: SKIPPED ({spec_path} or SextantGatewayClient not found)")
+        return []
+    schemas = json.loads(spec_path.read_text(encoding="utf-8"))["components"]["schemas"]
+    # The JSON keys the parser reads: o.get('key'), o.containsKey('key'), required(o, 'key').
+    read = set(re.findall(r"(?:\.get|\.containsKey)\('(\w+)'\)|required\(\w+, '(\w+)'\)", client))
+    read = {a or b for a, b in read}
+    errors = []
+    known = {p for schema in schemas.values() for p in schema.get("properties", {})}
+    for name in ("ScoreResponse", "RecordScore", "RecordError"):
+        schema = schemas.get(name, {})
+        for prop in schema.get("required", []):
+            if prop not in read:
+                errors.append(f"openapi {name}.{prop} is required, but SextantGatewayClient never reads '{prop}'")
+    extra = sorted(read - known)
+    if extra:
+        pkg.notes.append(
+            f"gateway-contract: note: SextantGatewayClient also reads {extra}, which openapi/gateway.json does not list yet"
+        )
+    return errors
+
+
 RULES = {
     "apex-fields": check_apex_fields,
     "credential": check_credential,
@@ -411,6 +439,7 @@ RULES = {
     "project": check_project,
     "tests": check_tests,
     "limits": check_limits,
+    "gateway-contract": check_gateway_contract,
 }
 
 
@@ -418,6 +447,8 @@ def run(root: pathlib.Path, quiet: bool = False) -> dict[str, list[str]]:
     pkg = Package(root)
     found = {rule: check(pkg) for rule, check in RULES.items()}
     if not quiet:
+        for note in pkg.notes:
+            print(note)
         for rule, errors in found.items():
             for e in errors:
                 print(f"{rule}: {e}")
@@ -425,10 +456,11 @@ def run(root: pathlib.Path, quiet: bool = False) -> dict[str, list[str]]:
 
 
 def edit(path: pathlib.Path, old: str, new: str) -> None:
+    """Replaces every occurrence, so a key read in two places is gone from both."""
     text = path.read_text(encoding="utf-8")
     if old not in text:
         raise SystemExit(f"self-test: cannot seed fault, {old!r} not in {path}")
-    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+    path.write_text(text.replace(old, new), encoding="utf-8")
 
 
 def self_test(root: pathlib.Path) -> int:
@@ -459,6 +491,9 @@ def self_test(root: pathlib.Path) -> int:
             (f"{src}/permissionsets/Sextant_User.permissionset-meta.xml", "<description>Sales users:",
              "<description>" + "x" * 250 + " Sales users:"),
         ],
+        "gateway-contract": [
+            (f"{src}/classes/SextantGatewayClient.cls", "'record_id'", "'recordId'"),
+        ],
         "project": [("sfdx-project.json", '"versionName": "Sextant 1.0"', '"versionName": "Skeleton"')],
         "events": [
             (f"{src}/triggers/SextantScoreRequestTrigger.trigger",
@@ -474,6 +509,10 @@ def self_test(root: pathlib.Path) -> int:
             with tempfile.TemporaryDirectory() as tmp:
                 copy = pathlib.Path(tmp) / "pkg"
                 shutil.copytree(root, copy, ignore=shutil.ignore_patterns("node_modules", ".sfdx", ".sf", "coverage"))
+                spec = root.parent / "openapi" / "gateway.json"
+                if spec.exists():
+                    (copy.parent / "openapi").mkdir(exist_ok=True)
+                    shutil.copy(spec, copy.parent / "openapi" / "gateway.json")
                 edit(copy / path, old, new)
                 caught = run(copy, quiet=True)[rule]
                 status = "caught" if caught else "MISSED"
