@@ -7,11 +7,13 @@
 //!
 //! # Layout
 //! - [`artifact`]: the churn artefact and its forward pass.
+//! - [`clv`]: BG/NBD, Pareto/NBD, Gamma-Gamma and discounted CLV (maximum likelihood, closed forms).
 //! - [`evaluation`]: the result shape of `sextant evaluate` and its errors.
 //! - [`metrics`]: ROC-AUC, accuracy, log-loss, the ROC curve, and an SVG plot of it.
 //! - [`sequence`]: the sequence (GRU) churn artefact and its fast batched forward pass.
 
 pub mod artifact;
+pub mod clv;
 pub mod evaluation;
 pub mod metrics;
 pub mod sequence;
