@@ -1,13 +1,674 @@
-//! `sextant evaluate churn`.
+//! `sextant evaluate churn`: the sequence (GRU) churn model against logistic regression on RFM and
+//! BG/NBD, out of time, on a transaction file in the UCI Online Retail format.
+//!
+//! # Protocol (ml-anchors §1, §2b)
+//! - **Rows**: "clean" rows (CustomerID present, InvoiceNo not starting with `C`, Quantity > 0,
+//!   UnitPrice > 0) are orders, aggregated per customer-day (one order per customer-day; spend =
+//!   Σ Quantity × UnitPrice, items = Σ Quantity). Cancellation invoices (`C…`, with a CustomerID) are
+//!   the file's only customer-contact signal and feed the `cases` channel (one per customer-day);
+//!   they never enter the population or the label.
+//! - **Test cut-off**: the holdout is the file's last `horizon_days` days (92 by default). On Online
+//!   Retail (last day 2011-12-09) the last calibration day is **2011-09-08** and the holdout
+//!   2011-09-09..2011-12-09, as lifetimes' `calibration_and_holdout_data`; features use rows dated
+//!   ≤ 2011-09-08, i.e. strictly before 2011-09-09. Population: the customers with an order by then
+//!   (3,362). Label: *churn* = no order in the holdout. Every reported ROC-AUC is for churn as the
+//!   positive class; it equals the AUC of the model's purchase score (1 − p) for "any purchase".
+//! - **Out of time**: training examples come from earlier cut-offs, one every `cutoff_step_days`
+//!   (28) ending `horizon_days` before the test cut-off, so every training label ends on or before
+//!   it. The latest of them is the validation set (early stopping, model selection); the others are
+//!   the training set. Nothing is tuned on the test cut-off.
+//! - **Sequence**: weekly orders, spend, items, cases (`sextant_features::sequence`) over the
+//!   weeks of history the file has before the test cut-off, at most 104; static category: the
+//!   customer's country on its first order; aggregates: the six RFM features.
+//! - **Baselines, same run**: L2 logistic regression (C = 1, Newton) on log1p-standardised RFM,
+//!   fitted on the training and validation cut-offs (it has nothing to early-stop); BG/NBD E[X*]
+//!   (reported from ml-anchors §2b, not recomputed here, see the notes).
+//! - **Metrics**: `roc_auc`, `pr_auc` (average precision, churn positive), `log_loss`,
+//!   `calibration_error` (expected calibration error over 10 equal-width bins).
 
-use std::path::Path;
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
 
-use super::{EvalError, EvalOptions, Evaluation, Task};
+use burn::backend::{Autodiff, Flex};
+use chrono::{Duration, NaiveDate};
+use serde_json::{Map, Value, json};
+use sextant_features::FEATURE_NAMES;
+use sextant_features::sequence::{
+    Activity, MAX_WEEKS, Transaction, WEEK_CHANNELS, histories_as_of, ordered_within,
+};
+use sextant_models::artifact::{fit_normalisation, standardise};
+use sextant_models::metrics::{line_svg, log_loss, roc_auc, roc_curve, roc_svg};
+use sextant_models::tabular::fit_logistic_newton;
 
-/// Runs the churn protocol on `data`.
+use super::{Baseline, EvalError, EvalOptions, Evaluation, Task};
+use crate::sequence_model::{self, SequenceExample, SequenceTrainConfig, SetLayout};
+
+/// Columns the format needs.
+const COLUMNS: [&str; 6] = [
+    "InvoiceNo",
+    "Quantity",
+    "InvoiceDate",
+    "UnitPrice",
+    "CustomerID",
+    "Country",
+];
+
+/// BG/NBD E[X*] ROC-AUC on this protocol, ml-anchors §2b (lifetimes, recomputed there).
+const BGNBD_ANCHOR_AUC: f64 = 0.7285;
+
+/// Protocol and model settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChurnConfig {
+    /// Length of the label window (and of the test holdout) in days.
+    pub horizon_days: u32,
+    /// Days between stacked training cut-offs.
+    pub cutoff_step_days: u32,
+    /// Most cut-offs used for training and validation together.
+    pub max_training_cutoffs: usize,
+    /// Least history (days since the file's first order) a training cut-off needs.
+    pub min_history_days: u32,
+    /// The network and its training.
+    pub train: SequenceTrainConfig,
+}
+
+impl Default for ChurnConfig {
+    fn default() -> Self {
+        Self {
+            horizon_days: 92,
+            cutoff_step_days: 28,
+            max_training_cutoffs: 6,
+            min_history_days: 28,
+            train: SequenceTrainConfig::default(),
+        }
+    }
+}
+
+/// Runs the churn protocol on `data` with the default settings.
 ///
 /// # Errors
 /// See [`EvalError`].
-pub fn evaluate(_data: &Path, _options: &EvalOptions) -> Result<Evaluation, EvalError> {
-    Err(super::not_built(Task::Churn))
+pub fn evaluate(data: &Path, options: &EvalOptions) -> Result<Evaluation, EvalError> {
+    evaluate_with(data, options, &ChurnConfig::default())
+}
+
+/// One customer-day.
+#[derive(Debug, Default)]
+struct Day {
+    lines: u32,
+    spend: f64,
+    items: f64,
+    cancelled: bool,
+}
+
+/// The file reduced to customer-days.
+#[derive(Debug)]
+struct Ledger {
+    /// Customer keys, indexed by the `u32` ids used below.
+    countries: Vec<String>,
+    transactions: Vec<Transaction<u32>>,
+    first: NaiveDate,
+    last: NaiveDate,
+}
+
+fn model_error(message: impl std::fmt::Display) -> EvalError {
+    EvalError::Model {
+        task: Task::Churn.name().into(),
+        message: message.to_string(),
+    }
+}
+
+/// Opens a plain or gzip-compressed file (detected from its first bytes).
+fn open(path: &Path) -> Result<Box<dyn Read>, EvalError> {
+    let io = |source| EvalError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut reader = BufReader::new(File::open(path).map_err(io)?);
+    let gz = reader.fill_buf().map_err(io)?.starts_with(&[0x1f, 0x8b]);
+    Ok(if gz {
+        Box::new(flate2::read::MultiGzDecoder::new(reader))
+    } else {
+        Box::new(reader)
+    })
+}
+
+fn read_ledger(path: &Path) -> Result<Ledger, EvalError> {
+    let mut csv = csv::ReaderBuilder::new().from_reader(open(path)?);
+    let bad = |line: u64, message: String| EvalError::BadRow {
+        path: path.to_path_buf(),
+        line: usize::try_from(line).unwrap_or(usize::MAX),
+        message,
+    };
+    let headers = csv.headers().map_err(|e| bad(1, e.to_string()))?.clone();
+    let mut idx = [0usize; COLUMNS.len()];
+    for (slot, name) in idx.iter_mut().zip(COLUMNS) {
+        *slot = headers
+            .iter()
+            .position(|h| h.trim() == name)
+            .ok_or_else(|| EvalError::MissingColumn {
+                path: path.to_path_buf(),
+                column: name.into(),
+                expected: COLUMNS.join(", "),
+            })?;
+    }
+    let [c_invoice, c_qty, c_date, c_price, c_customer, c_country] = idx;
+    let mut ids: HashMap<String, u32> = HashMap::new();
+    let mut countries: Vec<String> = Vec::new();
+    // (first order date, country on it) per customer id
+    let mut first_seen: Vec<Option<NaiveDate>> = Vec::new();
+    let mut days: BTreeMap<(u32, NaiveDate), Day> = BTreeMap::new();
+    let mut rows = 0usize;
+    let mut record = csv::StringRecord::new();
+    loop {
+        match csv.read_record(&mut record) {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) => {
+                let line = e.position().map_or(0, csv::Position::line);
+                return Err(bad(line, e.to_string()));
+            }
+        }
+        rows += 1;
+        let line = record.position().map_or(0, csv::Position::line);
+        let field = |i: usize| record.get(i).unwrap_or("").trim();
+        let customer = field(c_customer);
+        if customer.is_empty() {
+            continue;
+        }
+        let date_text = field(c_date);
+        let date = date_text
+            .get(..10)
+            .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+            .ok_or_else(|| {
+                bad(
+                    line,
+                    format!("InvoiceDate `{date_text}` is not YYYY-MM-DD[ HH:MM:SS]"),
+                )
+            })?;
+        let number = |i: usize, name: &str| {
+            field(i)
+                .parse::<f64>()
+                .ok()
+                .filter(|v| v.is_finite())
+                .ok_or_else(|| bad(line, format!("{name} `{}` is not a number", field(i))))
+        };
+        let quantity = number(c_qty, "Quantity")?;
+        let price = number(c_price, "UnitPrice")?;
+        let cancelled = field(c_invoice).starts_with('C');
+        let clean = !cancelled && quantity > 0.0 && price > 0.0;
+        if !clean && !cancelled {
+            continue;
+        }
+        let next =
+            u32::try_from(countries.len()).map_err(|_| bad(line, "too many customers".into()))?;
+        let id = *ids.entry(customer.to_owned()).or_insert_with(|| {
+            countries.push(String::new());
+            first_seen.push(None);
+            next
+        });
+        let day = days.entry((id, date)).or_default();
+        if cancelled {
+            day.cancelled = true;
+            continue;
+        }
+        day.lines += 1;
+        day.spend += quantity * price;
+        day.items += quantity;
+        let i = id as usize;
+        if first_seen[i].is_none_or(|f| date < f) {
+            first_seen[i] = Some(date);
+            countries[i] = field(c_country).to_owned();
+        }
+    }
+    if rows == 0 {
+        return Err(EvalError::Empty {
+            path: path.to_path_buf(),
+        });
+    }
+    let mut transactions = Vec::new();
+    let (mut first, mut last) = (NaiveDate::MAX, NaiveDate::MIN);
+    for ((customer, date), day) in days {
+        if day.lines > 0 {
+            transactions.push(Transaction {
+                customer,
+                date,
+                activity: Activity::Order {
+                    spend: day.spend,
+                    items: day.items,
+                },
+            });
+            first = first.min(date);
+            last = last.max(date);
+        }
+        if day.cancelled {
+            transactions.push(Transaction {
+                customer,
+                date,
+                activity: Activity::Case,
+            });
+        }
+    }
+    if first > last {
+        return Err(EvalError::Unusable {
+            path: path.to_path_buf(),
+            message: format!(
+                "none of its {rows} rows is a purchase (CustomerID present, InvoiceNo not starting with C, Quantity > 0, UnitPrice > 0)"
+            ),
+        });
+    }
+    Ok(Ledger {
+        countries,
+        transactions,
+        first,
+        last,
+    })
+}
+
+/// Examples as of one cut-off (exclusive), in customer order, with their RFM rows.
+fn examples_at(
+    ledger: &Ledger,
+    cutoff: NaiveDate,
+    weeks: usize,
+    horizon_days: u32,
+) -> Result<Vec<SequenceExample>, EvalError> {
+    let histories =
+        histories_as_of(ledger.transactions.iter().cloned(), cutoff, weeks).map_err(model_error)?;
+    let active = ordered_within(ledger.transactions.iter().cloned(), cutoff, horizon_days);
+    Ok(histories
+        .into_iter()
+        .map(|(id, h)| SequenceExample {
+            sequence: h.sequence.values().to_vec(),
+            category: ledger.countries[id as usize].clone(),
+            aggregates: h.rfm.to_vec(),
+            churned: !active.contains(&id),
+        })
+        .collect())
+}
+
+/// Average precision of `scores` for the positive labels (scikit-learn's step definition, ties
+/// as one threshold).
+fn average_precision(scores: &[f64], labels: &[bool]) -> f64 {
+    let positives = labels.iter().filter(|l| **l).count();
+    if positives == 0 {
+        return 0.0;
+    }
+    let mut idx: Vec<usize> = (0..scores.len()).collect();
+    idx.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
+    let (mut tp, mut seen, mut ap, mut prev_recall) = (0.0, 0.0, 0.0, 0.0);
+    let mut i = 0;
+    while i < idx.len() {
+        let mut j = i;
+        while j + 1 < idx.len() && scores[idx[j + 1]] == scores[idx[i]] {
+            j += 1;
+        }
+        for &k in &idx[i..=j] {
+            seen += 1.0;
+            if labels[k] {
+                tp += 1.0;
+            }
+        }
+        let recall = tp / positives as f64;
+        ap += (recall - prev_recall) * (tp / seen);
+        prev_recall = recall;
+        i = j + 1;
+    }
+    ap
+}
+
+/// Reliability bins: `(mean predicted, observed rate, count)` over 10 equal-width bins.
+fn calibration_bins(scores: &[f64], labels: &[bool]) -> Vec<(f64, f64, usize)> {
+    let mut bins = [(0.0f64, 0.0f64, 0usize); 10];
+    for (s, l) in scores.iter().zip(labels) {
+        let b = ((s * 10.0).floor() as usize).min(9);
+        bins[b].0 += s;
+        bins[b].1 += f64::from(u8::from(*l));
+        bins[b].2 += 1;
+    }
+    bins.iter()
+        .filter(|b| b.2 > 0)
+        .map(|(p, y, n)| (p / *n as f64, y / *n as f64, *n))
+        .collect()
+}
+
+/// Expected calibration error over 10 equal-width bins.
+fn calibration_error(scores: &[f64], labels: &[bool]) -> f64 {
+    let n = labels.len().max(1) as f64;
+    calibration_bins(scores, labels)
+        .iter()
+        .map(|(p, y, k)| *k as f64 / n * (p - y).abs())
+        .sum()
+}
+
+fn metrics(scores: &[f64], labels: &[bool]) -> Map<String, Value> {
+    let mut m = Map::new();
+    m.insert("roc_auc".into(), json!(roc_auc(scores, labels)));
+    m.insert("pr_auc".into(), json!(average_precision(scores, labels)));
+    m.insert("log_loss".into(), json!(log_loss(scores, labels)));
+    m.insert(
+        "calibration_error".into(),
+        json!(calibration_error(scores, labels)),
+    );
+    m
+}
+
+/// A reliability diagram of several models.
+fn calibration_svg(series: &[(&str, Vec<(f64, f64, usize)>)], title: &str) -> String {
+    let (w, h, m) = (440.0, 440.0, 50.0);
+    let x = |v: f64| m + v * (w - 2.0 * m);
+    let y = |v: f64| h - m - v * (h - 2.0 * m);
+    let colours = ["#0b6bcb", "#c2410c", "#15803d"];
+    let mut body = String::new();
+    for (i, (name, bins)) in series.iter().enumerate() {
+        let colour = colours[i % colours.len()];
+        let pts: Vec<String> = bins
+            .iter()
+            .map(|(p, o, _)| format!("{:.1},{:.1}", x(*p), y(*o)))
+            .collect();
+        body.push_str(&format!(
+            "<polyline points=\"{}\" fill=\"none\" stroke=\"{colour}\" stroke-width=\"2\"/>",
+            pts.join(" ")
+        ));
+        for (p, o, _) in bins {
+            body.push_str(&format!(
+                "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"3\" fill=\"{colour}\"/>",
+                x(*p),
+                y(*o)
+            ));
+        }
+        body.push_str(&format!(
+            "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"12\" fill=\"{colour}\">{}</text>",
+            m + 8.0,
+            m + 16.0 + 16.0 * i as f64,
+            name.replace('&', "&amp;").replace('<', "&lt;")
+        ));
+    }
+    format!(
+        concat!(
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" font-family=\"sans-serif\">",
+            "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>",
+            "<text x=\"{cx}\" y=\"24\" font-size=\"14\" text-anchor=\"middle\">{title}</text>",
+            "<rect x=\"{m}\" y=\"{m}\" width=\"{iw}\" height=\"{ih}\" fill=\"none\" stroke=\"#888\"/>",
+            "<line x1=\"{x0}\" y1=\"{y0}\" x2=\"{x1}\" y2=\"{y1}\" stroke=\"#bbb\" stroke-dasharray=\"4 4\"/>",
+            "{body}",
+            "<text x=\"{cx}\" y=\"{xl}\" font-size=\"12\" text-anchor=\"middle\">mean predicted churn probability</text>",
+            "<text x=\"14\" y=\"{cy}\" font-size=\"12\" text-anchor=\"middle\" transform=\"rotate(-90 14 {cy})\">observed churn rate</text>",
+            "</svg>\n"
+        ),
+        w = w,
+        h = h,
+        m = m,
+        iw = w - 2.0 * m,
+        ih = h - 2.0 * m,
+        cx = w / 2.0,
+        cy = h / 2.0,
+        xl = h - 12.0,
+        x0 = x(0.0),
+        y0 = y(0.0),
+        x1 = x(1.0),
+        y1 = y(1.0),
+        body = body,
+        title = title.replace('&', "&amp;").replace('<', "&lt;"),
+    )
+}
+
+/// RFM rows of examples, log1p-standardised with the given normalisation.
+fn rfm_matrix(
+    examples: &[&SequenceExample],
+    means: &[f32],
+    stds: &[f32],
+) -> Result<Vec<f32>, EvalError> {
+    let mut x = Vec::with_capacity(examples.len() * means.len());
+    for e in examples {
+        x.extend(standardise(&e.aggregates, means, stds).map_err(model_error)?);
+    }
+    Ok(x)
+}
+
+/// Runs the churn protocol with explicit settings.
+///
+/// # Errors
+/// See [`EvalError`].
+pub fn evaluate_with(
+    data: &Path,
+    options: &EvalOptions,
+    config: &ChurnConfig,
+) -> Result<Evaluation, EvalError> {
+    let unusable = |message: String| EvalError::Unusable {
+        path: data.to_path_buf(),
+        message,
+    };
+    let ledger = read_ledger(data)?;
+    let horizon = Duration::days(i64::from(config.horizon_days));
+    // Exclusive test cut-off: the holdout is the last `horizon_days` days of the file.
+    let test_cutoff = ledger.last + Duration::days(1) - horizon;
+    let history_days = (test_cutoff - ledger.first).num_days();
+    let weeks = usize::try_from((history_days + 6) / 7)
+        .unwrap_or(0)
+        .clamp(1, MAX_WEEKS);
+    let mut cutoffs = Vec::new();
+    let mut c = test_cutoff - horizon;
+    while cutoffs.len() < config.max_training_cutoffs
+        && (c - ledger.first).num_days() >= i64::from(config.min_history_days)
+    {
+        cutoffs.push(c);
+        c -= Duration::days(i64::from(config.cutoff_step_days.max(1)));
+    }
+    if cutoffs.len() < 2 {
+        return Err(unusable(format!(
+            "the file spans {} .. {}: too short for a {}-day holdout plus two earlier training cut-offs",
+            ledger.first, ledger.last, config.horizon_days
+        )));
+    }
+    let (valid_cutoff, train_cutoffs) = (cutoffs[0], &cutoffs[1..]);
+    let mut train = Vec::new();
+    for c in train_cutoffs {
+        train.extend(examples_at(&ledger, *c, weeks, config.horizon_days)?);
+    }
+    let valid = examples_at(&ledger, valid_cutoff, weeks, config.horizon_days)?;
+    let test = examples_at(&ledger, test_cutoff, weeks, config.horizon_days)?;
+    let test_labels: Vec<bool> = test.iter().map(|e| e.churned).collect();
+    let churners = test_labels.iter().filter(|l| **l).count();
+    if churners == 0 || churners == test.len() {
+        return Err(unusable(format!(
+            "the {} test customers are all in one class",
+            test.len()
+        )));
+    }
+    if options.progress {
+        eprintln!(
+            "churn: {} training examples ({} cut-offs), {} validation ({valid_cutoff}), {} test (cut-off {test_cutoff}), {weeks} weeks",
+            train.len(),
+            train_cutoffs.len(),
+            valid.len(),
+            test.len()
+        );
+    }
+
+    // The sequence model.
+    let layout = SetLayout {
+        weeks,
+        channel_names: WEEK_CHANNELS.iter().map(|s| (*s).to_owned()).collect(),
+        aggregate_names: FEATURE_NAMES.iter().map(|s| (*s).to_owned()).collect(),
+    };
+    let mut train_config = config.train.clone();
+    train_config.seed = options.seed;
+    let device = Default::default();
+    let started = std::time::Instant::now();
+    let trained = sequence_model::train::<Autodiff<Flex>>(
+        &layout,
+        &train,
+        &valid,
+        &train_config,
+        &device,
+        |r| {
+            if options.progress {
+                eprintln!(
+                    "churn: epoch {:>3}  train loss {:.4}  validation AUC {:.4}",
+                    r.epoch, r.train_loss, r.valid_auc
+                );
+            }
+        },
+    )
+    .map_err(model_error)?;
+    let train_secs = started.elapsed().as_secs_f64();
+    let scores = sequence_model::score(&trained.artifact, &test, train_config.threads)
+        .map_err(model_error)?;
+
+    // Logistic regression on RFM, fitted on every training cut-off (validation included).
+    let lr_rows: Vec<&SequenceExample> = train.iter().chain(&valid).collect();
+    let raw: Vec<Vec<f64>> = lr_rows.iter().map(|e| e.aggregates.clone()).collect();
+    let width = FEATURE_NAMES.len();
+    let (means, stds) = fit_normalisation(&raw, width);
+    let x = rfm_matrix(&lr_rows, &means, &stds)?;
+    let y: Vec<bool> = lr_rows.iter().map(|e| e.churned).collect();
+    let lr = fit_logistic_newton(&x, width, &y, 1.0).map_err(model_error)?;
+    let test_refs: Vec<&SequenceExample> = test.iter().collect();
+    let xt = rfm_matrix(&test_refs, &means, &stds)?;
+    let mut lr_scores = Vec::with_capacity(test.len());
+    for row in xt.chunks_exact(width) {
+        let z = lr.logit(row).map_err(model_error)?;
+        lr_scores.push(1.0 / (1.0 + (-z).exp()));
+    }
+
+    let mut model_metrics = metrics(&scores, &test_labels);
+    let baseline_metrics = metrics(&lr_scores, &test_labels);
+    let auc = roc_auc(&scores, &test_labels).unwrap_or(0.5);
+    let lr_auc = roc_auc(&lr_scores, &test_labels).unwrap_or(0.5);
+    model_metrics.insert("n_test".into(), json!(test.len()));
+    model_metrics.insert(
+        "churn_rate".into(),
+        json!(churners as f64 / test.len() as f64),
+    );
+    model_metrics.insert("n_train".into(), json!(train.len()));
+    model_metrics.insert("n_valid".into(), json!(valid.len()));
+    model_metrics.insert("best_epoch".into(), json!(trained.best_epoch));
+    model_metrics.insert("epochs_run".into(), json!(trained.history.len()));
+    model_metrics.insert("train_seconds".into(), json!(train_secs));
+    model_metrics.insert("bgnbd_anchor".into(), json!({"roc_auc": BGNBD_ANCHOR_AUC}));
+
+    let mut notes = vec![
+        format!(
+            "ROC-AUC is for churn (no purchase in {} .. {}) as the positive class; it equals the AUC of the purchase score for 'any purchase'",
+            test_cutoff, ledger.last
+        ),
+        format!(
+            "last calibration day {} (features use rows strictly before {test_cutoff}); training cut-offs {}; validation (early stopping) cut-off {valid_cutoff}",
+            test_cutoff - Duration::days(1),
+            train_cutoffs
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        format!(
+            "BG/NBD E[X*] ROC-AUC {BGNBD_ANCHOR_AUC} is the ml-anchors §2b figure for this protocol (lifetimes), quoted, not recomputed in this run"
+        ),
+        "the cases channel counts cancellation invoices (the file has no support cases)".into(),
+    ];
+    let beats_lr = auc > lr_auc;
+    let beats_bg = auc > BGNBD_ANCHOR_AUC;
+    notes.push(format!(
+        "the GRU model {} logistic regression on RFM ({auc:.4} vs {lr_auc:.4}) and {} BG/NBD ({auc:.4} vs {BGNBD_ANCHOR_AUC})",
+        if beats_lr { "beats" } else { "does NOT beat" },
+        if beats_bg { "beats" } else { "does NOT beat" },
+    ));
+
+    let mut plots: Vec<PathBuf> = Vec::new();
+    if let Some(dir) = &options.plot_dir {
+        let io = |path: &Path, source| EvalError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+        let files = [
+            (
+                "churn_roc.svg",
+                roc_svg(
+                    &roc_curve(&scores, &test_labels),
+                    auc,
+                    "GRU churn (test cut-off)",
+                ),
+            ),
+            (
+                "churn_roc_logistic.svg",
+                roc_svg(
+                    &roc_curve(&lr_scores, &test_labels),
+                    lr_auc,
+                    "Logistic regression on RFM",
+                ),
+            ),
+            (
+                "churn_calibration.svg",
+                calibration_svg(
+                    &[
+                        ("GRU", calibration_bins(&scores, &test_labels)),
+                        (
+                            "logistic regression (RFM)",
+                            calibration_bins(&lr_scores, &test_labels),
+                        ),
+                    ],
+                    "Churn calibration (test cut-off)",
+                ),
+            ),
+            (
+                "churn_validation_auc.svg",
+                line_svg(
+                    &trained
+                        .history
+                        .iter()
+                        .map(|r| r.valid_auc)
+                        .collect::<Vec<_>>(),
+                    "GRU validation ROC-AUC per epoch",
+                    "epoch",
+                    "ROC-AUC",
+                ),
+            ),
+        ];
+        for (name, svg) in files {
+            let path = dir.join(name);
+            std::fs::write(&path, svg).map_err(|e| io(&path, e))?;
+            plots.push(path);
+        }
+    }
+
+    Ok(Evaluation {
+        task: Task::Churn.name().into(),
+        data: data.display().to_string(),
+        protocol: format!(
+            "Online Retail format; clean rows per customer-day; test cut-off {test_cutoff} (exclusive), holdout {} days; population = customers with an order before it; label churn = no order in the holdout; training cut-offs every {} days ending {} days before the test cut-off, latest = validation (early stopping); GRU over {weeks} weeks + country embedding + RFM vs logistic regression on RFM (same cut-offs) and BG/NBD (anchor)",
+            config.horizon_days, config.cutoff_step_days, config.horizon_days
+        ),
+        metrics: model_metrics,
+        baseline: Baseline {
+            name: "logistic_regression_rfm".into(),
+            metrics: baseline_metrics,
+        },
+        plots,
+        notes,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn average_precision_and_calibration_by_hand() {
+        // sklearn.metrics.average_precision_score([0,1,1,0],[0.1,0.8,0.4,0.35]) = 1.0
+        assert!(
+            (average_precision(&[0.1, 0.8, 0.4, 0.35], &[false, true, true, false]) - 1.0).abs()
+                < 1e-12
+        );
+        // y=[1,0,1], s=[0.9,0.8,0.1]: P@1=1 (R=.5), P@3=2/3 (R=1) → 0.5 + 0.5·2/3
+        let ap = average_precision(&[0.9, 0.8, 0.1], &[true, false, true]);
+        assert!((ap - (0.5 + 0.5 * 2.0 / 3.0)).abs() < 1e-12, "{ap}");
+        // Perfectly calibrated bins give 0; all 0.9 predictions on negatives give 0.9.
+        assert!(calibration_error(&[0.05, 0.05], &[false, false]) < 0.051);
+        assert!((calibration_error(&[0.9, 0.9], &[false, false]) - 0.9).abs() < 1e-12);
+        let bins = calibration_bins(&[0.15, 0.17, 0.95], &[true, false, true]);
+        assert_eq!(bins.len(), 2);
+        assert!((bins[0].0 - 0.16).abs() < 1e-12 && (bins[0].1 - 0.5).abs() < 1e-12);
+    }
 }
