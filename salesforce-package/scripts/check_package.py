@@ -15,8 +15,8 @@ the offline tools knows the package's own rules. Each rule below guards a way th
   settings           the shipped Sextant_Setting.Default keeps within the platform limits (≤ 200 ids per
                      call, ≤ 100 callouts, callouts × timeout ≤ 120 000 ms, ≤ 5 attempts, delays ≤ 10 min)
                      and ships switched off; every object setting has a trigger and every trigger a setting
-  permission-sets    custom permissions, custom metadata types, objects and credential principals named in
-                     permission sets exist
+  permission-sets    custom permissions, custom metadata types, objects, tabs and credential principals
+                     named in permission sets exist
   events             every platform event Apex publishes has a subscriber trigger; subscriber configs name
                      existing triggers
   deploy-order       every certificate an External Credential needs is created in a README step that
@@ -276,6 +276,10 @@ def check_permission_sets(pkg: Package) -> list[str]:
             obj = op.findtext(f"{NS}object") or ""
             if obj.endswith("__c") and obj not in pkg.objects:
                 errors.append(f"{ps.name}: object {obj} does not exist")
+        for tab in doc.iter(f"{NS}tabSettings"):
+            name = tab.findtext(f"{NS}tab") or ""
+            if name.endswith("__c") and not (pkg.src / "tabs" / f"{name}.tab-meta.xml").exists():
+                errors.append(f"{ps.name}: tab {name} does not exist")
         for access in doc.iter(f"{NS}externalCredentialPrincipalAccesses"):
             cred, _, principal = (access.findtext(f"{NS}externalCredentialPrincipal") or "").partition("-")
             if principal not in creds.get(cred, set()):
