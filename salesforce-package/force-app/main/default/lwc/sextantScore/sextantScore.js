@@ -1,5 +1,5 @@
 import { LightningElement, api, wire } from 'lwc';
-import { getRecord, getFieldValue } from 'lightning/uiRecordApi';
+import { getRecord, getFieldValue, notifyRecordUpdateAvailable } from 'lightning/uiRecordApi';
 import CHURN_SCORE from '@salesforce/schema/Account.Churn_Score__c';
 import BAND from '@salesforce/schema/Account.Sextant_Churn_Band__c';
 import MODEL_VERSION from '@salesforce/schema/Account.Sextant_Model_Version__c';
@@ -33,6 +33,10 @@ const FIELDS = [
 ];
 
 const KNOWN_BANDS = ['high', 'medium', 'low'];
+/** After a re-score request the card asks Lightning Data Service for the record again this often... */
+export const POLL_INTERVAL_MS = 15000;
+/** ...this many times (2 minutes), then says the score has not arrived yet. */
+export const POLL_ATTEMPTS = 8;
 
 /** CSS class of a band; bands the gateway names beyond high/medium/low share one neutral style. */
 export function bandClass(band) {
@@ -134,11 +138,51 @@ export default class SextantScore extends LightningElement {
     rescoreMessage;
     rescoreFailed = false;
     requesting = false;
+    pollTimer;
+    polling = false;
+    pollsLeft = 0;
+    statusAtWhenRequested;
 
     @wire(getRecord, { recordId: '$recordId', fields: FIELDS })
     wiredRecord({ data, error }) {
         this.record = data;
         this.recordError = error;
+        if (this.polling && data && this.field(STATUS_AT) !== this.statusAtWhenRequested) {
+            this.stopPolling();
+            this.rescoreMessage = 'Updated with the new result.';
+        }
+    }
+
+    disconnectedCallback() {
+        this.stopPolling();
+    }
+
+    stopPolling() {
+        clearTimeout(this.pollTimer);
+        this.pollTimer = undefined;
+        this.polling = false;
+    }
+
+    /**
+     * Every POLL_INTERVAL_MS, POLL_ATTEMPTS times, asks Lightning Data Service for the record again; the
+     * wire handler stops when the outcome time changes. One interval after the last ask it gives up.
+     */
+    poll() {
+        // eslint-disable-next-line @lwc/lwc/no-async-operation -- the score arrives from a background job, not from this page
+        this.pollTimer = setTimeout(() => {
+            if (!this.polling) {
+                return;
+            }
+            if (this.pollsLeft === 0) {
+                this.stopPolling();
+                this.rescoreMessage =
+                    "The new score has not arrived yet (it may wait for the connector's next sync); reload the page later.";
+                return;
+            }
+            this.pollsLeft -= 1;
+            notifyRecordUpdateAvailable([{ recordId: this.recordId }]);
+            this.poll();
+        }, POLL_INTERVAL_MS);
     }
 
     @wire(getContext)
@@ -269,8 +313,13 @@ export default class SextantScore extends LightningElement {
         this.rescoreFailed = false;
         this.rescoreMessage = 'Requesting a new score…';
         try {
+            this.statusAtWhenRequested = this.field(STATUS_AT);
             await requestRescore({ accountId: this.recordId });
-            this.rescoreMessage = 'A new score was requested; reload the page in a minute or two to see it.';
+            this.rescoreMessage = 'A new score was requested; this card updates when it arrives.';
+            this.stopPolling();
+            this.polling = true;
+            this.pollsLeft = POLL_ATTEMPTS;
+            this.poll();
         } catch (e) {
             this.rescoreFailed = true;
             this.rescoreMessage = `The re-score request failed: ${readableError(e)}`;

@@ -1,8 +1,10 @@
 import { createElement } from 'lwc';
-import { getRecord } from 'lightning/uiRecordApi';
+import { getRecord, notifyRecordUpdateAvailable } from 'lightning/uiRecordApi';
 import getContext from '@salesforce/apex/SextantScoreController.getContext';
 import requestRescore from '@salesforce/apex/SextantScoreController.requestRescore';
 import SextantScore, {
+    POLL_ATTEMPTS,
+    POLL_INTERVAL_MS,
     bandClass,
     bandLabel,
     direction,
@@ -230,6 +232,71 @@ describe('c-sextant-score', () => {
         expect(requestRescore).toHaveBeenCalledWith({ accountId: RECORD_ID });
         expect(text(element.shadowRoot, '.rescore-message')).toContain('requested');
         expect(element.shadowRoot.querySelector('.rescore-error')).toBeNull();
+    });
+
+    it('refreshes the card until the new score arrives', async () => {
+        jest.useFakeTimers();
+        try {
+            requestRescore.mockResolvedValue(undefined);
+            const element = mount();
+            getRecord.emit(record(SCORED));
+            getContext.emit({ enabled: true, canRescore: true });
+            await flush();
+            element.shadowRoot.querySelector('lightning-button').click();
+            await flush();
+            expect(text(element.shadowRoot, '.rescore-message')).toContain('updates when it arrives');
+
+            jest.advanceTimersByTime(POLL_INTERVAL_MS);
+            expect(notifyRecordUpdateAvailable).toHaveBeenCalledWith([{ recordId: RECORD_ID }]);
+
+            getRecord.emit(
+                record({ ...SCORED, Churn_Score__c: 0.31, Sextant_Status_At__c: '2026-11-24T09:00:00.000Z' })
+            );
+            await flush();
+            expect(text(element.shadowRoot, '.score')).toBe('31%');
+            expect(text(element.shadowRoot, '.rescore-message')).toBe('Updated with the new result.');
+            jest.advanceTimersByTime(POLL_INTERVAL_MS * 3);
+            expect(notifyRecordUpdateAvailable).toHaveBeenCalledTimes(1);
+        } finally {
+            jest.useRealTimers();
+        }
+    });
+
+    it('stops asking after two minutes and says the score has not arrived', async () => {
+        jest.useFakeTimers();
+        try {
+            requestRescore.mockResolvedValue(undefined);
+            const element = mount();
+            getRecord.emit(record(SCORED));
+            getContext.emit({ enabled: true, canRescore: true });
+            await flush();
+            element.shadowRoot.querySelector('lightning-button').click();
+            await flush();
+            jest.advanceTimersByTime(POLL_INTERVAL_MS * (POLL_ATTEMPTS + 3));
+            await flush();
+            expect(notifyRecordUpdateAvailable).toHaveBeenCalledTimes(POLL_ATTEMPTS);
+            expect(text(element.shadowRoot, '.rescore-message')).toContain('has not arrived yet');
+        } finally {
+            jest.useRealTimers();
+        }
+    });
+
+    it('stops asking when the card is removed', async () => {
+        jest.useFakeTimers();
+        try {
+            requestRescore.mockResolvedValue(undefined);
+            const element = mount();
+            getRecord.emit(record(SCORED));
+            getContext.emit({ enabled: true, canRescore: true });
+            await flush();
+            element.shadowRoot.querySelector('lightning-button').click();
+            await flush();
+            document.body.removeChild(element);
+            jest.advanceTimersByTime(POLL_INTERVAL_MS * (POLL_ATTEMPTS + 1));
+            expect(notifyRecordUpdateAvailable).not.toHaveBeenCalled();
+        } finally {
+            jest.useRealTimers();
+        }
     });
 
     it('reports a failed re-score readably', async () => {
