@@ -37,6 +37,10 @@ pub enum ErrorCode {
     SalesforceError,
     /// A sync is already running.
     SyncInProgress,
+    /// One record of a batch is malformed or invalid (answered per record; the rest is stored).
+    InvalidRecord,
+    /// A training set's label window (cut-off + horizon) ends after today: its labels are unknown.
+    LabelWindowOpen,
     /// Anything unexpected; details are in the server log, never in the response.
     Internal,
 }
@@ -58,6 +62,8 @@ impl ErrorCode {
             Self::UpstreamUnavailable => "upstream_unavailable",
             Self::SalesforceError => "salesforce_error",
             Self::SyncInProgress => "sync_in_progress",
+            Self::InvalidRecord => "invalid_record",
+            Self::LabelWindowOpen => "label_window_open",
             Self::Internal => "internal",
         }
     }

@@ -3,26 +3,38 @@
 use std::collections::{BTreeSet, HashSet};
 
 use actix_web::{HttpResponse, get, post, web};
+use chrono::NaiveDate;
 use serde::Deserialize;
 use sextant_contracts::api::{
-    AccountPage, FeatureRow, Health, IngestBatch, IngestResponse, MAX_RECORDS_PER_CALL,
-    OnlineFeatures, OnlineFeaturesRequest, TrainingRow, TrainingSet, TrainingSetRequest,
+    AccountPage, FeatureRow, Health, IngestRequest, IngestResponse, MAX_INGEST_RECORDS,
+    MAX_RECORDS_PER_CALL, OnlineFeatures, OnlineFeaturesRequest, TrainingSetLine,
+    TrainingSetRequest,
 };
-use sextant_contracts::{ErrorBody, ErrorCode, SalesforceId};
-use sextant_features::{FEATURE_NAMES, churn_labels, rfm_as_of};
+use sextant_contracts::records::{
+    AccountRecord, CaseRecord, ContactRecord, EngagementEventRecord, OrderItemRecord, OrderRecord,
+    ProductRecord,
+};
+use sextant_contracts::{ErrorBody, ErrorCode, OrgId, SalesforceId};
+use sextant_features::aggregates::{FEATURE_NAMES, FEATURE_SET};
+use sextant_features::sequence::WEEK_CHANNELS;
 use sextant_service_kit::ApiError;
 use utoipa::OpenApi;
 
 use crate::AppState;
+use crate::migration::DEFAULT_ORG;
 
 /// The OpenAPI description.
 #[derive(OpenApi)]
 #[openapi(
     info(
         title = "Sextant feature store",
-        description = "CRM records synced from Salesforce, point-in-time training sets and online features."
+        description = "CRM records synced from Salesforce (versioned by known time), point-in-time training sets streamed as NDJSON, and materialised online features."
     ),
-    paths(ingest, training_set, online_features, accounts, healthz, readyz)
+    paths(ingest, training_set, online_features, accounts, healthz, readyz),
+    components(schemas(
+        AccountRecord, ContactRecord, ProductRecord, OrderRecord, OrderItemRecord, CaseRecord,
+        EngagementEventRecord, TrainingSetLine
+    ))
 )]
 struct ApiDoc;
 
@@ -45,77 +57,131 @@ fn db_error(e: sea_orm::DbErr) -> ApiError {
     ApiError::internal("database", e)
 }
 
-/// Upserts a batch of records of one object by Salesforce Id (idempotent).
+fn org_of(org: Option<&OrgId>) -> String {
+    org.map_or_else(|| DEFAULT_ORG.to_owned(), ToString::to_string)
+}
+
+/// Stores records and tombstones of one object (idempotent, order-independent), and refreshes
+/// the online features of the accounts they touch, in one transaction.
 #[utoipa::path(
-    request_body = IngestBatch,
+    request_body = IngestRequest,
     responses(
-        (status = 200, description = "Batch upserted", body = IngestResponse),
-        (status = 400, description = "Malformed batch (code invalid_json)", body = ErrorBody),
+        (status = 200, description = "Batch committed; per-record refusals in `rejected`", body = IngestResponse),
+        (status = 400, description = "Malformed body (invalid_json) or too many records (too_many_records)", body = ErrorBody),
     )
 )]
 #[post("/v1/ingest")]
 async fn ingest(
     state: web::Data<AppState>,
-    batch: web::Json<IngestBatch>,
+    req: web::Json<IngestRequest>,
 ) -> Result<web::Json<IngestResponse>, ApiError> {
-    let (upserted, total) = state.store.ingest(&batch).await.map_err(db_error)?;
-    tracing::info!(object = batch.object(), upserted, total, "Ingested batch.");
-    Ok(web::Json(IngestResponse {
-        object: batch.object().to_owned(),
-        upserted,
-        total,
-    }))
+    for (what, n) in [("records", req.records.len()), ("deletions", req.deletions.len())] {
+        if n > MAX_INGEST_RECORDS {
+            return Err(ApiError::bad_request(
+                ErrorCode::TooManyRecords,
+                format!("at most {MAX_INGEST_RECORDS} {what} per call, got {n}"),
+            ));
+        }
+    }
+    let org = org_of(req.org_id.as_ref());
+    let answer = state
+        .store
+        .ingest(&org, &req, state.clock.now(), state.online_as_of())
+        .await
+        .map_err(db_error)?;
+    tracing::info!(
+        object = req.object.as_str(),
+        written = answer.written,
+        unchanged = answer.unchanged,
+        rejected = answer.rejected.len(),
+        refreshed = answer.accounts_refreshed,
+        "Ingested batch."
+    );
+    Ok(web::Json(answer))
 }
 
-/// The longest churn horizon accepted, in days.
+/// The longest label window accepted, in days.
 const MAX_HORIZON_DAYS: u32 = 3650;
+/// The most cut-offs one request stacks.
+const MAX_CUTOFFS: usize = 104;
+/// The most explicit examples one request names.
+const MAX_EXAMPLES: usize = 100_000;
 
-/// Builds a point-in-time training set: features from orders before `cutoff`, label from the
-/// `horizon_days` after it.
+/// Streams a point-in-time training set as NDJSON: a header line, one line per (account,
+/// cut-off) with history before the cut-off, and a trailer with the row count and a SHA-256
+/// fingerprint. Features see only rows whose event time and known time are before the cut-off;
+/// the label looks at the window after it, which must have ended by today.
 #[utoipa::path(
     request_body = TrainingSetRequest,
     responses(
-        (status = 200, description = "Labelled rows, one per account with history before the cutoff", body = TrainingSet),
-        (status = 400, description = "Bad horizon (code invalid_parameter)", body = ErrorBody),
+        (status = 200, description = "NDJSON stream of `TrainingSetLine`s: header, rows, trailer (or an error line that ends it)", content_type = "application/x-ndjson", body = TrainingSetLine),
+        (status = 400, description = "Bad horizon, cut-offs or examples (invalid_parameter); label window not over (label_window_open)", body = ErrorBody),
     )
 )]
 #[post("/v1/training-sets")]
 async fn training_set(
     state: web::Data<AppState>,
     req: web::Json<TrainingSetRequest>,
-) -> Result<web::Json<TrainingSet>, ApiError> {
+) -> Result<HttpResponse, ApiError> {
+    let req = req.into_inner();
     if req.horizon_days == 0 || req.horizon_days > MAX_HORIZON_DAYS {
         return Err(ApiError::bad_request(
             ErrorCode::InvalidParameter,
             format!("horizon_days must be between 1 and {MAX_HORIZON_DAYS}"),
         ));
     }
-    let orders = state.store.order_facts(None).await.map_err(db_error)?;
-    let labels = churn_labels(&orders, req.cutoff, req.horizon_days);
-    let features = rfm_as_of(labels.keys(), &orders, req.cutoff);
-    let rows = labels
+    match (req.cutoffs.is_empty(), req.examples.is_empty()) {
+        (true, true) | (false, false) => {
+            return Err(ApiError::bad_request(
+                ErrorCode::InvalidParameter,
+                "give either cutoffs or examples (exactly one of them, not empty)",
+            ));
+        }
+        _ => {}
+    }
+    if req.cutoffs.len() > MAX_CUTOFFS || req.examples.len() > MAX_EXAMPLES {
+        return Err(ApiError::bad_request(
+            ErrorCode::InvalidParameter,
+            format!("at most {MAX_CUTOFFS} cutoffs or {MAX_EXAMPLES} examples per request"),
+        ));
+    }
+    let today = state.today();
+    let all_cutoffs: BTreeSet<NaiveDate> = req
+        .cutoffs
         .iter()
-        .filter_map(|(id, churned)| {
-            features.get(id).map(|f| TrainingRow {
-                account_id: id.clone(),
-                features: f.to_vec(),
-                churned: *churned,
-            })
-        })
+        .copied()
+        .chain(req.examples.iter().map(|e| e.cutoff))
         .collect();
-    Ok(web::Json(TrainingSet {
-        cutoff: req.cutoff,
-        horizon_days: req.horizon_days,
-        feature_names: FEATURE_NAMES.iter().map(|s| (*s).to_owned()).collect(),
-        rows,
-    }))
+    for c in &all_cutoffs {
+        let end = *c + chrono::Duration::days(i64::from(req.horizon_days));
+        if end > today {
+            return Err(ApiError::bad_request(
+                ErrorCode::LabelWindowOpen,
+                format!(
+                    "the label window of cut-off {c} ends on {end}, after today ({today}): its labels are not known yet"
+                ),
+            ));
+        }
+    }
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<web::Bytes, std::io::Error>>(16);
+    let store = state.store.clone();
+    tokio::spawn(async move {
+        crate::training::produce(store, req, tx).await;
+    });
+    let body = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    });
+    Ok(HttpResponse::Ok()
+        .content_type("application/x-ndjson")
+        .streaming(body))
 }
 
-/// The latest features of up to 200 accounts, as of today.
+/// The latest features of up to 200 accounts, from the materialised online store (rows
+/// materialised for an earlier day are recomputed first).
 #[utoipa::path(
     request_body = OnlineFeaturesRequest,
     responses(
-        (status = 200, description = "Features of the known accounts; unknown ids in missing", body = OnlineFeatures),
+        (status = 200, description = "Features of the known accounts (`no_history` when they have never purchased); unknown ids in missing", body = OnlineFeatures),
         (status = 400, description = "No ids, more than 200, or an invalid id", body = ErrorBody),
     )
 )]
@@ -146,41 +212,41 @@ async fn online_features(
         .filter(|id| seen.insert((*id).clone()))
         .cloned()
         .collect();
-    let existing: BTreeSet<SalesforceId> = state
+    let ids: Vec<String> = requested.iter().map(ToString::to_string).collect();
+    let as_of = state.online_as_of();
+    let org = org_of(req.org_id.as_ref());
+    let rows = state
         .store
-        .existing_accounts(&requested)
-        .await
-        .map_err(db_error)?
-        .into_iter()
-        .collect();
-    let found: Vec<SalesforceId> = requested
-        .iter()
-        .filter(|id| existing.contains(id))
-        .cloned()
-        .collect();
-    let orders = state
-        .store
-        .order_facts(Some(&found))
+        .online(&org, &ids, as_of, state.clock.now())
         .await
         .map_err(db_error)?;
-    let as_of = state.today();
-    let features = rfm_as_of(found.iter(), &orders, as_of);
+    let found: HashSet<&str> = rows.iter().map(|r| r.account_id.as_str()).collect();
+    let missing = requested
+        .iter()
+        .filter(|id| !found.contains(id.as_str()))
+        .cloned()
+        .collect();
+    let rows = rows
+        .into_iter()
+        .filter_map(|r| {
+            Some(FeatureRow {
+                account_id: SalesforceId::parse(&r.account_id).ok()?,
+                status: r.status,
+                features: r.features,
+                sequence: if req.include_sequences { r.sequence } else { None },
+                attributes: r.attributes,
+                as_of: r.as_of,
+                computed_at: r.computed_at,
+            })
+        })
+        .collect();
     Ok(web::Json(OnlineFeatures {
         as_of,
+        feature_set: FEATURE_SET.to_owned(),
         feature_names: FEATURE_NAMES.iter().map(|s| (*s).to_owned()).collect(),
-        rows: found
-            .iter()
-            .filter_map(|id| {
-                features.get(id).map(|f| FeatureRow {
-                    account_id: id.clone(),
-                    features: f.to_vec(),
-                })
-            })
-            .collect(),
-        missing: requested
-            .into_iter()
-            .filter(|id| !existing.contains(id))
-            .collect(),
+        sequence_channels: WEEK_CHANNELS.iter().map(|s| (*s).to_owned()).collect(),
+        rows,
+        missing,
     }))
 }
 
@@ -206,11 +272,18 @@ async fn accounts(
             "limit must be between 1 and 2000",
         ));
     }
-    let ids = state
+    let ids: Vec<SalesforceId> = state
         .store
-        .account_page(q.after.as_ref(), limit)
+        .account_page(
+            DEFAULT_ORG,
+            q.after.as_ref().map(SalesforceId::as_str),
+            limit,
+        )
         .await
-        .map_err(db_error)?;
+        .map_err(db_error)?
+        .iter()
+        .filter_map(|id| SalesforceId::parse(id).ok())
+        .collect();
     let next_after = if ids.len() as u64 == limit {
         ids.last().cloned()
     } else {

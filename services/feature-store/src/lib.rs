@@ -1,21 +1,25 @@
 //! The feature store: CRM records synced from Salesforce, and point-in-time features over them.
 //!
-//! It keeps the latest version of each record (upserted by Salesforce Id, so re-ingesting is
-//! harmless) in SQLite by default or PostgreSQL in production, and answers two questions:
-//! "what did each account look like as of a past cutoff, and did it churn afterwards?" (training
-//! sets) and "what does each of these accounts look like today?" (online features). Both use
-//! the same feature code (`sextant-features`), so training and serving cannot drift apart.
+//! It keeps every version of each record, keyed by org, Salesforce Id and **known time**
+//! (SystemModstamp, else the ingest time), in SQLite by default or PostgreSQL in production. So
+//! re-ingesting is harmless, an older version arriving late changes nothing current, and it can
+//! answer two questions honestly: "what did each account look like as of a past cut-off, as far as
+//! anyone knew then, and did it churn afterwards?" (training sets, streamed) and "what does each of
+//! these accounts look like now?" (online features, materialised per account and refreshed by the
+//! ingest that touched it). Both use the same declared feature set (`sextant-features`), so
+//! training and serving cannot drift apart.
 //!
 //! # Layout
-//! - [`entities`] and [`migration`]: the tables.
-//! - [`store`]: upserts and reads.
+//! - [`migration`]: the tables, frozen migration by migration.
+//! - [`store`]: versioned ingest, point-in-time reads (set-based SQL), the online store.
+//! - [`training`]: the NDJSON training-set stream with its fingerprint.
 //! - [`api`]: the HTTP handlers and the OpenAPI description.
 //! - [`Application`]: binds the port (0 in tests) and runs the server.
 
 pub mod api;
-pub mod entities;
 pub mod migration;
 pub mod store;
+pub mod training;
 
 use actix_web::web;
 use chrono::NaiveDate;
@@ -46,6 +50,26 @@ mod settings {
         /// production, where today is the system date.
         #[serde(default)]
         pub today: Option<NaiveDate>,
+        /// Order statuses that count as a purchase, comma-separated (case-insensitive). Draft,
+        /// cancelled and other orders are not purchases.
+        #[serde(default = "default_purchase_statuses")]
+        pub purchase_statuses: String,
+    }
+
+    fn default_purchase_statuses() -> String {
+        "Activated".into()
+    }
+
+    impl Settings {
+        /// The purchase statuses as a list.
+        pub fn purchase_status_list(&self) -> Vec<String> {
+            self.purchase_statuses
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect()
+        }
     }
 
     fn default_host() -> String {
@@ -65,6 +89,7 @@ mod settings {
                 .field("port", &self.port)
                 .field("database_url", &redact_password(&self.database_url))
                 .field("today", &self.today)
+                .field("purchase_statuses", &self.purchase_statuses)
                 .finish()
         }
     }
@@ -90,6 +115,7 @@ mod settings {
                 port: default_port(),
                 database_url: default_database_url(),
                 today: None,
+                purchase_statuses: default_purchase_statuses(),
             }
         }
     }
@@ -139,6 +165,9 @@ pub enum StartError {
     /// The database could not be opened or migrated.
     #[error("database: {0}")]
     Database(#[from] sea_orm::DbErr),
+    /// A setting is unusable.
+    #[error("configuration: {0}")]
+    Config(String),
     /// The port could not be bound.
     #[error("bind: {0}")]
     Bind(#[from] std::io::Error),
@@ -156,6 +185,11 @@ impl AppState {
     pub fn today(&self) -> NaiveDate {
         self.clock.now().date_naive()
     }
+
+    /// The online store's cut-off: the end of today, so today's orders count.
+    pub fn online_as_of(&self) -> NaiveDate {
+        self.today() + chrono::Duration::days(1)
+    }
 }
 
 /// Builds the service: checks its settings, opens what it needs, binds the port.
@@ -165,7 +199,13 @@ pub struct Application;
 impl Application {
     /// Connects the database, migrates it and binds the port.
     pub async fn build(settings: &Settings, clock: SharedClock) -> Result<Service, StartError> {
-        let store = store::Store::connect(&settings.database_url).await?;
+        let statuses = settings.purchase_status_list();
+        if statuses.is_empty() {
+            return Err(StartError::Config(
+                "purchase_statuses names no order status: nothing would count as a purchase".into(),
+            ));
+        }
+        let store = store::Store::connect(&settings.database_url, &statuses).await?;
         let state = web::Data::new(AppState { store, clock });
         let service = Service::start(
             "feature-store",

@@ -1,60 +1,361 @@
-//! Database access: idempotent upserts and the reads that features are built from.
+//! Database access: versioned, idempotent ingest; point-in-time histories computed set-based in
+//! SQL; the materialised online store.
+//!
+//! Every object table holds **versions** keyed by `(org_id, id, known_us)` (see [`crate::migration`]).
+//! Ingest appends versions with `ON CONFLICT DO NOTHING`, so replaying a batch, or receiving an
+//! older version after a newer one, never changes what is current: "current as of `C`" is always
+//! "the version with the greatest known time before `C`", computed by `ROW_NUMBER()` over the
+//! versions of the ids involved. A deletion is a version with `is_deleted`, so it removes a row
+//! from features from its known time on and not before.
+//!
+//! The SQL is written once, with numbered placeholders (`?1` for SQLite, `$1` for PostgreSQL), and
+//! runs unchanged on both. Reads are always for a page of accounts (at most [`PAGE`]), never a
+//! whole table.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use sea_orm::sea_query::{Expr, OnConflict};
+use chrono::{DateTime, NaiveDate, Utc};
 use sea_orm::{
-    ColumnTrait, ConnectOptions, Database, DatabaseConnection, DbErr, EntityTrait, IntoActiveModel,
-    Iterable, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr, QueryResult,
+    Statement, TransactionTrait, Value,
 };
 use sea_orm_migration::MigratorTrait;
-use sextant_contracts::SalesforceId;
-use sextant_contracts::api::IngestBatch;
-use sextant_features::OrderFact;
+use serde::Deserialize;
+use sextant_contracts::api::{
+    Deletion, HistoryStatus, IngestObject, IngestRequest, IngestResponse, RejectedRecord,
+};
+use sextant_contracts::records::{
+    AccountRecord, CaseRecord, ContactRecord, EngagementEventRecord, OrderItemRecord, OrderRecord,
+    ProductRecord,
+};
+use sextant_contracts::{ErrorCode, SalesforceId};
+use sextant_features::aggregates::{
+    self, CaseFact, History, PurchaseFact, derive_category, lexicon_is_negative,
+};
+use sextant_features::sequence::{self, Activity, Transaction};
 
-use crate::entities::{account, case, contact, order, order_item, product};
 use crate::migration::Migrator;
 
-/// Rows per INSERT statement; keeps well under SQLite's and PostgreSQL's bind-parameter limits.
-const CHUNK: usize = 500;
+/// Accounts per set-based read; also the chunk of an online refresh.
+pub const PAGE: usize = 500;
+/// Rows per INSERT statement; keeps well under both databases' bind-parameter limits.
+const INSERT_CHUNK: usize = 400;
+/// Weeks in a sequence.
+pub const SEQUENCE_WEEKS: usize = sequence::MAX_WEEKS;
 
 /// The feature store's database.
 #[derive(Debug, Clone)]
 pub struct Store {
     db: DatabaseConnection,
+    backend: DbBackend,
+    purchase_statuses: Vec<String>,
 }
 
-/// Upserts `models` into `$entity` by primary key, updating every other column.
-macro_rules! upsert {
-    ($txn:expr, $module:ident, $models:expr) => {{
-        let update: Vec<$module::Column> = $module::Column::iter()
-            .filter(|c| !matches!(c, $module::Column::Id))
-            .collect();
-        let mut n = 0u64;
-        for chunk in $models.chunks(CHUNK) {
-            let on_conflict = OnConflict::column($module::Column::Id)
-                .update_columns(update.clone())
-                .to_owned();
-            $module::Entity::insert_many(
-                chunk
-                    .iter()
-                    .cloned()
-                    .map(IntoActiveModel::into_active_model),
-            )
-            .on_conflict(on_conflict)
-            .exec_without_returning($txn)
-            .await?;
-            n += chunk.len() as u64;
+/// Days since 1970-01-01.
+#[must_use]
+pub fn day_number(d: NaiveDate) -> i64 {
+    (d - NaiveDate::default()).num_days()
+}
+
+/// The date of a day number.
+#[must_use]
+pub fn day_date(n: i64) -> NaiveDate {
+    NaiveDate::default() + chrono::Duration::days(n)
+}
+
+/// Microseconds since the epoch.
+#[must_use]
+pub fn micros(t: DateTime<Utc>) -> i64 {
+    t.timestamp_micros()
+}
+
+/// Start of a day, in microseconds.
+fn day_start_us(d: NaiveDate) -> i64 {
+    day_number(d) * 86_400_000_000
+}
+
+/// A query under construction: SQL text and its values, with numbered placeholders.
+struct Q {
+    backend: DbBackend,
+    sql: String,
+    values: Vec<Value>,
+}
+
+impl Q {
+    fn new(backend: DbBackend) -> Self {
+        Self {
+            backend,
+            sql: String::new(),
+            values: Vec::new(),
         }
-        let total = $module::Entity::find().count($txn).await?;
-        (n, total)
-    }};
+    }
+    /// Binds a value and returns its placeholder, usable any number of times.
+    fn bind(&mut self, v: impl Into<Value>) -> String {
+        self.values.push(v.into());
+        match self.backend {
+            DbBackend::Postgres => format!("${}", self.values.len()),
+            _ => format!("?{}", self.values.len()),
+        }
+    }
+    /// `(p1, p2, …)` for a list.
+    fn list<V: Into<Value> + Clone>(&mut self, items: &[V]) -> String {
+        let parts: Vec<String> = items.iter().map(|v| self.bind(v.clone())).collect();
+        format!("({})", parts.join(", "))
+    }
+    fn statement(self) -> Statement {
+        Statement::from_sql_and_values(self.backend, self.sql, self.values)
+    }
+}
+
+/// One version of one record, ready to insert.
+struct VersionRow {
+    id: String,
+    known_us: i64,
+    /// The object's own columns, in table order.
+    values: Vec<Value>,
+    /// The account whose features this row affects, when the row says so directly.
+    account: Option<String>,
+    /// The order of an order line (its account is looked up).
+    order: Option<String>,
+}
+
+/// Table name and own columns of each object.
+fn table(object: IngestObject) -> (&'static str, &'static [&'static str]) {
+    match object {
+        IngestObject::Account => (
+            "fs_account",
+            &["name", "billing_country", "industry", "event_day"],
+        ),
+        IngestObject::Contact => (
+            "fs_contact",
+            &["account_id", "first_name", "last_name", "email"],
+        ),
+        IngestObject::Product2 => (
+            "fs_product",
+            &["name", "product_code", "family", "category"],
+        ),
+        IngestObject::Order => (
+            "fs_order",
+            &["account_id", "event_day", "status", "order_number"],
+        ),
+        IngestObject::OrderItem => (
+            "fs_order_item",
+            &["order_id", "product_id", "quantity", "unit_price"],
+        ),
+        IngestObject::Case => (
+            "fs_case",
+            &[
+                "account_id",
+                "event_day",
+                "subject",
+                "description",
+                "status",
+                "negative",
+            ],
+        ),
+        IngestObject::EngagementEvent => (
+            "fs_engagement_event",
+            &["account_id", "event_type", "event_day", "occurred_us", "value"],
+        ),
+    }
+}
+
+fn s(v: &str) -> Value {
+    Value::from(v.to_owned())
+}
+fn os(v: Option<&str>) -> Value {
+    Value::String(v.map(str::to_owned))
+}
+fn day(d: NaiveDate) -> Value {
+    Value::from(i32::try_from(day_number(d)).unwrap_or(i32::MAX))
+}
+
+fn parse<T: for<'de> Deserialize<'de>>(v: &serde_json::Value) -> Result<T, String> {
+    T::deserialize(v).map_err(|e| e.to_string())
+}
+
+fn known(stamp: Option<DateTime<Utc>>, now_us: i64) -> i64 {
+    stamp.map_or(now_us, micros)
+}
+
+/// Parses and validates one record into its version row.
+fn to_row(object: IngestObject, raw: &serde_json::Value, now_us: i64) -> Result<VersionRow, String> {
+    let row = match object {
+        IngestObject::Account => {
+            let r: AccountRecord = parse(raw)?;
+            VersionRow {
+                id: r.id.to_string(),
+                known_us: known(r.system_modstamp, now_us),
+                account: Some(r.id.to_string()),
+                order: None,
+                values: vec![
+                    s(&r.name),
+                    os(r.billing_country.as_deref()),
+                    os(r.industry.as_deref()),
+                    day(r.created_date.date_naive()),
+                ],
+            }
+        }
+        IngestObject::Contact => {
+            let r: ContactRecord = parse(raw)?;
+            VersionRow {
+                id: r.id.to_string(),
+                known_us: known(r.system_modstamp, now_us),
+                account: None,
+                order: None,
+                values: vec![
+                    os(r.account_id.as_ref().map(SalesforceId::as_str)),
+                    os(r.first_name.as_deref()),
+                    s(&r.last_name),
+                    os(r.email.as_deref()),
+                ],
+            }
+        }
+        IngestObject::Product2 => {
+            let r: ProductRecord = parse(raw)?;
+            VersionRow {
+                id: r.id.to_string(),
+                known_us: known(r.system_modstamp, now_us),
+                account: None,
+                order: None,
+                values: vec![
+                    s(&r.name),
+                    os(r.product_code.as_deref()),
+                    os(r.family.as_deref()),
+                    s(&derive_category(r.family.as_deref(), &r.name)),
+                ],
+            }
+        }
+        IngestObject::Order => {
+            let r: OrderRecord = parse(raw)?;
+            if r.account_id.key_prefix() != "001" {
+                return Err(format!("account_id {} is not an Account id", r.account_id));
+            }
+            VersionRow {
+                id: r.id.to_string(),
+                known_us: known(r.system_modstamp, now_us),
+                account: Some(r.account_id.to_string()),
+                order: None,
+                values: vec![
+                    s(r.account_id.as_str()),
+                    day(r.effective_date),
+                    s(&r.status),
+                    os(r.order_number.as_deref()),
+                ],
+            }
+        }
+        IngestObject::OrderItem => {
+            let r: OrderItemRecord = parse(raw)?;
+            if !r.quantity.is_finite() || !r.unit_price.is_finite() {
+                return Err("quantity and unit_price must be finite numbers".into());
+            }
+            if r.unit_price < 0.0 {
+                return Err(format!("unit_price {} is negative", r.unit_price));
+            }
+            VersionRow {
+                id: r.id.to_string(),
+                known_us: known(r.system_modstamp, now_us),
+                account: None,
+                order: Some(r.order_id.to_string()),
+                values: vec![
+                    s(r.order_id.as_str()),
+                    os(r.product_id.as_ref().map(SalesforceId::as_str)),
+                    Value::from(r.quantity),
+                    Value::from(r.unit_price),
+                ],
+            }
+        }
+        IngestObject::Case => {
+            let r: CaseRecord = parse(raw)?;
+            let text = format!(
+                "{} {}",
+                r.subject.as_deref().unwrap_or(""),
+                r.description.as_deref().unwrap_or("")
+            );
+            VersionRow {
+                id: r.id.to_string(),
+                known_us: known(r.system_modstamp, now_us),
+                account: r.account_id.as_ref().map(ToString::to_string),
+                order: None,
+                values: vec![
+                    os(r.account_id.as_ref().map(SalesforceId::as_str)),
+                    day(r.created_date.date_naive()),
+                    os(r.subject.as_deref()),
+                    os(r.description.as_deref()),
+                    os(r.status.as_deref()),
+                    Value::from(lexicon_is_negative(&text)),
+                ],
+            }
+        }
+        IngestObject::EngagementEvent => {
+            let r: EngagementEventRecord = parse(raw)?;
+            if r.id.is_empty() || r.id.len() > 255 {
+                return Err("id must be 1..=255 characters".into());
+            }
+            if r.event_type.is_empty() || r.event_type.len() > 80 {
+                return Err("event_type must be 1..=80 characters".into());
+            }
+            if r.value.is_some_and(|v| !v.is_finite()) {
+                return Err("value must be a finite number".into());
+            }
+            VersionRow {
+                id: r.id.clone(),
+                known_us: known(r.system_modstamp, now_us),
+                account: Some(r.account_id.to_string()),
+                order: None,
+                values: vec![
+                    s(r.account_id.as_str()),
+                    s(&r.event_type),
+                    day(r.occurred_at.date_naive()),
+                    Value::from(micros(r.occurred_at)),
+                    Value::Double(r.value),
+                ],
+            }
+        }
+    };
+    Ok(row)
+}
+
+fn record_id(raw: &serde_json::Value) -> Option<String> {
+    raw.get("id").and_then(|v| v.as_str()).map(str::to_owned)
+}
+
+/// What one customer looked like as of a cut-off, plus its static attributes.
+#[derive(Debug, Clone, Default)]
+pub struct AccountSnapshot {
+    pub history: History,
+    pub attributes: BTreeMap<String, String>,
+}
+
+/// A computed feature row.
+#[derive(Debug, Clone)]
+pub struct Computed {
+    pub account_id: String,
+    /// `None`: no purchase before the cut-off.
+    pub features: Option<Vec<f64>>,
+    /// Oldest week first; `None` without history.
+    pub sequence: Option<Vec<Vec<f64>>>,
+    pub attributes: BTreeMap<String, String>,
+}
+
+/// A materialised online row.
+#[derive(Debug, Clone)]
+pub struct OnlineRow {
+    pub account_id: String,
+    pub as_of: NaiveDate,
+    pub feature_set: String,
+    pub status: HistoryStatus,
+    pub features: Option<Vec<f64>>,
+    pub sequence: Option<Vec<Vec<f64>>>,
+    pub attributes: BTreeMap<String, String>,
+    pub computed_at: DateTime<Utc>,
 }
 
 impl Store {
     /// Connects and runs pending migrations. `sqlite::memory:` and `sqlite://file?mode=rwc`
-    /// give SQLite; `postgres://…` gives PostgreSQL.
-    pub async fn connect(url: &str) -> Result<Self, DbErr> {
+    /// give SQLite; `postgres://…` gives PostgreSQL. Orders whose status is one of
+    /// `purchase_statuses` (case-insensitive) are purchases; others (draft, cancelled) are not.
+    pub async fn connect(url: &str, purchase_statuses: &[String]) -> Result<Self, DbErr> {
         let mut options = ConnectOptions::new(url.to_owned());
         options.sqlx_logging(false);
         if url.starts_with("sqlite") {
@@ -64,7 +365,17 @@ impl Store {
         }
         let db = Database::connect(options).await?;
         Migrator::up(&db, None).await?;
-        Ok(Self { db })
+        let backend = db.get_database_backend();
+        if backend == DbBackend::Sqlite {
+            for pragma in ["PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL"] {
+                db.execute_raw(Statement::from_string(backend, pragma)).await?;
+            }
+        }
+        Ok(Self {
+            db,
+            backend,
+            purchase_statuses: purchase_statuses.iter().map(|s| s.to_lowercase()).collect(),
+        })
     }
 
     /// Whether the database answers.
@@ -72,169 +383,697 @@ impl Store {
         self.db.ping().await
     }
 
-    /// Upserts a batch in one transaction; returns (records written, records of that object).
-    pub async fn ingest(&self, batch: &IngestBatch) -> Result<(u64, u64), DbErr> {
-        let txn = self.db.begin().await?;
-        let counts = match batch {
-            IngestBatch::Account(records) => {
-                let models: Vec<account::Model> = records
-                    .iter()
-                    .map(|r| account::Model {
-                        id: r.id.to_string(),
-                        name: r.name.clone(),
-                        billing_country: r.billing_country.clone(),
-                        industry: r.industry.clone(),
-                        created_date: r.created_date,
-                        last_modified_date: r.last_modified_date,
-                    })
-                    .collect();
-                upsert!(&txn, account, models)
-            }
-            IngestBatch::Contact(records) => {
-                let models: Vec<contact::Model> = records
-                    .iter()
-                    .map(|r| contact::Model {
-                        id: r.id.to_string(),
-                        account_id: r.account_id.as_ref().map(ToString::to_string),
-                        first_name: r.first_name.clone(),
-                        last_name: r.last_name.clone(),
-                        email: r.email.clone(),
-                        last_modified_date: r.last_modified_date,
-                    })
-                    .collect();
-                upsert!(&txn, contact, models)
-            }
-            IngestBatch::Product2(records) => {
-                let models: Vec<product::Model> = records
-                    .iter()
-                    .map(|r| product::Model {
-                        id: r.id.to_string(),
-                        name: r.name.clone(),
-                        product_code: r.product_code.clone(),
-                        last_modified_date: r.last_modified_date,
-                    })
-                    .collect();
-                upsert!(&txn, product, models)
-            }
-            IngestBatch::Order(records) => {
-                let models: Vec<order::Model> = records
-                    .iter()
-                    .map(|r| order::Model {
-                        id: r.id.to_string(),
-                        account_id: r.account_id.to_string(),
-                        effective_date: r.effective_date,
-                        status: r.status.clone(),
-                        order_number: r.order_number.clone(),
-                        last_modified_date: r.last_modified_date,
-                    })
-                    .collect();
-                upsert!(&txn, order, models)
-            }
-            IngestBatch::OrderItem(records) => {
-                let models: Vec<order_item::Model> = records
-                    .iter()
-                    .map(|r| order_item::Model {
-                        id: r.id.to_string(),
-                        order_id: r.order_id.to_string(),
-                        product_id: r.product_id.as_ref().map(ToString::to_string),
-                        quantity: r.quantity,
-                        unit_price: r.unit_price,
-                        last_modified_date: r.last_modified_date,
-                    })
-                    .collect();
-                upsert!(&txn, order_item, models)
-            }
-            IngestBatch::Case(records) => {
-                let models: Vec<case::Model> = records
-                    .iter()
-                    .map(|r| case::Model {
-                        id: r.id.to_string(),
-                        account_id: r.account_id.as_ref().map(ToString::to_string),
-                        subject: r.subject.clone(),
-                        description: r.description.clone(),
-                        status: r.status.clone(),
-                        created_date: r.created_date,
-                        last_modified_date: r.last_modified_date,
-                    })
-                    .collect();
-                upsert!(&txn, case, models)
-            }
-        };
-        txn.commit().await?;
-        Ok(counts)
+    async fn rows<C: ConnectionTrait>(c: &C, q: Q) -> Result<Vec<QueryResult>, DbErr> {
+        c.query_all_raw(q.statement()).await
     }
 
-    /// Every order with its amount (sum of its lines), for the given accounts or all.
-    pub async fn order_facts(
+    /// Stores a batch in one transaction and refreshes the online features of the accounts it
+    /// touched, in the same transaction. `now` is the ingest time; `online_as_of` the online
+    /// store's cut-off.
+    pub async fn ingest(
         &self,
-        accounts: Option<&[SalesforceId]>,
-    ) -> Result<Vec<OrderFact>, DbErr> {
-        let mut orders = order::Entity::find();
-        if let Some(ids) = accounts {
-            orders =
-                orders.filter(order::Column::AccountId.is_in(ids.iter().map(ToString::to_string)));
+        org: &str,
+        req: &IngestRequest,
+        now: DateTime<Utc>,
+        online_as_of: NaiveDate,
+    ) -> Result<IngestResponse, DbErr> {
+        let now_us = micros(now);
+        let (table_name, columns) = table(req.object);
+        let mut rejected = Vec::new();
+        let mut rows = Vec::with_capacity(req.records.len());
+        for (i, raw) in req.records.iter().enumerate() {
+            match to_row(req.object, raw, now_us) {
+                Ok(r) => rows.push(r),
+                Err(message) => rejected.push(RejectedRecord {
+                    index: i as u64,
+                    id: record_id(raw),
+                    deletion: false,
+                    code: ErrorCode::InvalidRecord,
+                    message: format!("{}: {message}", req.object.as_str()),
+                }),
+            }
         }
-        let orders = orders.all(&self.db).await?;
-        // Sum only the lines of these orders: online scoring asks for a few accounts, and must
-        // not aggregate the whole order-line table on every call.
-        let mut lines = order_item::Entity::find()
-            .select_only()
-            .column(order_item::Column::OrderId)
-            .column_as(Expr::cust("SUM(quantity * unit_price)"), "amount")
-            .group_by(order_item::Column::OrderId);
-        if accounts.is_some() {
-            lines = lines
-                .filter(order_item::Column::OrderId.is_in(orders.iter().map(|o| o.id.clone())));
+        let txn = self.db.begin().await?;
+        let mut written = 0u64;
+        for chunk in rows.chunks(INSERT_CHUNK) {
+            let mut q = Q::new(self.backend);
+            let mut tuples = Vec::with_capacity(chunk.len());
+            for r in chunk {
+                let mut p = vec![
+                    q.bind(org.to_owned()),
+                    q.bind(r.id.clone()),
+                    q.bind(r.known_us),
+                    q.bind(false),
+                    q.bind(now_us),
+                ];
+                for v in &r.values {
+                    p.push(q.bind(v.clone()));
+                }
+                tuples.push(format!("({})", p.join(", ")));
+            }
+            q.sql = format!(
+                "INSERT INTO {table_name} (org_id, id, known_us, is_deleted, ingested_us, {}) VALUES {} \
+                 ON CONFLICT (org_id, id, known_us) DO NOTHING",
+                columns.join(", "),
+                tuples.join(", ")
+            );
+            written += txn.execute_raw(q.statement()).await?.rows_affected();
         }
-        let amounts: Vec<(String, Option<f64>)> = lines.into_tuple().all(&self.db).await?;
-        let amounts: HashMap<String, f64> = amounts
-            .into_iter()
-            .map(|(id, a)| (id, a.unwrap_or(0.0)))
+        let mut deleted_ids = Vec::new();
+        for (i, d) in req.deletions.iter().enumerate() {
+            if d.id.is_empty() || d.id.len() > 255 {
+                rejected.push(RejectedRecord {
+                    index: i as u64,
+                    id: Some(d.id.clone()),
+                    deletion: true,
+                    code: ErrorCode::InvalidRecord,
+                    message: "deletion id must be 1..=255 characters".into(),
+                });
+                continue;
+            }
+            written += self
+                .tombstone(&txn, table_name, columns, org, d, now_us)
+                .await?;
+            deleted_ids.push(d.id.clone());
+        }
+        let received = (req.records.len() + req.deletions.len()) as u64;
+        let unchanged = received - rejected.len() as u64 - written;
+
+        // Accounts whose features may have changed.
+        let mut touched: BTreeSet<String> = rows.iter().filter_map(|r| r.account.clone()).collect();
+        let orders: Vec<String> = rows.iter().filter_map(|r| r.order.clone()).collect();
+        match req.object {
+            IngestObject::Account
+            | IngestObject::Order
+            | IngestObject::Case
+            | IngestObject::EngagementEvent => {
+                touched.extend(
+                    self.parents(&txn, table_name, "account_id", org, &deleted_ids)
+                        .await?,
+                );
+                if req.object == IngestObject::Account {
+                    touched.extend(deleted_ids.iter().cloned());
+                }
+            }
+            IngestObject::OrderItem => {
+                let mut order_ids = orders;
+                order_ids.extend(
+                    self.parents(&txn, table_name, "order_id", org, &deleted_ids)
+                        .await?,
+                );
+                touched.extend(
+                    self.parents(&txn, "fs_order", "account_id", org, &order_ids)
+                        .await?,
+                );
+            }
+            IngestObject::Contact | IngestObject::Product2 => {}
+        }
+        let touched: Vec<String> = touched.into_iter().collect();
+        let mut refreshed = 0u64;
+        if written > 0 {
+            for page in touched.chunks(PAGE) {
+                refreshed += self
+                    .refresh_online(&txn, org, page, online_as_of, now)
+                    .await?;
+            }
+        }
+        txn.commit().await?;
+        Ok(IngestResponse {
+            object: req.object,
+            received,
+            written,
+            unchanged,
+            rejected,
+            accounts_refreshed: refreshed,
+        })
+    }
+
+    /// Stores a deletion as a version that copies the record's last live version (so its parent
+    /// stays known), or as a bare tombstone when the record has not arrived yet (it then wins over
+    /// any older version that arrives later). Returns 1 when something new was stored.
+    async fn tombstone<C: ConnectionTrait>(
+        &self,
+        c: &C,
+        table_name: &str,
+        columns: &[&str],
+        org: &str,
+        d: &Deletion,
+        now_us: i64,
+    ) -> Result<u64, DbErr> {
+        let at = micros(d.deleted_at);
+        let mut q = Q::new(self.backend);
+        let (o, id, k, n) = (
+            q.bind(org.to_owned()),
+            q.bind(d.id.clone()),
+            q.bind(at),
+            q.bind(now_us),
+        );
+        let cols = columns.join(", ");
+        q.sql = format!(
+            "INSERT INTO {table_name} (org_id, id, known_us, is_deleted, ingested_us, {cols}) \
+             SELECT org_id, id, {k}, TRUE, {n}, {cols} FROM {table_name} \
+             WHERE org_id = {o} AND id = {id} AND NOT is_deleted \
+             ORDER BY known_us DESC LIMIT 1 \
+             ON CONFLICT (org_id, id, known_us) DO NOTHING"
+        );
+        let copied = c.execute_raw(q.statement()).await?.rows_affected();
+        if copied > 0 {
+            return Ok(copied);
+        }
+        let mut q = Q::new(self.backend);
+        let (o, id, k, n) = (
+            q.bind(org.to_owned()),
+            q.bind(d.id.clone()),
+            q.bind(at),
+            q.bind(now_us),
+        );
+        q.sql = format!(
+            "INSERT INTO {table_name} (org_id, id, known_us, is_deleted, ingested_us) \
+             VALUES ({o}, {id}, {k}, TRUE, {n}) ON CONFLICT (org_id, id, known_us) DO NOTHING"
+        );
+        Ok(c.execute_raw(q.statement()).await?.rows_affected())
+    }
+
+    /// Distinct non-null `column` values over every version of `ids`.
+    async fn parents<C: ConnectionTrait>(
+        &self,
+        c: &C,
+        table_name: &str,
+        column: &str,
+        org: &str,
+        ids: &[String],
+    ) -> Result<Vec<String>, DbErr> {
+        let mut out = Vec::new();
+        for chunk in ids.chunks(PAGE) {
+            let mut q = Q::new(self.backend);
+            let o = q.bind(org.to_owned());
+            let list = q.list(chunk);
+            q.sql = format!(
+                "SELECT DISTINCT {column} AS parent FROM {table_name} \
+                 WHERE org_id = {o} AND id IN {list} AND {column} IS NOT NULL"
+            );
+            for r in Self::rows(c, q).await? {
+                out.push(r.try_get::<String>("", "parent")?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The latest live (not deleted) version of each of `ids` among accounts, as of `known_before`
+    /// (µs) or now when `None`; with its attributes.
+    async fn accounts_as_of<C: ConnectionTrait>(
+        &self,
+        c: &C,
+        org: &str,
+        ids: &[String],
+        known_before: Option<i64>,
+    ) -> Result<BTreeMap<String, BTreeMap<String, String>>, DbErr> {
+        let mut q = Q::new(self.backend);
+        let o = q.bind(org.to_owned());
+        let list = q.list(ids);
+        let known = match known_before {
+            Some(k) => format!("AND known_us < {}", q.bind(k)),
+            None => String::new(),
+        };
+        q.sql = format!(
+            "SELECT id, billing_country, industry, is_deleted FROM (\
+               SELECT id, billing_country, industry, is_deleted, \
+                 ROW_NUMBER() OVER (PARTITION BY id ORDER BY known_us DESC) AS rn \
+               FROM fs_account WHERE org_id = {o} AND id IN {list} {known}) v \
+             WHERE rn = 1 AND NOT is_deleted"
+        );
+        let mut out = BTreeMap::new();
+        for r in Self::rows(c, q).await? {
+            let mut attributes = BTreeMap::new();
+            for (key, col) in [("country", "billing_country"), ("industry", "industry")] {
+                if let Some(v) = r.try_get::<Option<String>>("", col)? {
+                    attributes.insert(key.to_owned(), v);
+                }
+            }
+            out.insert(r.try_get::<String>("", "id")?, attributes);
+        }
+        Ok(out)
+    }
+
+    /// Histories of `accounts` as of the cut-off day `cutoff`: only versions known before the
+    /// cut-off's first moment, and only events dated before it. Set-based: four queries per page.
+    pub async fn histories<C: ConnectionTrait>(
+        &self,
+        c: &C,
+        org: &str,
+        accounts: &[String],
+        cutoff: NaiveDate,
+    ) -> Result<BTreeMap<String, History>, DbErr> {
+        let known = day_start_us(cutoff);
+        let cut_day = day_number(cutoff);
+        let mut out: BTreeMap<String, History> = BTreeMap::new();
+        if accounts.is_empty() {
+            return Ok(out);
+        }
+
+        // Purchases, with their lines, returns and categories.
+        let mut q = Q::new(self.backend);
+        let o = q.bind(org.to_owned());
+        let k = q.bind(known);
+        let dcut = q.bind(cut_day);
+        let acc = q.list(accounts);
+        let statuses = q.list(&self.purchase_statuses);
+        q.sql = format!(
+            "WITH oid AS (SELECT DISTINCT id FROM fs_order WHERE org_id = {o} AND account_id IN {acc}), \
+             o AS (SELECT f.id, f.account_id, f.event_day, f.status, f.is_deleted, \
+                     ROW_NUMBER() OVER (PARTITION BY f.id ORDER BY f.known_us DESC) AS rn \
+                   FROM fs_order f JOIN oid ON f.id = oid.id WHERE f.org_id = {o} AND f.known_us < {k}), \
+             live AS (SELECT id, account_id, event_day FROM o WHERE rn = 1 AND NOT is_deleted \
+                   AND event_day < {dcut} AND LOWER(status) IN {statuses} AND account_id IN {acc}), \
+             iid AS (SELECT DISTINCT i.id FROM fs_order_item i JOIN live ON i.order_id = live.id WHERE i.org_id = {o}), \
+             li AS (SELECT f.id, f.order_id, f.product_id, f.quantity, f.unit_price, f.is_deleted, \
+                     ROW_NUMBER() OVER (PARTITION BY f.id ORDER BY f.known_us DESC) AS rn \
+                   FROM fs_order_item f JOIN iid ON f.id = iid.id WHERE f.org_id = {o} AND f.known_us < {k}), \
+             cur AS (SELECT order_id, product_id, quantity, unit_price FROM li WHERE rn = 1 AND NOT is_deleted), \
+             pid AS (SELECT DISTINCT product_id AS id FROM cur WHERE product_id IS NOT NULL), \
+             p AS (SELECT f.id, f.category, f.is_deleted, \
+                     ROW_NUMBER() OVER (PARTITION BY f.id ORDER BY f.known_us DESC) AS rn \
+                   FROM fs_product f JOIN pid ON f.id = pid.id WHERE f.org_id = {o}) \
+             SELECT live.account_id AS account_id, live.id AS order_id, live.event_day AS event_day, \
+               p.category AS category, \
+               SUM(CASE WHEN cur.quantity > 0 THEN cur.quantity * cur.unit_price ELSE 0.0 END) AS amount, \
+               SUM(CASE WHEN cur.quantity > 0 THEN cur.quantity ELSE 0.0 END) AS items, \
+               SUM(CASE WHEN cur.quantity < 0 THEN -cur.quantity * cur.unit_price ELSE 0.0 END) AS returned \
+             FROM live LEFT JOIN cur ON cur.order_id = live.id \
+               LEFT JOIN p ON p.id = cur.product_id AND p.rn = 1 \
+             GROUP BY live.account_id, live.id, live.event_day, p.category"
+        );
+        let mut orders: HashMap<(String, String), PurchaseFact> = HashMap::new();
+        let mut categories: HashMap<(String, String), f64> = HashMap::new();
+        for r in Self::rows(c, q).await? {
+            let account: String = r.try_get("", "account_id")?;
+            let order: String = r.try_get("", "order_id")?;
+            let event_day: i64 = r.try_get::<i32>("", "event_day").map(i64::from)?;
+            let amount = r.try_get::<Option<f64>>("", "amount")?.unwrap_or(0.0);
+            let items = r.try_get::<Option<f64>>("", "items")?.unwrap_or(0.0);
+            let returned = r.try_get::<Option<f64>>("", "returned")?.unwrap_or(0.0);
+            let fact = orders
+                .entry((account.clone(), order))
+                .or_insert(PurchaseFact {
+                    date: day_date(event_day),
+                    amount: 0.0,
+                    items: 0.0,
+                    returned: 0.0,
+                });
+            fact.amount += amount;
+            fact.items += items;
+            fact.returned += returned;
+            if let Some(cat) = r.try_get::<Option<String>>("", "category")?
+                && amount > 0.0
+            {
+                *categories.entry((account, cat)).or_default() += amount;
+            }
+        }
+        for ((account, _), fact) in orders {
+            out.entry(account).or_default().purchases.push(fact);
+        }
+        for ((account, cat), spend) in categories {
+            out.entry(account).or_default().category_spend.push((cat, spend));
+        }
+
+        // Cases and engagement events: same point-in-time rule.
+        for (table_name, extra) in [("fs_case", "negative"), ("fs_engagement_event", "NULL")] {
+            let mut q = Q::new(self.backend);
+            let o = q.bind(org.to_owned());
+            let k = q.bind(known);
+            let dcut = q.bind(cut_day);
+            let acc = q.list(accounts);
+            let extra_col = if extra == "NULL" {
+                "CAST(NULL AS BOOLEAN)".to_owned()
+            } else {
+                format!("f.{extra}")
+            };
+            q.sql = format!(
+                "WITH ids AS (SELECT DISTINCT id FROM {table_name} WHERE org_id = {o} AND account_id IN {acc}), \
+                 v AS (SELECT f.account_id, f.event_day, f.is_deleted, {extra_col} AS flag, \
+                         ROW_NUMBER() OVER (PARTITION BY f.id ORDER BY f.known_us DESC) AS rn \
+                       FROM {table_name} f JOIN ids ON f.id = ids.id WHERE f.org_id = {o} AND f.known_us < {k}) \
+                 SELECT account_id, event_day, flag FROM v \
+                 WHERE rn = 1 AND NOT is_deleted AND event_day < {dcut} AND account_id IN {acc}"
+            );
+            for r in Self::rows(c, q).await? {
+                let account: String = r.try_get("", "account_id")?;
+                let date = day_date(r.try_get::<i32>("", "event_day").map(i64::from)?);
+                let h = out.entry(account).or_default();
+                if table_name == "fs_case" {
+                    h.cases.push(CaseFact {
+                        date,
+                        negative: r.try_get::<Option<bool>>("", "flag")?.unwrap_or(false),
+                    });
+                } else {
+                    h.engagement.push(date);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Features (and sequences) of `accounts` as of `cutoff`; accounts that do not exist (or were
+    /// deleted) as of then are left out.
+    pub async fn compute<C: ConnectionTrait>(
+        &self,
+        c: &C,
+        org: &str,
+        accounts: &[String],
+        cutoff: NaiveDate,
+        known_before: Option<i64>,
+        with_sequences: bool,
+    ) -> Result<Vec<Computed>, DbErr> {
+        let live = self.accounts_as_of(c, org, accounts, known_before).await?;
+        let ids: Vec<String> = live.keys().cloned().collect();
+        let mut histories = self.histories(c, org, &ids, cutoff).await?;
+        let mut out = Vec::with_capacity(ids.len());
+        for (id, attributes) in live {
+            let history = histories.remove(&id).unwrap_or_default();
+            let features = aggregates::aggregate_features(&history, cutoff);
+            let sequence = match (&features, with_sequences) {
+                (Some(_), true) => Some(weekly_sequence(&history, cutoff)),
+                _ => None,
+            };
+            out.push(Computed {
+                account_id: id,
+                features,
+                sequence,
+                attributes,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Recomputes and stores the online rows of `accounts` (at most [`PAGE`]); deleted accounts
+    /// lose their row. Returns the rows written.
+    pub async fn refresh_online<C: ConnectionTrait>(
+        &self,
+        c: &C,
+        org: &str,
+        accounts: &[String],
+        as_of: NaiveDate,
+        now: DateTime<Utc>,
+    ) -> Result<u64, DbErr> {
+        let computed = self.compute(c, org, accounts, as_of, None, true).await?;
+        let live: BTreeSet<&str> = computed.iter().map(|r| r.account_id.as_str()).collect();
+        let gone: Vec<String> = accounts
+            .iter()
+            .filter(|a| !live.contains(a.as_str()))
+            .cloned()
             .collect();
-        Ok(orders
-            .into_iter()
-            .filter_map(|o| {
-                let account_id = SalesforceId::parse(&o.account_id).ok()?;
-                Some(OrderFact {
-                    account_id,
-                    date: o.effective_date,
-                    amount: amounts.get(&o.id).copied().unwrap_or(0.0),
+        if !gone.is_empty() {
+            let mut q = Q::new(self.backend);
+            let o = q.bind(org.to_owned());
+            let list = q.list(&gone);
+            q.sql = format!(
+                "DELETE FROM fs_online_feature WHERE org_id = {o} AND account_id IN {list}"
+            );
+            c.execute_raw(q.statement()).await?;
+        }
+        if computed.is_empty() {
+            return Ok(0);
+        }
+        let mut q = Q::new(self.backend);
+        let mut tuples = Vec::with_capacity(computed.len());
+        for r in &computed {
+            let features = r
+                .features
+                .as_ref()
+                .map(|f| serde_json::to_string(f).unwrap_or_default());
+            let sequence = r.sequence.as_ref().map(|s| encode_sequence(s));
+            let p = [
+                q.bind(org.to_owned()),
+                q.bind(r.account_id.clone()),
+                q.bind(aggregates::FEATURE_SET.to_owned()),
+                q.bind(i32::try_from(day_number(as_of)).unwrap_or(i32::MAX)),
+                q.bind(r.features.is_some()),
+                q.bind(Value::String(features)),
+                q.bind(Value::String(sequence)),
+                q.bind(serde_json::to_string(&r.attributes).unwrap_or_default()),
+                q.bind(micros(now)),
+            ];
+            tuples.push(format!("({})", p.join(", ")));
+        }
+        q.sql = format!(
+            "INSERT INTO fs_online_feature (org_id, account_id, feature_set, as_of_day, has_history, \
+               features, sequence, attributes, computed_us) VALUES {} \
+             ON CONFLICT (org_id, account_id) DO UPDATE SET feature_set = excluded.feature_set, \
+               as_of_day = excluded.as_of_day, has_history = excluded.has_history, \
+               features = excluded.features, sequence = excluded.sequence, \
+               attributes = excluded.attributes, computed_us = excluded.computed_us",
+            tuples.join(", ")
+        );
+        c.execute_raw(q.statement()).await?;
+        Ok(computed.len() as u64)
+    }
+
+    /// Online rows of `accounts` (at most 200), recomputing those materialised for an earlier
+    /// day (recency moves with the calendar) or under another feature set. Unknown and deleted
+    /// accounts are absent from the answer.
+    pub async fn online(
+        &self,
+        org: &str,
+        accounts: &[String],
+        as_of: NaiveDate,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<OnlineRow>, DbErr> {
+        let mut rows = self.read_online(org, accounts).await?;
+        let stale: Vec<String> = accounts
+            .iter()
+            .filter(|a| {
+                rows.get(*a).is_none_or(|r| {
+                    r.as_of != as_of || r.feature_set != aggregates::FEATURE_SET
                 })
             })
-            .collect())
+            .cloned()
+            .collect();
+        if !stale.is_empty() {
+            let txn = self.db.begin().await?;
+            self.refresh_online(&txn, org, &stale, as_of, now).await?;
+            txn.commit().await?;
+            for (k, v) in self.read_online(org, &stale).await? {
+                rows.insert(k, v);
+            }
+            for id in &stale {
+                if rows.get(id).is_some_and(|r| r.as_of != as_of) {
+                    rows.remove(id);
+                }
+            }
+        }
+        Ok(accounts.iter().filter_map(|a| rows.remove(a)).collect())
     }
 
-    /// Which of `ids` are accounts in the store.
-    pub async fn existing_accounts(
+    async fn read_online(
         &self,
-        ids: &[SalesforceId],
-    ) -> Result<Vec<SalesforceId>, DbErr> {
-        let rows = account::Entity::find()
-            .filter(account::Column::Id.is_in(ids.iter().map(ToString::to_string)))
-            .all(&self.db)
-            .await?;
-        Ok(rows
-            .into_iter()
-            .filter_map(|a| SalesforceId::parse(&a.id).ok())
-            .collect())
+        org: &str,
+        accounts: &[String],
+    ) -> Result<HashMap<String, OnlineRow>, DbErr> {
+        let mut out = HashMap::new();
+        if accounts.is_empty() {
+            return Ok(out);
+        }
+        let mut q = Q::new(self.backend);
+        let o = q.bind(org.to_owned());
+        let list = q.list(accounts);
+        q.sql = format!(
+            "SELECT account_id, feature_set, as_of_day, has_history, features, sequence, attributes, \
+               computed_us FROM fs_online_feature WHERE org_id = {o} AND account_id IN {list}"
+        );
+        for r in Self::rows(&self.db, q).await? {
+            let account_id: String = r.try_get("", "account_id")?;
+            let has_history: bool = r.try_get("", "has_history")?;
+            let bad = |what: &str, e: serde_json::Error| {
+                DbErr::Custom(format!("online row of {account_id}: bad {what}: {e}"))
+            };
+            let features = match r.try_get::<Option<String>>("", "features")? {
+                Some(t) => Some(
+                    serde_json::from_str::<Vec<f64>>(&t).map_err(|e| bad("features", e))?,
+                ),
+                None => None,
+            };
+            let sequence = match r.try_get::<Option<String>>("", "sequence")? {
+                Some(t) => Some(decode_sequence(&t).map_err(|e| bad("sequence", e))?),
+                None => None,
+            };
+            let attributes: BTreeMap<String, String> =
+                serde_json::from_str(&r.try_get::<String>("", "attributes")?)
+                    .map_err(|e| bad("attributes", e))?;
+            let computed_us: i64 = r.try_get("", "computed_us")?;
+            out.insert(
+                account_id.clone(),
+                OnlineRow {
+                    account_id,
+                    as_of: day_date(r.try_get::<i32>("", "as_of_day").map(i64::from)?),
+                    feature_set: r.try_get("", "feature_set")?,
+                    status: if has_history && features.is_some() {
+                        HistoryStatus::Ok
+                    } else {
+                        HistoryStatus::NoHistory
+                    },
+                    features,
+                    sequence,
+                    attributes,
+                    computed_at: DateTime::from_timestamp_micros(computed_us).unwrap_or_default(),
+                },
+            );
+        }
+        Ok(out)
     }
 
-    /// Account ids in Id order after `after`, at most `limit`.
+    /// Accounts with at least one order version, in id order after `after` (training-set
+    /// population; uses the `(org_id, account_id)` index).
+    pub async fn accounts_with_orders(
+        &self,
+        org: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<String>, DbErr> {
+        let mut q = Q::new(self.backend);
+        let o = q.bind(org.to_owned());
+        let after_clause = match after {
+            Some(a) => format!("AND account_id > {}", q.bind(a.to_owned())),
+            None => String::new(),
+        };
+        let lim = q.bind(i64::try_from(limit).unwrap_or(i64::MAX));
+        q.sql = format!(
+            "SELECT DISTINCT account_id FROM fs_order WHERE org_id = {o} AND account_id IS NOT NULL \
+             {after_clause} ORDER BY account_id LIMIT {lim}"
+        );
+        Self::rows(&self.db, q)
+            .await?
+            .into_iter()
+            .map(|r| r.try_get::<String>("", "account_id"))
+            .collect()
+    }
+
+    /// Accounts of the online store (every live account) in id order after `after`.
     pub async fn account_page(
         &self,
-        after: Option<&SalesforceId>,
+        org: &str,
+        after: Option<&str>,
         limit: u64,
-    ) -> Result<Vec<SalesforceId>, DbErr> {
-        let mut query = account::Entity::find()
-            .order_by_asc(account::Column::Id)
-            .limit(limit);
-        if let Some(after) = after {
-            query = query.filter(account::Column::Id.gt(after.to_string()));
-        }
-        let rows = query.all(&self.db).await?;
-        Ok(rows
+    ) -> Result<Vec<String>, DbErr> {
+        let mut q = Q::new(self.backend);
+        let o = q.bind(org.to_owned());
+        let after_clause = match after {
+            Some(a) => format!("AND account_id > {}", q.bind(a.to_owned())),
+            None => String::new(),
+        };
+        let lim = q.bind(i64::try_from(limit).unwrap_or(i64::MAX));
+        q.sql = format!(
+            "SELECT account_id FROM fs_online_feature WHERE org_id = {o} {after_clause} \
+             ORDER BY account_id LIMIT {lim}"
+        );
+        Self::rows(&self.db, q)
+            .await?
             .into_iter()
-            .filter_map(|a| SalesforceId::parse(&a.id).ok())
-            .collect())
+            .map(|r| r.try_get::<String>("", "account_id"))
+            .collect()
     }
+
+    /// Which of `accounts` place a purchase in `[cutoff, cutoff + horizon_days)`, by the current
+    /// state of their orders (labels may use what is known now; features may not).
+    pub async fn purchased_within(
+        &self,
+        org: &str,
+        accounts: &[String],
+        cutoff: NaiveDate,
+        horizon_days: u32,
+    ) -> Result<BTreeSet<String>, DbErr> {
+        let mut q = Q::new(self.backend);
+        let o = q.bind(org.to_owned());
+        let acc = q.list(accounts);
+        let from = q.bind(day_number(cutoff));
+        let to = q.bind(day_number(cutoff) + i64::from(horizon_days));
+        let statuses = q.list(&self.purchase_statuses);
+        q.sql = format!(
+            "WITH oid AS (SELECT DISTINCT id FROM fs_order WHERE org_id = {o} AND account_id IN {acc}), \
+             v AS (SELECT f.account_id, f.event_day, f.status, f.is_deleted, \
+                     ROW_NUMBER() OVER (PARTITION BY f.id ORDER BY f.known_us DESC) AS rn \
+                   FROM fs_order f JOIN oid ON f.id = oid.id WHERE f.org_id = {o}) \
+             SELECT DISTINCT account_id FROM v WHERE rn = 1 AND NOT is_deleted \
+               AND LOWER(status) IN {statuses} AND event_day >= {from} AND event_day < {to} \
+               AND account_id IN {acc}"
+        );
+        Self::rows(&self.db, q)
+            .await?
+            .into_iter()
+            .map(|r| r.try_get::<String>("", "account_id"))
+            .collect()
+    }
+
+    /// The database connection, for read-only streaming work.
+    #[must_use]
+    pub fn connection(&self) -> &DatabaseConnection {
+        &self.db
+    }
+}
+
+/// The weekly sequence of one history as of `cutoff`, oldest week first.
+#[must_use]
+pub fn weekly_sequence(history: &History, cutoff: NaiveDate) -> Vec<Vec<f64>> {
+    let transactions = history
+        .purchases
+        .iter()
+        .map(|p| Transaction {
+            customer: 0u8,
+            date: p.date,
+            activity: Activity::Order {
+                spend: p.amount,
+                items: p.items,
+            },
+        })
+        .chain(history.cases.iter().map(|c| Transaction {
+            customer: 0u8,
+            date: c.date,
+            activity: Activity::Case,
+        }));
+    let zeros = || vec![vec![0.0; sequence::CHANNELS]; SEQUENCE_WEEKS];
+    let Ok(mut by_customer) = sequence::histories_as_of(transactions, cutoff, SEQUENCE_WEEKS)
+    else {
+        return zeros();
+    };
+    let Some(h) = by_customer.remove(&0u8) else {
+        return zeros();
+    };
+    (0..SEQUENCE_WEEKS)
+        .rev()
+        .map(|w| {
+            h.sequence
+                .week(w)
+                .map_or_else(|| vec![0.0; sequence::CHANNELS], <[f64]>::to_vec)
+        })
+        .collect()
+}
+
+/// Sparse storage of a sequence: `[[week, v0, v1, …], …]` for the non-empty weeks (most weeks of
+/// most customers are empty).
+fn encode_sequence(seq: &[Vec<f64>]) -> String {
+    let sparse: Vec<Vec<f64>> = seq
+        .iter()
+        .enumerate()
+        .filter(|(_, w)| w.iter().any(|v| *v != 0.0))
+        .map(|(i, w)| {
+            let mut row = vec![i as f64];
+            row.extend_from_slice(w);
+            row
+        })
+        .collect();
+    serde_json::to_string(&sparse).unwrap_or_default()
+}
+
+fn decode_sequence(text: &str) -> Result<Vec<Vec<f64>>, serde_json::Error> {
+    let sparse: Vec<Vec<f64>> = serde_json::from_str(text)?;
+    let mut seq = vec![vec![0.0; sequence::CHANNELS]; SEQUENCE_WEEKS];
+    for row in sparse {
+        if let Some((w, values)) = row.split_first()
+            && let Some(slot) = seq.get_mut(*w as usize)
+        {
+            for (dst, src) in slot.iter_mut().zip(values) {
+                *dst = *src;
+            }
+        }
+    }
+    Ok(seq)
 }

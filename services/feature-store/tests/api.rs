@@ -6,10 +6,9 @@ use std::sync::Arc;
 use chrono::{NaiveDate, TimeZone, Utc};
 use sea_orm::{ConnectionTrait, Database};
 use serde_json::{Value, json};
-use sextant_contracts::SalesforceId;
-use sextant_contracts::api::{IngestBatch, IngestResponse, OnlineFeatures, TrainingSet};
-use sextant_contracts::records::{AccountRecord, OrderItemRecord, OrderRecord};
+use sextant_contracts::api::{HistoryStatus, IngestResponse, OnlineFeatures, TrainingSet};
 use sextant_contracts::time::FixedClock;
+use sextant_contracts::{ErrorCode, SalesforceId};
 use sextant_feature_store::{Application, Settings};
 
 struct TestApp {
@@ -79,205 +78,349 @@ async fn spawn(database_url: &str, today: &str) -> TestApp {
     }
 }
 
-fn account(n: u64, name: &str) -> AccountRecord {
-    AccountRecord {
-        id: SalesforceId::from_parts("001", "5g", n),
-        name: name.to_owned(),
-        billing_country: Some("United Kingdom".into()),
-        industry: None,
-        created_date: Utc
-            .with_ymd_and_hms(2010, 12, 1, 0, 0, 0)
-            .single()
-            .expect("t"),
-        last_modified_date: Utc
-            .with_ymd_and_hms(2011, 1, 1, 0, 0, 0)
-            .single()
-            .expect("t"),
-    }
+fn aid(n: u64) -> String {
+    SalesforceId::from_parts("001", "5g", n).to_string()
+}
+fn oid(n: u64) -> String {
+    SalesforceId::from_parts("801", "5g", n).to_string()
 }
 
-fn order(n: u64, account: u64, date: &str) -> OrderRecord {
-    OrderRecord {
-        id: SalesforceId::from_parts("801", "5g", n),
-        account_id: SalesforceId::from_parts("001", "5g", account),
-        effective_date: NaiveDate::parse_from_str(date, "%Y-%m-%d").expect("date"),
-        status: "Activated".into(),
-        order_number: Some(format!("5{n:05}")),
-        last_modified_date: Utc
-            .with_ymd_and_hms(2011, 1, 1, 0, 0, 0)
-            .single()
-            .expect("t"),
-    }
+fn account(n: u64, name: &str) -> Value {
+    json!({"id": aid(n), "name": name, "billing_country": "United Kingdom", "industry": null,
+        "created_date": "2010-12-01T00:00:00Z", "last_modified_date": "2011-01-01T00:00:00Z",
+        "system_modstamp": "2010-12-01T00:00:00Z"})
 }
 
-fn item(n: u64, order: u64, qty: f64, price: f64) -> OrderItemRecord {
-    OrderItemRecord {
-        id: SalesforceId::from_parts("802", "5g", n),
-        order_id: SalesforceId::from_parts("801", "5g", order),
-        product_id: None,
-        quantity: qty,
-        unit_price: price,
-        last_modified_date: Utc
-            .with_ymd_and_hms(2011, 1, 1, 0, 0, 0)
-            .single()
-            .expect("t"),
-    }
+/// An order known (SystemModstamp) at noon of `known`.
+fn order_known(n: u64, account: u64, date: &str, status: &str, known: &str) -> Value {
+    json!({"id": oid(n), "account_id": aid(account), "effective_date": date, "status": status,
+        "order_number": format!("5{n:05}"), "last_modified_date": format!("{known}T12:00:00Z"),
+        "system_modstamp": format!("{known}T12:00:00Z")})
+}
+
+fn order(n: u64, account: u64, date: &str) -> Value {
+    order_known(n, account, date, "Activated", date)
+}
+
+fn item_known(n: u64, order: u64, qty: f64, price: f64, known: &str) -> Value {
+    json!({"id": SalesforceId::from_parts("802", "5g", n).to_string(), "order_id": oid(order),
+        "product_id": null, "quantity": qty, "unit_price": price,
+        "last_modified_date": format!("{known}T12:00:00Z"), "system_modstamp": format!("{known}T12:00:00Z")})
+}
+
+fn item(n: u64, order: u64, qty: f64, price: f64) -> Value {
+    item_known(n, order, qty, price, "2011-01-01")
+}
+
+async fn ingest(app: &TestApp, object: &str, records: Vec<Value>) -> IngestResponse {
+    let (status, body) = app
+        .post("/v1/ingest", &json!({"object": object, "records": records}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    serde_json::from_value(body).expect("ingest response")
 }
 
 /// Accounts 1..=3; account 1 orders before and after the cutoff (2011-06-01), account 2 only
 /// before, account 3 never.
 async fn load(app: &TestApp) {
-    let batches = [
-        IngestBatch::Account(vec![account(1, "A"), account(2, "B"), account(3, "C")]),
-        IngestBatch::Order(vec![
+    ingest(app, "Account", vec![account(1, "A"), account(2, "B"), account(3, "C")]).await;
+    ingest(
+        app,
+        "Order",
+        vec![
             order(1, 1, "2011-01-10"),
             order(2, 1, "2011-06-20"),
             order(3, 2, "2011-03-01"),
-        ]),
-        IngestBatch::OrderItem(vec![
+        ],
+    )
+    .await;
+    ingest(
+        app,
+        "OrderItem",
+        vec![
             item(1, 1, 2.0, 5.0),
             item(2, 1, 1.0, 10.0),
             item(3, 2, 1.0, 99.0),
             item(4, 3, 4.0, 2.5),
-        ]),
-    ];
-    for b in batches {
-        let (status, body) = app
-            .post("/v1/ingest", &serde_json::to_value(&b).expect("json"))
-            .await;
-        assert_eq!(status, 200, "{body}");
+        ],
+    )
+    .await;
+}
+
+/// Reads a streamed training set and checks its framing.
+async fn training_set(app: &TestApp, body: &Value) -> Result<TrainingSet, (u16, Value)> {
+    let resp = app
+        .http
+        .post(format!("{}/v1/training-sets", app.base))
+        .json(body)
+        .send()
+        .await
+        .expect("sent");
+    let status = resp.status().as_u16();
+    if status != 200 {
+        return Err((status, resp.json().await.unwrap_or(Value::Null)));
     }
+    assert_eq!(
+        resp.headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok()),
+        Some("application/x-ndjson")
+    );
+    let text = resp.text().await.expect("body");
+    let mut parser = sextant_contracts::stream::TrainingSetParser::default();
+    parser.push(text.as_bytes()).expect("well-formed stream");
+    Ok(parser.finish().expect("complete stream"))
+}
+
+fn feature(set_names: &[String], row: &[f64], name: &str) -> f64 {
+    let i = set_names.iter().position(|x| x == name).expect("feature");
+    row[i]
 }
 
 #[tokio::test]
-async fn ingest_is_an_idempotent_upsert() {
+async fn ingest_is_idempotent_and_order_independent() {
     for db in databases().await {
         let app = spawn(&db, "2011-12-10").await;
         load(&app).await;
-        load(&app).await;
-        let renamed = IngestBatch::Account(vec![account(1, "A renamed")]);
-        let (status, body) = app
-            .post("/v1/ingest", &serde_json::to_value(&renamed).expect("json"))
-            .await;
-        assert_eq!(status, 200, "{db}: {body}");
-        let resp: IngestResponse = serde_json::from_value(body).expect("response");
+        let again = ingest(&app, "Order", vec![order(1, 1, "2011-01-10")]).await;
+        assert_eq!((again.written, again.unchanged), (0, 1), "{db}: a replay stores nothing");
+        // A newer version moves order 3 to a cancelled state; the older one replayed afterwards
+        // changes nothing.
+        let newer = order_known(3, 2, "2011-03-01", "Cancelled", "2011-03-05");
+        let r = ingest(&app, "Order", vec![newer]).await;
+        assert_eq!(r.written, 1, "{db}");
+        assert!(r.accounts_refreshed >= 1, "{db}: online row of account 2 refreshed");
+        let r = ingest(&app, "Order", vec![order(3, 2, "2011-03-01")]).await;
+        assert_eq!((r.written, r.unchanged), (0, 1), "{db}");
+        let f = online(&app, &[aid(2)]).await;
         assert_eq!(
-            (resp.upserted, resp.total),
-            (1, 3),
-            "{db}: re-ingesting adds nothing"
+            f.rows[0].status,
+            HistoryStatus::NoHistory,
+            "{db}: a cancelled order is no purchase, and the older Activated version does not win"
         );
-        let (_, body) = app
-            .post("/v1/ingest", &json!({"object": "OrderItem", "records": []}))
+    }
+}
+
+async fn online(app: &TestApp, ids: &[String]) -> OnlineFeatures {
+    let (status, body) = app
+        .post("/v1/features/online", &json!({"account_ids": ids, "include_sequences": true}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    serde_json::from_value(body).expect("online features")
+}
+
+#[tokio::test]
+async fn bad_records_are_answered_one_by_one_and_the_rest_stored() {
+    for db in databases().await {
+        let app = spawn(&db, "2011-12-10").await;
+        ingest(&app, "Account", vec![account(1, "A")]).await;
+        let r = ingest(
+            &app,
+            "Order",
+            vec![
+                order(1, 1, "2011-01-10"),
+                json!({"id": oid(2), "account_id": aid(1), "status": "Activated"}),
+                json!({"id": oid(3), "account_id": SalesforceId::from_parts("003", "5g", 1).to_string(),
+                    "effective_date": "2011-01-10", "status": "Activated", "last_modified_date": "2011-01-10T00:00:00Z"}),
+                json!("not a record"),
+            ],
+        )
+        .await;
+        assert_eq!(r.written, 1, "{db}");
+        let rejected: Vec<u64> = r.rejected.iter().map(|x| x.index).collect();
+        assert_eq!(rejected, vec![1, 2, 3], "{db}");
+        assert_eq!(r.rejected[0].id.as_deref(), Some(oid(2).as_str()));
+        assert!(r.rejected[0].message.contains("effective_date"), "{:?}", r.rejected[0]);
+        assert!(r.rejected[1].message.contains("not an Account id"), "{:?}", r.rejected[1]);
+        assert_eq!(r.rejected[2].code, ErrorCode::InvalidRecord);
+        let (status, body) = app
+            .post("/v1/ingest", &json!({"object": "Widget", "records": []}))
             .await;
-        assert_eq!(body["total"], 4, "{db}");
+        assert_eq!((status, body["code"].as_str()), (400, Some("invalid_json")), "{db}");
     }
 }
 
 #[tokio::test]
-async fn training_sets_are_point_in_time() {
+async fn deletions_remove_rows_from_their_known_time_on() {
     for db in databases().await {
         let app = spawn(&db, "2011-12-10").await;
         load(&app).await;
+        // Order 3 (account 2's only order, 2011-03-01) is deleted on 2011-07-01.
         let (status, body) = app
             .post(
-                "/v1/training-sets",
-                &json!({"cutoff": "2011-06-01", "horizon_days": 90}),
+                "/v1/ingest",
+                &json!({"object": "Order", "deletions": [{"id": oid(3), "deleted_at": "2011-07-01T00:00:00Z"}]}),
             )
             .await;
         assert_eq!(status, 200, "{db}: {body}");
-        let set: TrainingSet = serde_json::from_value(body).expect("set");
-        assert_eq!(
-            set.rows.len(),
-            2,
-            "{db}: only accounts with history before the cutoff"
-        );
-        let a1 = &set.rows[0];
-        assert_eq!(a1.account_id, SalesforceId::from_parts("001", "5g", 1));
+        assert_eq!(body["written"], 1, "{db}");
+        let f = online(&app, &[aid(2)]).await;
+        assert_eq!(f.rows[0].status, HistoryStatus::NoHistory, "{db}: gone now");
+        let before = training_set(&app, &json!({"cutoffs": ["2011-06-01"], "horizon_days": 90}))
+            .await
+            .expect("set");
         assert!(
-            !a1.churned,
-            "{db}: account 1 ordered within 90 days of the cutoff"
+            before.rows.iter().any(|r| r.account_id.as_str() == aid(2)),
+            "{db}: still there as of a cut-off before the deletion"
         );
-        // Features see only the January order (amount 20), not the June one (99).
-        let names = &set.feature_names;
-        let at = |n: &str| names.iter().position(|x| x == n).expect("feature");
-        assert_eq!(a1.features[at("frequency")], 1.0);
-        assert_eq!(a1.features[at("monetary_total")], 20.0);
-        assert_eq!(a1.features[at("recency_days")], 142.0);
-        assert!(set.rows[1].churned, "{db}: account 2 did not order again");
-        let (status, body) = app
+        let after = training_set(&app, &json!({"cutoffs": ["2011-08-01"], "horizon_days": 90}))
+            .await
+            .expect("set");
+        assert!(
+            !after.rows.iter().any(|r| r.account_id.as_str() == aid(2)),
+            "{db}: absent from a cut-off after it"
+        );
+        // A tombstone that arrives before its record still wins over it.
+        let (status, _) = app
             .post(
-                "/v1/training-sets",
-                &json!({"cutoff": "2011-06-01", "horizon_days": 0}),
+                "/v1/ingest",
+                &json!({"object": "Order", "deletions": [{"id": oid(9), "deleted_at": "2011-02-01T00:00:00Z"}]}),
             )
             .await;
-        assert_eq!(
-            (status, body["code"].as_str()),
-            (400, Some("invalid_parameter")),
-            "{db}"
-        );
+        assert_eq!(status, 200);
+        ingest(&app, "Order", vec![order_known(9, 3, "2011-01-05", "Activated", "2011-01-05")]).await;
+        ingest(&app, "OrderItem", vec![item_known(9, 9, 1.0, 10.0, "2011-01-05")]).await;
+        let f = online(&app, &[aid(3)]).await;
+        assert_eq!(f.rows[0].status, HistoryStatus::NoHistory, "{db}: out-of-order tombstone");
     }
 }
 
 #[tokio::test]
-async fn online_features_are_as_of_today_and_bounded() {
+async fn training_sets_are_point_in_time_and_leak_nothing() {
     for db in databases().await {
         let app = spawn(&db, "2011-12-10").await;
         load(&app).await;
-        let a1 = SalesforceId::from_parts("001", "5g", 1).to_string();
-        let a3 = SalesforceId::from_parts("001", "5g", 3).to_string();
-        let unknown = SalesforceId::from_parts("001", "5g", 99).to_string();
-        let (status, body) = app
-            .post(
-                "/v1/features/online",
-                &json!({"account_ids": [a3, a1, unknown, a1]}),
-            )
-            .await;
-        assert_eq!(status, 200, "{db}: {body}");
-        let f: OnlineFeatures = serde_json::from_value(body).expect("features");
-        assert_eq!(f.as_of.to_string(), "2011-12-10");
-        assert_eq!(
-            f.rows.len(),
-            2,
-            "{db}: duplicates collapse, unknown ids are reported"
-        );
-        assert_eq!(
-            f.rows[0].account_id.as_str(),
-            a3,
-            "{db}: request order is kept"
-        );
-        assert_eq!(
-            f.rows[1].features[1], 2.0,
-            "{db}: both orders of account 1 are history now"
-        );
-        assert_eq!(f.missing.len(), 1);
+        // Plant every kind of leak around the cut-off 2011-06-01 for account 2:
+        // - a late-arriving row: dated before the cut-off, known only after it;
+        ingest(&app, "Order", vec![order_known(20, 2, "2011-05-20", "Activated", "2011-06-15")]).await;
+        ingest(&app, "OrderItem", vec![item_known(20, 20, 1.0, 1000.0, "2011-06-15")]).await;
+        // - a row edited after the cut-off: order 3's line re-priced on 2011-07-01;
+        ingest(&app, "OrderItem", vec![item_known(4, 3, 4.0, 250.0, "2011-07-01")]).await;
+        // - a backdated order: entered in August with an April effective date;
+        ingest(&app, "Order", vec![order_known(21, 2, "2011-04-01", "Activated", "2011-08-02")]).await;
+        ingest(&app, "OrderItem", vec![item_known(21, 21, 1.0, 500.0, "2011-08-02")]).await;
+        // - a deletion after the cut-off (order 1 of account 1, deleted 2011-09-01).
+        app.post(
+            "/v1/ingest",
+            &json!({"object": "Order", "deletions": [{"id": oid(1), "deleted_at": "2011-09-01T00:00:00Z"}]}),
+        )
+        .await;
 
-        let too_many: Vec<String> = (1..=201)
-            .map(|n| SalesforceId::from_parts("001", "5g", n).to_string())
-            .collect();
+        let set = training_set(&app, &json!({"cutoffs": ["2011-06-01"], "horizon_days": 90}))
+            .await
+            .expect("set");
+        let names = &set.header.feature_names;
+        assert_eq!(set.rows.len(), 2, "{db}: only accounts with history before the cut-off");
+        let a1 = set.rows.iter().find(|r| r.account_id.as_str() == aid(1)).expect("a1");
+        let a2 = set.rows.iter().find(|r| r.account_id.as_str() == aid(2)).expect("a2");
+        assert!(!a1.churned, "{db}: account 1 ordered within 90 days of the cut-off");
+        assert_eq!(feature(names, &a1.features, "frequency"), 1.0, "{db}: deletion after the cut-off does not reach back");
+        assert_eq!(feature(names, &a1.features, "monetary_total"), 20.0, "{db}");
+        assert_eq!(feature(names, &a1.features, "recency_days"), 142.0, "{db}");
+        assert_eq!(feature(names, &a2.features, "frequency"), 1.0, "{db}: late and backdated orders are invisible");
+        assert_eq!(feature(names, &a2.features, "monetary_total"), 10.0, "{db}: the edit after the cut-off is invisible");
+        assert!(a2.churned, "{db}: account 2 did not order in the window");
+
+        // The same request gives the same fingerprint; another cut-off another one.
+        let again = training_set(&app, &json!({"cutoffs": ["2011-06-01"], "horizon_days": 90}))
+            .await
+            .expect("set");
+        assert_eq!(set.fingerprint, again.fingerprint, "{db}");
+        assert_eq!(set.fingerprint.len(), 64);
+        // Stacked cut-offs and explicit examples.
+        let stacked = training_set(
+            &app,
+            &json!({"cutoffs": ["2011-02-01", "2011-06-01"], "horizon_days": 90, "include_sequences": true}),
+        )
+        .await
+        .expect("set");
+        assert_eq!(stacked.rows.len(), 3, "{db}: account 1 at both cut-offs, account 2 at the later");
+        assert_ne!(stacked.fingerprint, set.fingerprint);
+        let seq = stacked.rows[0].sequence.as_ref().expect("sequence");
+        assert_eq!(seq.len(), 104);
+        assert_eq!(stacked.header.sequence_channels.len(), seq[0].len());
+        let examples = training_set(
+            &app,
+            &json!({"examples": [{"account_id": aid(2), "cutoff": "2011-06-01"}, {"account_id": aid(3), "cutoff": "2011-06-01"}], "horizon_days": 30}),
+        )
+        .await
+        .expect("set");
+        assert_eq!(examples.rows.len(), 1, "{db}: account 3 has no history");
+
+        for (req, code) in [
+            (json!({"cutoffs": ["2011-06-01"], "horizon_days": 0}), "invalid_parameter"),
+            (json!({"cutoffs": [], "horizon_days": 30}), "invalid_parameter"),
+            (json!({"cutoffs": ["2011-11-01"], "horizon_days": 90}), "label_window_open"),
+        ] {
+            let err = training_set(&app, &req).await.expect_err("refused");
+            assert_eq!((err.0, err.1["code"].as_str()), (400, Some(code)), "{db}: {req}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn online_features_are_materialised_and_mark_no_history() {
+    for db in databases().await {
+        let app = spawn(&db, "2011-12-10").await;
+        load(&app).await;
+        let unknown = SalesforceId::from_parts("001", "5g", 99).to_string();
+        let f = online(&app, &[aid(3), aid(1), unknown.clone(), aid(1)]).await;
+        assert_eq!(f.as_of.to_string(), "2011-12-11", "{db}: the end of today");
+        assert_eq!(f.rows.len(), 2, "{db}: duplicates collapse, unknown ids are reported");
+        assert_eq!(f.rows[0].account_id.as_str(), aid(3), "{db}: request order is kept");
+        assert_eq!(f.rows[0].status, HistoryStatus::NoHistory, "{db}: never purchased");
+        assert!(f.rows[0].features.is_none(), "{db}: no made-up zeros");
+        let a1 = f.rows[1].features.as_ref().expect("features");
+        assert_eq!(feature(&f.feature_names, a1, "frequency"), 2.0, "{db}: both orders of account 1");
+        assert_eq!(f.missing, vec![SalesforceId::parse(&unknown).expect("id")]);
+        assert_eq!(f.rows[1].attributes.get("country").map(String::as_str), Some("United Kingdom"));
+        assert_eq!(f.rows[1].sequence.as_ref().map(Vec::len), Some(104));
+        // A new order refreshes the materialised row through ingest.
+        let r = ingest(&app, "Order", vec![order(30, 3, "2011-12-01")]).await;
+        assert_eq!(r.accounts_refreshed, 1, "{db}");
+        let r = ingest(&app, "OrderItem", vec![item(30, 30, 1.0, 7.0)]).await;
+        assert_eq!(r.accounts_refreshed, 1, "{db}");
+        let f = online(&app, &[aid(3)]).await;
+        assert_eq!(f.rows[0].status, HistoryStatus::Ok, "{db}");
+        let v = f.rows[0].features.as_ref().expect("features");
+        assert_eq!(feature(&f.feature_names, v, "monetary_total"), 7.0, "{db}");
+        assert_eq!(feature(&f.feature_names, v, "recency_days"), 10.0, "{db}");
+
+        let too_many: Vec<String> = (1..=201).map(aid).collect();
         let (status, body) = app
             .post("/v1/features/online", &json!({"account_ids": too_many}))
             .await;
-        assert_eq!(
-            (status, body["code"].as_str()),
-            (400, Some("too_many_records")),
-            "{db}"
-        );
+        assert_eq!((status, body["code"].as_str()), (400, Some("too_many_records")), "{db}");
         let (status, body) = app
             .post("/v1/features/online", &json!({"account_ids": []}))
             .await;
-        assert_eq!(
-            (status, body["code"].as_str()),
-            (400, Some("empty_request")),
-            "{db}"
-        );
+        assert_eq!((status, body["code"].as_str()), (400, Some("empty_request")), "{db}");
         let (status, body) = app
             .post("/v1/features/online", &json!({"account_ids": ["001BOGUS"]}))
             .await;
-        assert_eq!(
-            (status, body["code"].as_str()),
-            (400, Some("invalid_json")),
-            "{db}"
-        );
+        assert_eq!((status, body["code"].as_str()), (400, Some("invalid_json")), "{db}");
+    }
+}
+
+#[tokio::test]
+async fn only_purchase_statuses_count() {
+    for db in databases().await {
+        let app = spawn(&db, "2011-12-10").await;
+        ingest(&app, "Account", vec![account(1, "A")]).await;
+        ingest(
+            &app,
+            "Order",
+            vec![
+                order_known(1, 1, "2011-03-01", "Draft", "2011-03-01"),
+                order_known(2, 1, "2011-04-01", "activated", "2011-04-01"),
+            ],
+        )
+        .await;
+        ingest(&app, "OrderItem", vec![item(1, 1, 1.0, 100.0), item(2, 2, 1.0, 5.0)]).await;
+        let f = online(&app, &[aid(1)]).await;
+        let v = f.rows[0].features.as_ref().expect("features");
+        assert_eq!(feature(&f.feature_names, v, "frequency"), 1.0, "{db}: the draft is no purchase");
+        assert_eq!(feature(&f.feature_names, v, "monetary_total"), 5.0, "{db}");
     }
 }
 

@@ -170,7 +170,7 @@ pub async fn fetch_training_set(
         let body = resp.text().await.unwrap_or_default();
         return Err(format!("feature store answered {status}: {body}"));
     }
-    let mut parser = TrainingSetParser::default();
+    let mut parser = sextant_contracts::stream::TrainingSetParser::default();
     while let Some(chunk) = resp
         .chunk()
         .await
@@ -181,68 +181,3 @@ pub async fn fetch_training_set(
     parser.finish()
 }
 
-/// Incremental parser of the NDJSON training-set stream.
-#[derive(Debug, Default)]
-pub struct TrainingSetParser {
-    pending: Vec<u8>,
-    header: Option<sextant_contracts::api::TrainingSetHeader>,
-    rows: Vec<sextant_contracts::api::TrainingRow>,
-    trailer: Option<sextant_contracts::api::TrainingSetTrailer>,
-}
-
-impl TrainingSetParser {
-    /// Feeds bytes; complete lines are parsed.
-    pub fn push(&mut self, bytes: &[u8]) -> Result<(), String> {
-        use sextant_contracts::api::TrainingSetLine;
-        self.pending.extend_from_slice(bytes);
-        while let Some(pos) = self.pending.iter().position(|b| *b == b'\n') {
-            let line: Vec<u8> = self.pending.drain(..=pos).collect();
-            let line = &line[..line.len() - 1];
-            if line.iter().all(u8::is_ascii_whitespace) {
-                continue;
-            }
-            if self.trailer.is_some() {
-                return Err("training set: data after the trailer".into());
-            }
-            let parsed: TrainingSetLine = serde_json::from_slice(line)
-                .map_err(|e| format!("training set: bad line: {e}"))?;
-            match parsed {
-                TrainingSetLine::Header(h) if self.header.is_none() => self.header = Some(h),
-                TrainingSetLine::Header(_) => return Err("training set: second header".into()),
-                TrainingSetLine::Row(_) if self.header.is_none() => {
-                    return Err("training set: row before the header".into());
-                }
-                TrainingSetLine::Row(r) => self.rows.push(r),
-                TrainingSetLine::Trailer(t) => self.trailer = Some(t),
-                TrainingSetLine::Error(e) => {
-                    return Err(format!(
-                        "feature store failed mid-stream: {} {}",
-                        e.code.as_str(),
-                        e.message
-                    ));
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// The whole set, once the trailer has arrived and its row count matches.
-    pub fn finish(self) -> Result<TrainingSet, String> {
-        let header = self.header.ok_or("training set: no header")?;
-        let trailer = self
-            .trailer
-            .ok_or("training set: the stream ended without its trailer (truncated)")?;
-        if trailer.rows != self.rows.len() as u64 {
-            return Err(format!(
-                "training set: trailer says {} rows, {} arrived",
-                trailer.rows,
-                self.rows.len()
-            ));
-        }
-        Ok(TrainingSet {
-            header,
-            rows: self.rows,
-            fingerprint: trailer.fingerprint,
-        })
-    }
-}
