@@ -10,12 +10,16 @@
 //! - [`clv`]: BG/NBD, Pareto/NBD, Gamma-Gamma and discounted CLV (maximum likelihood, closed forms).
 //! - [`evaluation`]: the result shape of `sextant evaluate` and its errors.
 //! - [`metrics`]: ROC-AUC, accuracy, log-loss, the ROC curve, and an SVG plot of it.
+//! - [`next_category`]: derived product categories and the next-purchase-category model.
+//! - [`recommend`]: cross-sell (EASE, item-kNN, ALS, popularity), ranking metrics, product clusters.
 //! - [`sequence`]: the sequence (GRU) churn artefact and its fast batched forward pass.
 
 pub mod artifact;
 pub mod clv;
 pub mod evaluation;
 pub mod metrics;
+pub mod next_category;
+pub mod recommend;
 pub mod sequence;
 
 pub use artifact::{ChurnArtifact, Dense, ModelError};
