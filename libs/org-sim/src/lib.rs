@@ -19,10 +19,12 @@
 //! - [`data`]: the org's objects and records, built from the sample.
 //! - [`soql`]: the SOQL subset: parser and evaluator.
 //! - [`server`]: the HTTP endpoints.
+//! - [`faults`]: injected failures (5xx, 429, slow answers, broken connections, lock errors).
 //! - [`credentials`]: a connected-app key pair and self-signed certificate for local use.
 
 pub mod credentials;
 pub mod data;
+pub mod faults;
 pub mod server;
 pub mod soql;
 

@@ -3,13 +3,23 @@
 //! Login host and instance host are the same loopback server here; the token response's
 //! `instance_url` points back at it, so a client that (correctly) sends REST calls to
 //! `instance_url` rather than the login host works unchanged against a real org.
+//!
+//! The server can listen on several ports ("hosts"); [`RunningOrgSim::move_instance`] moves the
+//! org to another one, as a pod migration or My Domain change does: sessions end, the old host
+//! answers 401 on REST paths, and the next login returns the new `instance_url`. Every
+//! `/services/data` answer carries `Sforce-Limit-Info`. Faults are injected with
+//! [`RunningOrgSim::inject`] (see [`crate::faults`]).
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::net::TcpListener;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU16};
 use std::sync::{Arc, Mutex};
 
-use actix_web::dev::ServerHandle;
+use actix_web::dev::{ServerHandle, ServiceResponse};
 use actix_web::http::StatusCode;
+use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use rand::Rng;
@@ -18,6 +28,7 @@ use sextant_contracts::SalesforceId;
 use sextant_contracts::time::SharedClock;
 
 use crate::data::OrgData;
+use crate::faults::{self, FaultRule};
 use crate::soql;
 
 /// How the simulated org is set up.
@@ -35,6 +46,9 @@ pub struct OrgSimConfig {
     pub max_assertion_lifetime_secs: i64,
     /// Default SOQL page size (Salesforce: 2000).
     pub batch_size: usize,
+    /// The most rows a page holds whatever the client asked for: `batchSize` is only a hint
+    /// (Force.com-JavaScript-REST-Toolkit#91). `None` honours the hint.
+    pub server_batch_cap: Option<usize>,
     /// Daily API request allowance reported in `Sforce-Limit-Info`.
     pub api_request_limit: u64,
     /// The org id (`00D…`).
@@ -56,6 +70,7 @@ impl OrgSimConfig {
             ],
             max_assertion_lifetime_secs: 300,
             batch_size: 2000,
+            server_batch_cap: None,
             api_request_limit: 15_000,
             org_id: SalesforceId::from_parts("00D", "5g", 1),
             user_id: SalesforceId::from_parts("005", "5g", 1),
@@ -69,6 +84,20 @@ pub struct RecordedRequest {
     pub method: String,
     pub path: String,
     pub query: String,
+    /// The port (host) the request arrived on.
+    pub port: u16,
+    /// Request headers, names lower-cased.
+    pub headers: Vec<(String, String)>,
+}
+
+impl RecordedRequest {
+    /// A header's value.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
 }
 
 struct Cursor {
@@ -90,7 +119,16 @@ struct State {
     next_cursor: std::sync::atomic::AtomicU64,
     api_usage: Mutex<u64>,
     requests: Mutex<Vec<RecordedRequest>>,
+    faults: Mutex<Vec<FaultRule>>,
+    /// The port REST calls must arrive on (the current instance host).
+    instance_port: AtomicU16,
+    /// Logins succeed but their sessions are refused (expired password, High Assurance).
+    restricted_sessions: AtomicBool,
+    /// Where `nextRecordsUrl` points when set (a hostile or broken org, for client tests).
+    next_records_url_base: Mutex<Option<String>>,
 }
+
+type Reply = Pin<Box<dyn Future<Output = Result<ServiceResponse, actix_web::Error>>>>;
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -118,6 +156,8 @@ pub struct RunningOrgSim {
     /// `http://127.0.0.1:<port>`: both the login URL and the instance URL.
     pub base_url: String,
     pub port: u16,
+    /// Every host the server listens on (`base_url` first).
+    pub hosts: Vec<String>,
     handle: ServerHandle,
     state: Arc<State>,
 }
@@ -139,6 +179,49 @@ impl RunningOrgSim {
     pub fn expire_all_sessions(&self) {
         lock(&self.state.sessions).clear();
     }
+    /// Invalidates one access token now.
+    pub fn expire_session(&self, access_token: &str) {
+        lock(&self.state.sessions).remove(access_token);
+    }
+    /// Queues a fault (see [`crate::faults`]).
+    pub fn inject(&self, rule: FaultRule) {
+        lock(&self.state.faults).push(rule);
+    }
+    /// Drops every queued fault.
+    pub fn clear_faults(&self) {
+        lock(&self.state.faults).clear();
+    }
+    /// Sets the org's API requests used in the current 24 hours.
+    pub fn set_api_usage(&self, used: u64) {
+        *lock(&self.state.api_usage) = used;
+    }
+    /// API requests used in the current 24 hours.
+    pub fn api_usage(&self) -> u64 {
+        *lock(&self.state.api_usage)
+    }
+    /// When on, logins succeed but every REST call answers 401 `INVALID_SESSION_ID` (a
+    /// restricted token after a password expired, or a High Assurance session policy).
+    pub fn restrict_sessions(&self, on: bool) {
+        self.state
+            .restricted_sessions
+            .store(on, std::sync::atomic::Ordering::SeqCst);
+    }
+    /// Moves the org's instance to `hosts[index]`: sessions end, REST calls on any other host
+    /// answer 401, and logins return the new `instance_url`.
+    pub fn move_instance(&self, index: usize) -> Option<String> {
+        let host = self.hosts.get(index)?.clone();
+        let port = host.rsplit(':').next()?.parse::<u16>().ok()?;
+        *lock(&self.state.base_url) = host.clone();
+        self.state
+            .instance_port
+            .store(port, std::sync::atomic::Ordering::SeqCst);
+        lock(&self.state.sessions).clear();
+        Some(host)
+    }
+    /// Makes `nextRecordsUrl` absolute on `base` (e.g. another host), or relative again (`None`).
+    pub fn set_next_records_url_base(&self, base: Option<String>) {
+        *lock(&self.state.next_records_url_base) = base;
+    }
     /// Stops the server.
     pub async fn stop(&self) {
         self.handle.stop(true).await;
@@ -153,9 +236,28 @@ impl OrgSim {
         clock: SharedClock,
         listener: TcpListener,
     ) -> Result<(RunningOrgSim, actix_web::dev::Server), OrgSimError> {
+        Self::start_on(config, org, clock, vec![listener])
+    }
+
+    /// Serves the org on several listeners (hosts); the first is the login and instance host.
+    pub fn start_on(
+        config: OrgSimConfig,
+        org: OrgData,
+        clock: SharedClock,
+        listeners: Vec<TcpListener>,
+    ) -> Result<(RunningOrgSim, actix_web::dev::Server), OrgSimError> {
         let decoding_key = DecodingKey::from_rsa_pem(config.certificate_pem.as_bytes())
             .map_err(|e| OrgSimError::Certificate(e.to_string()))?;
-        let port = listener.local_addr()?.port();
+        let mut hosts = Vec::with_capacity(listeners.len());
+        for l in &listeners {
+            hosts.push(format!("http://127.0.0.1:{}", l.local_addr()?.port()));
+        }
+        let Some(first) = listeners.first() else {
+            return Err(OrgSimError::Bind(std::io::Error::other(
+                "no listener given",
+            )));
+        };
+        let port = first.local_addr()?.port();
         let base_url = format!("http://127.0.0.1:{port}");
         let state = Arc::new(State {
             config,
@@ -168,6 +270,10 @@ impl OrgSim {
             next_cursor: std::sync::atomic::AtomicU64::new(1),
             api_usage: Mutex::new(0),
             requests: Mutex::new(Vec::new()),
+            faults: Mutex::new(Vec::new()),
+            instance_port: AtomicU16::new(port),
+            restricted_sessions: AtomicBool::new(false),
+            next_records_url_base: Mutex::new(None),
         });
         let data = web::Data::from(state.clone());
         let server = HttpServer::new(move || {
@@ -175,14 +281,63 @@ impl OrgSim {
                 .app_data(data.clone())
                 .app_data(web::PayloadConfig::new(1 << 20))
                 .wrap_fn(|req, srv| {
-                    if let Some(state) = req.app_data::<web::Data<State>>() {
-                        lock(&state.requests).push(RecordedRequest {
-                            method: req.method().to_string(),
-                            path: req.path().to_owned(),
-                            query: req.query_string().to_owned(),
-                        });
+                    let Some(state) = req.app_data::<web::Data<State>>().cloned() else {
+                        return Box::pin(actix_web::dev::Service::call(srv, req)) as Reply;
+                    };
+                    let port = req.app_config().local_addr().port();
+                    lock(&state.requests).push(RecordedRequest {
+                        method: req.method().to_string(),
+                        path: req.path().to_owned(),
+                        query: req.query_string().to_owned(),
+                        port,
+                        headers: req
+                            .headers()
+                            .iter()
+                            .map(|(k, v)| {
+                                (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned())
+                            })
+                            .collect(),
+                    });
+                    let data_path = req.path().starts_with("/services/data/v");
+                    let fault =
+                        faults::take(&mut lock(&state.faults), req.method().as_str(), req.path());
+                    let delay = match &fault {
+                        Some(faults::Fault::Delay(d)) => Some(*d),
+                        _ => None,
+                    };
+                    if let Some(resp) = fault.as_ref().and_then(faults::Fault::response) {
+                        let res = req.into_response(resp);
+                        return Box::pin(async move { Ok(res) });
                     }
-                    actix_web::dev::Service::call(srv, req)
+                    let instance = state
+                        .instance_port
+                        .load(std::sync::atomic::Ordering::SeqCst);
+                    if data_path && port != instance {
+                        // This host no longer serves the org.
+                        let res = req.into_response(rest_error(
+                            StatusCode::UNAUTHORIZED,
+                            "INVALID_SESSION_ID",
+                            "Session expired or invalid",
+                        ));
+                        return Box::pin(async move { Ok(res) });
+                    }
+                    let fut = actix_web::dev::Service::call(srv, req);
+                    Box::pin(async move {
+                        if let Some(d) = delay {
+                            tokio::time::sleep(d).await;
+                        }
+                        let mut res = fut.await?;
+                        if data_path {
+                            let used = *lock(&state.api_usage);
+                            let value =
+                                format!("api-usage={used}/{}", state.config.api_request_limit);
+                            if let Ok(v) = HeaderValue::from_str(&value) {
+                                res.headers_mut()
+                                    .insert(HeaderName::from_static("sforce-limit-info"), v);
+                            }
+                        }
+                        Ok(res)
+                    })
                 })
                 .route("/services/oauth2/token", web::post().to(token))
                 .route("/services/data", web::get().to(versions))
@@ -196,12 +351,16 @@ impl OrgSim {
                 .default_service(web::to(not_found))
         })
         .workers(2)
-        .disable_signals()
-        .listen(listener)?
-        .run();
+        .disable_signals();
+        let mut server = server;
+        for l in listeners {
+            server = server.listen(l)?;
+        }
+        let server = server.run();
         let running = RunningOrgSim {
             base_url,
             port,
+            hosts,
             handle: server.handle(),
             state,
         };
@@ -239,7 +398,12 @@ async fn token(state: web::Data<State>, req: HttpRequest, body: web::Bytes) -> H
     match verify_assertion(&state, assertion) {
         Ok(()) => {
             let token = mint_token(&state.config.org_id);
-            lock(&state.sessions).insert(token.clone(), ());
+            if !state
+                .restricted_sessions
+                .load(std::sync::atomic::Ordering::SeqCst)
+            {
+                lock(&state.sessions).insert(token.clone(), ());
+            }
             let base = lock(&state.base_url).clone();
             HttpResponse::Ok().json(json!({
                 "access_token": token,
@@ -370,13 +534,6 @@ fn authorise(state: &State, req: &HttpRequest, version: &str) -> Result<u64, Box
     Ok(*usage)
 }
 
-fn limit_header(state: &State, used: u64) -> (&'static str, String) {
-    (
-        "Sforce-Limit-Info",
-        format!("api-usage={used}/{}", state.config.api_request_limit),
-    )
-}
-
 /// `Sforce-Query-Options: batchSize=N` (200..2000) is a hint; out-of-range values are ignored.
 fn batch_size(state: &State, req: &HttpRequest) -> usize {
     req.headers()
@@ -389,6 +546,8 @@ fn batch_size(state: &State, req: &HttpRequest) -> usize {
         .and_then(|n| n.parse::<usize>().ok())
         .filter(|n| (200..=2000).contains(n))
         .unwrap_or(state.config.batch_size)
+        .min(state.config.server_batch_cap.unwrap_or(usize::MAX))
+        .max(1)
 }
 
 #[derive(serde::Deserialize)]
@@ -403,10 +562,9 @@ async fn query(
     params: web::Query<QueryParams>,
 ) -> HttpResponse {
     let version = path.into_inner();
-    let used = match authorise(&state, &req, &version) {
-        Ok(u) => u,
-        Err(resp) => return *resp,
-    };
+    if let Err(resp) = authorise(&state, &req, &version) {
+        return *resp;
+    }
     let Some(q) = params.q.as_deref() else {
         return rest_error(
             StatusCode::BAD_REQUEST,
@@ -424,7 +582,7 @@ async fn query(
         rows: result.rows,
         batch: batch_size(&state, &req),
     };
-    page(&state, cursor, 0, used)
+    page(&state, cursor, 0)
 }
 
 async fn query_more(
@@ -433,10 +591,9 @@ async fn query_more(
     path: web::Path<(String, String)>,
 ) -> HttpResponse {
     let (version, locator) = path.into_inner();
-    let used = match authorise(&state, &req, &version) {
-        Ok(u) => u,
-        Err(resp) => return *resp,
-    };
+    if let Err(resp) = authorise(&state, &req, &version) {
+        return *resp;
+    }
     let invalid = || {
         rest_error(
             StatusCode::BAD_REQUEST,
@@ -456,11 +613,11 @@ async fn query_more(
     if cursor.version != version {
         return invalid();
     }
-    page(&state, cursor, offset, used)
+    page(&state, cursor, offset)
 }
 
 /// Answers one page of a cursor, keeping the cursor when more pages remain.
-fn page(state: &State, cursor: Cursor, offset: usize, used: u64) -> HttpResponse {
+fn page(state: &State, cursor: Cursor, offset: usize) -> HttpResponse {
     let total = cursor.rows.len();
     let end = (offset + cursor.batch).min(total);
     let version = cursor.version.clone();
@@ -484,13 +641,15 @@ fn page(state: &State, cursor: Cursor, offset: usize, used: u64) -> HttpResponse
             .next_cursor
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let locator_id = SalesforceId::from_parts("01g", "5g", serial).as_str()[..15].to_owned();
+        let base = lock(&state.next_records_url_base)
+            .clone()
+            .unwrap_or_default();
         body["nextRecordsUrl"] = Value::from(format!(
-            "/services/data/v{version}/query/{locator_id}-{end}"
+            "{base}/services/data/v{version}/query/{locator_id}-{end}"
         ));
         lock(&state.cursors).insert(locator_id, cursor);
     }
     HttpResponse::Ok()
-        .insert_header(limit_header(state, used))
         .content_type("application/json;charset=UTF-8")
         .json(body)
 }
