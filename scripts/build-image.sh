@@ -85,9 +85,9 @@ echo "build-image: $output ($image, revision $revision, $size, $(echo "$libs" | 
 
 if [ "$check" -eq 1 ]; then
     fail() { echo "build-image: check failed: $*" >&2; exit 1; }
-    fmt='{{.OCIv1.Config.User}}|{{json .OCIv1.Config.Entrypoint}}|{{index .OCIv1.Config.Labels "org.opencontainers.image.version"}}|{{index .OCIv1.Config.Labels "org.opencontainers.image.revision"}}'
+    fmt='{{.OCIv1.Config.User}}|{{index .OCIv1.Config.Entrypoint 0}}|{{index .OCIv1.Config.Labels "org.opencontainers.image.version"}}|{{index .OCIv1.Config.Labels "org.opencontainers.image.revision"}}'
     got=$("${B[@]}" inspect --type image --format "$fmt" "$image")
-    want="65532:65532|[\"/usr/local/bin/sextant\"]|$version|$revision"
+    want="65532:65532|/usr/local/bin/sextant|$version|$revision"
     [ "$got" = "$want" ] || fail "image config is '$got', expected '$want'"
     run=$("${B[@]}" from --pull-never "$image")
     out=$("${B[@]}" run --isolation chroot "$run" -- /usr/local/bin/sextant --version)
