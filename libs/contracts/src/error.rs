@@ -39,6 +39,8 @@ pub enum ErrorCode {
     SyncInProgress,
     /// One record of a batch is malformed or invalid (answered per record; the rest is stored).
     InvalidRecord,
+    /// The record has no purchase history: there is nothing to score it on (answered per record).
+    NoHistory,
     /// A training set's label window (cut-off + horizon) ends after today: its labels are unknown.
     LabelWindowOpen,
     /// Anything unexpected; details are in the server log, never in the response.
@@ -63,6 +65,7 @@ impl ErrorCode {
             Self::SalesforceError => "salesforce_error",
             Self::SyncInProgress => "sync_in_progress",
             Self::InvalidRecord => "invalid_record",
+            Self::NoHistory => "no_history",
             Self::LabelWindowOpen => "label_window_open",
             Self::Internal => "internal",
         }

@@ -68,6 +68,11 @@ async fn sync(state: web::Data<AppState>) -> Result<web::Json<SyncReport>, ApiEr
                 e.to_string(),
             ),
             SyncError::FeatureStore(e) => ApiError::upstream("feature store", e),
+            rejected @ SyncError::Rejected { .. } => ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                ErrorCode::InvalidRecord,
+                rejected.to_string(),
+            ),
         }
     })
 }

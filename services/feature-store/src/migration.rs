@@ -375,7 +375,7 @@ async fn copy_skeleton_rows(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
     let (us, day) = match backend {
         DbBackend::Postgres => (
             "(EXTRACT(EPOCH FROM {c}) * 1000000)::BIGINT",
-            "({c} - DATE '1970-01-01')",
+            "(CAST({c} AS DATE) - DATE '1970-01-01')",
         ),
         _ => (
             "CAST((julianday({c}) - 2440587.5) * 86400000000 AS INTEGER)",

@@ -116,6 +116,8 @@ async fn scores(
         .post(format!("{}/v1/features/online", state.feature_store_url))
         .json(&OnlineFeaturesRequest {
             account_ids: ids.clone(),
+            include_sequences: false,
+            org_id: None,
         })
         .send()
         .await
@@ -132,20 +134,26 @@ async fn scores(
             ),
         ));
     }
-    let by_id: HashMap<&SalesforceId, &Vec<f64>> = features
+    let by_id: HashMap<&SalesforceId, Option<&Vec<f64>>> = features
         .rows
         .iter()
-        .map(|r| (&r.account_id, &r.features))
+        .map(|r| (&r.account_id, r.features.as_ref()))
         .collect();
     let mut scores = Vec::with_capacity(ids.len());
     let mut errors = Vec::new();
     for id in ids {
-        match by_id.get(&id).map(|f| model.predict(f)) {
-            Some(Ok(score)) => scores.push(RecordScore {
+        match by_id.get(&id).map(|f| f.map(|f| model.predict(f))) {
+            Some(Some(Ok(score))) => scores.push(RecordScore {
                 record_id: id,
                 score,
             }),
-            Some(Err(e)) => return Err(ApiError::internal("scoring", e)),
+            Some(Some(Err(e))) => return Err(ApiError::internal("scoring", e)),
+            Some(None) => errors.push(RecordError {
+                record_id: id,
+                code: ErrorCode::NoHistory,
+                message: "the account has no purchase history yet: there is nothing to score it on"
+                    .into(),
+            }),
             None => errors.push(RecordError {
                 record_id: id,
                 code: ErrorCode::NotFound,

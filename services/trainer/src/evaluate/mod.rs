@@ -84,11 +84,3 @@ pub fn run(task: Task, data: &Path, options: &EvalOptions) -> Result<Evaluation,
         Task::NextCategory => next_category::evaluate(data, options),
     }
 }
-
-/// Placeholder answer of a task whose protocol is not built yet (replaced task by task).
-pub(crate) fn not_built(task: Task) -> EvalError {
-    EvalError::Model {
-        task: task.name().into(),
-        message: "this evaluation is not built yet".into(),
-    }
-}
