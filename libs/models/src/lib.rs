@@ -12,6 +12,7 @@
 //! - [`metrics`]: ROC-AUC, accuracy, log-loss, the ROC curve, and an SVG plot of it.
 //! - [`next_category`]: derived product categories and the next-purchase-category model.
 //! - [`recommend`]: cross-sell (EASE, item-kNN, ALS, popularity), ranking metrics, product clusters.
+//! - [`sentiment`]: the sentiment artefact and forward pass, the VADER lexicon scorer, F1 metrics.
 //! - [`sequence`]: the sequence (GRU) churn artefact and its fast batched forward pass.
 
 pub mod artifact;
@@ -20,6 +21,7 @@ pub mod evaluation;
 pub mod metrics;
 pub mod next_category;
 pub mod recommend;
+pub mod sentiment;
 pub mod sequence;
 
 pub use artifact::{ChurnArtifact, Dense, ModelError};

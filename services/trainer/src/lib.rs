@@ -9,6 +9,7 @@
 //! - [`model`]: the Burn module.
 //! - [`training`]: one training run (split, normalise, fit, evaluate, export).
 //! - [`registry`]: versioned artefacts on disk.
+//! - [`sentiment`]: the sentiment network of support text (Burn) and its export.
 //! - [`jobs`]: background jobs with progress.
 //! - [`evaluate`]: `sextant evaluate`, each model's protocol against its baseline on a data file.
 //! - [`api`]: HTTP handlers and the OpenAPI description.
@@ -18,6 +19,7 @@ pub mod evaluate;
 pub mod jobs;
 pub mod model;
 pub mod registry;
+pub mod sentiment;
 pub mod sequence_model;
 pub mod training;
 
