@@ -3,6 +3,8 @@
 //! - `sextant demo [--once] [--json]`: the whole loop on this machine, against the org simulator.
 //! - `sextant org-sim`: the Salesforce org simulator alone.
 //! - `sextant serve <service>`: one service, configured from `SEXTANT_<SERVICE>__…` variables.
+//! - `sextant migrate feature-store`: applies the feature store's database migrations and exits
+//!   (the Helm chart's pre-install/pre-upgrade Job, so replicas never race to migrate).
 //! - `sextant openapi [--out DIR]`: writes the four OpenAPI documents.
 //! - `sextant evaluate <task> --data FILE [--json]`: a model's full protocol against its baseline.
 
@@ -53,6 +55,8 @@ enum Command {
     },
     /// Run one service with settings from the environment (`SEXTANT_<SERVICE>__…`, optional `SEXTANT_CONFIG` file).
     Serve { service: Service },
+    /// Apply a service's database migrations and exit (same settings as `serve`).
+    Migrate { service: MigrateService },
     /// Write the OpenAPI documents of the four services.
     Openapi {
         #[arg(long, default_value = "openapi")]
@@ -108,6 +112,11 @@ enum Service {
     Gateway,
 }
 
+#[derive(ValueEnum, Clone, Copy, Debug)]
+enum MigrateService {
+    FeatureStore,
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -130,6 +139,27 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         } => demo_command(once, json, data_dir, epochs).await,
         Command::OrgSim { port, data_dir } => org_sim(port, data_dir).await,
         Command::Serve { service } => serve(service).await,
+        Command::Migrate {
+            service: MigrateService::FeatureStore,
+        } => {
+            sextant_service_kit::telemetry::init();
+            let file = std::env::var_os("SEXTANT_CONFIG").map(PathBuf::from);
+            let s = sextant_feature_store::load_settings(file.as_deref())?;
+            // Connecting applies every pending migration.
+            sextant_feature_store::store::Store::connect(
+                &s.database_url,
+                &s.purchase_status_list(),
+            )
+            .await
+            .with_context(|| {
+                format!(
+                    "migrating the feature store database {}",
+                    sextant_feature_store::redact_password(&s.database_url)
+                )
+            })?;
+            tracing::info!("Feature store database migrated.");
+            Ok(())
+        }
         Command::Evaluate {
             task,
             data,
