@@ -14,6 +14,8 @@
 //! - [`recommend`]: cross-sell (EASE, item-kNN, ALS, popularity), ranking metrics, product clusters.
 //! - [`sentiment`]: the sentiment artefact and forward pass, the VADER lexicon scorer, F1 metrics.
 //! - [`sequence`]: the sequence (GRU) churn artefact and its fast batched forward pass.
+//! - [`tabular`]: propensity on any object: prediction definitions, the fitted tabular encoder, the
+//!   artefact and its forward pass.
 
 pub mod artifact;
 pub mod clv;
@@ -23,6 +25,7 @@ pub mod next_category;
 pub mod recommend;
 pub mod sentiment;
 pub mod sequence;
+pub mod tabular;
 
 pub use artifact::{ChurnArtifact, Dense, ModelError};
 pub use evaluation::{Baseline, EvalError, Evaluation};

@@ -308,11 +308,20 @@ impl CsvColumns {
 }
 
 /// One CSV row under its header.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug)]
 pub struct CsvRow<'a, S> {
     columns: &'a CsvColumns,
     values: &'a [S],
 }
+
+// Two references: copyable whatever the value type (a derive would demand `S: Copy`).
+impl<S> Clone for CsvRow<'_, S> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<S> Copy for CsvRow<'_, S> {}
 
 impl<S: AsRef<str>> Record for CsvRow<'_, S> {
     fn cell(&self, field: &str) -> Cell<'_> {

@@ -11,6 +11,8 @@
 //! - [`registry`]: versioned artefacts on disk.
 //! - [`sentiment`]: the sentiment network of support text (Burn) and its export.
 //! - [`jobs`]: background jobs with progress.
+//! - [`propensity`]: propensity on any object (prediction definitions): logistic + MLP chosen by
+//!   inner cross-validation.
 //! - [`evaluate`]: `sextant evaluate`, each model's protocol against its baseline on a data file.
 //! - [`api`]: HTTP handlers and the OpenAPI description.
 
@@ -18,6 +20,7 @@ pub mod api;
 pub mod evaluate;
 pub mod jobs;
 pub mod model;
+pub mod propensity;
 pub mod registry;
 pub mod sentiment;
 pub mod sequence_model;

@@ -148,10 +148,10 @@ impl Default for PropensityConfig {
             try_ensemble: true,
             logistic_steps: 300,
             logistic_learning_rate: 0.05,
-            mlp_max_epochs: 120,
-            mlp_patience: 8,
-            mlp_batch: 256,
-            mlp_learning_rate: 3e-3,
+            mlp_max_epochs: 80,
+            mlp_patience: 6,
+            mlp_batch: 512,
+            mlp_learning_rate: 5e-3,
             encoder: EncoderConfig::default(),
         }
     }
