@@ -55,6 +55,15 @@ pub struct OrgSimConfig {
     pub org_id: SalesforceId,
     /// The integration user's id (`005…`).
     pub user_id: SalesforceId,
+    /// The connected app's consumer secret: required by client credentials, checked whenever a
+    /// client sends it (web-server and refresh grants).
+    pub client_secret: String,
+    /// Whether the connected app has a client-credentials "run as" user.
+    pub client_credentials_user: bool,
+    /// The connected app's callback URLs (`redirect_uri` must equal one of them).
+    pub callback_urls: Vec<String>,
+    /// How long an authorisation code lives, in seconds (single use).
+    pub code_ttl_secs: i64,
 }
 
 impl OrgSimConfig {
@@ -74,6 +83,10 @@ impl OrgSimConfig {
             api_request_limit: 15_000,
             org_id: SalesforceId::from_parts("00D", "5g", 1),
             user_id: SalesforceId::from_parts("005", "5g", 1),
+            client_secret: "sextant-sim-consumer-secret".into(),
+            client_credentials_user: true,
+            callback_urls: vec!["http://localhost:1717/OauthRedirect".into()],
+            code_ttl_secs: 900,
         }
     }
 }
@@ -126,6 +139,20 @@ struct State {
     restricted_sessions: AtomicBool,
     /// Where `nextRecordsUrl` points when set (a hostile or broken org, for client tests).
     next_records_url_base: Mutex<Option<String>>,
+    /// Live refresh tokens.
+    refresh_tokens: Mutex<HashMap<String, ()>>,
+    /// Authorisation codes not yet redeemed.
+    codes: Mutex<HashMap<String, PendingCode>>,
+    /// A port that acts as the shared login host (`login.salesforce.com`), where only the JWT,
+    /// refresh and web-server grants are served (0 = none).
+    login_only_port: AtomicU16,
+}
+
+struct PendingCode {
+    redirect_uri: String,
+    challenge: Option<String>,
+    scope: String,
+    expires_at: i64,
 }
 
 type Reply = Pin<Box<dyn Future<Output = Result<ServiceResponse, actix_web::Error>>>>;
@@ -218,6 +245,29 @@ impl RunningOrgSim {
         lock(&self.state.sessions).clear();
         Some(host)
     }
+    /// Makes `hosts[index]` behave as the shared login host (`login.salesforce.com`): the
+    /// client-credentials grant is refused there ("request not supported on this domain").
+    pub fn set_login_only_host(&self, index: usize) -> Option<String> {
+        let host = self.hosts.get(index)?.clone();
+        let port = host.rsplit(':').next()?.parse::<u16>().ok()?;
+        self.state
+            .login_only_port
+            .store(port, std::sync::atomic::Ordering::SeqCst);
+        Some(host)
+    }
+    /// Issues a refresh token directly (as if a user had approved the app earlier).
+    pub fn issue_refresh_token(&self) -> String {
+        let token = format!(
+            "5Aep861{}",
+            mint_token(&self.state.config.org_id).split_off(16)
+        );
+        lock(&self.state.refresh_tokens).insert(token.clone(), ());
+        token
+    }
+    /// Revokes every refresh token (a user revoked the app's access).
+    pub fn revoke_refresh_tokens(&self) {
+        lock(&self.state.refresh_tokens).clear();
+    }
     /// Makes `nextRecordsUrl` absolute on `base` (e.g. another host), or relative again (`None`).
     pub fn set_next_records_url_base(&self, base: Option<String>) {
         *lock(&self.state.next_records_url_base) = base;
@@ -274,6 +324,9 @@ impl OrgSim {
             instance_port: AtomicU16::new(port),
             restricted_sessions: AtomicBool::new(false),
             next_records_url_base: Mutex::new(None),
+            refresh_tokens: Mutex::new(HashMap::new()),
+            codes: Mutex::new(HashMap::new()),
+            login_only_port: AtomicU16::new(0),
         });
         let data = web::Data::from(state.clone());
         let server = HttpServer::new(move || {
@@ -340,6 +393,8 @@ impl OrgSim {
                     })
                 })
                 .route("/services/oauth2/token", web::post().to(token))
+                .route("/services/oauth2/authorize", web::get().to(authorize))
+                .route("/services/oauth2/revoke", web::post().to(revoke))
                 .route("/services/data", web::get().to(versions))
                 .route("/services/data/", web::get().to(versions))
                 .route("/services/data/v{version}/query", web::get().to(query))
@@ -381,12 +436,25 @@ async fn token(state: web::Data<State>, req: HttpRequest, body: web::Bytes) -> H
     let form: HashMap<String, String> = serde_urlencoded::from_bytes(&body).unwrap_or_default();
     params.extend(form);
     let grant = params.get("grant_type").map(String::as_str).unwrap_or("");
-    if grant != "urn:ietf:params:oauth:grant-type:jwt-bearer" {
-        return oauth_error(
-            StatusCode::BAD_REQUEST,
-            "unsupported_grant_type",
-            "grant type not supported",
-        );
+    let port = req.app_config().local_addr().port();
+    let outcome = match grant {
+        "urn:ietf:params:oauth:grant-type:jwt-bearer" => None,
+        "refresh_token" => Some(refresh_grant(&state, &params)),
+        "client_credentials" => Some(client_credentials_grant(&state, &req, &params, port)),
+        "authorization_code" => Some(code_grant(&state, &params)),
+        _ => {
+            return oauth_error(
+                StatusCode::BAD_REQUEST,
+                "unsupported_grant_type",
+                "grant type not supported",
+            );
+        }
+    };
+    if let Some(outcome) = outcome {
+        return match outcome {
+            Ok(body) => HttpResponse::Ok().json(body),
+            Err((error, description)) => oauth_error(StatusCode::BAD_REQUEST, error, description),
+        };
     }
     let Some(assertion) = params.get("assertion") else {
         return oauth_error(
@@ -415,6 +483,292 @@ async fn token(state: web::Data<State>, req: HttpRequest, body: web::Bytes) -> H
         }
         Err((error, description)) => oauth_error(StatusCode::BAD_REQUEST, error, description),
     }
+}
+
+type GrantResult = Result<Value, (&'static str, &'static str)>;
+
+/// A session body for the refresh, web-server and client-credentials grants: like the JWT one
+/// plus `issued_at` (epoch milliseconds as a string) and `signature`; never `expires_in`.
+fn session_body(state: &State, scope: &str) -> Value {
+    let token = mint_token(&state.config.org_id);
+    if !state
+        .restricted_sessions
+        .load(std::sync::atomic::Ordering::SeqCst)
+    {
+        lock(&state.sessions).insert(token.clone(), ());
+    }
+    let base = lock(&state.base_url).clone();
+    let id = format!("{base}/id/{}/{}", state.config.org_id, state.config.user_id);
+    let issued_at = state.clock.now().timestamp_millis().to_string();
+    let signature = {
+        use rsa::sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        h.update(state.config.client_secret.as_bytes());
+        h.update(id.as_bytes());
+        h.update(issued_at.as_bytes());
+        base64_std(&h.finalize())
+    };
+    json!({
+        "access_token": token,
+        "signature": signature,
+        "scope": scope,
+        "instance_url": base,
+        "id": id,
+        "token_type": "Bearer",
+        "issued_at": issued_at,
+    })
+}
+
+fn base64_std(bytes: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(T[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+fn base64url_nopad(bytes: &[u8]) -> String {
+    base64_std(bytes)
+        .trim_end_matches('=')
+        .replace('+', "-")
+        .replace('/', "_")
+}
+
+fn check_client(
+    state: &State,
+    params: &HashMap<String, String>,
+) -> Result<(), (&'static str, &'static str)> {
+    match params.get("client_id") {
+        Some(c) if *c == state.config.client_id => {}
+        _ => return Err(("invalid_client_id", "client identifier invalid")),
+    }
+    if let Some(secret) = params.get("client_secret")
+        && *secret != state.config.client_secret
+    {
+        return Err(("invalid_client", "invalid client credentials"));
+    }
+    Ok(())
+}
+
+fn refresh_grant(state: &State, params: &HashMap<String, String>) -> GrantResult {
+    check_client(state, params)?;
+    let token = params.get("refresh_token").ok_or((
+        "invalid_request",
+        "missing required parameter: refresh_token",
+    ))?;
+    if !lock(&state.refresh_tokens).contains_key(token) {
+        return Err(("invalid_grant", "expired access/refresh token"));
+    }
+    Ok(session_body(state, "refresh_token api"))
+}
+
+fn client_credentials_grant(
+    state: &State,
+    req: &HttpRequest,
+    params: &HashMap<String, String>,
+    port: u16,
+) -> GrantResult {
+    if port
+        == state
+            .login_only_port
+            .load(std::sync::atomic::Ordering::SeqCst)
+    {
+        return Err(("invalid_grant", "request not supported on this domain"));
+    }
+    // HTTP Basic (simple-salesforce) or form fields (cdp-connector, datacloud-jdbc).
+    let basic = req
+        .headers()
+        .get("Authorization")
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.strip_prefix("Basic "))
+        .and_then(decode_basic);
+    let (id, secret) = match basic {
+        Some(pair) => pair,
+        None => (
+            params.get("client_id").cloned().unwrap_or_default(),
+            params.get("client_secret").cloned().unwrap_or_default(),
+        ),
+    };
+    if id != state.config.client_id {
+        return Err(("invalid_client_id", "client identifier invalid"));
+    }
+    if secret != state.config.client_secret {
+        return Err(("invalid_client", "invalid client credentials"));
+    }
+    if !state.config.client_credentials_user {
+        return Err(("invalid_grant", "no client credentials user enabled"));
+    }
+    Ok(session_body(state, "api"))
+}
+
+fn decode_basic(b64: &str) -> Option<(String, String)> {
+    let mut bits = 0u32;
+    let mut n = 0;
+    let mut out = Vec::new();
+    for c in b64.trim().bytes().filter(|&c| c != b'=') {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        };
+        bits = (bits << 6) | u32::from(v);
+        n += 6;
+        if n >= 8 {
+            n -= 8;
+            out.push((bits >> n) as u8);
+            bits &= (1 << n) - 1;
+        }
+    }
+    let text = String::from_utf8(out).ok()?;
+    let (id, secret) = text.split_once(':')?;
+    Some((id.to_owned(), secret.to_owned()))
+}
+
+fn code_grant(state: &State, params: &HashMap<String, String>) -> GrantResult {
+    check_client(state, params)?;
+    let code = params
+        .get("code")
+        .ok_or(("invalid_request", "missing required parameter: code"))?;
+    // Single use: removed whatever happens next.
+    let pending = lock(&state.codes)
+        .remove(code)
+        .ok_or(("invalid_grant", "invalid authorization code"))?;
+    if pending.expires_at <= state.clock.now().timestamp() {
+        return Err(("invalid_grant", "expired authorization code"));
+    }
+    if params.get("redirect_uri") != Some(&pending.redirect_uri) {
+        return Err((
+            "redirect_uri_mismatch",
+            "redirect_uri must match configuration",
+        ));
+    }
+    if let Some(challenge) = &pending.challenge {
+        let Some(verifier) = params.get("code_verifier") else {
+            return Err(("invalid_grant", "invalid code verifier"));
+        };
+        use rsa::sha2::{Digest, Sha256};
+        if base64url_nopad(&Sha256::digest(verifier.as_bytes())) != *challenge {
+            return Err(("invalid_request", "invalid code verifier"));
+        }
+    }
+    let mut body = session_body(state, &pending.scope);
+    let scopes: Vec<&str> = pending.scope.split_whitespace().collect();
+    if scopes.contains(&"refresh_token") || scopes.contains(&"offline_access") {
+        let refresh = format!("5Aep861{}", mint_token(&state.config.org_id).split_off(16));
+        lock(&state.refresh_tokens).insert(refresh.clone(), ());
+        body["refresh_token"] = Value::from(refresh);
+    }
+    Ok(body)
+}
+
+/// `GET /services/oauth2/authorize`: the user is taken to approve at once (auto-approval),
+/// and the browser is redirected to `redirect_uri?code=…&state=…`.
+async fn authorize(state: web::Data<State>, req: HttpRequest) -> HttpResponse {
+    let params: HashMap<String, String> =
+        serde_urlencoded::from_str(req.query_string()).unwrap_or_default();
+    let get = |k: &str| params.get(k).cloned().unwrap_or_default();
+    let redirect_uri = get("redirect_uri");
+    // Errors before the redirect URI is trusted are shown as a page, never redirected.
+    if get("client_id") != state.config.client_id {
+        return HttpResponse::BadRequest()
+            .content_type("text/html")
+            .body("<html><body>error=invalid_client_id&amp;error_description=client identifier invalid</body></html>");
+    }
+    if !state.config.callback_urls.contains(&redirect_uri) {
+        return HttpResponse::BadRequest()
+            .content_type("text/html")
+            .body("<html><body>error=redirect_uri_mismatch&amp;error_description=redirect_uri must match configuration</body></html>");
+    }
+    let redirect = |query: Vec<(&str, String)>| {
+        let q = serde_urlencoded::to_string(query).unwrap_or_default();
+        HttpResponse::Found()
+            .insert_header(("Location", format!("{redirect_uri}?{q}")))
+            .finish()
+    };
+    let st = get("state");
+    if get("response_type") != "code" {
+        return redirect(vec![
+            ("error", "unsupported_response_type".into()),
+            ("error_description", "response type not supported".into()),
+            ("state", st),
+        ]);
+    }
+    let challenge = params.get("code_challenge").cloned();
+    if challenge.is_some()
+        && params.get("code_challenge_method").map(String::as_str) != Some("S256")
+    {
+        return redirect(vec![
+            ("error", "invalid_request".into()),
+            ("error_description", "invalid code_challenge_method".into()),
+            ("state", st),
+        ]);
+    }
+    if challenge.as_ref().is_some_and(|c| c.len() != 43) {
+        return redirect(vec![
+            ("error", "invalid_request".into()),
+            ("error_description", "invalid code_challenge".into()),
+            ("state", st),
+        ]);
+    }
+    let code = format!("aPrx{}", mint_token(&state.config.org_id).split_off(40));
+    lock(&state.codes).insert(
+        code.clone(),
+        PendingCode {
+            redirect_uri: redirect_uri.clone(),
+            challenge,
+            scope: if get("scope").is_empty() {
+                "api".into()
+            } else {
+                get("scope")
+            },
+            expires_at: state.clock.now().timestamp() + state.config.code_ttl_secs,
+        },
+    );
+    redirect(vec![("code", code), ("state", st)])
+}
+
+/// `POST /services/oauth2/revoke` (body or query `token`): 200 and the token is dead; revoking
+/// a refresh token ends its sessions too (here: every session).
+async fn revoke(state: web::Data<State>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
+    let mut params: HashMap<String, String> =
+        serde_urlencoded::from_str(req.query_string()).unwrap_or_default();
+    params
+        .extend(serde_urlencoded::from_bytes::<HashMap<String, String>>(&body).unwrap_or_default());
+    let Some(token) = params.get("token") else {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "missing required parameter: token",
+        );
+    };
+    if lock(&state.refresh_tokens).remove(token).is_some() {
+        lock(&state.sessions).clear();
+        return HttpResponse::Ok().finish();
+    }
+    if lock(&state.sessions).remove(token).is_some() {
+        return HttpResponse::Ok().finish();
+    }
+    oauth_error(
+        StatusCode::BAD_REQUEST,
+        "unsupported_token_type",
+        "this token type is not supported",
+    )
 }
 
 fn verify_assertion(state: &State, assertion: &str) -> Result<(), (&'static str, &'static str)> {
