@@ -31,16 +31,27 @@ impl BgNbdParams {
     /// Log-likelihood of one customer.
     #[must_use]
     pub fn log_likelihood_one(&self, s: &Summary) -> f64 {
+        self.ln_gamma_terms(s.x) + self.timing_terms(s)
+    }
+
+    /// The part of the log-likelihood that depends on x only (the Gamma functions): the fit computes
+    /// it once per distinct x instead of once per customer.
+    fn ln_gamma_terms(&self, x: f64) -> f64 {
+        let Self { r, alpha, a, b } = *self;
+        ln_gamma(r + x) - ln_gamma(r) + r * alpha.ln() + ln_gamma(a + b) + ln_gamma(b + x)
+            - ln_gamma(b)
+            - ln_gamma(a + b + x)
+    }
+
+    fn timing_terms(&self, s: &Summary) -> f64 {
         let Self { r, alpha, a, b } = *self;
         let x = s.x;
-        let a1 = ln_gamma(r + x) - ln_gamma(r) + r * alpha.ln();
-        let a2 = ln_gamma(a + b) + ln_gamma(b + x) - ln_gamma(b) - ln_gamma(a + b + x);
         let a3 = -(r + x) * (alpha + s.t).ln();
         if x > 0.0 {
             let a4 = a.ln() - (b + x - 1.0).ln() - (r + x) * (alpha + s.t_x).ln();
-            a1 + a2 + log_add_exp(a3, a4)
+            log_add_exp(a3, a4)
         } else {
-            a1 + a2 + a3
+            a3
         }
     }
 
@@ -134,6 +145,14 @@ fn check_a(a: f64) -> Result<(), ClvError> {
 pub fn fit(data: &[Summary]) -> Result<FitOutcome<BgNbdParams>, ClvError> {
     let g = Grouped::new(data)?;
     let n = g.customers;
+    let mut xs: Vec<f64> = g.rows.iter().map(|(s, _)| s.x).collect();
+    xs.sort_by(f64::total_cmp);
+    xs.dedup();
+    let row_x: Vec<usize> = g
+        .rows
+        .iter()
+        .map(|(s, _)| xs.partition_point(|v| *v < s.x))
+        .collect();
     let nll = |lp: &[f64]| {
         let p = BgNbdParams {
             r: lp[0].exp(),
@@ -141,9 +160,11 @@ pub fn fit(data: &[Summary]) -> Result<FitOutcome<BgNbdParams>, ClvError> {
             a: lp[2].exp(),
             b: lp[3].exp(),
         };
+        let per_x: Vec<f64> = xs.iter().map(|&x| p.ln_gamma_terms(x)).collect();
         -g.rows
             .iter()
-            .map(|(s, w)| w * p.log_likelihood_one(s))
+            .zip(&row_x)
+            .map(|((s, w), &k)| w * (per_x[k] + p.timing_terms(s)))
             .sum::<f64>()
             / n
     };

@@ -34,7 +34,9 @@ pub struct Summary {
 }
 
 impl Summary {
-    /// Checks `x >= 0`, `0 <= t_x <= T`, `T > 0`, all finite.
+    /// Checks `x >= 0`, `0 <= t_x <= T`, all finite. `T = 0` is allowed: a customer whose first
+    /// purchase is on the last calibration day carries no information (likelihood 1) but belongs to
+    /// the cohort whose holdout is predicted.
     ///
     /// # Errors
     /// [`ClvError::InvalidSummary`] naming the customer's position and the broken rule.
@@ -43,7 +45,7 @@ impl Summary {
             && self.t_x.is_finite()
             && self.t.is_finite()
             && self.x >= 0.0
-            && self.t > 0.0
+            && self.t >= 0.0
             && self.t_x >= 0.0
             && self.t_x <= self.t + 1e-9;
         if ok {
@@ -52,7 +54,7 @@ impl Summary {
             Err(ClvError::InvalidSummary {
                 index,
                 message: format!(
-                    "need x >= 0, 0 <= t_x <= T, T > 0 (got x={}, t_x={}, T={})",
+                    "need x >= 0 and 0 <= t_x <= T (got x={}, t_x={}, T={})",
                     self.x, self.t_x, self.t
                 ),
             })
