@@ -10,6 +10,7 @@
 //! never sees its own future.
 
 pub mod aggregates;
+pub mod drift;
 pub mod sequence;
 
 use std::collections::{BTreeMap, HashMap};

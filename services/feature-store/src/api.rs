@@ -16,6 +16,7 @@ use sextant_contracts::records::{
 };
 use sextant_contracts::{ErrorBody, ErrorCode, OrgId, SalesforceId};
 use sextant_features::aggregates::{FEATURE_NAMES, FEATURE_SET};
+use sextant_features::drift::{DriftLevel, Reference, psi};
 use sextant_features::sequence::WEEK_CHANNELS;
 use sextant_service_kit::ApiError;
 use utoipa::OpenApi;
@@ -30,7 +31,7 @@ use crate::migration::DEFAULT_ORG;
         title = "Sextant feature store",
         description = "CRM records synced from Salesforce (versioned by known time), point-in-time training sets streamed as NDJSON, and materialised online features."
     ),
-    paths(ingest, training_set, online_features, accounts, healthz, readyz),
+    paths(ingest, training_set, online_features, accounts, drift, healthz, readyz),
     components(schemas(
         AccountRecord, ContactRecord, ProductRecord, OrderRecord, OrderItemRecord, CaseRecord,
         EngagementEventRecord, TrainingSetLine
@@ -49,6 +50,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(training_set)
         .service(online_features)
         .service(accounts)
+        .service(drift)
         .service(healthz)
         .service(readyz);
 }
@@ -174,6 +176,136 @@ async fn training_set(
     Ok(HttpResponse::Ok()
         .content_type("application/x-ndjson")
         .streaming(body))
+}
+
+/// Asks how far today's online values have drifted from a model's training set.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DriftRequest {
+    /// The feature set the references describe; must be the store's.
+    feature_set: String,
+    /// One reference per feature to compare (1..=200), from the model's training set.
+    #[schema(min_items = 1, max_items = 200)]
+    references: Vec<Reference>,
+    /// The most online rows to read (1..=200000; default 50000), in account-id order.
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 200000)]
+    max_rows: Option<usize>,
+    /// The org; the default org when absent.
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    org_id: Option<OrgId>,
+}
+
+/// PSI of one feature.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct FeatureDrift {
+    feature: String,
+    psi: f64,
+    level: DriftLevel,
+}
+
+/// The drift report.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct DriftReport {
+    feature_set: String,
+    /// Online rows (accounts with history) compared.
+    rows_compared: u64,
+    features: Vec<FeatureDrift>,
+}
+
+/// Population stability index of each referenced feature between a model's training set (its
+/// bins) and the materialised online values, read a page at a time up to `max_rows`.
+#[utoipa::path(
+    request_body = DriftRequest,
+    responses(
+        (status = 200, description = "PSI per feature with its conventional level", body = DriftReport),
+        (status = 400, description = "Unknown feature, other feature set, malformed reference (invalid_parameter)", body = ErrorBody),
+        (status = 422, description = "No online rows to compare (insufficient_data)", body = ErrorBody),
+    )
+)]
+#[post("/v1/drift")]
+async fn drift(
+    state: web::Data<AppState>,
+    req: web::Json<DriftRequest>,
+) -> Result<web::Json<DriftReport>, ApiError> {
+    let bad = |m: String| ApiError::bad_request(ErrorCode::InvalidParameter, m);
+    if req.feature_set != FEATURE_SET {
+        return Err(bad(format!(
+            "feature_set {} is not the store's ({FEATURE_SET})",
+            req.feature_set
+        )));
+    }
+    if req.references.is_empty() || req.references.len() > 200 {
+        return Err(bad("give 1 to 200 references".into()));
+    }
+    let max_rows = req.max_rows.unwrap_or(50_000);
+    if !(1..=200_000).contains(&max_rows) {
+        return Err(bad("max_rows must be between 1 and 200000".into()));
+    }
+    let mut columns = Vec::with_capacity(req.references.len());
+    for r in &req.references {
+        let Some(i) = FEATURE_NAMES.iter().position(|n| *n == r.feature) else {
+            return Err(bad(format!("unknown feature {}", r.feature)));
+        };
+        if r.fractions.len() != r.edges.len() + 1
+            || r.edges.windows(2).any(|w| w[0] > w[1])
+            || r.edges.iter().chain(&r.fractions).any(|v| !v.is_finite())
+        {
+            return Err(bad(format!(
+                "reference of {} needs ascending finite edges and one fraction per bin",
+                r.feature
+            )));
+        }
+        columns.push(i);
+    }
+    let org = org_of(req.org_id.as_ref());
+    let mut values: Vec<Vec<f64>> = vec![Vec::new(); columns.len()];
+    let mut after: Option<String> = None;
+    let mut rows = 0usize;
+    while rows < max_rows {
+        let page = state
+            .store
+            .online_vectors(&org, FEATURE_SET, after.as_deref(), 1000.min(max_rows - rows))
+            .await
+            .map_err(db_error)?;
+        let Some((last, _)) = page.last() else {
+            break;
+        };
+        after = Some(last.clone());
+        for (_, v) in &page {
+            for (slot, &i) in values.iter_mut().zip(&columns) {
+                if let Some(x) = v.get(i) {
+                    slot.push(*x);
+                }
+            }
+        }
+        rows += page.len();
+    }
+    if rows == 0 {
+        return Err(ApiError::new(
+            actix_web::http::StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorCode::InsufficientData,
+            "no online rows with history to compare",
+        ));
+    }
+    let features = req
+        .references
+        .iter()
+        .zip(&values)
+        .filter_map(|(r, v)| {
+            psi(r, v).map(|p| FeatureDrift {
+                feature: r.feature.clone(),
+                psi: p,
+                level: DriftLevel::of(p),
+            })
+        })
+        .collect();
+    Ok(web::Json(DriftReport {
+        feature_set: FEATURE_SET.to_owned(),
+        rows_compared: rows as u64,
+        features,
+    }))
 }
 
 /// The latest features of up to 200 accounts, from the materialised online store (rows

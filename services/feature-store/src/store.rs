@@ -69,6 +69,11 @@ pub fn micros(t: DateTime<Utc>) -> i64 {
     t.timestamp_micros()
 }
 
+/// The day number of a cut-off given as its first moment in microseconds.
+fn k_day(known_before: Option<i64>) -> i64 {
+    known_before.map_or(0, |k| k.div_euclid(86_400_000_000))
+}
+
 /// Start of a day, in microseconds.
 fn day_start_us(d: NaiveDate) -> i64 {
     day_number(d) * 86_400_000_000
@@ -579,8 +584,14 @@ impl Store {
         Ok(out)
     }
 
-    /// The latest live (not deleted) version of each of `ids` among accounts, as of `known_before`
-    /// (µs) or now when `None`; with its attributes.
+    /// The accounts among `ids` that exist, with their attributes: now (`known_before` `None`:
+    /// the latest version, not deleted), or as of a cut-off (`known_before` = its first moment).
+    ///
+    /// As of a cut-off an account exists when it was created before it and no deletion was known
+    /// before it. Accounts are dimension records: a sync sees only their latest version, usually
+    /// edited after any historical cut-off, so their attributes come from the latest version known
+    /// before the cut-off, else from the earliest version seen (country and industry rarely
+    /// change; purchases, cases and events never use this fallback).
     async fn accounts_as_of<C: ConnectionTrait>(
         &self,
         c: &C,
@@ -591,16 +602,26 @@ impl Store {
         let mut q = Q::new(self.backend);
         let o = q.bind(org.to_owned());
         let list = q.list(ids);
-        let known = match known_before {
-            Some(k) => format!("AND known_us < {}", q.bind(k)),
-            None => String::new(),
+        let (order, created) = match known_before {
+            Some(k) => {
+                let k = q.bind(k);
+                let cut_day = q.bind(k_day(known_before));
+                (
+                    format!(
+                        "CASE WHEN known_us < {k} THEN 0 ELSE 1 END, \
+                         CASE WHEN known_us < {k} THEN -known_us ELSE known_us END"
+                    ),
+                    format!("AND (event_day IS NULL OR event_day < {cut_day})"),
+                )
+            }
+            None => ("known_us DESC".to_owned(), String::new()),
         };
         q.sql = format!(
             "SELECT id, billing_country, industry, is_deleted FROM (\
-               SELECT id, billing_country, industry, is_deleted, \
-                 ROW_NUMBER() OVER (PARTITION BY id ORDER BY known_us DESC) AS rn \
-               FROM fs_account WHERE org_id = {o} AND id IN {list} {known}) v \
-             WHERE rn = 1 AND NOT is_deleted"
+               SELECT id, billing_country, industry, is_deleted, event_day, \
+                 ROW_NUMBER() OVER (PARTITION BY id ORDER BY {order}) AS rn \
+               FROM fs_account WHERE org_id = {o} AND id IN {list}) v \
+             WHERE rn = 1 AND NOT is_deleted {created}"
         );
         let mut out = BTreeMap::new();
         for r in Self::rows(c, q).await? {
@@ -970,6 +991,37 @@ impl Store {
             .into_iter()
             .map(|r| r.try_get::<String>("", "account_id"))
             .collect()
+    }
+
+    /// A page of materialised vectors (accounts with history under `feature_set`), in id order
+    /// after `after`: the drift report reads the online store a page at a time.
+    pub async fn online_vectors(
+        &self,
+        org: &str,
+        feature_set: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<f64>)>, DbErr> {
+        let mut q = Q::new(self.backend);
+        let o = q.bind(org.to_owned());
+        let fs = q.bind(feature_set.to_owned());
+        let after_clause = match after {
+            Some(a) => format!("AND account_id > {}", q.bind(a.to_owned())),
+            None => String::new(),
+        };
+        let lim = q.bind(i64::try_from(limit).unwrap_or(i64::MAX));
+        q.sql = format!(
+            "SELECT account_id, features FROM fs_online_feature WHERE org_id = {o}              AND feature_set = {fs} AND has_history {after_clause} ORDER BY account_id LIMIT {lim}"
+        );
+        let mut out = Vec::new();
+        for r in Self::rows(&self.db, q).await? {
+            let id: String = r.try_get("", "account_id")?;
+            let text: Option<String> = r.try_get("", "features")?;
+            let v: Vec<f64> = serde_json::from_str(text.as_deref().unwrap_or("null"))
+                .map_err(|e| DbErr::Custom(format!("online row of {id}: bad features: {e}")))?;
+            out.push((id, v));
+        }
+        Ok(out)
     }
 
     /// Which of `accounts` place a purchase in `[cutoff, cutoff + horizon_days)`, by the current

@@ -527,3 +527,65 @@ async fn docs_are_served_offline() {
         "the docs page loads nothing from the internet"
     );
 }
+
+#[tokio::test]
+async fn drift_compares_online_values_with_training_bins() {
+    let app = spawn("sqlite::memory:", "2011-12-10").await;
+    load(&app).await;
+    // Both online accounts with history have frequency 2 and 1: a reference that puts everyone
+    // below 1.5 sees half of them move; one that matches sees nothing.
+    let (status, body) = app
+        .post(
+            "/v1/drift",
+            &json!({"feature_set": "rfmt-v2", "references": [
+                {"feature": "frequency", "edges": [1.5], "fractions": [1.0, 0.0]},
+                {"feature": "monetary_total", "edges": [100.0], "fractions": [0.5, 0.5]}
+            ]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["rows_compared"], 2);
+    assert_eq!(body["features"][0]["level"], "significant", "{body}");
+    assert_eq!(body["features"][1]["level"], "stable", "{body}");
+    assert!(body["features"][1]["psi"].as_f64().unwrap_or(1.0).abs() < 1e-9);
+    for (req, code) in [
+        (json!({"feature_set": "rfmt-v1", "references": [{"feature": "frequency", "edges": [], "fractions": [1.0]}]}), "invalid_parameter"),
+        (json!({"feature_set": "rfmt-v2", "references": [{"feature": "nope", "edges": [], "fractions": [1.0]}]}), "invalid_parameter"),
+        (json!({"feature_set": "rfmt-v2", "references": [{"feature": "frequency", "edges": [2.0, 1.0], "fractions": [0.3, 0.3, 0.4]}]}), "invalid_parameter"),
+        (json!({"feature_set": "rfmt-v2", "references": []}), "invalid_parameter"),
+    ] {
+        let (status, body) = app.post("/v1/drift", &req).await;
+        assert_eq!((status, body["code"].as_str()), (400, Some(code)), "{req}");
+    }
+    let empty = spawn("sqlite::memory:", "2011-12-10").await;
+    let (status, body) = empty
+        .post(
+            "/v1/drift",
+            &json!({"feature_set": "rfmt-v2", "references": [{"feature": "frequency", "edges": [], "fractions": [1.0]}]}),
+        )
+        .await;
+    assert_eq!((status, body["code"].as_str()), (422, Some("insufficient_data")));
+}
+
+#[tokio::test]
+async fn accounts_edited_after_a_cutoff_still_count_if_created_before_it() {
+    for db in databases().await {
+        let app = spawn(&db, "2011-12-10").await;
+        // Account 1 was created in 2010 but the sync only ever saw its 2011-11 version; account 2
+        // was created after the cut-off.
+        let mut a1 = account(1, "A");
+        a1["system_modstamp"] = json!("2011-11-01T00:00:00Z");
+        let mut a2 = account(2, "B");
+        a2["created_date"] = json!("2011-07-01T00:00:00Z");
+        a2["system_modstamp"] = json!("2011-07-01T00:00:00Z");
+        ingest(&app, "Account", vec![a1, a2]).await;
+        ingest(&app, "Order", vec![order(1, 1, "2011-02-01"), order(2, 2, "2011-05-01")]).await;
+        ingest(&app, "OrderItem", vec![item(1, 1, 1.0, 5.0), item(2, 2, 1.0, 5.0)]).await;
+        let set = training_set(&app, &json!({"cutoffs": ["2011-06-01"], "horizon_days": 90}))
+            .await
+            .expect("set");
+        let ids: Vec<&str> = set.rows.iter().map(|r| r.account_id.as_str()).collect();
+        assert_eq!(ids, vec![aid(1).as_str()], "{db}");
+        assert_eq!(set.rows[0].attributes.get("country").map(String::as_str), Some("United Kingdom"));
+    }
+}
