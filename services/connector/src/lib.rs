@@ -8,8 +8,10 @@
 //! - [`mapping`]: SOQL per object and record mapping.
 //! - [`sync`]: a full sync.
 //! - [`api`]: HTTP handlers and the OpenAPI description.
+//! - [`connect`]: `sextant connect` (web-server flow + PKCE) and the encrypted refresh token.
 
 pub mod api;
+pub mod connect;
 pub mod mapping;
 pub mod sync;
 
@@ -20,7 +22,10 @@ use actix_web::web;
 use secrecy::SecretString;
 use serde::Deserialize;
 use sextant_contracts::time::SharedClock;
-use sextant_salesforce::{JwtBearerConfig, SalesforceClient};
+use sextant_salesforce::auth::jwt_audience_for;
+use sextant_salesforce::{
+    BudgetPolicy, ClientOptions, JwtBearerConfig, LoginFlow, SalesforceClient, SalesforceError,
+};
 use sextant_service_kit::server::Service;
 
 /// The connected app (`SEXTANT_CONNECTOR__SALESFORCE__…`).
@@ -28,7 +33,8 @@ use sextant_service_kit::server::Service;
 pub struct SalesforceSettings {
     /// `https://login.salesforce.com`, `https://test.salesforce.com` or the org's My Domain.
     pub login_url: String,
-    /// JWT `aud`; defaults to the login URL.
+    /// JWT `aud`; defaults to `https://login.salesforce.com`, or `https://test.salesforce.com`
+    /// for the sandbox login host and sandbox My Domains (never the My Domain URL itself).
     #[serde(default)]
     pub audience: Option<String>,
     /// The connected app's consumer key.
@@ -60,6 +66,19 @@ pub struct Settings {
     pub feature_store_url: String,
     /// The Salesforce org.
     pub salesforce: SalesforceSettings,
+    /// Share of the org's daily API allowance from which calls are slowed down.
+    #[serde(default = "default_slow_down_at")]
+    pub api_budget_slow_down_at: f64,
+    /// Share of the org's daily API allowance at which syncs stop with `BudgetExhausted`.
+    #[serde(default = "default_stop_at")]
+    pub api_budget_stop_at: f64,
+}
+
+fn default_slow_down_at() -> f64 {
+    BudgetPolicy::default().slow_down_at
+}
+fn default_stop_at() -> f64 {
+    BudgetPolicy::default().stop_at
 }
 
 fn default_host() -> String {
@@ -80,6 +99,8 @@ impl Settings {
             port: default_port(),
             feature_store_url: default_feature_store_url(),
             salesforce,
+            api_budget_slow_down_at: default_slow_down_at(),
+            api_budget_stop_at: default_stop_at(),
         }
     }
 }
@@ -97,6 +118,9 @@ pub enum StartError {
     /// The port could not be bound.
     #[error("bind: {0}")]
     Bind(#[from] std::io::Error),
+    /// The Salesforce settings cannot work (a My Domain JWT audience, a nonsensical budget).
+    #[error("Salesforce settings: {0}")]
+    Salesforce(#[from] SalesforceError),
 }
 
 /// Shared state of the handlers.
@@ -125,13 +149,28 @@ impl Application {
             })?;
         let auth = JwtBearerConfig {
             login_url: sf.login_url.clone(),
-            audience: sf.audience.clone().unwrap_or_else(|| sf.login_url.clone()),
+            audience: sf
+                .audience
+                .clone()
+                .unwrap_or_else(|| jwt_audience_for(&sf.login_url).to_owned()),
             client_id: sf.client_id.clone(),
             username: sf.username.clone(),
             private_key_pem: SecretString::from(key),
         };
+        // Refuse a configuration Salesforce will refuse, at start-up rather than at first sync.
+        auth.validate()?;
+        let options = ClientOptions {
+            api_version: sf.api_version.clone(),
+            budget: BudgetPolicy {
+                slow_down_at: settings.api_budget_slow_down_at,
+                stop_at: settings.api_budget_stop_at,
+                ..BudgetPolicy::default()
+            },
+            ..ClientOptions::default()
+        };
+        let salesforce =
+            SalesforceClient::build(LoginFlow::JwtBearer(auth), clock.clone(), options)?;
         let http = sextant_service_kit::http::client(Duration::from_secs(120));
-        let salesforce = SalesforceClient::new(http.clone(), auth, clock.clone(), &sf.api_version);
         let state = web::Data::new(AppState {
             salesforce,
             http,

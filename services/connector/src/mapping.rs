@@ -184,7 +184,8 @@ mod tests {
         let rec = json!({
             "attributes": {"type": "Order", "url": "/services/data/v62.0/sobjects/Order/8015g000000001"},
             "Id": "8015g0000000001", "AccountId": "0015g0000000001", "EffectiveDate": "2011-01-10",
-            "Status": "Activated", "OrderNumber": null, "LastModifiedDate": "2011-01-10T09:00:00.000+0000"
+            "Status": "Activated", "OrderNumber": null, "LastModifiedDate": "2011-01-10T09:00:00.000+0000",
+            "SystemModstamp": "2011-01-10T09:00:00.000+0000"
         });
         let batch =
             to_batch("Order", &[rec.as_object().cloned().unwrap_or_default()]).expect("maps");

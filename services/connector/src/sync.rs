@@ -1,8 +1,11 @@
 //! A full sync: read every synced object from Salesforce and hand it to the feature store.
 //!
-//! Objects go in dependency order; each object's records are ingested in chunks, and each chunk
-//! is one transaction in the feature store. A failure stops the sync and is reported; since
-//! ingest is an upsert by Salesforce Id, running the sync again is always safe.
+//! Objects go in dependency order. Each SOQL page streams straight into the feature store as it
+//! arrives (one ingest call, one transaction there), so memory holds one page whatever the size
+//! of the org; the rows received are checked against the query's `totalSize` at the end.
+//! Transient Salesforce failures (503, 429, resets) are retried by the client; a failure that
+//! persists stops the sync and is reported. Ingest is idempotent by Salesforce Id and known time,
+//! so running the sync again is always safe.
 
 use std::collections::BTreeMap;
 
@@ -12,9 +15,6 @@ use sextant_salesforce::{SalesforceClient, SalesforceError};
 use sextant_service_kit::http::{UpstreamError, read_json};
 
 use crate::mapping::{MappingError, OBJECTS, to_batch};
-
-/// Records per ingest call.
-const INGEST_CHUNK: usize = 2000;
 
 /// Why a sync stopped.
 #[derive(Debug, thiserror::Error)]
@@ -52,10 +52,10 @@ pub async fn full_sync(
     let mut objects = BTreeMap::new();
     let mut pages = 0;
     for (object, soql) in OBJECTS {
-        let outcome = sf.query_all(soql).await?;
-        pages += outcome.pages;
+        let mut pager = sf.query_pages(soql, false);
         let mut written = 0u64;
-        for chunk in outcome.records.chunks(INGEST_CHUNK) {
+        while let Some(page) = pager.next_page().await? {
+            let chunk = &page.records;
             let batch: IngestBatch = to_batch(object, chunk)?;
             let request = IngestRequest::from_batch(None, &batch).map_err(|e| MappingError {
                 object: object.to_owned(),
@@ -84,10 +84,11 @@ pub async fn full_sync(
             }
             written += answer.written + answer.unchanged;
         }
+        pages += pager.pages();
         tracing::info!(
             object,
             records = written,
-            pages = outcome.pages,
+            pages = pager.pages(),
             "Synced object."
         );
         objects.insert(object.to_owned(), written);
