@@ -399,15 +399,21 @@ impl SplitMix {
     }
 }
 
-/// Tensors of one batch.
-struct Batch<B: Backend> {
-    seq: Tensor<B, 3>,
-    category: Tensor<B, 1, Int>,
-    aggregates: Tensor<B, 2>,
-    labels: Tensor<B, 2, Int>,
+/// Tensors of one batch, as [`SequenceChurnNet::forward`] takes them.
+#[derive(Debug)]
+pub struct Batch<B: Backend> {
+    /// `[weeks, batch, channels]`, oldest week first, standardised.
+    pub seq: Tensor<B, 3>,
+    /// `[batch]` embedding rows.
+    pub category: Tensor<B, 1, Int>,
+    /// `[batch, aggregates]`, standardised.
+    pub aggregates: Tensor<B, 2>,
+    /// `[batch, 1]`, 1 = churned.
+    pub labels: Tensor<B, 2, Int>,
 }
 
-fn batch<B: Backend>(
+/// Builds the tensors of `examples` with the frame's normalisation and vocabulary.
+pub fn batch<B: Backend>(
     frame: &ArtifactFrame,
     examples: &[&SequenceExample],
     device: &B::Device,

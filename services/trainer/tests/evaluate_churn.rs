@@ -89,6 +89,15 @@ fn gru_beats_logistic_regression_out_of_time_on_online_retail() -> Result<(), Ev
         auc > lr_auc,
         "GRU AUC {auc} does not beat the same-run logistic regression {lr_auc}"
     );
+    // The BTYD baseline is computed in the same run and lands near the anchor (0.7285).
+    let btyd = e
+        .metrics
+        .get("baseline_bgnbd")
+        .and_then(|b| b.get("roc_auc"))
+        .and_then(serde_json::Value::as_f64)
+        .unwrap_or(f64::NAN);
+    assert!((btyd - 0.7285).abs() < 0.01, "BTYD E[X*] AUC {btyd}");
+    assert!(auc > btyd, "GRU AUC {auc} does not beat BG/NBD {btyd}");
     for key in ["pr_auc", "log_loss", "calibration_error"] {
         assert!(
             metric(&e, key).is_finite() && baseline(&e, key).is_finite(),
