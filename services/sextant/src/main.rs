@@ -2,6 +2,8 @@
 //!
 //! - `sextant demo [--once] [--json]`: the whole loop on this machine, against the org simulator.
 //! - `sextant org-sim`: the Salesforce org simulator alone.
+//! - `sextant connect`: authorise Sextant in an org (web-server flow + PKCE); the refresh token
+//!   is stored encrypted (AES-256-GCM) for the connector.
 //! - `sextant serve <service>`: one service, configured from `SEXTANT_<SERVICE>__…` variables.
 //! - `sextant migrate feature-store`: applies the feature store's database migrations and exits
 //!   (the Helm chart's pre-install/pre-upgrade Job, so replicas never race to migrate).
@@ -52,6 +54,32 @@ enum Command {
         /// Where to write `connected-app.key` and `connected-app.crt`.
         #[arg(long, default_value = ".sextant/org-sim")]
         data_dir: PathBuf,
+    },
+    /// Authorise Sextant in an org: prints the authorisation URL, catches the callback on a
+    /// loopback port, and stores the refresh token encrypted. The consumer secret, when the
+    /// connected app requires one, is read from SEXTANT_CONNECT_CLIENT_SECRET.
+    Connect {
+        /// `https://login.salesforce.com`, `https://test.salesforce.com` or the org's My Domain.
+        #[arg(long, default_value = "https://login.salesforce.com")]
+        login_url: String,
+        /// The connected app's consumer key.
+        #[arg(long, env = "SEXTANT_CONNECT_CLIENT_ID")]
+        client_id: String,
+        /// A loopback callback URL registered on the connected app.
+        #[arg(long, default_value = "http://localhost:1717/OauthRedirect")]
+        redirect_uri: String,
+        /// OAuth scopes (must include refresh_token).
+        #[arg(long, default_value = "api refresh_token")]
+        scope: String,
+        /// AES-256 key file (created with mode 0600 when absent).
+        #[arg(long, default_value = ".sextant/connect/token.key")]
+        key_file: PathBuf,
+        /// Where the encrypted refresh token goes.
+        #[arg(long, default_value = ".sextant/connect/org.token")]
+        out: PathBuf,
+        /// Seconds to wait for the browser.
+        #[arg(long, default_value_t = 300)]
+        timeout_secs: u64,
     },
     /// Run one service with settings from the environment (`SEXTANT_<SERVICE>__…`, optional `SEXTANT_CONFIG` file).
     Serve { service: Service },
@@ -138,6 +166,41 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             epochs,
         } => demo_command(once, json, data_dir, epochs).await,
         Command::OrgSim { port, data_dir } => org_sim(port, data_dir).await,
+        Command::Connect {
+            login_url,
+            client_id,
+            redirect_uri,
+            scope,
+            key_file,
+            out,
+            timeout_secs,
+        } => {
+            let opts = sextant_connector::connect::ConnectOptions {
+                login_url,
+                client_id,
+                client_secret: std::env::var("SEXTANT_CONNECT_CLIENT_SECRET")
+                    .ok()
+                    .map(secrecy::SecretString::from),
+                redirect_uri,
+                scope,
+                key_path: key_file,
+                token_path: out,
+                timeout: std::time::Duration::from_secs(timeout_secs),
+            };
+            let http = sextant_service_kit::http::client(std::time::Duration::from_secs(60));
+            let outcome = sextant_connector::connect::connect(&opts, &http, |url| {
+                eprintln!("Open this URL in a browser and approve Sextant:\n\n  {url}\n");
+            })
+            .await?;
+            eprintln!(
+                "Connected to {}. Refresh token encrypted in {} (key {}{}).",
+                outcome.instance_url,
+                outcome.token_path.display(),
+                opts.key_path.display(),
+                if outcome.key_created { ", created" } else { "" }
+            );
+            Ok(())
+        }
         Command::Serve { service } => serve(service).await,
         Command::Migrate {
             service: MigrateService::FeatureStore,
