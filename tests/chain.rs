@@ -67,6 +67,12 @@ async fn every_synced_account_gets_a_score() {
     )
     .await;
     assert_eq!((status, body["code"].as_str()), (503, Some("no_model")));
+    let (status, body) = call(http.get(format!("{}/readyz", s.urls.gateway))).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (503, Some("no_model")),
+        "a gateway without a model is not ready"
+    );
 
     let (status, job) = call(
         http.post(format!("{}/v1/jobs", s.urls.trainer))
@@ -87,6 +93,9 @@ async fn every_synced_account_gets_a_score() {
     let version = job["model_version"].as_str().expect("version").to_owned();
     let (_, meta) = call(http.get(format!("{}/v1/models/current", s.urls.trainer))).await;
     assert_eq!(meta["version"], version.as_str());
+    s.wait_gateway_ready(Duration::from_secs(60))
+        .await
+        .expect("the gateway loads the new model in the background");
     let auc = meta["metrics"]["auc"].as_f64().expect("auc");
     assert!(
         auc > 0.55 && auc < 0.95,

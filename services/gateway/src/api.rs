@@ -3,7 +3,7 @@
 use std::collections::{HashMap, HashSet};
 
 use actix_web::http::StatusCode;
-use actix_web::{get, post, web};
+use actix_web::{HttpResponse, get, post, web};
 use sextant_contracts::api::{
     Health, MAX_RECORDS_PER_CALL, OnlineFeatures, OnlineFeaturesRequest, RecordError, RecordScore,
     ScoreRequest, ScoreResponse,
@@ -33,7 +33,7 @@ impl Modify for BearerJwt {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Sextant inference gateway", description = "Churn scores for Salesforce records, for Apex callouts and Lightning pages."),
-    paths(scores, healthz),
+    paths(scores, healthz, readyz),
     modifiers(&BearerJwt)
 )]
 struct ApiDoc;
@@ -45,7 +45,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 
 /// Registers the routes.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(scores).service(healthz);
+    cfg.service(scores).service(healthz).service(readyz);
 }
 
 /// Parses and de-duplicates the requested ids (request order kept); any invalid id refuses
@@ -103,7 +103,7 @@ async fn scores(
     req: web::Json<ScoreRequest>,
 ) -> Result<web::Json<ScoreResponse>, ApiError> {
     let ids = parse_ids(&req.record_ids)?;
-    let model = state.models.get().await.map_err(|e| match e {
+    let model = state.models.get().map_err(|e| match e {
         ModelUnavailable::NoModel => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             ErrorCode::NoModel,
@@ -167,6 +167,23 @@ async fn scores(
         scores,
         errors,
     }))
+}
+
+/// Readiness: a model is loaded (the request path never waits for one).
+#[utoipa::path(responses((status = 200, description = "A model is loaded", body = Health), (status = 503, description = "No model loaded yet (no_model)", body = ErrorBody)))]
+#[get("/readyz")]
+async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    let check = if state.models.is_loaded() {
+        Ok(())
+    } else {
+        Err("no model loaded")
+    };
+    sextant_service_kit::health::readiness(
+        "gateway",
+        check,
+        ErrorCode::NoModel,
+        "no model loaded yet",
+    )
 }
 
 /// Liveness.

@@ -15,6 +15,7 @@ pub mod api;
 pub mod auth;
 pub mod model_cache;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::web;
@@ -90,7 +91,7 @@ pub enum StartError {
 pub struct AppState {
     pub http: reqwest::Client,
     pub feature_store_url: String,
-    pub models: model_cache::ModelCache,
+    pub models: Arc<model_cache::ModelCache>,
 }
 
 /// Builds the service: checks its settings, opens what it needs, binds the port.
@@ -103,14 +104,17 @@ impl Application {
         let verifier = web::Data::new(auth::Verifier::new(&settings.auth)?);
         // Apex allows 120 s for a whole transaction; an upstream call must fail well before.
         let http = sextant_service_kit::http::client(Duration::from_secs(20));
+        let models = Arc::new(model_cache::ModelCache::new(
+            http.clone(),
+            &settings.trainer_url,
+            Duration::from_secs(settings.model_refresh_secs),
+        ));
+        // Stops with the runtime; the server owns nothing it would need to wait for.
+        tokio::spawn(Arc::clone(&models).run_refresher());
         let state = web::Data::new(AppState {
             http: http.clone(),
             feature_store_url: settings.feature_store_url.trim_end_matches('/').to_owned(),
-            models: model_cache::ModelCache::new(
-                http,
-                &settings.trainer_url,
-                Duration::from_secs(settings.model_refresh_secs),
-            ),
+            models: Arc::clone(&models),
         });
         let service = Service::start(
             "gateway",

@@ -1,9 +1,10 @@
 //! The model the gateway scores with, fetched from the trainer and swapped atomically.
 //!
 //! Scoring reads the current artefact through an `ArcSwap`, so a model promotion never blocks
-//! or tears a request. The trainer is asked which version is current at most once per
-//! `refresh` interval; a new version's artefact is fetched, validated and swapped in. If the
-//! trainer is unreachable, the last good model keeps serving.
+//! or tears a request, and the request path never waits on the trainer: a background task asks
+//! the trainer which version is current every `refresh` interval, fetches, validates and swaps in
+//! a new version's artefact, and after a failure retries with doubling backoff while the last good
+//! model keeps serving. Readiness means a model is loaded.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,7 +13,7 @@ use arc_swap::ArcSwapOption;
 use sextant_contracts::api::ModelMetadata;
 use sextant_models::ChurnArtifact;
 use sextant_service_kit::http::{UpstreamError, read_json};
-use tokio::sync::Mutex;
+use tokio::sync::Notify;
 
 #[derive(Debug)]
 struct Loaded {
@@ -32,57 +33,102 @@ pub enum ModelUnavailable {
     Upstream(String),
 }
 
-/// The cached current model.
+/// The cached current model, refreshed in the background.
 #[derive(Debug)]
 pub struct ModelCache {
     http: reqwest::Client,
     trainer_url: String,
     refresh: Duration,
     current: ArcSwapOption<Loaded>,
-    /// One refresh at a time; other requests keep using the current model meanwhile.
-    refreshing: Mutex<()>,
+    /// Why the last refresh failed (cleared by a success); what a request without a model hears.
+    last_error: ArcSwapOption<String>,
+    /// Whether the trainer said it has no model (as opposed to being unreachable).
+    no_model: std::sync::atomic::AtomicBool,
+    /// Wakes the refresher early (a request found no model).
+    wake: Notify,
 }
 
+/// Retry delays of the refresher after a failure: doubling from this, capped at the refresh
+/// interval (and at [`MAX_BACKOFF`]).
+const MIN_BACKOFF: Duration = Duration::from_millis(250);
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
 impl ModelCache {
-    /// A cache over the trainer at `trainer_url`.
+    /// A cache over the trainer at `trainer_url`; call [`ModelCache::run_refresher`] to keep it
+    /// fresh.
     pub fn new(http: reqwest::Client, trainer_url: &str, refresh: Duration) -> Self {
         Self {
             http,
             trainer_url: trainer_url.trim_end_matches('/').to_owned(),
             refresh,
             current: ArcSwapOption::empty(),
-            refreshing: Mutex::new(()),
+            last_error: ArcSwapOption::empty(),
+            no_model: std::sync::atomic::AtomicBool::new(true),
+            wake: Notify::new(),
         }
     }
 
-    /// The model to score with.
-    pub async fn get(&self) -> Result<Arc<ChurnArtifact>, ModelUnavailable> {
-        if let Some(fresh) = self.fresh() {
-            return Ok(fresh);
+    /// The model to score with. Never waits on the trainer: without a model loaded it answers at
+    /// once (and wakes the refresher).
+    pub fn get(&self) -> Result<Arc<ChurnArtifact>, ModelUnavailable> {
+        if let Some(loaded) = self.current.load_full() {
+            return Ok(loaded.artifact.clone());
         }
-        let _guard = self.refreshing.lock().await;
-        // Requests that queued behind a refresh use its result instead of refreshing again.
-        if let Some(fresh) = self.fresh() {
-            return Ok(fresh);
+        self.wake.notify_one();
+        if self.no_model.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(ModelUnavailable::NoModel);
         }
-        match self.refresh_now().await {
-            Ok(artifact) => Ok(artifact),
-            Err(e) => match self.current.load_full() {
-                Some(stale) => {
-                    tracing::warn!(error = %e, version = %stale.artifact.version, "Trainer unavailable; serving the last model.");
-                    Ok(stale.artifact.clone())
-                }
-                None => Err(e),
-            },
-        }
+        Err(ModelUnavailable::Upstream(
+            self.last_error
+                .load_full()
+                .map_or_else(|| "model not loaded yet".to_owned(), |e| (*e).clone()),
+        ))
     }
 
-    /// The current model, if it was checked within the refresh interval.
-    fn fresh(&self) -> Option<Arc<ChurnArtifact>> {
+    /// Whether a model is loaded (readiness).
+    pub fn is_loaded(&self) -> bool {
+        self.current.load().is_some()
+    }
+
+    /// The loaded model's version and when it was last confirmed current.
+    pub fn loaded_version(&self) -> Option<(String, Duration)> {
         self.current
             .load_full()
-            .filter(|loaded| loaded.checked_at.elapsed() < self.refresh)
-            .map(|loaded| loaded.artifact.clone())
+            .map(|l| (l.artifact.version.to_string(), l.checked_at.elapsed()))
+    }
+
+    /// Keeps the model fresh until the task is dropped: asks the trainer every `refresh`; after a
+    /// failure retries with doubling backoff, keeping the last good model meanwhile.
+    pub async fn run_refresher(self: Arc<Self>) {
+        let mut backoff = MIN_BACKOFF;
+        loop {
+            let delay = match self.refresh_now().await {
+                Ok(_) => {
+                    backoff = MIN_BACKOFF;
+                    self.last_error.store(None);
+                    self.refresh
+                }
+                Err(e) => {
+                    let unloaded = !self.is_loaded();
+                    if let ModelUnavailable::NoModel = e {
+                        self.no_model
+                            .store(unloaded, std::sync::atomic::Ordering::Relaxed);
+                    } else {
+                        self.no_model
+                            .store(false, std::sync::atomic::Ordering::Relaxed);
+                        tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "Model refresh failed; keeping the last model.");
+                    }
+                    self.last_error.store(Some(Arc::new(e.to_string())));
+                    let d = backoff;
+                    backoff = (backoff * 2).min(self.refresh.min(MAX_BACKOFF));
+                    d
+                }
+            };
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                () = self.wake.notified(), if !self.is_loaded() => {}
+            }
+        }
     }
 
     async fn refresh_now(&self) -> Result<Arc<ChurnArtifact>, ModelUnavailable> {

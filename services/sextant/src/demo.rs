@@ -143,6 +143,9 @@ pub async fn run(suite: &Suite, options: &DemoOptions) -> anyhow::Result<DemoRep
         options.progress,
         "● scoring every account through the gateway…",
     );
+    suite
+        .wait_gateway_ready(std::time::Duration::from_secs(60))
+        .await?;
     let token = suite.gateway_token(600)?;
     let mut scores = Vec::new();
     let mut after: Option<String> = None;

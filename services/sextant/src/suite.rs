@@ -209,6 +209,29 @@ impl Suite {
         )?)
     }
 
+    /// Waits until the gateway reports ready (a model is loaded, which its background refresher
+    /// does within a second or so of a model becoming current), for at most `timeout`.
+    pub async fn wait_gateway_ready(&self, timeout: std::time::Duration) -> anyhow::Result<()> {
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(5))
+            .build()?;
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let ready = http
+                .get(format!("{}/readyz", self.urls.gateway))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success());
+            if ready {
+                return Ok(());
+            }
+            if std::time::Instant::now() > deadline {
+                anyhow::bail!("the gateway loaded no model within {timeout:?}");
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+
     /// The development HS256 secret (tests forge expired or misaddressed tokens with it).
     pub fn gateway_secret_for_tests(&self) -> &str {
         &self.gateway_secret
