@@ -607,21 +607,21 @@ mod tests {
         (0..n)
             .map(|i| {
                 let k = i * 7919 + salt * 104_729;
-                let recent_active = k % 3 != 0;
+                let recent_active = !k.is_multiple_of(3);
                 let mut seq = vec![0.0; weeks * 2];
                 for w in 0..weeks {
                     let active = if w < 3 {
                         recent_active
                     } else {
-                        (k >> w) % 2 == 0
+                        (k >> w).is_multiple_of(2)
                     };
                     if active {
                         seq[w * 2] = 1.0;
                         seq[w * 2 + 1] = 20.0 + (k % 50) as f64;
                     }
                 }
-                let category = if k % 5 == 0 { "FR" } else { "UK" };
-                let noise = (k / 7) % 10 == 0;
+                let category = if k.is_multiple_of(5) { "FR" } else { "UK" };
+                let noise = (k / 7).is_multiple_of(10);
                 SequenceExample {
                     aggregates: vec![seq.iter().step_by(2).sum()],
                     sequence: seq,

@@ -356,8 +356,11 @@ fn metrics(scores: &[f64], labels: &[bool]) -> Map<String, Value> {
     m
 }
 
+/// Reliability bins of one model: `(mean predicted, observed rate, count)`.
+type Bins = Vec<(f64, f64, usize)>;
+
 /// A reliability diagram of several models.
-fn calibration_svg(series: &[(&str, Vec<(f64, f64, usize)>)], title: &str) -> String {
+fn calibration_svg(series: &[(&str, Bins)], title: &str) -> String {
     let (w, h, m) = (440.0, 440.0, 50.0);
     let x = |v: f64| m + v * (w - 2.0 * m);
     let y = |v: f64| h - m - v * (h - 2.0 * m);
