@@ -344,8 +344,11 @@ fn f1_at(scores: &[f64], labels: &[bool], threshold: f64) -> f64 {
     }
 }
 
-/// Per bin of 10 equal-width probability bins: (mean predicted, observed rate, count).
-fn reliability(scores: &[f64], labels: &[bool]) -> Vec<(f64, f64, usize)> {
+/// Per non-empty bin of 10 equal-width probability bins: (mean predicted, observed rate, count).
+type Bins = Vec<(f64, f64, usize)>;
+
+/// The reliability bins of `scores`.
+fn reliability(scores: &[f64], labels: &[bool]) -> Bins {
     let mut bins = vec![(0.0, 0.0, 0usize); 10];
     for (s, l) in scores.iter().zip(labels) {
         let b = ((s * 10.0).floor().max(0.0) as usize).min(9);
@@ -414,7 +417,7 @@ fn summarise(folds: &[FoldMetrics]) -> Map<String, Value> {
 }
 
 /// A reliability diagram: observed rate against mean predicted probability, per model.
-fn calibration_svg(series: &[(&str, &str, Vec<(f64, f64, usize)>)]) -> String {
+fn calibration_svg(series: &[(&str, &str, Bins)]) -> String {
     let (w, h, m) = (420.0, 420.0, 50.0);
     let x = |v: f64| m + v * (w - 2.0 * m);
     let y = |v: f64| h - m - v * (h - 2.0 * m);
