@@ -215,18 +215,14 @@ impl SequenceArtifact {
         Ok(out)
     }
 
-    /// Scores `inputs` into `out` (same length), block by block.
+    /// Scores `inputs` into `out` (same length), block by block, with the kernels compiled for the
+    /// best instruction set the CPU has.
     fn score_chunk(&self, inputs: &[SequenceInput<'_>], out: &mut [f64]) {
-        let arch = pulp::Arch::new();
-        arch.dispatch(
-            #[inline(always)]
-            || {
-                let mut scratch = Scratch::new(self);
-                for (xs, ys) in inputs.chunks(BLOCK).zip(out.chunks_mut(BLOCK)) {
-                    self.score_block(xs, ys, &mut scratch);
-                }
-            },
-        );
+        pulp::Arch::new().dispatch(Chunk {
+            model: self,
+            inputs,
+            out,
+        });
     }
 
     #[inline(always)]
@@ -305,6 +301,27 @@ impl SequenceArtifact {
     }
 }
 
+/// One thread's share of a batch. A `WithSimd` type rather than a closure: pulp inlines its
+/// generic `with_simd` (and every `#[inline(always)]` kernel under it) into a function compiled
+/// with the detected target features; a closure body stays a separate, baseline-ISA function.
+struct Chunk<'m, 'i, 'o> {
+    model: &'m SequenceArtifact,
+    inputs: &'i [SequenceInput<'i>],
+    out: &'o mut [f64],
+}
+
+impl pulp::WithSimd for Chunk<'_, '_, '_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _simd: S) {
+        let mut scratch = Scratch::new(self.model);
+        for (xs, ys) in self.inputs.chunks(BLOCK).zip(self.out.chunks_mut(BLOCK)) {
+            self.model.score_block(xs, ys, &mut scratch);
+        }
+    }
+}
+
 /// Working memory of one thread.
 struct Scratch {
     x: Vec<f32>,
@@ -336,6 +353,7 @@ fn dense_ok(l: &Dense) -> bool {
 }
 
 /// `y = x · W + b`.
+#[inline(always)]
 fn dense_into(l: &Dense, x: &[f32], y: &mut Vec<f32>) {
     y.clear();
     y.extend_from_slice(&l.bias);
