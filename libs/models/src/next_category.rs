@@ -64,8 +64,8 @@ pub fn head_word(description: &str) -> Option<String> {
     let upper = description.to_uppercase();
     let word = upper
         .split(|c: char| !c.is_alphabetic())
-        .filter(|w| w.chars().count() >= 3 && !STOP_WORDS.contains(w) && !MODIFIERS.contains(w))
-        .last()?;
+        .rev()
+        .find(|w| w.chars().count() >= 3 && !STOP_WORDS.contains(w) && !MODIFIERS.contains(w))?;
     let singular = if word.chars().count() > 3 && word.ends_with('S') && !word.ends_with("SS") {
         &word[..word.len() - 1]
     } else {
@@ -175,8 +175,8 @@ impl NextCategoryConfig {
     pub fn grid() -> Vec<Self> {
         let mut g = Vec::new();
         for half_life_days in [Some(30.0), Some(90.0), Some(365.0), None] {
-            for transition_weight in [0.0, 0.5, 1.0, 2.0] {
-                for popularity_weight in [0.05, 0.2, 0.5] {
+            for transition_weight in [0.0, 0.5, 1.0, 2.0, 4.0, 8.0] {
+                for popularity_weight in [0.05, 0.2, 0.5, 1.0, 2.0] {
                     g.push(Self {
                         half_life_days,
                         transition_weight,

@@ -34,7 +34,14 @@ fn show(e: &Evaluation) {
 fn recommend_reproduces_the_anchor_split_and_beats_als_knn_and_popularity()
 -> Result<(), evaluate::EvalError> {
     let Some(path) = data() else { return Ok(()) };
-    let e = evaluate::run(Task::Recommend, &path, &EvalOptions::default())?;
+    let e = evaluate::run(
+        Task::Recommend,
+        &path,
+        &EvalOptions {
+            progress: true,
+            ..EvalOptions::default()
+        },
+    )?;
     show(&e);
     let m = Value::Object(e.metrics.clone());
     let b = Value::Object(e.baseline.metrics.clone());

@@ -86,7 +86,7 @@ pub fn kmeans(
     seed: u64,
     max_iterations: usize,
 ) -> Result<Vec<usize>, RecommendError> {
-    if dim == 0 || points.len() % dim != 0 {
+    if dim == 0 || !points.len().is_multiple_of(dim) {
         return Err(RecommendError::BadParameter(format!(
             "{} values are not rows of {dim}",
             points.len()

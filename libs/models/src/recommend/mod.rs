@@ -270,8 +270,8 @@ impl Interactions {
             row_sums.iter().sum::<f32>() / row_sums.len() as f32
         };
         let mut out = self.clone();
-        for u in 0..self.n_users() {
-            let norm = (1.0 - b) + b * row_sums[u] / mean;
+        for (u, row_sum) in row_sums.iter().enumerate() {
+            let norm = (1.0 - b) + b * row_sum / mean;
             for k in self.indptr[u]..self.indptr[u + 1] {
                 let w = self.values[k];
                 out.values[k] = w * (k1 + 1.0) / (k1 * norm + w) * idf[self.indices[k] as usize];
