@@ -47,6 +47,10 @@ impl ParetoNbdParams {
         };
         let d = hi - lo;
         let a = r + sh + x;
+        if d / (hi + s.t_x) > SERIES_MAX_Z {
+            // The series needs O(1/(1-z)) terms here; integrate A0 = (r+s+x) ∫ directly instead.
+            return Ok(ln_timing_integral(self, s)?.map(|ln_i| a.ln() + ln_i));
+        }
         let p1 = ln_hyp2f1_c_eq_a_plus_1(a, c, d / (hi + s.t_x))? - a * (hi + s.t_x).ln();
         let p2 = ln_hyp2f1_c_eq_a_plus_1(a, c, d / (hi + s.t))? - a * (hi + s.t).ln();
         let diff = p2 - p1;
@@ -126,6 +130,78 @@ impl ParetoNbdParams {
         } = *self;
         let rate = (r + s.x) * (beta + s.t) / (alpha + s.t);
         Ok(rate * lifetime_factor(sh, beta + s.t, t) * self.p_alive(s)?)
+    }
+}
+
+/// Above this argument the 2F1 series is slow (its terms shrink like z^n); A0 is integrated instead.
+const SERIES_MAX_Z: f64 = 0.99;
+
+/// `ln ∫_{t_x}^{T} (α+τ)^-(r+x) (β+τ)^-(s+1) dτ`, the probability-weighted time in which the
+/// customer may have died unseen, by adaptive Simpson on the integrand scaled by its value at t_x
+/// (it is positive and decreasing, so the scaled values lie in (0, 1] and nothing underflows early).
+/// `Ok(None)` when t_x = T.
+///
+/// # Errors
+/// [`ClvError::Numerical`] when the integral needs more than [`QUADRATURE_BUDGET`] evaluations.
+fn ln_timing_integral(p: &ParetoNbdParams, s: &Summary) -> Result<Option<f64>, ClvError> {
+    let (lo, hi) = (s.t_x, s.t);
+    if hi <= lo {
+        return Ok(None);
+    }
+    let (k1, k2) = (p.r + s.x, p.s + 1.0);
+    let (a0, b0) = (p.alpha + lo, p.beta + lo);
+    let f = |tau: f64| (-k1 * ((p.alpha + tau) / a0).ln() - k2 * ((p.beta + tau) / b0).ln()).exp();
+    let (fa, fm, fb) = (f(lo), f(0.5 * (lo + hi)), f(hi));
+    let whole = (hi - lo) / 6.0 * (fa + 4.0 * fm + fb);
+    let mut q = Quadrature {
+        f: &f,
+        budget: QUADRATURE_BUDGET,
+    };
+    let integral = q.simpson([lo, hi], [fa, fm, fb], whole, 1e-11 * whole, 40);
+    if q.budget == 0 {
+        return Err(ClvError::Numerical(format!(
+            "Pareto/NBD: the dropout-time integral did not converge in {QUADRATURE_BUDGET} evaluations"
+        )));
+    }
+    Ok((integral > 0.0).then(|| integral.ln() - k1 * a0.ln() - k2 * b0.ln()))
+}
+
+/// Integrand evaluations allowed per integral.
+const QUADRATURE_BUDGET: u32 = 20_000;
+
+/// Adaptive Simpson with Richardson extrapolation and an evaluation budget.
+struct Quadrature<'a> {
+    f: &'a dyn Fn(f64) -> f64,
+    budget: u32,
+}
+
+impl Quadrature<'_> {
+    fn simpson(
+        &mut self,
+        [a, b]: [f64; 2],
+        [fa, fm, fb]: [f64; 3],
+        whole: f64,
+        tol: f64,
+        depth: u32,
+    ) -> f64 {
+        let m = 0.5 * (a + b);
+        let (lm, rm) = (0.5 * (a + m), 0.5 * (m + b));
+        self.budget = self.budget.saturating_sub(2);
+        let (flm, frm) = ((self.f)(lm), (self.f)(rm));
+        let left = (m - a) / 6.0 * (fa + 4.0 * flm + fm);
+        let right = (b - m) / 6.0 * (fm + 4.0 * frm + fb);
+        let delta = left + right - whole;
+        // Stop on the tolerance, at the depth limit, out of budget, or when the tolerance has fallen
+        // below what f64 can resolve on this piece (otherwise every branch recurses to the bottom).
+        if depth == 0
+            || self.budget == 0
+            || delta.abs() <= 15.0 * tol
+            || tol < 1e-15 * (left + right).abs()
+        {
+            return left + right + delta / 15.0;
+        }
+        self.simpson([a, m], [fa, flm, fm], left, tol / 2.0, depth - 1)
+            + self.simpson([m, b], [fm, frm, fb], right, tol / 2.0, depth - 1)
     }
 }
 
@@ -259,6 +335,79 @@ mod tests {
             })?,
             1.0
         );
+        Ok(())
+    }
+
+    #[test]
+    fn integral_and_series_agree_where_both_apply() -> Result<(), ClvError> {
+        for (p, sm) in [
+            (
+                ParetoNbdParams {
+                    r: 0.55,
+                    alpha: 10.6,
+                    s: 0.6,
+                    beta: 11.7,
+                },
+                Summary {
+                    x: 3.0,
+                    t_x: 12.0,
+                    t: 38.0,
+                },
+            ),
+            (
+                ParetoNbdParams {
+                    r: 1.9,
+                    alpha: 3.1,
+                    s: 40.0,
+                    beta: 300.0,
+                },
+                Summary {
+                    x: 30.0,
+                    t_x: 20.0,
+                    t: 40.0,
+                },
+            ),
+            (
+                ParetoNbdParams {
+                    r: 0.7,
+                    alpha: 40.0,
+                    s: 0.3,
+                    beta: 2.0,
+                },
+                Summary {
+                    x: 0.0,
+                    t_x: 0.0,
+                    t: 25.0,
+                },
+            ),
+        ] {
+            let Some(series) = p.ln_a0(&sm)? else {
+                panic!("A0 > 0 expected");
+            };
+            let Some(ln_i) = ln_timing_integral(&p, &sm)? else {
+                panic!("integral > 0 expected");
+            };
+            let integral = (p.r + p.s + sm.x).ln() + ln_i;
+            assert!(
+                (series - integral).abs() < 1e-9,
+                "{p:?}: {series} vs {integral}"
+            );
+        }
+        // Far past the series' comfort zone (z ≈ 0.9997): finite, and P(alive) in (0, 1).
+        let p = ParetoNbdParams {
+            r: 1.95,
+            alpha: 3.14,
+            s: 2190.0,
+            beta: 113_001.0,
+        };
+        let sm = Summary {
+            x: 5.0,
+            t_x: 10.0,
+            t: 39.0,
+        };
+        assert!(p.log_likelihood_one(&sm)?.is_finite());
+        let alive = p.p_alive(&sm)?;
+        assert!(alive > 0.0 && alive < 1.0, "{alive}");
         Ok(())
     }
 
