@@ -8,10 +8,12 @@
 //! - [`mapping`]: SOQL per object and record mapping.
 //! - [`sync`]: a full sync.
 //! - [`api`]: HTTP handlers and the OpenAPI description.
+//! - [`jobs`]: syncs as background jobs (start, watch, cancel, list).
 //! - [`connect`]: `sextant connect` (web-server flow + PKCE) and the encrypted refresh token.
 
 pub mod api;
 pub mod connect;
+pub mod jobs;
 pub mod mapping;
 pub mod sync;
 
@@ -132,6 +134,8 @@ pub struct AppState {
     pub clock: SharedClock,
     /// One sync at a time.
     pub sync_lock: tokio::sync::Mutex<()>,
+    /// Background sync jobs.
+    pub jobs: jobs::Jobs,
 }
 
 /// Builds the service: checks its settings, opens what it needs, binds the port.
@@ -177,6 +181,7 @@ impl Application {
             feature_store_url: settings.feature_store_url.trim_end_matches('/').to_owned(),
             clock,
             sync_lock: tokio::sync::Mutex::new(()),
+            jobs: jobs::Jobs::default(),
         });
         let service = Service::start(
             "connector",

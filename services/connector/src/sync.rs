@@ -39,7 +39,29 @@ pub enum SyncError {
     /// The feature store refused or was unreachable.
     #[error("feature store: {0}")]
     FeatureStore(#[from] UpstreamError),
+    /// The sync was cancelled between two pages.
+    #[error("cancelled")]
+    Cancelled,
 }
+
+/// What a sync reports as it goes, and whether it should stop.
+pub trait SyncObserver: Send + Sync {
+    /// An object starts.
+    fn object_started(&self, _object: &str) {}
+    /// A page was ingested: its rows, and the API calls made so far by this sync.
+    fn page_ingested(&self, _rows: u64, _api_calls: u64) {}
+    /// An object is done.
+    fn object_done(&self, _object: &str) {}
+    /// Checked between pages: stop when true.
+    fn cancelled(&self) -> bool {
+        false
+    }
+}
+
+/// An observer that watches nothing.
+#[derive(Debug)]
+pub struct NoObserver;
+impl SyncObserver for NoObserver {}
 
 /// Reads everything and ingests it.
 pub async fn full_sync(
@@ -48,13 +70,32 @@ pub async fn full_sync(
     feature_store_url: &str,
     clock: &SharedClock,
 ) -> Result<SyncReport, SyncError> {
+    full_sync_observed(sf, http, feature_store_url, clock, &NoObserver).await
+}
+
+/// Reads everything and ingests it, reporting progress and stopping between pages when asked.
+pub async fn full_sync_observed(
+    sf: &SalesforceClient,
+    http: &reqwest::Client,
+    feature_store_url: &str,
+    clock: &SharedClock,
+    observer: &dyn SyncObserver,
+) -> Result<SyncReport, SyncError> {
+    let calls_before = sf.stats().requests;
     let started_at = clock.now();
     let mut objects = BTreeMap::new();
     let mut pages = 0;
     for (object, soql) in OBJECTS {
+        observer.object_started(object);
         let mut pager = sf.query_pages(soql, false);
         let mut written = 0u64;
-        while let Some(page) = pager.next_page().await? {
+        loop {
+            if observer.cancelled() {
+                return Err(SyncError::Cancelled);
+            }
+            let Some(page) = pager.next_page().await? else {
+                break;
+            };
             let chunk = &page.records;
             let batch: IngestBatch = to_batch(object, chunk)?;
             let request = IngestRequest::from_batch(None, &batch).map_err(|e| MappingError {
@@ -83,7 +124,12 @@ pub async fn full_sync(
                 });
             }
             written += answer.written + answer.unchanged;
+            observer.page_ingested(
+                answer.written + answer.unchanged,
+                sf.stats().requests - calls_before,
+            );
         }
+        observer.object_done(object);
         pages += pager.pages();
         tracing::info!(
             object,
