@@ -117,13 +117,8 @@ impl Evaluation {
         });
         let w0 = rows.iter().map(|r| r.0.len()).max().unwrap_or(6).max(6);
         let w1 = rows.iter().map(|r| r.1.len()).max().unwrap_or(5).max(5);
-        let _ = writeln!(
-            out,
-            "\n{:<w0$}  {:>w1$}  {}",
-            "metric",
-            "model",
-            format!("baseline ({})", self.baseline.name)
-        );
+        let baseline = format!("baseline ({})", self.baseline.name);
+        let _ = writeln!(out, "\n{:<w0$}  {:>w1$}  {baseline}", "metric", "model");
         for (k, m, b) in rows {
             let _ = writeln!(out, "{k:<w0$}  {m:>w1$}  {b}");
         }
