@@ -26,8 +26,8 @@ impl TrainingSetParser {
             if self.trailer.is_some() {
                 return Err("training set: data after the trailer".into());
             }
-            let parsed: TrainingSetLine = serde_json::from_slice(line)
-                .map_err(|e| format!("training set: bad line: {e}"))?;
+            let parsed: TrainingSetLine =
+                serde_json::from_slice(line).map_err(|e| format!("training set: bad line: {e}"))?;
             match parsed {
                 TrainingSetLine::Header(h) if self.header.is_none() => self.header = Some(h),
                 TrainingSetLine::Header(_) => return Err("training set: second header".into()),

@@ -165,11 +165,7 @@ pub fn aggregate_features(history: &History, as_of: NaiveDate) -> Option<Vec<f64
     };
     let items: f64 = purchases.iter().map(|p| p.items).sum();
 
-    let category_total: f64 = history
-        .category_spend
-        .iter()
-        .map(|(_, s)| s.max(0.0))
-        .sum();
+    let category_total: f64 = history.category_spend.iter().map(|(_, s)| s.max(0.0)).sum();
     let categories = history
         .category_spend
         .iter()
@@ -289,7 +285,9 @@ const POSITIVE_WORDS: &[&str] = &[
     "wonderful",
 ];
 
-const NEGATORS: &[&str] = &["not", "no", "never", "don't", "didn't", "isn't", "wasn't", "won't"];
+const NEGATORS: &[&str] = &[
+    "not", "no", "never", "don't", "didn't", "isn't", "wasn't", "won't",
+];
 
 /// The lexicon fallback: whether a text reads as negative (more negative than positive words,
 /// with a negator flipping the word after it). Used only when no sentiment model is loaded.
@@ -346,7 +344,10 @@ mod tests {
     }
 
     fn get(v: &[f64], name: &str) -> f64 {
-        let i = FEATURE_NAMES.iter().position(|n| *n == name).unwrap_or(usize::MAX);
+        let i = FEATURE_NAMES
+            .iter()
+            .position(|n| *n == name)
+            .unwrap_or(usize::MAX);
         v.get(i).copied().unwrap_or(f64::NAN)
     }
 
@@ -361,7 +362,10 @@ mod tests {
             ..History::default()
         };
         assert_eq!(aggregate_features(&h, d("2024-03-01")), None);
-        assert_eq!(aggregate_features(&History::default(), d("2024-03-01")), None);
+        assert_eq!(
+            aggregate_features(&History::default(), d("2024-03-01")),
+            None
+        );
         assert!(aggregate_features(&h, d("2024-03-02")).is_some());
     }
 

@@ -110,11 +110,15 @@ impl Evaluation {
             rows.push((k.to_owned(), fmt_value(v), base));
         });
         // Baseline-only metrics (e.g. a baseline reports a figure the model does not).
-        flatten("", &Value::Object(self.baseline.metrics.clone()), &mut |k, v| {
-            if lookup(&self.metrics, k).is_none() {
-                rows.push((k.to_owned(), "—".into(), fmt_value(v)));
-            }
-        });
+        flatten(
+            "",
+            &Value::Object(self.baseline.metrics.clone()),
+            &mut |k, v| {
+                if lookup(&self.metrics, k).is_none() {
+                    rows.push((k.to_owned(), "—".into(), fmt_value(v)));
+                }
+            },
+        );
         let w0 = rows.iter().map(|r| r.0.len()).max().unwrap_or(6).max(6);
         let w1 = rows.iter().map(|r| r.1.len()).max().unwrap_or(5).max(5);
         let baseline = format!("baseline ({})", self.baseline.name);
@@ -202,9 +206,16 @@ mod tests {
         let t = e.table();
         assert!(t.contains("bgnbd.r"), "{t}");
         assert!(t.contains("0.2426"), "{t}");
-        let mae = t.lines().find(|l| l.starts_with("holdout_mae")).unwrap_or("");
+        let mae = t
+            .lines()
+            .find(|l| l.starts_with("holdout_mae"))
+            .unwrap_or("");
         assert!(mae.contains("0.7500") && mae.contains("0.7545"), "{mae}");
-        assert!(t.lines().any(|l| l.starts_with("extra") && l.ends_with('3')), "{t}");
+        assert!(
+            t.lines()
+                .any(|l| l.starts_with("extra") && l.ends_with('3')),
+            "{t}"
+        );
         assert!(t.contains("note: n1"));
     }
 }

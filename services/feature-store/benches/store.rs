@@ -38,9 +38,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let lines: usize = args.first().and_then(|a| a.parse().ok()).unwrap_or(200_000);
     let dir = std::env::temp_dir().join(format!("sextant-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
-    let url = args.get(1).cloned().unwrap_or_else(|| {
-        format!("sqlite://{}?mode=rwc", dir.join("bench.sqlite").display())
-    });
+    let url = args
+        .get(1)
+        .cloned()
+        .unwrap_or_else(|| format!("sqlite://{}?mode=rwc", dir.join("bench.sqlite").display()));
     let store = Store::connect(&url, &["Activated".to_owned()]).await?;
     let orders = lines / LINES_PER_ORDER;
     let accounts = (orders / ORDERS_PER_ACCOUNT).max(1);
@@ -49,7 +50,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         url.split("://").next().unwrap_or("?")
     );
     let start_day = NaiveDate::from_ymd_opt(2022, 1, 3).unwrap_or_default();
-    let now = Utc.with_ymd_and_hms(2024, 1, 10, 12, 0, 0).single().unwrap_or_default();
+    let now = Utc
+        .with_ymd_and_hms(2024, 1, 10, 12, 0, 0)
+        .single()
+        .unwrap_or_default();
     let as_of = NaiveDate::from_ymd_opt(2024, 1, 11).unwrap_or_default();
     let stamp = |d: NaiveDate| format!("{d}T12:00:00Z");
 
@@ -124,7 +128,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             })
             .collect();
         store
-            .ingest("default", &send(IngestObject::OrderItem, records), now, as_of)
+            .ingest(
+                "default",
+                &send(IngestObject::OrderItem, records),
+                now,
+                as_of,
+            )
             .await?;
         seg_count += chunk.len();
         if seg_count >= tenth {
@@ -180,7 +189,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         org_id: None,
     };
     let t = Instant::now();
-    let producer = tokio::spawn(sextant_feature_store::training::produce(store.clone(), req, tx));
+    let producer = tokio::spawn(sextant_feature_store::training::produce(
+        store.clone(),
+        req,
+        tx,
+    ));
     let (mut rows, mut bytes) = (0u64, 0usize);
     while let Some(Ok(line)) = rx.recv().await {
         rows += 1;
@@ -197,7 +210,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     if let Ok(status) = std::fs::read_to_string("/proc/self/status")
         && let Some(line) = status.lines().find(|l| l.starts_with("VmHWM"))
     {
-        println!("peak resident memory: {}", line.trim_start_matches("VmHWM:").trim());
+        println!(
+            "peak resident memory: {}",
+            line.trim_start_matches("VmHWM:").trim()
+        );
     }
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())

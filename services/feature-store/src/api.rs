@@ -31,10 +31,24 @@ use crate::migration::DEFAULT_ORG;
         title = "Sextant feature store",
         description = "CRM records synced from Salesforce (versioned by known time), point-in-time training sets streamed as NDJSON, and materialised online features."
     ),
-    paths(ingest, training_set, online_features, accounts, drift, healthz, readyz),
+    paths(
+        ingest,
+        training_set,
+        online_features,
+        accounts,
+        drift,
+        healthz,
+        readyz
+    ),
     components(schemas(
-        AccountRecord, ContactRecord, ProductRecord, OrderRecord, OrderItemRecord, CaseRecord,
-        EngagementEventRecord, TrainingSetLine
+        AccountRecord,
+        ContactRecord,
+        ProductRecord,
+        OrderRecord,
+        OrderItemRecord,
+        CaseRecord,
+        EngagementEventRecord,
+        TrainingSetLine
     ))
 )]
 struct ApiDoc;
@@ -77,7 +91,10 @@ async fn ingest(
     state: web::Data<AppState>,
     req: web::Json<IngestRequest>,
 ) -> Result<web::Json<IngestResponse>, ApiError> {
-    for (what, n) in [("records", req.records.len()), ("deletions", req.deletions.len())] {
+    for (what, n) in [
+        ("records", req.records.len()),
+        ("deletions", req.deletions.len()),
+    ] {
         if n > MAX_INGEST_RECORDS {
             return Err(ApiError::bad_request(
                 ErrorCode::TooManyRecords,
@@ -266,7 +283,12 @@ async fn drift(
     while rows < max_rows {
         let page = state
             .store
-            .online_vectors(&org, FEATURE_SET, after.as_deref(), 1000.min(max_rows - rows))
+            .online_vectors(
+                &org,
+                FEATURE_SET,
+                after.as_deref(),
+                1000.min(max_rows - rows),
+            )
             .await
             .map_err(db_error)?;
         let Some((last, _)) = page.last() else {
@@ -365,7 +387,11 @@ async fn online_features(
                 account_id: SalesforceId::parse(&r.account_id).ok()?,
                 status: r.status,
                 features: r.features,
-                sequence: if req.include_sequences { r.sequence } else { None },
+                sequence: if req.include_sequences {
+                    r.sequence
+                } else {
+                    None
+                },
                 attributes: r.attributes,
                 as_of: r.as_of,
                 computed_at: r.computed_at,

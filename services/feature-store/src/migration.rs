@@ -266,14 +266,22 @@ const VERSIONED: [(&str, &[(&str, Kind)]); 7] = [
 /// Indexes that the point-in-time reads use: by parent within an org.
 const INDEXES: [(&str, &str, &[&str]); 5] = [
     ("fs_order_account", "fs_order", &["org_id", "account_id"]),
-    ("fs_order_item_order", "fs_order_item", &["org_id", "order_id"]),
+    (
+        "fs_order_item_order",
+        "fs_order_item",
+        &["org_id", "order_id"],
+    ),
     ("fs_case_account", "fs_case", &["org_id", "account_id"]),
     (
         "fs_engagement_account",
         "fs_engagement_event",
         &["org_id", "account_id"],
     ),
-    ("fs_contact_account", "fs_contact", &["org_id", "account_id"]),
+    (
+        "fs_contact_account",
+        "fs_contact",
+        &["org_id", "account_id"],
+    ),
 ];
 
 #[derive(Debug, Clone, Copy)]

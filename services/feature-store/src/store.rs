@@ -160,7 +160,13 @@ fn table(object: IngestObject) -> (&'static str, &'static [&'static str]) {
         ),
         IngestObject::EngagementEvent => (
             "fs_engagement_event",
-            &["account_id", "event_type", "event_day", "occurred_us", "value"],
+            &[
+                "account_id",
+                "event_type",
+                "event_day",
+                "occurred_us",
+                "value",
+            ],
         ),
     }
 }
@@ -184,7 +190,11 @@ fn known(stamp: Option<DateTime<Utc>>, now_us: i64) -> i64 {
 }
 
 /// Parses and validates one record into its version row.
-fn to_row(object: IngestObject, raw: &serde_json::Value, now_us: i64) -> Result<VersionRow, String> {
+fn to_row(
+    object: IngestObject,
+    raw: &serde_json::Value,
+    now_us: i64,
+) -> Result<VersionRow, String> {
     let row = match object {
         IngestObject::Account => {
             let r: AccountRecord = parse(raw)?;
@@ -373,7 +383,8 @@ impl Store {
         let backend = db.get_database_backend();
         if backend == DbBackend::Sqlite {
             for pragma in ["PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL"] {
-                db.execute_raw(Statement::from_string(backend, pragma)).await?;
+                db.execute_raw(Statement::from_string(backend, pragma))
+                    .await?;
             }
         }
         Ok(Self {
@@ -714,7 +725,10 @@ impl Store {
             out.entry(account).or_default().purchases.push(fact);
         }
         for ((account, cat), spend) in categories {
-            out.entry(account).or_default().category_spend.push((cat, spend));
+            out.entry(account)
+                .or_default()
+                .category_spend
+                .push((cat, spend));
         }
 
         // Cases and engagement events: same point-in-time rule.
@@ -863,9 +877,8 @@ impl Store {
         let stale: Vec<String> = accounts
             .iter()
             .filter(|a| {
-                rows.get(*a).is_none_or(|r| {
-                    r.as_of != as_of || r.feature_set != aggregates::FEATURE_SET
-                })
+                rows.get(*a)
+                    .is_none_or(|r| r.as_of != as_of || r.feature_set != aggregates::FEATURE_SET)
             })
             .cloned()
             .collect();
@@ -908,9 +921,9 @@ impl Store {
                 DbErr::Custom(format!("online row of {account_id}: bad {what}: {e}"))
             };
             let features = match r.try_get::<Option<String>>("", "features")? {
-                Some(t) => Some(
-                    serde_json::from_str::<Vec<f64>>(&t).map_err(|e| bad("features", e))?,
-                ),
+                Some(t) => {
+                    Some(serde_json::from_str::<Vec<f64>>(&t).map_err(|e| bad("features", e))?)
+                }
                 None => None,
             };
             let sequence = match r.try_get::<Option<String>>("", "sequence")? {

@@ -15,13 +15,13 @@ use std::fmt::Write as _;
 
 use actix_web::web::Bytes;
 use chrono::NaiveDate;
-use sha2::{Digest, Sha256};
 use sextant_contracts::api::{
     TrainingRow, TrainingSetHeader, TrainingSetLine, TrainingSetRequest, TrainingSetTrailer,
 };
 use sextant_contracts::{ErrorBody, ErrorCode, SalesforceId};
 use sextant_features::aggregates::{FEATURE_NAMES, FEATURE_SET};
 use sextant_features::sequence::WEEK_CHANNELS;
+use sha2::{Digest, Sha256};
 use tokio::sync::mpsc::Sender;
 
 use crate::migration::DEFAULT_ORG;

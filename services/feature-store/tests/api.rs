@@ -123,7 +123,12 @@ async fn ingest(app: &TestApp, object: &str, records: Vec<Value>) -> IngestRespo
 /// Accounts 1..=3; account 1 orders before and after the cutoff (2011-06-01), account 2 only
 /// before, account 3 never.
 async fn load(app: &TestApp) {
-    ingest(app, "Account", vec![account(1, "A"), account(2, "B"), account(3, "C")]).await;
+    ingest(
+        app,
+        "Account",
+        vec![account(1, "A"), account(2, "B"), account(3, "C")],
+    )
+    .await;
     ingest(
         app,
         "Order",
@@ -183,13 +188,20 @@ async fn ingest_is_idempotent_and_order_independent() {
         let app = spawn(&db, "2011-12-10").await;
         load(&app).await;
         let again = ingest(&app, "Order", vec![order(1, 1, "2011-01-10")]).await;
-        assert_eq!((again.written, again.unchanged), (0, 1), "{db}: a replay stores nothing");
+        assert_eq!(
+            (again.written, again.unchanged),
+            (0, 1),
+            "{db}: a replay stores nothing"
+        );
         // A newer version moves order 3 to a cancelled state; the older one replayed afterwards
         // changes nothing.
         let newer = order_known(3, 2, "2011-03-01", "Cancelled", "2011-03-05");
         let r = ingest(&app, "Order", vec![newer]).await;
         assert_eq!(r.written, 1, "{db}");
-        assert!(r.accounts_refreshed >= 1, "{db}: online row of account 2 refreshed");
+        assert!(
+            r.accounts_refreshed >= 1,
+            "{db}: online row of account 2 refreshed"
+        );
         let r = ingest(&app, "Order", vec![order(3, 2, "2011-03-01")]).await;
         assert_eq!((r.written, r.unchanged), (0, 1), "{db}");
         let f = online(&app, &[aid(2)]).await;
@@ -203,7 +215,10 @@ async fn ingest_is_idempotent_and_order_independent() {
 
 async fn online(app: &TestApp, ids: &[String]) -> OnlineFeatures {
     let (status, body) = app
-        .post("/v1/features/online", &json!({"account_ids": ids, "include_sequences": true}))
+        .post(
+            "/v1/features/online",
+            &json!({"account_ids": ids, "include_sequences": true}),
+        )
         .await;
     assert_eq!(status, 200, "{body}");
     serde_json::from_value(body).expect("online features")
@@ -230,13 +245,25 @@ async fn bad_records_are_answered_one_by_one_and_the_rest_stored() {
         let rejected: Vec<u64> = r.rejected.iter().map(|x| x.index).collect();
         assert_eq!(rejected, vec![1, 2, 3], "{db}");
         assert_eq!(r.rejected[0].id.as_deref(), Some(oid(2).as_str()));
-        assert!(r.rejected[0].message.contains("effective_date"), "{:?}", r.rejected[0]);
-        assert!(r.rejected[1].message.contains("not an Account id"), "{:?}", r.rejected[1]);
+        assert!(
+            r.rejected[0].message.contains("effective_date"),
+            "{:?}",
+            r.rejected[0]
+        );
+        assert!(
+            r.rejected[1].message.contains("not an Account id"),
+            "{:?}",
+            r.rejected[1]
+        );
         assert_eq!(r.rejected[2].code, ErrorCode::InvalidRecord);
         let (status, body) = app
             .post("/v1/ingest", &json!({"object": "Widget", "records": []}))
             .await;
-        assert_eq!((status, body["code"].as_str()), (400, Some("invalid_json")), "{db}");
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (400, Some("invalid_json")),
+            "{db}"
+        );
     }
 }
 
@@ -256,16 +283,22 @@ async fn deletions_remove_rows_from_their_known_time_on() {
         assert_eq!(body["written"], 1, "{db}");
         let f = online(&app, &[aid(2)]).await;
         assert_eq!(f.rows[0].status, HistoryStatus::NoHistory, "{db}: gone now");
-        let before = training_set(&app, &json!({"cutoffs": ["2011-06-01"], "horizon_days": 90}))
-            .await
-            .expect("set");
+        let before = training_set(
+            &app,
+            &json!({"cutoffs": ["2011-06-01"], "horizon_days": 90}),
+        )
+        .await
+        .expect("set");
         assert!(
             before.rows.iter().any(|r| r.account_id.as_str() == aid(2)),
             "{db}: still there as of a cut-off before the deletion"
         );
-        let after = training_set(&app, &json!({"cutoffs": ["2011-08-01"], "horizon_days": 90}))
-            .await
-            .expect("set");
+        let after = training_set(
+            &app,
+            &json!({"cutoffs": ["2011-08-01"], "horizon_days": 90}),
+        )
+        .await
+        .expect("set");
         assert!(
             !after.rows.iter().any(|r| r.account_id.as_str() == aid(2)),
             "{db}: absent from a cut-off after it"
@@ -278,10 +311,24 @@ async fn deletions_remove_rows_from_their_known_time_on() {
             )
             .await;
         assert_eq!(status, 200);
-        ingest(&app, "Order", vec![order_known(9, 3, "2011-01-05", "Activated", "2011-01-05")]).await;
-        ingest(&app, "OrderItem", vec![item_known(9, 9, 1.0, 10.0, "2011-01-05")]).await;
+        ingest(
+            &app,
+            "Order",
+            vec![order_known(9, 3, "2011-01-05", "Activated", "2011-01-05")],
+        )
+        .await;
+        ingest(
+            &app,
+            "OrderItem",
+            vec![item_known(9, 9, 1.0, 10.0, "2011-01-05")],
+        )
+        .await;
         let f = online(&app, &[aid(3)]).await;
-        assert_eq!(f.rows[0].status, HistoryStatus::NoHistory, "{db}: out-of-order tombstone");
+        assert_eq!(
+            f.rows[0].status,
+            HistoryStatus::NoHistory,
+            "{db}: out-of-order tombstone"
+        );
     }
 }
 
@@ -292,13 +339,38 @@ async fn training_sets_are_point_in_time_and_leak_nothing() {
         load(&app).await;
         // Plant every kind of leak around the cut-off 2011-06-01 for account 2:
         // - a late-arriving row: dated before the cut-off, known only after it;
-        ingest(&app, "Order", vec![order_known(20, 2, "2011-05-20", "Activated", "2011-06-15")]).await;
-        ingest(&app, "OrderItem", vec![item_known(20, 20, 1.0, 1000.0, "2011-06-15")]).await;
+        ingest(
+            &app,
+            "Order",
+            vec![order_known(20, 2, "2011-05-20", "Activated", "2011-06-15")],
+        )
+        .await;
+        ingest(
+            &app,
+            "OrderItem",
+            vec![item_known(20, 20, 1.0, 1000.0, "2011-06-15")],
+        )
+        .await;
         // - a row edited after the cut-off: order 3's line re-priced on 2011-07-01;
-        ingest(&app, "OrderItem", vec![item_known(4, 3, 4.0, 250.0, "2011-07-01")]).await;
+        ingest(
+            &app,
+            "OrderItem",
+            vec![item_known(4, 3, 4.0, 250.0, "2011-07-01")],
+        )
+        .await;
         // - a backdated order: entered in August with an April effective date;
-        ingest(&app, "Order", vec![order_known(21, 2, "2011-04-01", "Activated", "2011-08-02")]).await;
-        ingest(&app, "OrderItem", vec![item_known(21, 21, 1.0, 500.0, "2011-08-02")]).await;
+        ingest(
+            &app,
+            "Order",
+            vec![order_known(21, 2, "2011-04-01", "Activated", "2011-08-02")],
+        )
+        .await;
+        ingest(
+            &app,
+            "OrderItem",
+            vec![item_known(21, 21, 1.0, 500.0, "2011-08-02")],
+        )
+        .await;
         // - a deletion after the cut-off (order 1 of account 1, deleted 2011-09-01).
         app.post(
             "/v1/ingest",
@@ -306,25 +378,58 @@ async fn training_sets_are_point_in_time_and_leak_nothing() {
         )
         .await;
 
-        let set = training_set(&app, &json!({"cutoffs": ["2011-06-01"], "horizon_days": 90}))
-            .await
-            .expect("set");
+        let set = training_set(
+            &app,
+            &json!({"cutoffs": ["2011-06-01"], "horizon_days": 90}),
+        )
+        .await
+        .expect("set");
         let names = &set.header.feature_names;
-        assert_eq!(set.rows.len(), 2, "{db}: only accounts with history before the cut-off");
-        let a1 = set.rows.iter().find(|r| r.account_id.as_str() == aid(1)).expect("a1");
-        let a2 = set.rows.iter().find(|r| r.account_id.as_str() == aid(2)).expect("a2");
-        assert!(!a1.churned, "{db}: account 1 ordered within 90 days of the cut-off");
-        assert_eq!(feature(names, &a1.features, "frequency"), 1.0, "{db}: deletion after the cut-off does not reach back");
+        assert_eq!(
+            set.rows.len(),
+            2,
+            "{db}: only accounts with history before the cut-off"
+        );
+        let a1 = set
+            .rows
+            .iter()
+            .find(|r| r.account_id.as_str() == aid(1))
+            .expect("a1");
+        let a2 = set
+            .rows
+            .iter()
+            .find(|r| r.account_id.as_str() == aid(2))
+            .expect("a2");
+        assert!(
+            !a1.churned,
+            "{db}: account 1 ordered within 90 days of the cut-off"
+        );
+        assert_eq!(
+            feature(names, &a1.features, "frequency"),
+            1.0,
+            "{db}: deletion after the cut-off does not reach back"
+        );
         assert_eq!(feature(names, &a1.features, "monetary_total"), 20.0, "{db}");
         assert_eq!(feature(names, &a1.features, "recency_days"), 142.0, "{db}");
-        assert_eq!(feature(names, &a2.features, "frequency"), 1.0, "{db}: late and backdated orders are invisible");
-        assert_eq!(feature(names, &a2.features, "monetary_total"), 10.0, "{db}: the edit after the cut-off is invisible");
+        assert_eq!(
+            feature(names, &a2.features, "frequency"),
+            1.0,
+            "{db}: late and backdated orders are invisible"
+        );
+        assert_eq!(
+            feature(names, &a2.features, "monetary_total"),
+            10.0,
+            "{db}: the edit after the cut-off is invisible"
+        );
         assert!(a2.churned, "{db}: account 2 did not order in the window");
 
         // The same request gives the same fingerprint; another cut-off another one.
-        let again = training_set(&app, &json!({"cutoffs": ["2011-06-01"], "horizon_days": 90}))
-            .await
-            .expect("set");
+        let again = training_set(
+            &app,
+            &json!({"cutoffs": ["2011-06-01"], "horizon_days": 90}),
+        )
+        .await
+        .expect("set");
         assert_eq!(set.fingerprint, again.fingerprint, "{db}");
         assert_eq!(set.fingerprint.len(), 64);
         // Stacked cut-offs and explicit examples.
@@ -334,7 +439,11 @@ async fn training_sets_are_point_in_time_and_leak_nothing() {
         )
         .await
         .expect("set");
-        assert_eq!(stacked.rows.len(), 3, "{db}: account 1 at both cut-offs, account 2 at the later");
+        assert_eq!(
+            stacked.rows.len(),
+            3,
+            "{db}: account 1 at both cut-offs, account 2 at the later"
+        );
         assert_ne!(stacked.fingerprint, set.fingerprint);
         let seq = stacked.rows[0].sequence.as_ref().expect("sequence");
         assert_eq!(seq.len(), 104);
@@ -348,12 +457,25 @@ async fn training_sets_are_point_in_time_and_leak_nothing() {
         assert_eq!(examples.rows.len(), 1, "{db}: account 3 has no history");
 
         for (req, code) in [
-            (json!({"cutoffs": ["2011-06-01"], "horizon_days": 0}), "invalid_parameter"),
-            (json!({"cutoffs": [], "horizon_days": 30}), "invalid_parameter"),
-            (json!({"cutoffs": ["2011-11-01"], "horizon_days": 90}), "label_window_open"),
+            (
+                json!({"cutoffs": ["2011-06-01"], "horizon_days": 0}),
+                "invalid_parameter",
+            ),
+            (
+                json!({"cutoffs": [], "horizon_days": 30}),
+                "invalid_parameter",
+            ),
+            (
+                json!({"cutoffs": ["2011-11-01"], "horizon_days": 90}),
+                "label_window_open",
+            ),
         ] {
             let err = training_set(&app, &req).await.expect_err("refused");
-            assert_eq!((err.0, err.1["code"].as_str()), (400, Some(code)), "{db}: {req}");
+            assert_eq!(
+                (err.0, err.1["code"].as_str()),
+                (400, Some(code)),
+                "{db}: {req}"
+            );
         }
     }
 }
@@ -366,14 +488,33 @@ async fn online_features_are_materialised_and_mark_no_history() {
         let unknown = SalesforceId::from_parts("001", "5g", 99).to_string();
         let f = online(&app, &[aid(3), aid(1), unknown.clone(), aid(1)]).await;
         assert_eq!(f.as_of.to_string(), "2011-12-11", "{db}: the end of today");
-        assert_eq!(f.rows.len(), 2, "{db}: duplicates collapse, unknown ids are reported");
-        assert_eq!(f.rows[0].account_id.as_str(), aid(3), "{db}: request order is kept");
-        assert_eq!(f.rows[0].status, HistoryStatus::NoHistory, "{db}: never purchased");
+        assert_eq!(
+            f.rows.len(),
+            2,
+            "{db}: duplicates collapse, unknown ids are reported"
+        );
+        assert_eq!(
+            f.rows[0].account_id.as_str(),
+            aid(3),
+            "{db}: request order is kept"
+        );
+        assert_eq!(
+            f.rows[0].status,
+            HistoryStatus::NoHistory,
+            "{db}: never purchased"
+        );
         assert!(f.rows[0].features.is_none(), "{db}: no made-up zeros");
         let a1 = f.rows[1].features.as_ref().expect("features");
-        assert_eq!(feature(&f.feature_names, a1, "frequency"), 2.0, "{db}: both orders of account 1");
+        assert_eq!(
+            feature(&f.feature_names, a1, "frequency"),
+            2.0,
+            "{db}: both orders of account 1"
+        );
         assert_eq!(f.missing, vec![SalesforceId::parse(&unknown).expect("id")]);
-        assert_eq!(f.rows[1].attributes.get("country").map(String::as_str), Some("United Kingdom"));
+        assert_eq!(
+            f.rows[1].attributes.get("country").map(String::as_str),
+            Some("United Kingdom")
+        );
         assert_eq!(f.rows[1].sequence.as_ref().map(Vec::len), Some(104));
         // A new order refreshes the materialised row through ingest.
         let r = ingest(&app, "Order", vec![order(30, 3, "2011-12-01")]).await;
@@ -390,15 +531,27 @@ async fn online_features_are_materialised_and_mark_no_history() {
         let (status, body) = app
             .post("/v1/features/online", &json!({"account_ids": too_many}))
             .await;
-        assert_eq!((status, body["code"].as_str()), (400, Some("too_many_records")), "{db}");
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (400, Some("too_many_records")),
+            "{db}"
+        );
         let (status, body) = app
             .post("/v1/features/online", &json!({"account_ids": []}))
             .await;
-        assert_eq!((status, body["code"].as_str()), (400, Some("empty_request")), "{db}");
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (400, Some("empty_request")),
+            "{db}"
+        );
         let (status, body) = app
             .post("/v1/features/online", &json!({"account_ids": ["001BOGUS"]}))
             .await;
-        assert_eq!((status, body["code"].as_str()), (400, Some("invalid_json")), "{db}");
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (400, Some("invalid_json")),
+            "{db}"
+        );
     }
 }
 
@@ -416,10 +569,19 @@ async fn only_purchase_statuses_count() {
             ],
         )
         .await;
-        ingest(&app, "OrderItem", vec![item(1, 1, 1.0, 100.0), item(2, 2, 1.0, 5.0)]).await;
+        ingest(
+            &app,
+            "OrderItem",
+            vec![item(1, 1, 1.0, 100.0), item(2, 2, 1.0, 5.0)],
+        )
+        .await;
         let f = online(&app, &[aid(1)]).await;
         let v = f.rows[0].features.as_ref().expect("features");
-        assert_eq!(feature(&f.feature_names, v, "frequency"), 1.0, "{db}: the draft is no purchase");
+        assert_eq!(
+            feature(&f.feature_names, v, "frequency"),
+            1.0,
+            "{db}: the draft is no purchase"
+        );
         assert_eq!(feature(&f.feature_names, v, "monetary_total"), 5.0, "{db}");
     }
 }
@@ -549,10 +711,22 @@ async fn drift_compares_online_values_with_training_bins() {
     assert_eq!(body["features"][1]["level"], "stable", "{body}");
     assert!(body["features"][1]["psi"].as_f64().unwrap_or(1.0).abs() < 1e-9);
     for (req, code) in [
-        (json!({"feature_set": "rfmt-v1", "references": [{"feature": "frequency", "edges": [], "fractions": [1.0]}]}), "invalid_parameter"),
-        (json!({"feature_set": "rfmt-v2", "references": [{"feature": "nope", "edges": [], "fractions": [1.0]}]}), "invalid_parameter"),
-        (json!({"feature_set": "rfmt-v2", "references": [{"feature": "frequency", "edges": [2.0, 1.0], "fractions": [0.3, 0.3, 0.4]}]}), "invalid_parameter"),
-        (json!({"feature_set": "rfmt-v2", "references": []}), "invalid_parameter"),
+        (
+            json!({"feature_set": "rfmt-v1", "references": [{"feature": "frequency", "edges": [], "fractions": [1.0]}]}),
+            "invalid_parameter",
+        ),
+        (
+            json!({"feature_set": "rfmt-v2", "references": [{"feature": "nope", "edges": [], "fractions": [1.0]}]}),
+            "invalid_parameter",
+        ),
+        (
+            json!({"feature_set": "rfmt-v2", "references": [{"feature": "frequency", "edges": [2.0, 1.0], "fractions": [0.3, 0.3, 0.4]}]}),
+            "invalid_parameter",
+        ),
+        (
+            json!({"feature_set": "rfmt-v2", "references": []}),
+            "invalid_parameter",
+        ),
     ] {
         let (status, body) = app.post("/v1/drift", &req).await;
         assert_eq!((status, body["code"].as_str()), (400, Some(code)), "{req}");
@@ -564,7 +738,10 @@ async fn drift_compares_online_values_with_training_bins() {
             &json!({"feature_set": "rfmt-v2", "references": [{"feature": "frequency", "edges": [], "fractions": [1.0]}]}),
         )
         .await;
-    assert_eq!((status, body["code"].as_str()), (422, Some("insufficient_data")));
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (422, Some("insufficient_data"))
+    );
 }
 
 #[tokio::test]
@@ -579,13 +756,29 @@ async fn accounts_edited_after_a_cutoff_still_count_if_created_before_it() {
         a2["created_date"] = json!("2011-07-01T00:00:00Z");
         a2["system_modstamp"] = json!("2011-07-01T00:00:00Z");
         ingest(&app, "Account", vec![a1, a2]).await;
-        ingest(&app, "Order", vec![order(1, 1, "2011-02-01"), order(2, 2, "2011-05-01")]).await;
-        ingest(&app, "OrderItem", vec![item(1, 1, 1.0, 5.0), item(2, 2, 1.0, 5.0)]).await;
-        let set = training_set(&app, &json!({"cutoffs": ["2011-06-01"], "horizon_days": 90}))
-            .await
-            .expect("set");
+        ingest(
+            &app,
+            "Order",
+            vec![order(1, 1, "2011-02-01"), order(2, 2, "2011-05-01")],
+        )
+        .await;
+        ingest(
+            &app,
+            "OrderItem",
+            vec![item(1, 1, 1.0, 5.0), item(2, 2, 1.0, 5.0)],
+        )
+        .await;
+        let set = training_set(
+            &app,
+            &json!({"cutoffs": ["2011-06-01"], "horizon_days": 90}),
+        )
+        .await
+        .expect("set");
         let ids: Vec<&str> = set.rows.iter().map(|r| r.account_id.as_str()).collect();
         assert_eq!(ids, vec![aid(1).as_str()], "{db}");
-        assert_eq!(set.rows[0].attributes.get("country").map(String::as_str), Some("United Kingdom"));
+        assert_eq!(
+            set.rows[0].attributes.get("country").map(String::as_str),
+            Some("United Kingdom")
+        );
     }
 }

@@ -180,4 +180,3 @@ pub async fn fetch_training_set(
     }
     parser.finish()
 }
-
