@@ -166,7 +166,10 @@ pub fn train<B: AutodiffBackend>(
         ("cutoffs".to_owned(), json!(set.header.cutoffs)),
         ("horizon_days".to_owned(), json!(set.header.horizon_days)),
         ("feature_set".to_owned(), json!(set.header.feature_set)),
-        ("training_set_fingerprint".to_owned(), json!(set.fingerprint)),
+        (
+            "training_set_fingerprint".to_owned(),
+            json!(set.fingerprint),
+        ),
         ("training_rows".to_owned(), json!(set.rows.len())),
         (
             "split".to_owned(),
