@@ -118,13 +118,8 @@ pub enum SentimentError {
 /// The lexicon-derived model inputs of a text: VADER's compound, pos, neg and neu, whether a
 /// negation word occurs, and `ln(1 + tokens)`.
 #[must_use]
-pub fn lexicon_features(
-    scores: &VaderScores,
-    tokens: &[String],
-) -> [f32; LEXICON_FEATURES] {
-    let negation = tokens
-        .iter()
-        .any(|t| vader::is_negation(t) || t == "no");
+pub fn lexicon_features(scores: &VaderScores, tokens: &[String]) -> [f32; LEXICON_FEATURES] {
+    let negation = tokens.iter().any(|t| vader::is_negation(t) || t == "no");
     [
         scores.compound as f32,
         scores.pos as f32,
@@ -225,13 +220,16 @@ impl SentimentArtifact {
             ));
         }
         if self.rows.windows(2).any(|w| w[0] >= w[1])
-            || self.rows.last().is_some_and(|&r| r >= self.features.buckets)
+            || self
+                .rows
+                .last()
+                .is_some_and(|&r| r >= self.features.buckets)
         {
             return bad("rows must be ascending and below `buckets`".into());
         }
         if self.lexicon_means.len() != LEXICON_FEATURES
             || self.lexicon_stds.len() != LEXICON_FEATURES
-            || self.lexicon_stds.iter().any(|s| !(*s > 0.0))
+            || !self.lexicon_stds.iter().all(|s| s.is_finite() && *s > 0.0)
         {
             return bad(format!(
                 "lexicon normalisation must have {LEXICON_FEATURES} entries with positive spread"
@@ -303,11 +301,29 @@ impl SentimentArtifact {
         Ok(self.sentiment_of(self.outputs_unchecked(encoded)))
     }
 
+    /// The sentiments of many encoded texts (validates once).
+    ///
+    /// # Errors
+    /// [`SentimentError::Inconsistent`] when the artefact does not validate.
+    pub fn predict_encoded_many(
+        &self,
+        encoded: &[&EncodedText],
+    ) -> Result<Vec<Sentiment>, SentimentError> {
+        self.validate()?;
+        Ok(encoded
+            .iter()
+            .map(|e| self.sentiment_of(self.outputs_unchecked(e)))
+            .collect())
+    }
+
     /// The sentiment of many texts (validates once; the shipped VADER lexicon).
     ///
     /// # Errors
     /// [`SentimentError`] when the artefact does not validate or the lexicon cannot load.
-    pub fn predict_many<S: AsRef<str>>(&self, texts: &[S]) -> Result<Vec<Sentiment>, SentimentError> {
+    pub fn predict_many<S: AsRef<str>>(
+        &self,
+        texts: &[S],
+    ) -> Result<Vec<Sentiment>, SentimentError> {
         self.validate()?;
         let lexicon = Lexicon::vader()?;
         Ok(texts
@@ -409,7 +425,9 @@ mod tests {
         assert_eq!(flat.label, SentimentClass::Neutral, "{flat:?}");
         assert!((happy.probabilities.iter().sum::<f64>() - 1.0).abs() < 1e-12);
         // Intensity = tanh(compound) with these weights.
-        let c = Lexicon::vader()?.polarity_scores("This is great, thank you!").compound;
+        let c = Lexicon::vader()?
+            .polarity_scores("This is great, thank you!")
+            .compound;
         assert!((happy.intensity - c.tanh()).abs() < 1e-6, "{happy:?} {c}");
         assert_eq!(happy.source, SentimentSource::Model);
         Ok(())
@@ -437,10 +455,14 @@ mod tests {
     #[test]
     fn embedding_rows_enter_the_bag_with_their_weights() {
         let mut a = tiny();
-        let encoded = encode("good", &a.features, match Lexicon::vader() {
-            Ok(l) => l,
-            Err(e) => panic!("{e}"),
-        });
+        let encoded = encode(
+            "good",
+            &a.features,
+            match Lexicon::vader() {
+                Ok(l) => l,
+                Err(e) => panic!("{e}"),
+            },
+        );
         let id = encoded.hashed.ids[0];
         a.rows = vec![id];
         a.vectors = vec![1.0, -2.0];
@@ -453,7 +475,10 @@ mod tests {
             .filter(|(i, _)| **i == id)
             .map(|(_, w)| *w)
             .sum();
-        assert!((x[0] - w).abs() < 1e-6 && (x[1] + 2.0 * w).abs() < 1e-6, "{x:?}");
+        assert!(
+            (x[0] - w).abs() < 1e-6 && (x[1] + 2.0 * w).abs() < 1e-6,
+            "{x:?}"
+        );
     }
 
     #[test]
@@ -462,9 +487,18 @@ mod tests {
         assert_eq!(s.label, SentimentClass::Negative);
         assert_eq!(s.probabilities, [1.0, 0.0, 0.0]);
         assert_eq!(s.source, SentimentSource::Lexicon);
-        assert_eq!(SentimentClass::from_intensity(0.05), SentimentClass::Neutral);
-        assert_eq!(SentimentClass::from_intensity(0.0501), SentimentClass::Positive);
-        assert_eq!(SentimentClass::from_intensity(-0.0501), SentimentClass::Negative);
+        assert_eq!(
+            SentimentClass::from_intensity(0.05),
+            SentimentClass::Neutral
+        );
+        assert_eq!(
+            SentimentClass::from_intensity(0.0501),
+            SentimentClass::Positive
+        );
+        assert_eq!(
+            SentimentClass::from_intensity(-0.0501),
+            SentimentClass::Negative
+        );
         Ok(())
     }
 }

@@ -13,10 +13,13 @@
 //! uses, and the trained network is exported to a [`SentimentArtifact`] whose plain-Rust forward
 //! pass is checked against this one in the tests.
 //!
-//! Embedding rows start at zero: a bucket no training text hits stays exactly zero under Adam,
-//! so unseen n-grams add nothing at serving time and the artefact stores only touched rows.
+//! Embedding rows start at zero: a bucket no training text hits would stay exactly zero under
+//! Adam, so the table Burn trains holds only the buckets the training texts use (plus one zero
+//! row for anything else). That is the same model as the full hashed table at a fraction of the
+//! cost per Adam step, unseen n-grams add nothing at serving time, and the artefact stores only
+//! the rows that moved.
 
-use burn::module::{AutodiffModule, Initializer, Module};
+use burn::module::{AutodiffModule, Initializer, Module, Param};
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig, Relu};
 use burn::optim::{AdamConfig, GradientsParams, Optimizer};
@@ -88,20 +91,42 @@ pub struct SentimentNet<B: Backend> {
 }
 
 impl<B: Backend> SentimentNet<B> {
-    /// A freshly initialised network (embedding rows at zero).
-    pub fn new(config: &SentimentConfig, device: &B::Device) -> Self {
-        let embedding = EmbeddingConfig::new(config.features.buckets as usize, config.dim)
+    /// A freshly initialised network with `rows` embedding rows (at zero). Dense layers are
+    /// drawn from `U(-1/sqrt(fan_in), 1/sqrt(fan_in))` with the run's own generator seeded by
+    /// `config.seed`, not Burn's process-wide one, so concurrent runs cannot disturb each other
+    /// and a seed always gives the same model.
+    pub fn new(config: &SentimentConfig, rows: usize, device: &B::Device) -> Self {
+        let embedding = EmbeddingConfig::new(rows.max(1), config.dim)
             .with_initializer(Initializer::Zeros)
             .init(device);
         let input = config.dim + LEXICON_FEATURES;
-        let layers = if config.hidden == 0 {
-            vec![LinearConfig::new(input, OUTPUTS).init(device)]
+        let shapes = if config.hidden == 0 {
+            vec![(input, OUTPUTS)]
         } else {
-            vec![
-                LinearConfig::new(input, config.hidden).init(device),
-                LinearConfig::new(config.hidden, OUTPUTS).init(device),
-            ]
+            vec![(input, config.hidden), (config.hidden, OUTPUTS)]
         };
+        let mut rng = SplitMix(config.seed ^ 0x1a7e_5eed);
+        let layers = shapes
+            .into_iter()
+            .map(|(i, o)| {
+                let mut layer = LinearConfig::new(i, o).init(device);
+                let bound = 1.0 / (i as f64).sqrt();
+                let mut draw = |n: usize| -> Vec<f32> {
+                    (0..n)
+                        .map(|_| ((rng.unit() * 2.0 - 1.0) * bound) as f32)
+                        .collect()
+                };
+                layer.weight = Param::from_tensor(Tensor::from_data(
+                    TensorData::new(draw(i * o), [i, o]),
+                    device,
+                ));
+                layer.bias = Some(Param::from_tensor(Tensor::from_data(
+                    TensorData::new(draw(o), [o]),
+                    device,
+                )));
+                layer
+            })
+            .collect();
         Self {
             embedding,
             layers,
@@ -116,9 +141,14 @@ impl<B: Backend> SentimentNet<B> {
         let bag = if len == 0 {
             Tensor::zeros([n, dim], &batch.ids.device())
         } else {
-            let e = self.embedding.forward(batch.ids.clone()); // [n, len, dim]
-            (e * batch.weights.clone().unsqueeze_dim::<3>(2))
-                .sum_dim(1)
+            // Weighted sum of the rows as a batched matmul: [n, 1, len] × [n, len, dim].
+            // (A broadcast multiply and sum over `len` walks strided memory, several times slower.)
+            let e = self.embedding.forward(batch.ids.clone());
+            batch
+                .weights
+                .clone()
+                .unsqueeze_dim::<3>(1)
+                .matmul(e)
                 .reshape([n, dim])
         };
         let mut x = Tensor::cat(vec![bag, batch.lexicon.clone()], 1);
@@ -140,6 +170,7 @@ impl<B: Backend> SentimentNet<B> {
         &self,
         version: &str,
         config: &SentimentConfig,
+        index: &RowIndex,
         lexicon_means: Vec<f32>,
         lexicon_stds: Vec<f32>,
     ) -> Result<SentimentArtifact, SentimentTrainError> {
@@ -147,9 +178,10 @@ impl<B: Backend> SentimentNet<B> {
         let dim = config.dim;
         let mut rows = Vec::new();
         let mut vectors = Vec::new();
-        for (r, v) in table.chunks_exact(dim).enumerate() {
+        // Rows beyond the index (the zero row for unseen buckets) are not buckets.
+        for (bucket, v) in index.buckets.iter().zip(table.chunks_exact(dim)) {
             if v.iter().any(|x| *x != 0.0) {
-                rows.push(u32::try_from(r).map_err(|e| SentimentTrainError::Export(e.to_string()))?);
+                rows.push(*bucket);
                 vectors.extend_from_slice(v);
             }
         }
@@ -204,27 +236,103 @@ pub struct Batch<B: Backend> {
 }
 
 impl<B: Backend> Batch<B> {
-    /// Pads and stacks `texts`, standardising the lexicon features with `means`/`stds`.
-    pub fn new(texts: &[&EncodedText], means: &[f32], stds: &[f32], device: &B::Device) -> Self {
+    /// Pads and stacks `texts`, mapping buckets to table rows through `index` and standardising
+    /// the lexicon features with `means`/`stds`.
+    pub fn new(
+        texts: &[&EncodedText],
+        index: &RowIndex,
+        means: &[f32],
+        stds: &[f32],
+        device: &B::Device,
+    ) -> Self {
+        let prepared: Vec<Prepared> = texts
+            .iter()
+            .map(|t| Prepared::new(t, index, means, stds))
+            .collect();
+        let refs: Vec<&Prepared> = prepared.iter().collect();
+        Self::stack(&refs, device)
+    }
+
+    fn stack(texts: &[&Prepared], device: &B::Device) -> Self {
         let n = texts.len();
-        let len = texts.iter().map(|t| t.hashed.ids.len()).max().unwrap_or(0);
+        let len = texts.iter().map(|t| t.rows.len()).max().unwrap_or(0);
         let mut ids = vec![0i64; n * len];
         let mut weights = vec![0f32; n * len];
         let mut lexicon = Vec::with_capacity(n * LEXICON_FEATURES);
         for (r, t) in texts.iter().enumerate() {
-            for (k, (&id, &w)) in t.hashed.ids.iter().zip(&t.hashed.weights).enumerate() {
-                ids[r * len + k] = i64::from(id);
-                weights[r * len + k] = w;
-            }
-            for (j, v) in t.lexicon.iter().enumerate() {
-                lexicon.push((v - means[j]) / stds[j]);
-            }
+            ids[r * len..r * len + t.rows.len()].copy_from_slice(&t.rows);
+            weights[r * len..r * len + t.weights.len()].copy_from_slice(&t.weights);
+            lexicon.extend_from_slice(&t.lexicon);
         }
         Self {
             ids: Tensor::from_data(TensorData::new(ids, [n, len]), device),
             weights: Tensor::from_data(TensorData::new(weights, [n, len]), device),
             lexicon: Tensor::from_data(TensorData::new(lexicon, [n, LEXICON_FEATURES]), device),
         }
+    }
+}
+
+/// One text mapped to table rows, with its standardised lexicon features (built once per run,
+/// not once per batch).
+#[derive(Debug, Clone)]
+struct Prepared {
+    rows: Vec<i64>,
+    weights: Vec<f32>,
+    lexicon: [f32; LEXICON_FEATURES],
+}
+
+impl Prepared {
+    fn new(t: &EncodedText, index: &RowIndex, means: &[f32], stds: &[f32]) -> Self {
+        let mut lexicon = [0f32; LEXICON_FEATURES];
+        for (j, (out, v)) in lexicon.iter_mut().zip(t.lexicon).enumerate() {
+            *out = (v - means[j]) / stds[j];
+        }
+        Self {
+            rows: t
+                .hashed
+                .ids
+                .iter()
+                .map(|&id| index.row(id) as i64)
+                .collect(),
+            weights: t.hashed.weights.clone(),
+            lexicon,
+        }
+    }
+}
+
+/// The buckets the training texts use, in ascending order: table row `k` is bucket
+/// `buckets[k]`, and row `buckets.len()` is a zero row for every other bucket.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RowIndex {
+    /// Ascending, distinct bucket ids.
+    pub buckets: Vec<u32>,
+}
+
+impl RowIndex {
+    /// The buckets used by `texts`.
+    #[must_use]
+    pub fn of(texts: &[EncodedText]) -> Self {
+        let mut buckets: Vec<u32> = texts
+            .iter()
+            .flat_map(|t| t.hashed.ids.iter().copied())
+            .collect();
+        buckets.sort_unstable();
+        buckets.dedup();
+        Self { buckets }
+    }
+
+    /// Rows of the table: one per bucket plus the zero row.
+    #[must_use]
+    pub fn rows(&self) -> usize {
+        self.buckets.len() + 1
+    }
+
+    /// The table row of a bucket (the zero row when the bucket is not indexed).
+    #[must_use]
+    pub fn row(&self, bucket: u32) -> usize {
+        self.buckets
+            .binary_search(&bucket)
+            .unwrap_or(self.buckets.len())
     }
 }
 
@@ -263,6 +371,11 @@ impl SplitMix {
         z ^ (z >> 31)
     }
 
+    /// Uniform in `[0, 1)`.
+    fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
     fn shuffle<T>(&mut self, v: &mut [T]) {
         for i in (1..v.len()).rev() {
             let j = (self.next() % (i as u64 + 1)) as usize;
@@ -282,8 +395,9 @@ pub struct TrainingData<'a> {
     pub intensities: &'a [f32],
 }
 
-/// Trains a network on `data`. After each epoch `after_epoch(epoch, &artefact)` sees the model
-/// exported so far (for validation-based epoch selection); it returns `false` to stop early.
+/// Trains a network on `data`. After each epoch `after_epoch(epoch, outputs)` sees the
+/// network's raw outputs on `validation` (Burn's forward pass, one row per text; empty when
+/// `validation` is) for validation-based epoch selection; it returns `false` to stop early.
 ///
 /// # Errors
 /// [`SentimentTrainError`] for inconsistent data or configuration.
@@ -292,7 +406,8 @@ pub fn train<B: AutodiffBackend>(
     config: &SentimentConfig,
     version: &str,
     device: &B::Device,
-    mut after_epoch: impl FnMut(usize, &SentimentArtifact) -> bool,
+    validation: &[EncodedText],
+    mut after_epoch: impl FnMut(usize, &[[f32; OUTPUTS]]) -> bool,
 ) -> Result<SentimentArtifact, SentimentTrainError> {
     let n = data.texts.len();
     if n == 0 || data.labels.len() != n || data.intensities.len() != n {
@@ -303,7 +418,9 @@ pub fn train<B: AutodiffBackend>(
         )));
     }
     if let Some(l) = data.labels.iter().find(|l| **l >= 3) {
-        return Err(SentimentTrainError::Data(format!("label {l} is not 0, 1 or 2")));
+        return Err(SentimentTrainError::Data(format!(
+            "label {l} is not 0, 1 or 2"
+        )));
     }
     if config.dim == 0 || config.batch_size == 0 || config.features.buckets == 0 {
         return Err(SentimentTrainError::Config(
@@ -313,6 +430,7 @@ pub fn train<B: AutodiffBackend>(
     if data
         .texts
         .iter()
+        .chain(validation)
         .flat_map(|t| &t.hashed.ids)
         .any(|&id| id >= config.features.buckets)
     {
@@ -320,21 +438,31 @@ pub fn train<B: AutodiffBackend>(
             "texts were encoded with more buckets than the configuration has".into(),
         ));
     }
-    B::seed(device, config.seed);
     let (means, stds) = lexicon_normalisation(data.texts);
-    let mut model = SentimentNet::<B>::new(config, device);
+    let index = RowIndex::of(data.texts);
+    let prepared: Vec<Prepared> = data
+        .texts
+        .iter()
+        .map(|t| Prepared::new(t, &index, &means, &stds))
+        .collect();
+    let validation: Vec<Prepared> = validation
+        .iter()
+        .map(|t| Prepared::new(t, &index, &means, &stds))
+        .collect();
+    let validation_batch = {
+        let refs: Vec<&Prepared> = validation.iter().collect();
+        Batch::<B::InnerBackend>::stack(&refs, device)
+    };
+    let mut model = SentimentNet::<B>::new(config, index.rows(), device);
     let mut optim = AdamConfig::new().init();
     let ce = CrossEntropyLossConfig::new().init(device);
     let mut rng = SplitMix(config.seed ^ 0x5e47_1e47);
     let mut order: Vec<usize> = (0..n).collect();
-    let mut artifact = model
-        .valid()
-        .to_artifact(version, config, means.clone(), stds.clone())?;
     for epoch in 1..=config.epochs {
         rng.shuffle(&mut order);
         for chunk in order.chunks(config.batch_size) {
-            let texts: Vec<&EncodedText> = chunk.iter().map(|&i| &data.texts[i]).collect();
-            let batch = Batch::<B>::new(&texts, &means, &stds, device);
+            let texts: Vec<&Prepared> = chunk.iter().map(|&i| &prepared[i]).collect();
+            let batch = Batch::<B>::stack(&texts, device);
             let m = chunk.len();
             let labels: Vec<i64> = chunk.iter().map(|&i| data.labels[i] as i64).collect();
             let targets: Tensor<B, 1, Int> =
@@ -353,14 +481,24 @@ pub fn train<B: AutodiffBackend>(
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             model = optim.step(config.learning_rate, model, grads);
         }
-        artifact = model
-            .valid()
-            .to_artifact(version, config, means.clone(), stds.clone())?;
-        if !after_epoch(epoch, &artifact) {
+        let outputs = if validation.is_empty() {
+            Vec::new()
+        } else {
+            rows_of(to_vec(model.valid().forward(&validation_batch))?)
+        };
+        if !after_epoch(epoch, &outputs) {
             break;
         }
     }
-    Ok(artifact)
+    model
+        .valid()
+        .to_artifact(version, config, &index, means, stds)
+}
+
+fn rows_of(flat: Vec<f32>) -> Vec<[f32; OUTPUTS]> {
+    flat.chunks_exact(OUTPUTS)
+        .map(|c| [c[0], c[1], c[2], c[3]])
+        .collect()
 }
 
 /// The network's raw outputs for `texts` (Burn's forward pass; for checks against the artefact).
@@ -370,15 +508,13 @@ pub fn train<B: AutodiffBackend>(
 pub fn burn_outputs<B: Backend>(
     model: &SentimentNet<B>,
     texts: &[&EncodedText],
+    index: &RowIndex,
     means: &[f32],
     stds: &[f32],
     device: &B::Device,
 ) -> Result<Vec<[f32; OUTPUTS]>, SentimentTrainError> {
-    let out = to_vec(model.forward(&Batch::new(texts, means, stds, device)))?;
-    Ok(out
-        .chunks_exact(OUTPUTS)
-        .map(|c| [c[0], c[1], c[2], c[3]])
-        .collect())
+    let out = to_vec(model.forward(&Batch::new(texts, index, means, stds, device)))?;
+    Ok(rows_of(out))
 }
 
 #[cfg(test)]
@@ -408,7 +544,9 @@ mod tests {
         ("which adapter do i need for the wall mount", 0.0),
     ];
 
-    fn data(config: &SentimentConfig) -> Result<(Vec<EncodedText>, Vec<usize>, Vec<f32>), String> {
+    type Data = (Vec<EncodedText>, Vec<usize>, Vec<f32>);
+
+    fn data(config: &SentimentConfig) -> Result<Data, String> {
         let lexicon = Lexicon::vader().map_err(|e| e.to_string())?;
         let texts = TEXTS
             .iter()
@@ -451,14 +589,24 @@ mod tests {
             labels: &labels,
             intensities: &intensities,
         };
-        let artifact = train::<B>(td, &config, "t", &device, |_, _| true)
-            .map_err(|e| e.to_string())?;
+        let artifact =
+            train::<B>(td, &config, "t", &device, &[], |_, _| true).map_err(|e| e.to_string())?;
         assert!(!artifact.rows.is_empty(), "training moves embedding rows");
-        let model = load::<Flex>(&artifact, &device)?;
+        let (model, index) = load::<Flex>(&artifact, &device);
+        // The training texts and one with n-grams no training text has.
+        let lexicon = Lexicon::vader().map_err(|e| e.to_string())?;
+        let unseen = encode(
+            "Zyxel firmware reboots randomly; warranty claim denied!",
+            &config.features,
+            lexicon,
+        );
+        let mut texts = texts.clone();
+        texts.push(unseen);
         let refs: Vec<&EncodedText> = texts.iter().collect();
         let burn = burn_outputs(
             &model,
             &refs,
+            &index,
             &artifact.lexicon_means,
             &artifact.lexicon_stds,
             &device,
@@ -481,38 +629,46 @@ mod tests {
             })
             .count();
         assert!(correct >= 12, "{correct}/14 training sentences right");
+        assert_eq!(burn.len(), 15);
         Ok(())
     }
 
-    /// Rebuilds a Burn network from an artefact (dense table with the stored rows).
-    fn load<Bk: Backend>(a: &SentimentArtifact, device: &Bk::Device) -> Result<SentimentNet<Bk>, String> {
+    /// Rebuilds a Burn network from an artefact: a table of its stored rows plus the zero row.
+    fn load<Bk: Backend>(
+        a: &SentimentArtifact,
+        device: &Bk::Device,
+    ) -> (SentimentNet<Bk>, RowIndex) {
         let config = SentimentConfig {
             features: a.features.clone(),
             dim: a.dim,
-            hidden: if a.layers.len() > 1 { a.layers[0].outputs } else { 0 },
+            hidden: if a.layers.len() > 1 {
+                a.layers[0].outputs
+            } else {
+                0
+            },
             ..SentimentConfig::default()
         };
-        let mut net = SentimentNet::<Bk>::new(&config, device);
-        let mut table = vec![0f32; a.features.buckets as usize * a.dim];
-        for (k, &r) in a.rows.iter().enumerate() {
-            let r = r as usize;
-            table[r * a.dim..(r + 1) * a.dim].copy_from_slice(&a.vectors[k * a.dim..(k + 1) * a.dim]);
-        }
-        net.embedding.weight = burn::module::Param::from_tensor(Tensor::from_data(
-            TensorData::new(table, [a.features.buckets as usize, a.dim]),
+        let index = RowIndex {
+            buckets: a.rows.clone(),
+        };
+        let mut net = SentimentNet::<Bk>::new(&config, index.rows(), device);
+        let mut table = a.vectors.clone();
+        table.extend(std::iter::repeat_n(0.0, a.dim));
+        net.embedding.weight = Param::from_tensor(Tensor::from_data(
+            TensorData::new(table, [index.rows(), a.dim]),
             device,
         ));
         for (layer, d) in net.layers.iter_mut().zip(&a.layers) {
-            layer.weight = burn::module::Param::from_tensor(Tensor::from_data(
+            layer.weight = Param::from_tensor(Tensor::from_data(
                 TensorData::new(d.weights.clone(), [d.inputs, d.outputs]),
                 device,
             ));
-            layer.bias = Some(burn::module::Param::from_tensor(Tensor::from_data(
+            layer.bias = Some(Param::from_tensor(Tensor::from_data(
                 TensorData::new(d.bias.clone(), [d.outputs]),
                 device,
             )));
         }
-        Ok(net)
+        (net, index)
     }
 
     #[test]
@@ -528,8 +684,10 @@ mod tests {
             intensities: &intensities,
         };
         let device = Default::default();
-        let a = train::<B>(td, &config, "t", &device, |_, _| true).map_err(|e| e.to_string())?;
-        let b = train::<B>(td, &config, "t", &device, |_, _| true).map_err(|e| e.to_string())?;
+        let a =
+            train::<B>(td, &config, "t", &device, &[], |_, _| true).map_err(|e| e.to_string())?;
+        let b =
+            train::<B>(td, &config, "t", &device, &[], |_, _| true).map_err(|e| e.to_string())?;
         assert_eq!(a, b, "same seed, same artefact");
         let c = train::<B>(
             td,
@@ -539,13 +697,14 @@ mod tests {
             },
             "t",
             &device,
+            &[],
             |_, _| true,
         )
         .map_err(|e| e.to_string())?;
         assert_ne!(a, c, "another seed, another model");
         // Early stop after the second epoch.
         let mut seen = Vec::new();
-        train::<B>(td, &config, "t", &device, |e, _| {
+        train::<B>(td, &config, "t", &device, &[], |e, _| {
             seen.push(e);
             e < 2
         })
@@ -565,7 +724,7 @@ mod tests {
             intensities: &intensities,
         };
         assert!(matches!(
-            train::<B>(short, &config, "t", &device, |_, _| true),
+            train::<B>(short, &config, "t", &device, &[], |_, _| true),
             Err(SentimentTrainError::Data(_))
         ));
         let td = TrainingData {
@@ -581,15 +740,12 @@ mod tests {
             ..config.clone()
         };
         assert!(matches!(
-            train::<B>(td, &fewer_buckets, "t", &device, |_, _| true),
+            train::<B>(td, &fewer_buckets, "t", &device, &[], |_, _| true),
             Err(SentimentTrainError::Data(_))
         ));
-        let zero_dim = SentimentConfig {
-            dim: 0,
-            ..config
-        };
+        let zero_dim = SentimentConfig { dim: 0, ..config };
         assert!(matches!(
-            train::<B>(td, &zero_dim, "t", &device, |_, _| true),
+            train::<B>(td, &zero_dim, "t", &device, &[], |_, _| true),
             Err(SentimentTrainError::Config(_))
         ));
         Ok(())

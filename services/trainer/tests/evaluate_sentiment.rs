@@ -27,8 +27,8 @@ fn metric(m: &serde_json::Map<String, serde_json::Value>, key: &str) -> f64 {
 }
 
 #[test]
-fn model_beats_the_tfidf_baseline_on_vader_amazon_snippets() -> Result<(), Box<dyn std::error::Error>>
-{
+fn model_beats_the_tfidf_baseline_on_vader_amazon_snippets()
+-> Result<(), Box<dyn std::error::Error>> {
     let path = data_file();
     if !path.exists() {
         eprintln!("SKIPPED: {} not found", path.display());
@@ -46,9 +46,15 @@ fn model_beats_the_tfidf_baseline_on_vader_amazon_snippets() -> Result<(), Box<d
         "model weighted F1 {model:.4} must beat TF-IDF + LR {tfidf:.4}"
     );
     // The baseline is a real one: near its published figure (0.6406), well above chance.
-    assert!((0.60..0.68).contains(&tfidf), "TF-IDF + LR weighted F1 {tfidf:.4}");
+    assert!(
+        (0.60..0.68).contains(&tfidf),
+        "TF-IDF + LR weighted F1 {tfidf:.4}"
+    );
     // The lexicon scorer is VADER 3.3.2 rule for rule: its published figure on all rows.
-    assert!((vader_all - 0.6079).abs() < 5e-4, "VADER weighted F1 {vader_all:.4}");
+    assert!(
+        (vader_all - 0.6079).abs() < 5e-4,
+        "VADER weighted F1 {vader_all:.4}"
+    );
     let r = metric(&eval.metrics, "pearson_r");
     assert!(r > 0.5, "intensity correlation {r:.4}");
     for key in ["micro_f1", "macro_f1"] {

@@ -107,7 +107,11 @@ mod tests {
         for (got, want) in f.per_class.iter().zip(expect) {
             assert!((got - want).abs() < 1e-12, "{:?}", f.per_class);
         }
-        assert!((f.weighted - 0.593_333_333_333_333_3).abs() < 1e-12, "{}", f.weighted);
+        assert!(
+            (f.weighted - 0.593_333_333_333_333_3).abs() < 1e-12,
+            "{}",
+            f.weighted
+        );
         assert!((f.macro_ - 0.6).abs() < 1e-12, "{}", f.macro_);
         assert!((f.micro - 0.6).abs() < 1e-12, "{}", f.micro);
     }

@@ -127,7 +127,11 @@ pub fn hashed_features(tokens: &[String], config: &FeatureConfig) -> HashedFeatu
     let mut negated = false;
     for (i, t) in tokens.iter().enumerate() {
         word_ids.push(row(fnv1a(b'w', &[t])));
-        let prev = if i == 0 { "<s>" } else { tokens[i - 1].as_str() };
+        let prev = if i == 0 {
+            "<s>"
+        } else {
+            tokens[i - 1].as_str()
+        };
         word_ids.push(row(fnv1a(b'b', &[prev, t])));
         if negated && is_word(t) && !ends_scope(t) {
             word_ids.push(row(fnv1a(b'n', &[t])));
@@ -184,7 +188,9 @@ mod tests {
     fn tokenizer_lowercases_keeps_negations_and_emphasis() {
         assert_eq!(
             tokenize("It DOESN'T work!! Not even once, sadly…"),
-            vec!["it", "doesn't", "work", "!", "!", "not", "even", "once", ",", "sadly"]
+            vec![
+                "it", "doesn't", "work", "!", "!", "not", "even", "once", ",", "sadly"
+            ]
         );
         // Typographic apostrophe, hyphenated word, Unicode letters, symbols dropped.
         assert_eq!(
@@ -214,7 +220,11 @@ mod tests {
         // The scope ends at the comma: "fine" after it is not negated.
         let scoped = ids("not good, fine", &words_only);
         let unscoped = ids("good, fine", &words_only);
-        assert_eq!(scoped.len(), unscoped.len() + 3, "not + its bigram + negated good");
+        assert_eq!(
+            scoped.len(),
+            unscoped.len() + 3,
+            "not + its bigram + negated good"
+        );
     }
 
     #[test]

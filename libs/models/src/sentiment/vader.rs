@@ -34,13 +34,65 @@ const VADER_LEXICON: &str = include_str!("../../data/vader_lexicon.txt");
 
 /// Negation words of the reference implementation (any word containing "n't" also negates).
 pub const NEGATIONS: &[&str] = &[
-    "aint", "arent", "cannot", "cant", "couldnt", "darent", "didnt", "doesnt", "ain't", "aren't",
-    "can't", "couldn't", "daren't", "didn't", "doesn't", "dont", "hadnt", "hasnt", "havent", "isnt",
-    "mightnt", "mustnt", "neither", "don't", "hadn't", "hasn't", "haven't", "isn't", "mightn't",
-    "mustn't", "neednt", "needn't", "never", "none", "nope", "nor", "not", "nothing", "nowhere",
-    "oughtnt", "shant", "shouldnt", "uhuh", "wasnt", "werent", "oughtn't", "shan't", "shouldn't",
-    "uh-uh", "wasn't", "weren't", "without", "wont", "wouldnt", "won't", "wouldn't", "rarely",
-    "seldom", "despite",
+    "aint",
+    "arent",
+    "cannot",
+    "cant",
+    "couldnt",
+    "darent",
+    "didnt",
+    "doesnt",
+    "ain't",
+    "aren't",
+    "can't",
+    "couldn't",
+    "daren't",
+    "didn't",
+    "doesn't",
+    "dont",
+    "hadnt",
+    "hasnt",
+    "havent",
+    "isnt",
+    "mightnt",
+    "mustnt",
+    "neither",
+    "don't",
+    "hadn't",
+    "hasn't",
+    "haven't",
+    "isn't",
+    "mightn't",
+    "mustn't",
+    "neednt",
+    "needn't",
+    "never",
+    "none",
+    "nope",
+    "nor",
+    "not",
+    "nothing",
+    "nowhere",
+    "oughtnt",
+    "shant",
+    "shouldnt",
+    "uhuh",
+    "wasnt",
+    "werent",
+    "oughtn't",
+    "shan't",
+    "shouldn't",
+    "uh-uh",
+    "wasn't",
+    "weren't",
+    "without",
+    "wont",
+    "wouldnt",
+    "won't",
+    "wouldn't",
+    "rarely",
+    "seldom",
+    "despite",
 ];
 
 /// Boosters (+) and dampeners (−), including the multi-word ones checked as n-grams.
@@ -394,7 +446,9 @@ fn negation_check(valence: f64, lower: &[String], start: usize, i: usize) -> f64
         }
         2 => {
             // Same precedence as the reference: (never ∧ (so ∨ this)) ∨ so ∨ this.
-            if (w(3) == "never" && (w(2) == "so" || w(2) == "this")) || w(1) == "so" || w(1) == "this"
+            if (w(3) == "never" && (w(2) == "so" || w(2) == "this"))
+                || w(1) == "so"
+                || w(1) == "this"
             {
                 valence * 1.25
             } else if w(3) == "without" && (w(2) == "doubt" || w(1) == "doubt") {
@@ -422,15 +476,15 @@ fn special_idioms_check(mut valence: f64, lower: &[String], i: usize) -> f64 {
             break;
         }
     }
-    if lower.len() > i + 1 {
-        if let Some(v) = special_case(&format!("{} {}", lower[i], lower[i + 1])) {
-            valence = v;
-        }
+    if lower.len() > i + 1
+        && let Some(v) = special_case(&format!("{} {}", lower[i], lower[i + 1]))
+    {
+        valence = v;
     }
-    if lower.len() > i + 2 {
-        if let Some(v) = special_case(&format!("{} {} {}", lower[i], lower[i + 1], lower[i + 2])) {
-            valence = v;
-        }
+    if lower.len() > i + 2
+        && let Some(v) = special_case(&format!("{} {} {}", lower[i], lower[i + 1], lower[i + 2]))
+    {
+        valence = v;
     }
     for gram in [&threetwoone, &threetwo, &twoone] {
         if let Some(b) = booster(gram) {
@@ -603,7 +657,10 @@ mod tests {
         let very_good = scores("the product is very good")?.compound;
         let good_bang = scores("the product is good!!")?.compound;
         assert!(good > 0.05 && not_good < -0.05, "{good} {not_good}");
-        assert!(very_good > good && good_bang > good, "{good} {very_good} {good_bang}");
+        assert!(
+            very_good > good && good_bang > good,
+            "{good} {very_good} {good_bang}"
+        );
         Ok(())
     }
 
@@ -624,7 +681,11 @@ mod tests {
     #[test]
     fn shipped_lexicon_parses_whole() -> Result<(), LexiconError> {
         let lex = Lexicon::vader()?;
-        assert_eq!(lex.len(), 7506, "distinct tokens of vader_lexicon.txt 3.3.2");
+        assert_eq!(
+            lex.len(),
+            7506,
+            "distinct tokens of vader_lexicon.txt 3.3.2"
+        );
         assert_eq!(lex.valence("good"), Some(1.9));
         assert_eq!(lex.valence("horrible"), Some(-2.5));
         Ok(())

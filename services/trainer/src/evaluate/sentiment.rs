@@ -173,13 +173,7 @@ fn candidates(seed: u64) -> Vec<SentimentConfig> {
         intensity_weight: 1.0,
         seed,
     };
-    vec![
-        base.clone(),
-        SentimentConfig {
-            hidden: 32,
-            ..base
-        },
-    ]
+    vec![base.clone(), SentimentConfig { hidden: 32, ..base }]
 }
 
 /// Upper bound of the epochs the inner validation tries.
@@ -195,19 +189,17 @@ fn argmax(p: &[f64]) -> usize {
     (0..p.len()).fold(0, |b, c| if p[c] > p[b] { c } else { b })
 }
 
-/// The model's classes and intensities on `texts`.
+/// The model's classes and intensities on `texts` (the serving path's plain-Rust forward pass).
 fn model_predictions(
     artifact: &SentimentArtifact,
     texts: &[&EncodedText],
 ) -> Result<(Vec<usize>, Vec<f64>), EvalError> {
-    let mut classes = Vec::with_capacity(texts.len());
-    let mut intensities = Vec::with_capacity(texts.len());
-    for t in texts {
-        let s = artifact.predict_encoded(t).map_err(|e| model_error(&e))?;
-        classes.push(s.label.index());
-        intensities.push(s.intensity);
-    }
-    Ok((classes, intensities))
+    Ok(artifact
+        .predict_encoded_many(texts)
+        .map_err(|e| model_error(&e))?
+        .into_iter()
+        .map(|s| (s.label.index(), s.intensity))
+        .unzip())
 }
 
 fn model_error(e: &dyn std::fmt::Display) -> EvalError {
@@ -215,6 +207,20 @@ fn model_error(e: &dyn std::fmt::Display) -> EvalError {
         task: Task::Sentiment.name().into(),
         message: e.to_string(),
     }
+}
+
+/// The inner split of a training half: position `k mod 5 == 4` validates, the rest trains.
+fn inner_split(train_idx: &[usize]) -> (Vec<usize>, Vec<usize>) {
+    let mut train = Vec::with_capacity(train_idx.len());
+    let mut validation = Vec::with_capacity(train_idx.len() / 5 + 1);
+    for (k, &i) in train_idx.iter().enumerate() {
+        if k % 5 == 4 {
+            validation.push(i);
+        } else {
+            train.push(i);
+        }
+    }
+    (train, validation)
 }
 
 /// What the inner validation chose for one training half, and the model refitted with it.
@@ -231,25 +237,14 @@ fn fit_model(
     train_idx: &[usize],
     options: &EvalOptions,
 ) -> Result<Fitted, EvalError> {
-    let (inner_train, inner_val): (Vec<usize>, Vec<usize>) = {
-        let (v, t): (Vec<(usize, usize)>, Vec<(usize, usize)>) = train_idx
-            .iter()
-            .copied()
-            .enumerate()
-            .partition(|(k, _)| k % 5 == 4);
-        (
-            t.into_iter().map(|(_, i)| i).collect(),
-            v.into_iter().map(|(_, i)| i).collect(),
-        )
-    };
+    let (inner_train, inner_val) = inner_split(train_idx);
     let device = Default::default();
-    let val_texts: Vec<&EncodedText> = inner_val.iter().map(|&i| &encoded[i]).collect();
+    let val_texts: Vec<EncodedText> = inner_val.iter().map(|&i| encoded[i].clone()).collect();
     let val_truth: Vec<usize> = inner_val.iter().map(|&i| rows[i].class()).collect();
+    let (texts, labels, intensities) = training_arrays(rows, encoded, &inner_train);
     let mut best: Option<(f64, SentimentConfig)> = None;
     for candidate in candidates(options.seed) {
-        let (texts, labels, intensities) = training_arrays(rows, encoded, &inner_train);
         let mut best_epoch = (f64::NEG_INFINITY, 0usize);
-        let mut failure = None;
         train::<B>(
             TrainingData {
                 texts: &texts,
@@ -259,24 +254,20 @@ fn fit_model(
             &candidate,
             "sentiment-inner",
             &device,
-            |epoch, artifact| match model_predictions(artifact, &val_texts) {
-                Ok((pred, _)) => {
-                    let f = f1_scores(&val_truth, &pred, 3).map_or(0.0, |f| f.weighted);
-                    if f > best_epoch.0 {
-                        best_epoch = (f, epoch);
-                    }
-                    epoch < best_epoch.1 + PATIENCE
+            &val_texts,
+            |epoch, outputs| {
+                let pred: Vec<usize> = outputs
+                    .iter()
+                    .map(|o| argmax(&[f64::from(o[0]), f64::from(o[1]), f64::from(o[2])]))
+                    .collect();
+                let f = f1_scores(&val_truth, &pred, 3).map_or(0.0, |f| f.weighted);
+                if f > best_epoch.0 {
+                    best_epoch = (f, epoch);
                 }
-                Err(e) => {
-                    failure = Some(e);
-                    false
-                }
+                epoch < best_epoch.1 + PATIENCE
             },
         )
         .map_err(|e| model_error(&e))?;
-        if let Some(e) = failure {
-            return Err(e);
-        }
         if options.progress {
             eprintln!(
                 "sentiment: dim {} hidden {}: inner validation weighted F1 {:.4} at epoch {}",
@@ -304,6 +295,7 @@ fn fit_model(
         &config,
         "sentiment-eval",
         &device,
+        &[],
         |_, _| true,
     )
     .map_err(|e| model_error(&e))?;
@@ -349,18 +341,7 @@ fn fit_baseline(
             })
             .unzip()
     };
-    let inner_train: Vec<usize> = train_idx
-        .iter()
-        .enumerate()
-        .filter(|(k, _)| k % 5 != 4)
-        .map(|(_, &i)| i)
-        .collect();
-    let inner_val: Vec<usize> = train_idx
-        .iter()
-        .enumerate()
-        .filter(|(k, _)| k % 5 == 4)
-        .map(|(_, &i)| i)
-        .collect();
+    let (inner_train, inner_val) = inner_split(train_idx);
     let val_truth: Vec<usize> = inner_val.iter().map(|&i| rows[i].class()).collect();
     let mut best = (f64::NEG_INFINITY, BASELINE_C[0]);
     for c in BASELINE_C {
@@ -412,12 +393,20 @@ pub fn evaluate(data: &Path, options: &EvalOptions) -> Result<Evaluation, EvalEr
             });
         }
     }
+    let started = std::time::Instant::now();
     let lexicon = Lexicon::vader().map_err(|e| model_error(&e))?;
     let features = FeatureConfig::default();
     let encoded: Vec<EncodedText> = rows
         .iter()
         .map(|r| encode(&r.text, &features, lexicon))
         .collect();
+    if options.progress {
+        eprintln!(
+            "sentiment: {} rows encoded in {:.1?}",
+            rows.len(),
+            started.elapsed()
+        );
+    }
 
     let mut model_halves = Vec::new();
     let mut tfidf_halves = Vec::new();
@@ -437,12 +426,26 @@ pub fn evaluate(data: &Path, options: &EvalOptions) -> Result<Evaluation, EvalEr
             );
         }
 
+        let started = std::time::Instant::now();
         let fitted = fit_model(&rows, &encoded, &train_idx, options)?;
+        if options.progress {
+            eprintln!(
+                "sentiment: half {half}: model fitted in {:.1?}",
+                started.elapsed()
+            );
+        }
         let test_texts: Vec<&EncodedText> = test_idx.iter().map(|&i| &encoded[i]).collect();
         let (pred, intensity) = model_predictions(&fitted.artifact, &test_texts)?;
         let model = Scores::of(&truth, &pred, &gold, &intensity);
 
+        let started = std::time::Instant::now();
         let (b_pred, b_intensity, c) = fit_baseline(&rows, &train_idx, &test_idx);
+        if options.progress {
+            eprintln!(
+                "sentiment: half {half}: baseline fitted in {:.1?}",
+                started.elapsed()
+            );
+        }
         let tfidf = Scores::of(&truth, &b_pred, &gold, &b_intensity);
 
         let compound: Vec<f64> = test_idx
@@ -544,7 +547,10 @@ mod tests {
         let options = EvalOptions::default();
         // Empty.
         let f = file(b"\r\n  \n")?;
-        assert!(matches!(evaluate(f.path(), &options), Err(EvalError::Empty { .. })));
+        assert!(matches!(
+            evaluate(f.path(), &options),
+            Err(EvalError::Empty { .. })
+        ));
         // A CSV instead of tab-separated.
         let f = file(b"id,mean,text\n1_1,0.5,good\n")?;
         let Err(EvalError::BadRow { line, message, .. }) = evaluate(f.path(), &options) else {
@@ -554,13 +560,19 @@ mod tests {
         assert!(message.contains("3 tab-separated fields"), "{message}");
         // A header line.
         let f = file(b"id\tmean\ttext\n1_1\t0.5\tgood\n")?;
-        let Err(EvalError::BadRow { line: 1, message, .. }) = evaluate(f.path(), &options) else {
+        let Err(EvalError::BadRow {
+            line: 1, message, ..
+        }) = evaluate(f.path(), &options)
+        else {
             panic!("a header must be refused");
         };
         assert!(message.contains("`mean`"), "{message}");
         // Out of range rating, on line 2.
         let f = file(b"1_1\t0.5\tgood\n1_2\t7\tbad\n")?;
-        let Err(EvalError::BadRow { line: 2, message, .. }) = evaluate(f.path(), &options) else {
+        let Err(EvalError::BadRow {
+            line: 2, message, ..
+        }) = evaluate(f.path(), &options)
+        else {
             panic!("a rating outside -4..4 must be refused");
         };
         assert!(message.contains("outside"), "{message}");
@@ -578,7 +590,10 @@ mod tests {
         assert!(message.contains("UTF-8"), "{message}");
         // Missing file.
         let missing = std::env::temp_dir().join("sextant-no-such-sentiment-file.txt");
-        assert!(matches!(evaluate(&missing, &options), Err(EvalError::Io { .. })));
+        assert!(matches!(
+            evaluate(&missing, &options),
+            Err(EvalError::Io { .. })
+        ));
         // Too few rows.
         let f = file(b"1_1\t0.5\tgood\n1_2\t-0.5\tbad\n")?;
         let Err(EvalError::Unusable { message, .. }) = evaluate(f.path(), &options) else {
@@ -588,7 +603,8 @@ mod tests {
         // One class only in a training half.
         let mut one_class = Vec::new();
         for i in 0..60 {
-            let mean = if i % 2 == 0 { 2.0 } else if i % 4 == 1 { 2.0 } else { -2.0 };
+            // Even rows (the training half of test half 1) are all positive.
+            let mean = if i % 4 == 3 { -2.0 } else { 2.0 };
             writeln!(one_class, "{i}\t{mean}\tsentence {i}")?;
         }
         let f = file(&one_class)?;
