@@ -460,7 +460,25 @@ pub struct SyncReport {
     pub objects: BTreeMap<String, u64>,
     /// SOQL pages fetched (follows every `nextRecordsUrl`).
     pub pages: u64,
+    /// Records that could not be mapped or that the feature store refused, with their reasons
+    /// (the first 1,000; `quarantined_count` has them all). The rest of the sync went on.
+    #[serde(default)]
+    pub quarantined: Vec<QuarantinedRecord>,
+    #[serde(default)]
+    pub quarantined_count: u64,
 }
+
+/// A record a sync set aside, and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct QuarantinedRecord {
+    pub object: String,
+    /// Its Salesforce Id, when it could be read.
+    pub id: Option<String>,
+    pub reason: String,
+}
+
+/// The most quarantined records a sync report lists.
+pub const MAX_QUARANTINE_LISTED: usize = 1000;
 
 /// Liveness/readiness answer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]

@@ -79,11 +79,6 @@ fn sync_error(e: SyncError) -> ApiError {
                 e.to_string(),
             ),
             SyncError::FeatureStore(e) => ApiError::upstream("feature store", e),
-            rejected @ SyncError::Rejected { .. } => ApiError::new(
-                StatusCode::BAD_GATEWAY,
-                ErrorCode::InvalidRecord,
-                rejected.to_string(),
-            ),
             SyncError::Cancelled => ApiError::new(
                 StatusCode::CONFLICT,
                 ErrorCode::SyncInProgress,

@@ -64,8 +64,23 @@ fn opt_id(r: &Record<'_>, field: &str) -> Result<Option<SalesforceId>, FieldErro
         .transpose()
 }
 
-/// Maps the records of one object into an ingest batch.
+/// Maps the records of one object into an ingest batch; the first record that cannot be mapped
+/// fails the whole batch (see [`to_batch_lenient`] for the sync's behaviour).
 pub fn to_batch(object: &str, records: &[Map<String, Value>]) -> Result<IngestBatch, MappingError> {
+    let (batch, mut errors) = to_batch_lenient(object, records)?;
+    if errors.is_empty() {
+        Ok(batch)
+    } else {
+        Err(errors.swap_remove(0))
+    }
+}
+
+/// Maps what can be mapped and returns, beside the batch, each record that could not be (with
+/// its reason), so a sync can quarantine it and go on. Fails only for an object it does not know.
+pub fn to_batch_lenient(
+    object: &str,
+    records: &[Map<String, Value>],
+) -> Result<(IngestBatch, Vec<MappingError>), MappingError> {
     let fail = |rec: &Map<String, Value>, e: FieldError| MappingError {
         object: object.to_owned(),
         id: rec
@@ -75,17 +90,24 @@ pub fn to_batch(object: &str, records: &[Map<String, Value>]) -> Result<IngestBa
             .to_owned(),
         problem: e.to_string(),
     };
+    let mut errors = Vec::new();
     macro_rules! map {
         ($variant:ident, $f:expr) => {
             IngestBatch::$variant(
                 records
                     .iter()
-                    .map(|rec| $f(Record(rec)).map_err(|e| fail(rec, e)))
-                    .collect::<Result<_, _>>()?,
+                    .filter_map(|rec| match $f(Record(rec)) {
+                        Ok(v) => Some(v),
+                        Err(e) => {
+                            errors.push(fail(rec, e));
+                            None
+                        }
+                    })
+                    .collect(),
             )
         };
     }
-    Ok(match object {
+    let batch = match object {
         "Account" => map!(
             Account,
             |r: Record<'_>| -> Result<AccountRecord, FieldError> {
@@ -171,7 +193,8 @@ pub fn to_batch(object: &str, records: &[Map<String, Value>]) -> Result<IngestBa
                 problem: "not a synced object".into(),
             });
         }
-    })
+    };
+    Ok((batch, errors))
 }
 
 #[cfg(test)]
@@ -197,6 +220,32 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn lenient_mapping_keeps_the_good_records_and_names_the_bad() {
+        let good = json!({"Id": "0015g0000000001", "Name": "A", "BillingCountry": null, "Industry": null,
+            "CreatedDate": "2011-01-10T09:00:00.000+0000", "LastModifiedDate": "2011-01-10T09:00:00.000+0000",
+            "SystemModstamp": "2011-01-10T09:00:00.000+0000"});
+        let bad = json!({"Id": "0015g0000000002", "Name": "B", "BillingCountry": null, "Industry": null,
+            "CreatedDate": "yesterday", "LastModifiedDate": "2011-01-10T09:00:00.000+0000"});
+        let records: Vec<Map<String, Value>> = [good, bad]
+            .iter()
+            .filter_map(|v| v.as_object().cloned())
+            .collect();
+        let Ok((IngestBatch::Account(accounts), errors)) = to_batch_lenient("Account", &records)
+        else {
+            panic!("maps");
+        };
+        assert_eq!(accounts.len(), 1);
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].id, "0015g0000000002");
+        assert!(errors[0].problem.contains("CreatedDate"), "{}", errors[0]);
+        assert!(
+            to_batch("Account", &records).is_err(),
+            "the strict form refuses the batch"
+        );
+        assert!(to_batch_lenient("Widget", &records).is_err());
     }
 
     #[test]

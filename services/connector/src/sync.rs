@@ -9,12 +9,15 @@
 
 use std::collections::BTreeMap;
 
-use sextant_contracts::api::{IngestBatch, IngestRequest, IngestResponse, SyncReport};
+use sextant_contracts::api::{
+    IngestBatch, IngestRequest, IngestResponse, MAX_QUARANTINE_LISTED, QuarantinedRecord,
+    SyncReport,
+};
 use sextant_contracts::time::SharedClock;
 use sextant_salesforce::{SalesforceClient, SalesforceError};
 use sextant_service_kit::http::{UpstreamError, read_json};
 
-use crate::mapping::{MappingError, OBJECTS, to_batch};
+use crate::mapping::{MappingError, OBJECTS, to_batch_lenient};
 
 /// Why a sync stopped.
 #[derive(Debug, thiserror::Error)]
@@ -26,16 +29,6 @@ pub enum SyncError {
     /// A record did not have the expected shape.
     #[error("mapping: {0}")]
     Mapping(#[from] MappingError),
-    /// The feature store refused records of a batch.
-    #[error("feature store refused {count} {object} record(s), first: {first}")]
-    Rejected {
-        /// The object.
-        object: String,
-        /// How many were refused.
-        count: usize,
-        /// The first refusal.
-        first: String,
-    },
     /// The feature store refused or was unreachable.
     #[error("feature store: {0}")]
     FeatureStore(#[from] UpstreamError),
@@ -85,6 +78,7 @@ pub async fn full_sync_observed(
     let started_at = clock.now();
     let mut objects = BTreeMap::new();
     let mut pages = 0;
+    let mut quarantine = Quarantine::default();
     for (object, soql) in OBJECTS {
         observer.object_started(object);
         let mut pager = sf.query_pages(soql, false);
@@ -97,7 +91,10 @@ pub async fn full_sync_observed(
                 break;
             };
             let chunk = &page.records;
-            let batch: IngestBatch = to_batch(object, chunk)?;
+            let (batch, unmapped): (IngestBatch, _) = to_batch_lenient(object, chunk)?;
+            for e in unmapped {
+                quarantine.add(object, Some(e.id.clone()), e.to_string());
+            }
             let request = IngestRequest::from_batch(None, &batch).map_err(|e| MappingError {
                 object: object.to_owned(),
                 id: String::new(),
@@ -110,18 +107,16 @@ pub async fn full_sync_observed(
                 .await
                 .map_err(UpstreamError::from)?;
             let answer: IngestResponse = read_json(resp).await?;
-            if let Some(first) = answer.rejected.first() {
-                // Until quarantine lands, a refused record stops the sync rather than vanish.
-                return Err(SyncError::Rejected {
-                    object: object.to_owned(),
-                    count: answer.rejected.len(),
-                    first: format!(
-                        "{} {}: {}",
-                        first.id.as_deref().unwrap_or("?"),
-                        first.code.as_str(),
-                        first.message
+            for r in &answer.rejected {
+                quarantine.add(
+                    object,
+                    r.id.clone(),
+                    format!(
+                        "feature store refused it ({}): {}",
+                        r.code.as_str(),
+                        r.message
                     ),
-                });
+                );
             }
             written += answer.written + answer.unchanged;
             observer.page_ingested(
@@ -139,10 +134,38 @@ pub async fn full_sync_observed(
         );
         objects.insert(object.to_owned(), written);
     }
+    if quarantine.count > 0 {
+        tracing::warn!(
+            quarantined = quarantine.count,
+            "Records were quarantined; see the sync report."
+        );
+    }
     Ok(SyncReport {
         started_at,
         finished_at: clock.now(),
         objects,
         pages,
+        quarantined: quarantine.listed,
+        quarantined_count: quarantine.count,
     })
+}
+
+/// Records set aside during a sync: all counted, the first [`MAX_QUARANTINE_LISTED`] listed.
+#[derive(Debug, Default)]
+struct Quarantine {
+    listed: Vec<QuarantinedRecord>,
+    count: u64,
+}
+
+impl Quarantine {
+    fn add(&mut self, object: &str, id: Option<String>, reason: String) {
+        self.count += 1;
+        if self.listed.len() < MAX_QUARANTINE_LISTED {
+            self.listed.push(QuarantinedRecord {
+                object: object.to_owned(),
+                id,
+                reason,
+            });
+        }
+    }
 }
