@@ -84,7 +84,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let order_day = |o: usize| -> NaiveDate {
         let a = o % accounts;
         let k = o / accounts;
-        let churner = a % 4 == 0;
+        let churner = a.is_multiple_of(4);
         let gap = if churner { 20 } else { 60 };
         start_day + Duration::days(((a * 7) % 30 + k * gap) as i64)
     };

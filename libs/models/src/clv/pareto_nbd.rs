@@ -396,7 +396,7 @@ mod tests {
         // Far past the series' comfort zone (z ≈ 0.9997): finite, and P(alive) in (0, 1).
         let p = ParetoNbdParams {
             r: 1.95,
-            alpha: 3.14,
+            alpha: 3.15,
             s: 2190.0,
             beta: 113_001.0,
         };
