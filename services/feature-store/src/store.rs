@@ -670,58 +670,75 @@ impl Store {
         let dcut = q.bind(cut_day);
         let acc = q.list(accounts);
         let statuses = q.list(&self.purchase_statuses);
-        q.sql = format!(
+        // The orders that count, and separately their current lines aggregated per order and
+        // category; joined here by order id (a join of the two CTEs in SQL made SQLite scan the
+        // lines once per order).
+        let prefix = format!(
             "WITH oid AS (SELECT DISTINCT id FROM fs_order WHERE org_id = {o} AND account_id IN {acc}), \
              o AS (SELECT f.id, f.account_id, f.event_day, f.status, f.is_deleted, \
                      ROW_NUMBER() OVER (PARTITION BY f.id ORDER BY f.known_us DESC) AS rn \
                    FROM fs_order f JOIN oid ON f.id = oid.id WHERE f.org_id = {o} AND f.known_us < {k}), \
              live AS (SELECT id, account_id, event_day FROM o WHERE rn = 1 AND NOT is_deleted \
-                   AND event_day < {dcut} AND LOWER(status) IN {statuses} AND account_id IN {acc}), \
-             iid AS (SELECT DISTINCT i.id FROM fs_order_item i JOIN live ON i.order_id = live.id WHERE i.org_id = {o}), \
+                   AND event_day < {dcut} AND LOWER(status) IN {statuses} AND account_id IN {acc})"
+        );
+        let mut q_lines = Q::new(self.backend);
+        q_lines.values.clone_from(&q.values);
+        q_lines.sql = format!(
+            "{prefix}, \
+             iid AS (SELECT DISTINCT id FROM fs_order_item WHERE org_id = {o} AND order_id IN (SELECT id FROM live)), \
              li AS (SELECT f.id, f.order_id, f.product_id, f.quantity, f.unit_price, f.is_deleted, \
                      ROW_NUMBER() OVER (PARTITION BY f.id ORDER BY f.known_us DESC) AS rn \
                    FROM fs_order_item f JOIN iid ON f.id = iid.id WHERE f.org_id = {o} AND f.known_us < {k}), \
-             cur AS (SELECT order_id, product_id, quantity, unit_price FROM li WHERE rn = 1 AND NOT is_deleted), \
+             cur AS (SELECT order_id, product_id, quantity, unit_price FROM li \
+                   WHERE rn = 1 AND NOT is_deleted AND order_id IN (SELECT id FROM live)), \
              pid AS (SELECT DISTINCT product_id AS id FROM cur WHERE product_id IS NOT NULL), \
-             p AS (SELECT f.id, f.category, f.is_deleted, \
+             p AS (SELECT f.id, f.category, \
                      ROW_NUMBER() OVER (PARTITION BY f.id ORDER BY f.known_us DESC) AS rn \
-                   FROM fs_product f JOIN pid ON f.id = pid.id WHERE f.org_id = {o}) \
-             SELECT live.account_id AS account_id, live.id AS order_id, live.event_day AS event_day, \
-               p.category AS category, \
+                   FROM fs_product f JOIN pid ON f.id = pid.id WHERE f.org_id = {o}), \
+             pc AS (SELECT id, category FROM p WHERE rn = 1) \
+             SELECT cur.order_id AS order_id, pc.category AS category, \
                SUM(CASE WHEN cur.quantity > 0 THEN cur.quantity * cur.unit_price ELSE 0.0 END) AS amount, \
                SUM(CASE WHEN cur.quantity > 0 THEN cur.quantity ELSE 0.0 END) AS items, \
                SUM(CASE WHEN cur.quantity < 0 THEN -cur.quantity * cur.unit_price ELSE 0.0 END) AS returned \
-             FROM live LEFT JOIN cur ON cur.order_id = live.id \
-               LEFT JOIN p ON p.id = cur.product_id AND p.rn = 1 \
-             GROUP BY live.account_id, live.id, live.event_day, p.category"
+             FROM cur LEFT JOIN pc ON pc.id = cur.product_id \
+             GROUP BY cur.order_id, pc.category"
         );
-        let mut orders: HashMap<(String, String), PurchaseFact> = HashMap::new();
-        let mut categories: HashMap<(String, String), f64> = HashMap::new();
+        q.sql = format!("{prefix} SELECT id AS order_id, account_id, event_day FROM live");
+        let mut orders: HashMap<String, (String, PurchaseFact)> = HashMap::new();
         for r in Self::rows(c, q).await? {
-            let account: String = r.try_get("", "account_id")?;
             let order: String = r.try_get("", "order_id")?;
+            let account: String = r.try_get("", "account_id")?;
             let event_day: i64 = r.try_get::<i32>("", "event_day").map(i64::from)?;
+            orders.insert(
+                order,
+                (
+                    account,
+                    PurchaseFact {
+                        date: day_date(event_day),
+                        amount: 0.0,
+                        items: 0.0,
+                        returned: 0.0,
+                    },
+                ),
+            );
+        }
+        let mut categories: HashMap<(String, String), f64> = HashMap::new();
+        for r in Self::rows(c, q_lines).await? {
+            let order: String = r.try_get("", "order_id")?;
+            let Some((account, fact)) = orders.get_mut(&order) else {
+                continue;
+            };
             let amount = r.try_get::<Option<f64>>("", "amount")?.unwrap_or(0.0);
-            let items = r.try_get::<Option<f64>>("", "items")?.unwrap_or(0.0);
-            let returned = r.try_get::<Option<f64>>("", "returned")?.unwrap_or(0.0);
-            let fact = orders
-                .entry((account.clone(), order))
-                .or_insert(PurchaseFact {
-                    date: day_date(event_day),
-                    amount: 0.0,
-                    items: 0.0,
-                    returned: 0.0,
-                });
             fact.amount += amount;
-            fact.items += items;
-            fact.returned += returned;
+            fact.items += r.try_get::<Option<f64>>("", "items")?.unwrap_or(0.0);
+            fact.returned += r.try_get::<Option<f64>>("", "returned")?.unwrap_or(0.0);
             if let Some(cat) = r.try_get::<Option<String>>("", "category")?
                 && amount > 0.0
             {
-                *categories.entry((account, cat)).or_default() += amount;
+                *categories.entry((account.clone(), cat)).or_default() += amount;
             }
         }
-        for ((account, _), fact) in orders {
+        for (_, (account, fact)) in orders {
             out.entry(account).or_default().purchases.push(fact);
         }
         for ((account, cat), spend) in categories {
