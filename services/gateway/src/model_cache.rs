@@ -90,13 +90,6 @@ impl ModelCache {
         self.current.load().is_some()
     }
 
-    /// The loaded model's version and when it was last confirmed current.
-    pub fn loaded_version(&self) -> Option<(String, Duration)> {
-        self.current
-            .load_full()
-            .map(|l| (l.artifact.version.to_string(), l.checked_at.elapsed()))
-    }
-
     /// Keeps the model fresh until the task is dropped: asks the trainer every `refresh`; after a
     /// failure retries with doubling backoff, keeping the last good model meanwhile.
     pub async fn run_refresher(self: Arc<Self>) {
