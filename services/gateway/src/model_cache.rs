@@ -7,7 +7,7 @@
 //! model keeps serving. Readiness means a model is loaded.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
 use sextant_contracts::api::ModelMetadata;
@@ -18,7 +18,6 @@ use tokio::sync::Notify;
 #[derive(Debug)]
 struct Loaded {
     artifact: Arc<ChurnArtifact>,
-    checked_at: Instant,
 }
 
 /// Why no model is available.
@@ -160,7 +159,6 @@ impl ModelCache {
         };
         self.current.store(Some(Arc::new(Loaded {
             artifact: artifact.clone(),
-            checked_at: Instant::now(),
         })));
         Ok(artifact)
     }
