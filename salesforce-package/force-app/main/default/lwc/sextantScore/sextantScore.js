@@ -1,5 +1,6 @@
 import { LightningElement, api, wire } from 'lwc';
-import { getRecord, getFieldValue, notifyRecordUpdateAvailable } from 'lightning/uiRecordApi';
+import { getRecord, getFieldValue, notifyRecordUpdateAvailable, createRecord } from 'lightning/uiRecordApi';
+import { refreshApex } from '@salesforce/apex';
 import CHURN_SCORE from '@salesforce/schema/Account.Churn_Score__c';
 import BAND from '@salesforce/schema/Account.Sextant_Churn_Band__c';
 import MODEL_VERSION from '@salesforce/schema/Account.Sextant_Model_Version__c';
@@ -14,8 +15,55 @@ import STATUS from '@salesforce/schema/Account.Sextant_Score_Status__c';
 import STATUS_MESSAGE from '@salesforce/schema/Account.Sextant_Status_Message__c';
 import STATUS_AT from '@salesforce/schema/Account.Sextant_Status_At__c';
 import getContext from '@salesforce/apex/SextantScoreController.getContext';
+import getScoreHistory from '@salesforce/apex/SextantScoreController.getScoreHistory';
 import requestRescore from '@salesforce/apex/SextantScoreController.requestRescore';
+import CARD_TITLE from '@salesforce/label/c.Sextant_Card_Title';
+import LOADING from '@salesforce/label/c.Sextant_Loading';
+import LOAD_ERROR from '@salesforce/label/c.Sextant_Load_Error';
+import BAND_LABEL from '@salesforce/label/c.Sextant_Band';
+import NOT_SCORED from '@salesforce/label/c.Sextant_Not_Scored';
+import OUTCOME_NOT_FOUND from '@salesforce/label/c.Sextant_Outcome_Not_Found';
+import OUTCOME_NO_HISTORY from '@salesforce/label/c.Sextant_Outcome_No_History';
+import OUTCOME_FAILED from '@salesforce/label/c.Sextant_Outcome_Failed';
+import OUTCOME_FAILED_MESSAGE from '@salesforce/label/c.Sextant_Outcome_Failed_Message';
+import LAST_ATTEMPT from '@salesforce/label/c.Sextant_Last_Attempt';
+import WHY from '@salesforce/label/c.Sextant_Why';
+import FACTOR_RAISES from '@salesforce/label/c.Sextant_Factor_Raises';
+import FACTOR_LOWERS from '@salesforce/label/c.Sextant_Factor_Lowers';
+import FACTORS_NOT_LIST from '@salesforce/label/c.Sextant_Factors_Not_List';
+import FACTORS_UNREADABLE from '@salesforce/label/c.Sextant_Factors_Unreadable';
+import CLV_LABEL from '@salesforce/label/c.Sextant_CLV';
+import STILL_ACTIVE from '@salesforce/label/c.Sextant_Still_Active';
+import NBA_TITLE from '@salesforce/label/c.Sextant_NBA_Title';
+import NBA_EXPECTED_VALUE from '@salesforce/label/c.Sextant_NBA_Expected_Value';
+import NBA_CREATE_TASK from '@salesforce/label/c.Sextant_NBA_Create_Task';
+import NBA_CREATING_TASK from '@salesforce/label/c.Sextant_NBA_Creating_Task';
+import NBA_TASK_CREATED from '@salesforce/label/c.Sextant_NBA_Task_Created';
+import NBA_TASK_FAILED from '@salesforce/label/c.Sextant_NBA_Task_Failed';
+import NBA_TASK_DESCRIPTION from '@salesforce/label/c.Sextant_NBA_Task_Description';
+import MODEL from '@salesforce/label/c.Sextant_Model';
+import SCORED from '@salesforce/label/c.Sextant_Scored';
+import TREND_TITLE from '@salesforce/label/c.Sextant_Trend_Title';
+import TREND_UP from '@salesforce/label/c.Sextant_Trend_Up';
+import TREND_DOWN from '@salesforce/label/c.Sextant_Trend_Down';
+import TREND_SAME from '@salesforce/label/c.Sextant_Trend_Same';
+import TREND_FIRST from '@salesforce/label/c.Sextant_Trend_First';
+import TREND_CHART from '@salesforce/label/c.Sextant_Trend_Chart';
+import HISTORY_ERROR from '@salesforce/label/c.Sextant_History_Error';
+import SWITCHED_OFF from '@salesforce/label/c.Sextant_Switched_Off';
+import RESCORE from '@salesforce/label/c.Sextant_Rescore';
+import RESCORE_REQUESTING from '@salesforce/label/c.Sextant_Rescore_Requesting';
+import RESCORE_REQUESTED from '@salesforce/label/c.Sextant_Rescore_Requested';
+import RESCORE_UPDATED from '@salesforce/label/c.Sextant_Rescore_Updated';
+import RESCORE_NOT_ARRIVED from '@salesforce/label/c.Sextant_Rescore_Not_Arrived';
+import RESCORE_FAILED from '@salesforce/label/c.Sextant_Rescore_Failed';
+import UNEXPECTED_ERROR from '@salesforce/label/c.Sextant_Unexpected_Error';
+import NO_STATUS from '@salesforce/label/c.Sextant_No_Status';
 
+/**
+ * Every field is optional: a user without field-level access to one of them loses that line of the
+ * card, not the card (getRecord with `fields` would fail the whole record).
+ */
 const FIELDS = [
     CHURN_SCORE,
     BAND,
@@ -32,11 +80,45 @@ const FIELDS = [
     STATUS_AT
 ];
 
+/** Every text the card shows comes from a Custom Label, so admins can translate or reword it. */
+export const LABELS = {
+    cardTitle: CARD_TITLE,
+    loading: LOADING,
+    notScored: NOT_SCORED,
+    lastAttempt: LAST_ATTEMPT,
+    why: WHY,
+    factorRaises: FACTOR_RAISES,
+    factorLowers: FACTOR_LOWERS,
+    clv: CLV_LABEL,
+    nbaTitle: NBA_TITLE,
+    nbaExpectedValue: NBA_EXPECTED_VALUE,
+    nbaCreateTask: NBA_CREATE_TASK,
+    scored: SCORED,
+    trendTitle: TREND_TITLE,
+    switchedOff: SWITCHED_OFF,
+    rescore: RESCORE
+};
+
 const KNOWN_BANDS = ['high', 'medium', 'low'];
 /** After a re-score request the card asks Lightning Data Service for the record again this often... */
 export const POLL_INTERVAL_MS = 15000;
 /** ...this many times (2 minutes), then says the score has not arrived yet. */
 export const POLL_ATTEMPTS = 8;
+/** Scorings drawn in the trend line. */
+export const HISTORY_POINTS = 12;
+/** Size of the trend line's drawing, in SVG units. */
+export const SPARK_WIDTH = 120;
+export const SPARK_HEIGHT = 32;
+/** The longest Task subject Salesforce stores. */
+const TASK_SUBJECT_LENGTH = 255;
+
+/** Fills {0}, {1}, ... in a label; a missing argument leaves an empty string. */
+export function format(label, ...args) {
+    return String(label).replace(/\{(\d+)\}/g, (match, i) => {
+        const value = args[Number(i)];
+        return value === null || value === undefined ? '' : String(value);
+    });
+}
 
 /** CSS class of a band; bands the gateway names beyond high/medium/low share one neutral style. */
 export function bandClass(band) {
@@ -49,7 +131,7 @@ export function bandLabel(band) {
     if (!band) {
         return '';
     }
-    return `${band.charAt(0).toUpperCase()}${band.slice(1)} churn risk`;
+    return format(BAND_LABEL, `${band.charAt(0).toUpperCase()}${band.slice(1)}`);
 }
 
 /** What the latest attempt's outcome means for the user; null when the account was scored. */
@@ -58,12 +140,12 @@ export function outcomeText(status, message) {
         return null;
     }
     if (status === 'not_found') {
-        return "Sextant has no data for this account yet: it is scored after the connector's next sync.";
+        return OUTCOME_NOT_FOUND;
     }
     if (status === 'no_history') {
-        return 'No order history yet: Sextant scores an account after its first order.';
+        return OUTCOME_NO_HISTORY;
     }
-    return `The latest scoring failed (${status})${message ? `: ${message}` : '.'}`;
+    return message ? format(OUTCOME_FAILED_MESSAGE, status, message) : format(OUTCOME_FAILED, status);
 }
 
 /** The message of a Lightning Data Service or Apex error, whatever its shape. */
@@ -88,7 +170,7 @@ export function readableError(error) {
     if (error.message) {
         return error.message;
     }
-    return `Unexpected error (${error.status || 'no status'})`;
+    return format(UNEXPECTED_ERROR, error.status || NO_STATUS);
 }
 
 const RAISES = ['up', 'increase', 'increases', 'positive', '+'];
@@ -111,7 +193,7 @@ export function parseFactors(json) {
     try {
         const list = JSON.parse(json);
         if (!Array.isArray(list)) {
-            return { factors: [], error: 'The stored top factors are not a list.' };
+            return { factors: [], error: FACTORS_NOT_LIST };
         }
         return {
             factors: list.map((f, i) => {
@@ -120,21 +202,79 @@ export function parseFactors(json) {
                     key: `${i}-${f.factor}`,
                     text: f.text || f.factor,
                     arrow: { up: '▲', down: '▼', none: '•' }[d],
+                    // The arrow is decorative; screen readers hear this instead.
+                    assistive: { up: FACTOR_RAISES, down: FACTOR_LOWERS, none: '' }[d],
                     directionClass: `factor factor-${d}`
                 };
             })
         };
     } catch (e) {
-        return { factors: [], error: `The stored top factors are unreadable: ${e.message}` };
+        return { factors: [], error: format(FACTORS_UNREADABLE, e.message) };
     }
+}
+
+/** Percentage points between two scores in 0..1, rounded. */
+function points(score) {
+    return Math.round(Number(score) * 100);
+}
+
+/**
+ * The trend of the score history (oldest first): the text comparing the last two scorings, the
+ * direction, and the sparkline's polyline points on a fixed 0..1 scale (so heights compare across
+ * accounts). Null without history.
+ */
+export function trendOf(history) {
+    const scores = (history || [])
+        .map((h) => h && h.score)
+        .filter((s) => s !== null && s !== undefined && !Number.isNaN(Number(s)));
+    if (!scores.length) {
+        return null;
+    }
+    const last = scores[scores.length - 1];
+    let text = TREND_FIRST;
+    let dir = 'none';
+    if (scores.length > 1) {
+        const delta = points(last) - points(scores[scores.length - 2]);
+        if (delta > 0) {
+            text = format(TREND_UP, delta);
+            dir = 'up';
+        } else if (delta < 0) {
+            text = format(TREND_DOWN, -delta);
+            dir = 'down';
+        } else {
+            text = TREND_SAME;
+        }
+    }
+    const step = scores.length > 1 ? SPARK_WIDTH / (scores.length - 1) : 0;
+    const clamp = (s) => Math.min(1, Math.max(0, Number(s)));
+    const sparkPoints = scores
+        .map((s, i) => `${(i * step).toFixed(1)},${(SPARK_HEIGHT - clamp(s) * SPARK_HEIGHT).toFixed(1)}`)
+        .join(' ');
+    return {
+        text,
+        direction: dir,
+        sparkPoints: scores.length > 1 ? sparkPoints : null,
+        chartLabel: format(TREND_CHART, scores.length, `${points(scores[0])}%`, `${points(last)}%`)
+    };
+}
+
+/** Today as YYYY-MM-DD in the browser's time zone (a Task's ActivityDate is a date). */
+function today() {
+    const d = new Date();
+    const pad = (n) => String(n).padStart(2, '0');
+    return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}`;
 }
 
 export default class SextantScore extends LightningElement {
     @api recordId;
+    labels = LABELS;
     record;
     recordError;
     context;
     contextError;
+    history;
+    historyError;
+    historyWire;
     rescoreMessage;
     rescoreFailed = false;
     requesting = false;
@@ -142,14 +282,46 @@ export default class SextantScore extends LightningElement {
     polling = false;
     pollsLeft = 0;
     statusAtWhenRequested;
+    taskMessage;
+    taskFailed = false;
+    creatingTask = false;
+    taskCreatedFor;
 
-    @wire(getRecord, { recordId: '$recordId', fields: FIELDS })
+    @wire(getRecord, { recordId: '$recordId', optionalFields: FIELDS })
     wiredRecord({ data, error }) {
+        const previousStatusAt = this.field(STATUS_AT);
         this.record = data;
         this.recordError = error;
-        if (this.polling && data && this.field(STATUS_AT) !== this.statusAtWhenRequested) {
+        if (!data) {
+            return;
+        }
+        const statusAt = this.field(STATUS_AT);
+        if (this.polling && statusAt !== this.statusAtWhenRequested) {
             this.stopPolling();
-            this.rescoreMessage = 'Updated with the new result.';
+            this.rescoreMessage = RESCORE_UPDATED;
+        }
+        if (previousStatusAt !== undefined && previousStatusAt !== null && statusAt !== previousStatusAt) {
+            // A new scoring arrived: its history row is there too.
+            this.refreshHistory();
+        }
+    }
+
+    @wire(getScoreHistory, { accountId: '$recordId', maxRows: HISTORY_POINTS })
+    wiredHistory(result) {
+        this.historyWire = result;
+        this.history = result.data;
+        this.historyError = result.error;
+    }
+
+    @wire(getContext)
+    wiredContext({ data, error }) {
+        this.context = data;
+        this.contextError = error;
+    }
+
+    refreshHistory() {
+        if (this.historyWire) {
+            refreshApex(this.historyWire);
         }
     }
 
@@ -175,8 +347,7 @@ export default class SextantScore extends LightningElement {
             }
             if (this.pollsLeft === 0) {
                 this.stopPolling();
-                this.rescoreMessage =
-                    "The new score has not arrived yet (it may wait for the connector's next sync); reload the page later.";
+                this.rescoreMessage = RESCORE_NOT_ARRIVED;
                 return;
             }
             this.pollsLeft -= 1;
@@ -185,14 +356,12 @@ export default class SextantScore extends LightningElement {
         }, POLL_INTERVAL_MS);
     }
 
-    @wire(getContext)
-    wiredContext({ data, error }) {
-        this.context = data;
-        this.contextError = error;
-    }
-
     field(f) {
-        return this.record ? getFieldValue(this.record, f) : null;
+        if (!this.record) {
+            return null;
+        }
+        const value = getFieldValue(this.record, f);
+        return value === undefined ? null : value;
     }
 
     get loading() {
@@ -200,7 +369,7 @@ export default class SextantScore extends LightningElement {
     }
 
     get errorMessage() {
-        return this.recordError ? `Could not load the churn score: ${readableError(this.recordError)}` : null;
+        return this.recordError ? format(LOAD_ERROR, readableError(this.recordError)) : null;
     }
 
     get score() {
@@ -208,11 +377,11 @@ export default class SextantScore extends LightningElement {
     }
 
     get hasScore() {
-        return this.score !== null && this.score !== undefined;
+        return this.score !== null;
     }
 
     get percent() {
-        return this.hasScore ? `${Math.round(this.score * 100)}%` : '';
+        return this.hasScore ? `${points(this.score)}%` : '';
     }
 
     get band() {
@@ -229,6 +398,10 @@ export default class SextantScore extends LightningElement {
 
     get modelVersion() {
         return this.field(MODEL_VERSION);
+    }
+
+    get modelText() {
+        return this.modelVersion ? format(MODEL, this.modelVersion) : null;
     }
 
     get scoredAt() {
@@ -256,12 +429,12 @@ export default class SextantScore extends LightningElement {
     }
 
     get hasClv() {
-        return this.clv !== null && this.clv !== undefined;
+        return this.clv !== null;
     }
 
     get pAlive() {
         const p = this.field(P_ALIVE);
-        return p === null || p === undefined ? null : `${Math.round(p * 100)}%`;
+        return p === null ? null : format(STILL_ACTIVE, `${points(p)}%`);
     }
 
     get nextBestAction() {
@@ -277,7 +450,35 @@ export default class SextantScore extends LightningElement {
     }
 
     get hasNbaValue() {
-        return this.nbaValue !== null && this.nbaValue !== undefined;
+        return this.nbaValue !== null;
+    }
+
+    get taskCreated() {
+        return Boolean(this.taskCreatedFor) && this.taskCreatedFor === this.nextBestAction;
+    }
+
+    get taskDisabled() {
+        return this.creatingTask || this.taskCreated;
+    }
+
+    get taskClass() {
+        return this.taskFailed ? 'task-message task-error' : 'task-message';
+    }
+
+    get trend() {
+        return trendOf(this.history);
+    }
+
+    get trendClass() {
+        return `trend-text trend-${this.trend ? this.trend.direction : 'none'}`;
+    }
+
+    get historyErrorMessage() {
+        return this.historyError ? format(HISTORY_ERROR, readableError(this.historyError)) : null;
+    }
+
+    get sparkViewBox() {
+        return `0 0 ${SPARK_WIDTH} ${SPARK_HEIGHT}`;
     }
 
     get outcome() {
@@ -311,20 +512,53 @@ export default class SextantScore extends LightningElement {
     async handleRescore() {
         this.requesting = true;
         this.rescoreFailed = false;
-        this.rescoreMessage = 'Requesting a new score…';
+        this.rescoreMessage = RESCORE_REQUESTING;
         try {
             this.statusAtWhenRequested = this.field(STATUS_AT);
             await requestRescore({ accountId: this.recordId });
-            this.rescoreMessage = 'A new score was requested; this card updates when it arrives.';
+            this.rescoreMessage = RESCORE_REQUESTED;
             this.stopPolling();
             this.polling = true;
             this.pollsLeft = POLL_ATTEMPTS;
             this.poll();
         } catch (e) {
             this.rescoreFailed = true;
-            this.rescoreMessage = `The re-score request failed: ${readableError(e)}`;
+            this.rescoreMessage = format(RESCORE_FAILED, readableError(e));
         } finally {
             this.requesting = false;
+        }
+    }
+
+    /**
+     * Acts on the next best action in one click: a Task on this Account, owned by the user, due today,
+     * created through Lightning Data Service with the user's own permissions.
+     */
+    async handleCreateTask() {
+        const action = this.nextBestAction;
+        if (!action || this.taskDisabled) {
+            return;
+        }
+        this.creatingTask = true;
+        this.taskFailed = false;
+        this.taskMessage = NBA_CREATING_TASK;
+        const subject = action.length > TASK_SUBJECT_LENGTH ? action.slice(0, TASK_SUBJECT_LENGTH) : action;
+        try {
+            await createRecord({
+                apiName: 'Task',
+                fields: {
+                    Subject: subject,
+                    WhatId: this.recordId,
+                    ActivityDate: today(),
+                    Description: format(NBA_TASK_DESCRIPTION, this.nbaReason || '', this.modelVersion || '').trim()
+                }
+            });
+            this.taskCreatedFor = action;
+            this.taskMessage = format(NBA_TASK_CREATED, subject);
+        } catch (e) {
+            this.taskFailed = true;
+            this.taskMessage = format(NBA_TASK_FAILED, readableError(e));
+        } finally {
+            this.creatingTask = false;
         }
     }
 }

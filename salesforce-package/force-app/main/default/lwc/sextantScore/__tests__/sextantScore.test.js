@@ -1,16 +1,23 @@
 import { createElement } from 'lwc';
-import { getRecord, notifyRecordUpdateAvailable } from 'lightning/uiRecordApi';
+import { getRecord, notifyRecordUpdateAvailable, createRecord } from 'lightning/uiRecordApi';
+import { refreshApex } from '@salesforce/apex';
 import getContext from '@salesforce/apex/SextantScoreController.getContext';
+import getScoreHistory from '@salesforce/apex/SextantScoreController.getScoreHistory';
 import requestRescore from '@salesforce/apex/SextantScoreController.requestRescore';
 import SextantScore, {
+    HISTORY_POINTS,
+    LABELS,
     POLL_ATTEMPTS,
     POLL_INTERVAL_MS,
+    SPARK_HEIGHT,
     bandClass,
     bandLabel,
     direction,
+    format,
     outcomeText,
     parseFactors,
-    readableError
+    readableError,
+    trendOf
 } from 'c/sextantScore';
 
 jest.mock(
@@ -21,6 +28,15 @@ jest.mock(
     },
     { virtual: true }
 );
+jest.mock(
+    '@salesforce/apex/SextantScoreController.getScoreHistory',
+    () => {
+        const { createApexTestWireAdapter } = require('@salesforce/sfdx-lwc-jest');
+        return { default: createApexTestWireAdapter(jest.fn()) };
+    },
+    { virtual: true }
+);
+jest.mock('@salesforce/apex', () => ({ refreshApex: jest.fn(() => Promise.resolve()) }), { virtual: true });
 jest.mock('@salesforce/apex/SextantScoreController.requestRescore', () => ({ default: jest.fn() }), { virtual: true });
 
 const RECORD_ID = '0015g0000000001AAA';
@@ -68,10 +84,17 @@ const flush = async () => {
         await Promise.resolve();
     }
 };
+// Text as a user (or a screen reader) reads it: runs of white space are one space.
+const squash = (value) => value.replace(/\s+/g, ' ').trim();
 const text = (root, selector) => {
     const node = root.querySelector(selector);
-    return node ? node.textContent : null;
+    return node ? squash(node.textContent) : null;
 };
+const HISTORY = [
+    { score: 0.4, scoredAt: '2026-11-01T10:00:00.000Z', band: 'medium', modelVersion: 'churn-v4' },
+    { score: 0.61, scoredAt: '2026-11-10T10:00:00.000Z', band: 'high', modelVersion: 'churn-v4' },
+    { score: 0.8234, scoredAt: '2026-11-23T10:00:00.000Z', band: 'high', modelVersion: 'churn-v4' }
+];
 
 describe('c-sextant-score', () => {
     afterEach(() => {
@@ -106,15 +129,15 @@ describe('c-sextant-score', () => {
         expect(root.querySelector('.band').classList).toContain('band-high');
         const factors = root.querySelectorAll('.factors li');
         expect(factors).toHaveLength(2);
-        expect(factors[0].textContent).toBe('▲ No order for 120 days');
+        expect(squash(factors[0].textContent)).toBe('▲ Raises the risk: No order for 120 days');
         expect(factors[0].classList).toContain('factor-up');
-        expect(factors[1].textContent).toBe('▼ 2 orders this year');
+        expect(squash(factors[1].textContent)).toBe('▼ Lowers the risk: 2 orders this year');
         expect(root.querySelector('.clv lightning-formatted-number').value).toBe(1234.5);
         expect(text(root, '.p-alive')).toBe('Still active: 42%');
         expect(text(root, '.nba-action')).toBe('Call the account owner');
         expect(text(root, '.nba-reason')).toBe('High churn risk on a valuable account');
         expect(root.querySelector('.nba-value lightning-formatted-number').value).toBe(310.25);
-        expect(text(root, '.meta')).toContain('churn-v4');
+        expect(text(root, '.model')).toBe('Model churn-v4');
         expect(root.querySelector('.outcome')).toBeNull();
         expect(root.querySelector('.unscored')).toBeNull();
     });
@@ -198,10 +221,10 @@ describe('c-sextant-score', () => {
         getRecord.emit(record(SCORED));
         getContext.emit({ enabled: true, canRescore: false });
         await flush();
-        expect(element.shadowRoot.querySelector('lightning-button')).toBeNull();
+        expect(element.shadowRoot.querySelector('lightning-button.rescore')).toBeNull();
         getContext.emit({ enabled: true, canRescore: true });
         await flush();
-        expect(element.shadowRoot.querySelector('lightning-button')).not.toBeNull();
+        expect(element.shadowRoot.querySelector('lightning-button.rescore')).not.toBeNull();
     });
 
     it('says when Sextant is switched off', async () => {
@@ -210,7 +233,7 @@ describe('c-sextant-score', () => {
         getContext.emit({ enabled: false, canRescore: false });
         await flush();
         expect(text(element.shadowRoot, '.switched-off')).toContain('switched off');
-        expect(element.shadowRoot.querySelector('lightning-button')).toBeNull();
+        expect(element.shadowRoot.querySelector('lightning-button.rescore')).toBeNull();
     });
 
     it('shows a settings error from the controller', async () => {
@@ -227,7 +250,7 @@ describe('c-sextant-score', () => {
         getRecord.emit(record(SCORED));
         getContext.emit({ enabled: true, canRescore: true });
         await flush();
-        element.shadowRoot.querySelector('lightning-button').click();
+        element.shadowRoot.querySelector('lightning-button.rescore').click();
         await flush();
         expect(requestRescore).toHaveBeenCalledWith({ accountId: RECORD_ID });
         expect(text(element.shadowRoot, '.rescore-message')).toContain('requested');
@@ -242,7 +265,7 @@ describe('c-sextant-score', () => {
             getRecord.emit(record(SCORED));
             getContext.emit({ enabled: true, canRescore: true });
             await flush();
-            element.shadowRoot.querySelector('lightning-button').click();
+            element.shadowRoot.querySelector('lightning-button.rescore').click();
             await flush();
             expect(text(element.shadowRoot, '.rescore-message')).toContain('updates when it arrives');
 
@@ -270,7 +293,7 @@ describe('c-sextant-score', () => {
             getRecord.emit(record(SCORED));
             getContext.emit({ enabled: true, canRescore: true });
             await flush();
-            element.shadowRoot.querySelector('lightning-button').click();
+            element.shadowRoot.querySelector('lightning-button.rescore').click();
             await flush();
             jest.advanceTimersByTime(POLL_INTERVAL_MS * (POLL_ATTEMPTS + 3));
             await flush();
@@ -289,7 +312,7 @@ describe('c-sextant-score', () => {
             getRecord.emit(record(SCORED));
             getContext.emit({ enabled: true, canRescore: true });
             await flush();
-            element.shadowRoot.querySelector('lightning-button').click();
+            element.shadowRoot.querySelector('lightning-button.rescore').click();
             await flush();
             document.body.removeChild(element);
             jest.advanceTimersByTime(POLL_INTERVAL_MS * (POLL_ATTEMPTS + 1));
@@ -307,7 +330,7 @@ describe('c-sextant-score', () => {
         getRecord.emit(record(SCORED));
         getContext.emit({ enabled: true, canRescore: true });
         await flush();
-        element.shadowRoot.querySelector('lightning-button').click();
+        element.shadowRoot.querySelector('lightning-button.rescore').click();
         await flush();
         expect(text(element.shadowRoot, '.rescore-error')).toBe(
             'The re-score request failed: Sextant scoring is switched off by your administrator'
@@ -320,6 +343,172 @@ describe('c-sextant-score', () => {
         await flush();
         expect(text(element.shadowRoot, '.factor-error')).toContain('unreadable');
         expect(element.shadowRoot.querySelector('.factors')).toBeNull();
+    });
+    it('shows the trend against the previous score with a sparkline', async () => {
+        const element = mount();
+        getRecord.emit(record(SCORED));
+        getScoreHistory.emit(HISTORY);
+        await flush();
+        const root = element.shadowRoot;
+        expect(getScoreHistory.getLastConfig()).toEqual({ accountId: RECORD_ID, maxRows: HISTORY_POINTS });
+        expect(text(root, '.trend-text')).toBe('Up 21 points since the previous score');
+        expect(root.querySelector('.trend-text').classList).toContain('trend-up');
+        const svg = root.querySelector('svg.sparkline');
+        expect(svg.getAttribute('role')).toBe('img');
+        expect(svg.getAttribute('aria-label')).toBe('Churn score over the last 3 scorings, from 40% to 82%');
+        const points = root.querySelector('polyline').getAttribute('points').split(' ');
+        expect(points).toHaveLength(3);
+        // Higher risk is drawn higher: the last point's y is the smallest.
+        const ys = points.map((p) => Number(p.split(',')[1]));
+        expect(ys[2]).toBeLessThan(ys[1]);
+        expect(ys[1]).toBeLessThan(ys[0]);
+    });
+
+    it('says when the score went down, stayed or is the first one', async () => {
+        const element = mount();
+        getRecord.emit(record(SCORED));
+        getScoreHistory.emit([HISTORY[1], { ...HISTORY[2], score: 0.55 }]);
+        await flush();
+        const root = element.shadowRoot;
+        expect(text(root, '.trend-text')).toBe('Down 6 points since the previous score');
+        getScoreHistory.emit([HISTORY[2], { ...HISTORY[2] }]);
+        await flush();
+        expect(text(root, '.trend-text')).toBe('Unchanged since the previous score');
+        getScoreHistory.emit([HISTORY[2]]);
+        await flush();
+        expect(text(root, '.trend-text')).toBe('First score: nothing to compare with yet.');
+        expect(root.querySelector('svg.sparkline')).toBeNull();
+    });
+
+    it('loses only the trend line when the history cannot be read', async () => {
+        const element = mount();
+        getRecord.emit(record(SCORED));
+        getScoreHistory.error({ message: 'You cannot read the Sextant score history' });
+        await flush();
+        const root = element.shadowRoot;
+        expect(text(root, '.history-error')).toBe(
+            'Could not load the score history: You cannot read the Sextant score history'
+        );
+        expect(root.querySelector('.trend')).toBeNull();
+        expect(text(root, '.score')).toBe('82%');
+    });
+
+    it('reloads the history when a new scoring arrives', async () => {
+        const element = mount();
+        getRecord.emit(record(SCORED));
+        getScoreHistory.emit(HISTORY);
+        await flush();
+        expect(refreshApex).not.toHaveBeenCalled();
+        getRecord.emit(record({ ...SCORED, Sextant_Status_At__c: '2026-11-24T09:00:00.000Z' }));
+        await flush();
+        expect(refreshApex).toHaveBeenCalledTimes(1);
+        expect(element.shadowRoot.querySelector('.score')).not.toBeNull();
+    });
+
+    it('creates a task for the next best action in one click', async () => {
+        createRecord.mockResolvedValue({ id: '00T5g0000000001AAA' });
+        const element = mount();
+        getRecord.emit(record(SCORED));
+        await flush();
+        const button = element.shadowRoot.querySelector('lightning-button.nba-task');
+        expect(button.label).toBe('Create task');
+        button.click();
+        await flush();
+        expect(createRecord).toHaveBeenCalledTimes(1);
+        const input = createRecord.mock.calls[0][0];
+        expect(input.apiName).toBe('Task');
+        expect(input.fields.Subject).toBe('Call the account owner');
+        expect(input.fields.WhatId).toBe(RECORD_ID);
+        expect(input.fields.ActivityDate).toMatch(/^\d{4}-\d{2}-\d{2}$/);
+        expect(input.fields.Description).toBe(
+            'Suggested by Sextant (model churn-v4). High churn risk on a valuable account'
+        );
+        expect(text(element.shadowRoot, '.task-message')).toBe('Task created: Call the account owner');
+        // One task per action: the button stays disabled until the action changes.
+        expect(element.shadowRoot.querySelector('lightning-button.nba-task').disabled).toBe(true);
+        element.shadowRoot.querySelector('lightning-button.nba-task').click();
+        await flush();
+        expect(createRecord).toHaveBeenCalledTimes(1);
+        getRecord.emit(record({ ...SCORED, Sextant_Next_Best_Action__c: 'Send the retention offer' }));
+        await flush();
+        expect(element.shadowRoot.querySelector('lightning-button.nba-task').disabled).toBe(false);
+    });
+
+    it('says why a task could not be created', async () => {
+        createRecord.mockRejectedValue({ body: { message: 'You do not have access to create Tasks' } });
+        const element = mount();
+        getRecord.emit(record(SCORED));
+        await flush();
+        element.shadowRoot.querySelector('lightning-button.nba-task').click();
+        await flush();
+        expect(text(element.shadowRoot, '.task-error')).toBe(
+            'The task could not be created: You do not have access to create Tasks'
+        );
+        expect(element.shadowRoot.querySelector('lightning-button.nba-task').disabled).toBe(false);
+    });
+
+    it('asks for every field as optional, so a hidden field costs one line', async () => {
+        const element = mount();
+        await flush();
+        const config = getRecord.getLastConfig();
+        expect(config.fields).toBeUndefined();
+        expect(config.optionalFields).toHaveLength(13);
+        // The user cannot read CLV and the factors: those lines are missing, the rest is there.
+        const visible = { ...SCORED };
+        delete visible.Sextant_CLV__c;
+        delete visible.Sextant_Top_Factors__c;
+        getRecord.emit(record(visible));
+        await flush();
+        const root = element.shadowRoot;
+        expect(text(root, '.score')).toBe('82%');
+        expect(root.querySelector('.clv')).toBeNull();
+        expect(root.querySelector('.factors')).toBeNull();
+        expect(text(root, '.nba-action')).toBe('Call the account owner');
+    });
+
+    it('shows every text from a Custom Label, none as a raw label name', async () => {
+        const element = mount();
+        getRecord.emit(record(SCORED));
+        getScoreHistory.emit(HISTORY);
+        getContext.emit({ enabled: true, canRescore: true });
+        await flush();
+        const root = element.shadowRoot;
+        expect(root.querySelector('lightning-card').title).toBe('Churn risk');
+        expect(root.textContent).not.toMatch(/\bc\.Sextant_/);
+        Object.values(LABELS).forEach((value) => expect(value).not.toMatch(/^c\./));
+    });
+
+    describe('is accessible (axe rules via @sa11y/jest)', () => {
+        it('while loading', async () => {
+            const element = mount();
+            await flush();
+            await expect(element).toBeAccessible();
+        });
+
+        it('with a full scorecard, trend, action and re-score button', async () => {
+            const element = mount();
+            getRecord.emit(record(SCORED));
+            getScoreHistory.emit(HISTORY);
+            getContext.emit({ enabled: true, canRescore: true });
+            await flush();
+            await expect(element).toBeAccessible();
+        });
+
+        it('with an outcome and errors', async () => {
+            const element = mount();
+            getRecord.emit(record({ Churn_Score__c: null, Sextant_Score_Status__c: 'no_history' }));
+            getScoreHistory.error({ message: 'no access' });
+            getContext.error({ message: 'Sextant is misconfigured: Nightly_Cron__c is empty' });
+            await flush();
+            await expect(element).toBeAccessible();
+        });
+
+        it('after a load error', async () => {
+            const element = mount();
+            getRecord.error({ message: 'not accessible' });
+            await flush();
+            await expect(element).toBeAccessible();
+        });
     });
 });
 
@@ -362,5 +551,26 @@ describe('helpers', () => {
         const { factors } = parseFactors('[{"factor":"tenure_days"}]');
         expect(factors[0].text).toBe('tenure_days');
         expect(factors[0].arrow).toBe('•');
+    });
+
+    it('fill label placeholders', () => {
+        expect(format('{0} of {1}', 1, 2)).toBe('1 of 2');
+        expect(format('{1}, {0}', 'a', 'b')).toBe('b, a');
+        expect(format('missing {0}')).toBe('missing ');
+    });
+
+    it('compute the trend on a fixed 0..1 scale', () => {
+        expect(trendOf([])).toBeNull();
+        expect(trendOf(null)).toBeNull();
+        const t = trendOf([{ score: 0 }, { score: 1 }]);
+        expect(t.direction).toBe('up');
+        expect(t.text).toBe('Up 100 points since the previous score');
+        expect(t.sparkPoints).toBe(`0.0,${SPARK_HEIGHT.toFixed(1)} 120.0,0.0`);
+        // Rounding to whole points first: 0.404 and 0.396 are both 40 %.
+        expect(trendOf([{ score: 0.404 }, { score: 0.396 }]).direction).toBe('none');
+        // Missing scores are skipped, not drawn as zero.
+        expect(trendOf([{ score: 0.5 }, { score: null }, { score: 0.2 }]).text).toBe(
+            'Down 30 points since the previous score'
+        );
     });
 });
