@@ -23,6 +23,11 @@ ROOT_BY_SUFFIX = {
     ".js-meta.xml": "LightningComponentBundle",
     ".namedCredential-meta.xml": "NamedCredential",
     ".externalCredential-meta.xml": "ExternalCredential",
+    ".labels-meta.xml": "CustomLabels",
+    ".flexipage-meta.xml": "FlexiPage",
+    ".layout-meta.xml": "Layout",
+    ".listView-meta.xml": "ListView",
+    ".reportType-meta.xml": "ReportType",
 }
 FIELD_TYPES = {
     "AutoNumber", "Checkbox", "Currency", "Date", "DateTime", "Email", "EncryptedText",

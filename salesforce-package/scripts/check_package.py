@@ -29,6 +29,17 @@ the offline tools knows the package's own rules. Each rule below guards a way th
   limits             metadata text within Salesforce's lengths (labels 40, field descriptions 1000,
                      permission set descriptions 255, help 510, Text 255, API names 40), which only a
                      deploy would otherwise report
+  labels             every text users read is a Custom Label: each label an LWC imports or Apex reads
+                     exists, none is unused, LWC templates hold no literal text (text nodes and label,
+                     title, alternative-text, aria-label, placeholder attributes), and Apex throws no
+                     literal message to users (auraError, AuraHandledException, Config/ActionException)
+  ui-metadata        the FlexiPage places components that exist and are exposed for its page type and
+                     object; fields on layouts, related lists, list views, report types and FlexiPages
+                     exist on their objects; report type tables resolve
+  field-access       every custom field a user sees (LWC schema imports, layouts, list views, report
+                     types, the invocable action's and controller's user-mode queries) is readable in
+                     Sextant_User (Sextant_Admin for objects only admins read, the score log), so a
+                     user with the permission set never meets a missing field
 """
 import json
 import pathlib
@@ -433,6 +444,207 @@ def check_gateway_contract(pkg: Package) -> list[str]:
     return errors
 
 
+LABEL_ATTRIBUTES = ("label", "title", "alternative-text", "aria-label", "placeholder", "message")
+USER_MESSAGE_CALLS = r"(?:auraError|new\s+AuraHandledException|new\s+ConfigException|new\s+ActionException)\(\s*'"
+USER_PERMISSION_SET = "Sextant_User"
+ADMIN_PERMISSION_SET = "Sextant_Admin"
+# Classes whose queries run in user mode for users (their fields must be readable by Sextant_User).
+USER_MODE_CLASSES = ("SextantGetScoreAction", "SextantScoreController")
+
+
+def strip_comments(src: str) -> str:
+    src = re.sub(r"/\*.*?\*/", " ", src, flags=re.S)
+    return re.sub(r"//[^\n]*", " ", src)
+
+
+def custom_labels(pkg: Package) -> dict[str, ET.Element]:
+    out = {}
+    for path in pkg.src.glob("labels/*.labels-meta.xml"):
+        for label in ET.parse(path).getroot().iter(f"{NS}labels"):
+            out[label.findtext(f"{NS}fullName") or ""] = label
+    return out
+
+
+def check_labels(pkg: Package) -> list[str]:
+    errors = []
+    labels = custom_labels(pkg)
+    used: set[str] = set()
+    for js in sorted(pkg.src.glob("lwc/*/*.js")):
+        for name in re.findall(r"['\"]@salesforce/label/c\.(\w+)['\"]", js.read_text(encoding="utf-8")):
+            used.add(name)
+            if name not in labels:
+                errors.append(f"lwc/{js.parent.name}/{js.name} imports label {name}, which labels/ does not define")
+    sources = {**{f"classes/{k}.cls": v for k, v in pkg.classes.items()},
+               **{f"triggers/{k}.trigger": v for k, v in pkg.triggers.items()}}
+    for path, raw in sources.items():
+        for name in re.findall(r"\bLabel\.(\w+)", strip_apex(raw)):
+            used.add(name)
+            if name not in labels:
+                errors.append(f"{path} reads Label.{name}, which labels/ does not define")
+        name = pathlib.Path(path).stem
+        if not pkg.is_test(name) and re.search(USER_MESSAGE_CALLS, strip_comments(raw)):
+            errors.append(f"{path} throws a literal message to users: use a Custom Label (SextantLabels.format)")
+    for name in sorted(set(labels) - used):
+        errors.append(f"label {name} is used nowhere (remove it or use it)")
+    for name, label in labels.items():
+        for tag, limit in (("fullName", 80), ("shortDescription", 80), ("value", 1000), ("categories", 255)):
+            if len(label.findtext(f"{NS}{tag}") or "") > limit:
+                errors.append(f"label {name}: <{tag}> longer than {limit} characters")
+        if not (label.findtext(f"{NS}value") or "").strip():
+            errors.append(f"label {name} has no value")
+    for html in sorted(pkg.src.glob("lwc/*/*.html")):
+        src = re.sub(r"<!--.*?-->", " ", html.read_text(encoding="utf-8"), flags=re.S)
+        where = f"lwc/{html.parent.name}/{html.name}"
+        for text in re.findall(r">([^<]+)<", src):
+            literal = re.sub(r"\{[^}]*\}", " ", text)
+            if re.search(r"[A-Za-z]", literal):
+                errors.append(f"{where}: literal text {literal.strip()!r}: use a Custom Label")
+        for attr, value in re.findall(rf"\s({'|'.join(LABEL_ATTRIBUTES)})=\"([^\"]*)\"", src):
+            if re.search(r"[A-Za-z]", re.sub(r"\{[^}]*\}", " ", value)):
+                errors.append(f"{where}: literal {attr}={value!r}: bind a Custom Label")
+    return errors
+
+
+def child_relationships(pkg: Package) -> dict[str, str]:
+    """Parent-to-child relationship (Sextant_Scores__r) -> child object."""
+    out = {}
+    for obj in pkg.fields:
+        for f in (pkg.src / "objects" / obj / "fields").glob("*.field-meta.xml"):
+            rel = ET.parse(f).getroot().findtext(f"{NS}relationshipName")
+            if rel:
+                out[rel.lower() + "__r"] = obj
+    return out
+
+
+def field_type(pkg: Package, obj: str, field: str) -> str | None:
+    path = pkg.src / "objects" / obj / "fields" / f"{field}.field-meta.xml"
+    if not path.exists():
+        return None
+    doc = ET.parse(path).getroot()
+    return "Required" if doc.findtext(f"{NS}required") == "true" else doc.findtext(f"{NS}type")
+
+
+def shown_fields(pkg: Package) -> tuple[list[str], set[tuple[str, str, str]]]:
+    """Errors for fields shown on metadata that do not exist, and the (object, field, where) shown."""
+    errors: list[str] = []
+    shown: set[tuple[str, str, str]] = set()
+    children = child_relationships(pkg)
+
+    def see(obj: str, field: str, where: str) -> None:
+        if not field.lower().endswith("__c"):
+            return  # standard field or column (ACCOUNT.NAME): not checkable offline
+        if not pkg.has_field(obj, field):
+            errors.append(f"{where}: {obj} has no field {field}")
+        else:
+            shown.add((obj, field, where))
+
+    for lay in sorted(pkg.src.glob("layouts/*.layout-meta.xml")):
+        obj = lay.name.split("-")[0]
+        doc = ET.parse(lay).getroot()
+        for item in doc.iter(f"{NS}layoutItems"):
+            if item.findtext(f"{NS}field"):
+                see(obj, item.findtext(f"{NS}field"), f"layouts/{lay.name}")
+        for rl in doc.iter(f"{NS}relatedLists"):
+            child, _, lookup = (rl.findtext(f"{NS}relatedList") or "").partition(".")
+            if not lookup:
+                continue  # a standard related list (RelatedActivityList)
+            if child not in pkg.fields:
+                errors.append(f"layouts/{lay.name}: related list on unknown object {child}")
+                continue
+            see(child, lookup, f"layouts/{lay.name}")
+            for f in [x.text or "" for x in rl.iter(f"{NS}fields")] + [rl.findtext(f"{NS}sortField") or ""]:
+                see(child, f, f"layouts/{lay.name} related list {child}")
+    for lv in sorted(pkg.src.glob("objects/*/listViews/*.listView-meta.xml")):
+        obj = lv.parent.parent.name
+        doc = ET.parse(lv).getroot()
+        for f in [c.text or "" for c in doc.iter(f"{NS}columns")] + [f.findtext(f"{NS}field") or "" for f in doc.iter(f"{NS}filters")]:
+            see(obj, f, f"objects/{obj}/listViews/{lv.name}")
+    for rt in sorted(pkg.src.glob("reportTypes/*.reportType-meta.xml")):
+        doc = ET.parse(rt).getroot()
+        base = doc.findtext(f"{NS}baseObject") or ""
+        if base.endswith("__c") and base not in pkg.objects:
+            errors.append(f"reportTypes/{rt.name}: base object {base} does not exist")
+        for col in doc.iter(f"{NS}columns"):
+            table = col.findtext(f"{NS}table") or ""
+            obj = base
+            for rel in table.split(".")[1:]:
+                obj = children.get(rel.lower(), "")
+            if not obj:
+                errors.append(f"reportTypes/{rt.name}: table {table} does not resolve to an object")
+                continue
+            see(obj, col.findtext(f"{NS}field") or "", f"reportTypes/{rt.name}")
+    lwc = {p.name: p for p in (pkg.src / "lwc").glob("*") if p.is_dir()}
+    for fp in sorted(pkg.src.glob("flexipages/*.flexipage-meta.xml")):
+        doc = ET.parse(fp).getroot()
+        obj = doc.findtext(f"{NS}sobjectType") or ""
+        page_type = doc.findtext(f"{NS}type") or ""
+        target = {"RecordPage": "lightning__RecordPage", "AppPage": "lightning__AppPage", "HomePage": "lightning__HomePage"}.get(page_type)
+        for cn in doc.iter(f"{NS}componentName"):
+            ns, _, name = (cn.text or "").partition(":")
+            if ns != "c":
+                continue
+            if name not in lwc:
+                errors.append(f"flexipages/{fp.name}: component c:{name} is not in lwc/")
+                continue
+            meta = ET.parse(lwc[name] / f"{name}.js-meta.xml").getroot()
+            targets = {t.text for t in meta.iter(f"{NS}target")}
+            objects = {o.text for o in meta.iter(f"{NS}object")}
+            if meta.findtext(f"{NS}isExposed") != "true" or (target and target not in targets):
+                errors.append(f"flexipages/{fp.name}: c:{name} is not exposed for {target}")
+            if objects and obj and obj not in objects:
+                errors.append(f"flexipages/{fp.name}: c:{name} is not allowed on {obj} pages ({sorted(objects)})")
+        for fi in doc.iter(f"{NS}fieldItem"):
+            see(obj, (fi.text or "").removeprefix("Record."), f"flexipages/{fp.name}")
+    return errors, shown
+
+
+def check_ui_metadata(pkg: Package) -> list[str]:
+    return shown_fields(pkg)[0]
+
+
+def check_field_access(pkg: Package) -> list[str]:
+    # Who sees an object: Sextant_User when it grants read on it (or it is a standard object),
+    # otherwise the admins (the score log is theirs).
+    readable: dict[str, set[str]] = {}
+    objects: dict[str, set[str]] = {}
+    for name in (USER_PERMISSION_SET, ADMIN_PERMISSION_SET):
+        ps = pkg.src / "permissionsets" / f"{name}.permissionset-meta.xml"
+        readable[name], objects[name] = set(), set()
+        if ps.exists():
+            doc = ET.parse(ps).getroot()
+            for fp in doc.iter(f"{NS}fieldPermissions"):
+                if fp.findtext(f"{NS}readable") == "true":
+                    readable[name].add((fp.findtext(f"{NS}field") or "").lower())
+            for op in doc.iter(f"{NS}objectPermissions"):
+                if op.findtext(f"{NS}allowRead") == "true":
+                    objects[name].add((op.findtext(f"{NS}object") or "").lower())
+
+    def audience(obj: str) -> str:
+        if not obj.endswith("__c") or obj.lower() in objects[USER_PERMISSION_SET]:
+            return USER_PERMISSION_SET
+        return ADMIN_PERMISSION_SET
+    seen = set(shown_fields(pkg)[1])
+    for js in sorted(pkg.src.glob("lwc/*/*.js")):
+        for obj, fld in re.findall(r"['\"]@salesforce/schema/(\w+)\.(\w+__c)['\"]", js.read_text(encoding="utf-8")):
+            seen.add((obj, fld, f"lwc/{js.parent.name}/{js.name}"))
+    sobjects = {o.lower(): o for o in pkg.fields} | {"account": "Account"}
+    for name in USER_MODE_CLASSES:
+        code = strip_apex(pkg.classes.get(name, ""))
+        for m in re.finditer(r"\[\s*SELECT\b(.*?)\bFROM\s+(\w+)(.*?)\]", code, re.S | re.I):
+            obj = sobjects.get(m.group(2).lower())
+            if obj and re.search(r"WITH\s+USER_MODE", m.group(3), re.I):
+                for fld in re.findall(r"(?<![.\w])(\w+__c)\b", m.group(1)):
+                    seen.add((obj, fld, f"classes/{name}.cls"))
+    errors = []
+    for obj, fld, where in sorted(seen):
+        if field_type(pkg, obj, fld) in ("MasterDetail", "Required"):
+            continue  # no field-level security on these: readable with the object
+        who = audience(obj)
+        if f"{obj}.{fld}".lower() not in readable[who]:
+            errors.append(f"{where} shows {obj}.{fld}, which {who} does not grant read on")
+    return errors
+
+
 RULES = {
     "apex-fields": check_apex_fields,
     "credential": check_credential,
@@ -444,6 +656,9 @@ RULES = {
     "tests": check_tests,
     "limits": check_limits,
     "gateway-contract": check_gateway_contract,
+    "labels": check_labels,
+    "ui-metadata": check_ui_metadata,
+    "field-access": check_field_access,
 }
 
 
@@ -502,6 +717,32 @@ def self_test(root: pathlib.Path) -> int:
         "events": [
             (f"{src}/triggers/SextantScoreRequestTrigger.trigger",
              "on Sextant_Score_Request__e(", "on Account("),
+        ],
+        "labels": [
+            (f"{src}/lwc/sextantScore/sextantScore.js", "c.Sextant_Why'", "c.Sextant_Whyy'"),
+            (f"{src}/lwc/sextantScore/sextantScore.html", "{labels.why}", "Why"),
+            (f"{src}/lwc/sextantScore/sextantScore.html", "label={labels.rescore}", 'label="Re-score"'),
+            (f"{src}/classes/SextantScoreController.cls", "throw auraError(System.Label.Sextant_Error_No_Permission);",
+             "throw auraError('You need the permission');"),
+            (f"{src}/classes/SextantGetScoreAction.cls", "System.Label.Sextant_Switched_Off", "System.Label.Sextant_Switched_Of"),
+        ],
+        "ui-metadata": [
+            (f"{src}/flexipages/Sextant_Account_Record_Page.flexipage-meta.xml", "c:sextantScore<", "c:sextantScores<"),
+            (f"{src}/layouts/Account-Sextant Account Layout.layout-meta.xml",
+             "<field>Sextant_CLV__c</field>", "<field>Sextant_LTV__c</field>"),
+            (f"{src}/layouts/Account-Sextant Account Layout.layout-meta.xml",
+             "<fields>Band__c</fields>", "<fields>Bands__c</fields>"),
+            (f"{src}/objects/Account/listViews/Sextant_High_Churn_Risk.listView-meta.xml",
+             "<field>Sextant_Churn_Band__c</field>", "<field>Churn_Band__c</field>"),
+            (f"{src}/reportTypes/Sextant_Score_History.reportType-meta.xml",
+             "<table>Sextant_Score__c</table>", "<table>Sextant_Score__c.Scores__r</table>"),
+            (f"{src}/lwc/sextantScore/sextantScore.js-meta.xml", "<object>Account</object>", "<object>Contact</object>"),
+        ],
+        "field-access": [
+            (f"{src}/permissionsets/Sextant_User.permissionset-meta.xml",
+             "<field>Account.Sextant_P_Alive__c</field>", "<field>Account.Sextant_Status_At__c</field>"),
+            (f"{src}/permissionsets/Sextant_User.permissionset-meta.xml",
+             "<field>Sextant_Score__c.Reason__c</field>", "<field>Sextant_Score__c.Scored_At__c</field>"),
         ],
     }
     if any(run(root, quiet=True).values()):
