@@ -23,6 +23,8 @@ platform refuses a deploy under 75 %; each class is held to --class-min.
 Apex tests cannot run offline (nothing outside an org executes Apex). Without a result file this
 script says so and exits 3, so CI can report it as not run rather than as passed.
 """
+import contextlib
+import io
 import json
 import pathlib
 import re
@@ -214,7 +216,12 @@ def self_test() -> int:
         def run(name, doc, minimum=90.0, class_minimum=75.0):
             path = root / name
             path.write_text(json.dumps(doc), encoding="utf-8")
-            return report(path, root / "pkg", minimum, class_minimum)
+            out = io.StringIO()
+            with contextlib.redirect_stdout(out):
+                rc = report(path, root / "pkg", minimum, class_minimum)
+            last = out.getvalue().strip().splitlines()[-1]
+            print(f"apex-coverage self-test: {name}: exit {rc}: {last.removeprefix('apex-coverage: ')}")
+            return rc
 
         # test-result-codecoverage.json: Alpha 9/10, Beta 19/20, Gamma 1/1 (another package's class ignored)
         flat = [
