@@ -31,8 +31,9 @@ the offline tools knows the package's own rules. Each rule below guards a way th
                      deploy would otherwise report
   labels             every text users read is a Custom Label: each label an LWC imports or Apex reads
                      exists, none is unused, LWC templates hold no literal text (text nodes and label,
-                     title, alternative-text, aria-label, placeholder attributes), and Apex throws no
-                     literal message to users (auraError, AuraHandledException, Config/ActionException)
+                     title, alternative-text, aria-label, placeholder attributes), and Apex gives no
+                     literal message to users or admins (auraError, AuraHandled/Config/ActionException,
+                     the gateway client's failures, log rows)
   ui-metadata        the FlexiPage places components that exist and are exposed for its page type and
                      object; fields on layouts, related lists, list views, report types and FlexiPages
                      exist on their objects; report type tables resolve
@@ -445,7 +446,13 @@ def check_gateway_contract(pkg: Package) -> list[str]:
 
 
 LABEL_ATTRIBUTES = ("label", "title", "alternative-text", "aria-label", "placeholder", "message")
-USER_MESSAGE_CALLS = r"(?:auraError|new\s+AuraHandledException|new\s+ConfigException|new\s+ActionException)\(\s*'"
+# Calls whose message reaches a user or admin: exceptions shown on the record page or in a flow, the
+# gateway client's failures (stored as the Account's status message) and log rows.
+USER_MESSAGE_CALLS = (
+    r"(?:auraError|new\s+(?:\w+\.)?(?:AuraHandled|Config|Action)Exception)\(\s*'"
+    r"|\bfailure\(\s*'[^']*'\s*,\s*(?:true|false)\s*,\s*'"
+    r"|SextantLog\.failure\(\s*[\w.\[\]]+\s*,\s*[\w.']+\s*,\s*'"
+)
 USER_PERMISSION_SET = "Sextant_User"
 ADMIN_PERMISSION_SET = "Sextant_Admin"
 # Classes whose queries run in user mode for users (their fields must be readable by Sextant_User).
@@ -725,6 +732,9 @@ def self_test(root: pathlib.Path) -> int:
             (f"{src}/classes/SextantScoreController.cls", "throw auraError(System.Label.Sextant_Error_No_Permission);",
              "throw auraError('You need the permission');"),
             (f"{src}/classes/SextantGetScoreAction.cls", "System.Label.Sextant_Switched_Off", "System.Label.Sextant_Switched_Of"),
+            (f"{src}/classes/SextantGatewayClient.cls", "System.Label.Sextant_Gateway_No_Scores",
+             "'The gateway answer has no scores list'"),
+            (f"{src}/classes/SextantNightlyRescore.cls", "(System.Label.Sextant_Error_Backfill_Switched_Off)", "('Switched off')"),
         ],
         "ui-metadata": [
             (f"{src}/flexipages/Sextant_Account_Record_Page.flexipage-meta.xml", "c:sextantScore<", "c:sextantScores<"),
