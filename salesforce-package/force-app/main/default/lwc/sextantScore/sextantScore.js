@@ -173,8 +173,9 @@ export function readableError(error) {
     return format(UNEXPECTED_ERROR, error.status || NO_STATUS);
 }
 
-const RAISES = ['up', 'increase', 'increases', 'positive', '+'];
-const LOWERS = ['down', 'decrease', 'decreases', 'negative', '-'];
+// The gateway says raises_risk / lowers_risk; other words a gateway may use are read too.
+const RAISES = ['raises_risk', 'raises', 'up', 'increase', 'increases', 'positive', '+'];
+const LOWERS = ['lowers_risk', 'lowers', 'down', 'decrease', 'decreases', 'negative', '-'];
 
 /** up (raises the churn risk), down (lowers it) or none, whatever word the gateway used. */
 export function direction(value) {

@@ -42,7 +42,7 @@ jest.mock('@salesforce/apex/SextantScoreController.requestRescore', () => ({ def
 const RECORD_ID = '0015g0000000001AAA';
 
 const FACTORS = JSON.stringify([
-    { factor: 'recency_days', direction: 'up', text: 'No order for 120 days' },
+    { factor: 'recency_days', direction: 'raises_risk', text: 'No order for 120 days' },
     { factor: 'frequency', direction: 'down', text: '2 orders this year' }
 ]);
 
@@ -537,6 +537,8 @@ describe('helpers', () => {
     });
 
     it('read the direction of a factor in the words a gateway may use', () => {
+        expect(direction('raises_risk')).toBe('up');
+        expect(direction('lowers_risk')).toBe('down');
         expect(direction('up')).toBe('up');
         expect(direction('Increases')).toBe('up');
         expect(direction('-')).toBe('down');
