@@ -1,6 +1,7 @@
 import { LightningElement, api, wire } from 'lwc';
 import { getRecord, getFieldValue, notifyRecordUpdateAvailable, createRecord } from 'lightning/uiRecordApi';
 import { refreshApex } from '@salesforce/apex';
+import { NavigationMixin } from 'lightning/navigation';
 import CHURN_SCORE from '@salesforce/schema/Account.Churn_Score__c';
 import BAND from '@salesforce/schema/Account.Sextant_Churn_Band__c';
 import MODEL_VERSION from '@salesforce/schema/Account.Sextant_Model_Version__c';
@@ -37,6 +38,8 @@ import STILL_ACTIVE from '@salesforce/label/c.Sextant_Still_Active';
 import NBA_TITLE from '@salesforce/label/c.Sextant_NBA_Title';
 import NBA_EXPECTED_VALUE from '@salesforce/label/c.Sextant_NBA_Expected_Value';
 import NBA_CREATE_TASK from '@salesforce/label/c.Sextant_NBA_Create_Task';
+import NBA_START_FLOW from '@salesforce/label/c.Sextant_NBA_Start_Flow';
+import NBA_FLOW_INVALID from '@salesforce/label/c.Sextant_NBA_Flow_Invalid';
 import NBA_CREATING_TASK from '@salesforce/label/c.Sextant_NBA_Creating_Task';
 import NBA_TASK_CREATED from '@salesforce/label/c.Sextant_NBA_Task_Created';
 import NBA_TASK_FAILED from '@salesforce/label/c.Sextant_NBA_Task_Failed';
@@ -92,7 +95,6 @@ export const LABELS = {
     clv: CLV_LABEL,
     nbaTitle: NBA_TITLE,
     nbaExpectedValue: NBA_EXPECTED_VALUE,
-    nbaCreateTask: NBA_CREATE_TASK,
     scored: SCORED,
     trendTitle: TREND_TITLE,
     switchedOff: SWITCHED_OFF,
@@ -109,6 +111,8 @@ export const HISTORY_POINTS = 12;
 /** Size of the trend line's drawing, in SVG units. */
 export const SPARK_WIDTH = 120;
 export const SPARK_HEIGHT = 32;
+/** A flow API name: letters, digits and underscores, starting with a letter. */
+const FLOW_API_NAME = /^[A-Za-z][A-Za-z0-9_]*$/;
 /** The longest Task subject Salesforce stores. */
 const TASK_SUBJECT_LENGTH = 255;
 
@@ -266,8 +270,10 @@ function today() {
     return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}`;
 }
 
-export default class SextantScore extends LightningElement {
+export default class SextantScore extends NavigationMixin(LightningElement) {
     @api recordId;
+    /** Set in Lightning App Builder: the screen flow that acts on the next best action instead of a Task. */
+    @api actionFlowApiName;
     labels = LABELS;
     record;
     recordError;
@@ -458,8 +464,16 @@ export default class SextantScore extends LightningElement {
         return Boolean(this.taskCreatedFor) && this.taskCreatedFor === this.nextBestAction;
     }
 
-    get taskDisabled() {
-        return this.creatingTask || this.taskCreated;
+    get actsWithFlow() {
+        return Boolean(this.actionFlowApiName && this.actionFlowApiName.trim());
+    }
+
+    get actLabel() {
+        return this.actsWithFlow ? NBA_START_FLOW : NBA_CREATE_TASK;
+    }
+
+    get actDisabled() {
+        return !this.actsWithFlow && (this.creatingTask || this.taskCreated);
     }
 
     get taskClass() {
@@ -531,12 +545,45 @@ export default class SextantScore extends LightningElement {
     }
 
     /**
-     * Acts on the next best action in one click: a Task on this Account, owned by the user, due today,
-     * created through Lightning Data Service with the user's own permissions.
+     * Acts on the next best action in one click: starts the admin's flow when the card names one,
+     * otherwise creates a Task.
      */
-    async handleCreateTask() {
+    handleAct() {
+        if (this.actsWithFlow) {
+            this.startFlow();
+        } else {
+            this.createTask();
+        }
+    }
+
+    /** Opens the flow with the Account id and the action as input variables, returning to the record. */
+    startFlow() {
+        const name = this.actionFlowApiName.trim();
+        if (!FLOW_API_NAME.test(name)) {
+            this.taskFailed = true;
+            this.taskMessage = format(NBA_FLOW_INVALID, name);
+            return;
+        }
+        const query = new URLSearchParams({
+            recordId: this.recordId,
+            nextBestAction: this.nextBestAction,
+            retURL: `/${this.recordId}`
+        });
+        this.taskFailed = false;
+        this.taskMessage = null;
+        this[NavigationMixin.Navigate]({
+            type: 'standard__webPage',
+            attributes: { url: `/flow/${name}?${query.toString()}` }
+        });
+    }
+
+    /**
+     * A Task on this Account, owned by the user, due today, created through Lightning Data Service with
+     * the user's own permissions; one per action.
+     */
+    async createTask() {
         const action = this.nextBestAction;
-        if (!action || this.taskDisabled) {
+        if (!action || this.actDisabled) {
             return;
         }
         this.creatingTask = true;

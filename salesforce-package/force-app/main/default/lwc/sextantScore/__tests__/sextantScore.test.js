@@ -37,6 +37,19 @@ jest.mock(
     { virtual: true }
 );
 jest.mock('@salesforce/apex', () => ({ refreshApex: jest.fn(() => Promise.resolve()) }), { virtual: true });
+// Records where the card navigates (the stub's Navigate does nothing).
+const mockNavigate = jest.fn();
+jest.mock('lightning/navigation', () => {
+    const Navigate = Symbol('Navigate');
+    const NavigationMixin = (Base) =>
+        class extends Base {
+            [Navigate](pageReference) {
+                mockNavigate(pageReference);
+            }
+        };
+    NavigationMixin.Navigate = Navigate;
+    return { NavigationMixin };
+});
 jest.mock('@salesforce/apex/SextantScoreController.requestRescore', () => ({ default: jest.fn() }), { virtual: true });
 
 const RECORD_ID = '0015g0000000001AAA';
@@ -410,7 +423,7 @@ describe('c-sextant-score', () => {
         const element = mount();
         getRecord.emit(record(SCORED));
         await flush();
-        const button = element.shadowRoot.querySelector('lightning-button.nba-task');
+        const button = element.shadowRoot.querySelector('lightning-button.nba-act');
         expect(button.label).toBe('Create task');
         button.click();
         await flush();
@@ -425,13 +438,46 @@ describe('c-sextant-score', () => {
         );
         expect(text(element.shadowRoot, '.task-message')).toBe('Task created: Call the account owner');
         // One task per action: the button stays disabled until the action changes.
-        expect(element.shadowRoot.querySelector('lightning-button.nba-task').disabled).toBe(true);
-        element.shadowRoot.querySelector('lightning-button.nba-task').click();
+        expect(element.shadowRoot.querySelector('lightning-button.nba-act').disabled).toBe(true);
+        element.shadowRoot.querySelector('lightning-button.nba-act').click();
         await flush();
         expect(createRecord).toHaveBeenCalledTimes(1);
         getRecord.emit(record({ ...SCORED, Sextant_Next_Best_Action__c: 'Send the retention offer' }));
         await flush();
-        expect(element.shadowRoot.querySelector('lightning-button.nba-task').disabled).toBe(false);
+        expect(element.shadowRoot.querySelector('lightning-button.nba-act').disabled).toBe(false);
+    });
+
+    it('starts the flow the admin named instead of creating a task', async () => {
+        const element = mount();
+        element.actionFlowApiName = 'Retention_Offer';
+        getRecord.emit(record(SCORED));
+        await flush();
+        const button = element.shadowRoot.querySelector('lightning-button.nba-act');
+        expect(button.label).toBe('Act on it');
+        button.click();
+        await flush();
+        expect(createRecord).not.toHaveBeenCalled();
+        expect(mockNavigate).toHaveBeenCalledTimes(1);
+        const { type, attributes } = mockNavigate.mock.calls[0][0];
+        expect(type).toBe('standard__webPage');
+        const url = new URL(attributes.url, 'https://example.my.salesforce.com');
+        expect(url.pathname).toBe('/flow/Retention_Offer');
+        expect(url.searchParams.get('recordId')).toBe(RECORD_ID);
+        expect(url.searchParams.get('nextBestAction')).toBe('Call the account owner');
+        expect(url.searchParams.get('retURL')).toBe(`/${RECORD_ID}`);
+    });
+
+    it('refuses a flow name that is no API name, saying so', async () => {
+        const element = mount();
+        element.actionFlowApiName = '../setup?x=1';
+        getRecord.emit(record(SCORED));
+        await flush();
+        element.shadowRoot.querySelector('lightning-button.nba-act').click();
+        await flush();
+        expect(mockNavigate).not.toHaveBeenCalled();
+        expect(text(element.shadowRoot, '.task-error')).toBe(
+            'The flow ../setup?x=1 set for this card is not a valid flow API name; ask your administrator.'
+        );
     });
 
     it('says why a task could not be created', async () => {
@@ -439,12 +485,12 @@ describe('c-sextant-score', () => {
         const element = mount();
         getRecord.emit(record(SCORED));
         await flush();
-        element.shadowRoot.querySelector('lightning-button.nba-task').click();
+        element.shadowRoot.querySelector('lightning-button.nba-act').click();
         await flush();
         expect(text(element.shadowRoot, '.task-error')).toBe(
             'The task could not be created: You do not have access to create Tasks'
         );
-        expect(element.shadowRoot.querySelector('lightning-button.nba-task').disabled).toBe(false);
+        expect(element.shadowRoot.querySelector('lightning-button.nba-act').disabled).toBe(false);
     });
 
     it('asks for every field as optional, so a hidden field costs one line', async () => {
