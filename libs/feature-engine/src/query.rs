@@ -1,0 +1,339 @@
+//! The `rfmt-v2` aggregates and the weekly sequences of every account of an org as of a cut-off,
+//! as one DataFusion SQL query over the exported versioned tables.
+//!
+//! The semantics are those of the feature store (`services/feature-store/src/store.rs`,
+//! `histories()` and `compute()` with the training-set known time), which the tests check against
+//! `sextant_features` row by row:
+//!
+//! - **Point in time.** Cut-off day `D`, known time `K` = the first microsecond of `D`. A record's
+//!   state is its latest version with `known_us < K`; a tombstone as that version removes it; an
+//!   event counts only when `event_day < D`.
+//! - **Population.** Accounts that exist as of `D`: the latest version known before `K` (else the
+//!   earliest version, as accounts are dimension records a sync sees late) is not deleted and was
+//!   created before `D`. An account without a purchase has no row (no vector of zeros).
+//! - **Purchases.** Orders whose status is one of the purchase statuses (case-insensitive), with
+//!   their current lines: amount = Σ quantity × unit price over positive lines, items = Σ positive
+//!   quantities, returned = Σ −quantity × unit price over negative lines. An order without current
+//!   lines is still a purchase (amount 0).
+//! - **Categories.** Spend of positive lines per product category, the category being that of the
+//!   product's latest version (as the feature store reads it).
+//! - **Sequence.** Week `w = (D − day − 1) / 7` for `w < 104`; per week the purchases' count,
+//!   spend and items and the cases' count. Stored sparse, as the feature store stores it: a list of
+//!   `{week, orders, spend, items, cases}` for the non-empty weeks, week 0 (just before `D`)
+//!   first; null when every week is empty. [`crate::engine::FeatureRow::dense_sequence`] expands
+//!   it to the 416 values of `sextant_features::sequence::WeeklySequence::values`.
+//!
+//! Why one query and only built-in functions: DataFusion plans it as a whole (hash aggregates and
+//! hash joins, streaming and spilling), and Ballista can ship every part of it to its stock
+//! executors, which know no user-defined functions. Inter-purchase-time variance is computed from
+//! integer sums (Σg, Σg², n), exactly, instead of a second pass over the gaps.
+
+use chrono::NaiveDate;
+use sextant_features::aggregates::{FEATURE_NAMES, TREND_WEEKS, WIDTH};
+use sextant_features::sequence::MAX_WEEKS;
+
+use crate::schema::DAY_US;
+
+/// Why a query cannot be built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum QueryError {
+    /// The org id is empty or has control characters.
+    #[error("org id must be 1..=255 printable characters")]
+    Org,
+    /// No purchase status was given, or one is empty.
+    #[error("purchase statuses must be a non-empty list of non-empty names")]
+    Statuses,
+    /// The cut-off is outside the range the day numbers can hold.
+    #[error("cut-off {0} is out of range")]
+    Cutoff(NaiveDate),
+}
+
+/// What to compute: an org's features as of a cut-off.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeatureQuery {
+    org: String,
+    cutoff: NaiveDate,
+    purchase_statuses: Vec<String>,
+}
+
+/// The feature store's default purchase status.
+pub const DEFAULT_PURCHASE_STATUS: &str = "Activated";
+
+/// The output column of the sparse weekly sequence.
+pub const SEQUENCE_COLUMN: &str = "sequence";
+
+fn literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+impl FeatureQuery {
+    /// Features of `org` as of `cutoff`; orders whose status is one of `purchase_statuses`
+    /// (compared case-insensitively) are purchases.
+    ///
+    /// # Errors
+    /// [`QueryError`] for an empty or unprintable org, no (or an empty) status, or a cut-off
+    /// whose microseconds do not fit.
+    pub fn new(
+        org: &str,
+        cutoff: NaiveDate,
+        purchase_statuses: &[String],
+    ) -> Result<Self, QueryError> {
+        if org.is_empty() || org.len() > 255 || org.chars().any(char::is_control) {
+            return Err(QueryError::Org);
+        }
+        if purchase_statuses.is_empty()
+            || purchase_statuses
+                .iter()
+                .any(|s| s.trim().is_empty() || s.chars().any(char::is_control))
+        {
+            return Err(QueryError::Statuses);
+        }
+        let days = (cutoff - NaiveDate::default()).num_days();
+        if days.checked_mul(DAY_US).is_none() || i32::try_from(days).is_err() {
+            return Err(QueryError::Cutoff(cutoff));
+        }
+        Ok(Self {
+            org: org.to_owned(),
+            cutoff,
+            purchase_statuses: purchase_statuses.iter().map(|s| s.to_lowercase()).collect(),
+        })
+    }
+
+    /// The org.
+    #[must_use]
+    pub fn org(&self) -> &str {
+        &self.org
+    }
+
+    /// The cut-off.
+    #[must_use]
+    pub fn cutoff(&self) -> NaiveDate {
+        self.cutoff
+    }
+
+    /// The cut-off as days since 1970-01-01.
+    #[must_use]
+    pub fn cutoff_day(&self) -> i64 {
+        (self.cutoff - NaiveDate::default()).num_days()
+    }
+
+    /// The SQL text, over tables named as in [`crate::schema::TABLES`].
+    #[must_use]
+    pub fn sql(&self) -> String {
+        let o = literal(&self.org);
+        let d = self.cutoff_day();
+        let k = d * DAY_US;
+        let statuses = self
+            .purchase_statuses
+            .iter()
+            .map(|s| literal(s))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let span = TREND_WEEKS * 7;
+        let span2 = 2 * span;
+        let seq_days = i64::try_from(MAX_WEEKS).unwrap_or(104) * 7;
+        // Latest version known before K of every record of `table`: its key and known time.
+        let latest = |table: &str| {
+            format!(
+                "SELECT id, MAX(known_us) AS k FROM {table} \
+                 WHERE org_id = {o} AND known_us < {k} GROUP BY id"
+            )
+        };
+        let current = |table: &str, cols: &str| {
+            format!(
+                "SELECT {cols} FROM {table} f JOIN ({l}) m ON f.id = m.id AND f.known_us = m.k \
+                 WHERE f.org_id = {o} AND f.known_us < {k} AND NOT f.is_deleted",
+                l = latest(table)
+            )
+        };
+        let names = FEATURE_NAMES;
+        debug_assert_eq!(names.len(), WIDTH);
+        format!(
+            "WITH \
+             acct AS (SELECT id, is_deleted, event_day, \
+                 ROW_NUMBER() OVER (PARTITION BY id ORDER BY \
+                   CASE WHEN known_us < {k} THEN 0 ELSE 1 END, \
+                   CASE WHEN known_us < {k} THEN -known_us ELSE known_us END) AS rn \
+               FROM fs_account WHERE org_id = {o}), \
+             alive AS (SELECT id FROM acct WHERE rn = 1 AND NOT is_deleted \
+               AND (event_day IS NULL OR event_day < {d})), \
+             live AS ({live} AND f.event_day < {d} AND lower(f.status) IN ({statuses}) \
+               AND f.account_id IN (SELECT id FROM alive)), \
+             cur AS ({cur}), \
+             ll AS (SELECT live.id AS order_id, live.account_id, cur.product_id, cur.quantity, cur.unit_price \
+               FROM cur JOIN live ON cur.order_id = live.id), \
+             la AS (SELECT order_id, \
+                 SUM(CASE WHEN quantity > 0 THEN quantity * unit_price ELSE 0.0 END) AS amount, \
+                 SUM(CASE WHEN quantity > 0 THEN quantity ELSE 0.0 END) AS items, \
+                 SUM(CASE WHEN quantity < 0 THEN -quantity * unit_price ELSE 0.0 END) AS returned \
+               FROM ll GROUP BY order_id), \
+             of AS (SELECT live.account_id, CAST(live.event_day AS BIGINT) AS day, \
+                 COALESCE(la.amount, 0.0) AS amount, COALESCE(la.items, 0.0) AS items, \
+                 COALESCE(la.returned, 0.0) AS returned \
+               FROM live LEFT JOIN la ON la.order_id = live.id), \
+             pl AS (SELECT id, MAX(known_us) AS k FROM fs_product WHERE org_id = {o} GROUP BY id), \
+             pc AS (SELECT f.id, f.category FROM fs_product f JOIN pl ON f.id = pl.id AND f.known_us = pl.k \
+               WHERE f.org_id = {o} AND f.category IS NOT NULL), \
+             cat AS (SELECT ll.account_id, pc.category, SUM(ll.quantity * ll.unit_price) AS spend \
+               FROM ll JOIN pc ON pc.id = ll.product_id WHERE ll.quantity > 0 \
+               GROUP BY ll.account_id, pc.category), \
+             cs AS (SELECT account_id, SUM(CASE WHEN spend > 0 THEN 1 ELSE 0 END) AS n_cat, \
+                 MAX(spend) AS top_spend, SUM(spend) AS cat_total FROM cat GROUP BY account_id), \
+             agg AS (SELECT account_id, MIN(day) AS first_day, MAX(day) AS last_day, \
+                 COUNT(*) AS n, SUM(amount) AS total, SUM(items) AS items, \
+                 SUM(CASE WHEN {d} - day <= 30 THEN 1 ELSE 0 END) AS o30, \
+                 SUM(CASE WHEN {d} - day <= 90 THEN 1 ELSE 0 END) AS o90, \
+                 SUM(CASE WHEN {d} - day <= 365 THEN 1 ELSE 0 END) AS o365, \
+                 SUM(CASE WHEN {d} - day <= 30 THEN amount ELSE 0.0 END) AS s30, \
+                 SUM(CASE WHEN {d} - day <= 90 THEN amount ELSE 0.0 END) AS s90, \
+                 SUM(CASE WHEN {d} - day <= 365 THEN amount ELSE 0.0 END) AS s365, \
+                 SUM(CASE WHEN {d} - day <= 365 THEN returned ELSE 0.0 END) AS r365, \
+                 SUM(CASE WHEN {d} - day <= {span} THEN amount ELSE 0.0 END) AS rs, \
+                 SUM(CASE WHEN {d} - day > {span} AND {d} - day <= {span2} THEN amount ELSE 0.0 END) AS ps, \
+                 SUM(CASE WHEN {d} - day <= {span} THEN 1 ELSE 0 END) AS ro, \
+                 SUM(CASE WHEN {d} - day > {span} AND {d} - day <= {span2} THEN 1 ELSE 0 END) AS po \
+               FROM of GROUP BY account_id), \
+             dd AS (SELECT DISTINCT account_id, day FROM of), \
+             gaps AS (SELECT account_id, \
+                 day - LAG(day) OVER (PARTITION BY account_id ORDER BY day) AS gap FROM dd), \
+             ipt AS (SELECT account_id, COUNT(gap) AS ng, SUM(gap) AS sg, SUM(gap * gap) AS sg2 \
+               FROM gaps GROUP BY account_id), \
+             cv AS ({cases} AND f.event_day < {d} AND f.account_id IS NOT NULL), \
+             ca AS (SELECT account_id, \
+                 SUM(CASE WHEN {d} - day <= 90 THEN 1 ELSE 0 END) AS c90, \
+                 SUM(CASE WHEN {d} - day <= 365 THEN 1 ELSE 0 END) AS c365, \
+                 SUM(CASE WHEN {d} - day <= 365 AND neg THEN 1 ELSE 0 END) AS n365 \
+               FROM cv GROUP BY account_id), \
+             ev AS ({events} AND f.event_day < {d} AND {d} - f.event_day <= 90 \
+               AND f.account_id IS NOT NULL), \
+             ea AS (SELECT account_id, COUNT(*) AS e90 FROM ev GROUP BY account_id), \
+             wk AS (SELECT account_id, ({d} - day - 1) / 7 AS week, 1.0 AS orders, amount AS spend, \
+                   items, 0.0 AS cases FROM of WHERE {d} - day <= {seq_days} \
+               UNION ALL \
+               SELECT account_id, ({d} - day - 1) / 7 AS week, 0.0 AS orders, 0.0 AS spend, \
+                   0.0 AS items, 1.0 AS cases FROM cv WHERE {d} - day <= {seq_days}), \
+             ws AS (SELECT account_id, week, SUM(orders) AS orders, SUM(spend) AS spend, \
+                 SUM(items) AS items, SUM(cases) AS cases FROM wk GROUP BY account_id, week), \
+             seq AS (SELECT account_id, array_agg(named_struct('week', CAST(week AS INT), \
+                 'orders', orders, 'spend', spend, 'items', items, 'cases', cases) ORDER BY week) \
+                 AS {seq_col} FROM ws GROUP BY account_id) \
+             SELECT agg.account_id AS account_id, \
+               CAST({d} - agg.last_day AS DOUBLE) AS {n0}, \
+               CAST({d} - agg.first_day AS DOUBLE) AS {n1}, \
+               CAST(agg.n AS DOUBLE) AS {n2}, \
+               agg.total AS {n3}, \
+               agg.total / CAST(agg.n AS DOUBLE) AS {n4}, \
+               CAST(agg.o30 AS DOUBLE) AS {n5}, \
+               CAST(agg.o90 AS DOUBLE) AS {n6}, \
+               CAST(agg.o365 AS DOUBLE) AS {n7}, \
+               agg.s30 AS {n8}, agg.s90 AS {n9}, agg.s365 AS {n10}, \
+               CASE WHEN ipt.ng > 0 THEN CAST(ipt.sg AS DOUBLE) / CAST(ipt.ng AS DOUBLE) ELSE 0.0 END AS {n11}, \
+               CASE WHEN ipt.ng > 0 THEN sqrt(CAST(ipt.ng * ipt.sg2 - ipt.sg * ipt.sg AS DOUBLE) \
+                 / CAST(ipt.ng * ipt.ng AS DOUBLE)) ELSE 0.0 END AS {n12}, \
+               CASE WHEN ipt.ng > 0 THEN CAST({d} - agg.last_day AS DOUBLE) / \
+                 (CASE WHEN CAST(ipt.sg AS DOUBLE) / CAST(ipt.ng AS DOUBLE) > 1.0 \
+                   THEN CAST(ipt.sg AS DOUBLE) / CAST(ipt.ng AS DOUBLE) ELSE 1.0 END) ELSE 0.0 END AS {n13}, \
+               CASE WHEN ipt.ng > 0 THEN 0.0 ELSE 1.0 END AS {n14}, \
+               ln(((CASE WHEN agg.rs > 0.0 THEN agg.rs ELSE 0.0 END) + 1.0) \
+                 / ((CASE WHEN agg.ps > 0.0 THEN agg.ps ELSE 0.0 END) + 1.0)) AS {n15}, \
+               CAST(agg.ro - agg.po AS DOUBLE) AS {n16}, \
+               CASE WHEN agg.s365 + agg.r365 > 0.0 THEN agg.r365 / (agg.s365 + agg.r365) ELSE 0.0 END AS {n17}, \
+               agg.items / CAST(agg.n AS DOUBLE) AS {n18}, \
+               CAST(COALESCE(cs.n_cat, 0) AS DOUBLE) AS {n19}, \
+               CASE WHEN cs.cat_total > 0.0 THEN cs.top_spend / cs.cat_total ELSE 0.0 END AS {n20}, \
+               CAST(COALESCE(ca.c90, 0) AS DOUBLE) AS {n21}, \
+               CAST(COALESCE(ca.c365, 0) AS DOUBLE) AS {n22}, \
+               CASE WHEN ca.c365 > 0 THEN CAST(ca.n365 AS DOUBLE) / CAST(ca.c365 AS DOUBLE) ELSE 0.0 END AS {n23}, \
+               CAST(COALESCE(ea.e90, 0) AS DOUBLE) AS {n24}, \
+               seq.{seq_col} AS {seq_col} \
+             FROM agg \
+             LEFT JOIN ipt ON ipt.account_id = agg.account_id \
+             LEFT JOIN cs ON cs.account_id = agg.account_id \
+             LEFT JOIN ca ON ca.account_id = agg.account_id \
+             LEFT JOIN ea ON ea.account_id = agg.account_id \
+             LEFT JOIN seq ON seq.account_id = agg.account_id",
+            live = current("fs_order", "f.id, f.account_id, f.event_day"),
+            cur = current(
+                "fs_order_item",
+                "f.order_id, f.product_id, f.quantity, f.unit_price"
+            ),
+            cases = current(
+                "fs_case",
+                "f.account_id, CAST(f.event_day AS BIGINT) AS day, COALESCE(f.negative, FALSE) AS neg"
+            ),
+            events = current("fs_engagement_event", "f.account_id"),
+            seq_col = SEQUENCE_COLUMN,
+            n0 = names[0],
+            n1 = names[1],
+            n2 = names[2],
+            n3 = names[3],
+            n4 = names[4],
+            n5 = names[5],
+            n6 = names[6],
+            n7 = names[7],
+            n8 = names[8],
+            n9 = names[9],
+            n10 = names[10],
+            n11 = names[11],
+            n12 = names[12],
+            n13 = names[13],
+            n14 = names[14],
+            n15 = names[15],
+            n16 = names[16],
+            n17 = names[17],
+            n18 = names[18],
+            n19 = names[19],
+            n20 = names[20],
+            n21 = names[21],
+            n22 = names[22],
+            n23 = names[23],
+            n24 = names[24],
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(s: &str) -> NaiveDate {
+        NaiveDate::parse_from_str(s, "%Y-%m-%d").expect("test date")
+    }
+
+    #[test]
+    fn bad_parameters_are_refused() {
+        let st = vec!["Activated".to_owned()];
+        assert_eq!(
+            FeatureQuery::new("", d("2024-01-01"), &st),
+            Err(QueryError::Org)
+        );
+        assert_eq!(
+            FeatureQuery::new("a\nb", d("2024-01-01"), &st),
+            Err(QueryError::Org)
+        );
+        assert_eq!(
+            FeatureQuery::new("acme", d("2024-01-01"), &[]),
+            Err(QueryError::Statuses)
+        );
+        assert_eq!(
+            FeatureQuery::new("acme", d("2024-01-01"), &[" ".to_owned()]),
+            Err(QueryError::Statuses)
+        );
+    }
+
+    #[test]
+    fn literals_are_quoted_and_statuses_lowercased() {
+        let q = FeatureQuery::new(
+            "o'brien",
+            d("1970-01-11"),
+            &["Activated".to_owned(), "Shipped'".to_owned()],
+        )
+        .expect("valid query");
+        let sql = q.sql();
+        assert!(sql.contains("org_id = 'o''brien'"));
+        assert!(sql.contains("IN ('activated', 'shipped''')"));
+        assert!(sql.contains("known_us < 864000000000"));
+        assert_eq!(q.cutoff_day(), 10);
+    }
+}
