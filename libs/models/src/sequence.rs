@@ -20,11 +20,25 @@
 //! - Matrices are row-major `[inputs][outputs]` (Burn's `Linear` layout).
 //!
 //! # Speed
-//! [`SequenceArtifact::predict_batch`] splits the batch over threads, processes rows in blocks
-//! that share each weight row while it is in L1, and evaluates `exp` with a branch-free polynomial
-//! so the gate loops vectorise. The kernels run under [`pulp::Arch::dispatch`], which compiles them
-//! for AVX2/AVX-512 when the CPU has it (detected at run time) without any `unsafe` here.
+//! [`SequenceArtifact::predict_batch`] splits the batch over threads (whole blocks each). Inside a
+//! thread, a block of customers sits **one customer per SIMD lane** (two vectors of lanes: 16
+//! customers with AVX2), so that every gate, `exp` included, is plain vector arithmetic with no
+//! shuffles, and every customer of the block advances one week at a time together:
+//! - the recurrent weights are repacked once per call into tiles of two hidden units
+//!   (`[k][r | z | n][unit]`), and a tile's 2 units × 3 gates × 2 vectors = 12 accumulators stay in
+//!   registers over the whole `k` loop (one broadcast weight feeds two FMAs, one loaded hidden
+//!   vector feeds six), which is what a GEMM micro-kernel does;
+//! - the input projection of a week (4 channels) is folded into the same accumulators for `r` and
+//!   `z` (their input and recurrent biases summed), so there is no separate `[weeks, 3h]` pass;
+//! - the hidden state is double-buffered in contiguous `f32` vectors (`[unit][lane]`);
+//! - `exp` is a branch-free Cephes polynomial written with SIMD operations (2^n from the exponent
+//!   bits), so sigmoid and tanh vectorise.
+//!
+//! The kernels run under [`pulp::Arch::dispatch`], which compiles them for AVX2+FMA when the CPU
+//! has it (detected at run time) without any `unsafe` here. A hidden width that is not a multiple
+//! of the tile is padded with units whose weights are zero: such a unit's state stays exactly 0.
 
+use pulp::Simd;
 use serde::{Deserialize, Serialize};
 
 use crate::artifact::{Dense, ModelError};
@@ -75,6 +89,10 @@ pub struct SequenceArtifact {
     pub aggregate_layer: Dense,
     /// On `[h_T | embedding | aggregate features]`: ReLU between layers, the last gives one logit.
     pub head: Vec<Dense>,
+    /// The "wide" part of a wide-and-deep model: a linear map of the standardised aggregates to
+    /// one logit, added to the head's. Absent in artefacts written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wide: Option<Dense>,
 }
 
 /// One customer to score.
@@ -88,8 +106,13 @@ pub struct SequenceInput<'a> {
     pub aggregates: &'a [f64],
 }
 
-/// Rows processed together so that each weight row is reused while it sits in L1.
-const BLOCK: usize = 8;
+/// Hidden units per register tile.
+const TILE_UNITS: usize = 2;
+/// SIMD vectors of customers per block.
+const TILE_VECS: usize = 2;
+/// Thread shares are whole multiples of this many customers (a block is 16 with AVX2, 2 on the
+/// scalar fallback; 16 is a multiple of both).
+const SHARE_ROWS: usize = 16;
 
 impl SequenceArtifact {
     /// Channels per week.
@@ -141,6 +164,11 @@ impl SequenceArtifact {
         }
         if !dense_ok(&self.aggregate_layer) || self.aggregate_layer.inputs != a {
             return bad("aggregate layer shape");
+        }
+        if let Some(w) = &self.wide
+            && (!dense_ok(w) || w.inputs != a || w.outputs != 1)
+        {
+            return bad("the wide layer must map the aggregates to one logit");
         }
         let mut width = g.hidden + self.embedding_dim + self.aggregate_layer.outputs;
         for l in &self.head {
@@ -199,17 +227,25 @@ impl SequenceArtifact {
                 )));
             }
         }
-        let threads = threads.max(1).min(inputs.len().max(1));
         let mut out = vec![0.0f64; inputs.len()];
-        if threads == 1 {
-            self.score_chunk(inputs, &mut out);
+        if inputs.is_empty() {
             return Ok(out);
         }
-        // Whole blocks per thread, as even as possible.
-        let per = inputs.len().div_ceil(threads).div_ceil(BLOCK) * BLOCK;
+        let packed = Packed::new(&self.gru);
+        // Whole shares of SHARE_ROWS customers per thread, as even as possible.
+        let per = inputs
+            .len()
+            .div_ceil(threads.max(1))
+            .div_ceil(SHARE_ROWS)
+            * SHARE_ROWS;
+        if per >= inputs.len() {
+            self.score_chunk(&packed, inputs, &mut out);
+            return Ok(out);
+        }
         std::thread::scope(|s| {
             for (xs, ys) in inputs.chunks(per).zip(out.chunks_mut(per)) {
-                s.spawn(move || self.score_chunk(xs, ys));
+                let packed = &packed;
+                s.spawn(move || self.score_chunk(packed, xs, ys));
             }
         });
         Ok(out)
@@ -217,86 +253,127 @@ impl SequenceArtifact {
 
     /// Scores `inputs` into `out` (same length), block by block, with the kernels compiled for the
     /// best instruction set the CPU has.
-    fn score_chunk(&self, inputs: &[SequenceInput<'_>], out: &mut [f64]) {
+    fn score_chunk(&self, packed: &Packed, inputs: &[SequenceInput<'_>], out: &mut [f64]) {
         pulp::Arch::new().dispatch(Chunk {
             model: self,
+            packed,
             inputs,
             out,
         });
     }
 
+    /// The head (embedding, aggregate layer, dense layers, wide part) of one customer whose final
+    /// hidden state is `h`: its churn probability.
     #[inline(always)]
-    fn score_block(&self, xs: &[SequenceInput<'_>], ys: &mut [f64], s: &mut Scratch) {
-        let c = self.channels();
-        let hd = self.gru.hidden;
-        let h3 = 3 * hd;
-        let rows = xs.len();
-        // Standardised inputs, time-major, oldest week first: x[t][row][channel].
-        for (r, input) in xs.iter().enumerate() {
-            for t in 0..self.weeks {
-                let week = self.weeks - 1 - t;
-                for ch in 0..c {
-                    let v = input.sequence[week * c + ch].max(0.0).ln_1p() as f32;
-                    s.x[(t * BLOCK + r) * c + ch] =
-                        (v - self.channel_means[ch]) / self.channel_stds[ch];
-                }
-            }
-        }
-        s.h[..rows * hd].iter_mut().for_each(|v| *v = 0.0);
-        let g = &self.gru;
-        for t in 0..self.weeks {
-            // gx = b_x + x_t · W_x ; gh = b_h + h · W_h
-            for r in 0..rows {
-                let gx = &mut s.gx[r * h3..(r + 1) * h3];
-                gx.copy_from_slice(&g.b_x);
-                let x = &s.x[(t * BLOCK + r) * c..(t * BLOCK + r + 1) * c];
-                for (k, xk) in x.iter().enumerate() {
-                    axpy(gx, *xk, &g.w_x[k * h3..(k + 1) * h3]);
-                }
-                s.gh[r * h3..(r + 1) * h3].copy_from_slice(&g.b_h);
-            }
-            for k in 0..hd {
-                let w = &g.w_h[k * h3..(k + 1) * h3];
-                for r in 0..rows {
-                    let hk = s.h[r * hd + k];
-                    axpy(&mut s.gh[r * h3..(r + 1) * h3], hk, w);
-                }
-            }
-            for r in 0..rows {
-                let gx = &s.gx[r * h3..(r + 1) * h3];
-                let gh = &s.gh[r * h3..(r + 1) * h3];
-                let h = &mut s.h[r * hd..(r + 1) * hd];
-                gru_update(h, gx, gh, hd);
-            }
-        }
-        for (r, (input, y)) in xs.iter().zip(ys.iter_mut()).enumerate() {
-            let z = &mut s.z;
+    fn head_probability(&self, h: &[f32], input: &SequenceInput<'_>, s: &mut HeadScratch) -> f64 {
+        let z = &mut s.z;
+        z.clear();
+        z.extend_from_slice(h);
+        let e = input.category * self.embedding_dim;
+        z.extend_from_slice(&self.embedding[e..e + self.embedding_dim]);
+        s.a.clear();
+        s.a.extend(
+            input
+                .aggregates
+                .iter()
+                .zip(self.aggregate_means.iter().zip(&self.aggregate_stds))
+                .map(|(x, (m, sd))| ((x.max(0.0).ln_1p() as f32) - m) / sd),
+        );
+        dense_into(&self.aggregate_layer, &s.a, &mut s.b);
+        z.extend(s.b.iter().map(|v| v.max(0.0)));
+        let last = self.head.len() - 1;
+        for (i, l) in self.head.iter().enumerate() {
+            dense_into(l, z, &mut s.b);
             z.clear();
-            z.extend_from_slice(&s.h[r * hd..(r + 1) * hd]);
-            let e = input.category * self.embedding_dim;
-            z.extend_from_slice(&self.embedding[e..e + self.embedding_dim]);
-            s.a.clear();
-            s.a.extend(
-                input
-                    .aggregates
-                    .iter()
-                    .zip(self.aggregate_means.iter().zip(&self.aggregate_stds))
-                    .map(|(x, (m, sd))| ((x.max(0.0).ln_1p() as f32) - m) / sd),
-            );
-            dense_into(&self.aggregate_layer, &s.a, &mut s.b);
-            z.extend(s.b.iter().map(|v| v.max(0.0)));
-            let last = self.head.len() - 1;
-            for (i, l) in self.head.iter().enumerate() {
-                dense_into(l, z, &mut s.b);
-                z.clear();
-                if i < last {
-                    z.extend(s.b.iter().map(|v| v.max(0.0)));
-                } else {
-                    z.extend_from_slice(&s.b);
+            if i < last {
+                z.extend(s.b.iter().map(|v| v.max(0.0)));
+            } else {
+                z.extend_from_slice(&s.b);
+            }
+        }
+        let mut logit = f64::from(z.first().copied().unwrap_or(0.0));
+        if let Some(w) = &self.wide {
+            dense_into(w, &s.a, &mut s.b);
+            logit += f64::from(s.b.first().copied().unwrap_or(0.0));
+        }
+        1.0 / (1.0 + (-logit).exp())
+    }
+}
+
+/// The GRU's weights rearranged for the kernel, hidden width padded to whole tiles.
+#[derive(Debug)]
+struct Packed {
+    /// Real hidden width.
+    hidden: usize,
+    /// Padded hidden width (a multiple of [`TILE_UNITS`]).
+    padded: usize,
+    channels: usize,
+    /// `[tile][k < padded][gate r, z, n][unit < TILE_UNITS]`.
+    w_h: Vec<f32>,
+    /// `[tile][channel][gate r, z, n][unit < TILE_UNITS]`.
+    w_x: Vec<f32>,
+    /// `[tile][gate r, z][unit]`: input and recurrent biases summed.
+    b_rz: Vec<f32>,
+    /// `[padded]`: input bias of the candidate gate.
+    b_xn: Vec<f32>,
+    /// `[padded]`: recurrent bias of the candidate gate (inside `r ⊙ (…)`).
+    b_hn: Vec<f32>,
+}
+
+impl Packed {
+    fn new(g: &GruWeights) -> Self {
+        let hd = g.hidden;
+        let h3 = 3 * hd;
+        let padded = hd.div_ceil(TILE_UNITS) * TILE_UNITS;
+        let tiles = padded / TILE_UNITS;
+        let c = g.inputs;
+        let unit = |t: usize, i: usize| {
+            let u = t * TILE_UNITS + i;
+            (u < hd).then_some(u)
+        };
+        let mut w_h = Vec::with_capacity(tiles * padded * 3 * TILE_UNITS);
+        let mut w_x = Vec::with_capacity(tiles * c * 3 * TILE_UNITS);
+        let mut b_rz = Vec::with_capacity(tiles * 2 * TILE_UNITS);
+        for t in 0..tiles {
+            for k in 0..padded {
+                for gate in 0..3 {
+                    for i in 0..TILE_UNITS {
+                        w_h.push(match unit(t, i) {
+                            Some(u) if k < hd => g.w_h[k * h3 + gate * hd + u],
+                            _ => 0.0,
+                        });
+                    }
                 }
             }
-            let logit = f64::from(z.first().copied().unwrap_or(0.0));
-            *y = 1.0 / (1.0 + (-logit).exp());
+            for ch in 0..c {
+                for gate in 0..3 {
+                    for i in 0..TILE_UNITS {
+                        w_x.push(unit(t, i).map_or(0.0, |u| g.w_x[ch * h3 + gate * hd + u]));
+                    }
+                }
+            }
+            for gate in 0..2 {
+                for i in 0..TILE_UNITS {
+                    b_rz.push(unit(t, i).map_or(0.0, |u| {
+                        g.b_x[gate * hd + u] + g.b_h[gate * hd + u]
+                    }));
+                }
+            }
+        }
+        let padded_bias = |b: &[f32]| -> Vec<f32> {
+            (0..padded)
+                .map(|u| if u < hd { b[2 * hd + u] } else { 0.0 })
+                .collect()
+        };
+        Self {
+            hidden: hd,
+            padded,
+            channels: c,
+            w_h,
+            w_x,
+            b_rz,
+            b_xn: padded_bias(&g.b_x),
+            b_hn: padded_bias(&g.b_h),
         }
     }
 }
@@ -304,46 +381,150 @@ impl SequenceArtifact {
 /// One thread's share of a batch. A `WithSimd` type rather than a closure: pulp inlines its
 /// generic `with_simd` (and every `#[inline(always)]` kernel under it) into a function compiled
 /// with the detected target features; a closure body stays a separate, baseline-ISA function.
-struct Chunk<'m, 'i, 'o> {
+struct Chunk<'m, 'p, 'i, 'o> {
     model: &'m SequenceArtifact,
+    packed: &'p Packed,
     inputs: &'i [SequenceInput<'i>],
     out: &'o mut [f64],
 }
 
-impl pulp::WithSimd for Chunk<'_, '_, '_> {
+/// Per-customer working memory of the head.
+#[derive(Default)]
+struct HeadScratch {
+    z: Vec<f32>,
+    a: Vec<f32>,
+    b: Vec<f32>,
+    h: Vec<f32>,
+}
+
+impl pulp::WithSimd for Chunk<'_, '_, '_, '_> {
     type Output = ();
 
     #[inline(always)]
-    fn with_simd<S: pulp::Simd>(self, _simd: S) {
-        let mut scratch = Scratch::new(self.model);
-        for (xs, ys) in self.inputs.chunks(BLOCK).zip(self.out.chunks_mut(BLOCK)) {
-            self.model.score_block(xs, ys, &mut scratch);
+    fn with_simd<S: Simd>(self, simd: S) {
+        let m = self.model;
+        let p = self.packed;
+        let lanes = S::F32_LANES;
+        let rows = lanes * TILE_VECS;
+        let c = p.channels;
+        // x: [week][channel][vector][lane]; h, h_next: [unit][vector][lane].
+        let mut x = vec![0.0f32; m.weeks * c * rows];
+        let mut h = vec![0.0f32; p.padded * rows];
+        let mut h_next = vec![0.0f32; p.padded * rows];
+        let mut head = HeadScratch::default();
+        for (xs, ys) in self.inputs.chunks(rows).zip(self.out.chunks_mut(rows)) {
+            fill_inputs(m, xs, rows, &mut x);
+            h.iter_mut().for_each(|v| *v = 0.0);
+            for t in 0..m.weeks {
+                let xt = &x[t * c * rows..(t + 1) * c * rows];
+                gru_step(simd, p, xt, &h, &mut h_next);
+                std::mem::swap(&mut h, &mut h_next);
+            }
+            for (r, (input, y)) in xs.iter().zip(ys.iter_mut()).enumerate() {
+                let mut state = std::mem::take(&mut head.h);
+                state.clear();
+                state.extend((0..p.hidden).map(|u| h[u * rows + r]));
+                *y = m.head_probability(&state, input, &mut head);
+                head.h = state;
+            }
         }
     }
 }
 
-/// Working memory of one thread.
-struct Scratch {
-    x: Vec<f32>,
-    h: Vec<f32>,
-    gx: Vec<f32>,
-    gh: Vec<f32>,
-    z: Vec<f32>,
-    a: Vec<f32>,
-    b: Vec<f32>,
+/// Standardised inputs of a block, oldest week first, one customer per lane; lanes past the
+/// block's customers are zero (their outputs are not read).
+#[inline(always)]
+fn fill_inputs(m: &SequenceArtifact, xs: &[SequenceInput<'_>], rows: usize, x: &mut [f32]) {
+    let c = m.channels();
+    if xs.len() < rows {
+        x.iter_mut().for_each(|v| *v = 0.0);
+    }
+    // log1p(0) standardised, per channel: most weeks of most customers are empty.
+    let zero: Vec<f32> = (0..c)
+        .map(|ch| -m.channel_means[ch] / m.channel_stds[ch])
+        .collect();
+    for (r, input) in xs.iter().enumerate() {
+        for t in 0..m.weeks {
+            let week = m.weeks - 1 - t;
+            let raw = &input.sequence[week * c..(week + 1) * c];
+            for (ch, v) in raw.iter().enumerate() {
+                x[(t * c + ch) * rows + r] = if *v > 0.0 {
+                    ((v.ln_1p() as f32) - m.channel_means[ch]) / m.channel_stds[ch]
+                } else {
+                    zero[ch]
+                };
+            }
+        }
+    }
 }
 
-impl Scratch {
-    fn new(m: &SequenceArtifact) -> Self {
-        let h3 = 3 * m.gru.hidden;
-        Self {
-            x: vec![0.0; m.weeks * BLOCK * m.channels()],
-            h: vec![0.0; BLOCK * m.gru.hidden],
-            gx: vec![0.0; BLOCK * h3],
-            gh: vec![0.0; BLOCK * h3],
-            z: Vec::new(),
-            a: Vec::new(),
-            b: Vec::new(),
+/// One week of the GRU for a block: `h_next` from `h` and the week's inputs `xt`
+/// (`[channel][vector][lane]`).
+#[inline(always)]
+fn gru_step<S: Simd>(simd: S, p: &Packed, xt: &[f32], h: &[f32], h_next: &mut [f32]) {
+    const TU: usize = TILE_UNITS;
+    const TV: usize = TILE_VECS;
+    let (xt, _) = S::as_simd_f32s(xt);
+    let (hv, _) = S::as_simd_f32s(h);
+    let (hn_out, _) = S::as_mut_simd_f32s(h_next);
+    let c = p.channels;
+    let per_k = 3 * TU;
+    let zero = simd.splat_f32s(0.0);
+    for tile in 0..p.padded / TU {
+        let mut acc_r = [[zero; TU]; TV];
+        let mut acc_z = [[zero; TU]; TV];
+        let mut acc_n = [[zero; TU]; TV];
+        let b_rz = &p.b_rz[tile * 2 * TU..(tile + 1) * 2 * TU];
+        for i in 0..TU {
+            let br = simd.splat_f32s(b_rz[i]);
+            let bz = simd.splat_f32s(b_rz[TU + i]);
+            let bn = simd.splat_f32s(p.b_hn[tile * TU + i]);
+            for v in 0..TV {
+                acc_r[v][i] = br;
+                acc_z[v][i] = bz;
+                acc_n[v][i] = bn;
+            }
+        }
+        let wx = &p.w_x[tile * c * per_k..(tile + 1) * c * per_k];
+        for ch in 0..c {
+            let w = &wx[ch * per_k..(ch + 1) * per_k];
+            for v in 0..TV {
+                let xv = xt[ch * TV + v];
+                for i in 0..TU {
+                    acc_r[v][i] = simd.mul_add_e_f32s(simd.splat_f32s(w[i]), xv, acc_r[v][i]);
+                    acc_z[v][i] = simd.mul_add_e_f32s(simd.splat_f32s(w[TU + i]), xv, acc_z[v][i]);
+                }
+            }
+        }
+        let wh = &p.w_h[tile * p.padded * per_k..(tile + 1) * p.padded * per_k];
+        for (w, hk) in wh.chunks_exact(per_k).zip(hv.chunks_exact(TV)) {
+            for i in 0..TU {
+                let wr = simd.splat_f32s(w[i]);
+                let wz = simd.splat_f32s(w[TU + i]);
+                let wn = simd.splat_f32s(w[2 * TU + i]);
+                for v in 0..TV {
+                    acc_r[v][i] = simd.mul_add_e_f32s(wr, hk[v], acc_r[v][i]);
+                    acc_z[v][i] = simd.mul_add_e_f32s(wz, hk[v], acc_z[v][i]);
+                    acc_n[v][i] = simd.mul_add_e_f32s(wn, hk[v], acc_n[v][i]);
+                }
+            }
+        }
+        let one = simd.splat_f32s(1.0);
+        for i in 0..TU {
+            let u = tile * TU + i;
+            for v in 0..TV {
+                let mut xn = simd.splat_f32s(p.b_xn[u]);
+                for ch in 0..c {
+                    let w = simd.splat_f32s(wx[ch * per_k + 2 * TU + i]);
+                    xn = simd.mul_add_e_f32s(w, xt[ch * TV + v], xn);
+                }
+                let r = sigmoid_s(simd, acc_r[v][i], one);
+                let z = sigmoid_s(simd, acc_z[v][i], one);
+                let n = tanh_s(simd, simd.mul_add_e_f32s(r, acc_n[v][i], xn), one);
+                // h' = (1 − z) ⊙ n + z ⊙ h = n + z ⊙ (h − n)
+                let prev = hv[u * TV + v];
+                hn_out[u * TV + v] = simd.mul_add_e_f32s(z, simd.sub_f32s(prev, n), n);
+            }
         }
     }
 }
@@ -358,57 +539,90 @@ fn dense_into(l: &Dense, x: &[f32], y: &mut Vec<f32>) {
     y.clear();
     y.extend_from_slice(&l.bias);
     for (i, xi) in x.iter().enumerate() {
-        axpy(y, *xi, &l.weights[i * l.outputs..(i + 1) * l.outputs]);
+        let w = &l.weights[i * l.outputs..(i + 1) * l.outputs];
+        for (yi, wi) in y.iter_mut().zip(w) {
+            *yi += xi * wi;
+        }
     }
 }
 
-/// `y += a · x`.
+/// `1.5 · 2^23`: adding it rounds an `f32` of magnitude below 2^22 to an integer, which then
+/// sits in the low mantissa bits.
+const ROUNDER: f32 = 12_582_912.0;
+
+/// `e^x` on SIMD lanes, branch-free (Cephes `expf` polynomial, relative error about 2e-7 on the
+/// clamped range `[-87, 88]`); `2^n` is built from the exponent bits.
 #[inline(always)]
-fn axpy(y: &mut [f32], a: f32, x: &[f32]) {
-    for (yi, xi) in y.iter_mut().zip(x) {
-        *yi += a * xi;
+fn exp_s<S: Simd>(simd: S, x: S::f32s) -> S::f32s {
+    let x = simd.min_f32s(
+        simd.max_f32s(x, simd.splat_f32s(-87.0)),
+        simd.splat_f32s(88.0),
+    );
+    let t = simd.mul_add_e_f32s(
+        x,
+        simd.splat_f32s(std::f32::consts::LOG2_E),
+        simd.splat_f32s(ROUNDER),
+    );
+    let n = simd.sub_f32s(t, simd.splat_f32s(ROUNDER));
+    let r = simd.mul_add_e_f32s(n, simd.splat_f32s(-0.693_359_4), x);
+    let r = simd.mul_add_e_f32s(n, simd.splat_f32s(2.121_944_4e-4), r);
+    let mut p = simd.splat_f32s(1.987_569_1e-4);
+    for k in [1.398_199_9e-3, 8.333_452e-3, 4.166_579_6e-2, 1.666_666_6e-1, 0.5] {
+        p = simd.mul_add_e_f32s(p, r, simd.splat_f32s(k));
     }
+    let y = simd.add_f32s(
+        simd.mul_add_e_f32s(simd.mul_f32s(p, r), r, r),
+        simd.splat_f32s(1.0),
+    );
+    // n + 127 in [1, 254] (after the clamp), shifted into the exponent field.
+    let biased = simd.sub_u32s(
+        simd.transmute_u32s_f32s(t),
+        simd.splat_u32s(ROUNDER.to_bits() - 127),
+    );
+    let scale = simd.transmute_f32s_u32s(simd.wrapping_dyn_shl_u32s(biased, simd.splat_u32s(23)));
+    simd.mul_f32s(y, scale)
 }
 
-/// One GRU state update from the pre-activations `gx`, `gh` (`[r | z | n]` blocks).
 #[inline(always)]
-fn gru_update(h: &mut [f32], gx: &[f32], gh: &[f32], hd: usize) {
-    let (xr, rest) = gx.split_at(hd);
-    let (xz, xn) = rest.split_at(hd);
-    let (hr, rest) = gh.split_at(hd);
-    let (hz, hn) = rest.split_at(hd);
-    for i in 0..hd {
-        let r = sigmoid(xr[i] + hr[i]);
-        let z = sigmoid(xz[i] + hz[i]);
-        let n = tanh(xn[i] + r * hn[i]);
-        h[i] = (1.0 - z) * n + z * h[i];
-    }
+fn sigmoid_s<S: Simd>(simd: S, x: S::f32s, one: S::f32s) -> S::f32s {
+    simd.div_f32s(
+        one,
+        simd.add_f32s(one, exp_s(simd, simd.sub_f32s(simd.splat_f32s(0.0), x))),
+    )
 }
 
-/// `e^x` for `f32`, branch-free so loops over it vectorise (Cephes `expf` polynomial, relative
-/// error about 2e-7 on the clamped range).
 #[inline(always)]
+fn tanh_s<S: Simd>(simd: S, x: S::f32s, one: S::f32s) -> S::f32s {
+    let e = exp_s(simd, simd.mul_f32s(x, simd.splat_f32s(-2.0)));
+    simd.sub_f32s(
+        simd.div_f32s(simd.splat_f32s(2.0), simd.add_f32s(one, e)),
+        one,
+    )
+}
+
+/// Scalar `e^x` through the SIMD code path (for tests).
+#[cfg(test)]
 fn exp(x: f32) -> f32 {
-    let x = x.clamp(-87.0, 88.0);
-    let n = (x * std::f32::consts::LOG2_E).round_ties_even();
-    let r = x - n * 0.693_359_4 + n * 2.121_944_4e-4;
-    let p = 1.987_569_1e-4_f32;
-    let p = p * r + 1.398_199_9e-3;
-    let p = p * r + 8.333_452e-3;
-    let p = p * r + 4.166_579_6e-2;
-    let p = p * r + 1.666_666_6e-1;
-    let p = p * r + 0.5;
-    let y = p * r * r + r + 1.0;
-    // 2^n through the exponent bits; n is within [-126, 127] after the clamp.
-    y * f32::from_bits(((n as i32 + 127) as u32) << 23)
+    struct One(f32);
+    impl pulp::WithSimd for One {
+        type Output = f32;
+        #[inline(always)]
+        fn with_simd<S: Simd>(self, simd: S) -> f32 {
+            let mut out = vec![0.0f32; S::F32_LANES];
+            let (o, _) = S::as_mut_simd_f32s(&mut out);
+            o[0] = exp_s(simd, simd.splat_f32s(self.0));
+            out[0]
+        }
+    }
+    pulp::Arch::new().dispatch(One(x))
 }
 
-#[inline(always)]
+#[cfg(test)]
 fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + exp(-x))
 }
 
-#[inline(always)]
+#[cfg(test)]
 fn tanh(x: f32) -> f32 {
     2.0 / (1.0 + exp(-2.0 * x)) - 1.0
 }
@@ -462,6 +676,7 @@ mod tests {
             aggregate_stds: vec![1.0],
             aggregate_layer: dense(1, 2, 6),
             head: vec![dense(hidden + 2 + 2, 3, 7), dense(3, 1, 8)],
+            wide: Some(dense(1, 1, 9)),
         }
     }
 
@@ -536,21 +751,22 @@ mod tests {
                 z.iter_mut().for_each(|v| *v = v.max(0.0));
             }
         }
-        sig(z[0])
+        let wide = m.wide.as_ref().map_or(0.0, |w| lin(w, &a)[0]);
+        sig(z[0] + wide)
     }
 
     #[test]
     fn batched_pass_matches_the_equations_on_every_thread_count() -> Result<(), ModelError> {
         let m = model(6, 5);
         m.validate()?;
-        let seqs: Vec<Vec<f64>> = (0..21)
+        let seqs: Vec<Vec<f64>> = (0..40)
             .map(|i| {
                 (0..12)
                     .map(|j| ((i * 7 + j * 3) % 11) as f64 * 3.5)
                     .collect()
             })
             .collect();
-        let aggs: Vec<Vec<f64>> = (0..21).map(|i| vec![f64::from(i) * 10.0]).collect();
+        let aggs: Vec<Vec<f64>> = (0..40).map(|i| vec![f64::from(i) * 10.0]).collect();
         let inputs: Vec<SequenceInput<'_>> = seqs
             .iter()
             .zip(&aggs)
