@@ -13,6 +13,9 @@ ARG RUST_VERSION=1.95
 FROM docker.io/library/rust:${RUST_VERSION}-bookworm AS build
 WORKDIR /src
 COPY . .
+# The revision goes into the binary too (sextant_build_info on /metrics).
+ARG REVISION=unknown
+ENV SEXTANT_GIT_REVISION=${REVISION}
 # Cache mounts keep the registry and target between builds; the binary is copied out of the
 # cached target so the next stage can see it.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \

@@ -32,7 +32,7 @@ done
 command -v buildah >/dev/null || { echo "build-image: buildah is missing (apt-get install buildah)" >&2; exit 1; }
 
 if [ -z "$binary" ]; then
-    (cd "$REPO" && cargo build --release --locked -p sextant --bin sextant)
+    (cd "$REPO" && SEXTANT_GIT_REVISION=$(git -C "$REPO" rev-parse HEAD) cargo build --release --locked -p sextant --bin sextant)
     binary=$REPO/target/release/sextant
 fi
 [ -x "$binary" ] || { echo "build-image: $binary is not an executable" >&2; exit 1; }
