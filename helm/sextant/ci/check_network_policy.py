@@ -6,7 +6,7 @@ usage: helm template … | check_network_policy.py [--metrics-from-outside] -
 
 For each pod template of the release it takes the union of the ingress rules of every policy
 that selects it (policies add up) and compares the sources with who calls whom (README "How it
-fits together"). A rule without `from` admits everyone; a namespaceSelector/ipBlock peer admits
+fits together", plus `helm test`'s Pod). A rule without `from` admits everyone; a namespaceSelector/ipBlock peer admits
 traffic from outside the release. With --metrics-from-outside (ServiceMonitor on) the four
 services may also admit the monitoring namespace. Exit 1 with one line per problem.
 """
@@ -18,9 +18,9 @@ import yaml
 # component -> the release components allowed to call it; "outside" = any source outside.
 CALLERS = {
     "gateway": {"outside"},
-    "feature-store": {"connector", "trainer", "gateway"},
-    "trainer": {"gateway", "retrain"},
-    "connector": {"sync"},
+    "feature-store": {"connector", "trainer", "gateway", "test"},
+    "trainer": {"gateway", "retrain", "test"},
+    "connector": {"sync", "test"},
     "ballista-scheduler": {"feature-store", "ballista-scheduler", "ballista-executor"},
     "ballista-executor": {"feature-store", "ballista-scheduler", "ballista-executor"},
 }
