@@ -190,7 +190,9 @@ pub struct IngestResponse {
     pub unchanged: u64,
     /// Records and deletions refused, with their reasons.
     pub rejected: Vec<RejectedRecord>,
-    /// Accounts whose online features were recomputed because of this batch.
+    /// Accounts whose online features this batch made stale: queued, in the batch's transaction,
+    /// for the store's background refresh (a lookup recomputes any still queued, so none is ever
+    /// served stale).
     pub accounts_refreshed: u64,
 }
 
@@ -364,6 +366,14 @@ pub struct TrainJobRequest {
     /// Seed for initialisation; default 42.
     #[serde(default)]
     pub seed: Option<u64>,
+    /// Days between stacked training cut-offs (out-of-time validation); default 30.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 7, maximum = 365)]
+    pub cutoff_step_days: Option<u32>,
+    /// How far back the training cut-offs reach, in days before the last one; default 180.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 0, maximum = 1460)]
+    pub cutoff_span_days: Option<u32>,
 }
 
 /// Where a job is.
@@ -412,6 +422,44 @@ pub struct ModelMetadata {
     /// Training configuration (cutoff, horizon, epochs, seed, architecture, learning rate…).
     #[schema(value_type = Object)]
     pub config: BTreeMap<String, serde_json::Value>,
+    /// Whether the model is served (`current`), waiting (`candidate`) or replaced (`retired`).
+    /// Absent on models stored before the promotion gate existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<ModelStatus>,
+    /// The latest promotion decision about this model, with its reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promotion: Option<PromotionDecision>,
+}
+
+/// Where a model stands in the registry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ModelStatus {
+    /// The model the gateway serves.
+    Current,
+    /// Trained and stored, never served (or not yet): the promotion gate kept it back.
+    Candidate,
+    /// Served once, then replaced by another version.
+    Retired,
+}
+
+/// Why a model was, or was not, made current.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct PromotionDecision {
+    pub promoted: bool,
+    /// `gate` (automatic, after training) or `manual` (`POST /v1/models/{version}/promote`).
+    pub by: String,
+    pub reason: String,
+    /// The model that was current when the decision was taken.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compared_with: Option<ModelVersion>,
+    /// This model's ROC-AUC on the evaluation set of the decision (gate only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub candidate_auc: Option<f64>,
+    /// The then-current model's ROC-AUC on the same evaluation set (gate only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_auc: Option<f64>,
+    pub decided_at: DateTime<Utc>,
 }
 
 // ---------------------------------------------------------------- gateway
@@ -430,6 +478,76 @@ pub struct RecordScore {
     pub record_id: SalesforceId,
     /// Probability of churn in the model's horizon, 0..1.
     pub score: f64,
+    /// Risk band of the score (thresholds chosen by the model at training time).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub band: Option<RiskBand>,
+    /// What moved the score most, strongest first (at most 3).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub factors: Vec<ScoreFactor>,
+    /// The same list as `factors`, under the name the Salesforce package reads.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub top_factors: Vec<ScoreFactor>,
+    /// What to do about it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_best_action: Option<NextBestAction>,
+}
+
+/// A churn risk band.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RiskBand {
+    Low,
+    Medium,
+    High,
+}
+
+impl RiskBand {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Low => "low",
+            Self::Medium => "medium",
+            Self::High => "high",
+        }
+    }
+}
+
+/// Which way a factor moves a score, compared with a typical customer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FactorDirection {
+    RaisesRisk,
+    LowersRisk,
+}
+
+/// One reason behind a score, in a form a record page can show.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ScoreFactor {
+    /// A feature name (e.g. `spend_trend_8w`) or a block of weeks (e.g. `weeks_1_4`).
+    pub factor: String,
+    pub direction: FactorDirection,
+    /// E.g. "spend down 60% over the last 8 weeks (typical: up 5%)".
+    pub text: String,
+    /// Change of the score when this factor is set to its typical value (score − occluded score).
+    pub impact: f64,
+}
+
+/// The recommended next step for a record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct NextBestAction {
+    /// Stable code, e.g. `retention_call`.
+    pub code: String,
+    /// What to do, e.g. "Schedule a retention call".
+    pub action: String,
+    /// Why: the band and the top factor.
+    pub reason: String,
+}
+
+/// A risk band's lower bound: scores at or above `min_score` (and below the next band's).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct BandThreshold {
+    pub name: RiskBand,
+    pub min_score: f64,
 }
 
 /// A record that could not be scored.
@@ -447,6 +565,9 @@ pub struct ScoreResponse {
     pub scores: Vec<RecordScore>,
     /// Records that are valid ids but could not be scored (e.g. unknown to the feature store).
     pub errors: Vec<RecordError>,
+    /// The model's risk bands, highest threshold first (absent for models without bands).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bands: Vec<BandThreshold>,
 }
 
 // ---------------------------------------------------------------- connector

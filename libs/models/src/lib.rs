@@ -7,6 +7,7 @@
 //!
 //! # Layout
 //! - [`artifact`]: the churn artefact and its forward pass.
+//! - [`churn_serving`]: the served sequence churn model: bands, occlusion factors, next best action.
 //! - [`clv`]: BG/NBD, Pareto/NBD, Gamma-Gamma and discounted CLV (maximum likelihood, closed forms).
 //! - [`evaluation`]: the result shape of `sextant evaluate` and its errors.
 //! - [`metrics`]: ROC-AUC, accuracy, log-loss, the ROC curve, and an SVG plot of it.
@@ -18,6 +19,7 @@
 //!   artefact and its forward pass.
 
 pub mod artifact;
+pub mod churn_serving;
 pub mod clv;
 pub mod evaluation;
 pub mod metrics;

@@ -5,10 +5,12 @@ use std::collections::{HashMap, HashSet};
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, get, post, web};
 use sextant_contracts::api::{
-    Health, MAX_RECORDS_PER_CALL, OnlineFeatures, OnlineFeaturesRequest, RecordError, RecordScore,
-    ScoreRequest, ScoreResponse,
+    FeatureRow, Health, MAX_RECORDS_PER_CALL, OnlineFeatures, OnlineFeaturesRequest, RecordError,
+    RecordScore, ScoreRequest, ScoreResponse,
 };
 use sextant_contracts::{ErrorBody, ErrorCode, SalesforceId};
+use sextant_models::ModelError;
+use sextant_models::churn_serving::{CustomerInput, ServedChurnModel};
 use sextant_service_kit::ApiError;
 use sextant_service_kit::http::read_json;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
@@ -85,14 +87,21 @@ fn parse_ids(raw: &[String]) -> Result<Vec<SalesforceId>, ApiError> {
 }
 
 /// Churn scores for up to 200 Account ids, with the model version that produced them.
+///
+/// With the sequence model each score carries its risk `band` (thresholds chosen at training
+/// time: the riskiest fifth of the training customers is `high`, the next three tenths
+/// `medium`), the three `factors` that moved it most (occlusion: each feature or block of weeks
+/// set to its typical training value; `direction` raises_risk / lowers_risk; `text` compares the
+/// actual value with the typical one) and a `next_best_action` from a rule table over the band
+/// and the top factor. A model stored before bands existed answers bare scores.
 #[utoipa::path(
     request_body = ScoreRequest,
     security(("bearer_jwt" = [])),
     responses(
-        (status = 200, description = "One score per known record; unknown records are listed in errors", body = ScoreResponse),
+        (status = 200, description = "One score per known record; unknown records and records without history are listed in errors", body = ScoreResponse),
         (status = 400, description = "empty_request, too_many_records, invalid_record_id or invalid_json", body = ErrorBody),
         (status = 401, description = "Missing or invalid JWT", body = ErrorBody),
-        (status = 502, description = "Feature store or trainer unavailable", body = ErrorBody),
+        (status = 502, description = "Feature store or trainer unavailable, or their answers do not fit the model", body = ErrorBody),
         (status = 503, description = "No model trained yet (code no_model)", body = ErrorBody),
     )
 )]
@@ -116,7 +125,7 @@ async fn scores(
         .post(format!("{}/v1/features/online", state.feature_store_url))
         .json(&OnlineFeaturesRequest {
             account_ids: ids.clone(),
-            include_sequences: false,
+            include_sequences: model.needs_sequences(),
             org_id: None,
         })
         .send()
@@ -125,30 +134,39 @@ async fn scores(
     let features: OnlineFeatures = read_json(resp)
         .await
         .map_err(|e| ApiError::upstream("feature store", e))?;
-    if features.feature_names != model.feature_names {
+    if features.feature_names != model.feature_names() {
         return Err(ApiError::upstream(
             "feature store",
             format!(
                 "serves features {:?}, model {} expects {:?}",
-                features.feature_names, model.version, model.feature_names
+                features.feature_names,
+                model.version(),
+                model.feature_names()
             ),
         ));
     }
-    let by_id: HashMap<&SalesforceId, Option<&Vec<f64>>> = features
+    if let ServedChurnModel::Sequence(m) = &*model
+        && features.sequence_channels != m.sequence_channels
+    {
+        return Err(ApiError::upstream(
+            "feature store",
+            format!(
+                "serves weekly channels {:?}, model {} expects {:?}",
+                features.sequence_channels, m.version, m.sequence_channels
+            ),
+        ));
+    }
+    let mut rows: HashMap<SalesforceId, FeatureRow> = features
         .rows
-        .iter()
-        .map(|r| (&r.account_id, r.features.as_ref()))
+        .into_iter()
+        .map(|r| (r.account_id.clone(), r))
         .collect();
-    let mut scores = Vec::with_capacity(ids.len());
+    let mut scorable = Vec::with_capacity(ids.len());
     let mut errors = Vec::new();
     for id in ids {
-        match by_id.get(&id).map(|f| f.map(|f| model.predict(f))) {
-            Some(Some(Ok(score))) => scores.push(RecordScore {
-                record_id: id,
-                score,
-            }),
-            Some(Some(Err(e))) => return Err(ApiError::internal("scoring", e)),
-            Some(None) => errors.push(RecordError {
+        match rows.remove(&id) {
+            Some(row) if row.features.is_some() => scorable.push(row),
+            Some(_) => errors.push(RecordError {
                 record_id: id,
                 code: ErrorCode::NoHistory,
                 message: "the account has no purchase history yet: there is nothing to score it on"
@@ -161,12 +179,81 @@ async fn scores(
             }),
         }
     }
-    tracing::info!(caller = caller.sub.as_deref().unwrap_or("-"), scored = scores.len(), unknown = errors.len(), version = %model.version, "Scored records.");
+    let version = model.version().clone();
+    let bands = match &*model {
+        ServedChurnModel::Sequence(m) => m.bands.clone(),
+        ServedChurnModel::Mlp(_) => Vec::new(),
+    };
+    let scored = web::block(move || score_rows(&model, &scorable))
+        .await
+        .map_err(|e| ApiError::internal("scoring task", e))?
+        .map_err(|e| match e {
+            ModelError::Width { .. } => ApiError::upstream(
+                "feature store",
+                format!("a feature row does not fit model {version}: {e}"),
+            ),
+            other => ApiError::internal("scoring", other),
+        })?;
+    tracing::info!(caller = caller.sub.as_deref().unwrap_or("-"), scored = scored.len(), unscored = errors.len(), version = %version, "Scored records.");
     Ok(web::Json(ScoreResponse {
-        model_version: model.version.clone(),
-        scores,
+        model_version: version,
+        scores: scored,
         errors,
+        bands,
     }))
+}
+
+/// Threads one scoring call uses (the occlusion passes of 200 records are worth splitting).
+fn scoring_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
+}
+
+/// Scores rows that have features, in order: bare scores with an MLP, explained scores with the
+/// sequence model.
+fn score_rows(
+    model: &ServedChurnModel,
+    rows: &[FeatureRow],
+) -> Result<Vec<RecordScore>, ModelError> {
+    let no_features: Vec<f64> = Vec::new();
+    let no_sequence: Vec<Vec<f64>> = Vec::new();
+    match model {
+        ServedChurnModel::Mlp(m) => rows
+            .iter()
+            .map(|r| {
+                Ok(RecordScore {
+                    record_id: r.account_id.clone(),
+                    score: m.predict(r.features.as_deref().unwrap_or(&no_features))?,
+                    band: None,
+                    factors: Vec::new(),
+                    top_factors: Vec::new(),
+                    next_best_action: None,
+                })
+            })
+            .collect(),
+        ServedChurnModel::Sequence(m) => {
+            let inputs: Vec<CustomerInput<'_>> = rows
+                .iter()
+                .map(|r| CustomerInput {
+                    features: r.features.as_deref().unwrap_or(&no_features),
+                    sequence: r.sequence.as_deref().unwrap_or(&no_sequence),
+                    category: r.attributes.get(&m.category_attribute).map(String::as_str),
+                })
+                .collect();
+            let explained = m.explain_batch(&inputs, scoring_threads())?;
+            Ok(rows
+                .iter()
+                .zip(explained)
+                .map(|(r, e)| RecordScore {
+                    record_id: r.account_id.clone(),
+                    score: e.score,
+                    band: Some(e.band),
+                    top_factors: e.factors.clone(),
+                    factors: e.factors,
+                    next_best_action: Some(e.next_best_action),
+                })
+                .collect())
+        }
+    }
 }
 
 /// Readiness: a model is loaded (the request path never waits for one).

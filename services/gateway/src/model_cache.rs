@@ -11,13 +11,13 @@ use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
 use sextant_contracts::api::ModelMetadata;
-use sextant_models::ChurnArtifact;
+use sextant_models::churn_serving::ServedChurnModel;
 use sextant_service_kit::http::{UpstreamError, read_json};
 use tokio::sync::Notify;
 
 #[derive(Debug)]
 struct Loaded {
-    artifact: Arc<ChurnArtifact>,
+    artifact: Arc<ServedChurnModel>,
 }
 
 /// Why no model is available.
@@ -69,7 +69,7 @@ impl ModelCache {
 
     /// The model to score with. Never waits on the trainer: without a model loaded it answers at
     /// once (and wakes the refresher).
-    pub fn get(&self) -> Result<Arc<ChurnArtifact>, ModelUnavailable> {
+    pub fn get(&self) -> Result<Arc<ServedChurnModel>, ModelUnavailable> {
         if let Some(loaded) = self.current.load_full() {
             return Ok(loaded.artifact.clone());
         }
@@ -123,7 +123,7 @@ impl ModelCache {
         }
     }
 
-    async fn refresh_now(&self) -> Result<Arc<ChurnArtifact>, ModelUnavailable> {
+    async fn refresh_now(&self) -> Result<Arc<ServedChurnModel>, ModelUnavailable> {
         let upstream = |e: UpstreamError| match e.status() {
             Some(404) => ModelUnavailable::NoModel,
             _ => ModelUnavailable::Upstream(e.to_string()),
@@ -138,7 +138,7 @@ impl ModelCache {
         let meta: ModelMetadata = read_json(resp).await.map_err(upstream)?;
         let cached = self.current.load_full();
         let artifact = match cached {
-            Some(c) if c.artifact.version == meta.version => c.artifact.clone(),
+            Some(c) if *c.artifact.version() == meta.version => c.artifact.clone(),
             _ => {
                 let resp = self
                     .http
@@ -149,11 +149,11 @@ impl ModelCache {
                     .send()
                     .await
                     .map_err(transport)?;
-                let artifact: ChurnArtifact = read_json(resp).await.map_err(upstream)?;
+                let artifact: ServedChurnModel = read_json(resp).await.map_err(upstream)?;
                 artifact.validate().map_err(|e| {
                     ModelUnavailable::Upstream(format!("artefact {}: {e}", meta.version))
                 })?;
-                tracing::info!(version = %artifact.version, "Loaded model.");
+                tracing::info!(version = %artifact.version(), sequences = artifact.needs_sequences(), "Loaded model.");
                 Arc::new(artifact)
             }
         };

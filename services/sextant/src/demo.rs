@@ -1,9 +1,10 @@
 //! `sextant demo`: the whole loop on a laptop.
 //!
 //! Starts the suite against the org simulator (loaded with real UCI Online Retail customers),
-//! syncs the org through the connector, trains a churn model (features as of 2011-09-09, churn =
-//! no order in the next 90 days), scores every account through the gateway with a JWT, and
-//! reports.
+//! syncs the org through the connector, trains the sequence churn model (stacked cut-offs up to
+//! 90 days before 2011-09-09, evaluated out of time on 2011-09-09; churn = no order in the next
+//! 90 days), scores every account through the gateway with a JWT — score, risk band, top factors,
+//! next best action — and reports.
 
 use std::io::Write;
 use std::time::Duration;
@@ -12,8 +13,8 @@ use anyhow::{Context, bail};
 use chrono::NaiveDate;
 use serde::Serialize;
 use sextant_contracts::api::{
-    AccountPage, JobState, ModelMetadata, ModelMetrics, RecordScore, ScoreRequest, ScoreResponse,
-    SyncReport, TrainJob, TrainJobRequest,
+    AccountPage, BandThreshold, JobState, ModelMetadata, ModelMetrics, PromotionDecision,
+    RecordScore, ScoreRequest, ScoreResponse, SyncReport, TrainJob, TrainJobRequest,
 };
 use sextant_service_kit::http::read_json;
 
@@ -34,7 +35,7 @@ impl Default for DemoOptions {
         Self {
             cutoff: NaiveDate::from_ymd_opt(2011, 9, 9).unwrap_or_default(),
             horizon_days: 90,
-            epochs: 100,
+            epochs: 30,
             progress: true,
         }
     }
@@ -46,7 +47,11 @@ pub struct DemoReport {
     pub accounts_synced: u64,
     pub sync: SyncReport,
     pub model_version: String,
+    /// Whether the trained version became current, and why (the promotion gate).
+    pub promotion: Option<PromotionDecision>,
     pub metrics: ModelMetrics,
+    /// The model's risk bands, highest threshold first.
+    pub bands: Vec<BandThreshold>,
     pub scores: Vec<RecordScore>,
     pub urls: Urls,
     /// Plots of the model: files in the registry, then the trainer's URLs for them.
@@ -96,6 +101,8 @@ pub async fn run(suite: &Suite, options: &DemoOptions) -> anyhow::Result<DemoRep
         horizon_days: options.horizon_days,
         epochs: Some(options.epochs),
         seed: Some(42),
+        cutoff_step_days: None,
+        cutoff_span_days: None,
     };
     let mut job: TrainJob = read_json(
         http.post(format!("{}/v1/jobs", urls.trainer))
@@ -114,7 +121,7 @@ pub async fn run(suite: &Suite, options: &DemoOptions) -> anyhow::Result<DemoRep
                 .await?,
         )
         .await?;
-        if job.epochs_done >= last_report + 50
+        if job.epochs_done >= last_report + 5
             || (job.epochs_done == job.epochs_total && job.epochs_done > last_report)
         {
             last_report = job.epochs_done;
@@ -132,6 +139,30 @@ pub async fn run(suite: &Suite, options: &DemoOptions) -> anyhow::Result<DemoRep
     if job.state == JobState::Failed {
         bail!("training failed: {}", job.error.unwrap_or_default());
     }
+    let trained: ModelMetadata = read_json(
+        http.get(format!(
+            "{}/v1/models/{}",
+            urls.trainer,
+            job.model_version
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default()
+        ))
+        .send()
+        .await?,
+    )
+    .await?;
+    if let Some(p) = &trained.promotion {
+        say(
+            options.progress,
+            &format!(
+                "  {} {}: {}",
+                trained.version,
+                if p.promoted { "promoted" } else { "kept as a candidate" },
+                p.reason
+            ),
+        );
+    }
     let meta: ModelMetadata = read_json(
         http.get(format!("{}/v1/models/current", urls.trainer))
             .send()
@@ -148,6 +179,7 @@ pub async fn run(suite: &Suite, options: &DemoOptions) -> anyhow::Result<DemoRep
         .await?;
     let token = suite.gateway_token(600)?;
     let mut scores = Vec::new();
+    let mut bands = Vec::new();
     let mut after: Option<String> = None;
     loop {
         let mut url = format!("{}/v1/accounts?limit=200", urls.feature_store);
@@ -171,6 +203,7 @@ pub async fn run(suite: &Suite, options: &DemoOptions) -> anyhow::Result<DemoRep
         .await
         .context("scoring")?;
         scores.extend(resp.scores);
+        bands = resp.bands;
         match page.next_after {
             Some(n) => after = Some(n.to_string()),
             None => break,
@@ -195,7 +228,9 @@ pub async fn run(suite: &Suite, options: &DemoOptions) -> anyhow::Result<DemoRep
         accounts_synced,
         sync,
         model_version: meta.version.to_string(),
+        promotion: trained.promotion,
         metrics: meta.metrics,
+        bands,
         scores,
         urls: urls.clone(),
         plots,
@@ -211,9 +246,20 @@ pub fn summary(report: &DemoReport) -> String {
         report.accounts_synced
     ));
     out.push_str(&format!(
-        "Model {}: held-out ROC-AUC {:.3}, accuracy {:.3} (base rate {:.1}% churn), log-loss {:.3}; {} train / {} test accounts\n",
+        "Model {}: out-of-time ROC-AUC {:.3}, accuracy {:.3} (base rate {:.1}% churn), log-loss {:.3}; {} training rows / {} test accounts\n",
         report.model_version, m.auc, m.accuracy, m.base_rate * 100.0, m.log_loss, m.n_train, m.n_test
     ));
+    if let Some(p) = &report.promotion {
+        out.push_str(&format!("Promotion gate: {}\n", p.reason));
+    }
+    if !report.bands.is_empty() {
+        let bands: Vec<String> = report
+            .bands
+            .iter()
+            .map(|b| format!("{} ≥ {:.3}", b.name.as_str(), b.min_score))
+            .collect();
+        out.push_str(&format!("Risk bands: {}\n", bands.join(", ")));
+    }
     out.push_str(&format!(
         "Scored {} accounts. Highest churn risk:\n",
         report.scores.len()
@@ -222,11 +268,22 @@ pub fn summary(report: &DemoReport) -> String {
     top.sort_by(|a, b| b.score.total_cmp(&a.score));
     for s in top.iter().take(10) {
         out.push_str(&format!(
-            "  {}  {:>5.1}%  {}\n",
+            "  {}  {:>5.1}%  {:<6} {}\n",
             s.record_id,
             s.score * 100.0,
+            s.band.map_or("", |b| b.as_str()),
             bar(s.score)
         ));
+        for f in &s.factors {
+            let arrow = match f.direction {
+                sextant_contracts::api::FactorDirection::RaisesRisk => "▲",
+                sextant_contracts::api::FactorDirection::LowersRisk => "▼",
+            };
+            out.push_str(&format!("      {arrow} {}\n", f.text));
+        }
+        if let Some(a) = &s.next_best_action {
+            out.push_str(&format!("      → {}\n", a.action));
+        }
     }
     out.push_str("Plots (ROC curve, learning curve):\n");
     for p in report.plots.iter().take(2) {

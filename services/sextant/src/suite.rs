@@ -147,6 +147,8 @@ impl Suite {
         gw_settings.port = 0;
         gw_settings.feature_store_url = feature_store.clone();
         gw_settings.trainer_url = trainer.clone();
+        // On one machine asking the trainer is cheap: a promotion or rollback shows within seconds.
+        gw_settings.model_refresh_secs = 2;
         let gw_app = sextant_gateway::Application::build(&gw_settings).await?;
         let gateway = format!("http://127.0.0.1:{}", gw_app.port());
         keep!(gw_app);

@@ -2,14 +2,15 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, get, post, web};
-use sextant_contracts::api::{Health, ModelMetadata, TrainJob, TrainJobRequest};
+use sextant_contracts::api::{Health, ModelMetadata, PromotionDecision, TrainJob, TrainJobRequest};
 use sextant_contracts::{ErrorBody, ErrorCode, ModelVersion};
-use sextant_models::ChurnArtifact;
+use sextant_models::churn_serving::ServedChurnModel;
 use sextant_service_kit::ApiError;
 use utoipa::OpenApi;
 
 use crate::AppState;
-use crate::training::TrainConfig;
+use crate::churn_job::ChurnJobConfig;
+use crate::registry::RegistryError;
 
 /// The OpenAPI description.
 #[derive(OpenApi)]
@@ -26,6 +27,7 @@ use crate::training::TrainConfig;
         get_model,
         get_artifact,
         get_plot,
+        promote_model,
         healthz,
         readyz
     )
@@ -46,12 +48,16 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(get_model)
         .service(get_artifact)
         .service(get_plot)
+        .service(promote_model)
         .service(healthz)
         .service(readyz);
 }
 
-fn registry_error(e: crate::registry::RegistryError) -> ApiError {
-    ApiError::internal("registry", e)
+fn registry_error(e: RegistryError) -> ApiError {
+    match e {
+        RegistryError::UnknownVersion(v) => ApiError::not_found(format!("no model {v}")),
+        other => ApiError::internal("registry", other),
+    }
 }
 
 fn parse_version(raw: &str) -> Result<ModelVersion, ApiError> {
@@ -60,6 +66,10 @@ fn parse_version(raw: &str) -> Result<ModelVersion, ApiError> {
 }
 
 /// Starts a churn training job; poll it with `GET /v1/jobs/{id}`.
+///
+/// The job trains the sequence model on cut-offs before `cutoff − horizon_days` and evaluates it
+/// out of time at `cutoff`; the new version becomes current only when its ROC-AUC there is at
+/// least the current model's on the same accounts (see the version's `promotion`).
 #[utoipa::path(
     request_body = TrainJobRequest,
     responses(
@@ -86,13 +96,37 @@ async fn start_job(
             "horizon_days must be between 1 and 3650",
         ));
     }
-    let config = TrainConfig {
-        epochs,
-        seed: req.seed.unwrap_or(42),
-        ..TrainConfig::default()
+    let defaults = ChurnJobConfig::default();
+    let step = req.cutoff_step_days.unwrap_or(defaults.cutoff_step_days);
+    let span = req.cutoff_span_days.unwrap_or(defaults.cutoff_span_days);
+    if !(7..=365).contains(&step) {
+        return Err(ApiError::bad_request(
+            ErrorCode::InvalidParameter,
+            "cutoff_step_days must be between 7 and 365",
+        ));
+    }
+    if span > 1460 || span / step + 2 > 104 {
+        return Err(ApiError::bad_request(
+            ErrorCode::InvalidParameter,
+            "cutoff_span_days must be at most 1460 and give at most 103 training cut-offs",
+        ));
+    }
+    let config = ChurnJobConfig {
+        max_epochs: epochs,
+        cutoff_step_days: step,
+        cutoff_span_days: span,
+        net: sequence_net(defaults.net, req.seed.unwrap_or(42)),
+        ..defaults
     };
     let job = state.jobs.start(req, config);
     Ok(HttpResponse::Accepted().json(job))
+}
+
+fn sequence_net(
+    net: crate::sequence_model::SequenceTrainConfig,
+    seed: u64,
+) -> crate::sequence_model::SequenceTrainConfig {
+    crate::sequence_model::SequenceTrainConfig { seed, ..net }
 }
 
 /// A job's state and progress.
@@ -177,13 +211,13 @@ async fn get_model(
 /// One model's artefact: the input transform and weights, scored by the gateway.
 #[utoipa::path(
     params(("version" = String, Path, description = "Model version, e.g. churn-v3")),
-    responses((status = 200, description = "Artefact", body = ChurnArtifact), (status = 400, description = "Malformed version", body = ErrorBody), (status = 404, description = "Unknown version", body = ErrorBody))
+    responses((status = 200, description = "Artefact: the sequence model (kind sequence_gru) with its bands and typical values, or a churn MLP stored before it", body = ServedChurnModel), (status = 400, description = "Malformed version", body = ErrorBody), (status = 404, description = "Unknown version", body = ErrorBody))
 )]
 #[get("/v1/models/{version}/artifact")]
 async fn get_artifact(
     state: web::Data<AppState>,
     version: web::Path<String>,
-) -> Result<web::Json<ChurnArtifact>, ApiError> {
+) -> Result<web::Json<ServedChurnModel>, ApiError> {
     let v = parse_version(&version)?;
     state
         .registry
@@ -214,6 +248,46 @@ async fn get_plot(
         .map_err(registry_error)?
         .ok_or_else(|| ApiError::not_found(format!("no model {v}")))?;
     Ok(HttpResponse::Ok().content_type("image/svg+xml").body(svg))
+}
+
+/// Makes a version current: a manual promotion of a candidate, or a rollback to an earlier
+/// version. The version it replaces is retired; the gateway picks the change up on its next
+/// refresh. Promoting the current version only records the call.
+#[utoipa::path(
+    params(("version" = String, Path, description = "Model version, e.g. churn-v3")),
+    responses(
+        (status = 200, description = "The version, now current, with the decision recorded", body = ModelMetadata),
+        (status = 400, description = "Malformed version (invalid_parameter)", body = ErrorBody),
+        (status = 404, description = "Unknown version (not_found)", body = ErrorBody),
+    )
+)]
+#[post("/v1/models/{version}/promote")]
+async fn promote_model(
+    state: web::Data<AppState>,
+    version: web::Path<String>,
+) -> Result<web::Json<ModelMetadata>, ApiError> {
+    let v = parse_version(&version)?;
+    let registry = state.registry.clone();
+    let previous = registry.current().map_err(registry_error)?;
+    let decision = PromotionDecision {
+        promoted: true,
+        by: "manual".to_owned(),
+        reason: match &previous {
+            Some(p) if *p == v => format!("{v} is already current"),
+            Some(p) => format!("promoted by POST /v1/models/{v}/promote, replacing {p}"),
+            None => format!("promoted by POST /v1/models/{v}/promote"),
+        },
+        compared_with: previous,
+        candidate_auc: None,
+        current_auc: None,
+        decided_at: state.clock.now(),
+    };
+    let meta = web::block(move || registry.promote(&v, decision))
+        .await
+        .map_err(|e| ApiError::internal("promotion task", e))?
+        .map_err(registry_error)?;
+    tracing::info!(version = %meta.version, "Model promoted by request.");
+    Ok(web::Json(meta))
 }
 
 /// Liveness.

@@ -9,8 +9,8 @@ use sextant_contracts::api::{
 };
 use sextant_contracts::time::SharedClock;
 
+use crate::churn_job::{self, ChurnJobConfig};
 use crate::registry::Registry;
-use crate::training::{TrainConfig, train};
 
 /// The backend training runs on: Burn's pure-Rust CPU backend, or CUDA with `--features cuda`.
 #[cfg(not(feature = "cuda"))]
@@ -66,12 +66,12 @@ impl Jobs {
     }
 
     /// Queues a job and starts it in the background.
-    pub fn start(&self, req: TrainJobRequest, config: TrainConfig) -> TrainJob {
+    pub fn start(&self, req: TrainJobRequest, config: ChurnJobConfig) -> TrainJob {
         let job = TrainJob {
             id: uuid::Uuid::new_v4().to_string(),
             state: JobState::Queued,
             epochs_done: 0,
-            epochs_total: config.epochs,
+            epochs_total: config.max_epochs,
             loss: None,
             model_version: None,
             error: None,
@@ -103,30 +103,48 @@ impl Jobs {
         job
     }
 
+    /// Fetches the stacked training set with sequences, trains the sequence model, stores it as
+    /// a candidate and runs the promotion gate against the model current when the job started.
     async fn run(
         &self,
         id: &str,
         req: TrainJobRequest,
-        config: TrainConfig,
+        config: ChurnJobConfig,
     ) -> Result<ModelMetadata, String> {
-        let set = fetch_training_set(
+        let current_version = self.registry.current().map_err(|e| e.to_string())?;
+        let current = match &current_version {
+            Some(v) => self.registry.artifact(v).map_err(|e| e.to_string())?,
+            None => None,
+        };
+        let cutoffs = churn_job::cutoffs(
+            req.cutoff,
+            req.horizon_days,
+            config.cutoff_step_days,
+            config.cutoff_span_days,
+        );
+        let set = churn_job::fetch(
             &self.http,
             &self.feature_store_url,
             &TrainingSetRequest {
-                cutoffs: vec![req.cutoff],
+                cutoffs,
                 examples: Vec::new(),
                 horizon_days: req.horizon_days,
-                include_sequences: false,
+                include_sequences: true,
                 org_id: None,
             },
+            config.weeks,
+            current.as_ref(),
         )
-        .await?;
+        .await
+        .map_err(|e| e.to_string())?;
+        drop(current);
+        let (_, n_test) = set.sizes();
         let version = self.registry.next_version().map_err(|e| e.to_string())?;
         let progress_jobs = self.clone();
         let progress_id = id.to_owned();
         let trained = tokio::task::spawn_blocking(move || {
             let device = Default::default();
-            train::<TrainBackend>(&set, &config, version, &device, |epoch, loss| {
+            churn_job::train::<TrainBackend>(set, &config, version, &device, |epoch, loss| {
                 progress_jobs.update(&progress_id, |j| {
                     j.epochs_done = epoch;
                     j.loss = Some(loss);
@@ -136,17 +154,36 @@ impl Jobs {
         .await
         .map_err(|e| format!("training task: {e}"))?
         .map_err(|e| e.to_string())?;
+        let artifact = &trained.publication.artifact;
         let metadata = ModelMetadata {
-            version: trained.artifact.version.clone(),
+            version: artifact.version().clone(),
             created_at: self.clock.now(),
-            feature_names: trained.artifact.feature_names.clone(),
+            feature_names: artifact.feature_names().to_vec(),
             metrics: trained.metrics.clone(),
             config: trained.config.clone(),
+            status: None,
+            promotion: None,
         };
         self.registry
-            .publish(&trained, &metadata)
+            .publish(&trained.publication, &metadata)
             .map_err(|e| e.to_string())?;
-        Ok(metadata)
+        let decision = churn_job::gate(
+            trained.metrics.auc,
+            current_version.as_ref(),
+            &trained.current_auc,
+            &format!(
+                "out-of-time evaluation at {}, {n_test} accounts",
+                req.cutoff
+            ),
+            self.clock.now(),
+        );
+        tracing::info!(version = %metadata.version, promoted = decision.promoted, reason = %decision.reason, "Promotion gate.");
+        if decision.promoted {
+            self.registry.promote(&metadata.version, decision)
+        } else {
+            self.registry.keep_candidate(&metadata.version, decision)
+        }
+        .map_err(|e| e.to_string())
     }
 }
 

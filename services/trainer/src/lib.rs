@@ -1,13 +1,17 @@
 //! The trainer: trains churn models with Burn and keeps them in a versioned registry.
 //!
-//! A job fetches a point-in-time training set from the feature store over HTTP, trains a small
-//! network with Burn (CPU by default, CUDA with the `cuda` feature), evaluates it on a held-out
-//! fifth of the accounts, and publishes the artefact, its metrics and config, and its plots
-//! (ROC curve, learning curve) as a new version. The gateway fetches artefacts from here.
+//! A job fetches a point-in-time training set with weekly sequences at stacked cut-offs from the
+//! feature store over HTTP, trains the sequence (GRU) churn model with Burn (CPU by default, CUDA
+//! with the `cuda` feature) on the earlier cut-offs, evaluates it out of time on the latest, and
+//! stores the artefact, its metrics and config, and its plots (ROC curve, learning curve) as a
+//! new version; a promotion gate makes it current only when it is at least as good as the
+//! current model on the same evaluation. The gateway fetches artefacts from here.
 //!
 //! # Layout
 //! - [`model`]: the Burn module.
-//! - [`training`]: one training run (split, normalise, fit, evaluate, export).
+//! - [`churn_job`]: the churn job: stacked cut-offs with sequences, the sequence model trained on
+//!   the earlier ones and evaluated out of time on the latest, the serving wrapper, the gate.
+//! - [`training`]: the earlier MLP run on aggregates (split, normalise, fit, evaluate, export).
 //! - [`registry`]: versioned artefacts on disk.
 //! - [`sentiment`]: the sentiment network of support text (Burn) and its export.
 //! - [`jobs`]: background jobs with progress.
@@ -17,6 +21,7 @@
 //! - [`api`]: HTTP handlers and the OpenAPI description.
 
 pub mod api;
+pub mod churn_job;
 pub mod evaluate;
 pub mod jobs;
 pub mod model;
@@ -100,6 +105,7 @@ pub struct AppState {
     pub registry: registry::Registry,
     pub jobs: jobs::Jobs,
     pub default_epochs: u32,
+    pub clock: SharedClock,
 }
 
 /// Builds the service: checks its settings, opens what it needs, binds the port.
@@ -111,11 +117,17 @@ impl Application {
     pub async fn build(settings: &Settings, clock: SharedClock) -> Result<Service, StartError> {
         let registry = registry::Registry::open(&settings.registry_dir, "churn")?;
         let http = sextant_service_kit::http::client(Duration::from_secs(120));
-        let jobs = jobs::Jobs::new(http, &settings.feature_store_url, registry.clone(), clock);
+        let jobs = jobs::Jobs::new(
+            http,
+            &settings.feature_store_url,
+            registry.clone(),
+            clock.clone(),
+        );
         let state = web::Data::new(AppState {
             registry,
             jobs,
             default_epochs: settings.default_epochs,
+            clock,
         });
         let service = Service::start(
             "trainer",
