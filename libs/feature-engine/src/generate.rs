@@ -4,8 +4,8 @@
 //! point-in-time rule exercised, which no public data set does. Given a seed the output is the
 //! same on every machine. What it contains, so that every rule of the feature definitions is hit:
 //!
-//! - accounts created over three and a half years (some after any sensible cut-off), a few edited
-//!   later and a few deleted (tombstones);
+//! - accounts created over three and a half years (some after any sensible cut-off), a few known
+//!   long after their creation, a few edited later and a few deleted (tombstones);
 //! - products with families, some without (their category is derived from the name as the
 //!   feature store does at ingest), a few re-classified or deleted later;
 //! - orders with mixed statuses (`Activated` in three spellings, `Draft`, `Cancelled`), some known
@@ -396,7 +396,7 @@ pub fn generate(out: &Path, lines: u64, seed: u64) -> Result<Generated, Generate
     if lines == 0 {
         return Err(GenerateError::Invalid("--lines must be at least 1".into()));
     }
-    let mut rng = Rng(seed ^ 0x5345_5854_414E_54);
+    let mut rng = Rng(seed ^ 0x0053_4558_5441_4E54);
     let mut w = Writers::new(out)?;
     let (start, end) = (i64::from(start_day()), i64::from(end_day()));
     let n_accounts = (lines / 100).max(20);
@@ -408,7 +408,14 @@ pub fn generate(out: &Path, lines: u64, seed: u64) -> Result<Generated, Generate
         let id = account_id(i);
         let c = rng.range(start - 365, end - 30);
         created.push(c);
-        let known = c * DAY_US + rng.range(0, DAY_US);
+        // A few accounts reach the store long after they were created (a late first sync): as of
+        // a cut-off between the two, the earliest version stands in for them.
+        let late = if rng.chance(0.05) {
+            rng.range(30, 900) * DAY_US
+        } else {
+            0
+        };
+        let known = c * DAY_US + rng.range(0, DAY_US) + late;
         let name = format!("Customer {i}");
         let country = COUNTRIES[rng.range(0, COUNTRIES.len() as i64) as usize];
         let c32 = i32::try_from(c).unwrap_or(0);

@@ -710,6 +710,25 @@ fn cli_refuses_bad_input_with_a_message() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("purchase statuses"));
 
+    // No scheduler listening: an error, not a hang or a panic.
+    let closed = free_port().to_string();
+    let out = Command::new(bin)
+        .args([
+            "compute",
+            "--data",
+            data().to_str().expect("utf-8"),
+            "--cutoff",
+            "2024-01-01",
+            "--scheduler",
+            &format!("127.0.0.1:{closed}"),
+            "--out",
+            data().join("z.parquet").to_str().expect("utf-8"),
+        ])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("query failed"));
+
     let out = Command::new(bin)
         .args(["generate", "--lines", "0", "--out", "unused"])
         .output()
