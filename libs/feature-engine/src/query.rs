@@ -25,7 +25,15 @@
 //!
 //! Why one query and only built-in functions: DataFusion plans it as a whole (hash aggregates and
 //! hash joins, streaming and spilling), and Ballista can ship every part of it to its stock
-//! executors, which know no user-defined functions. Inter-purchase-time variance is computed from
+//! executors, which know no user-defined functions.
+//!
+//! Why this shape: DataFusion inlines a CTE at every reference, so a relation used twice is
+//! computed twice. The query is therefore one chain in which every table is read once (twice for
+//! "the latest version": a `MAX(known_us)` per id joined back): order lines are aggregated per
+//! order and per (account, category) in one `GROUPING SETS` pass; orders, cases and engagement
+//! events are unioned into one relation that one more `GROUPING SETS` pass reduces per
+//! (account, day, category) and per (account, week); a window adds the gaps between purchase days;
+//! a last aggregate per account gives everything else. Inter-purchase-time variance comes from
 //! integer sums (Σg, Σg², n), exactly, instead of a second pass over the gaps.
 
 use chrono::NaiveDate;
@@ -161,98 +169,102 @@ impl FeatureQuery {
              live AS ({live} AND f.event_day < {d} AND lower(f.status) IN ({statuses}) \
                AND f.account_id IN (SELECT id FROM alive)), \
              cur AS ({cur}), \
-             ll AS (SELECT live.id AS order_id, live.account_id, cur.product_id, cur.quantity, cur.unit_price \
-               FROM cur JOIN live ON cur.order_id = live.id), \
-             la AS (SELECT order_id, \
-                 SUM(CASE WHEN quantity > 0 THEN quantity * unit_price ELSE 0.0 END) AS amount, \
-                 SUM(CASE WHEN quantity > 0 THEN quantity ELSE 0.0 END) AS items, \
-                 SUM(CASE WHEN quantity < 0 THEN -quantity * unit_price ELSE 0.0 END) AS returned \
-               FROM ll GROUP BY order_id), \
-             of AS (SELECT live.account_id, CAST(live.event_day AS BIGINT) AS day, \
-                 COALESCE(la.amount, 0.0) AS amount, COALESCE(la.items, 0.0) AS items, \
-                 COALESCE(la.returned, 0.0) AS returned \
-               FROM live LEFT JOIN la ON la.order_id = live.id), \
              pl AS (SELECT id, MAX(known_us) AS k FROM fs_product WHERE org_id = {o} GROUP BY id), \
              pc AS (SELECT f.id, f.category FROM fs_product f JOIN pl ON f.id = pl.id AND f.known_us = pl.k \
                WHERE f.org_id = {o} AND f.category IS NOT NULL), \
-             cat AS (SELECT ll.account_id, pc.category, SUM(ll.quantity * ll.unit_price) AS spend \
-               FROM ll JOIN pc ON pc.id = ll.product_id WHERE ll.quantity > 0 \
-               GROUP BY ll.account_id, pc.category), \
-             cs AS (SELECT account_id, SUM(CASE WHEN spend > 0 THEN 1 ELSE 0 END) AS n_cat, \
-                 MAX(spend) AS top_spend, SUM(spend) AS cat_total FROM cat GROUP BY account_id), \
-             agg AS (SELECT account_id, MIN(day) AS first_day, MAX(day) AS last_day, \
-                 COUNT(*) AS n, SUM(amount) AS total, SUM(items) AS items, \
-                 SUM(CASE WHEN {d} - day <= 30 THEN 1 ELSE 0 END) AS o30, \
-                 SUM(CASE WHEN {d} - day <= 90 THEN 1 ELSE 0 END) AS o90, \
-                 SUM(CASE WHEN {d} - day <= 365 THEN 1 ELSE 0 END) AS o365, \
+             ll AS (SELECT live.id AS order_id, live.account_id, CAST(live.event_day AS BIGINT) AS day, \
+                 pc.category, cur.quantity AS q, cur.unit_price AS p \
+               FROM live LEFT JOIN cur ON cur.order_id = live.id \
+               LEFT JOIN pc ON pc.id = cur.product_id), \
+             g AS (SELECT order_id, account_id, day, category, \
+                 SUM(CASE WHEN q > 0 THEN q * p ELSE 0.0 END) AS amount, \
+                 SUM(CASE WHEN q > 0 THEN q ELSE 0.0 END) AS items, \
+                 SUM(CASE WHEN q < 0 THEN -q * p ELSE 0.0 END) AS returned \
+               FROM ll GROUP BY GROUPING SETS ((order_id, account_id, day), (account_id, category))), \
+             cv AS ({cases} AND f.event_day < {d} AND f.account_id IS NOT NULL), \
+             ev AS ({events} AND f.event_day < {d} AND f.account_id IS NOT NULL), \
+             base AS (\
+               SELECT account_id, day, category, \
+                 CASE WHEN order_id IS NOT NULL THEN 1 ELSE 0 END AS n_orders, \
+                 CASE WHEN order_id IS NOT NULL THEN amount ELSE 0.0 END AS amount, \
+                 CASE WHEN order_id IS NOT NULL THEN items ELSE 0.0 END AS items, \
+                 CASE WHEN order_id IS NOT NULL THEN returned ELSE 0.0 END AS returned, \
+                 0 AS n_cases, 0 AS n_neg, 0 AS n_eng, \
+                 CASE WHEN order_id IS NULL THEN amount ELSE 0.0 END AS spend \
+               FROM g WHERE order_id IS NOT NULL OR category IS NOT NULL \
+               UNION ALL SELECT account_id, day, CAST(NULL AS VARCHAR) AS category, 0, 0.0, 0.0, 0.0, \
+                 1, CASE WHEN neg THEN 1 ELSE 0 END, 0, 0.0 FROM cv \
+               UNION ALL SELECT account_id, day, CAST(NULL AS VARCHAR) AS category, 0, 0.0, 0.0, 0.0, \
+                 0, 0, 1, 0.0 FROM ev WHERE {d} - day <= 90), \
+             wb AS (SELECT *, CASE WHEN day IS NOT NULL AND {d} - day <= {seq_days} \
+                   AND (n_orders > 0 OR n_cases > 0) THEN ({d} - day - 1) / 7 END AS wk FROM base), \
+             s2 AS (SELECT account_id, day, category, wk, \
+                 SUM(n_orders) AS n_orders, SUM(amount) AS amount, SUM(items) AS items, \
+                 SUM(returned) AS returned, SUM(n_cases) AS n_cases, SUM(n_neg) AS n_neg, \
+                 SUM(n_eng) AS n_eng, SUM(spend) AS spend \
+               FROM wb GROUP BY GROUPING SETS ((account_id, day, category), (account_id, wk))), \
+             s3 AS (SELECT *, day IS NOT NULL AND n_orders > 0 AS pday, \
+                 CASE WHEN day IS NOT NULL AND n_orders > 0 THEN day - LAG(day) OVER \
+                   (PARTITION BY account_id, day IS NOT NULL AND n_orders > 0 ORDER BY day) END AS gap \
+               FROM s2), \
+             agg AS (SELECT account_id, \
+                 MIN(day) FILTER (WHERE pday) AS first_day, MAX(day) FILTER (WHERE pday) AS last_day, \
+                 SUM(n_orders) FILTER (WHERE day IS NOT NULL) AS n, \
+                 SUM(amount) FILTER (WHERE day IS NOT NULL) AS total, \
+                 SUM(items) FILTER (WHERE day IS NOT NULL) AS items, \
+                 SUM(CASE WHEN {d} - day <= 30 THEN n_orders ELSE 0 END) AS o30, \
+                 SUM(CASE WHEN {d} - day <= 90 THEN n_orders ELSE 0 END) AS o90, \
+                 SUM(CASE WHEN {d} - day <= 365 THEN n_orders ELSE 0 END) AS o365, \
                  SUM(CASE WHEN {d} - day <= 30 THEN amount ELSE 0.0 END) AS s30, \
                  SUM(CASE WHEN {d} - day <= 90 THEN amount ELSE 0.0 END) AS s90, \
                  SUM(CASE WHEN {d} - day <= 365 THEN amount ELSE 0.0 END) AS s365, \
                  SUM(CASE WHEN {d} - day <= 365 THEN returned ELSE 0.0 END) AS r365, \
                  SUM(CASE WHEN {d} - day <= {span} THEN amount ELSE 0.0 END) AS rs, \
                  SUM(CASE WHEN {d} - day > {span} AND {d} - day <= {span2} THEN amount ELSE 0.0 END) AS ps, \
-                 SUM(CASE WHEN {d} - day <= {span} THEN 1 ELSE 0 END) AS ro, \
-                 SUM(CASE WHEN {d} - day > {span} AND {d} - day <= {span2} THEN 1 ELSE 0 END) AS po \
-               FROM of GROUP BY account_id), \
-             dd AS (SELECT DISTINCT account_id, day FROM of), \
-             gaps AS (SELECT account_id, \
-                 day - LAG(day) OVER (PARTITION BY account_id ORDER BY day) AS gap FROM dd), \
-             ipt AS (SELECT account_id, COUNT(gap) AS ng, SUM(gap) AS sg, SUM(gap * gap) AS sg2 \
-               FROM gaps GROUP BY account_id), \
-             cv AS ({cases} AND f.event_day < {d} AND f.account_id IS NOT NULL), \
-             ca AS (SELECT account_id, \
-                 SUM(CASE WHEN {d} - day <= 90 THEN 1 ELSE 0 END) AS c90, \
-                 SUM(CASE WHEN {d} - day <= 365 THEN 1 ELSE 0 END) AS c365, \
-                 SUM(CASE WHEN {d} - day <= 365 AND neg THEN 1 ELSE 0 END) AS n365 \
-               FROM cv GROUP BY account_id), \
-             ev AS ({events} AND f.event_day < {d} AND {d} - f.event_day <= 90 \
-               AND f.account_id IS NOT NULL), \
-             ea AS (SELECT account_id, COUNT(*) AS e90 FROM ev GROUP BY account_id), \
-             wk AS (SELECT account_id, ({d} - day - 1) / 7 AS week, 1.0 AS orders, amount AS spend, \
-                   items, 0.0 AS cases FROM of WHERE {d} - day <= {seq_days} \
-               UNION ALL \
-               SELECT account_id, ({d} - day - 1) / 7 AS week, 0.0 AS orders, 0.0 AS spend, \
-                   0.0 AS items, 1.0 AS cases FROM cv WHERE {d} - day <= {seq_days}), \
-             ws AS (SELECT account_id, week, SUM(orders) AS orders, SUM(spend) AS spend, \
-                 SUM(items) AS items, SUM(cases) AS cases FROM wk GROUP BY account_id, week), \
-             seq AS (SELECT account_id, array_agg(named_struct('week', CAST(week AS INT), \
-                 'orders', orders, 'spend', spend, 'items', items, 'cases', cases) ORDER BY week) \
-                 AS {seq_col} FROM ws GROUP BY account_id) \
-             SELECT agg.account_id AS account_id, \
-               CAST({d} - agg.last_day AS DOUBLE) AS {n0}, \
-               CAST({d} - agg.first_day AS DOUBLE) AS {n1}, \
-               CAST(agg.n AS DOUBLE) AS {n2}, \
-               agg.total AS {n3}, \
-               agg.total / CAST(agg.n AS DOUBLE) AS {n4}, \
-               CAST(agg.o30 AS DOUBLE) AS {n5}, \
-               CAST(agg.o90 AS DOUBLE) AS {n6}, \
-               CAST(agg.o365 AS DOUBLE) AS {n7}, \
-               agg.s30 AS {n8}, agg.s90 AS {n9}, agg.s365 AS {n10}, \
-               CASE WHEN ipt.ng > 0 THEN CAST(ipt.sg AS DOUBLE) / CAST(ipt.ng AS DOUBLE) ELSE 0.0 END AS {n11}, \
-               CASE WHEN ipt.ng > 0 THEN sqrt(CAST(ipt.ng * ipt.sg2 - ipt.sg * ipt.sg AS DOUBLE) \
-                 / CAST(ipt.ng * ipt.ng AS DOUBLE)) ELSE 0.0 END AS {n12}, \
-               CASE WHEN ipt.ng > 0 THEN CAST({d} - agg.last_day AS DOUBLE) / \
-                 (CASE WHEN CAST(ipt.sg AS DOUBLE) / CAST(ipt.ng AS DOUBLE) > 1.0 \
-                   THEN CAST(ipt.sg AS DOUBLE) / CAST(ipt.ng AS DOUBLE) ELSE 1.0 END) ELSE 0.0 END AS {n13}, \
-               CASE WHEN ipt.ng > 0 THEN 0.0 ELSE 1.0 END AS {n14}, \
-               ln(((CASE WHEN agg.rs > 0.0 THEN agg.rs ELSE 0.0 END) + 1.0) \
-                 / ((CASE WHEN agg.ps > 0.0 THEN agg.ps ELSE 0.0 END) + 1.0)) AS {n15}, \
-               CAST(agg.ro - agg.po AS DOUBLE) AS {n16}, \
-               CASE WHEN agg.s365 + agg.r365 > 0.0 THEN agg.r365 / (agg.s365 + agg.r365) ELSE 0.0 END AS {n17}, \
-               agg.items / CAST(agg.n AS DOUBLE) AS {n18}, \
-               CAST(COALESCE(cs.n_cat, 0) AS DOUBLE) AS {n19}, \
-               CASE WHEN cs.cat_total > 0.0 THEN cs.top_spend / cs.cat_total ELSE 0.0 END AS {n20}, \
-               CAST(COALESCE(ca.c90, 0) AS DOUBLE) AS {n21}, \
-               CAST(COALESCE(ca.c365, 0) AS DOUBLE) AS {n22}, \
-               CASE WHEN ca.c365 > 0 THEN CAST(ca.n365 AS DOUBLE) / CAST(ca.c365 AS DOUBLE) ELSE 0.0 END AS {n23}, \
-               CAST(COALESCE(ea.e90, 0) AS DOUBLE) AS {n24}, \
-               seq.{seq_col} AS {seq_col} \
-             FROM agg \
-             LEFT JOIN ipt ON ipt.account_id = agg.account_id \
-             LEFT JOIN cs ON cs.account_id = agg.account_id \
-             LEFT JOIN ca ON ca.account_id = agg.account_id \
-             LEFT JOIN ea ON ea.account_id = agg.account_id \
-             LEFT JOIN seq ON seq.account_id = agg.account_id",
+                 SUM(CASE WHEN {d} - day <= {span} THEN n_orders ELSE 0 END) AS ro, \
+                 SUM(CASE WHEN {d} - day > {span} AND {d} - day <= {span2} THEN n_orders ELSE 0 END) AS po, \
+                 COUNT(gap) AS ng, SUM(gap) AS sg, SUM(gap * gap) AS sg2, \
+                 COUNT(*) FILTER (WHERE category IS NOT NULL AND spend > 0) AS n_cat, \
+                 MAX(spend) FILTER (WHERE category IS NOT NULL) AS top_spend, \
+                 SUM(spend) FILTER (WHERE category IS NOT NULL) AS cat_total, \
+                 SUM(CASE WHEN {d} - day <= 90 THEN n_cases ELSE 0 END) AS c90, \
+                 SUM(CASE WHEN {d} - day <= 365 THEN n_cases ELSE 0 END) AS c365, \
+                 SUM(CASE WHEN {d} - day <= 365 THEN n_neg ELSE 0 END) AS n365, \
+                 SUM(CASE WHEN {d} - day <= 90 THEN n_eng ELSE 0 END) AS e90, \
+                 array_agg(named_struct('week', CAST(wk AS INT), 'orders', CAST(n_orders AS DOUBLE), \
+                   'spend', amount, 'items', items, 'cases', CAST(n_cases AS DOUBLE)) ORDER BY wk) \
+                   FILTER (WHERE day IS NULL AND category IS NULL AND wk IS NOT NULL) AS {seq_col} \
+               FROM s3 GROUP BY account_id) \
+             SELECT account_id, \
+               CAST({d} - last_day AS DOUBLE) AS {n0}, \
+               CAST({d} - first_day AS DOUBLE) AS {n1}, \
+               CAST(n AS DOUBLE) AS {n2}, \
+               total AS {n3}, \
+               total / CAST(n AS DOUBLE) AS {n4}, \
+               CAST(o30 AS DOUBLE) AS {n5}, \
+               CAST(o90 AS DOUBLE) AS {n6}, \
+               CAST(o365 AS DOUBLE) AS {n7}, \
+               s30 AS {n8}, s90 AS {n9}, s365 AS {n10}, \
+               CASE WHEN ng > 0 THEN CAST(sg AS DOUBLE) / CAST(ng AS DOUBLE) ELSE 0.0 END AS {n11}, \
+               CASE WHEN ng > 0 THEN sqrt(CAST(ng * sg2 - sg * sg AS DOUBLE) \
+                 / CAST(ng * ng AS DOUBLE)) ELSE 0.0 END AS {n12}, \
+               CASE WHEN ng > 0 THEN CAST({d} - last_day AS DOUBLE) / \
+                 (CASE WHEN CAST(sg AS DOUBLE) / CAST(ng AS DOUBLE) > 1.0 \
+                   THEN CAST(sg AS DOUBLE) / CAST(ng AS DOUBLE) ELSE 1.0 END) ELSE 0.0 END AS {n13}, \
+               CASE WHEN ng > 0 THEN 0.0 ELSE 1.0 END AS {n14}, \
+               ln(((CASE WHEN rs > 0.0 THEN rs ELSE 0.0 END) + 1.0) \
+                 / ((CASE WHEN ps > 0.0 THEN ps ELSE 0.0 END) + 1.0)) AS {n15}, \
+               CAST(ro - po AS DOUBLE) AS {n16}, \
+               CASE WHEN s365 + r365 > 0.0 THEN r365 / (s365 + r365) ELSE 0.0 END AS {n17}, \
+               items / CAST(n AS DOUBLE) AS {n18}, \
+               CAST(n_cat AS DOUBLE) AS {n19}, \
+               CASE WHEN cat_total > 0.0 THEN top_spend / cat_total ELSE 0.0 END AS {n20}, \
+               CAST(c90 AS DOUBLE) AS {n21}, \
+               CAST(c365 AS DOUBLE) AS {n22}, \
+               CASE WHEN c365 > 0 THEN CAST(n365 AS DOUBLE) / CAST(c365 AS DOUBLE) ELSE 0.0 END AS {n23}, \
+               CAST(e90 AS DOUBLE) AS {n24}, \
+               {seq_col} \
+             FROM agg WHERE n > 0",
             live = current("fs_order", "f.id, f.account_id, f.event_day"),
             cur = current(
                 "fs_order_item",
@@ -262,7 +274,10 @@ impl FeatureQuery {
                 "fs_case",
                 "f.account_id, CAST(f.event_day AS BIGINT) AS day, COALESCE(f.negative, FALSE) AS neg"
             ),
-            events = current("fs_engagement_event", "f.account_id"),
+            events = current(
+                "fs_engagement_event",
+                "f.account_id, CAST(f.event_day AS BIGINT) AS day"
+            ),
             seq_col = SEQUENCE_COLUMN,
             n0 = names[0],
             n1 = names[1],
