@@ -47,6 +47,8 @@ pub struct SequenceChurnNet<B: Backend> {
     aggregate: Linear<B>,
     head_hidden: Linear<B>,
     head_out: Linear<B>,
+    /// The wide part: standardised aggregates → one logit, added to the head's.
+    wide: Option<Linear<B>>,
     hidden: usize,
 }
 
@@ -99,8 +101,31 @@ impl<B: Backend> SequenceChurnNet<B> {
             )
             .init(device),
             head_out: LinearConfig::new(s.head_dim, 1).init(device),
+            wide: None,
             hidden: s.hidden,
         }
+    }
+
+    /// Adds a wide part (a linear map of the standardised aggregates to one logit, added to the
+    /// head's) starting at `weights` (one per aggregate) and `bias`, and zeroes the head's output
+    /// layer, so that the network starts as exactly that linear model (e.g. a fitted logistic
+    /// regression) and the recurrent part learns what it leaves unexplained.
+    #[must_use]
+    pub fn with_wide(mut self, weights: &[f32], bias: f32, device: &B::Device) -> Self {
+        let mut wide = LinearConfig::new(weights.len(), 1).init(device);
+        wide.weight = Param::from_tensor(Tensor::from_data(
+            TensorData::new(weights.to_vec(), [weights.len(), 1]),
+            device,
+        ));
+        wide.bias = Some(Param::from_tensor(Tensor::from_data(
+            TensorData::new(vec![bias], [1]),
+            device,
+        )));
+        self.wide = Some(wide);
+        let [rows, cols] = self.head_out.weight.dims();
+        self.head_out.weight = Param::from_tensor(Tensor::zeros([rows, cols], device));
+        self.head_out.bias = Some(Param::from_tensor(Tensor::zeros([cols], device)));
+        self
     }
 
     /// `seq: [weeks, batch, channels]` (time-major, **oldest week first**, already standardised),
@@ -133,10 +158,15 @@ impl<B: Backend> SequenceChurnNet<B> {
             h = n.clone() + z * (h - n);
         }
         let emb = self.embedding.val().select(0, category);
-        let agg = relu(self.aggregate.forward(aggregates));
+        let agg = relu(self.aggregate.forward(aggregates.clone()));
         let joined = Tensor::cat(vec![h, emb, agg], 1);
-        self.head_out
-            .forward(relu(self.head_hidden.forward(joined)))
+        let deep = self
+            .head_out
+            .forward(relu(self.head_hidden.forward(joined)));
+        match &self.wide {
+            Some(w) => deep + w.forward(aggregates),
+            None => deep,
+        }
     }
 
     /// The weights as the serving artefact (normalisation and vocabulary supplied by the caller).
@@ -173,6 +203,7 @@ impl<B: Backend> SequenceChurnNet<B> {
             aggregate_stds: frame.aggregate_stds.clone(),
             aggregate_layer: dense(&self.aggregate)?,
             head: vec![dense(&self.head_hidden)?, dense(&self.head_out)?],
+            wide: self.wide.as_ref().map(dense).transpose()?,
         })
     }
 }
@@ -312,6 +343,13 @@ impl ArtifactFrame {
         &self.categories
     }
 
+    /// `(log1p(max(x, 0)) − mean) / std` per aggregate, as the artefact computes it.
+    fn standardise_aggregates<'a>(&'a self, raw: &'a [f64]) -> impl Iterator<Item = f32> + 'a {
+        raw.iter()
+            .zip(self.aggregate_means.iter().zip(&self.aggregate_stds))
+            .map(|(x, (m, s))| ((x.max(0.0).ln_1p() as f32) - m) / s)
+    }
+
     fn category_index(&self, level: &str) -> usize {
         self.categories
             .iter()
@@ -339,6 +377,12 @@ pub struct SequenceTrainConfig {
     pub seed: u64,
     /// Threads for scoring the validation set with the exported artefact.
     pub threads: usize,
+    /// Wide and deep: add a linear map of the aggregates to the logit, started at the L2 logistic
+    /// regression (C = [`Self::wide_c`]) fitted on the training set, with the head's output layer
+    /// zeroed, so that training starts from that model and the GRU learns the residual.
+    pub wide: bool,
+    /// Inverse L2 strength of the logistic regression that starts the wide part.
+    pub wide_c: f64,
 }
 
 impl Default for SequenceTrainConfig {
@@ -355,6 +399,8 @@ impl Default for SequenceTrainConfig {
             min_category_count: 10,
             seed: 42,
             threads: 2,
+            wide: true,
+            wide_c: 1.0,
         }
     }
 }
@@ -434,12 +480,7 @@ pub fn batch<B: Backend>(
     let a = frame.aggregate_names.len();
     let aggs: Vec<f32> = examples
         .iter()
-        .flat_map(|e| {
-            e.aggregates
-                .iter()
-                .zip(frame.aggregate_means.iter().zip(&frame.aggregate_stds))
-                .map(|(x, (m, s))| ((x.max(0.0).ln_1p() as f32) - m) / s)
-        })
+        .flat_map(|e| frame.standardise_aggregates(&e.aggregates))
         .collect();
     let cats: Vec<i64> = examples
         .iter()
@@ -480,6 +521,92 @@ fn check(
         )));
     }
     Ok(())
+}
+
+/// L2-penalised logistic regression fitted to its optimum by Newton's method (IRLS): minimises
+/// `Σ log-loss + ‖w‖² / (2C)` with the bias unpenalised (scikit-learn's `LogisticRegression(C)`).
+/// `x` is row-major `rows × width`; returns the weights with the bias last.
+///
+/// # Errors
+/// [`SequenceTrainError::InsufficientData`] for no rows, mismatched shapes, `C ≤ 0` or a
+/// singular system.
+pub fn fit_logistic(
+    x: &[f32],
+    width: usize,
+    y: &[bool],
+    c: f64,
+) -> Result<Vec<f64>, SequenceTrainError> {
+    let d = width + 1;
+    if y.is_empty() || x.len() != y.len() * width || c <= 0.0 {
+        return Err(SequenceTrainError::InsufficientData(
+            "logistic regression needs rows, matching labels and C > 0".into(),
+        ));
+    }
+    let mut beta = vec![0.0f64; d];
+    let mut xi = vec![0.0f64; d];
+    for _ in 0..50 {
+        let mut grad = vec![0.0f64; d];
+        let mut hess = vec![0.0f64; d * d];
+        for (row, &yi) in x.chunks_exact(width).zip(y) {
+            for (a, b) in xi.iter_mut().zip(row.iter().map(|v| f64::from(*v)).chain([1.0])) {
+                *a = b;
+            }
+            let z: f64 = xi.iter().zip(&beta).map(|(a, b)| a * b).sum();
+            let p = 1.0 / (1.0 + (-z).exp());
+            let w = (p * (1.0 - p)).max(1e-12);
+            let r = p - f64::from(u8::from(yi));
+            for j in 0..d {
+                grad[j] += r * xi[j];
+                for k in 0..d {
+                    hess[j * d + k] += w * xi[j] * xi[k];
+                }
+            }
+        }
+        for j in 0..width {
+            grad[j] += beta[j] / c;
+            hess[j * d + j] += 1.0 / c;
+        }
+        let step = solve(&mut hess, &mut grad, d).ok_or_else(|| {
+            SequenceTrainError::InsufficientData("logistic regression: singular Hessian".into())
+        })?;
+        let mut change = 0.0f64;
+        for (b, s) in beta.iter_mut().zip(&step) {
+            *b -= s;
+            change = change.max(s.abs());
+        }
+        if change < 1e-10 {
+            break;
+        }
+    }
+    Ok(beta)
+}
+
+/// Solves `a · s = b` (`a` is `d × d`, row-major) by Gaussian elimination with partial pivoting.
+fn solve(a: &mut [f64], b: &mut [f64], d: usize) -> Option<Vec<f64>> {
+    for col in 0..d {
+        let pivot =
+            (col..d).max_by(|&i, &j| a[i * d + col].abs().total_cmp(&a[j * d + col].abs()))?;
+        if a[pivot * d + col].abs() < 1e-14 {
+            return None;
+        }
+        for k in 0..d {
+            a.swap(col * d + k, pivot * d + k);
+        }
+        b.swap(col, pivot);
+        for row in col + 1..d {
+            let f = a[row * d + col] / a[col * d + col];
+            for k in col..d {
+                a[row * d + k] -= f * a[col * d + k];
+            }
+            b[row] -= f * b[col];
+        }
+    }
+    let mut s = vec![0.0; d];
+    for row in (0..d).rev() {
+        let tail: f64 = (row + 1..d).map(|k| a[row * d + k] * s[k]).sum();
+        s[row] = (b[row] - tail) / a[row * d + row];
+    }
+    Some(s)
 }
 
 /// Scores examples with an exported artefact (the serving path).
@@ -530,6 +657,17 @@ pub fn train<B: AutodiffBackend>(
         head_dim: config.head_dim,
     };
     let mut model = SequenceChurnNet::<B>::new(shape, device);
+    if config.wide {
+        let a = layout.aggregate_names.len();
+        let x: Vec<f32> = train
+            .iter()
+            .flat_map(|e| frame.standardise_aggregates(&e.aggregates))
+            .collect();
+        let y: Vec<bool> = train.iter().map(|e| e.churned).collect();
+        let beta = fit_logistic(&x, a, &y, config.wide_c)?;
+        let weights: Vec<f32> = beta[..a].iter().map(|v| *v as f32).collect();
+        model = model.with_wide(&weights, beta[a] as f32, device);
+    }
     let mut optim = AdamConfig::new()
         .with_grad_clipping(Some(GradientClippingConfig::Norm(1.0)))
         .init();
@@ -736,6 +874,7 @@ mod tests {
             aggregate: lin(&a.aggregate_layer),
             head_hidden: lin(&a.head[0]),
             head_out: lin(&a.head[1]),
+            wide: a.wide.as_ref().map(lin),
             hidden: g.hidden,
         }
     }
