@@ -120,9 +120,10 @@ struct Cursor {
     batch: usize,
 }
 
-struct State {
-    config: OrgSimConfig,
-    org: OrgData,
+pub(crate) struct State {
+    pub(crate) config: OrgSimConfig,
+    /// The org's records; written by tests (updates, deletions) while syncs read.
+    pub(crate) org: std::sync::RwLock<OrgData>,
     decoding_key: DecodingKey,
     clock: SharedClock,
     base_url: Mutex<String>,
@@ -146,6 +147,8 @@ struct State {
     /// A port that acts as the shared login host (`login.salesforce.com`), where only the JWT,
     /// refresh and web-server grants are served (0 = none).
     login_only_port: AtomicU16,
+    /// The last `SystemModstamp` handed out, in epoch milliseconds.
+    last_stamp_ms: Mutex<i64>,
 }
 
 struct PendingCode {
@@ -157,7 +160,21 @@ struct PendingCode {
 
 type Reply = Pin<Box<dyn Future<Output = Result<ServiceResponse, actix_web::Error>>>>;
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(crate) fn read_org(state: &State) -> std::sync::RwLockReadGuard<'_, OrgData> {
+    state
+        .org
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+pub(crate) fn write_org(state: &State) -> std::sync::RwLockWriteGuard<'_, OrgData> {
+    state
+        .org
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
@@ -187,6 +204,19 @@ pub struct RunningOrgSim {
     pub hosts: Vec<String>,
     handle: ServerHandle,
     state: Arc<State>,
+}
+
+impl State {
+    /// Now as a `SystemModstamp` (millisecond precision, `+0000`), strictly after any stamp this
+    /// simulator handed out before, as Salesforce's are per record.
+    pub(crate) fn stamp_now(&self) -> String {
+        let now = self.clock.now().timestamp_millis();
+        let mut last = lock(&self.last_stamp_ms);
+        let ms = now.max(*last + 1);
+        *last = ms;
+        let dt = chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default();
+        crate::data::sf_datetime(&dt)
+    }
 }
 
 impl std::fmt::Debug for State {
@@ -272,6 +302,58 @@ impl RunningOrgSim {
     pub fn set_next_records_url_base(&self, base: Option<String>) {
         *lock(&self.state.next_records_url_base) = base;
     }
+    /// Changes fields of a record as a user would: `LastModifiedDate` and `SystemModstamp` become
+    /// now. Returns the new `SystemModstamp`, or `None` when there is no such live record.
+    pub fn update_record(
+        &self,
+        object: &str,
+        id: &str,
+        changes: &serde_json::Map<String, Value>,
+    ) -> Option<String> {
+        let stamp = self.state.stamp_now();
+        let mut org = write_org(&self.state);
+        let o = org.object_mut(object)?;
+        let row = o
+            .rows
+            .iter_mut()
+            .find(|r| r.get("Id").and_then(Value::as_str) == Some(id))?;
+        if row.get("IsDeleted") == Some(&Value::Bool(true)) {
+            return None;
+        }
+        for (k, v) in changes {
+            row.insert(k.clone(), v.clone());
+        }
+        row.insert("LastModifiedDate".into(), Value::from(stamp.clone()));
+        row.insert("SystemModstamp".into(), Value::from(stamp.clone()));
+        Some(stamp)
+    }
+    /// Deletes a record (to the recycle bin): `query` no longer returns it, `queryAll` returns it
+    /// with `IsDeleted = true` and a new `SystemModstamp`. Returns that stamp.
+    pub fn delete_record(&self, object: &str, id: &str) -> Option<String> {
+        let stamp = self.state.stamp_now();
+        let mut org = write_org(&self.state);
+        let row = org
+            .object_mut(object)?
+            .rows
+            .iter_mut()
+            .find(|r| r.get("Id").and_then(Value::as_str) == Some(id))?;
+        row.insert("IsDeleted".into(), Value::Bool(true));
+        row.insert("SystemModstamp".into(), Value::from(stamp.clone()));
+        Some(stamp)
+    }
+    /// A copy of one record (deleted ones included).
+    pub fn record(&self, object: &str, id: &str) -> Option<serde_json::Map<String, Value>> {
+        read_org(&self.state)
+            .object(object)?
+            .rows
+            .iter()
+            .find(|r| r.get("Id").and_then(Value::as_str) == Some(id))
+            .cloned()
+    }
+    /// A copy of the org's records now.
+    pub fn data(&self) -> OrgData {
+        read_org(&self.state).clone()
+    }
     /// Stops the server.
     pub async fn stop(&self) {
         self.handle.stop(true).await;
@@ -311,7 +393,7 @@ impl OrgSim {
         let base_url = format!("http://127.0.0.1:{port}");
         let state = Arc::new(State {
             config,
-            org,
+            org: std::sync::RwLock::new(org),
             decoding_key,
             clock,
             base_url: Mutex::new(base_url.clone()),
@@ -327,6 +409,7 @@ impl OrgSim {
             refresh_tokens: Mutex::new(HashMap::new()),
             codes: Mutex::new(HashMap::new()),
             login_only_port: AtomicU16::new(0),
+            last_stamp_ms: Mutex::new(0),
         });
         let data = web::Data::from(state.clone());
         let server = HttpServer::new(move || {
@@ -926,10 +1009,16 @@ async fn query(
             "A query string must be provided.",
         );
     };
-    let result = match soql::execute(&state.org, q) {
+    let include_deleted = req.path().contains("/queryAll");
+    let result = match soql::execute_with(&read_org(&state), q, include_deleted) {
         Ok(r) => r,
         Err(e) => return rest_error(StatusCode::BAD_REQUEST, e.code, &e.message),
     };
+    if let Some(n) = result.count {
+        return HttpResponse::Ok()
+            .content_type("application/json;charset=UTF-8")
+            .json(json!({"totalSize": n, "done": true, "records": []}));
+    }
     let cursor = Cursor {
         object: result.object,
         version,

@@ -1,10 +1,11 @@
 //! The SOQL subset the simulator understands:
 //!
 //! ```text
-//! SELECT field [, field …] FROM Object
+//! SELECT field [, field …] | COUNT() FROM Object
 //!   [WHERE field op literal [AND field op literal …]]
-//!   [ORDER BY field [ASC|DESC]] [LIMIT n]
+//!   [ORDER BY field [ASC|DESC] [, field [ASC|DESC] …]] [LIMIT n]
 //! ```
+//! `query` never returns deleted rows (`IsDeleted = true`); `queryAll` does (see [`execute_with`]).
 //! `op` is one of `= != <> < <= > >=`; a literal is a quoted string, a number, a date
 //! (`2011-01-31`), a datetime (`2011-01-31T00:00:00Z` or `+0000`), `true`, `false` or `null`.
 //! Errors use Salesforce's codes and message shapes.
@@ -50,6 +51,13 @@ fn tokenize(q: &str) -> Result<Vec<Spanned>, SoqlError> {
         let c = bytes[i] as char;
         if c.is_whitespace() {
             i += 1;
+        } else if q[i..].starts_with("()")
+            && matches!(out.last(), Some((Token::Word(w), _)) if w.eq_ignore_ascii_case("COUNT"))
+        {
+            if let Some((Token::Word(w), _)) = out.last_mut() {
+                *w = "COUNT()".into();
+            }
+            i += 2;
         } else if c == ',' {
             out.push((Token::Comma, i));
             i += 1;
@@ -113,8 +121,11 @@ pub struct Query {
     pub fields: Vec<(String, usize)>,
     pub object: (String, usize),
     pub conditions: Vec<Condition>,
-    pub order_by: Option<(String, usize, bool)>,
+    /// Sort keys: field, its offset, descending.
+    pub order_by: Vec<(String, usize, bool)>,
     pub limit: Option<usize>,
+    /// `SELECT COUNT()`: only `totalSize` is answered.
+    pub count: bool,
 }
 
 /// `field op literal`.
@@ -191,7 +202,15 @@ pub fn parse(q: &str) -> Result<Query, SoqlError> {
     };
     p.expect_keyword("SELECT")?;
     let mut fields = Vec::new();
-    loop {
+    let count = matches!(
+        (p.tokens.get(p.pos), p.tokens.get(p.pos + 1)),
+        (Some((Token::Word(w), _)), Some((Token::Word(f), _)))
+            if w.eq_ignore_ascii_case("COUNT()") && f.eq_ignore_ascii_case("FROM")
+    );
+    if count {
+        p.pos += 1;
+    }
+    while !count {
         let (f, at) = p.word()?;
         if RESERVED.iter().any(|r| r.eq_ignore_ascii_case(&f)) {
             return Err(malformed(format!("unexpected token: '{f}'")));
@@ -226,17 +245,24 @@ pub fn parse(q: &str) -> Result<Query, SoqlError> {
             }
         }
     }
-    let mut order_by = None;
+    let mut order_by = Vec::new();
     if p.keyword("ORDER") {
         p.expect_keyword("BY")?;
-        let (f, at) = p.word()?;
-        let descending = if p.keyword("DESC") {
-            true
-        } else {
-            p.keyword("ASC");
-            false
-        };
-        order_by = Some((f, at, descending));
+        loop {
+            let (f, at) = p.word()?;
+            let descending = if p.keyword("DESC") {
+                true
+            } else {
+                p.keyword("ASC");
+                false
+            };
+            order_by.push((f, at, descending));
+            if matches!(p.peek(), Some(Token::Comma)) {
+                p.pos += 1;
+            } else {
+                break;
+            }
+        }
     }
     let mut limit = None;
     if p.keyword("LIMIT") {
@@ -255,6 +281,7 @@ pub fn parse(q: &str) -> Result<Query, SoqlError> {
         conditions,
         order_by,
         limit,
+        count,
     })
 }
 
@@ -276,10 +303,21 @@ fn invalid_field(q: &str, field: &str, at: usize, object: &str) -> SoqlError {
 pub struct QueryResult {
     pub object: &'static str,
     pub rows: Vec<Map<String, Value>>,
+    /// For `SELECT COUNT()`: the number of matching rows (and `rows` is empty).
+    pub count: Option<usize>,
 }
 
-/// Runs a query over the org.
+/// Runs a query over the org, as `query` does (deleted rows left out).
 pub fn execute(org: &OrgData, q: &str) -> Result<QueryResult, SoqlError> {
+    execute_with(org, q, false)
+}
+
+/// Runs a query; `include_deleted` is `queryAll` (rows with `IsDeleted = true` included).
+pub fn execute_with(
+    org: &OrgData,
+    q: &str,
+    include_deleted: bool,
+) -> Result<QueryResult, SoqlError> {
     let query = parse(q)?;
     let Some(object) = org.object(&query.object.0) else {
         return Err(SoqlError {
@@ -303,35 +341,50 @@ pub fn execute(org: &OrgData, q: &str) -> Result<QueryResult, SoqlError> {
         let (name, kind) = resolve(&c.field)?;
         conditions.push((name, kind, c.op.as_str(), literal_value(&c.literal, kind)?));
     }
-    let order = match &query.order_by {
-        Some((name, at, desc)) => Some((resolve(&(name.clone(), *at))?, *desc)),
-        None => None,
-    };
+    let mut order = Vec::new();
+    for (name, at, desc) in &query.order_by {
+        order.push((resolve(&(name.clone(), *at))?, *desc));
+    }
     let mut rows: Vec<&Map<String, Value>> = object
         .rows
         .iter()
+        .filter(|r| include_deleted || r.get("IsDeleted") != Some(&Value::Bool(true)))
         .filter(|r| {
             conditions
                 .iter()
                 .all(|(name, kind, op, lit)| matches(r.get(*name), *kind, op, lit))
         })
         .collect();
-    if let Some(((name, kind), desc)) = order {
+    if !order.is_empty() {
         rows.sort_by(|a, b| {
-            let o = compare(
-                a.get(name).unwrap_or(&Value::Null),
-                b.get(name).unwrap_or(&Value::Null),
-                kind,
-            );
-            if desc { o.reverse() } else { o }
+            for ((name, kind), desc) in &order {
+                let o = compare(
+                    a.get(*name).unwrap_or(&Value::Null),
+                    b.get(*name).unwrap_or(&Value::Null),
+                    *kind,
+                );
+                let o = if *desc { o.reverse() } else { o };
+                if o != Ordering::Equal {
+                    return o;
+                }
+            }
+            Ordering::Equal
         });
     }
     if let Some(limit) = query.limit {
         rows.truncate(limit);
     }
+    if query.count {
+        return Ok(QueryResult {
+            object: object.name,
+            rows: Vec::new(),
+            count: Some(rows.len()),
+        });
+    }
     Ok(QueryResult {
         object: object.name,
         rows: rows.into_iter().map(|r| project(r, &selected)).collect(),
+        count: None,
     })
 }
 
@@ -480,6 +533,37 @@ mod tests {
         )
         .expect("string");
         assert!(one.rows.len() <= 1);
+    }
+
+    #[test]
+    fn counts_orders_by_several_keys_and_hides_deleted_rows() {
+        let mut org = org();
+        let n = org.counts()["Order"];
+        let c = execute(&org, "SELECT COUNT() FROM Order").expect("count");
+        assert_eq!((c.count, c.rows.len()), (Some(n), 0));
+        let r = execute(&org, "SELECT Id, AccountId FROM Order ORDER BY AccountId DESC, Id")
+            .expect("two keys");
+        let keys: Vec<(String, String)> = r
+            .rows
+            .iter()
+            .map(|row| {
+                (
+                    row["AccountId"].as_str().unwrap_or("").to_owned(),
+                    row["Id"].as_str().unwrap_or("").to_owned(),
+                )
+            })
+            .collect();
+        assert!(keys.windows(2).all(|w| w[0].0 > w[1].0 || (w[0].0 == w[1].0 && w[0].1 < w[1].1)));
+        let first = org.object("Order").expect("o").rows[0]["Id"].clone();
+        if let Some(o) = org.object_mut("Order") {
+            o.rows[0].insert("IsDeleted".into(), Value::Bool(true));
+        }
+        let live = execute(&org, "SELECT COUNT() FROM Order").expect("count");
+        assert_eq!(live.count, Some(n - 1));
+        let all = execute_with(&org, "SELECT Id FROM Order WHERE IsDeleted = true", true)
+            .expect("queryAll");
+        assert_eq!(all.rows.len(), 1);
+        assert_eq!(all.rows[0]["Id"], first);
     }
 
     #[test]

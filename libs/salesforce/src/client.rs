@@ -223,6 +223,11 @@ impl SalesforceClient {
         &self.tokens
     }
 
+    /// The retry policy (also used for per-record retries of collections).
+    pub fn retry_policy(&self) -> &RetryPolicy {
+        &self.options.retry
+    }
+
     /// The REST API version (without `v`).
     pub fn api_version(&self) -> &str {
         &self.options.api_version
@@ -325,8 +330,14 @@ impl SalesforceClient {
         let mut builder = self
             .http
             .request(req.method.clone(), &url)
-            .bearer_auth(token.access_token.expose_secret())
-            .header("Accept", "application/json");
+            .bearer_auth(token.access_token.expose_secret());
+        if !req
+            .headers
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case("Accept"))
+        {
+            builder = builder.header("Accept", "application/json");
+        }
         for (name, value) in &req.headers {
             builder = builder.header(*name, value);
         }

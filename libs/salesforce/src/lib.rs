@@ -30,7 +30,10 @@
 //! - [`client`]: the authenticated client: requests with retry and re-auth, streamed SOQL pages.
 
 pub mod auth;
+pub mod bulk;
 pub mod client;
+pub mod collections;
+pub mod datacloud;
 pub mod http;
 pub mod limits;
 pub mod retry;
@@ -96,6 +99,27 @@ pub enum SalesforceError {
     /// A query ended with fewer or more rows than its `totalSize`.
     #[error("query returned {received} rows but Salesforce announced totalSize {total_size}")]
     RowCountMismatch { total_size: u64, received: u64 },
+    /// A Bulk API 2.0 job ended `Failed` or `Aborted`, or did not complete in time.
+    #[error("bulk job {id} ended {state}: {message}")]
+    BulkJob {
+        id: String,
+        state: String,
+        message: String,
+    },
+    /// Data Cloud refused or failed (token exchange or Query API).
+    #[error("Data Cloud answered {status}: {message}")]
+    DataCloud { status: u16, message: String },
+    /// The Data Cloud token exchange answered with an HTML login page: the core token is not
+    /// valid for Data Cloud (expired, revoked, or the user lacks Data Cloud access).
+    #[error(
+        "the Data Cloud token exchange answered with a login page: the core session is not \
+         accepted (expired, or the integration user lacks Data Cloud permissions)"
+    )]
+    DataCloudLoginPage,
+    /// A Data Cloud query cursor expired between two batches (over 3 minutes between calls or
+    /// 1 hour in all): the query must be started again.
+    #[error("the Data Cloud query cursor expired: {0}")]
+    DataCloudCursorExpired(String),
     /// The client was configured wrongly (a bad option, not a Salesforce answer).
     #[error("configuration: {0}")]
     Config(String),
@@ -111,6 +135,7 @@ impl SalesforceError {
             } => retry::is_transient_status(*status) || retry::is_transient_error_code(error_code),
             Self::Unexpected { status, .. } => retry::is_transient_status(*status),
             Self::Transport(e) => retry::is_transient_transport(e),
+            Self::DataCloud { status, .. } => retry::is_transient_status(*status),
             _ => false,
         }
     }

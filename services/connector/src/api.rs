@@ -1,25 +1,50 @@
 //! HTTP handlers and the OpenAPI description of the connector.
 
 use actix_web::http::StatusCode;
-use actix_web::{get, post, web};
+use actix_web::{HttpResponse, get, post, web};
+use serde::Deserialize;
 use sextant_contracts::api::{Health, SyncReport};
 use sextant_contracts::{ErrorBody, ErrorCode};
 use sextant_service_kit::ApiError;
-use utoipa::OpenApi;
+use utoipa::{OpenApi, ToSchema};
 
 use crate::AppState;
 use crate::jobs::{JobState, SyncJob, SyncProgress};
-use crate::sync::{SyncError, SyncObserver, full_sync, full_sync_observed};
+use crate::sync::{JobContext, SyncError, SyncRun, default_objects};
+use crate::writeback::{
+    RecordOutcome, ScoreToWrite, WriteBackJob, WriteBackRecord, WriteBackRefusal,
+    WriteBackRequest,
+};
 
 /// The OpenAPI description.
 #[derive(OpenApi)]
 #[openapi(
     info(
         title = "Sextant connector",
-        description = "Reads Salesforce through a connected app and feeds the feature store."
+        description = "Reads Salesforce through a connected app and feeds the feature store; writes scores back."
     ),
-    paths(sync, start_sync, get_sync, cancel_sync, list_syncs, healthz),
-    components(schemas(SyncJob, SyncProgress, JobState))
+    paths(
+        sync,
+        start_sync,
+        get_sync,
+        cancel_sync,
+        list_syncs,
+        start_writeback,
+        get_writeback,
+        list_writebacks,
+        healthz
+    ),
+    components(schemas(
+        SyncJob,
+        SyncProgress,
+        JobState,
+        StartSync,
+        WriteBackRequest,
+        ScoreToWrite,
+        WriteBackJob,
+        WriteBackRecord,
+        RecordOutcome
+    ))
 )]
 struct ApiDoc;
 
@@ -35,142 +60,276 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(list_syncs)
         .service(get_sync)
         .service(cancel_sync)
+        .service(start_writeback)
+        .service(list_writebacks)
+        .service(get_writeback)
         .service(healthz);
 }
 
-/// Runs a full sync now: Account, Contact, Product2, Order, OrderItem and Case, every page.
-#[utoipa::path(responses(
-    (status = 200, description = "Records synced per object", body = SyncReport),
-    (status = 409, description = "A sync is already running (code sync_in_progress)", body = ErrorBody),
-    (status = 502, description = "Salesforce or the feature store failed (codes salesforce_error, upstream_unavailable)", body = ErrorBody),
-))]
-#[post("/v1/sync")]
-async fn sync(state: web::Data<AppState>) -> Result<web::Json<SyncReport>, ApiError> {
-    let Ok(_running) = state.sync_lock.try_lock() else {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            ErrorCode::SyncInProgress,
-            "a sync is already running",
-        ));
-    };
-    full_sync(
-        &state.salesforce,
-        &state.http,
-        &state.feature_store_url,
-        &state.clock,
+/// What to sync (every field optional; an empty body syncs every object from its watermark).
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+pub struct StartSync {
+    /// Objects to sync, in order (default: Account, Contact, Product2, Order, OrderItem, Case).
+    #[serde(default)]
+    pub objects: Option<Vec<String>>,
+    /// Re-read everything, ignoring (and resetting) the watermarks.
+    #[serde(default)]
+    pub full: bool,
+}
+
+fn db_error(e: sea_orm::DbErr) -> ApiError {
+    ApiError::internal("connector database", e)
+}
+
+fn busy(job: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::CONFLICT,
+        ErrorCode::SyncInProgress,
+        format!("a sync of this org is already running (job {job})"),
     )
-    .await
-    .map(web::Json)
-    .map_err(sync_error)
+}
+
+/// Checks the request and takes the org's lock for a new job; the job is recorded as running.
+async fn begin(state: &AppState, body: Option<StartSync>) -> Result<SyncJob, ApiError> {
+    let body = body.unwrap_or_default();
+    let objects = match body.objects {
+        Some(list) if list.is_empty() => {
+            return Err(ApiError::bad_request(
+                ErrorCode::InvalidParameter,
+                "objects is empty; leave it out to sync every object",
+            ));
+        }
+        Some(list) => {
+            let mut out = Vec::with_capacity(list.len());
+            for o in list {
+                let Some((name, _)) = crate::mapping::OBJECTS
+                    .iter()
+                    .find(|(n, _)| n.eq_ignore_ascii_case(&o))
+                else {
+                    return Err(ApiError::bad_request(
+                        ErrorCode::InvalidParameter,
+                        format!(
+                            "{:?} is not a synced object (one of Account, Contact, Product2, Order, OrderItem, Case)",
+                            o.chars().take(80).collect::<String>()
+                        ),
+                    ));
+                };
+                out.push((*name).to_owned());
+            }
+            out
+        }
+        None => default_objects(),
+    };
+    let now = state.clock.now();
+    let id = state.jobs.new_id(now);
+    let acquired = state
+        .db
+        .acquire_lock(&state.org, &state.owner, &id, now, now + state.sync.lease)
+        .await
+        .map_err(db_error)?;
+    if !acquired {
+        let holder = state
+            .db
+            .lock_holder(&state.org, now)
+            .await
+            .map_err(db_error)?;
+        return Err(busy(holder.map(|(_, j)| j).as_deref().unwrap_or("unknown")));
+    }
+    match state.jobs.create(id, now, &objects, body.full).await {
+        Ok(job) => Ok(job),
+        Err(e) => {
+            let _ = state.db.release_lock(&state.org, &state.owner).await;
+            Err(db_error(e))
+        }
+    }
+}
+
+/// Runs a job to its end under the lock it holds, records the outcome and releases the lock.
+async fn run_job(state: &AppState, job: &SyncJob) -> Result<SyncReport, SyncError> {
+    let run = SyncRun {
+        sf: &state.salesforce,
+        http: &state.http,
+        feature_store_url: &state.feature_store_url,
+        clock: &state.clock,
+        db: &state.db,
+        org: &state.org,
+        settings: &state.sync,
+        objects: &job.objects,
+        full: job.full,
+        job: Some(JobContext {
+            jobs: &state.jobs,
+            id: &job.id,
+            owner: &state.owner,
+        }),
+    };
+    state.jobs.flag(&job.id);
+    let outcome = run.run().await;
+    let now = state.clock.now();
+    let progress = state
+        .jobs
+        .get(&job.id)
+        .await
+        .ok()
+        .flatten()
+        .map(|j| j.progress)
+        .unwrap_or_default();
+    let (final_state, error) = match &outcome {
+        Ok(_) => (JobState::Succeeded, None),
+        Err(SyncError::Cancelled) => (JobState::Cancelled, None),
+        Err(e) => {
+            tracing::warn!(job = %job.id, error = %e, "Sync job failed.");
+            (JobState::Failed, Some(e.to_string()))
+        }
+    };
+    if let Err(e) = state
+        .jobs
+        .finish(&job.id, final_state, error, &progress, now)
+        .await
+    {
+        tracing::error!(job = %job.id, error = %e, "Could not record the end of a sync job.");
+    }
+    if !matches!(outcome, Err(SyncError::LeaseLost))
+        && let Err(e) = state.db.release_lock(&state.org, &state.owner).await
+    {
+        tracing::error!(error = %e, "Could not release the org's sync lock; it expires on its own.");
+    }
+    outcome
+}
+
+/// Resumes the jobs a stopped connector left running: each waits for the org's lock (the dead
+/// owner's lease runs out) and continues from the watermarks. Write-backs resume their pending
+/// records.
+pub async fn resume_interrupted(state: &web::Data<AppState>) -> Result<(), sea_orm::DbErr> {
+    for job in state.jobs.running().await? {
+        let st = state.clone();
+        state.spawn(async move {
+            let pause = std::time::Duration::from_millis(
+                (st.sync.lease.num_milliseconds() / 4).clamp(100, 5_000) as u64,
+            );
+            loop {
+                match st.jobs.get(&job.id).await {
+                    Ok(Some(j)) if j.state == JobState::Running => {}
+                    _ => return,
+                }
+                let now = st.clock.now();
+                match st
+                    .db
+                    .acquire_lock(&st.org, &st.owner, &job.id, now, now + st.sync.lease)
+                    .await
+                {
+                    Ok(true) => break,
+                    Ok(false) => tokio::time::sleep(pause).await,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "Cannot take the sync lock to resume a job.");
+                        tokio::time::sleep(pause).await;
+                    }
+                }
+            }
+            tracing::info!(job = %job.id, "Resuming an interrupted sync job.");
+            if let Err(e) = st.jobs.restarted(&job.id).await {
+                tracing::warn!(error = %e, "Could not count the resumed run.");
+            }
+            let _ = run_job(&st, &job).await;
+        });
+    }
+    for id in state.writebacks.running().await? {
+        let st = state.clone();
+        state.spawn(async move { finish_writeback(&st, &id).await });
+    }
+    Ok(())
+}
+
+/// Runs a sync now and answers its report (the demo's path; `POST /v1/syncs` runs it in the
+/// background). Incremental: each object from its watermark.
+#[utoipa::path(
+    request_body(content = Option<StartSync>, description = "What to sync; may be empty"),
+    responses(
+        (status = 200, description = "Records synced per object", body = SyncReport),
+        (status = 400, description = "An unknown object (code invalid_parameter)", body = ErrorBody),
+        (status = 409, description = "A sync of this org is running, here or on another replica (code sync_in_progress)", body = ErrorBody),
+        (status = 502, description = "Salesforce or the feature store failed (codes salesforce_error, upstream_unavailable)", body = ErrorBody),
+    )
+)]
+#[post("/v1/sync")]
+async fn sync(
+    state: web::Data<AppState>,
+    body: Option<web::Json<StartSync>>,
+) -> Result<web::Json<SyncReport>, ApiError> {
+    let job = begin(&state, body.map(web::Json::into_inner)).await?;
+    run_job(&state, &job)
+        .await
+        .map(web::Json)
+        .map_err(sync_error)
 }
 
 fn sync_error(e: SyncError) -> ApiError {
-    {
-        tracing::warn!(error = %e, "Sync failed.");
-        match e {
-            SyncError::Salesforce(e) => ApiError::new(
-                StatusCode::BAD_GATEWAY,
-                ErrorCode::SalesforceError,
-                e.to_string(),
-            ),
-            SyncError::Mapping(e) => ApiError::new(
-                StatusCode::BAD_GATEWAY,
-                ErrorCode::SalesforceError,
-                e.to_string(),
-            ),
-            SyncError::FeatureStore(e) => ApiError::upstream("feature store", e),
-            SyncError::Cancelled => ApiError::new(
-                StatusCode::CONFLICT,
-                ErrorCode::SyncInProgress,
-                "the sync was cancelled",
-            ),
-        }
-    }
-}
-
-struct JobObserver {
-    state: web::Data<AppState>,
-    id: String,
-    cancel: std::sync::Arc<std::sync::atomic::AtomicBool>,
-}
-
-impl SyncObserver for JobObserver {
-    fn object_started(&self, object: &str) {
-        self.state
-            .jobs
-            .progress(&self.id, |p| p.current_object = Some(object.to_owned()));
-    }
-    fn page_ingested(&self, rows: u64, api_calls: u64) {
-        self.state.jobs.progress(&self.id, |p| {
-            p.rows += rows;
-            p.pages += 1;
-            p.api_calls = api_calls;
-        });
-    }
-    fn object_done(&self, _object: &str) {
-        self.state.jobs.progress(&self.id, |p| p.objects_done += 1);
-    }
-    fn cancelled(&self) -> bool {
-        self.cancel.load(std::sync::atomic::Ordering::SeqCst)
-    }
-}
-
-/// Starts a full sync in the background; poll `GET /v1/syncs/{id}`.
-#[utoipa::path(responses(
-    (status = 202, description = "Started", body = SyncJob),
-    (status = 409, description = "A sync is already running (code sync_in_progress)", body = ErrorBody),
-))]
-#[post("/v1/syncs")]
-async fn start_sync(state: web::Data<AppState>) -> Result<actix_web::HttpResponse, ApiError> {
-    let busy = || {
-        ApiError::new(
+    match e {
+        SyncError::Salesforce(e) => ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            ErrorCode::SalesforceError,
+            e.to_string(),
+        ),
+        SyncError::Mapping(e) => ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            ErrorCode::SalesforceError,
+            e.to_string(),
+        ),
+        SyncError::FeatureStore(e) => ApiError::upstream("feature store", e),
+        SyncError::Database(e) => db_error(e),
+        SyncError::Locked { job, .. } => busy(&job),
+        SyncError::LeaseLost | SyncError::Cancelled => ApiError::new(
             StatusCode::CONFLICT,
             ErrorCode::SyncInProgress,
-            "a sync is already running",
-        )
-    };
-    if state.sync_lock.try_lock().is_err() {
-        return Err(busy());
+            e.to_string(),
+        ),
+        SyncError::UnknownObject(o) => ApiError::bad_request(
+            ErrorCode::InvalidParameter,
+            format!("{o} is not a synced object"),
+        ),
     }
-    let (id, cancel) = state.jobs.start(state.clock.now()).map_err(|_| busy())?;
-    let job = state.jobs.get(&id);
-    let task_state = state.clone();
-    tokio::spawn(async move {
-        let state = task_state;
-        let _one_at_a_time = state.sync_lock.lock().await;
-        let observer = JobObserver {
-            state: state.clone(),
-            id: id.clone(),
-            cancel,
-        };
-        let outcome = full_sync_observed(
-            &state.salesforce,
-            &state.http,
-            &state.feature_store_url,
-            &state.clock,
-            &observer,
-        )
-        .await;
-        let now = state.clock.now();
-        match outcome {
-            Ok(_) => state.jobs.finish(&id, JobState::Succeeded, None, now),
-            Err(SyncError::Cancelled) => state.jobs.finish(&id, JobState::Cancelled, None, now),
-            Err(e) => {
-                tracing::warn!(job = %id, error = %e, "Sync job failed.");
-                state
-                    .jobs
-                    .finish(&id, JobState::Failed, Some(e.to_string()), now);
-            }
-        }
-    });
-    Ok(actix_web::HttpResponse::Accepted().json(job))
 }
 
-/// Every sync job, newest first.
-#[utoipa::path(responses((status = 200, description = "Jobs", body = [SyncJob])))]
+/// Starts a sync in the background; poll `GET /v1/syncs/{id}`.
+#[utoipa::path(
+    request_body(content = Option<StartSync>, description = "What to sync; may be empty"),
+    responses(
+        (status = 202, description = "Started", body = SyncJob),
+        (status = 400, description = "An unknown object (code invalid_parameter)", body = ErrorBody),
+        (status = 409, description = "A sync of this org is running, here or on another replica (code sync_in_progress)", body = ErrorBody),
+    )
+)]
+#[post("/v1/syncs")]
+async fn start_sync(
+    state: web::Data<AppState>,
+    body: Option<web::Json<StartSync>>,
+) -> Result<HttpResponse, ApiError> {
+    let job = begin(&state, body.map(web::Json::into_inner)).await?;
+    let st = state.clone();
+    let running = job.clone();
+    state.spawn(async move {
+        let _ = run_job(&st, &running).await;
+    });
+    Ok(HttpResponse::Accepted().json(job))
+}
+
+/// Paging of lists.
+#[derive(Debug, Deserialize)]
+struct ListParams {
+    limit: Option<u64>,
+}
+
+/// The newest sync jobs (default 100, at most 1000), newest first.
+#[utoipa::path(
+    params(("limit" = Option<u64>, Query, description = "How many (default 100, at most 1000)")),
+    responses((status = 200, description = "Jobs", body = [SyncJob]))
+)]
 #[get("/v1/syncs")]
-async fn list_syncs(state: web::Data<AppState>) -> web::Json<Vec<SyncJob>> {
-    web::Json(state.jobs.list())
+async fn list_syncs(
+    state: web::Data<AppState>,
+    q: web::Query<ListParams>,
+) -> Result<web::Json<Vec<SyncJob>>, ApiError> {
+    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    Ok(web::Json(state.jobs.list(limit).await.map_err(db_error)?))
 }
 
 /// One sync job: state and progress.
@@ -189,11 +348,13 @@ async fn get_sync(
     state
         .jobs
         .get(&id)
+        .await
+        .map_err(db_error)?
         .map(web::Json)
         .ok_or_else(|| ApiError::not_found(format!("no sync job {id}")))
 }
 
-/// Asks a running sync to stop between two pages (what it ingested stays).
+/// Asks a running sync to stop between two pages (what it ingested stays, with its watermark).
 #[utoipa::path(
     params(("id" = String, Path, description = "Job id")),
     responses(
@@ -205,12 +366,132 @@ async fn get_sync(
 async fn cancel_sync(
     state: web::Data<AppState>,
     id: web::Path<String>,
-) -> Result<actix_web::HttpResponse, ApiError> {
+) -> Result<HttpResponse, ApiError> {
     let job = state
         .jobs
         .cancel(&id)
+        .await
+        .map_err(db_error)?
         .ok_or_else(|| ApiError::not_found(format!("no sync job {id}")))?;
-    Ok(actix_web::HttpResponse::Accepted().json(job))
+    Ok(HttpResponse::Accepted().json(job))
+}
+
+async fn finish_writeback(state: &AppState, id: &str) {
+    let outcome = crate::writeback::run(
+        &state.salesforce,
+        &state.writebacks,
+        id,
+        state.writeback_max_attempts,
+    )
+    .await;
+    let now = state.clock.now();
+    let (st, error) = match outcome {
+        Ok(()) => (JobState::Succeeded, None),
+        Err(e) => {
+            tracing::warn!(job = %id, error = %e, "Write-back job failed.");
+            (JobState::Failed, Some(e.to_string()))
+        }
+    };
+    if let Err(e) = state.writebacks.finish(id, st, error, now).await {
+        tracing::error!(job = %id, error = %e, "Could not record the end of a write-back job.");
+    }
+}
+
+/// Writes scores back to Salesforce in the background (sObject Collections upsert, 200 per call,
+/// `allOrNone=false`); poll `GET /v1/writebacks/{id}` for every record's outcome.
+#[utoipa::path(
+    request_body = WriteBackRequest,
+    responses(
+        (status = 202, description = "Accepted; every record is pending", body = WriteBackJob),
+        (status = 400, description = "No scores (empty_request), more than 50,000 (too_many_records), a bad id (invalid_record_id) or field name (invalid_parameter)", body = ErrorBody),
+    )
+)]
+#[post("/v1/writebacks")]
+async fn start_writeback(
+    state: web::Data<AppState>,
+    body: web::Json<WriteBackRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let req = body.into_inner();
+    let records = req.records().map_err(|e| {
+        let code = match &e {
+            WriteBackRefusal::Empty => ErrorCode::EmptyRequest,
+            WriteBackRefusal::TooMany(_) => ErrorCode::TooManyRecords,
+            WriteBackRefusal::InvalidParameter(_) => ErrorCode::InvalidParameter,
+            WriteBackRefusal::InvalidRecord { .. } => {
+                if req.external_id_field.eq_ignore_ascii_case("Id") {
+                    ErrorCode::InvalidRecordId
+                } else {
+                    ErrorCode::InvalidRecord
+                }
+            }
+        };
+        ApiError::bad_request(code, e.to_string())
+    })?;
+    let id = state
+        .writebacks
+        .create(&req, &records, state.clock.now())
+        .await
+        .map_err(db_error)?;
+    let job = state
+        .writebacks
+        .get(&id, 0, 0)
+        .await
+        .map_err(db_error)?
+        .ok_or_else(|| ApiError::internal("write-back", "the job vanished"))?;
+    let st = state.clone();
+    let run_id = id.clone();
+    state.spawn(async move { finish_writeback(&st, &run_id).await });
+    Ok(HttpResponse::Accepted().json(job))
+}
+
+#[derive(Debug, Deserialize)]
+struct RecordParams {
+    offset: Option<u64>,
+    limit: Option<u64>,
+}
+
+/// One write-back job with its records' outcomes (`offset`, `limit` ≤ 10,000, default 1,000).
+#[utoipa::path(
+    params(
+        ("id" = String, Path, description = "Job id"),
+        ("offset" = Option<u64>, Query, description = "First record listed"),
+        ("limit" = Option<u64>, Query, description = "Records listed (default 1000, at most 10000)"),
+    ),
+    responses(
+        (status = 200, description = "The job", body = WriteBackJob),
+        (status = 404, description = "No such job (code not_found)", body = ErrorBody),
+    )
+)]
+#[get("/v1/writebacks/{id}")]
+async fn get_writeback(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    q: web::Query<RecordParams>,
+) -> Result<web::Json<WriteBackJob>, ApiError> {
+    let limit = q.limit.unwrap_or(1000).min(10_000);
+    state
+        .writebacks
+        .get(&id, q.offset.unwrap_or(0), limit)
+        .await
+        .map_err(db_error)?
+        .map(web::Json)
+        .ok_or_else(|| ApiError::not_found(format!("no write-back job {id}")))
+}
+
+/// The newest write-back jobs (without their records), newest first.
+#[utoipa::path(
+    params(("limit" = Option<u64>, Query, description = "How many (default 100, at most 1000)")),
+    responses((status = 200, description = "Jobs", body = [WriteBackJob]))
+)]
+#[get("/v1/writebacks")]
+async fn list_writebacks(
+    state: web::Data<AppState>,
+    q: web::Query<ListParams>,
+) -> Result<web::Json<Vec<WriteBackJob>>, ApiError> {
+    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    Ok(web::Json(
+        state.writebacks.list(limit).await.map_err(db_error)?,
+    ))
 }
 
 /// Liveness.

@@ -5,17 +5,21 @@
 //! every `nextRecordsUrl`, and ingests them into the feature store over HTTP.
 //!
 //! # Layout
-//! - [`mapping`]: SOQL per object and record mapping.
-//! - [`sync`]: a full sync.
+//! - [`mapping`]: the fields read per object and record mapping.
+//! - [`sync`]: incremental syncs by watermark, deletions as tombstones, REST or Bulk API 2.0.
+//! - [`db`]: the connector's database (jobs, watermarks, the per-org lock row).
+//! - [`jobs`]: syncs as background jobs (start, watch, cancel, list, resume after a restart).
+//! - [`writeback`]: score write-back jobs (sObject Collections upsert).
 //! - [`api`]: HTTP handlers and the OpenAPI description.
-//! - [`jobs`]: syncs as background jobs (start, watch, cancel, list).
 //! - [`connect`]: `sextant connect` (web-server flow + PKCE) and the encrypted refresh token.
 
 pub mod api;
 pub mod connect;
+pub mod db;
 pub mod jobs;
 pub mod mapping;
 pub mod sync;
+pub mod writeback;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -74,6 +78,57 @@ pub struct Settings {
     /// Share of the org's daily API allowance at which syncs stop with `BudgetExhausted`.
     #[serde(default = "default_stop_at")]
     pub api_budget_stop_at: f64,
+    /// The connector's own database (jobs, watermarks, lock): `sqlite://…?mode=rwc`,
+    /// `sqlite::memory:` or `postgres://…`. Replicas must share one to share the lock.
+    #[serde(default = "default_database_url")]
+    pub database_url: String,
+    /// The key of the org in that database (lock and watermarks); default
+    /// `<username>@<login host>`.
+    #[serde(default)]
+    pub org_key: Option<String>,
+    /// Objects with more rows to read than this are read with Bulk API 2.0; 0 turns Bulk off.
+    #[serde(default = "default_bulk_threshold")]
+    pub bulk_threshold: u64,
+    /// First wait between two polls of a bulk job, in milliseconds (doubled up to 10 s).
+    #[serde(default = "default_bulk_poll_ms")]
+    pub bulk_poll_ms: u64,
+    /// A bulk job not complete after this many seconds is aborted.
+    #[serde(default = "default_bulk_timeout_secs")]
+    pub bulk_timeout_secs: u64,
+    /// Rows per Bulk API 2.0 result page (`maxRecords`).
+    #[serde(default = "default_bulk_max_records")]
+    pub bulk_max_records: u32,
+    /// How far before an object's watermark a sync re-reads, in seconds.
+    #[serde(default)]
+    pub watermark_lookback_secs: u64,
+    /// Lease of the org's lock row, in seconds (renewed after every page).
+    #[serde(default = "default_lock_lease_secs")]
+    pub lock_lease_secs: u64,
+    /// Calls a write-back record may take when its errors are transient.
+    #[serde(default = "default_writeback_attempts")]
+    pub writeback_max_attempts: u32,
+}
+
+fn default_database_url() -> String {
+    "sqlite://sextant-connector.sqlite?mode=rwc".into()
+}
+fn default_bulk_threshold() -> u64 {
+    100_000
+}
+fn default_bulk_poll_ms() -> u64 {
+    500
+}
+fn default_bulk_timeout_secs() -> u64 {
+    3600
+}
+fn default_bulk_max_records() -> u32 {
+    50_000
+}
+fn default_lock_lease_secs() -> u64 {
+    120
+}
+fn default_writeback_attempts() -> u32 {
+    4
 }
 
 fn default_slow_down_at() -> f64 {
@@ -94,7 +149,8 @@ fn default_feature_store_url() -> String {
 }
 
 impl Settings {
-    /// Settings with defaults for everything but the org.
+    /// Settings with defaults for everything but the org, and an in-memory database (for
+    /// embedding: tests and the demo).
     pub fn with_salesforce(salesforce: SalesforceSettings) -> Self {
         Self {
             host: default_host(),
@@ -103,6 +159,45 @@ impl Settings {
             salesforce,
             api_budget_slow_down_at: default_slow_down_at(),
             api_budget_stop_at: default_stop_at(),
+            database_url: "sqlite::memory:".into(),
+            org_key: None,
+            bulk_threshold: default_bulk_threshold(),
+            bulk_poll_ms: default_bulk_poll_ms(),
+            bulk_timeout_secs: default_bulk_timeout_secs(),
+            bulk_max_records: default_bulk_max_records(),
+            watermark_lookback_secs: 0,
+            lock_lease_secs: default_lock_lease_secs(),
+            writeback_max_attempts: default_writeback_attempts(),
+        }
+    }
+
+    /// The org's key in the connector's database.
+    pub fn org_key(&self) -> String {
+        self.org_key.clone().unwrap_or_else(|| {
+            let host = url::Url::parse(&self.salesforce.login_url)
+                .ok()
+                .and_then(|u| u.host_str().map(str::to_owned))
+                .unwrap_or_else(|| self.salesforce.login_url.clone());
+            format!("{}@{host}", self.salesforce.username)
+        })
+    }
+
+    /// How syncs behave.
+    pub fn sync_settings(&self) -> sync::SyncSettings {
+        sync::SyncSettings {
+            bulk_threshold: (self.bulk_threshold > 0).then_some(self.bulk_threshold),
+            lookback: chrono::Duration::seconds(
+                i64::try_from(self.watermark_lookback_secs).unwrap_or(i64::MAX / 1_000_000),
+            ),
+            bulk: sextant_salesforce::bulk::BulkOptions {
+                poll_initial: Duration::from_millis(self.bulk_poll_ms.max(1)),
+                poll_max: Duration::from_secs(10).max(Duration::from_millis(self.bulk_poll_ms)),
+                timeout: Duration::from_secs(self.bulk_timeout_secs),
+                max_records: self.bulk_max_records.max(1),
+            },
+            lease: chrono::Duration::seconds(
+                i64::try_from(self.lock_lease_secs.max(1)).unwrap_or(120),
+            ),
         }
     }
 }
@@ -123,6 +218,10 @@ pub enum StartError {
     /// The Salesforce settings cannot work (a My Domain JWT audience, a nonsensical budget).
     #[error("Salesforce settings: {0}")]
     Salesforce(#[from] SalesforceError),
+    /// The connector's database could not be opened or migrated (the URL's password is never
+    /// printed).
+    #[error("connector database: {0}")]
+    Database(String),
 }
 
 /// Shared state of the handlers.
@@ -132,10 +231,64 @@ pub struct AppState {
     pub http: reqwest::Client,
     pub feature_store_url: String,
     pub clock: SharedClock,
-    /// One sync at a time.
-    pub sync_lock: tokio::sync::Mutex<()>,
-    /// Background sync jobs.
+    /// The connector's database.
+    pub db: db::Db,
+    /// The org's key (lock, watermarks, jobs).
+    pub org: String,
+    /// This replica's identity in the lock row (random per process).
+    pub owner: String,
+    pub sync: sync::SyncSettings,
+    /// Sync jobs (in the database).
     pub jobs: jobs::Jobs,
+    /// Write-back jobs (in the database).
+    pub writebacks: writeback::WriteBacks,
+    pub writeback_max_attempts: u32,
+    /// Background tasks of this replica (aborted by [`ConnectorHandle::abort_background`]).
+    pub tasks: std::sync::Mutex<Vec<tokio::task::AbortHandle>>,
+}
+
+impl AppState {
+    /// Runs `fut` in the background, remembering it so it can be aborted.
+    pub fn spawn<F>(&self, fut: F)
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let handle = tokio::spawn(fut);
+        let mut tasks = self
+            .tasks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        tasks.retain(|t| !t.is_finished());
+        tasks.push(handle.abort_handle());
+    }
+}
+
+/// A handle on a running connector's background work.
+#[derive(Debug, Clone)]
+pub struct ConnectorHandle {
+    state: web::Data<AppState>,
+}
+
+impl ConnectorHandle {
+    /// Stops every background job of this replica at once, as a killed process would: nothing
+    /// is finished, released or recorded (tests of crash recovery).
+    pub fn abort_background(&self) {
+        let tasks = std::mem::take(
+            &mut *self
+                .state
+                .tasks
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        for t in tasks {
+            t.abort();
+        }
+    }
+
+    /// The shared state.
+    pub fn state(&self) -> &web::Data<AppState> {
+        &self.state
+    }
 }
 
 /// Builds the service: checks its settings, opens what it needs, binds the port.
@@ -143,8 +296,17 @@ pub struct AppState {
 pub struct Application;
 
 impl Application {
-    /// Reads the key and binds the port; the first Salesforce login happens on the first sync.
+    /// Reads the key, opens the database and binds the port; the first Salesforce login happens
+    /// on the first sync. Jobs a previous connector left running are resumed.
     pub async fn build(settings: &Settings, clock: SharedClock) -> Result<Service, StartError> {
+        Ok(Self::build_with_handle(settings, clock).await?.0)
+    }
+
+    /// [`Application::build`], with a handle on the background work.
+    pub async fn build_with_handle(
+        settings: &Settings,
+        clock: SharedClock,
+    ) -> Result<(Service, ConnectorHandle), StartError> {
         let sf = &settings.salesforce;
         let key =
             std::fs::read_to_string(&sf.private_key_path).map_err(|source| StartError::Key {
@@ -175,14 +337,31 @@ impl Application {
         let salesforce =
             SalesforceClient::build(LoginFlow::JwtBearer(auth), clock.clone(), options)?;
         let http = sextant_service_kit::http::client(Duration::from_secs(120));
+        let db = db::Db::connect(&settings.database_url)
+            .await
+            .map_err(|e| StartError::Database(redact(&e.to_string(), &settings.database_url)))?;
+        let org = settings.org_key();
+        let owner = format!("connector-{:016x}", rand::random::<u64>());
         let state = web::Data::new(AppState {
             salesforce,
             http,
             feature_store_url: settings.feature_store_url.trim_end_matches('/').to_owned(),
             clock,
-            sync_lock: tokio::sync::Mutex::new(()),
-            jobs: jobs::Jobs::default(),
+            jobs: jobs::Jobs::new(db.clone(), org.clone()),
+            writebacks: writeback::WriteBacks::new(db.clone(), org.clone()),
+            db,
+            org,
+            owner,
+            sync: settings.sync_settings(),
+            writeback_max_attempts: settings.writeback_max_attempts.max(1),
+            tasks: std::sync::Mutex::new(Vec::new()),
         });
+        api::resume_interrupted(&state)
+            .await
+            .map_err(|e| StartError::Database(e.to_string()))?;
+        let handle = ConnectorHandle {
+            state: state.clone(),
+        };
         let service = Service::start(
             "connector",
             &settings.host,
@@ -193,6 +372,17 @@ impl Application {
                 cfg.app_data(state.clone()).configure(api::routes);
             },
         )?;
-        Ok(service)
+        Ok((service, handle))
+    }
+}
+
+/// An error message with the database URL's password (if it appears) masked.
+fn redact(message: &str, url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(u) => match u.password() {
+            Some(pw) if !pw.is_empty() => message.replace(pw, "***"),
+            _ => message.to_owned(),
+        },
+        Err(_) => message.to_owned(),
     }
 }

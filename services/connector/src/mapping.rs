@@ -8,33 +8,42 @@ use sextant_contracts::records::{
 };
 use sextant_salesforce::wire::{FieldError, Record};
 
-/// The objects synced, in dependency order (parents before children), with their SOQL.
+/// The objects synced, in dependency order (parents before children), with the fields read.
+/// Every object is read in `SystemModstamp, Id` order from its watermark (see [`crate::sync`]).
 pub const OBJECTS: [(&str, &str); 6] = [
     (
         "Account",
-        "SELECT Id, Name, BillingCountry, Industry, CreatedDate, LastModifiedDate, SystemModstamp FROM Account",
+        "Id, Name, BillingCountry, Industry, CreatedDate, LastModifiedDate, SystemModstamp",
     ),
     (
         "Contact",
-        "SELECT Id, AccountId, FirstName, LastName, Email, LastModifiedDate, SystemModstamp FROM Contact",
+        "Id, AccountId, FirstName, LastName, Email, LastModifiedDate, SystemModstamp",
     ),
     (
         "Product2",
-        "SELECT Id, Name, ProductCode, Family, LastModifiedDate, SystemModstamp FROM Product2",
+        "Id, Name, ProductCode, Family, LastModifiedDate, SystemModstamp",
     ),
     (
         "Order",
-        "SELECT Id, AccountId, EffectiveDate, Status, OrderNumber, LastModifiedDate, SystemModstamp FROM Order",
+        "Id, AccountId, EffectiveDate, Status, OrderNumber, LastModifiedDate, SystemModstamp",
     ),
     (
         "OrderItem",
-        "SELECT Id, OrderId, Product2Id, Quantity, UnitPrice, LastModifiedDate, SystemModstamp FROM OrderItem",
+        "Id, OrderId, Product2Id, Quantity, UnitPrice, LastModifiedDate, SystemModstamp",
     ),
     (
         "Case",
-        "SELECT Id, AccountId, Subject, Description, Status, CreatedDate, LastModifiedDate, SystemModstamp FROM Case",
+        "Id, AccountId, Subject, Description, Status, CreatedDate, LastModifiedDate, SystemModstamp",
     ),
 ];
+
+/// The fields read of a synced object, or `None` when it is not one.
+pub fn fields_of(object: &str) -> Option<&'static str> {
+    OBJECTS
+        .iter()
+        .find(|(o, _)| o.eq_ignore_ascii_case(object))
+        .map(|(_, f)| *f)
+}
 
 /// A record that could not be mapped.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

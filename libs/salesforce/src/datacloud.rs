@@ -1,0 +1,1 @@
+//! Data Cloud: token exchange and Query API v2 (filled in below).
