@@ -728,6 +728,157 @@ mod tests {
         assert!(nba.reason.starts_with("high churn risk"), "{}", nba.reason);
     }
 
+    use crate::artifact::Dense;
+    use crate::sequence::GruWeights;
+
+    /// logit = log1p(recency) − log1p(frequency) − 2; the GRU has zero weights, so the weeks do
+    /// not move the score.
+    fn served() -> SequenceChurnArtifact {
+        let hidden = 1;
+        SequenceChurnArtifact {
+            kind: SEQUENCE_KIND.into(),
+            version: ModelVersion::parse("churn-v3").expect("v"),
+            feature_set: "rfmt-v2".into(),
+            feature_names: vec!["recency_days".into(), "frequency".into()],
+            sequence_channels: vec!["orders".into(), "spend".into()],
+            sequence_weeks: 3,
+            category_attribute: "country".into(),
+            signed_features: vec![],
+            horizon_days: 90,
+            bands: vec![
+                BandThreshold {
+                    name: RiskBand::High,
+                    min_score: 0.5,
+                },
+                BandThreshold {
+                    name: RiskBand::Medium,
+                    min_score: 0.2,
+                },
+                BandThreshold {
+                    name: RiskBand::Low,
+                    min_score: 0.0,
+                },
+            ],
+            reference: Reference {
+                feature_typical: vec![20.0, 5.0],
+                week_blocks: vec![WeekBlock {
+                    name: "weeks_1_2".into(),
+                    first: 0,
+                    last: 1,
+                    typical_week: vec![0.5, 10.0],
+                }],
+            },
+            network: SequenceArtifact {
+                weeks: 2,
+                channel_names: vec!["orders".into(), "spend".into()],
+                channel_means: vec![0.0, 0.0],
+                channel_stds: vec![1.0, 1.0],
+                gru: GruWeights {
+                    inputs: 2,
+                    hidden,
+                    w_x: vec![0.0; 2 * 3 * hidden],
+                    b_x: vec![0.0; 3 * hidden],
+                    w_h: vec![0.0; hidden * 3 * hidden],
+                    b_h: vec![0.0; 3 * hidden],
+                },
+                categories: vec![MISSING_CATEGORY.into(), "UK".into()],
+                embedding_dim: 1,
+                embedding: vec![0.0, 0.0],
+                aggregate_names: vec!["recency_days".into(), "frequency".into()],
+                aggregate_means: vec![0.0, 0.0],
+                aggregate_stds: vec![1.0, 1.0],
+                aggregate_layer: Dense {
+                    inputs: 2,
+                    outputs: 2,
+                    weights: vec![1.0, 0.0, 0.0, 1.0],
+                    bias: vec![0.0, 0.0],
+                },
+                head: vec![Dense {
+                    inputs: hidden + 1 + 2,
+                    outputs: 1,
+                    weights: vec![0.0, 0.0, 1.0, -1.0],
+                    bias: vec![-2.0],
+                }],
+                wide: None,
+            },
+        }
+    }
+
+    #[test]
+    fn occlusion_finds_the_feature_that_moves_the_score_and_its_direction() {
+        let m = served();
+        m.validate().expect("valid");
+        let weeks = vec![vec![1.0, 30.0]; 3];
+        let lapsed = [200.0, 5.0];
+        let loyal = [20.0, 40.0];
+        let customers = [
+            CustomerInput {
+                features: &lapsed,
+                sequence: &weeks,
+                category: Some("UK"),
+            },
+            CustomerInput {
+                features: &loyal,
+                sequence: &weeks,
+                category: None,
+            },
+        ];
+        let out = m.explain_batch(&customers, 2).expect("explains");
+        let sig = |z: f64| 1.0 / (1.0 + (-z).exp());
+        let want = sig(201f64.ln() - 6f64.ln() - 2.0);
+        assert!((out[0].score - want).abs() < 1e-5, "{} vs {want}", out[0].score);
+        // Only recency differs from typical, and it raises the risk; the weeks do not matter.
+        assert_eq!(out[0].factors.len(), 1, "{:?}", out[0].factors);
+        let f = &out[0].factors[0];
+        assert_eq!(f.factor, "recency_days");
+        assert_eq!(f.direction, FactorDirection::RaisesRisk);
+        assert_eq!(f.text, "no order for 200 days (typical: 20)");
+        let typical = sig(21f64.ln() - 6f64.ln() - 2.0);
+        assert!((f.impact - (want - typical)).abs() < 1e-5);
+        assert_eq!(out[0].band, RiskBand::High);
+        assert_eq!(out[0].next_best_action.code, "retention_call");
+        // Many orders lower the risk.
+        assert_eq!(out[1].factors[0].factor, "frequency");
+        assert_eq!(out[1].factors[0].direction, FactorDirection::LowersRisk);
+        assert!(out[1].factors[0].impact < 0.0);
+        assert_eq!(out[1].band, RiskBand::Low);
+        assert_eq!(out[1].next_best_action.code, "keep_cadence");
+        // Scoring alone gives the same numbers.
+        let plain = m.score_batch(&customers, 1).expect("scores");
+        assert!((plain[0] - out[0].score).abs() < 1e-12);
+    }
+
+    #[test]
+    fn inputs_and_artefacts_that_do_not_fit_are_refused() {
+        let m = served();
+        let short_weeks = vec![vec![1.0, 30.0]; 2];
+        let features = [1.0, 2.0];
+        let c = CustomerInput {
+            features: &features,
+            sequence: &short_weeks,
+            category: None,
+        };
+        assert!(matches!(
+            m.score_batch(&[c], 1),
+            Err(ModelError::Width { expected: 3, got: 2 })
+        ));
+        let mut bad = served();
+        bad.reference.feature_typical.pop();
+        assert!(bad.validate().is_err());
+        let mut bad = served();
+        bad.bands.reverse();
+        assert!(bad.validate().is_err());
+        let mut bad = served();
+        bad.reference.week_blocks[0].last = 5;
+        assert!(bad.validate().is_err());
+        // The untagged wrapper reads back what it wrote.
+        let wrapped = ServedChurnModel::Sequence(Box::new(served()));
+        let json = serde_json::to_string(&wrapped).expect("json");
+        let back: ServedChurnModel = serde_json::from_str(&json).expect("reads");
+        assert!(back.needs_sequences());
+        assert_eq!(back, wrapped);
+    }
+
     #[test]
     fn sequences_are_cut_to_the_recent_weeks_most_recent_first() {
         let seq = vec![vec![1.0, 10.0], vec![2.0, 20.0], vec![3.0, 30.0]];
