@@ -4,7 +4,8 @@
 #   2. every Rust test: unit, service HTTP tests (SQLite, and PostgreSQL when
 #      SEXTANT_TEST_POSTGRES_URL is set), the OpenAPI drift checks, the end-to-end chain;
 #   3. a type-check of the trainer's `cuda` feature;
-#   4. the Salesforce package and Helm chart checks (.ci/sf-helm-checks.sh).
+#   4. the Salesforce package and Helm chart checks (.ci/sf-helm-checks.sh);
+#   5. the admin console in a real browser (scripts/admin-browser-test.sh).
 # Ends with one line "tests: N passed, N failed".
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -18,6 +19,8 @@ step cargo-test bash -c "cargo test --workspace --locked 2>&1 | tee '$log'"
 # The `cuda` feature (burn-cuda 0.21) must keep compiling; no GPU is needed to type-check it.
 step cuda-feature cargo check -p sextant-trainer --features cuda --locked
 step salesforce-and-helm bash -c "bash .ci/sf-helm-checks.sh 2>&1 | tee -a '$log'"
+# The admin console in a real browser (Playwright + Chromium) against the suite on loopback.
+step admin-browser bash -o pipefail -c "bash scripts/admin-browser-test.sh 2>&1 | tee -a '$log'"
 
 passed=$(grep -Eo '^test result: (ok|FAILED)\. [0-9]+ passed' "$log" | grep -Eo '[0-9]+ passed' | awk '{s+=$1} END {print s+0}')
 failed=$(grep -Eo '^test result: (ok|FAILED)\. [0-9]+ passed; [0-9]+ failed' "$log" | grep -Eo '[0-9]+ failed' | awk '{s+=$1} END {print s+0}')
