@@ -23,6 +23,7 @@ use utoipa::OpenApi;
 
 use crate::AppState;
 use crate::migration::DEFAULT_ORG;
+use crate::store;
 
 /// The OpenAPI description.
 #[derive(OpenApi)]
@@ -105,15 +106,18 @@ async fn ingest(
     let org = org_of(req.org_id.as_ref());
     let answer = state
         .store
-        .ingest(&org, &req, state.clock.now(), state.online_as_of())
+        .ingest(&org, &req, state.clock.now())
         .await
         .map_err(db_error)?;
+    if answer.accounts_refreshed > 0 {
+        state.refresh_wanted.notify_one();
+    }
     tracing::info!(
         object = req.object.as_str(),
         written = answer.written,
         unchanged = answer.unchanged,
         rejected = answer.rejected.len(),
-        refreshed = answer.accounts_refreshed,
+        queued = answer.accounts_refreshed,
         "Ingested batch."
     );
     Ok(web::Json(answer))
@@ -228,8 +232,16 @@ pub struct DriftReport {
     feature_set: String,
     /// Online rows (accounts with history) compared.
     rows_compared: u64,
+    /// Accounts whose online row was still waiting for its post-ingest refresh when the rows
+    /// were read (counted up to 10,000): their previous values were compared.
+    pending_refresh: u64,
     features: Vec<FeatureDrift>,
 }
+
+/// Pages of the online refresh queue a drift request works off before it reads (so a small or
+/// quiet org compares exactly today's values; a large backlog is left to the background worker
+/// and reported in `pending_refresh`).
+const DRIFT_REFRESH_PAGES: usize = 20;
 
 /// Population stability index of each referenced feature between a model's training set (its
 /// bins) and the materialised online values, read a page at a time up to `max_rows`.
@@ -277,6 +289,17 @@ async fn drift(
         columns.push(i);
     }
     let org = org_of(req.org_id.as_ref());
+    for _ in 0..DRIFT_REFRESH_PAGES {
+        let n = state
+            .store
+            .refresh_queued(store::PAGE, state.online_as_of(), state.clock.now())
+            .await
+            .map_err(db_error)?;
+        if n == 0 {
+            break;
+        }
+    }
+    let pending_refresh = state.store.queued(10_000).await.map_err(db_error)?;
     let mut values: Vec<Vec<f64>> = vec![Vec::new(); columns.len()];
     let mut after: Option<String> = None;
     let mut rows = 0usize;
@@ -326,6 +349,7 @@ async fn drift(
     Ok(web::Json(DriftReport {
         feature_set: FEATURE_SET.to_owned(),
         rows_compared: rows as u64,
+        pending_refresh,
         features,
     }))
 }

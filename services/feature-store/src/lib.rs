@@ -5,8 +5,9 @@
 //! re-ingesting is harmless, an older version arriving late changes nothing current, and it can
 //! answer two questions honestly: "what did each account look like as of a past cut-off, as far as
 //! anyone knew then, and did it churn afterwards?" (training sets, streamed) and "what does each of
-//! these accounts look like now?" (online features, materialised per account and refreshed by the
-//! ingest that touched it). Both use the same declared feature set (`sextant-features`), so
+//! these accounts look like now?" (online features, materialised per account: an ingest queues
+//! the accounts it touched, a background worker recomputes them, and a lookup recomputes any
+//! still queued, so a read is never stale). Both use the same declared feature set (`sextant-features`), so
 //! training and serving cannot drift apart.
 //!
 //! # Layout
@@ -21,8 +22,12 @@ pub mod migration;
 pub mod store;
 pub mod training;
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use actix_web::web;
 use chrono::NaiveDate;
+use tokio::sync::Notify;
 use sextant_contracts::time::SharedClock;
 use sextant_service_kit::server::Service;
 
@@ -178,6 +183,8 @@ pub enum StartError {
 pub struct AppState {
     pub store: store::Store,
     pub clock: SharedClock,
+    /// Wakes the online refresher after an ingest queued accounts.
+    pub refresh_wanted: Arc<Notify>,
 }
 
 impl AppState {
@@ -206,7 +213,14 @@ impl Application {
             ));
         }
         let store = store::Store::connect(&settings.database_url, &statuses).await?;
-        let state = web::Data::new(AppState { store, clock });
+        let state = web::Data::new(AppState {
+            store,
+            clock,
+            refresh_wanted: Arc::new(Notify::new()),
+        });
+        // Stops with the runtime; a page it was writing is one transaction, so nothing is
+        // half-written, and marks left behind are picked up on the next start or by a lookup.
+        tokio::spawn(refresh_online_queue(state.clone().into_inner()));
         let service = Service::start(
             "feature-store",
             &settings.host,
@@ -218,5 +232,40 @@ impl Application {
             },
         )?;
         Ok(service)
+    }
+}
+
+/// Drains the online refresh queue: a page at a time while there is work, then waits for an
+/// ingest's wake-up (or a second, for marks left by another replica or a previous run). A
+/// database error is logged and retried with a growing pause, never swallowed into stale rows:
+/// lookups recompute queued accounts themselves meanwhile.
+async fn refresh_online_queue(state: Arc<AppState>) {
+    let mut pause = Duration::from_millis(100);
+    loop {
+        let now = state.clock.now();
+        match state
+            .store
+            .refresh_queued(store::PAGE, state.online_as_of(), now)
+            .await
+        {
+            Ok(0) => {
+                pause = Duration::from_millis(100);
+                let _ = tokio::time::timeout(
+                    Duration::from_secs(1),
+                    state.refresh_wanted.notified(),
+                )
+                .await;
+            }
+            Ok(n) => {
+                pause = Duration::from_millis(100);
+                tracing::debug!(accounts = n, "Refreshed queued online rows.");
+                tokio::task::yield_now().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, retry_in_ms = pause.as_millis() as u64, "Online refresh failed; retrying.");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(30));
+            }
+        }
     }
 }

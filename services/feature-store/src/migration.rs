@@ -11,6 +11,10 @@
 //!   queries depend on. Deletions are versions with `is_deleted`. The online store
 //!   (`fs_online_feature`) holds the materialised latest vector per account. Rows of the `sf_*`
 //!   tables are copied into the default org, then those tables are dropped.
+//! - `m0003_online_refresh_queue`: `fs_online_dirty`, the accounts whose online row an ingest
+//!   made stale, with the time they were marked. Ingest only marks (one cheap upsert per touched
+//!   account, in the batch's transaction); a background worker recomputes marked accounts in
+//!   pages, and a lookup recomputes a marked account itself, so a read never sees a stale row.
 
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use sea_orm_migration::prelude::*;
@@ -24,7 +28,11 @@ pub struct Migrator;
 
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(CreateCrmTables), Box::new(VersionedTables)]
+        vec![
+            Box::new(CreateCrmTables),
+            Box::new(VersionedTables),
+            Box::new(OnlineRefreshQueue),
+        ]
     }
 }
 
@@ -426,4 +434,52 @@ async fn copy_skeleton_rows(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
         db.execute_raw(Statement::from_string(backend, sql)).await?;
     }
     Ok(())
+}
+
+/// The online store's refresh queue (see the module docs).
+#[derive(Debug)]
+struct OnlineRefreshQueue;
+
+impl MigrationName for OnlineRefreshQueue {
+    fn name(&self) -> &'static str {
+        "m0003_online_refresh_queue"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for OnlineRefreshQueue {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_table(
+                Table::create()
+                    .table(Alias::new("fs_online_dirty"))
+                    .if_not_exists()
+                    .col(col("org_id").string().not_null())
+                    .col(col("account_id").string().not_null())
+                    .col(col("marked_us").big_integer().not_null())
+                    .primary_key(
+                        Index::create()
+                            .col(Alias::new("org_id"))
+                            .col(Alias::new("account_id")),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("fs_online_dirty_marked")
+                    .table(Alias::new("fs_online_dirty"))
+                    .if_not_exists()
+                    .col(Alias::new("marked_us"))
+                    .to_owned(),
+            )
+            .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .drop_table(Table::drop().table(Alias::new("fs_online_dirty")).to_owned())
+            .await
+    }
 }

@@ -40,6 +40,8 @@ use crate::migration::Migrator;
 pub const PAGE: usize = 500;
 /// Rows per INSERT statement; keeps well under both databases' bind-parameter limits.
 const INSERT_CHUNK: usize = 400;
+/// Ids per `IN (…)` list of a read; well under SQLite's 32,766 and PostgreSQL's 65,535 binds.
+const ID_CHUNK: usize = 5000;
 /// Weeks in a sequence.
 pub const SEQUENCE_WEEKS: usize = sequence::MAX_WEEKS;
 
@@ -403,15 +405,15 @@ impl Store {
         c.query_all_raw(q.statement()).await
     }
 
-    /// Stores a batch in one transaction and refreshes the online features of the accounts it
-    /// touched, in the same transaction. `now` is the ingest time; `online_as_of` the online
-    /// store's cut-off.
+    /// Stores a batch in one transaction and, in the same transaction, queues the accounts it
+    /// touched for an online refresh (see [`Store::refresh_queued`]): the batch's cost does not
+    /// grow with the touched accounts' histories, and an account touched by many batches of a
+    /// backfill is recomputed once. `now` is the ingest time.
     pub async fn ingest(
         &self,
         org: &str,
         req: &IngestRequest,
         now: DateTime<Utc>,
-        online_as_of: NaiveDate,
     ) -> Result<IngestResponse, DbErr> {
         let now_us = micros(now);
         let (table_name, columns) = table(req.object);
@@ -505,12 +507,10 @@ impl Store {
             IngestObject::Contact | IngestObject::Product2 => {}
         }
         let touched: Vec<String> = touched.into_iter().collect();
-        let mut refreshed = 0u64;
+        let mut queued = 0u64;
         if written > 0 {
             for page in touched.chunks(PAGE) {
-                refreshed += self
-                    .refresh_online(&txn, org, page, online_as_of, now)
-                    .await?;
+                queued += self.mark_stale(&txn, org, page, now_us).await?;
             }
         }
         txn.commit().await?;
@@ -520,7 +520,7 @@ impl Store {
             written,
             unchanged,
             rejected,
-            accounts_refreshed: refreshed,
+            accounts_refreshed: queued,
         })
     }
 
@@ -663,47 +663,23 @@ impl Store {
             return Ok(out);
         }
 
-        // Purchases, with their lines, returns and categories.
+        // Purchases: the orders that count, then their current lines aggregated per order and
+        // category, joined here by order id. "The latest version known before the cut-off" is a
+        // correlated MAX over the primary key (org_id, id, known_us): an index probe per row on
+        // both databases, where a window over CTEs made SQLite scan the lines once per order.
         let mut q = Q::new(self.backend);
         let o = q.bind(org.to_owned());
         let k = q.bind(known);
         let dcut = q.bind(cut_day);
         let acc = q.list(accounts);
         let statuses = q.list(&self.purchase_statuses);
-        // The orders that count, and separately their current lines aggregated per order and
-        // category; joined here by order id (a join of the two CTEs in SQL made SQLite scan the
-        // lines once per order).
-        let prefix = format!(
-            "WITH oid AS (SELECT DISTINCT id FROM fs_order WHERE org_id = {o} AND account_id IN {acc}), \
-             o AS (SELECT f.id, f.account_id, f.event_day, f.status, f.is_deleted, \
-                     ROW_NUMBER() OVER (PARTITION BY f.id ORDER BY f.known_us DESC) AS rn \
-                   FROM fs_order f JOIN oid ON f.id = oid.id WHERE f.org_id = {o} AND f.known_us < {k}), \
-             live AS (SELECT id, account_id, event_day FROM o WHERE rn = 1 AND NOT is_deleted \
-                   AND event_day < {dcut} AND LOWER(status) IN {statuses} AND account_id IN {acc})"
+        q.sql = format!(
+            "SELECT f.id AS order_id, f.account_id AS account_id, f.event_day AS event_day \
+             FROM fs_order f WHERE f.org_id = {o} AND f.account_id IN {acc} AND f.known_us < {k} \
+               AND f.known_us = (SELECT MAX(g.known_us) FROM fs_order g \
+                                 WHERE g.org_id = f.org_id AND g.id = f.id AND g.known_us < {k}) \
+               AND NOT f.is_deleted AND f.event_day < {dcut} AND LOWER(f.status) IN {statuses}"
         );
-        let mut q_lines = Q::new(self.backend);
-        q_lines.values.clone_from(&q.values);
-        q_lines.sql = format!(
-            "{prefix}, \
-             iid AS (SELECT DISTINCT id FROM fs_order_item WHERE org_id = {o} AND order_id IN (SELECT id FROM live)), \
-             li AS (SELECT f.id, f.order_id, f.product_id, f.quantity, f.unit_price, f.is_deleted, \
-                     ROW_NUMBER() OVER (PARTITION BY f.id ORDER BY f.known_us DESC) AS rn \
-                   FROM fs_order_item f JOIN iid ON f.id = iid.id WHERE f.org_id = {o} AND f.known_us < {k}), \
-             cur AS (SELECT order_id, product_id, quantity, unit_price FROM li \
-                   WHERE rn = 1 AND NOT is_deleted AND order_id IN (SELECT id FROM live)), \
-             pid AS (SELECT DISTINCT product_id AS id FROM cur WHERE product_id IS NOT NULL), \
-             p AS (SELECT f.id, f.category, \
-                     ROW_NUMBER() OVER (PARTITION BY f.id ORDER BY f.known_us DESC) AS rn \
-                   FROM fs_product f JOIN pid ON f.id = pid.id WHERE f.org_id = {o}), \
-             pc AS (SELECT id, category FROM p WHERE rn = 1) \
-             SELECT cur.order_id AS order_id, pc.category AS category, \
-               SUM(CASE WHEN cur.quantity > 0 THEN cur.quantity * cur.unit_price ELSE 0.0 END) AS amount, \
-               SUM(CASE WHEN cur.quantity > 0 THEN cur.quantity ELSE 0.0 END) AS items, \
-               SUM(CASE WHEN cur.quantity < 0 THEN -cur.quantity * cur.unit_price ELSE 0.0 END) AS returned \
-             FROM cur LEFT JOIN pc ON pc.id = cur.product_id \
-             GROUP BY cur.order_id, pc.category"
-        );
-        q.sql = format!("{prefix} SELECT id AS order_id, account_id, event_day FROM live");
         let mut orders: HashMap<String, (String, PurchaseFact)> = HashMap::new();
         for r in Self::rows(c, q).await? {
             let order: String = r.try_get("", "order_id")?;
@@ -722,20 +698,44 @@ impl Store {
                 ),
             );
         }
+        let order_ids: Vec<String> = orders.keys().cloned().collect();
         let mut categories: HashMap<(String, String), f64> = HashMap::new();
-        for r in Self::rows(c, q_lines).await? {
-            let order: String = r.try_get("", "order_id")?;
-            let Some((account, fact)) = orders.get_mut(&order) else {
-                continue;
-            };
-            let amount = r.try_get::<Option<f64>>("", "amount")?.unwrap_or(0.0);
-            fact.amount += amount;
-            fact.items += r.try_get::<Option<f64>>("", "items")?.unwrap_or(0.0);
-            fact.returned += r.try_get::<Option<f64>>("", "returned")?.unwrap_or(0.0);
-            if let Some(cat) = r.try_get::<Option<String>>("", "category")?
-                && amount > 0.0
-            {
-                *categories.entry((account.clone(), cat)).or_default() += amount;
+        for chunk in order_ids.chunks(ID_CHUNK) {
+            let mut q = Q::new(self.backend);
+            let o = q.bind(org.to_owned());
+            let k = q.bind(known);
+            let ids = q.list(chunk);
+            // A line counts for the order its latest version (before the cut-off) names; the
+            // product's category is its latest one (the catalogue's current classification).
+            q.sql = format!(
+                "SELECT f.order_id AS order_id, p.category AS category, \
+                   SUM(CASE WHEN f.quantity > 0 THEN f.quantity * f.unit_price ELSE 0.0 END) AS amount, \
+                   SUM(CASE WHEN f.quantity > 0 THEN f.quantity ELSE 0.0 END) AS items, \
+                   SUM(CASE WHEN f.quantity < 0 THEN -f.quantity * f.unit_price ELSE 0.0 END) AS returned \
+                 FROM fs_order_item f \
+                 LEFT JOIN fs_product p ON p.org_id = f.org_id AND p.id = f.product_id \
+                   AND p.known_us = (SELECT MAX(pp.known_us) FROM fs_product pp \
+                                     WHERE pp.org_id = p.org_id AND pp.id = p.id) \
+                 WHERE f.org_id = {o} AND f.order_id IN {ids} AND f.known_us < {k} \
+                   AND f.known_us = (SELECT MAX(g.known_us) FROM fs_order_item g \
+                                     WHERE g.org_id = f.org_id AND g.id = f.id AND g.known_us < {k}) \
+                   AND NOT f.is_deleted \
+                 GROUP BY f.order_id, p.category"
+            );
+            for r in Self::rows(c, q).await? {
+                let order: String = r.try_get("", "order_id")?;
+                let Some((account, fact)) = orders.get_mut(&order) else {
+                    continue;
+                };
+                let amount = r.try_get::<Option<f64>>("", "amount")?.unwrap_or(0.0);
+                fact.amount += amount;
+                fact.items += r.try_get::<Option<f64>>("", "items")?.unwrap_or(0.0);
+                fact.returned += r.try_get::<Option<f64>>("", "returned")?.unwrap_or(0.0);
+                if let Some(cat) = r.try_get::<Option<String>>("", "category")?
+                    && amount > 0.0
+                {
+                    *categories.entry((account.clone(), cat)).or_default() += amount;
+                }
             }
         }
         for (_, (account, fact)) in orders {
@@ -761,12 +761,11 @@ impl Store {
                 format!("f.{extra}")
             };
             q.sql = format!(
-                "WITH ids AS (SELECT DISTINCT id FROM {table_name} WHERE org_id = {o} AND account_id IN {acc}), \
-                 v AS (SELECT f.account_id, f.event_day, f.is_deleted, {extra_col} AS flag, \
-                         ROW_NUMBER() OVER (PARTITION BY f.id ORDER BY f.known_us DESC) AS rn \
-                       FROM {table_name} f JOIN ids ON f.id = ids.id WHERE f.org_id = {o} AND f.known_us < {k}) \
-                 SELECT account_id, event_day, flag FROM v \
-                 WHERE rn = 1 AND NOT is_deleted AND event_day < {dcut} AND account_id IN {acc}"
+                "SELECT f.account_id AS account_id, f.event_day AS event_day, {extra_col} AS flag \
+                 FROM {table_name} f WHERE f.org_id = {o} AND f.account_id IN {acc} AND f.known_us < {k} \
+                   AND f.known_us = (SELECT MAX(g.known_us) FROM {table_name} g \
+                                     WHERE g.org_id = f.org_id AND g.id = f.id AND g.known_us < {k}) \
+                   AND NOT f.is_deleted AND f.event_day < {dcut}"
             );
             for r in Self::rows(c, q).await? {
                 let account: String = r.try_get("", "account_id")?;
@@ -815,6 +814,133 @@ impl Store {
             });
         }
         Ok(out)
+    }
+
+    /// Queues `accounts` (at most [`PAGE`]) for an online refresh. Each mark carries a number
+    /// that only grows (the later of now and the previous mark + 1, so even a frozen clock
+    /// orders them): a refresh removes a mark only if it is still the one it read, so a batch
+    /// that lands while an account is being recomputed leaves it queued. Returns the accounts
+    /// marked.
+    async fn mark_stale<C: ConnectionTrait>(
+        &self,
+        c: &C,
+        org: &str,
+        accounts: &[String],
+        now_us: i64,
+    ) -> Result<u64, DbErr> {
+        if accounts.is_empty() {
+            return Ok(0);
+        }
+        let mut q = Q::new(self.backend);
+        let o = q.bind(org.to_owned());
+        let n = q.bind(now_us);
+        let tuples: Vec<String> = accounts
+            .iter()
+            .map(|a| format!("({o}, {}, {n})", q.bind(a.clone())))
+            .collect();
+        q.sql = format!(
+            "INSERT INTO fs_online_dirty (org_id, account_id, marked_us) VALUES {} \
+             ON CONFLICT (org_id, account_id) DO UPDATE SET marked_us = \
+               CASE WHEN fs_online_dirty.marked_us >= excluded.marked_us \
+                    THEN fs_online_dirty.marked_us + 1 ELSE excluded.marked_us END",
+            tuples.join(", ")
+        );
+        c.execute_raw(q.statement()).await?;
+        Ok(accounts.len() as u64)
+    }
+
+    /// The queue marks of those of `accounts` that are queued.
+    async fn marks<C: ConnectionTrait>(
+        &self,
+        c: &C,
+        org: &str,
+        accounts: &[String],
+    ) -> Result<HashMap<String, i64>, DbErr> {
+        let mut out = HashMap::new();
+        if accounts.is_empty() {
+            return Ok(out);
+        }
+        let mut q = Q::new(self.backend);
+        let o = q.bind(org.to_owned());
+        let list = q.list(accounts);
+        q.sql = format!(
+            "SELECT account_id, marked_us FROM fs_online_dirty WHERE org_id = {o} AND account_id IN {list}"
+        );
+        for r in Self::rows(c, q).await? {
+            out.insert(r.try_get("", "account_id")?, r.try_get("", "marked_us")?);
+        }
+        Ok(out)
+    }
+
+    /// Removes the marks that are still the ones read (see [`Store::mark_stale`]).
+    async fn unmark<C: ConnectionTrait>(
+        &self,
+        c: &C,
+        org: &str,
+        marks: &[(String, i64)],
+    ) -> Result<(), DbErr> {
+        for chunk in marks.chunks(INSERT_CHUNK) {
+            let mut q = Q::new(self.backend);
+            let o = q.bind(org.to_owned());
+            let pairs: Vec<String> = chunk
+                .iter()
+                .map(|(a, m)| format!("({}, {})", q.bind(a.clone()), q.bind(*m)))
+                .collect();
+            q.sql = format!(
+                "DELETE FROM fs_online_dirty WHERE org_id = {o} AND (account_id, marked_us) IN (VALUES {})",
+                pairs.join(", ")
+            );
+            c.execute_raw(q.statement()).await?;
+        }
+        Ok(())
+    }
+
+    /// Recomputes one page (at most `limit`, capped at [`PAGE`]) of the oldest queued accounts,
+    /// each org's in its own transaction, and removes their marks. Returns the accounts
+    /// refreshed; 0 means the queue was empty.
+    pub async fn refresh_queued(
+        &self,
+        limit: usize,
+        as_of: NaiveDate,
+        now: DateTime<Utc>,
+    ) -> Result<u64, DbErr> {
+        let mut q = Q::new(self.backend);
+        let lim = q.bind(i64::try_from(limit.min(PAGE)).unwrap_or(1));
+        q.sql = format!(
+            "SELECT org_id, account_id, marked_us FROM fs_online_dirty ORDER BY marked_us LIMIT {lim}"
+        );
+        let mut by_org: BTreeMap<String, Vec<(String, i64)>> = BTreeMap::new();
+        for r in Self::rows(&self.db, q).await? {
+            by_org
+                .entry(r.try_get("", "org_id")?)
+                .or_default()
+                .push((r.try_get("", "account_id")?, r.try_get("", "marked_us")?));
+        }
+        let mut refreshed = 0u64;
+        for (org, marks) in by_org {
+            let accounts: Vec<String> = marks.iter().map(|(a, _)| a.clone()).collect();
+            let txn = self.db.begin().await?;
+            self.refresh_online(&txn, &org, &accounts, as_of, now)
+                .await?;
+            self.unmark(&txn, &org, &marks).await?;
+            txn.commit().await?;
+            refreshed += accounts.len() as u64;
+        }
+        Ok(refreshed)
+    }
+
+    /// Accounts waiting for an online refresh, at most `limit` counted (a bounded count, for
+    /// readiness and metrics; never a whole-table count).
+    pub async fn queued(&self, limit: usize) -> Result<u64, DbErr> {
+        let mut q = Q::new(self.backend);
+        let lim = q.bind(i64::try_from(limit).unwrap_or(i64::MAX));
+        q.sql = format!("SELECT COUNT(*) AS n FROM (SELECT 1 FROM fs_online_dirty LIMIT {lim}) t");
+        let rows = Self::rows(&self.db, q).await?;
+        let n: i64 = match rows.first() {
+            Some(r) => r.try_get("", "n")?,
+            None => 0,
+        };
+        Ok(u64::try_from(n).unwrap_or(0))
     }
 
     /// Recomputes and stores the online rows of `accounts` (at most [`PAGE`]); deleted accounts
@@ -880,9 +1006,9 @@ impl Store {
         Ok(computed.len() as u64)
     }
 
-    /// Online rows of `accounts` (at most 200), recomputing those materialised for an earlier
-    /// day (recency moves with the calendar) or under another feature set. Unknown and deleted
-    /// accounts are absent from the answer.
+    /// Online rows of `accounts` (at most 200), recomputing those still queued after an ingest,
+    /// those materialised for an earlier day (recency moves with the calendar) and those under
+    /// another feature set. Unknown and deleted accounts are absent from the answer.
     pub async fn online(
         &self,
         org: &str,
@@ -890,18 +1016,27 @@ impl Store {
         as_of: NaiveDate,
         now: DateTime<Utc>,
     ) -> Result<Vec<OnlineRow>, DbErr> {
+        // Marks first: an account unmarked now had a fresh row when its mark was removed (the
+        // refresh writes the row and removes the mark in one transaction), so the row read
+        // next is at least that fresh. Read the other way round, a refresh landing between the
+        // two reads would let a stale row through unmarked.
+        let marks = self.marks(&self.db, org, accounts).await?;
         let mut rows = self.read_online(org, accounts).await?;
         let stale: Vec<String> = accounts
             .iter()
             .filter(|a| {
-                rows.get(*a)
-                    .is_none_or(|r| r.as_of != as_of || r.feature_set != aggregates::FEATURE_SET)
+                marks.contains_key(*a)
+                    || rows.get(*a).is_none_or(|r| {
+                        r.as_of != as_of || r.feature_set != aggregates::FEATURE_SET
+                    })
             })
             .cloned()
             .collect();
         if !stale.is_empty() {
             let txn = self.db.begin().await?;
             self.refresh_online(&txn, org, &stale, as_of, now).await?;
+            let done: Vec<(String, i64)> = marks.into_iter().collect();
+            self.unmark(&txn, org, &done).await?;
             txn.commit().await?;
             for (k, v) in self.read_online(org, &stale).await? {
                 rows.insert(k, v);
@@ -1070,13 +1205,11 @@ impl Store {
         let to = q.bind(day_number(cutoff) + i64::from(horizon_days));
         let statuses = q.list(&self.purchase_statuses);
         q.sql = format!(
-            "WITH oid AS (SELECT DISTINCT id FROM fs_order WHERE org_id = {o} AND account_id IN {acc}), \
-             v AS (SELECT f.account_id, f.event_day, f.status, f.is_deleted, \
-                     ROW_NUMBER() OVER (PARTITION BY f.id ORDER BY f.known_us DESC) AS rn \
-                   FROM fs_order f JOIN oid ON f.id = oid.id WHERE f.org_id = {o}) \
-             SELECT DISTINCT account_id FROM v WHERE rn = 1 AND NOT is_deleted \
-               AND LOWER(status) IN {statuses} AND event_day >= {from} AND event_day < {to} \
-               AND account_id IN {acc}"
+            "SELECT DISTINCT f.account_id AS account_id FROM fs_order f \
+             WHERE f.org_id = {o} AND f.account_id IN {acc} \
+               AND f.known_us = (SELECT MAX(g.known_us) FROM fs_order g WHERE g.org_id = f.org_id AND g.id = f.id) \
+               AND NOT f.is_deleted AND LOWER(f.status) IN {statuses} \
+               AND f.event_day >= {from} AND f.event_day < {to}"
         );
         Self::rows(&self.db, q)
             .await?
@@ -1158,4 +1291,112 @@ fn decode_sequence(text: &str) -> Result<Vec<Vec<f64>>, serde_json::Error> {
         }
     }
     Ok(seq)
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+    use serde_json::json;
+    use sextant_contracts::api::{IngestObject, IngestRequest};
+
+    use super::*;
+
+    fn acc() -> String {
+        SalesforceId::from_parts("001", "5g", 1).to_string()
+    }
+
+    fn order(n: u64, day: &str, known: &str) -> serde_json::Value {
+        json!({"id": SalesforceId::from_parts("801", "5g", n).to_string(), "account_id": acc(),
+            "effective_date": day, "status": "Activated", "order_number": null,
+            "last_modified_date": known, "system_modstamp": known})
+    }
+
+    fn batch(records: Vec<serde_json::Value>, object: IngestObject) -> IngestRequest {
+        IngestRequest {
+            org_id: None,
+            object,
+            records,
+            deletions: Vec::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn refresh_queue_keeps_a_mark_that_moved_while_it_was_read() {
+        let dir = tempfile::tempdir().expect("dir");
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("q.sqlite").display());
+        let store = Store::connect(&url, &["Activated".to_owned()])
+            .await
+            .expect("store");
+        // A frozen clock: both batches are ingested at the same instant.
+        let now = Utc.with_ymd_and_hms(2024, 1, 10, 0, 0, 0).single().expect("time");
+        let account = json!({"id": acc(), "name": "A", "billing_country": "France",
+            "industry": null, "created_date": "2020-01-01T00:00:00Z",
+            "last_modified_date": "2020-01-01T00:00:00Z", "system_modstamp": "2020-01-01T00:00:00Z"});
+        store
+            .ingest("default", &batch(vec![account], IngestObject::Account), now)
+            .await
+            .expect("account");
+        let ids = vec![acc()];
+        let first = store.marks(&store.db, "default", &ids).await.expect("marks");
+        let r = store
+            .ingest(
+                "default",
+                &batch(vec![order(1, "2023-12-01", "2023-12-01T00:00:00Z")], IngestObject::Order),
+                now,
+            )
+            .await
+            .expect("order");
+        assert_eq!(r.accounts_refreshed, 1);
+        let second = store.marks(&store.db, "default", &ids).await.expect("marks");
+        assert!(
+            second[&acc()] > first[&acc()],
+            "a later mark is larger even at the same instant: {first:?} then {second:?}"
+        );
+        // A refresh that read the first mark must not clear the second.
+        let stale: Vec<(String, i64)> = first.into_iter().collect();
+        store.unmark(&store.db, "default", &stale).await.expect("unmark");
+        assert_eq!(store.queued(10).await.expect("queued"), 1);
+
+        let as_of = NaiveDate::from_ymd_opt(2024, 1, 11).expect("date");
+        assert_eq!(store.refresh_queued(PAGE, as_of, now).await.expect("drain"), 1);
+        assert_eq!(store.queued(10).await.expect("queued"), 0);
+        assert_eq!(store.refresh_queued(PAGE, as_of, now).await.expect("drain"), 0);
+        let rows = store.read_online("default", &ids).await.expect("online");
+        let row = &rows[&acc()];
+        assert_eq!(row.status, HistoryStatus::Ok, "the drained row has its order");
+    }
+
+    #[tokio::test]
+    async fn a_lookup_recomputes_an_account_still_queued() {
+        let dir = tempfile::tempdir().expect("dir");
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("q.sqlite").display());
+        let store = Store::connect(&url, &["Activated".to_owned()])
+            .await
+            .expect("store");
+        let now = Utc.with_ymd_and_hms(2024, 1, 10, 0, 0, 0).single().expect("time");
+        let as_of = NaiveDate::from_ymd_opt(2024, 1, 11).expect("date");
+        let account = json!({"id": acc(), "name": "A", "billing_country": null,
+            "industry": null, "created_date": "2020-01-01T00:00:00Z",
+            "last_modified_date": "2020-01-01T00:00:00Z", "system_modstamp": "2020-01-01T00:00:00Z"});
+        store
+            .ingest("default", &batch(vec![account], IngestObject::Account), now)
+            .await
+            .expect("account");
+        store.refresh_queued(PAGE, as_of, now).await.expect("drain");
+        let ids = vec![acc()];
+        let before = store.online("default", &ids, as_of, now).await.expect("online");
+        assert_eq!(before[0].status, HistoryStatus::NoHistory);
+        // An order arrives; nothing drains the queue before the lookup.
+        store
+            .ingest(
+                "default",
+                &batch(vec![order(1, "2023-12-01", "2023-12-01T00:00:00Z")], IngestObject::Order),
+                now,
+            )
+            .await
+            .expect("order");
+        let after = store.online("default", &ids, as_of, now).await.expect("online");
+        assert_eq!(after[0].status, HistoryStatus::Ok, "the queued account was recomputed");
+        assert_eq!(store.queued(10).await.expect("queued"), 0, "and its mark cleared");
+    }
 }

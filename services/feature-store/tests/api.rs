@@ -707,6 +707,7 @@ async fn drift_compares_online_values_with_training_bins() {
         .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["rows_compared"], 2);
+    assert_eq!(body["pending_refresh"], 0, "{body}");
     assert_eq!(body["features"][0]["level"], "significant", "{body}");
     assert_eq!(body["features"][1]["level"], "stable", "{body}");
     assert!(body["features"][1]["psi"].as_f64().unwrap_or(1.0).abs() < 1e-9);
