@@ -300,6 +300,209 @@ impl SequenceArtifact {
     }
 }
 
+/// Several networks with the same inputs (normalisation, vocabulary, aggregates, head depth)
+/// merged into **one** artefact whose logit is the mean of theirs: an ensemble the serving pass
+/// scores as a single, wider network.
+///
+/// Exact, because a GRU unit depends on the other units only through `W_h`: the members' GRUs
+/// side by side with a block-diagonal `W_h` are the members' GRUs. Embeddings and aggregate
+/// layers are concatenated, each hidden head layer is block-diagonal over the members' blocks,
+/// and the last layer (and the wide part) is the members' divided by their number.
+///
+/// # Errors
+/// [`ModelError::Inconsistent`] for no members, an invalid member, or members whose inputs or
+/// head depth differ.
+pub fn merge_members(members: &[SequenceArtifact]) -> Result<SequenceArtifact, ModelError> {
+    let bad = |what: &str| Err(ModelError::Inconsistent(what.to_owned()));
+    let Some(first) = members.first() else {
+        return bad("an ensemble needs at least one member");
+    };
+    for m in members {
+        m.validate()?;
+        if m.weeks != first.weeks
+            || m.channel_names != first.channel_names
+            || m.channel_means != first.channel_means
+            || m.channel_stds != first.channel_stds
+            || m.categories != first.categories
+            || m.aggregate_names != first.aggregate_names
+            || m.aggregate_means != first.aggregate_means
+            || m.aggregate_stds != first.aggregate_stds
+            || m.head.len() != first.head.len()
+            || m.wide.is_some() != first.wide.is_some()
+        {
+            return bad("ensemble members differ in their inputs or head depth");
+        }
+    }
+    let k = members.len() as f32;
+    let c = first.channels();
+    let hidden: usize = members.iter().map(|m| m.gru.hidden).sum();
+    let h3 = 3 * hidden;
+    // Unit offset of each member in the merged GRU.
+    let offsets: Vec<usize> = members
+        .iter()
+        .scan(0, |o, m| {
+            let at = *o;
+            *o += m.gru.hidden;
+            Some(at)
+        })
+        .collect();
+    let mut w_x = vec![0.0f32; c * h3];
+    let mut b_x = vec![0.0f32; h3];
+    let mut w_h = vec![0.0f32; hidden * h3];
+    let mut b_h = vec![0.0f32; h3];
+    for (m, &o) in members.iter().zip(&offsets) {
+        let hd = m.gru.hidden;
+        for gate in 0..3 {
+            for u in 0..hd {
+                let (src, dst) = (gate * hd + u, gate * hidden + o + u);
+                for ch in 0..c {
+                    w_x[ch * h3 + dst] = m.gru.w_x[ch * 3 * hd + src];
+                }
+                b_x[dst] = m.gru.b_x[src];
+                b_h[dst] = m.gru.b_h[src];
+                for kk in 0..hd {
+                    w_h[(o + kk) * h3 + dst] = m.gru.w_h[kk * 3 * hd + src];
+                }
+            }
+        }
+    }
+    // Embedding rows and aggregate layers side by side.
+    let embedding_dim: usize = members.iter().map(|m| m.embedding_dim).sum();
+    let mut embedding = Vec::with_capacity(first.categories.len() * embedding_dim);
+    for level in 0..first.categories.len() {
+        for m in members {
+            let e = m.embedding_dim;
+            embedding.extend_from_slice(&m.embedding[level * e..(level + 1) * e]);
+        }
+    }
+    let aggregate_layer = side_by_side(&members.iter().map(|m| &m.aggregate_layer).collect::<Vec<_>>());
+    // The head's input is [h | embedding | aggregate features]; each member's block of each
+    // part feeds only that member's first head layer.
+    let mut input_blocks: Vec<Vec<(usize, usize)>> = Vec::new(); // per member: (merged row, member row)
+    let (mut e_at, mut a_at) = (hidden, hidden + embedding_dim);
+    for (m, &o) in members.iter().zip(&offsets) {
+        let mut rows = Vec::new();
+        let hd = m.gru.hidden;
+        rows.extend((0..hd).map(|i| (o + i, i)));
+        rows.extend((0..m.embedding_dim).map(|i| (e_at + i, hd + i)));
+        rows.extend((0..m.aggregate_layer.outputs).map(|i| (a_at + i, hd + m.embedding_dim + i)));
+        e_at += m.embedding_dim;
+        a_at += m.aggregate_layer.outputs;
+        input_blocks.push(rows);
+    }
+    let depth = first.head.len();
+    let mut head = Vec::with_capacity(depth);
+    for layer in 0..depth {
+        let last = layer + 1 == depth;
+        let outputs = if last {
+            1
+        } else {
+            members.iter().map(|m| m.head[layer].outputs).sum()
+        };
+        let inputs = if layer == 0 {
+            hidden + embedding_dim + aggregate_layer.outputs
+        } else {
+            members.iter().map(|m| m.head[layer - 1].outputs).sum()
+        };
+        let mut weights = vec![0.0f32; inputs * outputs];
+        let mut bias = vec![0.0f32; outputs];
+        let (mut in_at, mut out_at) = (0usize, 0usize);
+        for (mi, m) in members.iter().enumerate() {
+            let l = &m.head[layer];
+            let rows: Vec<(usize, usize)> = if layer == 0 {
+                input_blocks[mi].clone()
+            } else {
+                (0..l.inputs).map(|i| (in_at + i, i)).collect()
+            };
+            for (merged, own) in rows {
+                for o in 0..l.outputs {
+                    let w = l.weights[own * l.outputs + o];
+                    if last {
+                        weights[merged * outputs] += w / k;
+                    } else {
+                        weights[merged * outputs + out_at + o] = w;
+                    }
+                }
+            }
+            for o in 0..l.outputs {
+                if last {
+                    bias[0] += l.bias[o] / k;
+                } else {
+                    bias[out_at + o] = l.bias[o];
+                }
+            }
+            in_at += l.inputs;
+            out_at += l.outputs;
+        }
+        head.push(Dense {
+            inputs,
+            outputs,
+            weights,
+            bias,
+        });
+    }
+    let wide = first.wide.as_ref().map(|w| {
+        let mut merged = Dense {
+            inputs: w.inputs,
+            outputs: 1,
+            weights: vec![0.0; w.inputs],
+            bias: vec![0.0],
+        };
+        for m in members {
+            if let Some(mw) = &m.wide {
+                for (a, b) in merged.weights.iter_mut().zip(&mw.weights) {
+                    *a += b / k;
+                }
+                merged.bias[0] += mw.bias[0] / k;
+            }
+        }
+        merged
+    });
+    let merged = SequenceArtifact {
+        weeks: first.weeks,
+        channel_names: first.channel_names.clone(),
+        channel_means: first.channel_means.clone(),
+        channel_stds: first.channel_stds.clone(),
+        gru: GruWeights {
+            inputs: c,
+            hidden,
+            w_x,
+            b_x,
+            w_h,
+            b_h,
+        },
+        categories: first.categories.clone(),
+        embedding_dim,
+        embedding,
+        aggregate_names: first.aggregate_names.clone(),
+        aggregate_means: first.aggregate_means.clone(),
+        aggregate_stds: first.aggregate_stds.clone(),
+        aggregate_layer,
+        head,
+        wide,
+    };
+    merged.validate()?;
+    Ok(merged)
+}
+
+/// Dense layers on the same input, outputs concatenated.
+fn side_by_side(layers: &[&Dense]) -> Dense {
+    let inputs = layers.first().map_or(0, |l| l.inputs);
+    let outputs: usize = layers.iter().map(|l| l.outputs).sum();
+    let mut weights = Vec::with_capacity(inputs * outputs);
+    for i in 0..inputs {
+        for l in layers {
+            weights.extend_from_slice(&l.weights[i * l.outputs..(i + 1) * l.outputs]);
+        }
+    }
+    Dense {
+        inputs,
+        outputs,
+        weights,
+        bias: layers.iter().flat_map(|l| l.bias.iter().copied()).collect(),
+    }
+}
+
 /// The GRU's weights rearranged for the kernel, hidden width padded to whole tiles.
 #[derive(Debug)]
 struct Packed {
@@ -787,6 +990,38 @@ mod tests {
         // Different inputs give different scores (the pass is not constant).
         assert!(want.iter().any(|w| (w - want[0]).abs() > 1e-3), "{want:?}");
         assert!((m.predict(&inputs[4])? - want[4]).abs() < 1e-5);
+        Ok(())
+    }
+
+    #[test]
+    fn merged_members_score_the_mean_logit() -> Result<(), ModelError> {
+        let a = model(4, 3);
+        let mut b = model(4, 5);
+        b.gru.w_h = pseudo(5 * 15, 11);
+        b.gru.w_x = pseudo(2 * 15, 12);
+        b.embedding = pseudo(6, 13);
+        b.head = vec![dense(5 + 2 + 2, 4, 14), dense(4, 1, 15)];
+        b.wide = Some(dense(1, 1, 16));
+        let merged = merge_members(&[a.clone(), b.clone()])?;
+        assert_eq!(merged.gru.hidden, 8);
+        let seq: Vec<f64> = (0..8).map(|j| f64::from(j % 3) * 2.0).collect();
+        let agg = vec![7.0];
+        for category in 0..3 {
+            let x = SequenceInput {
+                sequence: &seq,
+                category,
+                aggregates: &agg,
+            };
+            let logit = |p: f64| (p / (1.0 - p)).ln();
+            let want = 1.0 / (1.0 + (-(logit(reference(&a, &x)) + logit(reference(&b, &x))) / 2.0).exp());
+            let got = merged.predict(&x)?;
+            assert!((got - want).abs() < 1e-5, "{got} vs {want}");
+            assert!((reference(&merged, &x) - want).abs() < 1e-9);
+        }
+        let mut other = b;
+        other.weeks = 5;
+        assert!(merge_members(&[a, other]).is_err());
+        assert!(merge_members(&[]).is_err());
         Ok(())
     }
 
