@@ -491,11 +491,14 @@ pub fn feature_text(name: &str, value: f64, typical: f64) -> String {
             num(value)
         ),
         "single_purchase" => {
-            if value >= 0.5 {
-                "only one purchase so far".to_owned()
-            } else {
-                "a repeat customer".to_owned()
-            }
+            let says = |v: f64| {
+                if v >= 0.5 {
+                    "one purchase only"
+                } else {
+                    "a repeat customer"
+                }
+            };
+            format!("{} (typical: {})", says(value), says(typical))
         }
         "spend_trend_8w" => format!(
             "spend {} over the last 8 weeks vs the 8 before (typical: {})",
