@@ -19,10 +19,14 @@
 //! - [`data`]: the org's objects and records, built from the sample.
 //! - [`soql`]: the SOQL subset: parser and evaluator.
 //! - [`server`]: the HTTP endpoints.
+//! - [`bulk`]: Bulk API 2.0 query jobs and sObject Collections upsert.
+//! - [`datacloud`]: the a360 token exchange and Query API v2.
 //! - [`faults`]: injected failures (5xx, 429, slow answers, broken connections, lock errors).
 //! - [`credentials`]: a connected-app key pair and self-signed certificate for local use.
 
+pub mod bulk;
 pub mod credentials;
+pub mod datacloud;
 pub mod data;
 pub mod faults;
 pub mod server;

@@ -64,6 +64,25 @@ pub struct OrgSimConfig {
     pub callback_urls: Vec<String>,
     /// How long an authorisation code lives, in seconds (single use).
     pub code_ttl_secs: i64,
+    /// Polls after which a Bulk API 2.0 query job is `JobComplete`.
+    pub bulk_polls_to_complete: u32,
+    /// The most rows of a Bulk API 2.0 result page (and the page size without `maxRecords`).
+    pub bulk_page_size: usize,
+    /// The a360 exchange answers a refused subject token with the HTML login page (true) or a
+    /// JSON `invalid_grant` (false).
+    pub a360_html_errors: bool,
+    /// Data spaces a Data Cloud token may be scoped to.
+    pub dataspaces: Vec<String>,
+    /// `expires_in` of Data Cloud tokens.
+    pub dc_token_ttl_secs: i64,
+    /// Rows per Query API v2 batch.
+    pub dc_batch_size: usize,
+    /// Send one empty batch (`data: []`, `done: false`) in the middle of each query.
+    pub dc_empty_middle_batch: bool,
+    /// Leave a (stale) `nextBatchId` on the last batch instead of `""`.
+    pub dc_stale_next_batch_id: bool,
+    /// Concurrent queries before 429.
+    pub dc_max_concurrent: usize,
 }
 
 impl OrgSimConfig {
@@ -87,6 +106,15 @@ impl OrgSimConfig {
             client_credentials_user: true,
             callback_urls: vec!["http://localhost:1717/OauthRedirect".into()],
             code_ttl_secs: 900,
+            bulk_polls_to_complete: 2,
+            bulk_page_size: 10_000,
+            a360_html_errors: true,
+            dataspaces: vec!["default".into()],
+            dc_token_ttl_secs: 7200,
+            dc_batch_size: 1000,
+            dc_empty_middle_batch: false,
+            dc_stale_next_batch_id: false,
+            dc_max_concurrent: 15,
         }
     }
 }
@@ -124,31 +152,41 @@ pub(crate) struct State {
     pub(crate) config: OrgSimConfig,
     /// The org's records; written by tests (updates, deletions) while syncs read.
     pub(crate) org: std::sync::RwLock<OrgData>,
-    decoding_key: DecodingKey,
-    clock: SharedClock,
-    base_url: Mutex<String>,
-    sessions: Mutex<HashMap<String, ()>>,
+    pub(crate) decoding_key: DecodingKey,
+    pub(crate) clock: SharedClock,
+    pub(crate) base_url: Mutex<String>,
+    pub(crate) sessions: Mutex<HashMap<String, ()>>,
     cursors: Mutex<HashMap<String, Cursor>>,
     /// Serial number of the next query locator.
-    next_cursor: std::sync::atomic::AtomicU64,
-    api_usage: Mutex<u64>,
-    requests: Mutex<Vec<RecordedRequest>>,
-    faults: Mutex<Vec<FaultRule>>,
+    pub(crate) next_cursor: std::sync::atomic::AtomicU64,
+    pub(crate) api_usage: Mutex<u64>,
+    pub(crate) requests: Mutex<Vec<RecordedRequest>>,
+    pub(crate) faults: Mutex<Vec<FaultRule>>,
     /// The port REST calls must arrive on (the current instance host).
-    instance_port: AtomicU16,
+    pub(crate) instance_port: AtomicU16,
     /// Logins succeed but their sessions are refused (expired password, High Assurance).
-    restricted_sessions: AtomicBool,
+    pub(crate) restricted_sessions: AtomicBool,
     /// Where `nextRecordsUrl` points when set (a hostile or broken org, for client tests).
-    next_records_url_base: Mutex<Option<String>>,
+    pub(crate) next_records_url_base: Mutex<Option<String>>,
     /// Live refresh tokens.
-    refresh_tokens: Mutex<HashMap<String, ()>>,
+    pub(crate) refresh_tokens: Mutex<HashMap<String, ()>>,
     /// Authorisation codes not yet redeemed.
     codes: Mutex<HashMap<String, PendingCode>>,
     /// A port that acts as the shared login host (`login.salesforce.com`), where only the JWT,
     /// refresh and web-server grants are served (0 = none).
-    login_only_port: AtomicU16,
+    pub(crate) login_only_port: AtomicU16,
     /// The last `SystemModstamp` handed out, in epoch milliseconds.
-    last_stamp_ms: Mutex<i64>,
+    pub(crate) last_stamp_ms: Mutex<i64>,
+    /// Bulk API 2.0 query jobs by id.
+    pub(crate) bulk_jobs: Mutex<HashMap<String, crate::bulk::BulkJob>>,
+    /// Messages of bulk jobs to fail at their next poll.
+    pub(crate) bulk_failures: Mutex<Vec<String>>,
+    /// Per-record write errors by record key.
+    pub(crate) record_errors: Mutex<HashMap<String, crate::bulk::RecordError>>,
+    /// Data Cloud tokens and their expiry (epoch seconds).
+    pub(crate) dc_tokens: Mutex<HashMap<String, i64>>,
+    /// Query API v2 cursors by the batch id that reads them next.
+    pub(crate) dc_cursors: Mutex<HashMap<String, crate::datacloud::DcCursor>>,
 }
 
 struct PendingCode {
@@ -341,6 +379,39 @@ impl RunningOrgSim {
         row.insert("SystemModstamp".into(), Value::from(stamp.clone()));
         Some(stamp)
     }
+    /// Fails the next Bulk API 2.0 query job polled (`Failed`, with this `errorMessage`).
+    pub fn fail_next_bulk_job(&self, message: &str) {
+        lock(&self.state.bulk_failures).push(message.to_owned());
+    }
+    /// Makes the next `times` writes of the record with this key (its Id or external id) fail
+    /// with the item error `status_code` (e.g. `UNABLE_TO_LOCK_ROW`,
+    /// `FIELD_CUSTOM_VALIDATION_EXCEPTION`).
+    pub fn inject_record_error(
+        &self,
+        key: &str,
+        status_code: &str,
+        message: &str,
+        fields: &[&str],
+        times: u32,
+    ) {
+        lock(&self.state.record_errors).insert(
+            key.to_owned(),
+            crate::bulk::RecordError {
+                status_code: status_code.to_owned(),
+                message: message.to_owned(),
+                fields: fields.iter().map(|f| (*f).to_owned()).collect(),
+                times,
+            },
+        );
+    }
+    /// Expires every open Query API v2 cursor (as 3 idle minutes or an hour would).
+    pub fn expire_dc_cursors(&self) {
+        lock(&self.state.dc_cursors).clear();
+    }
+    /// Expires every Data Cloud token now.
+    pub fn expire_dc_tokens(&self) {
+        lock(&self.state.dc_tokens).clear();
+    }
     /// A copy of one record (deleted ones included).
     pub fn record(&self, object: &str, id: &str) -> Option<serde_json::Map<String, Value>> {
         read_org(&self.state)
@@ -410,6 +481,11 @@ impl OrgSim {
             codes: Mutex::new(HashMap::new()),
             login_only_port: AtomicU16::new(0),
             last_stamp_ms: Mutex::new(0),
+            bulk_jobs: Mutex::new(HashMap::new()),
+            bulk_failures: Mutex::new(Vec::new()),
+            record_errors: Mutex::new(HashMap::new()),
+            dc_tokens: Mutex::new(HashMap::new()),
+            dc_cursors: Mutex::new(HashMap::new()),
         });
         let data = web::Data::from(state.clone());
         let server = HttpServer::new(move || {
@@ -485,6 +561,35 @@ impl OrgSim {
                 .route(
                     "/services/data/v{version}/query/{locator}",
                     web::get().to(query_more),
+                )
+                .route(
+                    "/services/a360/token",
+                    web::post().to(crate::datacloud::a360_token),
+                )
+                .route("/api/v2/query", web::post().to(crate::datacloud::query_v2))
+                .route(
+                    "/api/v2/query/{batch:.*}",
+                    web::get().to(crate::datacloud::query_v2_next),
+                )
+                .route(
+                    "/services/data/v{version}/jobs/query",
+                    web::post().to(crate::bulk::create_query_job),
+                )
+                .route(
+                    "/services/data/v{version}/jobs/query/{id}",
+                    web::get().to(crate::bulk::get_query_job),
+                )
+                .route(
+                    "/services/data/v{version}/jobs/query/{id}",
+                    web::patch().to(crate::bulk::abort_query_job),
+                )
+                .route(
+                    "/services/data/v{version}/jobs/query/{id}/results",
+                    web::get().to(crate::bulk::query_results),
+                )
+                .route(
+                    "/services/data/v{version}/composite/sobjects/{object}/{field}",
+                    web::patch().to(crate::bulk::upsert_collection),
                 )
                 .default_service(web::to(not_found))
         })
@@ -912,7 +1017,7 @@ fn mint_token(org_id: &SalesforceId) -> String {
 
 // ------------------------------------------------------------------ REST
 
-fn rest_error(status: StatusCode, code: &str, message: &str) -> HttpResponse {
+pub(crate) fn rest_error(status: StatusCode, code: &str, message: &str) -> HttpResponse {
     HttpResponse::build(status).json(json!([{"message": message, "errorCode": code}]))
 }
 
@@ -935,7 +1040,7 @@ async fn versions() -> HttpResponse {
 }
 
 /// Checks the bearer token and the API version, and counts the call against the limit.
-fn authorise(state: &State, req: &HttpRequest, version: &str) -> Result<u64, Box<HttpResponse>> {
+pub(crate) fn authorise(state: &State, req: &HttpRequest, version: &str) -> Result<u64, Box<HttpResponse>> {
     let token = req
         .headers()
         .get("Authorization")

@@ -423,3 +423,40 @@ async fn two_replicas_on_one_database_sync_an_org_one_at_a_time() -> TestResult 
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn a_large_object_is_read_with_bulk_api_2_and_later_syncs_resume_from_its_watermark() -> TestResult {
+    let creds = generate("bulk")?;
+    let org = start_org(&creds, 2000)?;
+    let (store_url, store) = start_store()?;
+    let dir = tempfile::tempdir()?;
+    let db = databases(&dir).await.remove(0);
+    let (url, _h) = start_connector(&org, &creds, &store_url, &db, |s| {
+        s.bulk_threshold = 5_000;
+        s.bulk_poll_ms = 10;
+        s.bulk_max_records = 4_000;
+    })
+    .await?;
+    let resp = reqwest::Client::new().post(format!("{url}/v1/syncs")).send().await?;
+    let job: Value = resp.json().await?;
+    let done = wait_done(&url, job["id"].as_str().ok_or("id")?).await?;
+    assert_eq!(done["state"], "succeeded", "{done}");
+    assert_eq!(done["progress"]["bulk_objects"], json!(["OrderItem"]), "{done}");
+    assert_store_matches(&org, &store);
+    assert_eq!(lock(&store).duplicates, 0);
+    let reqs = org.requests();
+    assert!(reqs.iter().any(|r| r.path.ends_with("/jobs/query") && r.method == "POST"));
+    let result_pages = reqs.iter().filter(|r| r.path.ends_with("/results")).count();
+    assert!(result_pages >= 5, "{result_pages} result pages");
+    // A change later: the object is small from its watermark, so REST reads the one row.
+    let line = org.data().object("OrderItem").ok_or("o")?.rows[42]["Id"].as_str().unwrap_or_default().to_owned();
+    let mut changes = serde_json::Map::new();
+    changes.insert("Quantity".into(), json!(7.0));
+    org.update_record("OrderItem", &line, &changes).ok_or("update")?;
+    let before = lock(&store).records_received;
+    let report = sync_now(&url).await?;
+    assert_eq!(report["objects"]["OrderItem"], 1, "{report}");
+    assert_eq!(lock(&store).records_received, before + 1);
+    assert_store_matches(&org, &store);
+    Ok(())
+}
