@@ -151,7 +151,9 @@ pub(crate) async fn create_query_job(
     let serial = state
         .next_cursor
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let id = SalesforceId::from_parts("750", "5g", serial).as_str().to_owned();
+    let id = SalesforceId::from_parts("750", "5g", serial)
+        .as_str()
+        .to_owned();
     let job = BulkJob {
         id: id.clone(),
         version,
@@ -337,7 +339,10 @@ pub(crate) async fn query_results(
     };
     HttpResponse::Ok()
         .content_type("text/csv")
-        .insert_header(("Sforce-NumberOfRecords", (end - offset.min(end)).to_string()))
+        .insert_header((
+            "Sforce-NumberOfRecords",
+            (end - offset.min(end)).to_string(),
+        ))
         .insert_header(("Sforce-Locator", locator))
         .body(body)
 }
@@ -410,9 +415,7 @@ pub(crate) async fn upsert_collection(
         return rest_error(
             StatusCode::NOT_FOUND,
             "NOT_FOUND",
-            &format!(
-                "Provided external ID field does not exist or is not accessible: {key_field}"
-            ),
+            &format!("Provided external ID field does not exist or is not accessible: {key_field}"),
         );
     }
     let key_name = if by_id {
@@ -437,7 +440,11 @@ pub(crate) async fn upsert_collection(
     let mut injected = lock(&state.record_errors);
     for rec in records {
         let Some(rec) = rec.as_object() else {
-            results.push(item_error("INVALID_FIELD", "a record must be an object", &[]));
+            results.push(item_error(
+                "INVALID_FIELD",
+                "a record must be an object",
+                &[],
+            ));
             any_failed = true;
             continue;
         };
@@ -493,9 +500,7 @@ pub(crate) async fn upsert_collection(
                         FieldType::Boolean => v.is_boolean(),
                         _ => v.is_string() || v.is_null(),
                     };
-                    if !ok
-                        || ["Id", "SystemModstamp", "IsDeleted", "CreatedDate"].contains(name)
-                    {
+                    if !ok || ["Id", "SystemModstamp", "IsDeleted", "CreatedDate"].contains(name) {
                         problem = Some(item_error(
                             "INVALID_FIELD_FOR_INSERT_UPDATE",
                             &format!("Unable to create/update fields: {name}."),
@@ -537,7 +542,9 @@ pub(crate) async fn upsert_collection(
                     .next_cursor
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
                     + 1_000_000;
-                let id = SalesforceId::from_parts(prefix, "5g", serial).as_str().to_owned();
+                let id = SalesforceId::from_parts(prefix, "5g", serial)
+                    .as_str()
+                    .to_owned();
                 let mut row: Map<String, Value> = fields
                     .values()
                     .map(|(n, _)| ((*n).to_owned(), Value::Null))

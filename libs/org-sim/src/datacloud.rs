@@ -72,7 +72,8 @@ pub(crate) async fn a360_token(
 ) -> HttpResponse {
     let mut params: HashMap<String, String> =
         serde_urlencoded::from_str(req.query_string()).unwrap_or_default();
-    params.extend(serde_urlencoded::from_bytes::<HashMap<String, String>>(&body).unwrap_or_default());
+    params
+        .extend(serde_urlencoded::from_bytes::<HashMap<String, String>>(&body).unwrap_or_default());
     let get = |k: &str| params.get(k).cloned().unwrap_or_default();
     let oauth = |error: &str, description: &str| {
         HttpResponse::BadRequest().json(json!({"error": error, "error_description": description}))
@@ -108,10 +109,7 @@ pub(crate) async fn a360_token(
         .to_string()
         .as_bytes(),
     );
-    let token = format!(
-        "{header}.{payload}.{}",
-        b64url(&rand::random::<[u8; 24]>())
-    );
+    let token = format!("{header}.{payload}.{}", b64url(&rand::random::<[u8; 24]>()));
     lock(&state.dc_tokens).insert(token.clone(), exp);
     let host = lock(&state.base_url).clone();
     let tenant = host
@@ -173,7 +171,10 @@ fn batch(state: &State, cursor: &mut DcCursor) -> Value {
         .enumerate()
         .map(|(i, (name, kind))| {
             let (t, code) = type_of(*kind);
-            (name.clone(), json!({"type": t, "placeInOrder": i, "typeCode": code}))
+            (
+                name.clone(),
+                json!({"type": t, "placeInOrder": i, "typeCode": code}),
+            )
         })
         .collect();
     let serial = state

@@ -26,8 +26,8 @@
 
 pub mod bulk;
 pub mod credentials;
-pub mod datacloud;
 pub mod data;
+pub mod datacloud;
 pub mod faults;
 pub mod server;
 pub mod soql;

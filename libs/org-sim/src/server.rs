@@ -1040,7 +1040,11 @@ async fn versions() -> HttpResponse {
 }
 
 /// Checks the bearer token and the API version, and counts the call against the limit.
-pub(crate) fn authorise(state: &State, req: &HttpRequest, version: &str) -> Result<u64, Box<HttpResponse>> {
+pub(crate) fn authorise(
+    state: &State,
+    req: &HttpRequest,
+    version: &str,
+) -> Result<u64, Box<HttpResponse>> {
     let token = req
         .headers()
         .get("Authorization")

@@ -541,8 +541,11 @@ mod tests {
         let n = org.counts()["Order"];
         let c = execute(&org, "SELECT COUNT() FROM Order").expect("count");
         assert_eq!((c.count, c.rows.len()), (Some(n), 0));
-        let r = execute(&org, "SELECT Id, AccountId FROM Order ORDER BY AccountId DESC, Id")
-            .expect("two keys");
+        let r = execute(
+            &org,
+            "SELECT Id, AccountId FROM Order ORDER BY AccountId DESC, Id",
+        )
+        .expect("two keys");
         let keys: Vec<(String, String)> = r
             .rows
             .iter()
@@ -553,7 +556,10 @@ mod tests {
                 )
             })
             .collect();
-        assert!(keys.windows(2).all(|w| w[0].0 > w[1].0 || (w[0].0 == w[1].0 && w[0].1 < w[1].1)));
+        assert!(
+            keys.windows(2)
+                .all(|w| w[0].0 > w[1].0 || (w[0].0 == w[1].0 && w[0].1 < w[1].1))
+        );
         let first = org.object("Order").expect("o").rows[0]["Id"].clone();
         if let Some(o) = org.object_mut("Order") {
             o.rows[0].insert("IsDeleted".into(), Value::Bool(true));

@@ -135,7 +135,11 @@ impl SalesforceClient {
             wait = (wait * 2).min(options.poll_max);
             polls += 1;
             info = self
-                .send(&ApiRequest::get(format!("{}/{}", self.jobs_path(), info.id)))
+                .send(&ApiRequest::get(format!(
+                    "{}/{}",
+                    self.jobs_path(),
+                    info.id
+                )))
                 .await?
                 .json()?;
         }
@@ -249,7 +253,9 @@ pub fn parse_csv(body: &[u8]) -> Result<Vec<Map<String, Value>>, SalesforceError
         status: 200,
         detail: format!("bulk result is not CSV: {e}"),
     };
-    let mut reader = csv::ReaderBuilder::new().has_headers(true).from_reader(body);
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .from_reader(body);
     let header: Vec<String> = reader
         .headers()
         .map_err(bad)?

@@ -92,11 +92,7 @@ impl SalesforceClient {
         if results.len() != records.len() {
             return Err(SalesforceError::Unexpected {
                 status: 200,
-                detail: format!(
-                    "{} results for {} records",
-                    results.len(),
-                    records.len()
-                ),
+                detail: format!("{} results for {} records", results.len(), records.len()),
             });
         }
         Ok(results)

@@ -127,7 +127,11 @@ impl DataCloudClient {
         if instance.contains("://") {
             instance.trim_end_matches('/').to_owned()
         } else {
-            format!("{}://{}", self.options.scheme, instance.trim_end_matches('/'))
+            format!(
+                "{}://{}",
+                self.options.scheme,
+                instance.trim_end_matches('/')
+            )
         }
     }
 
@@ -153,7 +157,10 @@ impl DataCloudClient {
             attempt += 1;
             let url = format!("{}/services/a360/token", issued.token.instance_url);
             let mut form = vec![
-                ("grant_type", "urn:salesforce:grant-type:external:cdp".to_owned()),
+                (
+                    "grant_type",
+                    "urn:salesforce:grant-type:external:cdp".to_owned(),
+                ),
                 (
                     "subject_token",
                     issued.token.access_token.expose_secret().to_owned(),
@@ -277,7 +284,12 @@ impl DataCloudClient {
                     .retry
                     .wait(attempt - 1, retry_after)
                     .unwrap_or_else(|| self.options.retry.backoff(attempt - 1));
-                tracing::warn!(status, attempt, ?wait, "Data Cloud query call failed; retrying.");
+                tracing::warn!(
+                    status,
+                    attempt,
+                    ?wait,
+                    "Data Cloud query call failed; retrying."
+                );
                 tokio::time::sleep(wait).await;
                 continue;
             }

@@ -14,7 +14,9 @@ use sextant_org_sim::data::OrgData;
 use sextant_org_sim::{OrgSim, OrgSimConfig, RunningOrgSim};
 use sextant_salesforce::bulk::BulkOptions;
 use sextant_salesforce::collections::ItemResult;
-use sextant_salesforce::{ClientOptions, JwtBearerConfig, LoginFlow, RetryPolicy, SalesforceClient, SalesforceError};
+use sextant_salesforce::{
+    ClientOptions, JwtBearerConfig, LoginFlow, RetryPolicy, SalesforceClient, SalesforceError,
+};
 
 const CLIENT_ID: &str = "3MVG9sextant.bulk";
 const USERNAME: &str = "integration@sextant.example";
@@ -33,7 +35,9 @@ fn clock() -> SharedClock {
     Arc::new(SystemClock)
 }
 
-async fn start(edit: impl FnOnce(&mut OrgSimConfig)) -> Result<RunningOrgSim, Box<dyn std::error::Error>> {
+async fn start(
+    edit: impl FnOnce(&mut OrgSimConfig),
+) -> Result<RunningOrgSim, Box<dyn std::error::Error>> {
     let mut config = OrgSimConfig::new(CLIENT_ID, USERNAME, &creds().certificate_pem);
     edit(&mut config);
     let (running, server) = OrgSim::start(
@@ -100,13 +104,21 @@ async fn bulk_results_are_read_by_locator_until_the_literal_null() -> TestResult
             assert!(stamp.ends_with('Z'), "{stamp}");
             assert!(stamp >= last_stamp);
             last_stamp = stamp;
-            assert!(r["Quantity"].as_str().is_some_and(|q| q.parse::<f64>().is_ok()));
+            assert!(
+                r["Quantity"]
+                    .as_str()
+                    .is_some_and(|q| q.parse::<f64>().is_ok())
+            );
             ids.insert(r["Id"].as_str().unwrap_or_default().to_owned());
         }
     }
     let total = sim.data().counts()["OrderItem"];
     assert_eq!(ids.len(), total, "every row once");
-    assert_eq!(pages, total.div_ceil(5_000), "every page, not only the first");
+    assert_eq!(
+        pages,
+        total.div_ceil(5_000),
+        "every page, not only the first"
+    );
     let locators: Vec<String> = sim
         .requests()
         .iter()
@@ -114,7 +126,10 @@ async fn bulk_results_are_read_by_locator_until_the_literal_null() -> TestResult
         .map(|r| r.query.clone())
         .collect();
     assert!(locators[0].starts_with("maxRecords=5000") && !locators[0].contains("locator"));
-    assert!(locators[1..].iter().all(|q| q.contains("&locator=")), "{locators:?}");
+    assert!(
+        locators[1..].iter().all(|q| q.contains("&locator=")),
+        "{locators:?}"
+    );
     // No double slash in any results path (forcedotcom/cli#2968).
     assert!(sim.requests().iter().all(|r| !r.path.contains("//")));
     Ok(())
@@ -171,10 +186,12 @@ async fn the_collections_fixture_parses_as_item_results_with_status_codes() -> T
     let items: Vec<ItemResult> = serde_json::from_str(&text)?;
     assert!(!items.is_empty());
     assert!(items.iter().all(|i| !i.success));
-    assert!(items
-        .iter()
-        .flat_map(|i| &i.errors)
-        .any(|e| e.status_code == "ALL_OR_NONE_OPERATION_ROLLED_BACK"));
+    assert!(
+        items
+            .iter()
+            .flat_map(|i| &i.errors)
+            .any(|e| e.status_code == "ALL_OR_NONE_OPERATION_ROLLED_BACK")
+    );
     Ok(())
 }
 
@@ -193,8 +210,20 @@ async fn upserts_go_200_per_call_retry_only_transient_items_and_report_the_rest(
         .iter()
         .filter_map(|r| r["Id"].as_str().map(str::to_owned))
         .collect();
-    sim.inject_record_error(&ids[3], "UNABLE_TO_LOCK_ROW", "unable to obtain exclusive access to this record", &[], 2);
-    sim.inject_record_error(&ids[210], "FIELD_CUSTOM_VALIDATION_EXCEPTION", "Score must be reviewed", &["Churn_Score__c"], 99);
+    sim.inject_record_error(
+        &ids[3],
+        "UNABLE_TO_LOCK_ROW",
+        "unable to obtain exclusive access to this record",
+        &[],
+        2,
+    );
+    sim.inject_record_error(
+        &ids[210],
+        "FIELD_CUSTOM_VALIDATION_EXCEPTION",
+        "Score must be reviewed",
+        &["Churn_Score__c"],
+        99,
+    );
     let mut records: Vec<Map<String, Value>> = ids.iter().map(|id| score(id, 0.25)).collect();
     records.push(score("001000000000000AAA", 0.5));
     let mut calls = 0;
@@ -202,7 +231,10 @@ async fn upserts_go_200_per_call_retry_only_transient_items_and_report_the_rest(
         .upsert_records("Account", "Id", &records, 4, |_| calls += 1)
         .await;
     assert_eq!(outcomes.len(), 251);
-    assert_eq!(calls, 4, "two chunks of ≤ 200, and two retries of the locked row");
+    assert_eq!(
+        calls, 4,
+        "two chunks of ≤ 200, and two retries of the locked row"
+    );
     let written = outcomes.iter().filter(|o| o.error.is_none()).count();
     assert_eq!(written, 249);
     assert_eq!(outcomes[3].attempts, 3, "retried twice, then written");
@@ -217,15 +249,25 @@ async fn upserts_go_200_per_call_retry_only_transient_items_and_report_the_rest(
     );
     let rec = sim.record("Account", &ids[0]).ok_or("record")?;
     assert_eq!(rec["Churn_Score__c"], json!(0.25));
-    assert_eq!(sim.record("Account", &ids[210]).ok_or("r")?["Churn_Score__c"], Value::Null);
+    assert_eq!(
+        sim.record("Account", &ids[210]).ok_or("r")?["Churn_Score__c"],
+        Value::Null
+    );
     // Every call asked for allOrNone=false and at most 200 records.
-    let calls = sim.requests().iter().filter(|r| r.path.contains("/composite/sobjects/Account/Id")).count();
+    let calls = sim
+        .requests()
+        .iter()
+        .filter(|r| r.path.contains("/composite/sobjects/Account/Id"))
+        .count();
     assert_eq!(calls, 4);
     // A bad upsert key is refused for the whole call, and every record says so.
     let out = sf
         .upsert_records("Account", "NoSuchKey__c", &[score(&ids[0], 0.1)], 4, |_| {})
         .await;
-    assert_eq!(out[0].error.as_ref().map(|e| e.status_code.as_str()), Some("NOT_FOUND"));
+    assert_eq!(
+        out[0].error.as_ref().map(|e| e.status_code.as_str()),
+        Some("NOT_FOUND")
+    );
     Ok(())
 }
 
@@ -236,12 +278,17 @@ async fn upsert_by_external_id_creates_and_updates() -> TestResult {
     let mut a = Map::new();
     a.insert("AccountNumber".into(), json!("NEW-1"));
     a.insert("Name".into(), json!("New customer"));
-    let first = sf.upsert_collection("Account", "AccountNumber", &[a.clone()]).await?;
+    let first = sf
+        .upsert_collection("Account", "AccountNumber", &[a.clone()])
+        .await?;
     assert_eq!((first[0].success, first[0].created), (true, Some(true)));
-    let second = sf.upsert_collection("Account", "AccountNumber", &[a]).await?;
+    let second = sf
+        .upsert_collection("Account", "AccountNumber", &[a])
+        .await?;
     assert_eq!((second[0].success, second[0].created), (true, Some(false)));
     assert_eq!(first[0].id, second[0].id);
-    let too_many: Vec<Map<String, Value>> = (0..201).map(|i| score(&format!("x{i}"), 0.1)).collect();
+    let too_many: Vec<Map<String, Value>> =
+        (0..201).map(|i| score(&format!("x{i}"), 0.1)).collect();
     assert!(matches!(
         sf.upsert_collection("Account", "Id", &too_many).await,
         Err(SalesforceError::Config(_))

@@ -12,8 +12,7 @@ use crate::AppState;
 use crate::jobs::{JobState, SyncJob, SyncProgress};
 use crate::sync::{JobContext, SyncError, SyncRun, default_objects};
 use crate::writeback::{
-    RecordOutcome, ScoreToWrite, WriteBackJob, WriteBackRecord, WriteBackRefusal,
-    WriteBackRequest,
+    RecordOutcome, ScoreToWrite, WriteBackJob, WriteBackRecord, WriteBackRefusal, WriteBackRequest,
 };
 
 /// The OpenAPI description.

@@ -256,7 +256,11 @@ impl Db {
             .rows_affected())
     }
 
-    pub(crate) async fn rows(&self, sql: &str, values: Vec<Value>) -> Result<Vec<QueryResult>, DbErr> {
+    pub(crate) async fn rows(
+        &self,
+        sql: &str,
+        values: Vec<Value>,
+    ) -> Result<Vec<QueryResult>, DbErr> {
         self.conn
             .query_all_raw(stmt(self.backend, sql, values))
             .await

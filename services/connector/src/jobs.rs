@@ -203,7 +203,10 @@ impl Jobs {
         self.db
             .exec(
                 "UPDATE conn_sync_job SET progress = $1 WHERE id = $2",
-                vec![serde_json::to_string(p).unwrap_or_default().into(), id.into()],
+                vec![
+                    serde_json::to_string(p).unwrap_or_default().into(),
+                    id.into(),
+                ],
             )
             .await?;
         Ok(())

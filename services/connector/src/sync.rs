@@ -256,7 +256,9 @@ impl SyncRun<'_> {
                     "Large object: reading the rest with Bulk API 2.0."
                 );
                 state.progress.bulk_objects.push(object.to_owned());
-                written += self.bulk_records(object, &soql(wm.as_ref()), &mut wm, state).await?;
+                written += self
+                    .bulk_records(object, &soql(wm.as_ref()), &mut wm, state)
+                    .await?;
                 return Ok(written);
             }
         }

@@ -272,11 +272,7 @@ impl WriteBacks {
                 values.push(id.clone().into());
                 values.push(((chunk_no * 200 + i) as i64).into());
                 values.push(key.clone().into());
-                values.push(
-                    serde_json::to_string(rec)
-                        .unwrap_or_default()
-                        .into(),
-                );
+                values.push(serde_json::to_string(rec).unwrap_or_default().into());
             }
             self.db.exec(&sql, values).await?;
         }
@@ -476,8 +472,7 @@ pub async fn run(
             return Ok(());
         }
         let calls_before = sf.stats().requests;
-        let payloads: Vec<Map<String, Value>> =
-            pending.iter().map(|p| p.payload.clone()).collect();
+        let payloads: Vec<Map<String, Value>> = pending.iter().map(|p| p.payload.clone()).collect();
         let outcomes = sf
             .upsert_records(&object, &key, &payloads, max_attempts, |_| {})
             .await;

@@ -46,7 +46,10 @@ fn lock(s: &Shared) -> std::sync::MutexGuard<'_, Store> {
     s.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-async fn ingest(store: web::Data<Shared>, body: web::Json<IngestRequest>) -> actix_web::HttpResponse {
+async fn ingest(
+    store: web::Data<Shared>,
+    body: web::Json<IngestRequest>,
+) -> actix_web::HttpResponse {
     let req = body.into_inner();
     let object = req.object.as_str().to_owned();
     let stall = {
@@ -193,10 +196,22 @@ async fn databases(dir: &tempfile::TempDir) -> Vec<String> {
     urls
 }
 
-const SYNCED: [&str; 6] = ["Account", "Contact", "Product2", "Order", "OrderItem", "Case"];
+const SYNCED: [&str; 6] = [
+    "Account",
+    "Contact",
+    "Product2",
+    "Order",
+    "OrderItem",
+    "Case",
+];
 
 /// The source: object → live id → SystemModstamp, and deleted ids.
-fn source(org: &RunningOrgSim) -> (BTreeMap<String, HashMap<String, DateTime<Utc>>>, HashSet<String>) {
+fn source(
+    org: &RunningOrgSim,
+) -> (
+    BTreeMap<String, HashMap<String, DateTime<Utc>>>,
+    HashSet<String>,
+) {
     let data = org.data();
     let mut live = BTreeMap::new();
     let mut deleted = HashSet::new();
@@ -243,7 +258,10 @@ fn assert_store_matches(org: &RunningOrgSim, store: &Shared) {
         if let Some(m) = s.latest.get(object) {
             for (id, (_, d)) in m {
                 if *d {
-                    assert!(deleted.contains(id), "{object} {id} deleted in the store only");
+                    assert!(
+                        deleted.contains(id),
+                        "{object} {id} deleted in the store only"
+                    );
                 }
             }
         }
@@ -286,7 +304,13 @@ async fn an_incremental_sync_reads_only_changes_and_sends_deletions_as_tombstone
     let (url, _h) = start_connector(&org, &creds, &store_url, &db, |_| {}).await?;
 
     let first = sync_now(&url).await?;
-    let total: u64 = org.data().counts().iter().filter(|(k, _)| SYNCED.contains(&k.as_str())).map(|(_, v)| *v as u64).sum();
+    let total: u64 = org
+        .data()
+        .counts()
+        .iter()
+        .filter(|(k, _)| SYNCED.contains(&k.as_str()))
+        .map(|(_, v)| *v as u64)
+        .sum();
     assert_eq!(lock(&store).records_received, total, "{first}");
     assert_store_matches(&org, &store);
 
@@ -294,36 +318,69 @@ async fn an_incremental_sync_reads_only_changes_and_sends_deletions_as_tombstone
     let before = lock(&store).records_received;
     let again = sync_now(&url).await?;
     assert_eq!(lock(&store).records_received, before, "{again}");
-    assert!(again["objects"].as_object().is_some_and(|o| o.values().all(|v| v == 0)), "{again}");
+    assert!(
+        again["objects"]
+            .as_object()
+            .is_some_and(|o| o.values().all(|v| v == 0)),
+        "{again}"
+    );
 
     // Two accounts change, an order and an order line are deleted.
     let data = org.data();
-    let account = |i: usize| data.object("Account").expect("a").rows[i]["Id"].as_str().unwrap_or_default().to_owned();
-    let order = data.object("Order").expect("o").rows[5]["Id"].as_str().unwrap_or_default().to_owned();
-    let line = data.object("OrderItem").expect("i").rows[7]["Id"].as_str().unwrap_or_default().to_owned();
+    let account = |i: usize| {
+        data.object("Account").expect("a").rows[i]["Id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let order = data.object("Order").expect("o").rows[5]["Id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let line = data.object("OrderItem").expect("i").rows[7]["Id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     let mut changes = serde_json::Map::new();
     changes.insert("Industry".into(), json!("Retail"));
-    org.update_record("Account", &account(3), &changes).ok_or("update")?;
-    org.update_record("Account", &account(10), &changes).ok_or("update")?;
+    org.update_record("Account", &account(3), &changes)
+        .ok_or("update")?;
+    org.update_record("Account", &account(10), &changes)
+        .ok_or("update")?;
     org.delete_record("Order", &order).ok_or("delete")?;
     org.delete_record("OrderItem", &line).ok_or("delete")?;
 
     let report = sync_now(&url).await?;
     let s = lock(&store);
-    assert_eq!(s.records_received, before + 2, "only the two changed accounts: {report}");
+    assert_eq!(
+        s.records_received,
+        before + 2,
+        "only the two changed accounts: {report}"
+    );
     assert_eq!(s.deletions_received, 2, "{report}");
     assert_eq!(report["objects"]["Account"], 2);
     drop(s);
     assert_store_matches(&org, &store);
     // The queries asked from the watermark, in a tie-safe order, and deletions through queryAll.
     let queries: Vec<String> = org.requests().iter().map(|r| r.query.clone()).collect();
-    assert!(queries.iter().any(|q| q.contains("SystemModstamp+%3E%3D") && q.contains("ORDER+BY+SystemModstamp%2C+Id")), "{queries:?}");
-    assert!(org.requests().iter().any(|r| r.path.ends_with("/queryAll") && r.query.contains("IsDeleted")));
+    assert!(
+        queries
+            .iter()
+            .any(|q| q.contains("SystemModstamp+%3E%3D")
+                && q.contains("ORDER+BY+SystemModstamp%2C+Id")),
+        "{queries:?}"
+    );
+    assert!(
+        org.requests()
+            .iter()
+            .any(|r| r.path.ends_with("/queryAll") && r.query.contains("IsDeleted"))
+    );
     Ok(())
 }
 
 #[tokio::test]
-async fn a_sync_killed_at_a_random_page_and_rerun_ends_with_exactly_the_source_rows() -> TestResult {
+async fn a_sync_killed_at_a_random_page_and_rerun_ends_with_exactly_the_source_rows() -> TestResult
+{
     let dir = tempfile::tempdir()?;
     for db in databases(&dir).await {
         let creds = generate("killed")?;
@@ -352,11 +409,18 @@ async fn a_sync_killed_at_a_random_page_and_rerun_ends_with_exactly_the_source_r
         let partial = lock(&store).records_received;
         // The org changes while no connector runs: an update and a deletion.
         let data = org.data();
-        let account = data.object("Account").expect("a").rows[0]["Id"].as_str().unwrap_or_default().to_owned();
-        let line = data.object("OrderItem").expect("i").rows[100]["Id"].as_str().unwrap_or_default().to_owned();
+        let account = data.object("Account").expect("a").rows[0]["Id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let line = data.object("OrderItem").expect("i").rows[100]["Id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
         let mut changes = serde_json::Map::new();
         changes.insert("BillingCountry".into(), json!("Iceland"));
-        org.update_record("Account", &account, &changes).ok_or("update")?;
+        org.update_record("Account", &account, &changes)
+            .ok_or("update")?;
         org.delete_record("OrderItem", &line).ok_or("delete")?;
         lock(&store).stall_after = None;
 
@@ -368,14 +432,27 @@ async fn a_sync_killed_at_a_random_page_and_rerun_ends_with_exactly_the_source_r
         assert_store_matches(&org, &store);
         let s = lock(&store);
         // At most the page in flight at the kill is sent twice.
-        assert!(s.duplicates <= 1000, "{db}: {} versions sent twice", s.duplicates);
-        let total: u64 = org.data().counts().iter().filter(|(k, _)| SYNCED.contains(&k.as_str())).map(|(_, v)| *v as u64).sum();
+        assert!(
+            s.duplicates <= 1000,
+            "{db}: {} versions sent twice",
+            s.duplicates
+        );
+        let total: u64 = org
+            .data()
+            .counts()
+            .iter()
+            .filter(|(k, _)| SYNCED.contains(&k.as_str()))
+            .map(|(_, v)| *v as u64)
+            .sum();
         assert!(
             s.records_received < total + partial,
             "{db}: the rerun resumed from the watermarks instead of starting over ({} received, {partial} before the kill)",
             s.records_received
         );
-        eprintln!("{db}: killed after ingest {stall_at}; {partial} rows before, {} after, {} re-sent", s.records_received, s.duplicates);
+        eprintln!(
+            "{db}: killed after ingest {stall_at}; {partial} rows before, {} after, {} re-sent",
+            s.records_received, s.duplicates
+        );
     }
     Ok(())
 }
@@ -397,7 +474,11 @@ async fn two_replicas_on_one_database_sync_an_org_one_at_a_time() -> TestResult 
         let (store_url, store) = start_store()?;
         let (a, _ha) = start_connector(&org, &creds, &store_url, &db, |_| {}).await?;
         let (b, _hb) = start_connector(&org, &creds, &store_url, &db, |_| {}).await?;
-        org.inject(FaultRule::new("/query", 4, Fault::Delay(Duration::from_millis(300))));
+        org.inject(FaultRule::new(
+            "/query",
+            4,
+            Fault::Delay(Duration::from_millis(300)),
+        ));
         let http = reqwest::Client::new();
         let resp = http.post(format!("{a}/v1/syncs")).send().await?;
         assert_eq!(resp.status(), 202);
@@ -407,7 +488,10 @@ async fn two_replicas_on_one_database_sync_an_org_one_at_a_time() -> TestResult 
         assert_eq!(refused.status(), 409, "{db}");
         let body: Value = refused.json().await?;
         assert_eq!(body["code"], "sync_in_progress");
-        assert!(body["message"].as_str().unwrap_or_default().contains(&id), "{body}");
+        assert!(
+            body["message"].as_str().unwrap_or_default().contains(&id),
+            "{body}"
+        );
         let sync_b = http.post(format!("{b}/v1/sync")).send().await?;
         assert_eq!(sync_b.status(), 409);
         // Either replica sees the job (it lives in the database) and the run succeeds.
@@ -418,14 +502,20 @@ async fn two_replicas_on_one_database_sync_an_org_one_at_a_time() -> TestResult 
         let before = lock(&store).records_received;
         let report = sync_now(&b).await?;
         assert_eq!(lock(&store).records_received, before, "{report}");
-        let list: Vec<Value> = http.get(format!("{a}/v1/syncs")).send().await?.json().await?;
+        let list: Vec<Value> = http
+            .get(format!("{a}/v1/syncs"))
+            .send()
+            .await?
+            .json()
+            .await?;
         assert_eq!(list.len(), 2, "{db}");
     }
     Ok(())
 }
 
 #[tokio::test]
-async fn a_large_object_is_read_with_bulk_api_2_and_later_syncs_resume_from_its_watermark() -> TestResult {
+async fn a_large_object_is_read_with_bulk_api_2_and_later_syncs_resume_from_its_watermark()
+-> TestResult {
     let creds = generate("bulk")?;
     let org = start_org(&creds, 2000)?;
     let (store_url, store) = start_store()?;
@@ -437,22 +527,36 @@ async fn a_large_object_is_read_with_bulk_api_2_and_later_syncs_resume_from_its_
         s.bulk_max_records = 4_000;
     })
     .await?;
-    let resp = reqwest::Client::new().post(format!("{url}/v1/syncs")).send().await?;
+    let resp = reqwest::Client::new()
+        .post(format!("{url}/v1/syncs"))
+        .send()
+        .await?;
     let job: Value = resp.json().await?;
     let done = wait_done(&url, job["id"].as_str().ok_or("id")?).await?;
     assert_eq!(done["state"], "succeeded", "{done}");
-    assert_eq!(done["progress"]["bulk_objects"], json!(["OrderItem"]), "{done}");
+    assert_eq!(
+        done["progress"]["bulk_objects"],
+        json!(["OrderItem"]),
+        "{done}"
+    );
     assert_store_matches(&org, &store);
     assert_eq!(lock(&store).duplicates, 0);
     let reqs = org.requests();
-    assert!(reqs.iter().any(|r| r.path.ends_with("/jobs/query") && r.method == "POST"));
+    assert!(
+        reqs.iter()
+            .any(|r| r.path.ends_with("/jobs/query") && r.method == "POST")
+    );
     let result_pages = reqs.iter().filter(|r| r.path.ends_with("/results")).count();
     assert!(result_pages >= 5, "{result_pages} result pages");
     // A change later: the object is small from its watermark, so REST reads the one row.
-    let line = org.data().object("OrderItem").ok_or("o")?.rows[42]["Id"].as_str().unwrap_or_default().to_owned();
+    let line = org.data().object("OrderItem").ok_or("o")?.rows[42]["Id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     let mut changes = serde_json::Map::new();
     changes.insert("Quantity".into(), json!(7.0));
-    org.update_record("OrderItem", &line, &changes).ok_or("update")?;
+    org.update_record("OrderItem", &line, &changes)
+        .ok_or("update")?;
     let before = lock(&store).records_received;
     let report = sync_now(&url).await?;
     assert_eq!(report["objects"]["OrderItem"], 1, "{report}");

@@ -43,13 +43,33 @@ async fn every_score_ends_written_or_failed_with_its_reason() -> TestResult {
     tokio::spawn(app.run_until_stopped());
     let http = reqwest::Client::new();
 
-    let ids: Vec<String> = org.data().object("Account").ok_or("a")?.rows
+    let ids: Vec<String> = org
+        .data()
+        .object("Account")
+        .ok_or("a")?
+        .rows
         .iter()
         .filter_map(|r| r["Id"].as_str().map(str::to_owned))
         .collect();
-    org.inject_record_error(&ids[5], "UNABLE_TO_LOCK_ROW", "unable to obtain exclusive access to this record", &[], 1);
-    org.inject_record_error(&ids[230], "FIELD_CUSTOM_VALIDATION_EXCEPTION", "Churn score needs review", &["Churn_Score__c"], 99);
-    let mut scores: Vec<Value> = ids.iter().enumerate().map(|(i, id)| json!({"id": id, "score": (i % 100) as f64 / 100.0})).collect();
+    org.inject_record_error(
+        &ids[5],
+        "UNABLE_TO_LOCK_ROW",
+        "unable to obtain exclusive access to this record",
+        &[],
+        1,
+    );
+    org.inject_record_error(
+        &ids[230],
+        "FIELD_CUSTOM_VALIDATION_EXCEPTION",
+        "Churn score needs review",
+        &["Churn_Score__c"],
+        99,
+    );
+    let mut scores: Vec<Value> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| json!({"id": id, "score": (i % 100) as f64 / 100.0}))
+        .collect();
     scores.push(json!({"id": "001000000000000AAA", "score": 0.5}));
     let resp = http
         .post(format!("{url}/v1/writebacks"))
@@ -62,7 +82,12 @@ async fn every_score_ends_written_or_failed_with_its_reason() -> TestResult {
     let id = job["id"].as_str().ok_or("id")?.to_owned();
     let mut done = Value::Null;
     for _ in 0..300 {
-        done = http.get(format!("{url}/v1/writebacks/{id}?limit=10000")).send().await?.json().await?;
+        done = http
+            .get(format!("{url}/v1/writebacks/{id}?limit=10000"))
+            .send()
+            .await?
+            .json()
+            .await?;
         if done["state"] != "running" {
             break;
         }
@@ -73,28 +98,64 @@ async fn every_score_ends_written_or_failed_with_its_reason() -> TestResult {
     assert_eq!(records.len(), ids.len() + 1, "every record listed");
     assert_eq!(done["written"], ids.len() - 1);
     assert_eq!(done["failed"], 2);
-    assert!(records.iter().all(|r| r["outcome"] == "written" || (r["outcome"] == "failed" && r["reason"].is_string())));
-    assert_eq!(records[5]["outcome"], "written", "the locked row was retried: {}", records[5]);
+    assert!(records.iter().all(
+        |r| r["outcome"] == "written" || (r["outcome"] == "failed" && r["reason"].is_string())
+    ));
+    assert_eq!(
+        records[5]["outcome"], "written",
+        "the locked row was retried: {}",
+        records[5]
+    );
     assert_eq!(records[5]["attempts"], 2);
     assert_eq!(records[230]["outcome"], "failed");
-    assert_eq!(records[230]["status_code"], "FIELD_CUSTOM_VALIDATION_EXCEPTION");
-    assert!(records[230]["reason"].as_str().unwrap_or_default().contains("Churn score needs review"));
-    assert_eq!(records[ids.len()]["status_code"], "INVALID_CROSS_REFERENCE_KEY");
+    assert_eq!(
+        records[230]["status_code"],
+        "FIELD_CUSTOM_VALIDATION_EXCEPTION"
+    );
+    assert!(
+        records[230]["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Churn score needs review")
+    );
+    assert_eq!(
+        records[ids.len()]["status_code"],
+        "INVALID_CROSS_REFERENCE_KEY"
+    );
     let acc = org.record("Account", &ids[7]).ok_or("acc")?;
     assert_eq!(acc["Churn_Score__c"], json!(0.07));
     assert_eq!(acc["Sextant_Model_Version__c"], "churn-v7");
     // ≤ 200 records per call: 272 records → 2 calls, plus 1 retry.
-    let calls = org.requests().iter().filter(|r| r.path.contains("/composite/sobjects/Account/Id")).count();
+    let calls = org
+        .requests()
+        .iter()
+        .filter(|r| r.path.contains("/composite/sobjects/Account/Id"))
+        .count();
     assert_eq!(calls, 3);
-    let list: Vec<Value> = http.get(format!("{url}/v1/writebacks")).send().await?.json().await?;
+    let list: Vec<Value> = http
+        .get(format!("{url}/v1/writebacks"))
+        .send()
+        .await?
+        .json()
+        .await?;
     assert_eq!(list.len(), 1);
 
     for (body, code) in [
         (json!({"scores": []}), "empty_request"),
-        (json!({"scores": [{"id": "not-an-id", "score": 0.1}]}), "invalid_record_id"),
-        (json!({"score_field": "Bad Field; DROP", "scores": [{"id": ids[0], "score": 0.1}]}), "invalid_parameter"),
+        (
+            json!({"scores": [{"id": "not-an-id", "score": 0.1}]}),
+            "invalid_record_id",
+        ),
+        (
+            json!({"score_field": "Bad Field; DROP", "scores": [{"id": ids[0], "score": 0.1}]}),
+            "invalid_parameter",
+        ),
     ] {
-        let resp = http.post(format!("{url}/v1/writebacks")).json(&body).send().await?;
+        let resp = http
+            .post(format!("{url}/v1/writebacks"))
+            .json(&body)
+            .send()
+            .await?;
         assert_eq!(resp.status(), 400, "{body}");
         let b: Value = resp.json().await?;
         assert_eq!(b["code"], code, "{b}");
