@@ -286,6 +286,17 @@ impl ArtifactFrame {
     /// frequent first, ties by name; the rest score as unknown) on `train`.
     #[must_use]
     pub fn fit(layout: &SetLayout, train: &[SequenceExample], min_category_count: usize) -> Self {
+        let refs: Vec<&SequenceExample> = train.iter().collect();
+        Self::fit_refs(layout, &refs, min_category_count)
+    }
+
+    /// [`Self::fit`] on borrowed examples.
+    #[must_use]
+    pub fn fit_refs(
+        layout: &SetLayout,
+        train: &[&SequenceExample],
+        min_category_count: usize,
+    ) -> Self {
         let c = layout.channel_names.len();
         let mut sum = vec![0.0f64; c];
         let mut sq = vec![0.0f64; c];
@@ -383,6 +394,15 @@ pub struct SequenceTrainConfig {
     pub wide: bool,
     /// Inverse L2 strength of the logistic regression that starts the wide part.
     pub wide_c: f64,
+    /// After choosing the number of epochs on the validation set, train afresh (same seed) on the
+    /// training and validation sets together for that many epochs and return that network: the
+    /// most recent examples, which the validation set holds out of time, then inform the model.
+    pub refit: bool,
+    /// Networks trained with seeds `seed, seed + 1, …`, each with its own epoch count chosen on
+    /// the validation set, merged into one artefact whose logit is their mean
+    /// ([`sextant_models::sequence::merge_members`]). `best_epoch` and `history` describe the
+    /// first.
+    pub ensemble: usize,
 }
 
 impl Default for SequenceTrainConfig {
@@ -401,6 +421,8 @@ impl Default for SequenceTrainConfig {
             threads: 2,
             wide: true,
             wide_c: 1.0,
+            refit: true,
+            ensemble: 1,
         }
     }
 }
@@ -422,6 +444,11 @@ pub struct TrainedSequence {
     pub artifact: SequenceArtifact,
     pub best_epoch: usize,
     pub history: Vec<EpochRecord>,
+    /// With [`SequenceTrainConfig::refit`]: the examples (training and validation) the returned
+    /// artefact was trained on for `best_epoch` epochs.
+    pub refit_examples: Option<usize>,
+    /// Networks (seeds) merged into the artefact (see [`SequenceTrainConfig::ensemble`]).
+    pub members: usize,
 }
 
 /// SplitMix64: a tiny, seeded, platform-independent generator for shuffling.
@@ -548,7 +575,10 @@ pub fn fit_logistic(
         let mut grad = vec![0.0f64; d];
         let mut hess = vec![0.0f64; d * d];
         for (row, &yi) in x.chunks_exact(width).zip(y) {
-            for (a, b) in xi.iter_mut().zip(row.iter().map(|v| f64::from(*v)).chain([1.0])) {
+            for (a, b) in xi
+                .iter_mut()
+                .zip(row.iter().map(|v| f64::from(*v)).chain([1.0]))
+            {
                 *a = b;
             }
             let z: f64 = xi.iter().zip(&beta).map(|(a, b)| a * b).sum();
@@ -629,8 +659,10 @@ pub fn score(
     artifact.predict_batch(&inputs, threads)
 }
 
-/// Trains on `train`, selects the epoch by ROC-AUC on `valid`, and returns that epoch's artefact.
-/// `progress` is called after each epoch.
+/// Trains on `train`, selects the epoch by ROC-AUC on `valid`, and returns that epoch's artefact;
+/// with [`SequenceTrainConfig::refit`], a network trained afresh on `train` and `valid` together
+/// for the selected number of epochs instead. `progress` is called after each epoch of the
+/// selection run.
 ///
 /// # Errors
 /// [`SequenceTrainError::InsufficientData`] when a set is empty, has one class or does not fit the
@@ -645,8 +677,85 @@ pub fn train<B: AutodiffBackend>(
 ) -> Result<TrainedSequence, SequenceTrainError> {
     check(layout, "training", train)?;
     check(layout, "validation", valid)?;
+    let train_refs: Vec<&SequenceExample> = train.iter().collect();
+    let all: Vec<&SequenceExample> = train.iter().chain(valid).collect();
+    let mut first: Option<(usize, Vec<EpochRecord>)> = None;
+    let mut members = Vec::new();
+    for k in 0..config.ensemble.max(1) {
+        let member_config = SequenceTrainConfig {
+            seed: config.seed.wrapping_add(k as u64),
+            ..config.clone()
+        };
+        let selection = run::<B>(
+            layout,
+            &train_refs,
+            Some(valid),
+            config.max_epochs.max(1),
+            &member_config,
+            device,
+            &mut progress,
+        )?;
+        let Some((_, best_epoch, selected)) = selection.best else {
+            return Err(SequenceTrainError::InsufficientData("no epoch ran".into()));
+        };
+        members.push(if config.refit {
+            run::<B>(
+                layout,
+                &all,
+                None,
+                best_epoch,
+                &member_config,
+                device,
+                &mut |_| {},
+            )?
+            .last
+        } else {
+            selected
+        });
+        first.get_or_insert((best_epoch, selection.history));
+    }
+    let Some((best_epoch, history)) = first else {
+        return Err(SequenceTrainError::InsufficientData(
+            "no member trained".into(),
+        ));
+    };
+    let artifact = if members.len() == 1 {
+        members.swap_remove(0)
+    } else {
+        sextant_models::sequence::merge_members(&members)?
+    };
+    Ok(TrainedSequence {
+        artifact,
+        best_epoch,
+        history,
+        refit_examples: config.refit.then_some(all.len()),
+        members: config.ensemble.max(1),
+    })
+}
+
+/// What one training run produced.
+struct Run {
+    /// The artefact after the last epoch.
+    last: SequenceArtifact,
+    history: Vec<EpochRecord>,
+    /// With a validation set: (AUC, epoch, artefact) of the best epoch.
+    best: Option<(f64, usize, SequenceArtifact)>,
+}
+
+/// One seeded training run on `train` from a fresh network (normalisation, vocabulary and the
+/// wide part's logistic regression fitted on `train`): `epochs` epochs, or fewer when `valid` is
+/// given and its AUC has not improved for `patience` epochs.
+fn run<B: AutodiffBackend>(
+    layout: &SetLayout,
+    train: &[&SequenceExample],
+    valid: Option<&[SequenceExample]>,
+    epochs: usize,
+    config: &SequenceTrainConfig,
+    device: &B::Device,
+    progress: &mut dyn FnMut(&EpochRecord),
+) -> Result<Run, SequenceTrainError> {
     B::seed(device, config.seed);
-    let frame = ArtifactFrame::fit(layout, train, config.min_category_count);
+    let frame = ArtifactFrame::fit_refs(layout, train, config.min_category_count);
     let shape = NetShape {
         channels: layout.channel_names.len(),
         hidden: config.hidden,
@@ -676,15 +785,19 @@ pub fn train<B: AutodiffBackend>(
         .init(device);
     let mut rng = SplitMix(config.seed);
     let mut order: Vec<usize> = (0..train.len()).collect();
-    let valid_labels: Vec<bool> = valid.iter().map(|e| e.churned).collect();
+    let valid_labels: Vec<bool> = valid
+        .unwrap_or_default()
+        .iter()
+        .map(|e| e.churned)
+        .collect();
     let mut history = Vec::new();
     let mut best: Option<(f64, usize, SequenceArtifact)> = None;
-    for epoch in 1..=config.max_epochs.max(1) {
+    for epoch in 1..=epochs {
         rng.shuffle(&mut order);
         let mut total = 0.0;
         let mut batches = 0usize;
         for idx in order.chunks(config.batch_size.max(1)) {
-            let examples: Vec<&SequenceExample> = idx.iter().map(|&i| &train[i]).collect();
+            let examples: Vec<&SequenceExample> = idx.iter().map(|&i| train[i]).collect();
             let b = batch::<B>(&frame, &examples, device);
             let logits = model.forward(b.seq, b.category, b.aggregates);
             let loss = loss_fn.forward(logits, b.labels);
@@ -693,12 +806,21 @@ pub fn train<B: AutodiffBackend>(
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             model = optim.step(config.learning_rate, model, grads);
         }
+        let train_loss = total / batches.max(1) as f64;
+        let Some(valid) = valid else {
+            history.push(EpochRecord {
+                epoch,
+                train_loss,
+                valid_auc: f64::NAN,
+            });
+            continue;
+        };
         let artifact = model.valid().export(&frame)?;
         let scores = score(&artifact, valid, config.threads)?;
         let valid_auc = roc_auc(&scores, &valid_labels).unwrap_or(0.5);
         let record = EpochRecord {
             epoch,
-            train_loss: total / batches.max(1) as f64,
+            train_loss,
             valid_auc,
         };
         progress(&record);
@@ -713,13 +835,10 @@ pub fn train<B: AutodiffBackend>(
             break;
         }
     }
-    let Some((_, best_epoch, artifact)) = best else {
-        return Err(SequenceTrainError::InsufficientData("no epoch ran".into()));
-    };
-    Ok(TrainedSequence {
-        artifact,
-        best_epoch,
+    Ok(Run {
+        last: model.valid().export(&frame)?,
         history,
+        best,
     })
 }
 
