@@ -144,7 +144,11 @@ async fn every_synced_account_gets_a_score() {
                 .iter()
                 .map(|b| b["name"].as_str().unwrap_or("").to_owned())
                 .collect::<Vec<_>>()),
-            Some(vec!["high".to_owned(), "medium".to_owned(), "low".to_owned()]),
+            Some(vec![
+                "high".to_owned(),
+                "medium".to_owned(),
+                "low".to_owned()
+            ]),
             "{}",
             body["bands"]
         );
@@ -156,7 +160,10 @@ async fn every_synced_account_gets_a_score() {
             bands_seen.insert(band.to_owned());
             let factors = s["factors"].as_array().expect("factors");
             assert!(factors.len() <= 3, "{s}");
-            assert_eq!(s["top_factors"], s["factors"], "the Salesforce package's name");
+            assert_eq!(
+                s["top_factors"], s["factors"],
+                "the Salesforce package's name"
+            );
             let mut last = f64::INFINITY;
             for f in factors {
                 let impact = f["impact"].as_f64().expect("impact");
@@ -165,7 +172,11 @@ async fn every_synced_account_gets_a_score() {
                 let direction = f["direction"].as_str().expect("direction");
                 assert_eq!(
                     direction,
-                    if impact >= 0.0 { "raises_risk" } else { "lowers_risk" },
+                    if impact >= 0.0 {
+                        "raises_risk"
+                    } else {
+                        "lowers_risk"
+                    },
                     "{f}"
                 );
                 assert!(
@@ -175,7 +186,10 @@ async fn every_synced_account_gets_a_score() {
                 factor_names.insert(f["factor"].as_str().expect("factor").to_owned());
             }
             let action = &s["next_best_action"];
-            assert!(action["action"].as_str().is_some_and(|a| !a.is_empty()), "{s}");
+            assert!(
+                action["action"].as_str().is_some_and(|a| !a.is_empty()),
+                "{s}"
+            );
             if band == "low" {
                 assert_eq!(action["code"], "keep_cadence", "{s}");
             } else {
@@ -239,18 +253,27 @@ async fn every_synced_account_gets_a_score() {
         decision["current_auc"].as_f64().expect("current auc"),
     );
     assert_eq!(decision["promoted"], cand >= cur, "{decision}");
-    assert_eq!(m2["status"], if cand >= cur { "current" } else { "candidate" });
-    assert!(decision["reason"].as_str().is_some_and(|r| r.contains(&version)), "{decision}");
+    assert_eq!(
+        m2["status"],
+        if cand >= cur { "current" } else { "candidate" }
+    );
+    assert!(
+        decision["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains(&version)),
+        "{decision}"
+    );
 
     // Rollback (or manual promotion): one call makes the other version current, and the
     // gateway follows.
     let (_, now) = call(http.get(format!("{}/v1/models/current", s.urls.trainer))).await;
-    let other = if now["version"] == version.as_str() { v2.clone() } else { version.clone() };
-    let (status, promoted) = call(http.post(format!(
-        "{}/v1/models/{other}/promote",
-        s.urls.trainer
-    )))
-    .await;
+    let other = if now["version"] == version.as_str() {
+        v2.clone()
+    } else {
+        version.clone()
+    };
+    let (status, promoted) =
+        call(http.post(format!("{}/v1/models/{other}/promote", s.urls.trainer))).await;
     assert_eq!(status, 200, "{promoted}");
     assert_eq!(promoted["status"], "current");
     assert_eq!(promoted["promotion"]["by"], "manual");
@@ -259,14 +282,22 @@ async fn every_synced_account_gets_a_score() {
         .as_array()
         .expect("models")
         .iter()
-        .map(|m| (m["version"].as_str().unwrap_or("").to_owned(), m["status"].as_str().unwrap_or("").to_owned()))
+        .map(|m| {
+            (
+                m["version"].as_str().unwrap_or("").to_owned(),
+                m["status"].as_str().unwrap_or("").to_owned(),
+            )
+        })
         .collect();
     assert_eq!(
         statuses.iter().filter(|(_, st)| st == "current").count(),
         1,
         "{statuses:?}"
     );
-    assert!(statuses.contains(&(other.clone(), "current".to_owned())), "{statuses:?}");
+    assert!(
+        statuses.contains(&(other.clone(), "current".to_owned())),
+        "{statuses:?}"
+    );
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         let (status, body) = call(
@@ -288,10 +319,21 @@ async fn every_synced_account_gets_a_score() {
     }
     let (status, body) =
         call(http.post(format!("{}/v1/models/churn-v99/promote", s.urls.trainer))).await;
-    assert_eq!((status, body["code"].as_str()), (404, Some("not_found")), "{body}");
-    let (status, body) =
-        call(http.post(format!("{}/v1/models/not-a-version/promote", s.urls.trainer))).await;
-    assert_eq!((status, body["code"].as_str()), (400, Some("invalid_parameter")), "{body}");
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (404, Some("not_found")),
+        "{body}"
+    );
+    let (status, body) = call(http.post(format!(
+        "{}/v1/models/not-a-version/promote",
+        s.urls.trainer
+    )))
+    .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (400, Some("invalid_parameter")),
+        "{body}"
+    );
     s.stop().await;
 }
 

@@ -259,17 +259,24 @@ impl SequenceChurnArtifact {
                 n.weeks, self.sequence_weeks
             ));
         }
-        if self.signed_features.iter().any(|&i| i >= self.feature_names.len())
-            || n.aggregate_names != network_aggregate_names(&self.feature_names, &self.signed_features)
+        if self
+            .signed_features
+            .iter()
+            .any(|&i| i >= self.feature_names.len())
+            || n.aggregate_names
+                != network_aggregate_names(&self.feature_names, &self.signed_features)
         {
             return bad("the network's aggregate inputs differ from the features".into());
         }
         if self.reference.feature_typical.len() != self.feature_names.len() {
             return bad("typical values do not cover the features".into());
         }
-        if self.reference.week_blocks.iter().any(|b| {
-            b.first > b.last || b.last >= n.weeks || b.typical_week.len() != n.channels()
-        }) {
+        if self
+            .reference
+            .week_blocks
+            .iter()
+            .any(|b| b.first > b.last || b.last >= n.weeks || b.typical_week.len() != n.channels())
+        {
             return bad("a block of weeks lies outside the network's window".into());
         }
         if self.bands.is_empty()
@@ -472,16 +479,19 @@ pub fn feature_text(name: &str, value: f64, typical: f64) -> String {
         "monetary_mean" => format!("{} per order on average (typical: {t})", num(value)),
         "orders_30d" | "orders_90d" | "orders_365d" => {
             let days = name.trim_start_matches("orders_").trim_end_matches('d');
-            format!("{} orders in the last {days} days (typical: {t})", num(value))
+            format!(
+                "{} orders in the last {days} days (typical: {t})",
+                num(value)
+            )
         }
         "spend_30d" | "spend_90d" | "spend_365d" => {
             let days = name.trim_start_matches("spend_").trim_end_matches('d');
-            format!("{} spent in the last {days} days (typical: {t})", num(value))
+            format!(
+                "{} spent in the last {days} days (typical: {t})",
+                num(value)
+            )
         }
-        "ipt_mean_days" => format!(
-            "orders every {} days on average (typical: {t})",
-            num(value)
-        ),
+        "ipt_mean_days" => format!("orders every {} days on average (typical: {t})", num(value)),
         "ipt_std_days" => format!(
             "gaps between orders vary by {} days (typical: {t})",
             num(value)
@@ -509,9 +519,15 @@ pub fn feature_text(name: &str, value: f64, typical: f64) -> String {
             let v = if value.abs() < 0.5 {
                 "as many orders in the last 8 weeks as in the 8 before".to_owned()
             } else if value > 0.0 {
-                format!("{} more orders in the last 8 weeks than in the 8 before", num(value))
+                format!(
+                    "{} more orders in the last 8 weeks than in the 8 before",
+                    num(value)
+                )
             } else {
-                format!("{} fewer orders in the last 8 weeks than in the 8 before", num(-value))
+                format!(
+                    "{} fewer orders in the last 8 weeks than in the 8 before",
+                    num(-value)
+                )
             };
             format!("{v} (typical: {})", num(typical))
         }
@@ -527,8 +543,14 @@ pub fn feature_text(name: &str, value: f64, typical: f64) -> String {
             pct(value),
             pct(typical)
         ),
-        "cases_90d" => format!("{} support cases in the last 90 days (typical: {t})", num(value)),
-        "cases_365d" => format!("{} support cases in the last year (typical: {t})", num(value)),
+        "cases_90d" => format!(
+            "{} support cases in the last 90 days (typical: {t})",
+            num(value)
+        ),
+        "cases_365d" => format!(
+            "{} support cases in the last year (typical: {t})",
+            num(value)
+        ),
         "negative_case_share_365d" => format!(
             "{} of last year's support cases read negative (typical: {})",
             pct(value),
@@ -538,7 +560,11 @@ pub fn feature_text(name: &str, value: f64, typical: f64) -> String {
             "{} engagement events in the last 90 days (typical: {t})",
             num(value)
         ),
-        other => format!("{} is {} (typical: {t})", other.replace('_', " "), num(value)),
+        other => format!(
+            "{} is {} (typical: {t})",
+            other.replace('_', " "),
+            num(value)
+        ),
     }
 }
 
@@ -585,9 +611,7 @@ fn family(factor: &str) -> &'static str {
         | "orders_trend_8w" | "ipt_mean_days" | "ipt_std_days" => "lapsing",
         f if f.starts_with("weeks_") => "lapsing",
         "spend_trend_8w" | "spend_30d" | "spend_90d" | "spend_365d" | "monetary_total"
-        | "monetary_mean" | "items_per_order" | "category_count" | "top_category_share" => {
-            "spend"
-        }
+        | "monetary_mean" | "items_per_order" | "category_count" | "top_category_share" => "spend",
         "cases_90d" | "cases_365d" | "negative_case_share_365d" => "support",
         "return_share_365d" => "returns",
         "single_purchase" | "frequency" | "tenure_days" => "new",
@@ -619,16 +643,25 @@ pub fn next_best_action(band: RiskBand, factors: &[ScoreFactor]) -> NextBestActi
         |f| format!("{} churn risk; main reason: {}", band.as_str(), f.text),
     );
     let (code, action) = match (band, top.map_or("other", |f| family(&f.factor))) {
-        (RiskBand::Low, _) => ("keep_cadence", "No intervention: keep the regular contact cadence"),
+        (RiskBand::Low, _) => (
+            "keep_cadence",
+            "No intervention: keep the regular contact cadence",
+        ),
         (RiskBand::High, "support") => (
             "escalate_cases",
             "Have the account owner review open support cases",
         ),
         (RiskBand::Medium, "support") => ("follow_up_cases", "Follow up on recent support cases"),
-        (_, "returns") => ("review_returns", "Review the returned products with the customer"),
+        (_, "returns") => (
+            "review_returns",
+            "Review the returned products with the customer",
+        ),
         (_, "new") => ("second_order_offer", "Send a second-order offer"),
         (RiskBand::Medium, "lapsing") => ("win_back_offer", "Send a win-back offer"),
-        (RiskBand::Medium, "spend") => ("loyalty_offer", "Offer a loyalty discount on the next order"),
+        (RiskBand::Medium, "spend") => (
+            "loyalty_offer",
+            "Offer a loyalty discount on the next order",
+        ),
         (RiskBand::Medium, "engagement") => ("invite_engagement", "Invite to an event or webinar"),
         (RiskBand::Medium, _) => ("nurture", "Add to the nurture campaign"),
         (RiskBand::High, _) => ("retention_call", "Schedule a retention call"),
@@ -829,7 +862,11 @@ mod tests {
         let out = m.explain_batch(&customers, 2).expect("explains");
         let sig = |z: f64| 1.0 / (1.0 + (-z).exp());
         let want = sig(201f64.ln() - 6f64.ln() - 2.0);
-        assert!((out[0].score - want).abs() < 1e-5, "{} vs {want}", out[0].score);
+        assert!(
+            (out[0].score - want).abs() < 1e-5,
+            "{} vs {want}",
+            out[0].score
+        );
         // Only recency differs from typical, and it raises the risk; the weeks do not matter.
         assert_eq!(out[0].factors.len(), 1, "{:?}", out[0].factors);
         let f = &out[0].factors[0];
@@ -863,7 +900,10 @@ mod tests {
         };
         assert!(matches!(
             m.score_batch(&[c], 1),
-            Err(ModelError::Width { expected: 3, got: 2 })
+            Err(ModelError::Width {
+                expected: 3,
+                got: 2
+            })
         ));
         let mut bad = served();
         bad.reference.feature_typical.pop();

@@ -158,7 +158,11 @@ pub async fn run(suite: &Suite, options: &DemoOptions) -> anyhow::Result<DemoRep
             &format!(
                 "  {} {}: {}",
                 trained.version,
-                if p.promoted { "promoted" } else { "kept as a candidate" },
+                if p.promoted {
+                    "promoted"
+                } else {
+                    "kept as a candidate"
+                },
                 p.reason
             ),
         );

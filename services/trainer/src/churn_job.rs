@@ -24,7 +24,8 @@ use chrono::{Duration, NaiveDate};
 use serde_json::json;
 use sextant_contracts::ModelVersion;
 use sextant_contracts::api::{
-    ModelMetrics, PromotionDecision, TrainingRow, TrainingSetHeader, TrainingSetLine, TrainingSetRequest,
+    ModelMetrics, PromotionDecision, TrainingRow, TrainingSetHeader, TrainingSetLine,
+    TrainingSetRequest,
 };
 use sextant_models::churn_serving::{
     self, CustomerInput, Reference, SEQUENCE_KIND, SequenceChurnArtifact, ServedChurnModel,
@@ -99,7 +100,12 @@ pub enum ChurnJobError {
 
 /// The training cut-offs and the evaluation cut-off, oldest first (the last one is `evaluation`).
 #[must_use]
-pub fn cutoffs(evaluation: NaiveDate, horizon_days: u32, step_days: u32, span_days: u32) -> Vec<NaiveDate> {
+pub fn cutoffs(
+    evaluation: NaiveDate,
+    horizon_days: u32,
+    step_days: u32,
+    span_days: u32,
+) -> Vec<NaiveDate> {
     let latest_training = evaluation - Duration::days(i64::from(horizon_days));
     let step = i64::from(step_days.max(1));
     let count = i64::from(span_days) / step + 1;
@@ -486,7 +492,9 @@ pub fn train<B: AutodiffBackend>(
         progress(r.epoch as u32, r.train_loss);
     })
     .map_err(|e| match e {
-        sequence_model::SequenceTrainError::InsufficientData(m) => ChurnJobError::InsufficientData(m),
+        sequence_model::SequenceTrainError::InsufficientData(m) => {
+            ChurnJobError::InsufficientData(m)
+        }
         other => ChurnJobError::Training(other.to_string()),
     })?;
     let network = trained.artifact;
@@ -562,21 +570,34 @@ pub fn train<B: AutodiffBackend>(
         ("patience".to_owned(), json!(net.patience)),
         ("batch_size".to_owned(), json!(net.batch_size)),
         ("learning_rate".to_owned(), json!(net.learning_rate)),
-        ("optimizer".to_owned(), json!("adam, gradient norm clipped at 1")),
+        (
+            "optimizer".to_owned(),
+            json!("adam, gradient norm clipped at 1"),
+        ),
         ("seed".to_owned(), json!(net.seed)),
         ("evaluation_cutoff".to_owned(), json!(evaluation)),
         ("training_cutoffs".to_owned(), json!(training_cutoffs)),
         ("cutoffs".to_owned(), json!(header.cutoffs)),
         ("horizon_days".to_owned(), json!(header.horizon_days)),
         ("feature_set".to_owned(), json!(header.feature_set)),
-        ("signed_features".to_owned(), json!(signed.iter().map(|&i| &header.feature_names[i]).collect::<Vec<_>>())),
+        (
+            "signed_features".to_owned(),
+            json!(
+                signed
+                    .iter()
+                    .map(|&i| &header.feature_names[i])
+                    .collect::<Vec<_>>()
+            ),
+        ),
         ("training_set_fingerprint".to_owned(), json!(fingerprint)),
         ("training_rows".to_owned(), json!(n_train + labels.len())),
         (
             "validation".to_owned(),
             json!(format!(
                 "out of time: trained on cut-offs up to {}, tested on {evaluation}; early stopping on accounts with fnv1a64(id) % 5 == 0 of the training cut-offs",
-                training_cutoffs.last().map_or_else(String::new, ToString::to_string)
+                training_cutoffs
+                    .last()
+                    .map_or_else(String::new, ToString::to_string)
             )),
         ),
         (
@@ -585,7 +606,9 @@ pub fn train<B: AutodiffBackend>(
         ),
         (
             "explanations".to_owned(),
-            json!("occlusion: one feature (to its training median) or one block of weeks (to the mean training week) at a time; top 3 by |score change|"),
+            json!(
+                "occlusion: one feature (to its training median) or one block of weeks (to the mean training week) at a time; top 3 by |score change|"
+            ),
         ),
         ("backend".to_owned(), json!(std::any::type_name::<B>())),
     ]);
@@ -689,7 +712,12 @@ mod tests {
         let c = cutoffs(d("2011-09-09"), 90, 30, 60);
         assert_eq!(
             c,
-            vec![d("2011-04-12"), d("2011-05-12"), d("2011-06-11"), d("2011-09-09")]
+            vec![
+                d("2011-04-12"),
+                d("2011-05-12"),
+                d("2011-06-11"),
+                d("2011-09-09")
+            ]
         );
         assert_eq!(cutoffs(d("2011-09-09"), 90, 30, 0).len(), 2);
     }
@@ -707,8 +735,18 @@ mod tests {
         assert!(tie.promoted, "at least as good");
         let worse = gate(0.69, Some(&v1), &Ok(0.70), "e", now);
         assert!(!worse.promoted);
-        assert!(worse.reason.contains("churn-v1") && worse.reason.contains("0.6900"), "{}", worse.reason);
-        let incomparable = gate(0.6, Some(&v1), &Err("reads other features".into()), "e", now);
+        assert!(
+            worse.reason.contains("churn-v1") && worse.reason.contains("0.6900"),
+            "{}",
+            worse.reason
+        );
+        let incomparable = gate(
+            0.6,
+            Some(&v1),
+            &Err("reads other features".into()),
+            "e",
+            now,
+        );
         assert!(incomparable.promoted && incomparable.reason.contains("reads other features"));
     }
 

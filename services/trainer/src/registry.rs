@@ -156,10 +156,7 @@ impl Registry {
             status: Some(ModelStatus::Candidate),
             ..metadata.clone()
         };
-        write(
-            "artifact.json",
-            to_json(&staging, &publication.artifact)?,
-        )?;
+        write("artifact.json", to_json(&staging, &publication.artifact)?)?;
         write("metadata.json", to_json(&staging, &metadata)?)?;
         write(
             "roc.svg",
