@@ -490,7 +490,7 @@ pub(crate) async fn upsert_collection(
                     problem = Some(item_error(
                         "INVALID_FIELD",
                         &format!("No such column '{k}' on sobject of type {type_name}"),
-                        &[k.clone()],
+                        std::slice::from_ref(k),
                     ));
                     break;
                 }

@@ -125,7 +125,7 @@ pub(crate) async fn a360_token(
     }))
 }
 
-fn check_dc_token(state: &State, req: &HttpRequest) -> Result<(), HttpResponse> {
+fn check_dc_token(state: &State, req: &HttpRequest) -> Result<(), Box<HttpResponse>> {
     let token = req
         .headers()
         .get("Authorization")
@@ -135,11 +135,11 @@ fn check_dc_token(state: &State, req: &HttpRequest) -> Result<(), HttpResponse> 
     let exp = lock(&state.dc_tokens).get(token).copied();
     match exp {
         Some(exp) if exp > state.clock.now().timestamp() => Ok(()),
-        _ => Err(dc_error(
+        _ => Err(Box::new(dc_error(
             StatusCode::UNAUTHORIZED,
             "Unauthorized",
             "Authorization header verification failed",
-        )),
+        ))),
     }
 }
 
@@ -208,7 +208,7 @@ pub(crate) async fn query_v2(
     body: web::Bytes,
 ) -> HttpResponse {
     if let Err(resp) = check_dc_token(&state, &req) {
-        return resp;
+        return *resp;
     }
     if lock(&state.dc_cursors).len() >= state.config.dc_max_concurrent {
         return dc_error(
@@ -311,7 +311,7 @@ fn percent_decode(s: &str) -> String {
 /// `GET /api/v2/query/{nextBatchId}`.
 pub(crate) async fn query_v2_next(state: web::Data<State>, req: HttpRequest) -> HttpResponse {
     if let Err(resp) = check_dc_token(&state, &req) {
-        return resp;
+        return *resp;
     }
     let raw = req
         .path()

@@ -210,16 +210,18 @@ pub fn parse(q: &str) -> Result<Query, SoqlError> {
     if count {
         p.pos += 1;
     }
-    while !count {
-        let (f, at) = p.word()?;
-        if RESERVED.iter().any(|r| r.eq_ignore_ascii_case(&f)) {
-            return Err(malformed(format!("unexpected token: '{f}'")));
-        }
-        fields.push((f, at));
-        if matches!(p.peek(), Some(Token::Comma)) {
-            p.pos += 1;
-        } else {
-            break;
+    if !count {
+        loop {
+            let (f, at) = p.word()?;
+            if RESERVED.iter().any(|r| r.eq_ignore_ascii_case(&f)) {
+                return Err(malformed(format!("unexpected token: '{f}'")));
+            }
+            fields.push((f, at));
+            if matches!(p.peek(), Some(Token::Comma)) {
+                p.pos += 1;
+            } else {
+                break;
+            }
         }
     }
     p.expect_keyword("FROM")?;

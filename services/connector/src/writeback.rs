@@ -116,6 +116,9 @@ pub struct WriteBackJob {
     pub records: Vec<WriteBackRecord>,
 }
 
+/// A record to upsert and its key.
+pub type KeyedRecord = (String, Map<String, Value>);
+
 /// Why a write-back request was refused.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum WriteBackRefusal {
@@ -139,7 +142,7 @@ fn api_name(name: &str) -> bool {
 
 impl WriteBackRequest {
     /// Checks names and keys; returns the records to upsert.
-    pub fn records(&self) -> Result<Vec<(String, Map<String, Value>)>, WriteBackRefusal> {
+    pub fn records(&self) -> Result<Vec<KeyedRecord>, WriteBackRefusal> {
         if self.scores.is_empty() {
             return Err(WriteBackRefusal::Empty);
         }
@@ -232,7 +235,7 @@ impl WriteBacks {
     pub async fn create(
         &self,
         req: &WriteBackRequest,
-        records: &[(String, Map<String, Value>)],
+        records: &[KeyedRecord],
         now: DateTime<Utc>,
     ) -> Result<String, DbErr> {
         let tag: u32 = rand::random();

@@ -205,13 +205,11 @@ const SYNCED: [&str; 6] = [
     "Case",
 ];
 
+/// Object → live id → SystemModstamp.
+type Live = BTreeMap<String, HashMap<String, DateTime<Utc>>>;
+
 /// The source: object → live id → SystemModstamp, and deleted ids.
-fn source(
-    org: &RunningOrgSim,
-) -> (
-    BTreeMap<String, HashMap<String, DateTime<Utc>>>,
-    HashSet<String>,
-) {
+fn source(org: &RunningOrgSim) -> (Live, HashSet<String>) {
     let data = org.data();
     let mut live = BTreeMap::new();
     let mut deleted = HashSet::new();
