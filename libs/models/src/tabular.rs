@@ -35,7 +35,15 @@ use std::collections::{BTreeMap, HashMap};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use sextant_contracts::api::{FactorDirection, ScoreFactor};
+
 use crate::artifact::Dense;
+
+/// Factors returned per prediction by [`PropensityArtifact::explain`] unless asked otherwise.
+pub const TOP_FACTORS: usize = 3;
+
+/// Factors that move the score by less than this (probability) are not reported.
+const MIN_IMPACT: f64 = 1e-3;
 
 /// Why a definition, a fit or a score failed. Each names the field at fault.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -217,15 +225,27 @@ impl<'a> Cell<'a> {
 pub trait Record {
     /// The cell of `field`; [`Cell::Missing`] when absent.
     fn cell(&self, field: &str) -> Cell<'_>;
+
+    /// Whether the row has `field` at all, blank or not (a JSON key, even `null`; a CSV column). A
+    /// field that no training row has is a mistake in the definition, not a column of blanks.
+    fn has_field(&self, field: &str) -> bool;
 }
 
 impl<T: Record + ?Sized> Record for &T {
     fn cell(&self, field: &str) -> Cell<'_> {
         (**self).cell(field)
     }
+
+    fn has_field(&self, field: &str) -> bool {
+        (**self).has_field(field)
+    }
 }
 
 impl Record for Map<String, Value> {
+    fn has_field(&self, field: &str) -> bool {
+        self.contains_key(field)
+    }
+
     fn cell(&self, field: &str) -> Cell<'_> {
         match self.get(field) {
             None | Some(Value::Null) => Cell::Missing,
@@ -324,6 +344,10 @@ impl<S> Clone for CsvRow<'_, S> {
 impl<S> Copy for CsvRow<'_, S> {}
 
 impl<S: AsRef<str>> Record for CsvRow<'_, S> {
+    fn has_field(&self, field: &str) -> bool {
+        self.columns.index.contains_key(field)
+    }
+
     fn cell(&self, field: &str) -> Cell<'_> {
         self.columns
             .index
@@ -480,6 +504,35 @@ impl ColumnEncoding {
     pub fn field(&self) -> &str {
         match self {
             Self::Numeric { field, .. } | Self::Categorical { field, .. } => field,
+        }
+    }
+
+    /// The field's typical value in training: the centre of a numeric field (the median, or the mean
+    /// under standard scaling; back through `log1p` when logged), the most frequent kept level of a
+    /// categorical one (`None` when no level was kept: then `<other>` is typical).
+    #[must_use]
+    pub fn typical(&self) -> Option<Cell<'_>> {
+        match self {
+            Self::Numeric { log1p, center, .. } => {
+                Some(Cell::Number(if *log1p { center.exp_m1() } else { *center }))
+            }
+            Self::Categorical { levels, .. } => levels
+                .first()
+                .map(|l| Cell::Text(Cow::Borrowed(l.as_str()))),
+        }
+    }
+
+    /// Appends the encoding of the typical value (see [`Self::typical`]).
+    fn encode_typical_into(&self, out: &mut Vec<f32>) -> Result<(), TabularError> {
+        match self.typical() {
+            Some(cell) => self.encode_into(&cell, out),
+            None => {
+                // No kept level: the `<other>` column.
+                let start = out.len();
+                out.resize(start + self.width(), 0.0);
+                out[start + self.width() - 2] = 1.0;
+                Ok(())
+            }
         }
     }
 
@@ -736,14 +789,24 @@ impl TabularEncoder {
             .map(|i| FieldStats::new(config, 0x5EED_0000 + i as u64))
             .collect();
         let mut rows_seen = 0u64;
+        let mut present = vec![false; definition.features.len()];
         for row in rows {
             rows_seen += 1;
-            for (field, s) in definition.features.iter().zip(stats.iter_mut()) {
+            for ((field, s), p) in definition
+                .features
+                .iter()
+                .zip(stats.iter_mut())
+                .zip(present.iter_mut())
+            {
+                *p = *p || row.has_field(field);
                 s.push(&row.cell(field), config.max_tracked_levels);
             }
         }
         if rows_seen == 0 {
             return Err(TabularError::NoData("no training rows".into()));
+        }
+        if let Some((field, _)) = definition.features.iter().zip(&present).find(|(_, p)| !**p) {
+            return Err(TabularError::UnknownField(field.clone()));
         }
         let mut columns = Vec::new();
         let mut dropped = Vec::new();
@@ -947,13 +1010,18 @@ fn numeric_column(field: String, s: &mut FieldStats, config: &EncoderConfig) -> 
 }
 
 /// One network of a [`TabularModel`]: dense layers with ReLU between them and one logit out. A single
-/// layer is a logistic regression.
+/// layer is a logistic regression. With `wide`, a linear layer straight from the input is added to the
+/// logit (a wide-and-deep network: the linear part carries the main effects, the hidden layer the
+/// interactions).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Network {
-    /// `logistic` or `mlp` (informational).
+    /// `logistic`, `mlp` or `wide_deep` (informational).
     pub kind: String,
     /// The layers, input first.
     pub layers: Vec<Dense>,
+    /// A linear layer from the input to the logit, added to the layers' output.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wide: Option<Dense>,
 }
 
 impl Network {
@@ -962,6 +1030,25 @@ impl Network {
     /// # Errors
     /// [`TabularError::Inconsistent`] when the widths do not chain.
     pub fn logit(&self, x: &[f32]) -> Result<f64, TabularError> {
+        let wide = match &self.wide {
+            None => 0.0,
+            Some(l) => {
+                if x.len() != l.inputs
+                    || l.outputs != 1
+                    || l.weights.len() != l.inputs
+                    || l.bias.len() != 1
+                {
+                    return Err(TabularError::Inconsistent(format!(
+                        "{} wide layer takes {} inputs to {} outputs, got {}",
+                        self.kind,
+                        l.inputs,
+                        l.outputs,
+                        x.len()
+                    )));
+                }
+                l.bias[0] + x.iter().zip(&l.weights).map(|(a, b)| a * b).sum::<f32>()
+            }
+        };
         let mut cur: Vec<f32> = x.to_vec();
         let last = self.layers.len().saturating_sub(1);
         for (i, l) in self.layers.iter().enumerate() {
@@ -988,7 +1075,7 @@ impl Network {
             cur = y;
         }
         match cur.as_slice() {
-            [logit] => Ok(f64::from(*logit)),
+            [logit] => Ok(f64::from(*logit + wide)),
             _ => Err(TabularError::Inconsistent(format!(
                 "{} must end in one output, has {}",
                 self.kind,
@@ -1151,6 +1238,7 @@ pub fn fit_logistic_newton(
             weights: beta[..width].iter().map(|b| *b as f32).collect(),
             bias: vec![beta[width] as f32],
         }],
+        wide: None,
     })
 }
 
@@ -1220,6 +1308,120 @@ impl PropensityArtifact {
     /// A numeric field holding text, or an inconsistent artefact.
     pub fn score<R: Record + ?Sized>(&self, row: &R) -> Result<f64, TabularError> {
         self.model.predict(&self.encoder.encode(row)?)
+    }
+
+    /// The score of a record and its `top` strongest factors, strongest first.
+    ///
+    /// Occlusion per source field: the field's encoded columns are replaced by the encoding of its
+    /// typical training value ([`ColumnEncoding::typical`]) and the record is scored again; the
+    /// factor's impact is `score − occluded score` (so a positive impact raises the likelihood of the
+    /// outcome). This works for any model in the artefact (linear, MLP, blends), needs no background
+    /// data at scoring time, and speaks in the record's own values: "Contract = Month-to-month raises
+    /// the likelihood of Churn = Yes by 12.3 points (typical: Two year)". Fields at their typical value,
+    /// and fields that move the score by less than 0.1 point, are not factors.
+    ///
+    /// # Errors
+    /// As [`Self::score`].
+    pub fn explain<R: Record + ?Sized>(
+        &self,
+        row: &R,
+        top: usize,
+    ) -> Result<Explanation, TabularError> {
+        let x = self.encoder.encode(row)?;
+        let score = self.model.predict(&x)?;
+        let outcome = self.outcome();
+        let mut factors: Vec<ScoreFactor> = Vec::new();
+        let mut start = 0;
+        let mut occluded = x.clone();
+        let mut typical = Vec::new();
+        for column in &self.encoder.columns {
+            let width = column.width();
+            typical.clear();
+            column.encode_typical_into(&mut typical)?;
+            let segment = start..start + width;
+            start += width;
+            if typical.as_slice() == &x[segment.clone()] {
+                continue;
+            }
+            occluded[segment.clone()].copy_from_slice(&typical);
+            let impact = score - self.model.predict(&occluded)?;
+            occluded[segment.clone()].copy_from_slice(&x[segment]);
+            if impact.abs() < MIN_IMPACT {
+                continue;
+            }
+            let field = column.field();
+            let value = match row.cell(field) {
+                Cell::Missing => format!("{field} is blank"),
+                Cell::Number(v) => format!("{field} = {}", number_text(v)),
+                Cell::Text(t) => format!("{field} = {t}"),
+            };
+            let usual = match column.typical() {
+                Some(Cell::Number(v)) => number_text(v),
+                Some(cell) => cell.level().into_owned(),
+                None => "another value".to_owned(),
+            };
+            let (direction, verb) = if impact > 0.0 {
+                (FactorDirection::RaisesRisk, "raises")
+            } else {
+                (FactorDirection::LowersRisk, "lowers")
+            };
+            factors.push(ScoreFactor {
+                factor: field.to_owned(),
+                direction,
+                text: format!(
+                    "{value} {verb} the likelihood of {outcome} by {:.1} points (typical: {usual})",
+                    impact.abs() * 100.0
+                ),
+                impact,
+            });
+        }
+        factors.sort_by(|a, b| {
+            b.impact
+                .abs()
+                .total_cmp(&a.impact.abs())
+                .then_with(|| a.factor.cmp(&b.factor))
+        });
+        factors.truncate(top);
+        Ok(Explanation { score, factors })
+    }
+
+    /// The predicted outcome in words, e.g. `Churn = Yes` or `Amount > 1000`.
+    fn outcome(&self) -> String {
+        let d = &self.definition;
+        match &d.label {
+            LabelRule::Values { positive } => format!(
+                "{} = {}",
+                d.label_field,
+                positive
+                    .iter()
+                    .map(|p| p.trim())
+                    .filter(|p| !p.is_empty())
+                    .collect::<Vec<_>>()
+                    .join(" or ")
+            ),
+            LabelRule::Threshold { above } => {
+                format!("{} > {}", d.label_field, number_text(*above))
+            }
+        }
+    }
+}
+
+/// A score with the factors behind it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Explanation {
+    /// The positive-class probability.
+    pub score: f64,
+    /// Strongest first.
+    pub factors: Vec<ScoreFactor>,
+}
+
+/// A number for a sentence: integers without decimals, others with up to two.
+fn number_text(v: f64) -> String {
+    if (v - v.round()).abs() < 1e-9 && v.abs() < 1e15 {
+        format!("{v:.0}")
+    } else {
+        let s = format!("{v:.2}");
+        s.trim_end_matches('0').trim_end_matches('.').to_owned()
     }
 }
 
@@ -1589,9 +1791,16 @@ mod tests {
                 weights: vec![2.0, 1.0, -1.0, 0.0, 0.0],
                 bias: vec![0.5],
             }],
+            wide: None,
         };
         let mlp = Network {
-            kind: "mlp".into(),
+            kind: "wide_deep".into(),
+            wide: Some(Dense {
+                inputs: 5,
+                outputs: 1,
+                weights: vec![0.5, 0.0, 0.0, 0.0, 2.0],
+                bias: vec![0.25],
+            }),
             layers: vec![
                 Dense {
                     inputs: 5,
@@ -1618,9 +1827,10 @@ mod tests {
         let text = serde_json::to_string(&artefact)?;
         let back: PropensityArtifact = serde_json::from_str(&text)?;
         assert_eq!(back, artefact);
-        // Row 0: x = −1, A → logistic logit −2 + 1 + 0.5 = −0.5; MLP relu(−1, 1) → logit 1.
+        // Row 0: x = −1, A → logistic logit −2 + 1 + 0.5 = −0.5; wide-and-deep: relu(−1, 1) → 1,
+        // plus the wide part 0.5·(−1) + 0.25 = −0.25 → logit 0.75.
         let p = back.score(&data[0])?;
-        let want = (3.0 * sigmoid(-0.5) + sigmoid(1.0)) / 4.0;
+        let want = (3.0 * sigmoid(-0.5) + sigmoid(0.75)) / 4.0;
         assert!((p - want).abs() < 1e-7, "{p} vs {want}");
         let mut broken = artefact.clone();
         broken.model.members[0].1.layers[0].inputs = 4;
@@ -1628,6 +1838,201 @@ mod tests {
             broken.validate(),
             Err(TabularError::Inconsistent(_))
         ));
+        let mut broken = artefact.clone();
+        if let Some(w) = broken.model.members[1].1.wide.as_mut() {
+            w.weights.pop();
+        }
+        assert!(matches!(
+            broken.validate(),
+            Err(TabularError::Inconsistent(_))
+        ));
+        Ok(())
+    }
+
+    /// Rows where `plan = basic` (the rarer level) makes `Won = Yes` very likely, a long `tenure`
+    /// makes it unlikely, and `region` is noise.
+    fn planted(n: usize) -> Vec<Map<String, Value>> {
+        let mut state = 11u64;
+        let mut next = move || {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (state >> 33) as f64 / f64::from(1u32 << 31)
+        };
+        (0..n)
+            .map(|i| {
+                let basic = next() < 0.4;
+                let tenure = (next() * 72.0).round();
+                let region = if next() < 0.5 { "north" } else { "south" };
+                let logit = if basic { 2.5 } else { -1.5 } - 0.04 * (tenure - 36.0);
+                let won = next() < sigmoid(logit);
+                let tenure = if i % 25 == 0 { json!(null) } else { json!(tenure) };
+                rows(json!([{"Won": if won { "Yes" } else { "No" },
+                    "plan": if basic { "basic" } else { "pro" }, "tenure": tenure, "region": region}]))
+                .remove(0)
+            })
+            .collect()
+    }
+
+    fn planted_artefact() -> Result<(PropensityArtifact, Vec<Map<String, Value>>), TabularError> {
+        let data = planted(600);
+        let def = PredictionDefinition {
+            object: "Opportunity".into(),
+            label_field: "Won".into(),
+            label: LabelRule::Values {
+                positive: vec!["Yes".into()],
+            },
+            features: vec!["plan".into(), "tenure".into(), "region".into()],
+            kinds: BTreeMap::new(),
+        };
+        let encoder = TabularEncoder::fit(&def, &EncoderConfig::default(), &data)?;
+        let mut x = Vec::new();
+        let mut y = Vec::new();
+        for r in &data {
+            encoder.encode_into(r, &mut x)?;
+            y.push(def.label_of(r)?.unwrap_or(false));
+        }
+        let net = fit_logistic_newton(&x, encoder.width(), &y, 1.0)?;
+        let artefact = PropensityArtifact {
+            definition: def,
+            encoder,
+            model: TabularModel {
+                members: vec![(1.0, net)],
+            },
+        };
+        Ok((artefact, data))
+    }
+
+    #[test]
+    fn a_planted_strong_field_is_the_top_factor() -> Result<(), TabularError> {
+        let (artefact, _) = planted_artefact()?;
+        let typical: Vec<String> = artefact
+            .encoder
+            .columns
+            .iter()
+            .map(|c| {
+                c.typical()
+                    .map(|t| t.level().into_owned())
+                    .unwrap_or_default()
+            })
+            .collect();
+        assert_eq!(typical[0], "pro", "the most frequent level is typical");
+        let record = rows(json!([{"plan": "basic", "tenure": 30, "region": "north"}])).remove(0);
+        let e = artefact.explain(&record, TOP_FACTORS)?;
+        assert!((e.score - artefact.score(&record)?).abs() < 1e-12);
+        let top = e
+            .factors
+            .first()
+            .ok_or(TabularError::NoData("no factor".into()))?;
+        assert_eq!(top.factor, "plan");
+        assert_eq!(top.direction, FactorDirection::RaisesRisk);
+        assert!(top.impact > 0.3, "{top:?}");
+        assert!(
+            top.text
+                .starts_with("plan = basic raises the likelihood of Won = Yes by ")
+                && top.text.ends_with("points (typical: pro)"),
+            "{}",
+            top.text
+        );
+        assert!(e.factors.len() <= TOP_FACTORS);
+        for w in e.factors.windows(2) {
+            assert!(w[0].impact.abs() >= w[1].impact.abs(), "{:?}", e.factors);
+        }
+        // A long tenure lowers it, and outranks the noise field; the plan at its typical value is
+        // not a factor.
+        let record = rows(json!([{"plan": "pro", "tenure": 72, "region": "south"}])).remove(0);
+        let e = artefact.explain(&record, TOP_FACTORS)?;
+        let top = e
+            .factors
+            .first()
+            .ok_or(TabularError::NoData("no factor".into()))?;
+        assert_eq!(top.factor, "tenure", "{:?}", e.factors);
+        assert_eq!(top.direction, FactorDirection::LowersRisk);
+        assert!(
+            top.text.starts_with("tenure = 72 lowers the likelihood"),
+            "{}",
+            top.text
+        );
+        assert!(
+            e.factors.iter().all(|f| f.factor != "plan"),
+            "{:?}",
+            e.factors
+        );
+        // A blank value is named as such; the factor is the same on the wire as the churn model's.
+        let record = rows(json!([{"plan": "basic", "tenure": null, "region": "south"}])).remove(0);
+        let e = artefact.explain(&record, 10)?;
+        if let Some(f) = e.factors.iter().find(|f| f.factor == "tenure") {
+            assert!(f.text.starts_with("tenure is blank"), "{}", f.text);
+        }
+        let wire =
+            serde_json::to_value(&e.factors[0]).map_err(|e| TabularError::NoData(e.to_string()))?;
+        assert_eq!(wire["factor"], "plan");
+        assert_eq!(wire["direction"], "raises_risk");
+        Ok(())
+    }
+
+    #[test]
+    fn occlusion_matches_the_linear_model_by_hand() -> Result<(), TabularError> {
+        // For a logistic regression the occluded logit differs by w·(x − typical) on the field's
+        // columns; check the impact against that.
+        let (artefact, data) = planted_artefact()?;
+        let row = &data[1];
+        let x = artefact.encoder.encode(row)?;
+        let net = &artefact.model.members[0].1;
+        let e = artefact.explain(row, 10)?;
+        let mut start = 0;
+        for column in &artefact.encoder.columns {
+            let width = column.width();
+            let mut typical = Vec::new();
+            column.encode_typical_into(&mut typical)?;
+            let mut occluded = x.clone();
+            occluded[start..start + width].copy_from_slice(&typical);
+            let want = sigmoid(net.logit(&x)?) - sigmoid(net.logit(&occluded)?);
+            start += width;
+            match e.factors.iter().find(|f| f.factor == column.field()) {
+                Some(f) => assert!((f.impact - want).abs() < 1e-9, "{f:?} vs {want}"),
+                None => assert!(
+                    want.abs() < MIN_IMPACT,
+                    "{} missing ({want})",
+                    column.field()
+                ),
+            }
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn a_feature_no_row_has_is_an_unknown_field_but_an_all_blank_one_is_dropped()
+    -> Result<(), TabularError> {
+        let data = rows(json!([
+            {"Churn": "Yes", "x": 1, "blank": null},
+            {"Churn": "No", "x": 2, "blank": null},
+        ]));
+        assert_eq!(
+            TabularEncoder::fit(
+                &definition(&["x", "Tenure__c"]),
+                &EncoderConfig::default(),
+                &data
+            ),
+            Err(TabularError::UnknownField("Tenure__c".into()))
+        );
+        let enc = TabularEncoder::fit(
+            &definition(&["x", "blank"]),
+            &EncoderConfig::default(),
+            &data,
+        )?;
+        assert_eq!(enc.dropped.len(), 1);
+        // CSV rows answer by the header.
+        let cols = CsvColumns::new(&["Churn", "x"])?;
+        let values = [vec!["Yes".to_owned(), "1".to_owned()]];
+        let csv = values
+            .iter()
+            .map(|v| cols.row(v))
+            .collect::<Result<Vec<_>, _>>()?;
+        assert_eq!(
+            TabularEncoder::fit(&definition(&["x", "y"]), &EncoderConfig::default(), &csv),
+            Err(TabularError::UnknownField("y".into()))
+        );
         Ok(())
     }
 }

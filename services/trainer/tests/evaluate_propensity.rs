@@ -57,15 +57,22 @@ fn telco_model_beats_the_same_run_logistic_baseline() -> TestResult {
     assert!((base(&e, "roc_auc_std") - 0.0118).abs() < 0.0006);
     assert!((base(&e, "log_loss") - 0.4174).abs() < 0.001);
     let m = model(&e, "roc_auc");
-    assert!(m >= b, "model AUC {m} below the baseline {b}");
-    // The 0.85 target is not reached: this run gives 0.8499 (seed 42). What is asserted is what is
-    // reached, with a margin for the seed; ml-anchors §2c puts every published honest model near 0.845.
-    assert!(m >= 0.848, "model AUC {m} below the 0.848 reached so far");
+    // The target, reached by the model chosen inside each training fold (seed 42 gives
+    // 0.8504), and above the logistic regression fitted in the same run.
+    assert!(m >= 0.85, "model AUC {m} below the 0.85 target");
+    assert!(m > b, "model AUC {m} not above the same-run baseline {b}");
     assert!(
         m < 0.87,
         "AUC {m} above 0.87 is a leakage alarm (ml-anchors §3)"
     );
     assert!(model(&e, "log_loss") < 0.43, "{}", model(&e, "log_loss"));
+    assert!(model(&e, "pr_auc") > base(&e, "pr_auc") - 0.005);
+    // The top tenth by score holds well over twice the base rate of churners.
+    assert!(
+        model(&e, "lift_top_decile") > 2.5,
+        "{}",
+        model(&e, "lift_top_decile")
+    );
     for key in ["pr_auc", "f1", "accuracy", "calibration_error"] {
         let v = model(&e, key);
         assert!((0.0..=1.0).contains(&v), "{key} = {v}");
@@ -82,7 +89,27 @@ fn telco_model_beats_the_same_run_logistic_baseline() -> TestResult {
             .iter()
             .any(|n| n.contains("label: `Churn`") && n.contains("positive `Yes`"))
     );
-    assert_eq!(e.plots.len(), 2);
+    let names: Vec<String> = e
+        .plots
+        .iter()
+        .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "propensity_roc.svg",
+            "propensity_calibration.svg",
+            "propensity_lift.svg",
+            "propensity_learning_curve.svg"
+        ]
+    );
+    assert!(
+        e.notes
+            .iter()
+            .any(|n| n.starts_with("learning curve (fold 0")),
+        "{:?}",
+        e.notes
+    );
     for p in &e.plots {
         let svg = std::fs::read_to_string(p)?;
         assert!(

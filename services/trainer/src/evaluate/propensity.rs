@@ -24,8 +24,11 @@
 //!
 //! Metrics (5-fold means unless said): `roc_auc` (+ `roc_auc_std`, population, and `roc_auc_folds`),
 //! `log_loss`, `pr_auc` (average precision), `f1` and `accuracy` at 0.5, `calibration_error` (expected
-//! calibration error over 10 equal-width probability bins). Plots (with `plot_dir`): the pooled
-//! out-of-fold ROC curve of the model and a reliability diagram of both models.
+//! calibration error over 10 equal-width probability bins), `lift_top_decile` (pooled out of fold:
+//! the positive rate of the top tenth by score over the overall rate). Plots (with `plot_dir`, SVG):
+//! the pooled out-of-fold ROC curve of the model, a reliability diagram and the cumulative gains
+//! (lift) curve of both models, and a learning curve: fold 0's test AUC of both with every 8th, 4th
+//! and 2nd training row and with all of them (the same pipeline, inner selection included).
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
@@ -34,8 +37,8 @@ use burn::backend::{Autodiff, Flex};
 use serde_json::{Map, Value, json};
 use sextant_models::metrics::{accuracy, log_loss, roc_auc, roc_curve, roc_svg};
 use sextant_models::tabular::{
-    Cell, CsvColumns, EncoderConfig, LabelRule, PredictionDefinition, TabularEncoder,
-    fit_logistic_newton, sigmoid,
+    Cell, CsvColumns, EncoderConfig, LabelRule, PredictionDefinition, Record, TabularEncoder,
+    TabularError, fit_logistic_newton, sigmoid,
 };
 
 use super::{Baseline, EvalError, EvalOptions, Evaluation, Task};
@@ -416,45 +419,89 @@ fn summarise(folds: &[FoldMetrics]) -> Map<String, Value> {
     out
 }
 
-/// A reliability diagram: observed rate against mean predicted probability, per model.
-fn calibration_svg(series: &[(&str, &str, Bins)]) -> String {
-    let (w, h, m) = (420.0, 420.0, 50.0);
-    let x = |v: f64| m + v * (w - 2.0 * m);
-    let y = |v: f64| h - m - v * (h - 2.0 * m);
+/// A line chart of `(x, y)` series on the unit square or given ranges, with an optional dashed
+/// diagonal (perfect calibration, random targeting) and the ranges' end values on the axes.
+struct Chart<'a> {
+    title: &'a str,
+    x_label: &'a str,
+    y_label: &'a str,
+    x_range: (f64, f64),
+    y_range: (f64, f64),
+    diagonal: bool,
+}
+
+/// One line of a chart: name, colour, points.
+type Series<'a> = (&'a str, &'a str, Vec<(f64, f64)>);
+
+fn chart_svg(chart: &Chart<'_>, series: &[Series<'_>]) -> String {
+    let (w, h, m) = (440.0, 420.0, 55.0);
+    let esc = |s: &str| s.replace('&', "&amp;").replace('<', "&lt;");
+    let span = |r: (f64, f64)| {
+        if (r.1 - r.0).abs() < 1e-12 {
+            1.0
+        } else {
+            r.1 - r.0
+        }
+    };
+    let x = |v: f64| m + (v - chart.x_range.0) / span(chart.x_range) * (w - 2.0 * m);
+    let y = |v: f64| h - m - (v - chart.y_range.0) / span(chart.y_range) * (h - 2.0 * m);
     let mut body = String::new();
-    for (i, (name, colour, bins)) in series.iter().enumerate() {
-        let pts: Vec<String> = bins
+    if chart.diagonal {
+        body.push_str(&format!(
+            "<line x1=\"{:.1}\" y1=\"{:.1}\" x2=\"{:.1}\" y2=\"{:.1}\" stroke=\"#bbb\" stroke-dasharray=\"4 4\"/>",
+            x(chart.x_range.0),
+            y(chart.y_range.0),
+            x(chart.x_range.1),
+            y(chart.y_range.1)
+        ));
+    }
+    for (i, (name, colour, points)) in series.iter().enumerate() {
+        let pts: Vec<String> = points
             .iter()
-            .map(|(p, o, _)| format!("{:.1},{:.1}", x(*p), y(*o)))
+            .map(|(a, b)| format!("{:.1},{:.1}", x(*a), y(*b)))
             .collect();
         body.push_str(&format!(
             "<polyline points=\"{}\" fill=\"none\" stroke=\"{colour}\" stroke-width=\"2\"/>",
             pts.join(" ")
         ));
-        for (p, o, _) in bins {
-            body.push_str(&format!(
-                "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"3\" fill=\"{colour}\"/>",
-                x(*p),
-                y(*o)
-            ));
+        if points.len() <= 20 {
+            for (a, b) in points {
+                body.push_str(&format!(
+                    "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"3\" fill=\"{colour}\"/>",
+                    x(*a),
+                    y(*b)
+                ));
+            }
         }
-        let name = name.replace('&', "&amp;").replace('<', "&lt;");
         body.push_str(&format!(
-            "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"12\" fill=\"{colour}\">{name}</text>",
+            "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"12\" fill=\"{colour}\">{}</text>",
             m + 10.0,
-            m + 18.0 + 16.0 * i as f64
+            m + 18.0 + 16.0 * i as f64,
+            esc(name)
+        ));
+    }
+    for (v, anchor, px, py) in [
+        (chart.x_range.0, "start", x(chart.x_range.0), h - m + 15.0),
+        (chart.x_range.1, "end", x(chart.x_range.1), h - m + 15.0),
+        (chart.y_range.0, "end", m - 5.0, y(chart.y_range.0)),
+        (chart.y_range.1, "end", m - 5.0, y(chart.y_range.1) + 10.0),
+    ] {
+        body.push_str(&format!(
+            "<text x=\"{px:.1}\" y=\"{py:.1}\" font-size=\"11\" text-anchor=\"{anchor}\">{}</text>",
+            format!("{v:.3}")
+                .trim_end_matches('0')
+                .trim_end_matches('.')
         ));
     }
     format!(
         concat!(
             "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" font-family=\"sans-serif\">",
             "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>",
-            "<text x=\"{cx}\" y=\"24\" font-size=\"14\" text-anchor=\"middle\">propensity — calibration (10 bins, out of fold)</text>",
+            "<text x=\"{cx}\" y=\"24\" font-size=\"14\" text-anchor=\"middle\">{title}</text>",
             "<rect x=\"{m}\" y=\"{m}\" width=\"{iw}\" height=\"{ih}\" fill=\"none\" stroke=\"#888\"/>",
-            "<line x1=\"{x0}\" y1=\"{y0}\" x2=\"{x1}\" y2=\"{y1}\" stroke=\"#bbb\" stroke-dasharray=\"4 4\"/>",
             "{body}",
-            "<text x=\"{cx}\" y=\"{xl}\" font-size=\"12\" text-anchor=\"middle\">mean predicted probability</text>",
-            "<text x=\"14\" y=\"{cy}\" font-size=\"12\" text-anchor=\"middle\" transform=\"rotate(-90 14 {cy})\">observed positive rate</text>",
+            "<text x=\"{cx}\" y=\"{xl}\" font-size=\"12\" text-anchor=\"middle\">{xlab}</text>",
+            "<text x=\"14\" y=\"{cy}\" font-size=\"12\" text-anchor=\"middle\" transform=\"rotate(-90 14 {cy})\">{ylab}</text>",
             "</svg>\n"
         ),
         w = w,
@@ -465,12 +512,73 @@ fn calibration_svg(series: &[(&str, &str, Bins)]) -> String {
         cx = w / 2.0,
         cy = h / 2.0,
         xl = h - 12.0,
-        x0 = x(0.0),
-        y0 = y(0.0),
-        x1 = x(1.0),
-        y1 = y(1.0),
+        title = esc(chart.title),
+        xlab = esc(chart.x_label),
+        ylab = esc(chart.y_label),
         body = body,
     )
+}
+
+/// A reliability diagram: observed rate against mean predicted probability, per model.
+fn calibration_svg(series: &[(&str, &str, Bins)]) -> String {
+    let series: Vec<Series<'_>> = series
+        .iter()
+        .map(|(n, c, bins)| (*n, *c, bins.iter().map(|(p, o, _)| (*p, *o)).collect()))
+        .collect();
+    chart_svg(
+        &Chart {
+            title: "propensity — calibration (10 bins, out of fold)",
+            x_label: "mean predicted probability",
+            y_label: "observed positive rate",
+            x_range: (0.0, 1.0),
+            y_range: (0.0, 1.0),
+            diagonal: true,
+        },
+        &series,
+    )
+}
+
+/// The cumulative gains curve: share of all positives among the top `q` share of rows by score, at
+/// every 2 % (ties broken by row order, which the scores do not depend on).
+fn gains(scores: &[f64], labels: &[bool]) -> Vec<(f64, f64)> {
+    let mut idx: Vec<usize> = (0..scores.len()).collect();
+    idx.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
+    let n_pos = labels.iter().filter(|l| **l).count().max(1) as f64;
+    let n = idx.len();
+    let mut out = vec![(0.0, 0.0)];
+    let mut hits = 0usize;
+    let mut next = 1;
+    for (rank, &i) in idx.iter().enumerate() {
+        hits += usize::from(labels[i]);
+        while next <= 50 && (rank + 1) * 50 >= next * n {
+            out.push((next as f64 / 50.0, hits as f64 / n_pos));
+            next += 1;
+        }
+    }
+    out
+}
+
+/// Lift of the top tenth by score: its positive rate over the overall rate.
+fn top_decile_lift(scores: &[f64], labels: &[bool]) -> f64 {
+    let g = gains(scores, labels);
+    // The gains point at 10 % is the share of positives captured there; lift = that / 0.1.
+    g.iter()
+        .find(|(q, _)| (*q - 0.1).abs() < 1e-9)
+        .map_or(f64::NAN, |(_, share)| share / 0.1)
+}
+
+/// The anchor's logistic regression fitted on `train`, scored on `test`.
+fn baseline_scores<R: Record>(
+    definition: &PredictionDefinition,
+    train: &[R],
+    test: &[R],
+) -> Result<Vec<f64>, TabularError> {
+    let encoder = TabularEncoder::fit(definition, &EncoderConfig::standard(), train)?;
+    let (x, y, _) = encode_rows(definition, &encoder, train)?;
+    let net = fit_logistic_newton(&x.data, x.cols, &y, 1.0)?;
+    test.iter()
+        .map(|r| encoder.encode(r).and_then(|v| net.logit(&v)).map(sigmoid))
+        .collect()
 }
 
 /// Runs the propensity protocol on `data`.
@@ -479,6 +587,22 @@ fn calibration_svg(series: &[(&str, &str, Bins)]) -> String {
 /// See [`EvalError`]: unreadable, empty, ragged rows, no label column, one class only, or a fold
 /// without both classes.
 pub fn evaluate(data: &Path, options: &EvalOptions) -> Result<Evaluation, EvalError> {
+    let config = PropensityConfig {
+        seed: options.seed,
+        ..PropensityConfig::default()
+    };
+    evaluate_with(data, options, &config)
+}
+
+/// [`evaluate`] with the model's settings given (`options.seed` is not used: `config.seed` is).
+///
+/// # Errors
+/// See [`evaluate`].
+pub fn evaluate_with(
+    data: &Path,
+    options: &EvalOptions,
+    config: &PropensityConfig,
+) -> Result<Evaluation, EvalError> {
     let progress = |m: &str| {
         if options.progress {
             eprintln!("propensity: {m}");
@@ -514,10 +638,6 @@ pub fn evaluate(data: &Path, options: &EvalOptions) -> Result<Evaluation, EvalEr
             "{unlabelled} rows with a blank label left out of training and scoring"
         ));
     }
-    let config = PropensityConfig {
-        seed: options.seed,
-        ..PropensityConfig::default()
-    };
     let device = Default::default();
     // Every test fold needs both classes; check them all before training anything.
     for fold in 0..FOLDS {
@@ -554,7 +674,7 @@ pub fn evaluate(data: &Path, options: &EvalOptions) -> Result<Evaluation, EvalEr
             fold + 1,
             train.len()
         ));
-        let trained = train_propensity::<B, _, _>(&definition, &train, &config, &device, |m| {
+        let trained = train_propensity::<B, _, _>(&definition, &train, config, &device, |m| {
             progress(&format!("fold {}/{FOLDS}: {m}", fold + 1));
         })
         .map_err(|e| model_error(e.to_string()))?;
@@ -598,21 +718,8 @@ pub fn evaluate(data: &Path, options: &EvalOptions) -> Result<Evaluation, EvalEr
             .map_err(|e| model_error(e.to_string()))?;
 
         // The anchor's baseline on the same training rows.
-        let encoder = TabularEncoder::fit(&definition, &EncoderConfig::standard(), &train)
-            .map_err(|e| model_error(format!("baseline: {e}")))?;
-        let (x, y, _) = encode_rows(&definition, &encoder, &train)
-            .map_err(|e| model_error(format!("baseline: {e}")))?;
-        let net = fit_logistic_newton(&x.data, x.cols, &y, 1.0)
-            .map_err(|e| model_error(format!("baseline: {e}")))?;
-        let base_scores: Vec<f64> = test
-            .iter()
-            .map(|(i, _)| {
-                encoder
-                    .encode(&rows[*i])
-                    .and_then(|v| net.logit(&v))
-                    .map(sigmoid)
-            })
-            .collect::<Result<_, _>>()
+        let test_rows: Vec<_> = test.iter().map(|(i, _)| rows[*i]).collect();
+        let base_scores = baseline_scores(&definition, &train, &test_rows)
             .map_err(|e| model_error(format!("baseline: {e}")))?;
 
         let m = fold_metrics(&scores, &y_test);
@@ -635,6 +742,15 @@ pub fn evaluate(data: &Path, options: &EvalOptions) -> Result<Evaluation, EvalEr
     metrics.insert(
         "positive_rate".into(),
         json!(pooled_labels.iter().filter(|l| **l).count() as f64 / n_labelled.max(1) as f64),
+    );
+    metrics.insert(
+        "lift_top_decile".into(),
+        json!(top_decile_lift(&pooled_model, &pooled_labels)),
+    );
+    let mut base_metrics = summarise(&base_folds);
+    base_metrics.insert(
+        "lift_top_decile".into(),
+        json!(top_decile_lift(&pooled_base, &pooled_labels)),
     );
     let mut plots = Vec::new();
     if let Some(dir) = &options.plot_dir {
@@ -667,6 +783,111 @@ pub fn evaluate(data: &Path, options: &EvalOptions) -> Result<Evaluation, EvalEr
         ]);
         std::fs::write(&cal_path, svg).map_err(|e| io(&cal_path, e))?;
         plots.push(cal_path);
+        let lift_path = dir.join("propensity_lift.svg");
+        let svg = chart_svg(
+            &Chart {
+                title: "propensity — cumulative gains (out of fold)",
+                x_label: "share of rows targeted (highest scores first)",
+                y_label: "share of positives captured",
+                x_range: (0.0, 1.0),
+                y_range: (0.0, 1.0),
+                diagonal: true,
+            },
+            &[
+                ("model", "#0b6bcb", gains(&pooled_model, &pooled_labels)),
+                (
+                    "baseline (logistic regression)",
+                    "#c2410c",
+                    gains(&pooled_base, &pooled_labels),
+                ),
+            ],
+        );
+        std::fs::write(&lift_path, svg).map_err(|e| io(&lift_path, e))?;
+        plots.push(lift_path);
+        // Learning curve on fold 0: the same pipeline on every 8th, 4th and 2nd training row, then
+        // all of them (already measured above).
+        let train: Vec<_> = rows
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| i % FOLDS != 0)
+            .map(|(_, r)| *r)
+            .collect();
+        let test: Vec<(usize, bool)> = labels
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| i % FOLDS == 0)
+            .filter_map(|(i, l)| l.map(|l| (i, l)))
+            .collect();
+        let test_rows: Vec<_> = test.iter().map(|(i, _)| rows[*i]).collect();
+        let y_test: Vec<bool> = test.iter().map(|t| t.1).collect();
+        let (mut model_curve, mut base_curve) = (Vec::new(), Vec::new());
+        for step in [8usize, 4, 2] {
+            let subset: Vec<_> = train.iter().step_by(step).copied().collect();
+            progress(&format!("learning curve: {} training rows", subset.len()));
+            let trained =
+                train_propensity::<B, _, _>(&definition, &subset, config, &device, |_| {})
+                    .map_err(|e| model_error(format!("learning curve: {e}")))?;
+            let scores: Vec<f64> = test_rows
+                .iter()
+                .map(|r| trained.artifact.score(r))
+                .collect::<Result<_, _>>()
+                .map_err(|e| model_error(e.to_string()))?;
+            let base = baseline_scores(&definition, &subset, &test_rows)
+                .map_err(|e| model_error(format!("baseline: {e}")))?;
+            let n = trained.rows as f64;
+            model_curve.push((n, roc_auc(&scores, &y_test).unwrap_or(f64::NAN)));
+            base_curve.push((n, roc_auc(&base, &y_test).unwrap_or(f64::NAN)));
+        }
+        let full = train
+            .iter()
+            .filter(|r| definition.label_of(*r).ok().flatten().is_some())
+            .count() as f64;
+        model_curve.push((full, model_folds[0].auc));
+        base_curve.push((full, base_folds[0].auc));
+        notes.push(format!(
+            "learning curve (fold 0 test AUC by training rows, model / baseline): {}",
+            model_curve
+                .iter()
+                .zip(&base_curve)
+                .map(|(m, b)| format!("{:.0}: {:.4} / {:.4}", m.0, m.1, b.1))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+        let lo = model_curve
+            .iter()
+            .chain(&base_curve)
+            .map(|p| p.1)
+            .fold(1.0, f64::min);
+        let curve_path = dir.join("propensity_learning_curve.svg");
+        let svg = chart_svg(
+            &Chart {
+                title: "propensity — learning curve (fold 0)",
+                x_label: "training rows",
+                y_label: "test ROC-AUC",
+                x_range: (0.0, full),
+                y_range: (
+                    ((lo - 0.01) * 100.0).floor() / 100.0,
+                    1.0_f64.min(
+                        ((model_curve
+                            .iter()
+                            .chain(&base_curve)
+                            .map(|p| p.1)
+                            .fold(0.0, f64::max)
+                            + 0.01)
+                            * 100.0)
+                            .ceil()
+                            / 100.0,
+                    ),
+                ),
+                diagonal: false,
+            },
+            &[
+                ("model", "#0b6bcb", model_curve),
+                ("baseline (logistic regression)", "#c2410c", base_curve),
+            ],
+        );
+        std::fs::write(&curve_path, svg).map_err(|e| io(&curve_path, e))?;
+        plots.push(curve_path);
     }
     Ok(Evaluation {
         task: Task::Propensity.name().into(),
@@ -679,7 +900,7 @@ pub fn evaluate(data: &Path, options: &EvalOptions) -> Result<Evaluation, EvalEr
         metrics,
         baseline: Baseline {
             name: "logistic_regression".into(),
-            metrics: summarise(&base_folds),
+            metrics: base_metrics,
         },
         plots,
         notes,
@@ -710,6 +931,19 @@ mod tests {
         assert!((calibration_error(&s, &l) - 0.35).abs() < 1e-12);
         let perfect = calibration_error(&[0.25; 4], &[true, false, false, false]);
         assert!(perfect.abs() < 1e-12);
+    }
+
+    #[test]
+    fn gains_and_lift_by_hand() {
+        // 20 rows, 4 positives; the top 2 rows (10 %) hold 2 of them → lift (2/4)/0.1 = 5.
+        let scores: Vec<f64> = (0..20).map(|i| 1.0 - f64::from(i) / 20.0).collect();
+        let labels: Vec<bool> = (0..20).map(|i| [0, 1, 7, 15].contains(&i)).collect();
+        assert!((top_decile_lift(&scores, &labels) - 5.0).abs() < 1e-12);
+        let g = gains(&scores, &labels);
+        assert_eq!(g.first(), Some(&(0.0, 0.0)));
+        assert_eq!(g.last(), Some(&(1.0, 1.0)));
+        assert_eq!(g.len(), 51);
+        assert!(g.windows(2).all(|w| w[0].1 <= w[1].1));
     }
 
     #[test]
