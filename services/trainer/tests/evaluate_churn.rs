@@ -120,6 +120,12 @@ fn sequence_model_beats_bgnbd_and_matches_logistic_regression_out_of_time_on_onl
         "{}",
         metric(&e, "valid_roc_auc")
     );
+    eprintln!(
+        "validation cut-off: sequence model {:.4} vs logistic regression {:.4}",
+        metric(&e, "valid_roc_auc"),
+        baseline(&e, "valid_roc_auc")
+    );
+    assert!(baseline(&e, "valid_roc_auc") > 0.6);
     assert!(auc > btyd, "GRU AUC {auc} does not beat BG/NBD {btyd}");
     for key in ["pr_auc", "log_loss", "calibration_error"] {
         assert!(
