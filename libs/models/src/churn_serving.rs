@@ -451,6 +451,15 @@ fn num(v: f64) -> String {
     }
 }
 
+/// `1 order`, `3 orders`.
+fn count(v: f64, one: &str, many: &str) -> String {
+    if (v - 1.0).abs() < 1e-9 {
+        format!("1 {one}")
+    } else {
+        format!("{} {many}", num(v))
+    }
+}
+
 fn pct(v: f64) -> String {
     format!("{:.0}%", v * 100.0)
 }
@@ -474,14 +483,17 @@ pub fn feature_text(name: &str, value: f64, typical: f64) -> String {
     match name {
         "recency_days" => format!("no order for {} days (typical: {t})", num(value)),
         "tenure_days" => format!("customer for {} days (typical: {t})", num(value)),
-        "frequency" => format!("{} orders in total (typical: {t})", num(value)),
+        "frequency" => format!(
+            "{} in total (typical: {t})",
+            count(value, "order", "orders")
+        ),
         "monetary_total" => format!("{} spent in total (typical: {t})", num(value)),
         "monetary_mean" => format!("{} per order on average (typical: {t})", num(value)),
         "orders_30d" | "orders_90d" | "orders_365d" => {
             let days = name.trim_start_matches("orders_").trim_end_matches('d');
             format!(
-                "{} orders in the last {days} days (typical: {t})",
-                num(value)
+                "{} in the last {days} days (typical: {t})",
+                count(value, "order", "orders")
             )
         }
         "spend_30d" | "spend_90d" | "spend_365d" => {
@@ -537,7 +549,10 @@ pub fn feature_text(name: &str, value: f64, typical: f64) -> String {
             pct(typical)
         ),
         "items_per_order" => format!("{} items per order (typical: {t})", num(value)),
-        "category_count" => format!("buys in {} categories (typical: {t})", num(value)),
+        "category_count" => format!(
+            "buys in {} (typical: {t})",
+            count(value, "category", "categories")
+        ),
         "top_category_share" => format!(
             "{} of spend in one category (typical: {})",
             pct(value),
