@@ -103,6 +103,25 @@ fn telco_model_beats_the_same_run_logistic_baseline() -> TestResult {
             "propensity_learning_curve.svg"
         ]
     );
+    // Per-prediction factors, in the record-page form, for the first test row.
+    let factors = e
+        .notes
+        .iter()
+        .find(|n| n.starts_with("factors of data row 0"))
+        .ok_or("no factors note")?;
+    let json = &factors[factors.find('[').ok_or("no factor list")?..];
+    let list: Vec<Value> = serde_json::from_str(json)?;
+    assert!(!list.is_empty() && list.len() <= 3, "{factors}");
+    for f in &list {
+        let name = f["factor"].as_str().unwrap_or_default();
+        assert!(["raises_risk", "lowers_risk"].contains(&f["direction"].as_str().unwrap_or("")));
+        assert!(
+            f["text"]
+                .as_str()
+                .is_some_and(|t| t.starts_with(name) && t.contains("the likelihood of Churn = Yes")),
+            "{f}"
+        );
+    }
     assert!(
         e.notes
             .iter()

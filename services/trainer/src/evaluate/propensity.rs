@@ -37,8 +37,8 @@ use burn::backend::{Autodiff, Flex};
 use serde_json::{Map, Value, json};
 use sextant_models::metrics::{accuracy, log_loss, roc_auc, roc_curve, roc_svg};
 use sextant_models::tabular::{
-    Cell, CsvColumns, EncoderConfig, LabelRule, PredictionDefinition, Record, TabularEncoder,
-    TabularError, fit_logistic_newton, sigmoid,
+    Cell, CsvColumns, EncoderConfig, LabelRule, PredictionDefinition, Record, TOP_FACTORS,
+    TabularEncoder, TabularError, fit_logistic_newton, sigmoid,
 };
 
 use super::{Baseline, EvalError, EvalOptions, Evaluation, Task};
@@ -716,6 +716,20 @@ pub fn evaluate_with(
             .map(|(i, _)| trained.artifact.score(&rows[*i]))
             .collect::<Result<_, _>>()
             .map_err(|e| model_error(e.to_string()))?;
+        if fold == 0
+            && let Some((i, _)) = test.first()
+        {
+            // What a record page would show for the first test row.
+            let explained = trained
+                .artifact
+                .explain(&rows[*i], TOP_FACTORS)
+                .map_err(|e| model_error(e.to_string()))?;
+            notes.push(format!(
+                "factors of data row {i} (score {:.3}): {}",
+                explained.score,
+                serde_json::to_string(&explained.factors).unwrap_or_default()
+            ));
+        }
 
         // The anchor's baseline on the same training rows.
         let test_rows: Vec<_> = test.iter().map(|(i, _)| rows[*i]).collect();
