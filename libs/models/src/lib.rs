@@ -16,7 +16,7 @@
 //! - [`sentiment`]: the sentiment artefact and forward pass, the VADER lexicon scorer, F1 metrics.
 //! - [`sequence`]: the sequence (GRU) churn artefact and its fast batched forward pass.
 //! - [`tabular`]: propensity on any object: prediction definitions, the fitted tabular encoder, the
-//!   artefact and its forward pass.
+//!   artefact, its forward pass and per-prediction factors (occlusion per field).
 
 pub mod artifact;
 pub mod churn_serving;

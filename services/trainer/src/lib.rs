@@ -15,8 +15,9 @@
 //! - [`registry`]: versioned artefacts on disk.
 //! - [`sentiment`]: the sentiment network of support text (Burn) and its export.
 //! - [`jobs`]: background jobs with progress.
-//! - [`propensity`]: propensity on any object (prediction definitions): logistic + MLP chosen by
-//!   inner cross-validation.
+//! - [`propensity`]: propensity on any object (prediction definitions): logistic regression,
+//!   wide-and-deep network averaged over seeds, or a blend of the two, chosen by inner
+//!   cross-validation.
 //! - [`evaluate`]: `sextant evaluate`, each model's protocol against its baseline on a data file.
 //! - [`api`]: HTTP handlers and the OpenAPI description.
 
