@@ -233,11 +233,7 @@ impl SequenceArtifact {
         }
         let packed = Packed::new(&self.gru);
         // Whole shares of SHARE_ROWS customers per thread, as even as possible.
-        let per = inputs
-            .len()
-            .div_ceil(threads.max(1))
-            .div_ceil(SHARE_ROWS)
-            * SHARE_ROWS;
+        let per = inputs.len().div_ceil(threads.max(1)).div_ceil(SHARE_ROWS) * SHARE_ROWS;
         if per >= inputs.len() {
             self.score_chunk(&packed, inputs, &mut out);
             return Ok(out);
@@ -375,7 +371,12 @@ pub fn merge_members(members: &[SequenceArtifact]) -> Result<SequenceArtifact, M
             embedding.extend_from_slice(&m.embedding[level * e..(level + 1) * e]);
         }
     }
-    let aggregate_layer = side_by_side(&members.iter().map(|m| &m.aggregate_layer).collect::<Vec<_>>());
+    let aggregate_layer = side_by_side(
+        &members
+            .iter()
+            .map(|m| &m.aggregate_layer)
+            .collect::<Vec<_>>(),
+    );
     // The head's input is [h | embedding | aggregate features]; each member's block of each
     // part feeds only that member's first head layer.
     let mut input_blocks: Vec<Vec<(usize, usize)>> = Vec::new(); // per member: (merged row, member row)
@@ -557,9 +558,9 @@ impl Packed {
             }
             for gate in 0..2 {
                 for i in 0..TILE_UNITS {
-                    b_rz.push(unit(t, i).map_or(0.0, |u| {
-                        g.b_x[gate * hd + u] + g.b_h[gate * hd + u]
-                    }));
+                    b_rz.push(
+                        unit(t, i).map_or(0.0, |u| g.b_x[gate * hd + u] + g.b_h[gate * hd + u]),
+                    );
                 }
             }
         }
@@ -770,7 +771,13 @@ fn exp_s<S: Simd>(simd: S, x: S::f32s) -> S::f32s {
     let r = simd.mul_add_e_f32s(n, simd.splat_f32s(-0.693_359_4), x);
     let r = simd.mul_add_e_f32s(n, simd.splat_f32s(2.121_944_4e-4), r);
     let mut p = simd.splat_f32s(1.987_569_1e-4);
-    for k in [1.398_199_9e-3, 8.333_452e-3, 4.166_579_6e-2, 1.666_666_6e-1, 0.5] {
+    for k in [
+        1.398_199_9e-3,
+        8.333_452e-3,
+        4.166_579_6e-2,
+        1.666_666_6e-1,
+        0.5,
+    ] {
         p = simd.mul_add_e_f32s(p, r, simd.splat_f32s(k));
     }
     let y = simd.add_f32s(
@@ -1013,7 +1020,8 @@ mod tests {
                 aggregates: &agg,
             };
             let logit = |p: f64| (p / (1.0 - p)).ln();
-            let want = 1.0 / (1.0 + (-(logit(reference(&a, &x)) + logit(reference(&b, &x))) / 2.0).exp());
+            let want =
+                1.0 / (1.0 + (-(logit(reference(&a, &x)) + logit(reference(&b, &x))) / 2.0).exp());
             let got = merged.predict(&x)?;
             assert!((got - want).abs() < 1e-5, "{got} vs {want}");
             assert!((reference(&merged, &x) - want).abs() < 1e-9);
