@@ -84,10 +84,7 @@ async fn main() -> BenchResult<()> {
         .skip(1)
         .filter(|a| !a.starts_with("--"))
         .collect();
-    let lines: usize = args
-        .first()
-        .and_then(|a| a.parse().ok())
-        .unwrap_or(200_000);
+    let lines: usize = args.first().and_then(|a| a.parse().ok()).unwrap_or(200_000);
     let dir = std::env::temp_dir().join(format!("sextant-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let url = args
@@ -189,7 +186,11 @@ async fn main() -> BenchResult<()> {
             .map(|l| {
                 let o = l / LINES_PER_ORDER;
                 let d = order_day(o);
-                let quantity = if l % 53 == 7 { -1.0 } else { (l % 5 + 1) as f64 };
+                let quantity = if l % 53 == 7 {
+                    -1.0
+                } else {
+                    (l % 5 + 1) as f64
+                };
                 json!({"id": id("802", l as u64 + 1), "order_id": id("801", o as u64 + 1),
                     "product_id": id("01t", (l as u64 * 7919) % PRODUCTS + 1),
                     "quantity": quantity, "unit_price": 2.5 + (l % 7) as f64,
@@ -297,7 +298,11 @@ async fn main() -> BenchResult<()> {
             let bytes = resp.bytes().await?;
             times.push(t.elapsed().as_secs_f64() * 1e3);
             if !status.is_success() {
-                return Err(format!("online over HTTP: {status}: {}", String::from_utf8_lossy(&bytes)).into());
+                return Err(format!(
+                    "online over HTTP: {status}: {}",
+                    String::from_utf8_lossy(&bytes)
+                )
+                .into());
             }
         }
         times.sort_by(f64::total_cmp);

@@ -27,9 +27,9 @@ use std::time::Duration;
 
 use actix_web::web;
 use chrono::NaiveDate;
-use tokio::sync::Notify;
 use sextant_contracts::time::SharedClock;
 use sextant_service_kit::server::Service;
+use tokio::sync::Notify;
 
 pub use settings::{Settings, redact_password};
 
@@ -250,11 +250,9 @@ async fn refresh_online_queue(state: Arc<AppState>) {
         {
             Ok(0) => {
                 pause = Duration::from_millis(100);
-                let _ = tokio::time::timeout(
-                    Duration::from_secs(1),
-                    state.refresh_wanted.notified(),
-                )
-                .await;
+                let _ =
+                    tokio::time::timeout(Duration::from_secs(1), state.refresh_wanted.notified())
+                        .await;
             }
             Ok(n) => {
                 pause = Duration::from_millis(100);

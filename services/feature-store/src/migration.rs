@@ -479,7 +479,11 @@ impl MigrationTrait for OnlineRefreshQueue {
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         manager
-            .drop_table(Table::drop().table(Alias::new("fs_online_dirty")).to_owned())
+            .drop_table(
+                Table::drop()
+                    .table(Alias::new("fs_online_dirty"))
+                    .to_owned(),
+            )
             .await
     }
 }

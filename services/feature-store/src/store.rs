@@ -1323,12 +1323,18 @@ mod tests {
     #[tokio::test]
     async fn refresh_queue_keeps_a_mark_that_moved_while_it_was_read() {
         let dir = tempfile::tempdir().expect("dir");
-        let url = format!("sqlite://{}?mode=rwc", dir.path().join("q.sqlite").display());
+        let url = format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("q.sqlite").display()
+        );
         let store = Store::connect(&url, &["Activated".to_owned()])
             .await
             .expect("store");
         // A frozen clock: both batches are ingested at the same instant.
-        let now = Utc.with_ymd_and_hms(2024, 1, 10, 0, 0, 0).single().expect("time");
+        let now = Utc
+            .with_ymd_and_hms(2024, 1, 10, 0, 0, 0)
+            .single()
+            .expect("time");
         let account = json!({"id": acc(), "name": "A", "billing_country": "France",
             "industry": null, "created_date": "2020-01-01T00:00:00Z",
             "last_modified_date": "2020-01-01T00:00:00Z", "system_modstamp": "2020-01-01T00:00:00Z"});
@@ -1337,43 +1343,71 @@ mod tests {
             .await
             .expect("account");
         let ids = vec![acc()];
-        let first = store.marks(&store.db, "default", &ids).await.expect("marks");
+        let first = store
+            .marks(&store.db, "default", &ids)
+            .await
+            .expect("marks");
         let r = store
             .ingest(
                 "default",
-                &batch(vec![order(1, "2023-12-01", "2023-12-01T00:00:00Z")], IngestObject::Order),
+                &batch(
+                    vec![order(1, "2023-12-01", "2023-12-01T00:00:00Z")],
+                    IngestObject::Order,
+                ),
                 now,
             )
             .await
             .expect("order");
         assert_eq!(r.accounts_refreshed, 1);
-        let second = store.marks(&store.db, "default", &ids).await.expect("marks");
+        let second = store
+            .marks(&store.db, "default", &ids)
+            .await
+            .expect("marks");
         assert!(
             second[&acc()] > first[&acc()],
             "a later mark is larger even at the same instant: {first:?} then {second:?}"
         );
         // A refresh that read the first mark must not clear the second.
         let stale: Vec<(String, i64)> = first.into_iter().collect();
-        store.unmark(&store.db, "default", &stale).await.expect("unmark");
+        store
+            .unmark(&store.db, "default", &stale)
+            .await
+            .expect("unmark");
         assert_eq!(store.queued(10).await.expect("queued"), 1);
 
         let as_of = NaiveDate::from_ymd_opt(2024, 1, 11).expect("date");
-        assert_eq!(store.refresh_queued(PAGE, as_of, now).await.expect("drain"), 1);
+        assert_eq!(
+            store.refresh_queued(PAGE, as_of, now).await.expect("drain"),
+            1
+        );
         assert_eq!(store.queued(10).await.expect("queued"), 0);
-        assert_eq!(store.refresh_queued(PAGE, as_of, now).await.expect("drain"), 0);
+        assert_eq!(
+            store.refresh_queued(PAGE, as_of, now).await.expect("drain"),
+            0
+        );
         let rows = store.read_online("default", &ids).await.expect("online");
         let row = &rows[&acc()];
-        assert_eq!(row.status, HistoryStatus::Ok, "the drained row has its order");
+        assert_eq!(
+            row.status,
+            HistoryStatus::Ok,
+            "the drained row has its order"
+        );
     }
 
     #[tokio::test]
     async fn a_lookup_recomputes_an_account_still_queued() {
         let dir = tempfile::tempdir().expect("dir");
-        let url = format!("sqlite://{}?mode=rwc", dir.path().join("q.sqlite").display());
+        let url = format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("q.sqlite").display()
+        );
         let store = Store::connect(&url, &["Activated".to_owned()])
             .await
             .expect("store");
-        let now = Utc.with_ymd_and_hms(2024, 1, 10, 0, 0, 0).single().expect("time");
+        let now = Utc
+            .with_ymd_and_hms(2024, 1, 10, 0, 0, 0)
+            .single()
+            .expect("time");
         let as_of = NaiveDate::from_ymd_opt(2024, 1, 11).expect("date");
         let account = json!({"id": acc(), "name": "A", "billing_country": null,
             "industry": null, "created_date": "2020-01-01T00:00:00Z",
@@ -1384,19 +1418,36 @@ mod tests {
             .expect("account");
         store.refresh_queued(PAGE, as_of, now).await.expect("drain");
         let ids = vec![acc()];
-        let before = store.online("default", &ids, as_of, now).await.expect("online");
+        let before = store
+            .online("default", &ids, as_of, now)
+            .await
+            .expect("online");
         assert_eq!(before[0].status, HistoryStatus::NoHistory);
         // An order arrives; nothing drains the queue before the lookup.
         store
             .ingest(
                 "default",
-                &batch(vec![order(1, "2023-12-01", "2023-12-01T00:00:00Z")], IngestObject::Order),
+                &batch(
+                    vec![order(1, "2023-12-01", "2023-12-01T00:00:00Z")],
+                    IngestObject::Order,
+                ),
                 now,
             )
             .await
             .expect("order");
-        let after = store.online("default", &ids, as_of, now).await.expect("online");
-        assert_eq!(after[0].status, HistoryStatus::Ok, "the queued account was recomputed");
-        assert_eq!(store.queued(10).await.expect("queued"), 0, "and its mark cleared");
+        let after = store
+            .online("default", &ids, as_of, now)
+            .await
+            .expect("online");
+        assert_eq!(
+            after[0].status,
+            HistoryStatus::Ok,
+            "the queued account was recomputed"
+        );
+        assert_eq!(
+            store.queued(10).await.expect("queued"),
+            0,
+            "and its mark cleared"
+        );
     }
 }
