@@ -391,6 +391,58 @@ impl OrgData {
     }
 }
 
+impl OrgData {
+    /// Adds `extra` generated order lines (for scale tests and benchmarks): each points at an
+    /// existing order and product, with a `SystemModstamp` one second after the previous one from
+    /// 2012-01-01, so watermarks and paging see a large, ordered object.
+    pub fn with_extra_order_lines(mut self, extra: usize) -> Self {
+        let orders: Vec<Value> = self
+            .object("Order")
+            .map(|o| o.rows.iter().map(|r| r["Id"].clone()).collect())
+            .unwrap_or_default();
+        let products: Vec<Value> = self
+            .object("Product2")
+            .map(|o| o.rows.iter().map(|r| r["Id"].clone()).collect())
+            .unwrap_or_default();
+        let Some(items) = self.object_mut("OrderItem") else {
+            return self;
+        };
+        if orders.is_empty() || products.is_empty() {
+            return self;
+        }
+        let start = items.rows.len() as u64;
+        let base = Utc
+            .with_ymd_and_hms(2012, 1, 1, 0, 0, 0)
+            .single()
+            .unwrap_or_default();
+        items.rows.reserve(extra);
+        for n in 0..extra as u64 {
+            let at = sf_datetime(&(base + chrono::Duration::seconds(n as i64)));
+            let q = (n % 12 + 1) as f64;
+            let price = ((n * 37) % 1000) as f64 / 100.0 + 0.5;
+            items.rows.push(row(&[
+                (
+                    "Id",
+                    Value::from(SalesforceId::from_parts("802", POD, start + n + 1).as_str()),
+                ),
+                ("OrderId", orders[(n as usize * 7) % orders.len()].clone()),
+                (
+                    "Product2Id",
+                    products[(n as usize * 13) % products.len()].clone(),
+                ),
+                ("Quantity", Value::from(q)),
+                ("UnitPrice", Value::from(price)),
+                ("TotalPrice", money(q * price)),
+                ("CreatedDate", Value::from(at.clone())),
+                ("LastModifiedDate", Value::from(at.clone())),
+                ("SystemModstamp", Value::from(at)),
+                ("IsDeleted", Value::from(false)),
+            ]));
+        }
+        self
+    }
+}
+
 fn row(fields: &[(&str, Value)]) -> Map<String, Value> {
     fields
         .iter()
