@@ -28,6 +28,7 @@ use std::time::Duration;
 use actix_web::web;
 use chrono::NaiveDate;
 use sextant_contracts::time::SharedClock;
+use sextant_service_kit::metrics::{Counter, Gauge, Metrics};
 use sextant_service_kit::server::Service;
 use tokio::sync::Notify;
 
@@ -218,15 +219,33 @@ impl Application {
             clock,
             refresh_wanted: Arc::new(Notify::new()),
         });
+        let metrics = Metrics::new("feature-store");
+        let refresher = RefreshMetrics {
+            queued: metrics
+                .gauge(
+                    "sextant_feature_store_refresh_queue_accounts",
+                    "Accounts waiting for their post-ingest online refresh (counted up to 10000).",
+                    [],
+                )
+                .map_err(|e| StartError::Config(format!("metrics: {e}")))?,
+            refreshed: metrics
+                .counter(
+                    "sextant_feature_store_online_refreshed_total",
+                    "Online rows recomputed by the background refresher.",
+                    [],
+                )
+                .map_err(|e| StartError::Config(format!("metrics: {e}")))?,
+        };
         // Stops with the runtime; a page it was writing is one transaction, so nothing is
         // half-written, and marks left behind are picked up on the next start or by a lookup.
-        tokio::spawn(refresh_online_queue(state.clone().into_inner()));
-        let service = Service::start(
+        tokio::spawn(refresh_online_queue(state.clone().into_inner(), refresher));
+        let service = Service::start_with_metrics(
             "feature-store",
             &settings.host,
             settings.port,
             64 << 20,
             api::openapi(),
+            metrics,
             move |cfg: &mut web::ServiceConfig| {
                 cfg.app_data(state.clone()).configure(api::routes);
             },
@@ -235,11 +254,17 @@ impl Application {
     }
 }
 
+/// What the refresher reports on `/metrics`.
+struct RefreshMetrics {
+    queued: Gauge<0>,
+    refreshed: Counter<0>,
+}
+
 /// Drains the online refresh queue: a page at a time while there is work, then waits for an
 /// ingest's wake-up (or a second, for marks left by another replica or a previous run). A
 /// database error is logged and retried with a growing pause, never swallowed into stale rows:
 /// lookups recompute queued accounts themselves meanwhile.
-async fn refresh_online_queue(state: Arc<AppState>) {
+async fn refresh_online_queue(state: Arc<AppState>, metrics: RefreshMetrics) {
     let mut pause = Duration::from_millis(100);
     loop {
         let now = state.clock.now();
@@ -250,12 +275,17 @@ async fn refresh_online_queue(state: Arc<AppState>) {
         {
             Ok(0) => {
                 pause = Duration::from_millis(100);
+                metrics.queued.set([], 0.0);
                 let _ =
                     tokio::time::timeout(Duration::from_secs(1), state.refresh_wanted.notified())
                         .await;
             }
             Ok(n) => {
                 pause = Duration::from_millis(100);
+                metrics.refreshed.inc_by([], n);
+                if let Ok(left) = state.store.queued(10_000).await {
+                    metrics.queued.set([], left as f64);
+                }
                 tracing::debug!(accounts = n, "Refreshed queued online rows.");
                 tokio::task::yield_now().await;
             }

@@ -783,3 +783,64 @@ async fn accounts_edited_after_a_cutoff_still_count_if_created_before_it() {
         );
     }
 }
+
+/// One sample of a metric without labels from `/metrics`.
+async fn metric(app: &TestApp, name: &str) -> Option<f64> {
+    let text = app
+        .http
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .expect("sent")
+        .text()
+        .await
+        .expect("text");
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+#[tokio::test]
+async fn the_background_refresher_drains_what_ingest_queued() {
+    for db in databases().await {
+        let app = spawn(&db, "2011-12-10").await;
+        let before = metric(&app, "sextant_feature_store_online_refreshed_total")
+            .await
+            .unwrap_or(0.0);
+        ingest(&app, "Account", vec![account(1, "A"), account(2, "B")]).await;
+        let r = ingest(
+            &app,
+            "Order",
+            vec![order(1, 1, "2011-03-01"), order(2, 2, "2011-04-01")],
+        )
+        .await;
+        assert_eq!(r.accounts_refreshed, 2, "{db}: both accounts queued");
+        // No lookup is made: only the background worker can move the counter and empty the
+        // queue. Waits for the condition (bounded), it does not time anything.
+        let mut drained = false;
+        for _ in 0..200 {
+            let refreshed = metric(&app, "sextant_feature_store_online_refreshed_total")
+                .await
+                .unwrap_or(0.0);
+            let queued = metric(&app, "sextant_feature_store_refresh_queue_accounts").await;
+            if refreshed >= before + 2.0 && queued == Some(0.0) {
+                drained = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert!(
+            drained,
+            "{db}: the refresher recomputed both queued accounts"
+        );
+        let (status, body) = app
+            .post(
+                "/v1/drift",
+                &json!({"feature_set": "rfmt-v2", "references": [
+                    {"feature": "frequency", "edges": [1.5], "fractions": [1.0, 0.0]}]}),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["pending_refresh"], 0, "{db}: {body}");
+        assert_eq!(body["rows_compared"], 2, "{db}: {body}");
+    }
+}
