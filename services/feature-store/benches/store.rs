@@ -203,7 +203,9 @@ async fn main() -> BenchResult<()> {
         seg_count += end - next;
         next = end;
         if seg_count >= tenth {
-            segment_rates.push(seg_count as f64 / seg_start.elapsed().as_secs_f64());
+            let rate = seg_count as f64 / seg_start.elapsed().as_secs_f64();
+            println!("  order lines {next:>10}: {rate:.0} records/s over the last tenth");
+            segment_rates.push(rate);
             seg_start = Instant::now();
             seg_count = 0;
         }
