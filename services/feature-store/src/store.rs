@@ -579,20 +579,24 @@ impl Store {
         org: &str,
         ids: &[String],
     ) -> Result<Vec<String>, DbErr> {
-        let mut out = Vec::new();
+        let mut out = BTreeSet::new();
         for chunk in ids.chunks(PAGE) {
             let mut q = Q::new(self.backend);
             let o = q.bind(org.to_owned());
             let list = q.list(chunk);
+            // Plain rows, de-duplicated here: with DISTINCT (or `IS NOT NULL` on the column)
+            // SQLite's planner walked the parent-column index over the whole org instead of
+            // probing the primary key for each id — a whole-table scan per ingested batch.
             q.sql = format!(
-                "SELECT DISTINCT {column} AS parent FROM {table_name} \
-                 WHERE org_id = {o} AND id IN {list} AND {column} IS NOT NULL"
+                "SELECT {column} AS parent FROM {table_name} WHERE org_id = {o} AND id IN {list}"
             );
             for r in Self::rows(c, q).await? {
-                out.push(r.try_get::<String>("", "parent")?);
+                if let Some(parent) = r.try_get::<Option<String>>("", "parent")? {
+                    out.insert(parent);
+                }
             }
         }
-        Ok(out)
+        Ok(out.into_iter().collect())
     }
 
     /// The accounts among `ids` that exist, with their attributes: now (`known_before` `None`:
