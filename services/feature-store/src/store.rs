@@ -407,8 +407,8 @@ impl Store {
 
     /// Stores a batch in one transaction and, in the same transaction, queues the accounts it
     /// touched for an online refresh (see [`Store::refresh_queued`]): the batch's cost does not
-    /// grow with the touched accounts' histories, and an account touched by many batches of a
-    /// backfill is recomputed once. `now` is the ingest time.
+    /// grow with the touched accounts' histories, and an account touched by many batches while
+    /// it waits in the queue is recomputed once for all of them. `now` is the ingest time.
     pub async fn ingest(
         &self,
         org: &str,
@@ -1324,8 +1324,8 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn refresh_queue_keeps_a_mark_that_moved_while_it_was_read() {
+    /// A store on a SQLite file in a temporary directory (kept alive by the returned guard).
+    async fn temp_store() -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().expect("dir");
         let url = format!(
             "sqlite://{}?mode=rwc",
@@ -1334,6 +1334,12 @@ mod tests {
         let store = Store::connect(&url, &["Activated".to_owned()])
             .await
             .expect("store");
+        (dir, store)
+    }
+
+    #[tokio::test]
+    async fn refresh_queue_keeps_a_mark_that_moved_while_it_was_read() {
+        let (_dir, store) = temp_store().await;
         // A frozen clock: both batches are ingested at the same instant.
         let now = Utc
             .with_ymd_and_hms(2024, 1, 10, 0, 0, 0)
@@ -1400,14 +1406,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_lookup_recomputes_an_account_still_queued() {
-        let dir = tempfile::tempdir().expect("dir");
-        let url = format!(
-            "sqlite://{}?mode=rwc",
-            dir.path().join("q.sqlite").display()
-        );
-        let store = Store::connect(&url, &["Activated".to_owned()])
-            .await
-            .expect("store");
+        let (_dir, store) = temp_store().await;
         let now = Utc
             .with_ymd_and_hms(2024, 1, 10, 0, 0, 0)
             .single()
