@@ -108,14 +108,22 @@ fn from_row(r: &QueryResult) -> Result<SyncJob, DbErr> {
     let progress: String = r.try_get("", "progress")?;
     let finished: Option<i64> = r.try_get("", "finished_us")?;
     let runs: i32 = r.try_get("", "runs")?;
+    let id: String = r.try_get("", "id")?;
+    // A stored column that does not parse is corruption to report, not an empty list (an
+    // empty object list would read as "every object").
+    let bad = |what: &str, e: serde_json::Error| {
+        DbErr::Custom(format!("sync job {id}: stored {what} do not parse: {e}"))
+    };
+    let objects = serde_json::from_str(&objects).map_err(|e| bad("objects", e))?;
+    let progress = serde_json::from_str(&progress).map_err(|e| bad("progress", e))?;
     Ok(SyncJob {
-        id: r.try_get("", "id")?,
+        id,
         state: JobState::parse(&r.try_get::<String>("", "state")?),
         started_at: from_us(r.try_get("", "started_us")?),
         finished_at: finished.map(from_us),
-        objects: serde_json::from_str(&objects).unwrap_or_default(),
+        objects,
         full: r.try_get("", "full_sync")?,
-        progress: serde_json::from_str(&progress).unwrap_or_default(),
+        progress,
         runs: u32::try_from(runs).unwrap_or(0),
         error: r.try_get("", "error")?,
     })
