@@ -103,7 +103,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let url = format!("http://127.0.0.1:{}", app.port());
         tokio::spawn(app.run_until_stopped());
         let started = Instant::now();
-        let resp = reqwest::Client::new()
+        // A whole sync is one request here; bounded so a stuck run fails instead of hanging.
+        let resp = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(1800))
+            .build()?
             .post(format!("{url}/v1/sync"))
             .send()
             .await?;
