@@ -398,31 +398,47 @@ pub(crate) async fn upsert_collection(
             "record limit reached. cannot submit more than 200 records into this call",
         );
     }
+    match upsert_records(&state, &object_name, &key_field, records, all_or_none) {
+        Ok(results) => HttpResponse::Ok().json(results),
+        Err(resp) => *resp,
+    }
+}
+
+/// Upserts records (each with `attributes.type`) into an object by `key_field`, as one
+/// transaction when `all_or_none`: one result per record in order (`{id, success, errors,
+/// created}`), or the whole request's error answer (unknown object, key not an external id).
+pub(crate) fn upsert_records(
+    state: &State,
+    object_name: &str,
+    key_field: &str,
+    records: &[Value],
+    all_or_none: bool,
+) -> Result<Vec<Value>, Box<HttpResponse>> {
     let stamp = state.stamp_now();
     let mut org = write_org(&state);
-    let Some(object) = org.object_mut(&object_name) else {
-        return rest_error(
+    let Some(object) = org.object_mut(object_name) else {
+        return Err(Box::new(rest_error(
             StatusCode::BAD_REQUEST,
             "INVALID_TYPE",
             &format!("sObject type '{object_name}' is not supported."),
-        );
+        )));
     };
     let by_id = key_field.eq_ignore_ascii_case("Id");
     let external = EXTERNAL_IDS
         .iter()
         .any(|(o, f)| o.eq_ignore_ascii_case(object.name) && f.eq_ignore_ascii_case(&key_field));
     if !by_id && !external {
-        return rest_error(
+        return Err(Box::new(rest_error(
             StatusCode::NOT_FOUND,
             "NOT_FOUND",
             &format!("Provided external ID field does not exist or is not accessible: {key_field}"),
-        );
+        )));
     }
     let key_name = if by_id {
         "Id"
     } else {
         object
-            .field(&key_field)
+            .field(key_field)
             .map(|f| f.name)
             .unwrap_or("AccountNumber")
     };
@@ -577,8 +593,8 @@ pub(crate) async fn upsert_collection(
                 }
             })
             .collect();
-        return HttpResponse::Ok().json(rolled);
+        return Ok(rolled);
     }
     object.rows = rows;
-    HttpResponse::Ok().json(results)
+    Ok(results)
 }

@@ -20,6 +20,7 @@
 //! - [`soql`]: the SOQL subset: parser and evaluator.
 //! - [`server`]: the HTTP endpoints.
 //! - [`bulk`]: Bulk API 2.0 query jobs and sObject Collections upsert.
+//! - [`ingest`]: Bulk API 2.0 ingest jobs (upsert and update from CSV uploads).
 //! - [`datacloud`]: the a360 token exchange and Query API v2.
 //! - [`faults`]: injected failures (5xx, 429, slow answers, broken connections, lock errors).
 //! - [`credentials`]: a connected-app key pair and self-signed certificate for local use.
@@ -29,6 +30,7 @@ pub mod credentials;
 pub mod data;
 pub mod datacloud;
 pub mod faults;
+pub mod ingest;
 pub mod server;
 pub mod soql;
 

@@ -181,6 +181,10 @@ pub(crate) struct State {
     pub(crate) bulk_jobs: Mutex<HashMap<String, crate::bulk::BulkJob>>,
     /// Messages of bulk jobs to fail at their next poll.
     pub(crate) bulk_failures: Mutex<Vec<String>>,
+    /// Bulk API 2.0 ingest jobs by id.
+    pub(crate) ingest_jobs: Mutex<HashMap<String, crate::ingest::IngestJob>>,
+    /// Failures for the next ingest jobs to complete.
+    pub(crate) ingest_failures: Mutex<Vec<crate::ingest::IngestFailure>>,
     /// Per-record write errors by record key.
     pub(crate) record_errors: Mutex<HashMap<String, crate::bulk::RecordError>>,
     /// Data Cloud tokens and their expiry (epoch seconds).
@@ -383,6 +387,14 @@ impl RunningOrgSim {
     pub fn fail_next_bulk_job(&self, message: &str) {
         lock(&self.state.bulk_failures).push(message.to_owned());
     }
+    /// Makes the next Bulk API 2.0 ingest job end `Failed` with this `errorMessage` after
+    /// writing only its first `processed` rows (the rest are listed in `unprocessedrecords`).
+    pub fn fail_next_ingest_job(&self, message: &str, processed: usize) {
+        lock(&self.state.ingest_failures).push(crate::ingest::IngestFailure {
+            message: message.to_owned(),
+            processed,
+        });
+    }
     /// Makes the next `times` writes of the record with this key (its Id or external id) fail
     /// with the item error `status_code` (e.g. `UNABLE_TO_LOCK_ROW`,
     /// `FIELD_CUSTOM_VALIDATION_EXCEPTION`).
@@ -483,6 +495,8 @@ impl OrgSim {
             last_stamp_ms: Mutex::new(0),
             bulk_jobs: Mutex::new(HashMap::new()),
             bulk_failures: Mutex::new(Vec::new()),
+            ingest_jobs: Mutex::new(HashMap::new()),
+            ingest_failures: Mutex::new(Vec::new()),
             record_errors: Mutex::new(HashMap::new()),
             dc_tokens: Mutex::new(HashMap::new()),
             dc_cursors: Mutex::new(HashMap::new()),
@@ -586,6 +600,34 @@ impl OrgSim {
                 .route(
                     "/services/data/v{version}/jobs/query/{id}/results",
                     web::get().to(crate::bulk::query_results),
+                )
+                .route(
+                    "/services/data/v{version}/jobs/ingest",
+                    web::post().to(crate::ingest::create_job),
+                )
+                .service(
+                    web::resource("/services/data/v{version}/jobs/ingest/{id}/batches")
+                        .guard(actix_web::guard::Put())
+                        .app_data(web::PayloadConfig::new(
+                            crate::ingest::MAX_UPLOAD_BYTES + (1 << 20),
+                        ))
+                        .route(web::put().to(crate::ingest::upload)),
+                )
+                .route(
+                    "/services/data/v{version}/jobs/ingest/{id}",
+                    web::get().to(crate::ingest::get_job),
+                )
+                .route(
+                    "/services/data/v{version}/jobs/ingest/{id}",
+                    web::patch().to(crate::ingest::set_state),
+                )
+                .route(
+                    "/services/data/v{version}/jobs/ingest/{id}/{which}",
+                    web::get().to(crate::ingest::results),
+                )
+                .route(
+                    "/services/data/v{version}/jobs/ingest/{id}/{which}/",
+                    web::get().to(crate::ingest::results),
                 )
                 .route(
                     "/services/data/v{version}/composite/sobjects/{object}/{field}",

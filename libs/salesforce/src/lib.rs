@@ -28,6 +28,8 @@
 //! - [`token`]: the per-org token manager (single-flight re-login).
 //! - [`retry`], [`limits`], [`http`]: backoff, API budget, timeouts.
 //! - [`client`]: the authenticated client: requests with retry and re-auth, streamed SOQL pages.
+//! - [`bulk`], [`ingest`]: Bulk API 2.0 query jobs (large reads) and ingest jobs (large writes).
+//! - [`collections`]: sObject Collections upsert, 200 records per call.
 
 pub mod auth;
 pub mod bulk;
@@ -35,6 +37,7 @@ pub mod client;
 pub mod collections;
 pub mod datacloud;
 pub mod http;
+pub mod ingest;
 pub mod limits;
 pub mod retry;
 pub mod token;
