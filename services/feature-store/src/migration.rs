@@ -15,6 +15,9 @@
 //!   made stale, with the time they were marked. Ingest only marks (one cheap upsert per touched
 //!   account, in the batch's transaction); a background worker recomputes marked accounts in
 //!   pages, and a lookup recomputes a marked account itself, so a read never sees a stale row.
+//! - `m0004_order_item_product_index`: order lines by `(org_id, product_id)`. A product whose
+//!   category changes changes the category features of every account that bought it; ingest
+//!   finds those accounts through this index (a probe per product, not a scan of the lines).
 
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use sea_orm_migration::prelude::*;
@@ -32,6 +35,7 @@ impl MigratorTrait for Migrator {
             Box::new(CreateCrmTables),
             Box::new(VersionedTables),
             Box::new(OnlineRefreshQueue),
+            Box::new(OrderItemProductIndex),
         ]
     }
 }
@@ -482,6 +486,44 @@ impl MigrationTrait for OnlineRefreshQueue {
             .drop_table(
                 Table::drop()
                     .table(Alias::new("fs_online_dirty"))
+                    .to_owned(),
+            )
+            .await
+    }
+}
+
+/// Order lines by product within an org (see the module doc).
+#[derive(Debug)]
+struct OrderItemProductIndex;
+
+impl MigrationName for OrderItemProductIndex {
+    fn name(&self) -> &'static str {
+        "m0004_order_item_product_index"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for OrderItemProductIndex {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_index(
+                Index::create()
+                    .name("fs_order_item_product")
+                    .table(Alias::new("fs_order_item"))
+                    .if_not_exists()
+                    .col(Alias::new("org_id"))
+                    .col(Alias::new("product_id"))
+                    .to_owned(),
+            )
+            .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .drop_index(
+                Index::drop()
+                    .name("fs_order_item_product")
+                    .table(Alias::new("fs_order_item"))
                     .to_owned(),
             )
             .await

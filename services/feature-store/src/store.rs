@@ -433,6 +433,7 @@ impl Store {
         }
         let txn = self.db.begin().await?;
         let mut written = 0u64;
+        let mut new_products: Vec<(String, i64)> = Vec::new();
         for chunk in rows.chunks(INSERT_CHUNK) {
             let mut q = Q::new(self.backend);
             let mut tuples = Vec::with_capacity(chunk.len());
@@ -455,7 +456,16 @@ impl Store {
                 columns.join(", "),
                 tuples.join(", ")
             );
-            written += txn.execute_raw(q.statement()).await?.rows_affected();
+            if req.object == IngestObject::Product2 {
+                // Which versions were new decides whose features a category change touches.
+                q.sql.push_str(" RETURNING id, known_us");
+                for r in Self::rows(&txn, q).await? {
+                    new_products.push((r.try_get("", "id")?, r.try_get("", "known_us")?));
+                    written += 1;
+                }
+            } else {
+                written += txn.execute_raw(q.statement()).await?.rows_affected();
+            }
         }
         let mut deleted_ids = Vec::new();
         for (i, d) in req.deletions.iter().enumerate() {
@@ -511,6 +521,13 @@ impl Store {
         if written > 0 {
             for page in touched.chunks(PAGE) {
                 queued += self.mark_stale(&txn, org, page, now_us).await?;
+            }
+            if req.object == IngestObject::Product2 {
+                // A deletion copies the last live version: the category the features read stays.
+                let changed = self.recategorised(&txn, org, &new_products).await?;
+                for page in changed.chunks(PAGE) {
+                    queued += self.mark_buyers(&txn, org, page, now_us).await?;
+                }
             }
         }
         txn.commit().await?;
@@ -851,6 +868,89 @@ impl Store {
         );
         c.execute_raw(q.statement()).await?;
         Ok(accounts.len() as u64)
+    }
+
+    /// The products whose category, as the features read it (the latest version's), one of the
+    /// `written` versions changed: that version is now the product's latest and the version
+    /// before it had another category, or there was none (lines may name a product before it
+    /// arrives). An older version arriving late, or an edit that keeps the category, changes no
+    /// feature and queues nobody.
+    async fn recategorised<C: ConnectionTrait>(
+        &self,
+        c: &C,
+        org: &str,
+        written: &[(String, i64)],
+    ) -> Result<Vec<String>, DbErr> {
+        let newest: HashMap<&str, i64> = written.iter().fold(HashMap::new(), |mut m, (id, k)| {
+            let e = m.entry(id.as_str()).or_insert(*k);
+            *e = (*e).max(*k);
+            m
+        });
+        let ids: Vec<String> = newest.keys().map(|id| (*id).to_owned()).collect();
+        let mut out = Vec::new();
+        for chunk in ids.chunks(PAGE) {
+            let mut q = Q::new(self.backend);
+            let o = q.bind(org.to_owned());
+            let list = q.list(chunk);
+            // Each product's two latest versions (products have few versions).
+            q.sql = format!(
+                "SELECT id, known_us, category FROM fs_product WHERE org_id = {o} AND id IN {list} \
+                 ORDER BY id, known_us DESC"
+            );
+            let rows = Self::rows(c, q).await?;
+            let mut i = 0;
+            while i < rows.len() {
+                let id: String = rows[i].try_get("", "id")?;
+                let latest_known: i64 = rows[i].try_get("", "known_us")?;
+                let category: Option<String> = rows[i].try_get("", "category")?;
+                let previous: Option<Option<String>> = match rows.get(i + 1) {
+                    Some(r) if r.try_get::<String>("", "id")? == id => {
+                        Some(r.try_get("", "category")?)
+                    }
+                    _ => None,
+                };
+                if newest.get(id.as_str()) == Some(&latest_known)
+                    && previous.is_none_or(|p| p != category)
+                {
+                    out.push(id.clone());
+                }
+                while i < rows.len() && rows[i].try_get::<String>("", "id")? == id {
+                    i += 1;
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Queues every account that ever had an order with a line of one of `products` (at most
+    /// [`PAGE`]), set-based in the database: one statement through the `(org_id, product_id)`
+    /// index, whatever the number of buyers. Every version of a line or order counts, so the
+    /// set is a superset of the accounts whose features change. Returns the accounts marked.
+    async fn mark_buyers<C: ConnectionTrait>(
+        &self,
+        c: &C,
+        org: &str,
+        products: &[String],
+        now_us: i64,
+    ) -> Result<u64, DbErr> {
+        if products.is_empty() {
+            return Ok(0);
+        }
+        let mut q = Q::new(self.backend);
+        let o = q.bind(org.to_owned());
+        let n = q.bind(now_us);
+        let list = q.list(products);
+        q.sql = format!(
+            "INSERT INTO fs_online_dirty (org_id, account_id, marked_us) \
+             SELECT DISTINCT o.org_id, o.account_id, {n} FROM fs_order_item i \
+             JOIN fs_order o ON o.org_id = i.org_id AND o.id = i.order_id \
+             WHERE i.org_id = {o} AND i.product_id IN {list} AND o.account_id IS NOT NULL \
+             ON CONFLICT (org_id, account_id) DO UPDATE SET marked_us = \
+               CASE WHEN fs_online_dirty.marked_us >= excluded.marked_us \
+                    THEN fs_online_dirty.marked_us + 1 ELSE excluded.marked_us END"
+        );
+        Ok(c.execute_raw(q.statement()).await?.rows_affected())
     }
 
     /// The queue marks of those of `accounts` that are queued.

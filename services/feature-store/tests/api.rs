@@ -844,3 +844,81 @@ async fn the_background_refresher_drains_what_ingest_queued() {
         assert_eq!(body["rows_compared"], 2, "{db}: {body}");
     }
 }
+
+fn product(n: u64, family: &str, known: &str) -> Value {
+    json!({"id": SalesforceId::from_parts("01t", "5g", n).to_string(), "name": format!("Product {n}"),
+        "product_code": null, "family": family,
+        "last_modified_date": format!("{known}T12:00:00Z"), "system_modstamp": format!("{known}T12:00:00Z")})
+}
+
+fn line_of(n: u64, order: u64, product: u64, price: f64) -> Value {
+    let mut v = item(n, order, 1.0, price);
+    v["product_id"] = json!(SalesforceId::from_parts("01t", "5g", product).to_string());
+    v
+}
+
+#[tokio::test]
+async fn a_recategorised_product_requeues_the_accounts_that_bought_it() {
+    for db in databases().await {
+        let app = spawn(&db, "2011-12-10").await;
+        ingest(
+            &app,
+            "Product2",
+            vec![
+                product(1, "Garden", "2011-01-01"),
+                product(2, "Kitchen", "2011-01-01"),
+            ],
+        )
+        .await;
+        ingest(&app, "Account", vec![account(1, "A"), account(2, "B")]).await;
+        ingest(
+            &app,
+            "Order",
+            vec![order(1, 1, "2011-03-01"), order(2, 2, "2011-03-02")],
+        )
+        .await;
+        // Account 1 bought both products, account 2 only product 1.
+        ingest(
+            &app,
+            "OrderItem",
+            vec![
+                line_of(1, 1, 1, 10.0),
+                line_of(2, 1, 2, 10.0),
+                line_of(3, 2, 1, 5.0),
+            ],
+        )
+        .await;
+        let f = online(&app, &[aid(1), aid(2)]).await;
+        let v = f.rows[0].features.as_ref().expect("features");
+        assert_eq!(feature(&f.feature_names, v, "category_count"), 2.0, "{db}");
+        assert_eq!(
+            feature(&f.feature_names, v, "top_category_share"),
+            0.5,
+            "{db}"
+        );
+
+        // An edit that keeps the category, and a replay, queue nobody.
+        let mut renamed = product(2, "Kitchen", "2011-05-01");
+        renamed["name"] = json!("Kettle");
+        let r = ingest(&app, "Product2", vec![renamed]).await;
+        assert_eq!((r.written, r.accounts_refreshed), (1, 0), "{db}");
+        let r = ingest(&app, "Product2", vec![product(2, "Kitchen", "2011-01-01")]).await;
+        assert_eq!((r.written, r.accounts_refreshed), (0, 0), "{db}");
+
+        // Product 2 moves to Garden: only its buyer (account 1) is queued, and a lookup sees it.
+        let r = ingest(&app, "Product2", vec![product(2, "Garden", "2011-06-01")]).await;
+        assert_eq!((r.written, r.accounts_refreshed), (1, 1), "{db}");
+        let f = online(&app, &[aid(1)]).await;
+        let v = f.rows[0].features.as_ref().expect("features");
+        assert_eq!(feature(&f.feature_names, v, "category_count"), 1.0, "{db}");
+        assert_eq!(
+            feature(&f.feature_names, v, "top_category_share"),
+            1.0,
+            "{db}"
+        );
+
+        // An older version arriving late is not the latest: nothing changes.
+        let r = ingest(&app, "Product2", vec![product(2, "Toys", "2011-02-01")]).await;
+        assert_eq!((r.written, r.accounts_refreshed), (1, 0), "{db}");
+    }
+}
