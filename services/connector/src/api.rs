@@ -10,6 +10,7 @@ use utoipa::{OpenApi, ToSchema};
 
 use crate::AppState;
 use crate::jobs::{JobState, SyncJob, SyncProgress};
+use crate::schedule::ScheduleStatus;
 use crate::sync::{JobContext, SyncError, SyncRun, default_objects};
 use crate::writeback::{
     RecordOutcome, ScoreToWrite, WriteBackJob, WriteBackRecord, WriteBackRefusal, WriteBackRequest,
@@ -31,6 +32,7 @@ use crate::writeback::{
         start_writeback,
         get_writeback,
         list_writebacks,
+        org_status,
         healthz
     ),
     components(schemas(
@@ -42,7 +44,9 @@ use crate::writeback::{
         ScoreToWrite,
         WriteBackJob,
         WriteBackRecord,
-        RecordOutcome
+        RecordOutcome,
+        OrgStatus,
+        ScheduleStatus
     ))
 )]
 struct ApiDoc;
@@ -62,6 +66,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(start_writeback)
         .service(list_writebacks)
         .service(get_writeback)
+        .service(org_status)
         .service(healthz);
 }
 
@@ -121,12 +126,7 @@ async fn begin(state: &AppState, body: Option<StartSync>) -> Result<SyncJob, Api
     };
     let now = state.clock.now();
     let id = state.jobs.new_id(now);
-    let acquired = state
-        .db
-        .acquire_lock(&state.org, &state.owner, &id, now, now + state.sync.lease)
-        .await
-        .map_err(db_error)?;
-    if !acquired {
+    if !take_lock(state, &id).await? {
         let holder = state
             .db
             .lock_holder(&state.org, now)
@@ -134,13 +134,86 @@ async fn begin(state: &AppState, body: Option<StartSync>) -> Result<SyncJob, Api
             .map_err(db_error)?;
         return Err(busy(holder.map(|(_, j)| j).as_deref().unwrap_or("unknown")));
     }
-    match state.jobs.create(id, now, &objects, body.full).await {
+    match state.jobs.create(id, now, &objects, body.full, None).await {
         Ok(job) => Ok(job),
         Err(e) => {
             let _ = state.db.release_lock(&state.org, &state.owner).await;
             Err(db_error(e))
         }
     }
+}
+
+/// Takes the org's lock for job `id`; false when another job holds it.
+async fn take_lock(state: &AppState, id: &str) -> Result<bool, ApiError> {
+    let now = state.clock.now();
+    state
+        .db
+        .acquire_lock(&state.org, &state.owner, id, now, now + state.sync.lease)
+        .await
+        .map_err(db_error)
+}
+
+/// One check of the sync schedule: when a slot is due and the org's lock is free, claims the
+/// slot (one replica wins) and starts an incremental sync of every object for it. Answers the
+/// job started, if any. Called every `schedule_check_ms` by each replica.
+pub async fn schedule_tick(state: &web::Data<AppState>) -> Result<Option<SyncJob>, sea_orm::DbErr> {
+    let Some(schedule) = &state.schedule else {
+        return Ok(None);
+    };
+    let now = state.clock.now();
+    let stored = match state.db.schedule(&state.org).await? {
+        Some(s) if s.cron == schedule.as_str() => s,
+        _ => {
+            state
+                .db
+                .init_schedule(&state.org, schedule.as_str(), now)
+                .await?
+        }
+    };
+    let Some(next) = schedule.next_after(stored.last_slot) else {
+        return Ok(None);
+    };
+    if next > now {
+        return Ok(None);
+    }
+    // Slots missed while no connector ran fold into the latest one.
+    let slot = schedule.latest_due(now).unwrap_or(next).max(next);
+    let id = state.jobs.new_id(now);
+    let acquired = state
+        .db
+        .acquire_lock(&state.org, &state.owner, &id, now, now + state.sync.lease)
+        .await?;
+    if !acquired {
+        // A sync is running: the slot waits for it.
+        return Ok(None);
+    }
+    if !state
+        .db
+        .claim_slot(&state.org, stored.last_slot, slot, &id, now)
+        .await?
+    {
+        // Another replica ran this slot.
+        state.db.release_lock(&state.org, &state.owner).await?;
+        return Ok(None);
+    }
+    let job = match state
+        .jobs
+        .create(id, now, &default_objects(), false, Some(slot))
+        .await
+    {
+        Ok(job) => job,
+        Err(e) => {
+            let _ = state.db.release_lock(&state.org, &state.owner).await;
+            return Err(e);
+        }
+    };
+    tracing::info!(job = %job.id, %slot, "Scheduled sync started.");
+    let st = state.clone();
+    let running = job.clone();
+    state.spawn(async move {
+        let _ = run_job(&st, &running).await;
+    });
+    Ok(Some(job))
 }
 
 /// Runs a job to its end under the lock it holds, records the outcome and releases the lock.
@@ -376,13 +449,8 @@ async fn cancel_sync(
 }
 
 async fn finish_writeback(state: &AppState, id: &str) {
-    let outcome = crate::writeback::run(
-        &state.salesforce,
-        &state.writebacks,
-        id,
-        state.writeback_max_attempts,
-    )
-    .await;
+    let outcome =
+        crate::writeback::run(&state.salesforce, &state.writebacks, id, &state.writeback).await;
     let now = state.clock.now();
     let (st, error) = match outcome {
         Ok(()) => (JobState::Succeeded, None),
@@ -397,7 +465,8 @@ async fn finish_writeback(state: &AppState, id: &str) {
 }
 
 /// Writes scores back to Salesforce in the background (sObject Collections upsert, 200 per call,
-/// `allOrNone=false`); poll `GET /v1/writebacks/{id}` for every record's outcome.
+/// `allOrNone=false`; Bulk API 2.0 ingest from the configured size, default 10,000 records);
+/// poll `GET /v1/writebacks/{id}` for every record's outcome.
 #[utoipa::path(
     request_body = WriteBackRequest,
     responses(
@@ -491,6 +560,53 @@ async fn list_writebacks(
     Ok(web::Json(
         state.writebacks.list(limit).await.map_err(db_error)?,
     ))
+}
+
+/// The org this connector serves: its schedule and the sync holding its lock.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, ToSchema)]
+pub struct OrgStatus {
+    /// The org's key in the connector's database (`<username>@<login host>` unless configured).
+    pub org: String,
+    /// The sync schedule and its next run; absent when syncs run only on request.
+    pub schedule: Option<ScheduleStatus>,
+    /// The sync job holding the org's lock now, on any replica.
+    pub running_job: Option<String>,
+    /// Write-backs of at least this many records use Bulk API 2.0 ingest (absent: never).
+    pub writeback_bulk_threshold: Option<u64>,
+}
+
+/// The org: its sync schedule (next run, last slot and its job) and the running sync.
+#[utoipa::path(responses((status = 200, description = "The org", body = OrgStatus)))]
+#[get("/v1/org")]
+async fn org_status(state: web::Data<AppState>) -> Result<web::Json<OrgStatus>, ApiError> {
+    let now = state.clock.now();
+    let schedule = match &state.schedule {
+        None => None,
+        Some(s) => {
+            let stored = match state.db.schedule(&state.org).await.map_err(db_error)? {
+                Some(stored) if stored.cron == s.as_str() => stored,
+                // Not checked yet (or the expression just changed): it starts now.
+                _ => crate::schedule::StoredSchedule {
+                    cron: s.as_str().to_owned(),
+                    last_slot: now,
+                    last_job_id: None,
+                },
+            };
+            Some(crate::schedule::status(s, &stored))
+        }
+    };
+    let running_job = state
+        .db
+        .lock_holder(&state.org, now)
+        .await
+        .map_err(db_error)?
+        .map(|(_, job)| job);
+    Ok(web::Json(OrgStatus {
+        org: state.org.clone(),
+        schedule,
+        running_job,
+        writeback_bulk_threshold: state.writeback.bulk_threshold,
+    }))
 }
 
 /// Liveness.

@@ -24,7 +24,10 @@ pub struct Migrator;
 
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(M0001ConnectorState)]
+        vec![
+            Box::new(M0001ConnectorState),
+            Box::new(M0002ScheduleAndBulk),
+        ]
     }
     fn migration_table_name() -> DynIden {
         Alias::new("conn_seaql_migrations").into_iden()
@@ -166,6 +169,75 @@ impl MigrationTrait for M0001ConnectorState {
                 .await?;
         }
         Ok(())
+    }
+}
+
+/// The sync schedule's last claimed slot (per org), the slot a scheduled sync job ran for, and
+/// the Bulk API 2.0 ingest jobs a write-back used. Frozen.
+#[derive(Debug)]
+struct M0002ScheduleAndBulk;
+
+impl MigrationName for M0002ScheduleAndBulk {
+    fn name(&self) -> &'static str {
+        "m0002_schedule_and_bulk_ingest"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0002ScheduleAndBulk {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_table(
+                Table::create()
+                    .table(Alias::new("conn_schedule"))
+                    .if_not_exists()
+                    .col(col("org").string().not_null().primary_key())
+                    .col(col("cron").text().not_null())
+                    .col(col("last_slot_us").big_integer().not_null())
+                    .col(col("last_job_id").string().null())
+                    .col(col("updated_us").big_integer().not_null())
+                    .to_owned(),
+            )
+            .await?;
+        // SQLite adds one column per ALTER TABLE.
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(Alias::new("conn_sync_job"))
+                    .add_column(col("scheduled_for_us").big_integer().null())
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(Alias::new("conn_writeback_job"))
+                    .add_column(col("bulk_jobs").text().null())
+                    .to_owned(),
+            )
+            .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(Alias::new("conn_writeback_job"))
+                    .drop_column(Alias::new("bulk_jobs"))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(Alias::new("conn_sync_job"))
+                    .drop_column(Alias::new("scheduled_for_us"))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .drop_table(Table::drop().table(Alias::new("conn_schedule")).to_owned())
+            .await
     }
 }
 

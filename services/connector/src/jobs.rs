@@ -85,6 +85,8 @@ pub struct SyncJob {
     pub runs: u32,
     /// Why it failed.
     pub error: Option<String>,
+    /// The schedule slot it ran for (absent for syncs started by a request).
+    pub scheduled_for: Option<DateTime<Utc>>,
 }
 
 /// The jobs of one org, in the database; cancel flags of the jobs this replica runs in memory.
@@ -100,8 +102,8 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-const COLUMNS: &str =
-    "id, state, started_us, finished_us, objects, full_sync, progress, error, runs";
+const COLUMNS: &str = "id, state, started_us, finished_us, objects, full_sync, progress, error, \
+                       runs, scheduled_for_us";
 
 fn from_row(r: &QueryResult) -> Result<SyncJob, DbErr> {
     let objects: String = r.try_get("", "objects")?;
@@ -126,6 +128,9 @@ fn from_row(r: &QueryResult) -> Result<SyncJob, DbErr> {
         progress,
         runs: u32::try_from(runs).unwrap_or(0),
         error: r.try_get("", "error")?,
+        scheduled_for: r
+            .try_get::<Option<i64>>("", "scheduled_for_us")?
+            .map(from_us),
     })
 }
 
@@ -154,6 +159,7 @@ impl Jobs {
         now: DateTime<Utc>,
         objects: &[String],
         full: bool,
+        scheduled_for: Option<DateTime<Utc>>,
     ) -> Result<SyncJob, DbErr> {
         let job = SyncJob {
             id: id.clone(),
@@ -165,12 +171,13 @@ impl Jobs {
             progress: SyncProgress::default(),
             runs: 1,
             error: None,
+            scheduled_for,
         };
         self.db
             .exec(
                 "INSERT INTO conn_sync_job (id, org, state, started_us, finished_us, objects, \
-                 full_sync, progress, report, error, cancel_requested, runs) \
-                 VALUES ($1, $2, 'running', $3, NULL, $4, $5, $6, NULL, NULL, $7, 1)",
+                 full_sync, progress, report, error, cancel_requested, runs, scheduled_for_us) \
+                 VALUES ($1, $2, 'running', $3, NULL, $4, $5, $6, NULL, NULL, $7, 1, $8)",
                 vec![
                     id.into(),
                     self.org.clone().into(),
@@ -181,6 +188,7 @@ impl Jobs {
                         .unwrap_or_default()
                         .into(),
                     false.into(),
+                    scheduled_for.map(to_us).into(),
                 ],
             )
             .await?;

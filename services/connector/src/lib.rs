@@ -9,7 +9,9 @@
 //! - [`sync`]: incremental syncs by watermark, deletions as tombstones, REST or Bulk API 2.0.
 //! - [`db`]: the connector's database (jobs, watermarks, the per-org lock row).
 //! - [`jobs`]: syncs as background jobs (start, watch, cancel, list, resume after a restart).
-//! - [`writeback`]: score write-back jobs (sObject Collections upsert).
+//! - [`schedule`]: incremental syncs on a cron schedule, one per slot across restarts and replicas.
+//! - [`writeback`]: score write-back jobs (sObject Collections upsert; Bulk API 2.0 ingest when
+//!   large).
 //! - [`api`]: HTTP handlers and the OpenAPI description.
 //! - [`connect`]: `sextant connect` (web-server flow + PKCE) and the encrypted refresh token.
 
@@ -18,6 +20,7 @@ pub mod connect;
 pub mod db;
 pub mod jobs;
 pub mod mapping;
+pub mod schedule;
 pub mod sync;
 pub mod writeback;
 
@@ -107,6 +110,17 @@ pub struct Settings {
     /// Calls a write-back record may take when its errors are transient.
     #[serde(default = "default_writeback_attempts")]
     pub writeback_max_attempts: u32,
+    /// Write-backs with at least this many records go through Bulk API 2.0 ingest (0 = never;
+    /// smaller ones, and every retry, use sObject Collections upsert).
+    #[serde(default = "default_writeback_bulk_threshold")]
+    pub writeback_bulk_threshold: u64,
+    /// Incremental syncs on a schedule: a cron expression in UTC (`minute hour day month
+    /// weekday`, e.g. `*/30 * * * *`; an optional leading seconds field). None: only on request.
+    #[serde(default)]
+    pub schedule: Option<String>,
+    /// How often each replica checks whether a scheduled slot is due, in milliseconds.
+    #[serde(default = "default_schedule_check_ms")]
+    pub schedule_check_ms: u64,
 }
 
 fn default_database_url() -> String {
@@ -129,6 +143,12 @@ fn default_lock_lease_secs() -> u64 {
 }
 fn default_writeback_attempts() -> u32 {
     4
+}
+fn default_writeback_bulk_threshold() -> u64 {
+    10_000
+}
+fn default_schedule_check_ms() -> u64 {
+    10_000
 }
 
 fn default_slow_down_at() -> f64 {
@@ -168,6 +188,24 @@ impl Settings {
             watermark_lookback_secs: 0,
             lock_lease_secs: default_lock_lease_secs(),
             writeback_max_attempts: default_writeback_attempts(),
+            writeback_bulk_threshold: default_writeback_bulk_threshold(),
+            schedule: None,
+            schedule_check_ms: default_schedule_check_ms(),
+        }
+    }
+
+    /// How write-back jobs write.
+    pub fn writeback_options(&self) -> writeback::WriteBackOptions {
+        writeback::WriteBackOptions {
+            max_attempts: self.writeback_max_attempts.max(1),
+            bulk_threshold: (self.writeback_bulk_threshold > 0)
+                .then_some(self.writeback_bulk_threshold),
+            ingest: sextant_salesforce::ingest::IngestOptions {
+                poll_initial: Duration::from_millis(self.bulk_poll_ms.max(1)),
+                poll_max: Duration::from_secs(10).max(Duration::from_millis(self.bulk_poll_ms)),
+                timeout: Duration::from_secs(self.bulk_timeout_secs),
+                ..Default::default()
+            },
         }
     }
 
@@ -222,6 +260,9 @@ pub enum StartError {
     /// printed).
     #[error("connector database: {0}")]
     Database(String),
+    /// A setting cannot work (an invalid cron schedule).
+    #[error("configuration: {0}")]
+    Config(String),
 }
 
 /// Shared state of the handlers.
@@ -242,7 +283,9 @@ pub struct AppState {
     pub jobs: jobs::Jobs,
     /// Write-back jobs (in the database).
     pub writebacks: writeback::WriteBacks,
-    pub writeback_max_attempts: u32,
+    pub writeback: writeback::WriteBackOptions,
+    /// The sync schedule, when configured.
+    pub schedule: Option<schedule::Schedule>,
     /// Background tasks of this replica (aborted by [`ConnectorHandle::abort_background`]).
     pub tasks: std::sync::Mutex<Vec<tokio::task::AbortHandle>>,
 }
@@ -308,6 +351,13 @@ impl Application {
         clock: SharedClock,
     ) -> Result<(Service, ConnectorHandle), StartError> {
         let sf = &settings.salesforce;
+        let schedule = match settings.schedule.as_deref() {
+            None => None,
+            Some(text) => Some(
+                schedule::Schedule::parse(text)
+                    .map_err(|e| StartError::Config(format!("schedule: {e}")))?,
+            ),
+        };
         let key =
             std::fs::read_to_string(&sf.private_key_path).map_err(|source| StartError::Key {
                 path: sf.private_key_path.clone(),
@@ -353,12 +403,25 @@ impl Application {
             org,
             owner,
             sync: settings.sync_settings(),
-            writeback_max_attempts: settings.writeback_max_attempts.max(1),
+            writeback: settings.writeback_options(),
+            schedule,
             tasks: std::sync::Mutex::new(Vec::new()),
         });
         api::resume_interrupted(&state)
             .await
             .map_err(|e| StartError::Database(e.to_string()))?;
+        if state.schedule.is_some() {
+            let st = state.clone();
+            let every = Duration::from_millis(settings.schedule_check_ms.max(10));
+            state.spawn(async move {
+                loop {
+                    if let Err(e) = api::schedule_tick(&st).await {
+                        tracing::warn!(error = %e, "Could not check the sync schedule.");
+                    }
+                    tokio::time::sleep(every).await;
+                }
+            });
+        }
         let handle = ConnectorHandle {
             state: state.clone(),
         };
@@ -366,7 +429,8 @@ impl Application {
             "connector",
             &settings.host,
             settings.port,
-            1 << 20,
+            // A write-back of 50,000 scores with 255-character keys.
+            16 << 20,
             api::openapi(),
             move |cfg: &mut web::ServiceConfig| {
                 cfg.app_data(state.clone()).configure(api::routes);

@@ -1,21 +1,33 @@
-//! Score write-back jobs: scores go back to Salesforce with sObject Collections upsert (200
-//! records per call, `allOrNone: false`), and every record ends `written` or `failed` with its
-//! reason — nothing is dropped silently.
+//! Score write-back jobs: scores go back to Salesforce, and every record ends `written` or
+//! `failed` with its reason — nothing is dropped silently.
 //!
-//! A job's records are stored when it is accepted (`pending`), then upserted a chunk at a time
-//! in the background; each record's outcome (the Salesforce Id and whether it was created, or the
-//! item's `statusCode` and message) is stored as the chunk's answer arrives. Items that fail for a
-//! transient reason (`UNABLE_TO_LOCK_ROW`) are retried with backoff, alone; other item errors are
-//! final. A job left running by a connector that stopped resumes with its pending records.
+//! A job's records are stored when it is accepted (`pending`), then written in the background;
+//! each record's outcome (the Salesforce Id and whether it was created, or the error's
+//! `statusCode` and message) is stored as the answers arrive. Two ways to write:
 //!
-//! Not done: Bulk API 2.0 ingest for very large write-backs (every size goes through collections,
-//! 200 per call; a job takes at most [`MAX_WRITEBACK_RECORDS`]).
+//! - **sObject Collections upsert** (200 records per call, `allOrNone: false`) for small jobs and
+//!   for every retry. Items that fail for a transient reason (`UNABLE_TO_LOCK_ROW`) are retried
+//!   with backoff, alone; other item errors are final.
+//! - **Bulk API 2.0 ingest** when a job has at least the configured threshold of records
+//!   (`writeback_bulk_threshold`, default 10,000): the pending records go up as CSV (one ingest
+//!   job per 100 MB), and each comes back in the job's successful or failed results, or as
+//!   unprocessed (the ingest job failed or was aborted). Rows that failed transiently and
+//!   unprocessed rows stay pending with one attempt counted, and go through collections for the
+//!   remaining attempts; other failures are final. The ingest job ids are listed on the job.
+//!
+//! A job left running by a connector that stopped resumes with its pending records (records an
+//! interrupted ingest job had already written are upserted again with the same values: upsert
+//! is idempotent).
 
 use chrono::{DateTime, Utc};
 use sea_orm::{DbErr, QueryResult, Value as DbValue};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
+
+use sextant_salesforce::SalesforceClient;
+use sextant_salesforce::ingest::{IngestOperation, IngestOptions, IngestOutcome};
+use sextant_salesforce::retry::is_transient_error_code;
 
 use crate::db::{Db, from_us, to_us};
 use crate::jobs::JobState;
@@ -24,6 +36,9 @@ use crate::jobs::JobState;
 pub const MAX_WRITEBACK_RECORDS: usize = 50_000;
 /// Records upserted per round (memory holds one round).
 const CHUNK: i64 = 2_000;
+/// Records sent per round of Bulk API 2.0 ingest (memory holds one round; a job holds at most
+/// [`MAX_WRITEBACK_RECORDS`], so one round today).
+const BULK_ROUND: i64 = 100_000;
 
 /// One score to write.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -111,6 +126,8 @@ pub struct WriteBackJob {
     pub failed: u64,
     /// Salesforce API calls made.
     pub api_calls: u64,
+    /// Bulk API 2.0 ingest jobs used (empty when every record went by collections upsert).
+    pub bulk_jobs: Vec<String>,
     pub error: Option<String>,
     /// Records from `offset` (at most `limit`), in request order.
     pub records: Vec<WriteBackRecord>,
@@ -213,6 +230,14 @@ fn job_from_row(r: &QueryResult) -> Result<WriteBackJob, DbErr> {
         written: count("written")?,
         failed: count("failed")?,
         api_calls: count("api_calls")?,
+        bulk_jobs: match r.try_get::<Option<String>>("", "bulk_jobs")? {
+            Some(text) => serde_json::from_str(&text).map_err(|e| {
+                DbErr::Custom(format!(
+                    "write-back job: stored bulk_jobs do not parse: {e}"
+                ))
+            })?,
+            None => Vec::new(),
+        },
         error: r.try_get("", "error")?,
         records: Vec::new(),
     })
@@ -223,6 +248,8 @@ fn job_from_row(r: &QueryResult) -> Result<WriteBackJob, DbErr> {
 pub struct PendingRecord {
     pub idx: i64,
     pub payload: Map<String, Value>,
+    /// Calls that already carried it (a bulk ingest counts as one).
+    pub attempts: u32,
 }
 
 impl WriteBacks {
@@ -284,23 +311,82 @@ impl WriteBacks {
 
     /// The next pending records of a job, at most one chunk, and the object/key they go to.
     pub async fn pending(&self, id: &str) -> Result<Vec<PendingRecord>, DbErr> {
+        self.pending_from(id, -1, CHUNK, false).await
+    }
+
+    /// Pending records after `after_idx`, at most `limit`; only those no call carried yet when
+    /// `fresh_only`.
+    async fn pending_from(
+        &self,
+        id: &str,
+        after_idx: i64,
+        limit: i64,
+        fresh_only: bool,
+    ) -> Result<Vec<PendingRecord>, DbErr> {
+        let fresh = if fresh_only { " AND attempts = 0" } else { "" };
         let rows = self
             .db
             .rows(
-                "SELECT idx, payload FROM conn_writeback_record WHERE job_id = $1 \
-                 AND outcome = 'pending' ORDER BY idx LIMIT $2",
-                vec![id.into(), CHUNK.into()],
+                &format!(
+                    "SELECT idx, payload, attempts FROM conn_writeback_record WHERE job_id = $1 \
+                     AND outcome = 'pending' AND idx > $2{fresh} ORDER BY idx LIMIT $3"
+                ),
+                vec![id.into(), after_idx.into(), limit.into()],
             )
             .await?;
         rows.iter()
             .map(|r| {
                 let payload: String = r.try_get("", "payload")?;
+                let idx: i64 = r.try_get("", "idx")?;
+                let attempts: i32 = r.try_get("", "attempts")?;
                 Ok(PendingRecord {
-                    idx: r.try_get("", "idx")?,
-                    payload: serde_json::from_str(&payload).unwrap_or_default(),
+                    idx,
+                    payload: serde_json::from_str(&payload).map_err(|e| {
+                        DbErr::Custom(format!(
+                            "write-back job {id}: stored record {idx} does not parse: {e}"
+                        ))
+                    })?,
+                    attempts: u32::try_from(attempts).unwrap_or(0),
                 })
             })
             .collect()
+    }
+
+    /// How many records of a job no call has carried yet.
+    pub async fn count_fresh(&self, id: &str) -> Result<u64, DbErr> {
+        let rows = self
+            .db
+            .rows(
+                "SELECT COUNT(*) AS n FROM conn_writeback_record WHERE job_id = $1 \
+                 AND outcome = 'pending' AND attempts = 0",
+                vec![id.into()],
+            )
+            .await?;
+        let n: i64 = match rows.first() {
+            Some(r) => r.try_get("", "n")?,
+            None => 0,
+        };
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    /// Adds a Bulk API 2.0 ingest job to a write-back job's list.
+    pub async fn add_bulk_job(&self, id: &str, ingest_job: &str) -> Result<(), DbErr> {
+        let mut jobs = self
+            .get(id, 0, 0)
+            .await?
+            .map(|j| j.bulk_jobs)
+            .unwrap_or_default();
+        jobs.push(ingest_job.to_owned());
+        self.db
+            .exec(
+                "UPDATE conn_writeback_job SET bulk_jobs = $1 WHERE id = $2",
+                vec![
+                    serde_json::to_string(&jobs).unwrap_or_default().into(),
+                    id.into(),
+                ],
+            )
+            .await?;
+        Ok(())
     }
 
     /// Stores one record's outcome.
@@ -391,7 +477,7 @@ impl WriteBacks {
             .db
             .rows(
                 "SELECT id, state, object, started_us, finished_us, total, written, failed, \
-                 api_calls, error FROM conn_writeback_job WHERE id = $1 AND org = $2",
+                 api_calls, error, bulk_jobs FROM conn_writeback_job WHERE id = $1 AND org = $2",
                 vec![id.into(), self.org.clone().into()],
             )
             .await?;
@@ -438,7 +524,7 @@ impl WriteBacks {
             .db
             .rows(
                 "SELECT id, state, object, started_us, finished_us, total, written, failed, \
-                 api_calls, error FROM conn_writeback_job WHERE org = $1 \
+                 api_calls, error, bulk_jobs FROM conn_writeback_job WHERE org = $1 \
                  ORDER BY started_us DESC, id DESC LIMIT $2",
                 vec![self.org.clone().into(), (limit as i64).into()],
             )
@@ -459,58 +545,195 @@ impl WriteBacks {
     }
 }
 
-/// Runs a write-back job to the end: pending records a chunk at a time, outcomes stored.
+/// How write-back jobs write.
+#[derive(Debug, Clone)]
+pub struct WriteBackOptions {
+    /// Calls a record may take when its errors are transient (a bulk ingest counts as one).
+    pub max_attempts: u32,
+    /// Jobs with at least this many unsent records go through Bulk API 2.0 ingest; `None`:
+    /// always collections.
+    pub bulk_threshold: Option<u64>,
+    /// How ingest jobs are polled and split.
+    pub ingest: IngestOptions,
+}
+
+/// Runs a write-back job to the end: a bulk ingest first when the job is large, then pending
+/// records a chunk at a time with collections upsert; outcomes stored as they come.
 pub async fn run(
-    sf: &sextant_salesforce::SalesforceClient,
+    sf: &SalesforceClient,
     store: &WriteBacks,
     id: &str,
-    max_attempts: u32,
+    options: &WriteBackOptions,
 ) -> Result<(), DbErr> {
     let Some((object, key)) = store.target(id).await? else {
         return Ok(());
     };
+    let max_attempts = options.max_attempts.max(1);
+    if let Some(threshold) = options.bulk_threshold {
+        let fresh = store.count_fresh(id).await?;
+        if fresh > 0 && fresh >= threshold {
+            bulk_round(sf, store, id, &object, &key, options).await?;
+        }
+    }
     loop {
         let pending = store.pending(id).await?;
         if pending.is_empty() {
             return Ok(());
         }
         let calls_before = sf.stats().requests;
-        let payloads: Vec<Map<String, Value>> = pending.iter().map(|p| p.payload.clone()).collect();
-        let outcomes = sf
-            .upsert_records(&object, &key, &payloads, max_attempts, |_| {})
-            .await;
-        for (p, o) in pending.iter().zip(outcomes) {
-            match o.error {
-                None => {
+        // Records that already had calls (after a bulk ingest) get only the attempts left.
+        let mut groups: Vec<(u32, Vec<&PendingRecord>)> = Vec::new();
+        for p in &pending {
+            match groups.iter_mut().find(|(a, _)| *a == p.attempts) {
+                Some((_, g)) => g.push(p),
+                None => groups.push((p.attempts, vec![p])),
+            }
+        }
+        for (prior, group) in groups {
+            let payloads: Vec<Map<String, Value>> =
+                group.iter().map(|p| p.payload.clone()).collect();
+            let left = max_attempts.saturating_sub(prior).max(1);
+            let outcomes = sf
+                .upsert_records(&object, &key, &payloads, left, |_| {})
+                .await;
+            for (p, o) in group.iter().zip(outcomes) {
+                let attempts = prior + o.attempts;
+                match o.error {
+                    None => {
+                        store
+                            .record_outcome(
+                                id,
+                                p.idx,
+                                RecordOutcome::Written,
+                                o.id,
+                                o.created,
+                                None,
+                                None,
+                                attempts,
+                            )
+                            .await?
+                    }
+                    Some(e) => {
+                        let reason = reason_of(&e);
+                        store
+                            .record_outcome(
+                                id,
+                                p.idx,
+                                RecordOutcome::Failed,
+                                None,
+                                None,
+                                Some(e.status_code),
+                                Some(reason),
+                                attempts,
+                            )
+                            .await?
+                    }
+                }
+            }
+        }
+        store
+            .update_counts(id, sf.stats().requests - calls_before)
+            .await?;
+    }
+}
+
+fn reason_of(e: &sextant_salesforce::collections::ItemError) -> String {
+    if e.fields.is_empty() {
+        e.message.clone()
+    } else {
+        format!("{} (fields: {})", e.message, e.fields.join(", "))
+    }
+}
+
+/// Sends every record no call carried yet through Bulk API 2.0 ingest, a round at a time.
+async fn bulk_round(
+    sf: &SalesforceClient,
+    store: &WriteBacks,
+    id: &str,
+    object: &str,
+    key: &str,
+    options: &WriteBackOptions,
+) -> Result<(), DbErr> {
+    let operation = IngestOperation::Upsert {
+        external_id_field: key.to_owned(),
+    };
+    let retry_allowed = options.max_attempts > 1;
+    let mut after = -1;
+    loop {
+        let round = store.pending_from(id, after, BULK_ROUND, true).await?;
+        let Some(last) = round.last() else {
+            return Ok(());
+        };
+        after = last.idx;
+        let calls_before = sf.stats().requests;
+        let payloads: Vec<Map<String, Value>> = round.iter().map(|p| p.payload.clone()).collect();
+        let report = match sf
+            .bulk_ingest(object, &operation, &payloads, &options.ingest)
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => {
+                // Nothing was sent (a record without its key): collections will say per record.
+                tracing::warn!(job = %id, error = %e, "Bulk ingest refused the records; using collections.");
+                continue;
+            }
+        };
+        for j in &report.job_ids {
+            store.add_bulk_job(id, j).await?;
+        }
+        for (p, outcome) in round.iter().zip(report.outcomes) {
+            match outcome {
+                IngestOutcome::Written { id: sf_id, created } => {
                     store
                         .record_outcome(
                             id,
                             p.idx,
                             RecordOutcome::Written,
-                            o.id,
-                            o.created,
+                            Some(sf_id),
+                            created,
                             None,
                             None,
-                            o.attempts,
+                            1,
                         )
                         .await?
                 }
-                Some(e) => {
-                    let fields = if e.fields.is_empty() {
-                        String::new()
+                IngestOutcome::Failed(e) => {
+                    let transient = is_transient_error_code(&e.status_code);
+                    let outcome = if transient && retry_allowed {
+                        RecordOutcome::Pending
                     } else {
-                        format!(" (fields: {})", e.fields.join(", "))
+                        RecordOutcome::Failed
+                    };
+                    let reason = reason_of(&e);
+                    store
+                        .record_outcome(
+                            id,
+                            p.idx,
+                            outcome,
+                            None,
+                            None,
+                            Some(e.status_code),
+                            Some(reason),
+                            1,
+                        )
+                        .await?
+                }
+                IngestOutcome::Unprocessed { reason } => {
+                    let outcome = if retry_allowed {
+                        RecordOutcome::Pending
+                    } else {
+                        RecordOutcome::Failed
                     };
                     store
                         .record_outcome(
                             id,
                             p.idx,
-                            RecordOutcome::Failed,
+                            outcome,
                             None,
                             None,
-                            Some(e.status_code),
-                            Some(format!("{}{fields}", e.message)),
-                            o.attempts,
+                            Some("BULK_UNPROCESSED".into()),
+                            Some(reason),
+                            1,
                         )
                         .await?
                 }
