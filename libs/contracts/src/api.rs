@@ -462,6 +462,65 @@ pub struct PromotionDecision {
     pub decided_at: DateTime<Utc>,
 }
 
+/// Starts a CLV training job: the BTYD summaries of every account as of `cutoff` are fitted,
+/// and the fit is evaluated on the purchases of `[cutoff, cutoff + horizon_days)`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ClvJobRequest {
+    /// The calibration cut-off.
+    pub cutoff: NaiveDate,
+    /// The holdout (evaluation) window, 7..=730 days; it must end before the store's today.
+    #[schema(minimum = 7, maximum = 730)]
+    pub horizon_days: u32,
+}
+
+/// Held-out evaluation of a CLV model (purchase counts are purchase *days*, as in BTYD).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ClvMetrics {
+    /// Mean absolute error of the predicted purchases in the holdout window, per account.
+    pub holdout_mae_purchases: f64,
+    /// Mean actual purchases per account in the holdout window.
+    pub holdout_mean_actual: f64,
+    /// Mean predicted purchases per account in the holdout window.
+    pub holdout_mean_predicted: f64,
+    /// ROC-AUC of P(any purchase in the holdout window) against whether one happened; absent
+    /// when every account (or none) purchased.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holdout_auc_any_purchase: Option<f64>,
+    /// Share of accounts that purchased in the holdout window.
+    pub holdout_purchase_rate: f64,
+    pub holdout_weeks: f64,
+    /// Accounts fitted and evaluated.
+    pub n_accounts: u64,
+    /// Accounts with a repeat purchase (the Gamma-Gamma fit's customers).
+    pub n_repeat_buyers: u64,
+    /// Accounts with a calibration row but none at the end of the holdout window (deleted
+    /// meanwhile); left out of the fit and the evaluation.
+    pub n_missing_at_window_end: u64,
+    /// `bgnbd`, `pareto_nbd` or `nbd`: the purchase model used (see `config.fallback`).
+    pub purchase_model: String,
+    /// Log-likelihood of the purchase model on the calibration summaries.
+    pub log_likelihood: f64,
+}
+
+/// What a CLV model is, how it was fitted, and how well it did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ClvModelMetadata {
+    pub version: ModelVersion,
+    pub created_at: DateTime<Utc>,
+    pub metrics: ClvMetrics,
+    /// Fit configuration (cut-off, holdout, feature mapping, parameters, fallback, tiers…).
+    #[schema(value_type = Object)]
+    pub config: BTreeMap<String, serde_json::Value>,
+    /// SHA-256 of the training set the model was fitted on (the stream's trailer).
+    pub training_set_fingerprint: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<ModelStatus>,
+    /// The latest promotion decision. For the CLV gate `candidate_auc` / `current_auc` are the
+    /// P(any purchase) ROC-AUCs; the gate itself compares the holdout MAE (see `reason`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promotion: Option<PromotionDecision>,
+}
+
 // ---------------------------------------------------------------- gateway
 
 /// Asks for churn scores.
@@ -490,6 +549,73 @@ pub struct RecordScore {
     /// What to do about it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_best_action: Option<NextBestAction>,
+    /// Customer lifetime value and P(alive) from the current CLV model, or why they are
+    /// unavailable (never a zero standing in for a missing model).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clv: Option<RecordClv>,
+}
+
+/// A record's customer lifetime value, or why there is none.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum RecordClv {
+    /// Computed by the current CLV model from the account's online features.
+    Available(ClvEstimate),
+    /// No CLV model is loaded, or it could not value this account.
+    Unavailable(ClvUnavailable),
+}
+
+/// Expected value of a customer over a horizon, with what it is made of.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ClvEstimate {
+    /// Discounted expected spend over the horizon (currency of the orders), ≥ 0.
+    pub value: f64,
+    pub horizon_months: u32,
+    /// Yearly discount rate (0.10 = 10 %), converted to a monthly rate for the sum.
+    pub discount_rate_annual: f64,
+    /// Probability that the customer is still active (has not silently left), 0..1.
+    pub p_alive: f64,
+    /// Expected purchases (purchase days) over the horizon.
+    pub expected_purchases: f64,
+    /// Expected spend per purchase day (Gamma-Gamma).
+    pub expected_spend_per_purchase: f64,
+    /// The value tier: quantiles of the CLV of the training customers (`high` = top 20%,
+    /// `medium` = next 30%), at the horizon and rate the model recorded.
+    pub value_tier: ValueTier,
+    pub model_version: ModelVersion,
+}
+
+/// Why a record has no CLV.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ClvUnavailable {
+    pub reason: String,
+}
+
+/// A CLV value tier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ValueTier {
+    Low,
+    Medium,
+    High,
+}
+
+impl ValueTier {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Low => "low",
+            Self::Medium => "medium",
+            Self::High => "high",
+        }
+    }
+}
+
+/// A value tier's lower bound: CLVs at or above `min_value` (and below the next tier's).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ValueTierThreshold {
+    pub name: ValueTier,
+    pub min_value: f64,
 }
 
 /// A churn risk band.
@@ -539,8 +665,13 @@ pub struct NextBestAction {
     pub code: String,
     /// What to do, e.g. "Schedule a retention call".
     pub action: String,
-    /// Why: the band and the top factor.
+    /// Why: the band and the top factor (and the value tier, when a CLV model is loaded).
     pub reason: String,
+    /// What the action is worth pursuing for, in the currency of the orders: by default the
+    /// CLV at stake (CLV × churn probability) for retention actions, the CLV kept (CLV × (1 −
+    /// churn probability)) for growth actions. Absent without a CLV.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_value: Option<f64>,
 }
 
 /// A risk band's lower bound: scores at or above `min_score` (and below the next band's).
@@ -556,6 +687,10 @@ pub struct RecordError {
     pub record_id: SalesforceId,
     pub code: crate::ErrorCode,
     pub message: String,
+    /// The action for a record that has no score but still needs one (`no_history` →
+    /// onboarding).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_best_action: Option<NextBestAction>,
 }
 
 /// Scores, in request order, with the model that made them.

@@ -685,6 +685,8 @@ pub fn next_best_action(band: RiskBand, factors: &[ScoreFactor]) -> NextBestActi
         code: code.to_owned(),
         action: action.to_owned(),
         reason: why,
+        // The value of an action comes from the CLV model (`action_policy`).
+        expected_value: None,
     }
 }
 

@@ -6,6 +6,7 @@
 //! agrees with Burn's on the same weights.
 //!
 //! # Layout
+//! - [`action_policy`]: the value-aware next best action (churn band × CLV tier, configurable).
 //! - [`artifact`]: the churn artefact and its forward pass.
 //! - [`churn_serving`]: the served sequence churn model: bands, occlusion factors, next best action.
 //! - [`clv`]: BG/NBD, Pareto/NBD, Gamma-Gamma and discounted CLV (maximum likelihood, closed forms).
@@ -18,6 +19,7 @@
 //! - [`tabular`]: propensity on any object: prediction definitions, the fitted tabular encoder, the
 //!   artefact, its forward pass and per-prediction factors (occlusion per field).
 
+pub mod action_policy;
 pub mod artifact;
 pub mod churn_serving;
 pub mod clv;

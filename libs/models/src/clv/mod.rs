@@ -14,6 +14,8 @@
 //!   `a -> 0, b -> ∞`); that is detected, reported in [`FitOutcome::degenerate`], and the next model
 //!   is used instead, never silently.
 //! - [`special`]: the hypergeometric function 2F1 (statrs has none); [`plot`]: the holdout chart.
+//! - [`serving`]: the artefact the trainer publishes and the gateway serves (features → summary,
+//!   value, P(alive), value tiers).
 //!
 //! Fitting is maximum likelihood by Nelder–Mead on log-parameters (see [`optimise`]).
 
@@ -23,6 +25,7 @@ pub mod nbd;
 pub mod optimise;
 pub mod pareto_nbd;
 pub mod plot;
+pub mod serving;
 pub mod special;
 pub mod summary;
 pub mod value;
