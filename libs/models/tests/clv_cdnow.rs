@@ -89,9 +89,14 @@ fn bgnbd_fit_and_likelihood_match_fhl_2005() -> TestResult {
         (p.a, 0.7929),
         (p.b, 2.4258),
     ] {
-        assert!((got - want).abs() < 1e-3, "{p:?}");
+        // Four significant digits (the issue's bar): within 5e-4 of the value, relatively.
+        assert!((got - want).abs() <= 5e-4 * want, "{p:?}");
     }
-    assert!(fit.log_likelihood >= -9582.44, "{}", fit.log_likelihood);
+    assert!(
+        (fit.log_likelihood - -9582.43).abs() < 0.01,
+        "{}",
+        fit.log_likelihood
+    );
     assert!((fit.log_likelihood - p.log_likelihood(&data)).abs() < 1e-6);
     Ok(())
 }
@@ -115,7 +120,7 @@ fn pareto_nbd_fit_matches_btyd() -> TestResult {
         assert!((got - want).abs() < tol, "{p:?}");
     }
     assert!(
-        (fit.log_likelihood - -9594.98).abs() < 0.05,
+        (fit.log_likelihood - -9594.98).abs() < 0.01,
         "{}",
         fit.log_likelihood
     );
@@ -139,8 +144,9 @@ fn gamma_gamma_fit_and_spend_match_hardies_note() -> TestResult {
     let fit = gamma_gamma::fit(&spend)?;
     assert!(fit.converged && fit.degenerate.is_none(), "{fit:?}");
     let p = fit.params;
+    // Four significant digits, as the issue asks: within 5e-4 of the value, relatively.
     for (got, want) in [(p.p, 6.2488), (p.q, 3.7446), (p.gamma, 15.4477)] {
-        assert!((got - want).abs() < 0.01, "{p:?}");
+        assert!((got - want).abs() <= 5e-4 * want, "{p:?}");
     }
     assert!(
         (fit.log_likelihood - -4055.92).abs() < 0.01,

@@ -13,12 +13,15 @@
 //! # Layout
 //! - [`migration`]: the tables, frozen migration by migration.
 //! - [`store`]: versioned ingest, point-in-time reads (set-based SQL), the online store.
+//! - [`sentiment`]: whether a case reads as negative (the trained model when loaded, else the
+//!   lexicon), decided at ingest and recorded per case.
 //! - [`training`]: the NDJSON training-set stream with its fingerprint.
 //! - [`api`]: the HTTP handlers and the OpenAPI description.
 //! - [`Application`]: binds the port (0 in tests) and runs the server.
 
 pub mod api;
 pub mod migration;
+pub mod sentiment;
 pub mod store;
 pub mod training;
 
@@ -32,7 +35,7 @@ use sextant_service_kit::metrics::{Counter, Gauge, Metrics};
 use sextant_service_kit::server::Service;
 use tokio::sync::Notify;
 
-pub use settings::{Settings, redact_password};
+pub use settings::{Settings, redact_password, redact_url};
 
 /// Settings and their redacted `Debug`.
 mod settings {
@@ -60,6 +63,23 @@ mod settings {
         /// cancelled and other orders are not purchases.
         #[serde(default = "default_purchase_statuses")]
         pub purchase_statuses: String,
+        /// A trained sentiment model (JSON artefact) for case text: `http(s)://…` (the trainer's
+        /// artefact URL) or `file:///…`. Unset: the lexicon judges cases (recorded per case).
+        #[serde(default)]
+        pub sentiment_model_url: Option<String>,
+        /// Seconds between re-reads of `sentiment_model_url`.
+        #[serde(default = "default_sentiment_refresh_secs")]
+        pub sentiment_refresh_secs: u64,
+    }
+
+    fn default_sentiment_refresh_secs() -> u64 {
+        300
+    }
+
+    /// A URL without its query string and credentials, for logs.
+    pub fn redact_url(url: &str) -> String {
+        let base = url.split(['?', '#']).next().unwrap_or(url);
+        redact_password(base)
     }
 
     fn default_purchase_statuses() -> String {
@@ -96,6 +116,11 @@ mod settings {
                 .field("database_url", &redact_password(&self.database_url))
                 .field("today", &self.today)
                 .field("purchase_statuses", &self.purchase_statuses)
+                .field(
+                    "sentiment_model_url",
+                    &self.sentiment_model_url.as_deref().map(redact_url),
+                )
+                .field("sentiment_refresh_secs", &self.sentiment_refresh_secs)
                 .finish()
         }
     }
@@ -122,6 +147,8 @@ mod settings {
                 database_url: default_database_url(),
                 today: None,
                 purchase_statuses: default_purchase_statuses(),
+                sentiment_model_url: None,
+                sentiment_refresh_secs: default_sentiment_refresh_secs(),
             }
         }
     }
@@ -213,6 +240,11 @@ impl Application {
                 "purchase_statuses names no order status: nothing would count as a purchase".into(),
             ));
         }
+        if settings.sentiment_refresh_secs == 0 {
+            return Err(StartError::Config(
+                "sentiment_refresh_secs must be at least 1".into(),
+            ));
+        }
         let store = store::Store::connect(&settings.database_url, &statuses).await?;
         let state = web::Data::new(AppState {
             store,
@@ -239,6 +271,36 @@ impl Application {
         // Stops with the runtime; a page it was writing is one transaction, so nothing is
         // half-written, and marks left behind are picked up on the next start or by a lookup.
         tokio::spawn(refresh_online_queue(state.clone().into_inner(), refresher));
+        if let Some(url) = settings.sentiment_model_url.clone() {
+            let watch = SentimentMetrics {
+                loaded: metrics
+                    .gauge(
+                        "sextant_feature_store_sentiment_model_loaded",
+                        "1 when a trained sentiment model judges case text, 0 while the lexicon does.",
+                        [],
+                    )
+                    .map_err(|e| StartError::Config(format!("metrics: {e}")))?,
+                failures: metrics
+                    .counter(
+                        "sextant_feature_store_sentiment_refresh_failures_total",
+                        "Failed loads of the sentiment model (the last good one, or the lexicon, stays).",
+                        [],
+                    )
+                    .map_err(|e| StartError::Config(format!("metrics: {e}")))?,
+            };
+            let http = reqwest::Client::builder()
+                .connect_timeout(Duration::from_secs(5))
+                .timeout(Duration::from_secs(60))
+                .build()
+                .map_err(|e| StartError::Config(format!("HTTP client: {e}")))?;
+            tokio::spawn(follow_sentiment_model(
+                Arc::clone(state.store.sentiment()),
+                http,
+                url,
+                Duration::from_secs(settings.sentiment_refresh_secs),
+                watch,
+            ));
+        }
         let service = Service::start_with_metrics(
             "feature-store",
             &settings.host,
@@ -295,5 +357,44 @@ async fn refresh_online_queue(state: Arc<AppState>, metrics: RefreshMetrics) {
                 pause = (pause * 2).min(Duration::from_secs(30));
             }
         }
+    }
+}
+
+/// What the sentiment follower reports on `/metrics`.
+struct SentimentMetrics {
+    loaded: Gauge<0>,
+    failures: Counter<0>,
+}
+
+/// Loads the sentiment model at `url` now and every `every`: a new version replaces the scorer,
+/// a failure keeps the last good one (or the lexicon) and says why in the log and metrics.
+async fn follow_sentiment_model(
+    sentiment: Arc<sentiment::CaseSentiment>,
+    http: reqwest::Client,
+    url: String,
+    every: Duration,
+    metrics: SentimentMetrics,
+) {
+    let shown = redact_url(&url);
+    metrics.loaded.set([], 0.0);
+    loop {
+        match sentiment::load(&http, &url).await {
+            Ok(artifact) => {
+                let version = artifact.version.clone();
+                if sentiment.set_model(artifact) {
+                    tracing::info!(url = %shown, %version, "Sentiment model loaded: it judges case text from now on.");
+                }
+                metrics.loaded.set([], 1.0);
+            }
+            Err(e) => {
+                metrics.failures.inc([]);
+                if sentiment.has_model() {
+                    tracing::warn!(url = %shown, error = %e, "Sentiment model refresh failed; the loaded model stays.");
+                } else {
+                    tracing::error!(url = %shown, error = %e, "No sentiment model: the lexicon judges case text (recorded per case).");
+                }
+            }
+        }
+        tokio::time::sleep(every).await;
     }
 }

@@ -18,6 +18,9 @@
 //! - `m0004_order_item_product_index`: order lines by `(org_id, product_id)`. A product whose
 //!   category changes changes the category features of every account that bought it; ingest
 //!   finds those accounts through this index (a probe per product, not a scan of the lines).
+//! - `m0005_case_sentiment_scorer`: `fs_case.sentiment_scorer`, which scorer judged the case's
+//!   `negative` flag (`lexicon` or `model:<version>`); NULL for versions stored before it (the
+//!   lexicon judged those).
 
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use sea_orm_migration::prelude::*;
@@ -36,6 +39,7 @@ impl MigratorTrait for Migrator {
             Box::new(VersionedTables),
             Box::new(OnlineRefreshQueue),
             Box::new(OrderItemProductIndex),
+            Box::new(CaseSentimentScorer),
         ]
     }
 }
@@ -524,6 +528,41 @@ impl MigrationTrait for OrderItemProductIndex {
                 Index::drop()
                     .name("fs_order_item_product")
                     .table(Alias::new("fs_order_item"))
+                    .to_owned(),
+            )
+            .await
+    }
+}
+
+/// Which scorer judged a case (see the module doc).
+#[derive(Debug)]
+struct CaseSentimentScorer;
+
+impl MigrationName for CaseSentimentScorer {
+    fn name(&self) -> &'static str {
+        "m0005_case_sentiment_scorer"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for CaseSentimentScorer {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(Alias::new("fs_case"))
+                    .add_column(col("sentiment_scorer").string().null())
+                    .to_owned(),
+            )
+            .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(Alias::new("fs_case"))
+                    .drop_column(Alias::new("sentiment_scorer"))
                     .to_owned(),
             )
             .await

@@ -13,6 +13,7 @@
 //! whole table.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use sea_orm::{
@@ -29,12 +30,11 @@ use sextant_contracts::records::{
     ProductRecord,
 };
 use sextant_contracts::{ErrorCode, SalesforceId};
-use sextant_features::aggregates::{
-    self, CaseFact, History, PurchaseFact, derive_category, lexicon_is_negative,
-};
+use sextant_features::aggregates::{self, CaseFact, History, PurchaseFact, derive_category};
 use sextant_features::sequence::{self, Activity, Transaction};
 
 use crate::migration::Migrator;
+use crate::sentiment::{CaseSentiment, Scorer};
 
 /// Accounts per set-based read; also the chunk of an online refresh.
 pub const PAGE: usize = 500;
@@ -51,6 +51,8 @@ pub struct Store {
     db: DatabaseConnection,
     backend: DbBackend,
     purchase_statuses: Vec<String>,
+    /// Judges case text at ingest (the lexicon until a model is set).
+    sentiment: Arc<CaseSentiment>,
 }
 
 /// Days since 1970-01-01.
@@ -158,6 +160,7 @@ fn table(object: IngestObject) -> (&'static str, &'static [&'static str]) {
                 "description",
                 "status",
                 "negative",
+                "sentiment_scorer",
             ],
         ),
         IngestObject::EngagementEvent => (
@@ -196,6 +199,7 @@ fn to_row(
     object: IngestObject,
     raw: &serde_json::Value,
     now_us: i64,
+    scorer: &Scorer,
 ) -> Result<VersionRow, String> {
     let row = match object {
         IngestObject::Account => {
@@ -289,6 +293,7 @@ fn to_row(
                 r.subject.as_deref().unwrap_or(""),
                 r.description.as_deref().unwrap_or("")
             );
+            let (negative, judged_by) = scorer.negative(&text);
             VersionRow {
                 id: r.id.to_string(),
                 known_us: known(r.system_modstamp, now_us),
@@ -300,7 +305,8 @@ fn to_row(
                     os(r.subject.as_deref()),
                     os(r.description.as_deref()),
                     os(r.status.as_deref()),
-                    Value::from(lexicon_is_negative(&text)),
+                    Value::from(negative),
+                    s(&judged_by),
                 ],
             }
         }
@@ -393,7 +399,14 @@ impl Store {
             db,
             backend,
             purchase_statuses: purchase_statuses.iter().map(|s| s.to_lowercase()).collect(),
+            sentiment: Arc::new(CaseSentiment::default()),
         })
+    }
+
+    /// The scorer of case text, to load or swap a sentiment model into.
+    #[must_use]
+    pub fn sentiment(&self) -> &Arc<CaseSentiment> {
+        &self.sentiment
     }
 
     /// Whether the database answers.
@@ -417,10 +430,11 @@ impl Store {
     ) -> Result<IngestResponse, DbErr> {
         let now_us = micros(now);
         let (table_name, columns) = table(req.object);
+        let scorer = self.sentiment.current();
         let mut rejected = Vec::new();
         let mut rows = Vec::with_capacity(req.records.len());
         for (i, raw) in req.records.iter().enumerate() {
-            match to_row(req.object, raw, now_us) {
+            match to_row(req.object, raw, now_us, &scorer) {
                 Ok(r) => rows.push(r),
                 Err(message) => rejected.push(RejectedRecord {
                     index: i as u64,

@@ -65,6 +65,10 @@ async fn spawn(database_url: &str, today: &str) -> TestApp {
         database_url: database_url.to_owned(),
         ..Settings::default()
     };
+    spawn_with(settings, today).await
+}
+
+async fn spawn_with(settings: Settings, today: &str) -> TestApp {
     let day = NaiveDate::parse_from_str(today, "%Y-%m-%d").expect("date");
     let clock = Arc::new(FixedClock(
         Utc.from_utc_datetime(&day.and_hms_opt(12, 0, 0).expect("time")),
@@ -920,5 +924,88 @@ async fn a_recategorised_product_requeues_the_accounts_that_bought_it() {
         // An older version arriving late is not the latest: nothing changes.
         let r = ingest(&app, "Product2", vec![product(2, "Toys", "2011-02-01")]).await;
         assert_eq!((r.written, r.accounts_refreshed), (1, 0), "{db}");
+    }
+}
+
+fn case(n: u64, account: u64, subject: &str, created: &str) -> Value {
+    json!({"id": SalesforceId::from_parts("500", "5g", n).to_string(), "account_id": aid(account),
+        "subject": subject, "description": null, "status": "New",
+        "created_date": format!("{created}T09:00:00Z"), "last_modified_date": format!("{created}T09:00:00Z"),
+        "system_modstamp": format!("{created}T09:00:00Z")})
+}
+
+#[tokio::test]
+async fn a_loaded_sentiment_model_judges_case_text_and_the_lexicon_does_without_one() {
+    use sextant_models::Dense;
+    use sextant_models::sentiment::{FeatureConfig, LEXICON_FEATURES, OUTPUTS, SentimentArtifact};
+    // A model that reads every text as negative: what the word-list lexicon never says of
+    // "Thanks, works great", so the feature shows which of the two judged the case.
+    let dim = 2;
+    let artifact = SentimentArtifact {
+        version: "sentiment-test".into(),
+        features: FeatureConfig::default(),
+        dim,
+        rows: vec![],
+        vectors: vec![],
+        lexicon_means: vec![0.0; LEXICON_FEATURES],
+        lexicon_stds: vec![1.0; LEXICON_FEATURES],
+        layers: vec![Dense {
+            inputs: dim + LEXICON_FEATURES,
+            outputs: OUTPUTS,
+            weights: vec![0.0; (dim + LEXICON_FEATURES) * OUTPUTS],
+            bias: vec![5.0, 0.0, 0.0, 0.0],
+        }],
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("sentiment.json");
+    std::fs::write(&path, serde_json::to_vec(&artifact).expect("json")).expect("write");
+    for db in databases().await {
+        for with_model in [true, false] {
+            let settings = Settings {
+                port: 0,
+                database_url: db.clone(),
+                sentiment_model_url: with_model.then(|| format!("file://{}", path.display())),
+                ..Settings::default()
+            };
+            let app = spawn_with(settings, "2011-12-10").await;
+            if with_model {
+                let mut loaded = false;
+                for _ in 0..200 {
+                    if metric(&app, "sextant_feature_store_sentiment_model_loaded").await
+                        == Some(1.0)
+                    {
+                        loaded = true;
+                        break;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+                }
+                assert!(loaded, "{db}: the model file loads");
+            } else {
+                assert_eq!(
+                    metric(&app, "sextant_feature_store_sentiment_model_loaded").await,
+                    None,
+                    "{db}: no model configured, no gauge"
+                );
+            }
+            // PostgreSQL databases are shared by both rounds: distinct ids per round.
+            let base = if with_model { 100 } else { 200 };
+            ingest(&app, "Account", vec![account(base, "A")]).await;
+            ingest(&app, "Order", vec![order(base, base, "2011-10-01")]).await;
+            let r = ingest(
+                &app,
+                "Case",
+                vec![case(base, base, "Thanks, works great", "2011-11-01")],
+            )
+            .await;
+            assert_eq!(r.written, 1, "{db}");
+            let f = online(&app, &[aid(base)]).await;
+            let v = f.rows[0].features.as_ref().expect("features");
+            let want = if with_model { 1.0 } else { 0.0 };
+            assert_eq!(
+                feature(&f.feature_names, v, "negative_case_share_365d"),
+                want,
+                "{db}: model loaded = {with_model}"
+            );
+        }
     }
 }
