@@ -9,6 +9,11 @@
 //!   (the Helm chart's pre-install/pre-upgrade Job, so replicas never race to migrate).
 //! - `sextant openapi [--out DIR]`: writes the four OpenAPI documents.
 //! - `sextant evaluate <task> --data FILE [--json]`: a model's full protocol against its baseline.
+//! - `sextant sync start|status|cancel|list|schedule` and `sextant writeback start|status|list`:
+//!   the connector's jobs over its HTTP API, `--wait` with a progress bar (exit codes in
+//!   [`connector_cli`]).
+
+mod connector_cli;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -90,6 +95,23 @@ enum Command {
         #[arg(long, default_value = "openapi")]
         out: PathBuf,
     },
+    /// The connector's sync jobs: start (`--wait` follows it with a progress bar), status,
+    /// cancel, list, schedule. Exit codes: 0 done, 1 job failed or cancelled, 2 bad arguments,
+    /// 3 refused by the connector, 4 connector unreachable or failing.
+    Sync {
+        #[command(subcommand)]
+        command: connector_cli::SyncCommand,
+        #[command(flatten)]
+        connector: connector_cli::ConnectorArgs,
+    },
+    /// Score write-backs through the connector: start (from a CSV or JSON file), status, list.
+    /// Exit codes as for `sync`; 1 also when some records failed (each is listed).
+    Writeback {
+        #[command(subcommand)]
+        command: connector_cli::WritebackCommand,
+        #[command(flatten)]
+        connector: connector_cli::ConnectorArgs,
+    },
     /// Measure a model on a data file (same format as the public data sets) against its baseline.
     Evaluate {
         /// Which model.
@@ -148,6 +170,16 @@ enum MigrateService {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The connector commands have their own exit codes.
+    let cli = match cli.command {
+        Command::Sync { command, connector } => {
+            return connector_cli::sync(command, connector).await;
+        }
+        Command::Writeback { command, connector } => {
+            return connector_cli::writeback(command, connector).await;
+        }
+        other => Cli { command: other },
+    };
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -245,6 +277,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 print!("{}", eval.table());
             }
             Ok(())
+        }
+        Command::Sync { .. } | Command::Writeback { .. } => {
+            anyhow::bail!("the connector commands are run before this point")
         }
         Command::Openapi { out } => {
             std::fs::create_dir_all(&out)?;
