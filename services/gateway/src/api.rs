@@ -5,12 +5,14 @@ use std::collections::{HashMap, HashSet};
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, get, post, web};
 use sextant_contracts::api::{
-    FeatureRow, Health, MAX_RECORDS_PER_CALL, OnlineFeatures, OnlineFeaturesRequest, RecordError,
-    RecordScore, ScoreRequest, ScoreResponse,
+    ClvEstimate, ClvUnavailable, FeatureRow, Health, MAX_RECORDS_PER_CALL, OnlineFeatures,
+    OnlineFeaturesRequest, RecordClv, RecordError, RecordScore, ScoreRequest, ScoreResponse,
 };
 use sextant_contracts::{ErrorBody, ErrorCode, SalesforceId};
 use sextant_models::ModelError;
+use sextant_models::action_policy::ActionPolicy;
 use sextant_models::churn_serving::{CustomerInput, ServedChurnModel};
+use sextant_models::clv::serving::{BtydLayout, ClvArtifact, ValueHorizon};
 use sextant_service_kit::ApiError;
 use sextant_service_kit::http::read_json;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
@@ -94,11 +96,20 @@ fn parse_ids(raw: &[String]) -> Result<Vec<SalesforceId>, ApiError> {
 /// set to its typical training value; `direction` raises_risk / lowers_risk; `text` compares the
 /// actual value with the typical one) and a `next_best_action` from a rule table over the band
 /// and the top factor. A model stored before bands existed answers bare scores.
+///
+/// Each score also carries `clv`: with a current CLV model, `status: available` with the
+/// expected value over the configured horizon (`horizon_months`, `discount_rate_annual`),
+/// P(alive), expected purchases and spend, the value tier and the CLV model's version; without
+/// one (or when it cannot value the account), `status: unavailable` with the `reason` — never a
+/// zero. The `next_best_action` then comes from the configured policy over band × value tier,
+/// with `expected_value` (CLV at stake or kept); without a CLV it is the churn model's action.
+/// Accounts without purchase history are listed in `errors` (`no_history`) with the onboarding
+/// action.
 #[utoipa::path(
     request_body = ScoreRequest,
     security(("bearer_jwt" = [])),
     responses(
-        (status = 200, description = "One score per known record; unknown records and records without history are listed in errors", body = ScoreResponse),
+        (status = 200, description = "One score per known record, with its CLV or why it is unavailable; unknown records and records without history (with the onboarding action) are listed in errors", body = ScoreResponse),
         (status = 400, description = "empty_request, too_many_records, invalid_record_id or invalid_json", body = ErrorBody),
         (status = 401, description = "Missing or invalid JWT", body = ErrorBody),
         (status = 502, description = "Feature store or trainer unavailable, or their answers do not fit the model", body = ErrorBody),
@@ -113,7 +124,7 @@ async fn scores(
 ) -> Result<web::Json<ScoreResponse>, ApiError> {
     let ids = parse_ids(&req.record_ids)?;
     let model = state.models.get().map_err(|e| match e {
-        ModelUnavailable::NoModel => ApiError::new(
+        ModelUnavailable::NoModel(_) => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             ErrorCode::NoModel,
             e.to_string(),
@@ -171,11 +182,13 @@ async fn scores(
                 code: ErrorCode::NoHistory,
                 message: "the account has no purchase history yet: there is nothing to score it on"
                     .into(),
+                next_best_action: Some(state.policy.onboarding()),
             }),
             None => errors.push(RecordError {
                 record_id: id,
                 code: ErrorCode::NotFound,
                 message: "no such account in the feature store (not synced yet?)".into(),
+                next_best_action: None,
             }),
         }
     }
@@ -184,8 +197,30 @@ async fn scores(
         ServedChurnModel::Sequence(m) => m.bands.clone(),
         ServedChurnModel::Mlp(_) => Vec::new(),
     };
-    let scored = web::block(move || score_rows(&model, &scorable))
-        .await
+    // The CLV model is optional: without it (or when it cannot read these features) every
+    // record says why, and the churn score is served as usual.
+    let clv = state
+        .clv_models
+        .get()
+        .map_err(|e| e.to_string())
+        .and_then(|m| {
+            if m.feature_set != features.feature_set {
+                return Err(format!(
+                    "CLV model {} reads feature set {}, the feature store serves {}",
+                    m.version, m.feature_set, features.feature_set
+                ));
+            }
+            let layout = BtydLayout::new(&features.feature_set, &features.feature_names)
+                .map_err(|e| e.to_string())?;
+            Ok((m, layout))
+        });
+    let horizon = state.clv_horizon;
+    let policy = state.policy.clone();
+    let scored = web::block(move || {
+        let values = value_rows(&clv, &scorable, &horizon);
+        score_rows(&model, &scorable, values, &policy)
+    })
+    .await
         .map_err(|e| ApiError::internal("scoring task", e))?
         .map_err(|e| match e {
             ModelError::Width { .. } => ApiError::upstream(
@@ -208,18 +243,69 @@ fn scoring_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
 }
 
+/// The CLV of each row (in order), or why there is none.
+fn value_rows(
+    clv: &Result<(std::sync::Arc<ClvArtifact>, BtydLayout), String>,
+    rows: &[FeatureRow],
+    horizon: &ValueHorizon,
+) -> Vec<RecordClv> {
+    let unavailable = |reason: String| RecordClv::Unavailable(ClvUnavailable { reason });
+    let (model, layout) = match clv {
+        Ok(pair) => pair,
+        Err(why) => {
+            return rows
+                .iter()
+                .map(|_| unavailable(format!("no CLV: {why}")))
+                .collect();
+        }
+    };
+    let tier_horizon = model.tier_horizon();
+    rows.iter()
+        .map(|r| {
+            let estimate = (|| {
+                let features = r.features.as_deref().unwrap_or_default();
+                let (summary, spend) = layout.summary(features)?;
+                let v = model.value(&summary, &spend, horizon)?;
+                let at_tier = if tier_horizon == *horizon {
+                    v.value
+                } else {
+                    model.value(&summary, &spend, &tier_horizon)?.value
+                };
+                Ok::<_, sextant_models::clv::serving::ClvServingError>(ClvEstimate {
+                    value: v.value,
+                    horizon_months: horizon.months,
+                    discount_rate_annual: horizon.discount_rate_annual,
+                    p_alive: v.p_alive,
+                    expected_purchases: v.expected_purchases,
+                    expected_spend_per_purchase: v.spend_per_purchase,
+                    value_tier: model.tier(at_tier),
+                    model_version: model.version.clone(),
+                })
+            })();
+            match estimate {
+                Ok(e) => RecordClv::Available(e),
+                Err(e) => unavailable(format!("CLV model {} cannot value this account: {e}", model.version)),
+            }
+        })
+        .collect()
+}
+
 /// Scores rows that have features, in order: bare scores with an MLP, explained scores with the
-/// sequence model.
+/// sequence model; each with its CLV (`values`, in the same order) and, with bands, the
+/// policy's next best action.
 fn score_rows(
     model: &ServedChurnModel,
     rows: &[FeatureRow],
+    values: Vec<RecordClv>,
+    policy: &ActionPolicy,
 ) -> Result<Vec<RecordScore>, ModelError> {
     let no_features: Vec<f64> = Vec::new();
     let no_sequence: Vec<Vec<f64>> = Vec::new();
     match model {
         ServedChurnModel::Mlp(m) => rows
             .iter()
-            .map(|r| {
+            .zip(values)
+            .map(|(r, clv)| {
                 Ok(RecordScore {
                     record_id: r.account_id.clone(),
                     score: m.predict(r.features.as_deref().unwrap_or(&no_features))?,
@@ -227,6 +313,7 @@ fn score_rows(
                     factors: Vec::new(),
                     top_factors: Vec::new(),
                     next_best_action: None,
+                    clv: Some(clv),
                 })
             })
             .collect(),
@@ -243,13 +330,22 @@ fn score_rows(
             Ok(rows
                 .iter()
                 .zip(explained)
-                .map(|(r, e)| RecordScore {
-                    record_id: r.account_id.clone(),
-                    score: e.score,
-                    band: Some(e.band),
-                    top_factors: e.factors.clone(),
-                    factors: e.factors,
-                    next_best_action: Some(e.next_best_action),
+                .zip(values)
+                .map(|((r, e), clv)| {
+                    let estimate = match &clv {
+                        RecordClv::Available(c) => Some(c),
+                        RecordClv::Unavailable(_) => None,
+                    };
+                    let action = policy.decide(e.band, e.score, &e.next_best_action, estimate);
+                    RecordScore {
+                        record_id: r.account_id.clone(),
+                        score: e.score,
+                        band: Some(e.band),
+                        top_factors: e.factors.clone(),
+                        factors: e.factors,
+                        next_best_action: Some(action),
+                        clv: Some(clv),
+                    }
                 })
                 .collect())
         }

@@ -2,13 +2,16 @@
 //!
 //! Apex (through a Named Credential) and the record page call `POST /v1/scores` with up to 200
 //! Account ids and a JWT. The gateway verifies the token, fetches the accounts' latest features
-//! from the feature store, scores them with the current model from the trainer, and answers
-//! one score per record with the model version — all over HTTP, so each service scales and
-//! deploys on its own.
+//! from the feature store, scores them with the current churn model from the trainer, values
+//! them with the current CLV model (lifetime value, P(alive)), and answers one score per record
+//! with the model versions and a value-aware next best action — all over HTTP, so each service
+//! scales and deploys on its own. The CLV model is optional: without it the churn score is
+//! served and each record says why its `clv` is unavailable.
 //!
 //! # Layout
 //! - [`auth`]: JWT verification (RS256 key/certificate, HS256 secret for development).
-//! - [`model_cache`]: the current model, refreshed from the trainer and swapped atomically.
+//! - [`model_cache`]: the current churn and CLV models, refreshed from the trainer and swapped
+//!   atomically.
 //! - [`api`]: HTTP handlers and the OpenAPI description.
 
 pub mod api;
@@ -20,6 +23,9 @@ use std::time::Duration;
 
 use actix_web::web;
 use serde::Deserialize;
+use sextant_models::action_policy::{ActionPolicy, PolicyError};
+use sextant_models::churn_serving::ServedChurnModel;
+use sextant_models::clv::serving::{ClvArtifact, ValueHorizon};
 use sextant_service_kit::server::Service;
 
 /// Gateway settings (`SEXTANT_GATEWAY__…`).
@@ -42,6 +48,67 @@ pub struct Settings {
     pub model_refresh_secs: u64,
     /// Token verification.
     pub auth: auth::AuthSettings,
+    /// The CLV shown with each score (`SEXTANT_GATEWAY__CLV__HORIZON_MONTHS`, …).
+    #[serde(default)]
+    pub clv: ClvSettings,
+    /// The next-best-action table over churn band × CLV tier (a TOML table in the
+    /// `SEXTANT_CONFIG` file; the defaults are documented in
+    /// `sextant_models::action_policy`).
+    #[serde(default)]
+    pub action_policy: ActionPolicy,
+}
+
+/// How CLV is computed for scores.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClvSettings {
+    /// Months of expected purchases valued, 1..=120 (default 12).
+    #[serde(default = "default_clv_months")]
+    pub horizon_months: u32,
+    /// Yearly discount rate, 0..=1 (default 0.10 = 10 % a year).
+    #[serde(default = "default_clv_rate")]
+    pub discount_rate_annual: f64,
+}
+
+fn default_clv_months() -> u32 {
+    12
+}
+fn default_clv_rate() -> f64 {
+    0.10
+}
+
+impl Default for ClvSettings {
+    fn default() -> Self {
+        Self {
+            horizon_months: default_clv_months(),
+            discount_rate_annual: default_clv_rate(),
+        }
+    }
+}
+
+impl ClvSettings {
+    /// Checks the ranges.
+    ///
+    /// # Errors
+    /// A message naming the setting.
+    pub fn validate(&self) -> Result<ValueHorizon, String> {
+        if !(1..=120).contains(&self.horizon_months) {
+            return Err(format!(
+                "clv.horizon_months must be 1..=120, got {}",
+                self.horizon_months
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.discount_rate_annual) {
+            return Err(format!(
+                "clv.discount_rate_annual must be 0..=1 (0.10 = 10 % a year), got {}",
+                self.discount_rate_annual
+            ));
+        }
+        Ok(ValueHorizon {
+            months: self.horizon_months,
+            discount_rate_annual: self.discount_rate_annual,
+        })
+    }
 }
 
 fn default_host() -> String {
@@ -70,6 +137,8 @@ impl Settings {
             trainer_url: default_trainer_url(),
             model_refresh_secs: default_refresh(),
             auth,
+            clv: ClvSettings::default(),
+            action_policy: ActionPolicy::default(),
         }
     }
 }
@@ -84,6 +153,12 @@ pub enum StartError {
     /// The port could not be bound.
     #[error("bind: {0}")]
     Bind(#[from] std::io::Error),
+    /// The CLV settings are out of range.
+    #[error("{0}")]
+    Clv(String),
+    /// The action policy is incomplete or malformed.
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
 }
 
 /// Shared state of the handlers.
@@ -91,7 +166,10 @@ pub enum StartError {
 pub struct AppState {
     pub http: reqwest::Client,
     pub feature_store_url: String,
-    pub models: Arc<model_cache::ModelCache>,
+    pub models: Arc<model_cache::ModelCache<ServedChurnModel>>,
+    pub clv_models: Arc<model_cache::ModelCache<ClvArtifact>>,
+    pub clv_horizon: ValueHorizon,
+    pub policy: ActionPolicy,
 }
 
 /// Builds the service: checks its settings, opens what it needs, binds the port.
@@ -102,6 +180,8 @@ impl Application {
     /// Checks the settings and binds the port.
     pub async fn build(settings: &Settings) -> Result<Service, StartError> {
         let verifier = web::Data::new(auth::Verifier::new(&settings.auth)?);
+        let clv_horizon = settings.clv.validate().map_err(StartError::Clv)?;
+        settings.action_policy.validate()?;
         // Apex allows 120 s for a whole transaction; an upstream call must fail well before.
         let http = sextant_service_kit::http::client(Duration::from_secs(20));
         let models = Arc::new(model_cache::ModelCache::new(
@@ -110,11 +190,20 @@ impl Application {
             Duration::from_secs(settings.model_refresh_secs),
         ));
         // Stops with the runtime; the server owns nothing it would need to wait for.
+        let clv_models = Arc::new(model_cache::ModelCache::new(
+            http.clone(),
+            &settings.trainer_url,
+            Duration::from_secs(settings.model_refresh_secs),
+        ));
         tokio::spawn(Arc::clone(&models).run_refresher());
+        tokio::spawn(Arc::clone(&clv_models).run_refresher());
         let state = web::Data::new(AppState {
             http: http.clone(),
             feature_store_url: settings.feature_store_url.trim_end_matches('/').to_owned(),
             models: Arc::clone(&models),
+            clv_models,
+            clv_horizon,
+            policy: settings.action_policy.clone(),
         });
         let service = Service::start(
             "gateway",

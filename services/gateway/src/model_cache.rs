@@ -1,44 +1,84 @@
-//! The model the gateway scores with, fetched from the trainer and swapped atomically.
+//! The models the gateway scores with, fetched from the trainer and swapped atomically.
 //!
 //! Scoring reads the current artefact through an `ArcSwap`, so a model promotion never blocks
 //! or tears a request, and the request path never waits on the trainer: a background task asks
 //! the trainer which version is current every `refresh` interval, fetches, validates and swaps in
 //! a new version's artefact, and after a failure retries with doubling backoff while the last good
-//! model keeps serving. Readiness means a model is loaded.
+//! model keeps serving. One cache per model family: the churn model (`/v1/models`, readiness
+//! means it is loaded) and the CLV model (`/v1/clv/models`, optional: without it scores carry
+//! `clv` unavailable with the reason this cache gives).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
-use sextant_contracts::api::ModelMetadata;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use sextant_contracts::ModelVersion;
 use sextant_models::churn_serving::ServedChurnModel;
+use sextant_models::clv::serving::ClvArtifact;
 use sextant_service_kit::http::{UpstreamError, read_json};
 use tokio::sync::Notify;
 
-#[derive(Debug)]
-struct Loaded {
-    artifact: Arc<ServedChurnModel>,
+/// A model family the cache can hold.
+pub trait CachedModel: DeserializeOwned + Send + Sync + std::fmt::Debug + 'static {
+    /// What people call it in messages (`model`, `CLV model`).
+    const LABEL: &'static str;
+    /// The trainer's route prefix of the family (`/v1/models`).
+    const ROUTE: &'static str;
+    /// The artefact's version.
+    fn version(&self) -> &ModelVersion;
+    /// Whether the artefact can be served.
+    fn check(&self) -> Result<(), String>;
+}
+
+impl CachedModel for ServedChurnModel {
+    const LABEL: &'static str = "model";
+    const ROUTE: &'static str = "/v1/models";
+    fn version(&self) -> &ModelVersion {
+        ServedChurnModel::version(self)
+    }
+    fn check(&self) -> Result<(), String> {
+        self.validate().map_err(|e| e.to_string())
+    }
+}
+
+impl CachedModel for ClvArtifact {
+    const LABEL: &'static str = "CLV model";
+    const ROUTE: &'static str = "/v1/clv/models";
+    fn version(&self) -> &ModelVersion {
+        &self.version
+    }
+    fn check(&self) -> Result<(), String> {
+        self.validate().map_err(|e| e.to_string())
+    }
 }
 
 /// Why no model is available.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ModelUnavailable {
-    /// The trainer has no model yet.
-    #[error("no model has been trained yet")]
-    NoModel,
+    /// The trainer has no model of the family yet.
+    #[error("no {0} has been trained yet")]
+    NoModel(&'static str),
     /// The trainer could not be asked and nothing is cached.
     #[error("trainer: {0}")]
     Upstream(String),
 }
 
-/// The cached current model, refreshed in the background.
+/// What the cache needs of `GET …/current`.
+#[derive(Debug, Deserialize)]
+struct Current {
+    version: ModelVersion,
+}
+
+/// The cached current model of one family, refreshed in the background.
 #[derive(Debug)]
-pub struct ModelCache {
+pub struct ModelCache<M> {
     http: reqwest::Client,
     trainer_url: String,
     refresh: Duration,
-    current: ArcSwapOption<Loaded>,
+    current: ArcSwapOption<M>,
     /// Why the last refresh failed (cleared by a success); what a request without a model hears.
     last_error: ArcSwapOption<String>,
     /// Whether the trainer said it has no model (as opposed to being unreachable).
@@ -52,7 +92,7 @@ pub struct ModelCache {
 const MIN_BACKOFF: Duration = Duration::from_millis(250);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
-impl ModelCache {
+impl<M: CachedModel> ModelCache<M> {
     /// A cache over the trainer at `trainer_url`; call [`ModelCache::run_refresher`] to keep it
     /// fresh.
     pub fn new(http: reqwest::Client, trainer_url: &str, refresh: Duration) -> Self {
@@ -69,18 +109,19 @@ impl ModelCache {
 
     /// The model to score with. Never waits on the trainer: without a model loaded it answers at
     /// once (and wakes the refresher).
-    pub fn get(&self) -> Result<Arc<ServedChurnModel>, ModelUnavailable> {
+    pub fn get(&self) -> Result<Arc<M>, ModelUnavailable> {
         if let Some(loaded) = self.current.load_full() {
-            return Ok(loaded.artifact.clone());
+            return Ok(loaded);
         }
         self.wake.notify_one();
         if self.no_model.load(std::sync::atomic::Ordering::Relaxed) {
-            return Err(ModelUnavailable::NoModel);
+            return Err(ModelUnavailable::NoModel(M::LABEL));
         }
         Err(ModelUnavailable::Upstream(
-            self.last_error
-                .load_full()
-                .map_or_else(|| "model not loaded yet".to_owned(), |e| (*e).clone()),
+            self.last_error.load_full().map_or_else(
+                || format!("{} not loaded yet", M::LABEL),
+                |e| (*e).clone(),
+            ),
         ))
     }
 
@@ -102,13 +143,13 @@ impl ModelCache {
                 }
                 Err(e) => {
                     let unloaded = !self.is_loaded();
-                    if let ModelUnavailable::NoModel = e {
+                    if let ModelUnavailable::NoModel(_) = e {
                         self.no_model
                             .store(unloaded, std::sync::atomic::Ordering::Relaxed);
                     } else {
                         self.no_model
                             .store(false, std::sync::atomic::Ordering::Relaxed);
-                        tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "Model refresh failed; keeping the last model.");
+                        tracing::warn!(model = M::LABEL, error = %e, retry_in_ms = backoff.as_millis() as u64, "Model refresh failed; keeping the last model.");
                     }
                     self.last_error.store(Some(Arc::new(e.to_string())));
                     let d = backoff;
@@ -123,43 +164,43 @@ impl ModelCache {
         }
     }
 
-    async fn refresh_now(&self) -> Result<Arc<ServedChurnModel>, ModelUnavailable> {
+    async fn refresh_now(&self) -> Result<Arc<M>, ModelUnavailable> {
         let upstream = |e: UpstreamError| match e.status() {
-            Some(404) => ModelUnavailable::NoModel,
+            Some(404) => ModelUnavailable::NoModel(M::LABEL),
             _ => ModelUnavailable::Upstream(e.to_string()),
         };
         let transport = |e: reqwest::Error| ModelUnavailable::Upstream(e.to_string());
         let resp = self
             .http
-            .get(format!("{}/v1/models/current", self.trainer_url))
+            .get(format!("{}{}/current", self.trainer_url, M::ROUTE))
             .send()
             .await
             .map_err(transport)?;
-        let meta: ModelMetadata = read_json(resp).await.map_err(upstream)?;
+        let meta: Current = read_json(resp).await.map_err(upstream)?;
         let cached = self.current.load_full();
         let artifact = match cached {
-            Some(c) if *c.artifact.version() == meta.version => c.artifact.clone(),
+            Some(c) if *c.version() == meta.version => c,
             _ => {
                 let resp = self
                     .http
                     .get(format!(
-                        "{}/v1/models/{}/artifact",
-                        self.trainer_url, meta.version
+                        "{}{}/{}/artifact",
+                        self.trainer_url,
+                        M::ROUTE,
+                        meta.version
                     ))
                     .send()
                     .await
                     .map_err(transport)?;
-                let artifact: ServedChurnModel = read_json(resp).await.map_err(upstream)?;
-                artifact.validate().map_err(|e| {
+                let artifact: M = read_json(resp).await.map_err(upstream)?;
+                artifact.check().map_err(|e| {
                     ModelUnavailable::Upstream(format!("artefact {}: {e}", meta.version))
                 })?;
-                tracing::info!(version = %artifact.version(), sequences = artifact.needs_sequences(), "Loaded model.");
+                tracing::info!(model = M::LABEL, version = %artifact.version(), "Loaded model.");
                 Arc::new(artifact)
             }
         };
-        self.current.store(Some(Arc::new(Loaded {
-            artifact: artifact.clone(),
-        })));
+        self.current.store(Some(artifact.clone()));
         Ok(artifact)
     }
 }

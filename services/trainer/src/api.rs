@@ -2,14 +2,20 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, get, post, web};
-use sextant_contracts::api::{Health, ModelMetadata, PromotionDecision, TrainJob, TrainJobRequest};
+use sextant_contracts::api::{
+    ClvJobRequest, ClvModelMetadata, Health, ModelMetadata, PromotionDecision, TrainJob,
+    TrainJobRequest,
+};
 use sextant_contracts::{ErrorBody, ErrorCode, ModelVersion};
 use sextant_models::churn_serving::ServedChurnModel;
+use sextant_models::clv::serving::ClvArtifact;
 use sextant_service_kit::ApiError;
 use utoipa::OpenApi;
 
 use crate::AppState;
 use crate::churn_job::ChurnJobConfig;
+use crate::clv_job::ClvJobConfig;
+use crate::clv_registry::CLV_PLOTS;
 use crate::registry::RegistryError;
 
 /// The OpenAPI description.
@@ -28,6 +34,13 @@ use crate::registry::RegistryError;
         get_artifact,
         get_plot,
         promote_model,
+        start_clv_job,
+        list_clv_models,
+        current_clv_model,
+        get_clv_model,
+        get_clv_artifact,
+        get_clv_plot,
+        promote_clv_model,
         healthz,
         readyz
     )
@@ -49,6 +62,13 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(get_artifact)
         .service(get_plot)
         .service(promote_model)
+        .service(start_clv_job)
+        .service(list_clv_models)
+        .service(current_clv_model)
+        .service(get_clv_model)
+        .service(get_clv_artifact)
+        .service(get_clv_plot)
+        .service(promote_clv_model)
         .service(healthz)
         .service(readyz);
 }
@@ -287,6 +307,183 @@ async fn promote_model(
         .map_err(|e| ApiError::internal("promotion task", e))?
         .map_err(registry_error)?;
     tracing::info!(version = %meta.version, "Model promoted by request.");
+    Ok(web::Json(meta))
+}
+
+/// Starts a CLV training job; poll it with `GET /v1/jobs/{id}`.
+///
+/// The job fits BG/NBD (falling back to Pareto/NBD or the NBD when it degenerates, with the
+/// reason in the version's `config.fallback`) and Gamma-Gamma on every account's purchase
+/// summary as of `cutoff`, and evaluates them on the purchases of `[cutoff, cutoff +
+/// horizon_days)`. The new version becomes current only when its holdout MAE is at most the
+/// current CLV model's on the same accounts (see the version's `promotion`).
+#[utoipa::path(
+    request_body = ClvJobRequest,
+    responses(
+        (status = 202, description = "Job queued", body = TrainJob),
+        (status = 400, description = "Bad parameters (invalid_parameter)", body = ErrorBody),
+    )
+)]
+#[post("/v1/clv/jobs")]
+async fn start_clv_job(
+    state: web::Data<AppState>,
+    req: web::Json<ClvJobRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let req = req.into_inner();
+    if !(7..=730).contains(&req.horizon_days) {
+        return Err(ApiError::bad_request(
+            ErrorCode::InvalidParameter,
+            "horizon_days must be between 7 and 730",
+        ));
+    }
+    let job = state.jobs.start_clv(req, ClvJobConfig::default());
+    Ok(HttpResponse::Accepted().json(job))
+}
+
+/// Every stored CLV model, oldest first.
+#[utoipa::path(responses((status = 200, description = "CLV models", body = Vec<ClvModelMetadata>)))]
+#[get("/v1/clv/models")]
+async fn list_clv_models(
+    state: web::Data<AppState>,
+) -> Result<web::Json<Vec<ClvModelMetadata>>, ApiError> {
+    let mut out = Vec::new();
+    for v in state.clv_registry.versions().map_err(registry_error)? {
+        if let Some(m) = state.clv_registry.metadata(&v).map_err(registry_error)? {
+            out.push(m);
+        }
+    }
+    Ok(web::Json(out))
+}
+
+fn no_clv_model() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        ErrorCode::NoModel,
+        "no CLV model has been trained yet",
+    )
+}
+
+/// The CLV model being served.
+#[utoipa::path(responses(
+    (status = 200, description = "The current CLV model", body = ClvModelMetadata),
+    (status = 404, description = "No CLV model yet (code no_model)", body = ErrorBody),
+))]
+#[get("/v1/clv/models/current")]
+async fn current_clv_model(
+    state: web::Data<AppState>,
+) -> Result<web::Json<ClvModelMetadata>, ApiError> {
+    let version = state
+        .clv_registry
+        .current()
+        .map_err(registry_error)?
+        .ok_or_else(no_clv_model)?;
+    state
+        .clv_registry
+        .metadata(&version)
+        .map_err(registry_error)?
+        .map(web::Json)
+        .ok_or_else(no_clv_model)
+}
+
+/// One CLV model's metadata: metrics, fit configuration (parameters of every model tried,
+/// fallback reasons, the feature mapping, tiers), fingerprint, status and promotion.
+#[utoipa::path(
+    params(("version" = String, Path, description = "CLV model version, e.g. clv-v2")),
+    responses((status = 200, description = "Metadata", body = ClvModelMetadata), (status = 400, description = "Malformed version", body = ErrorBody), (status = 404, description = "Unknown version", body = ErrorBody))
+)]
+#[get("/v1/clv/models/{version}")]
+async fn get_clv_model(
+    state: web::Data<AppState>,
+    version: web::Path<String>,
+) -> Result<web::Json<ClvModelMetadata>, ApiError> {
+    let v = parse_version(&version)?;
+    state
+        .clv_registry
+        .metadata(&v)
+        .map_err(registry_error)?
+        .map(web::Json)
+        .ok_or_else(|| ApiError::not_found(format!("no CLV model {v}")))
+}
+
+/// One CLV model's artefact (purchase and spend parameters, value tiers), served by the gateway.
+#[utoipa::path(
+    params(("version" = String, Path, description = "CLV model version, e.g. clv-v2")),
+    responses((status = 200, description = "Artefact", body = ClvArtifact), (status = 400, description = "Malformed version", body = ErrorBody), (status = 404, description = "Unknown version", body = ErrorBody))
+)]
+#[get("/v1/clv/models/{version}/artifact")]
+async fn get_clv_artifact(
+    state: web::Data<AppState>,
+    version: web::Path<String>,
+) -> Result<web::Json<ClvArtifact>, ApiError> {
+    let v = parse_version(&version)?;
+    state
+        .clv_registry
+        .artifact(&v)
+        .map_err(registry_error)?
+        .map(web::Json)
+        .ok_or_else(|| ApiError::not_found(format!("no CLV model {v}")))
+}
+
+/// A CLV model's plot: `holdout.svg` (mean actual and predicted holdout purchases per
+/// calibration repeat-purchase count).
+#[utoipa::path(
+    params(("version" = String, Path, description = "CLV model version"), ("name" = String, Path, description = "holdout.svg")),
+    responses((status = 200, description = "SVG image", content_type = "image/svg+xml", body = String), (status = 404, description = "Unknown version or plot", body = ErrorBody))
+)]
+#[get("/v1/clv/models/{version}/plots/{name}")]
+async fn get_clv_plot(
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (version, name) = path.into_inner();
+    let v = parse_version(&version)?;
+    if !CLV_PLOTS.contains(&name.as_str()) || state.clv_registry.metadata(&v).map_err(registry_error)?.is_none() {
+        return Err(ApiError::not_found(format!("no plot {name} of CLV model {v}")));
+    }
+    let svg = state
+        .clv_registry
+        .plot(&v, &name)
+        .map_err(registry_error)?
+        .ok_or_else(|| ApiError::not_found(format!("no CLV model {v}")))?;
+    Ok(HttpResponse::Ok().content_type("image/svg+xml").body(svg))
+}
+
+/// Makes a CLV version current: a manual promotion of a candidate, or a rollback. The version
+/// it replaces is retired; the gateway picks the change up on its next refresh.
+#[utoipa::path(
+    params(("version" = String, Path, description = "CLV model version, e.g. clv-v1")),
+    responses(
+        (status = 200, description = "The version, now current, with the decision recorded", body = ClvModelMetadata),
+        (status = 400, description = "Malformed version (invalid_parameter)", body = ErrorBody),
+        (status = 404, description = "Unknown version (not_found)", body = ErrorBody),
+    )
+)]
+#[post("/v1/clv/models/{version}/promote")]
+async fn promote_clv_model(
+    state: web::Data<AppState>,
+    version: web::Path<String>,
+) -> Result<web::Json<ClvModelMetadata>, ApiError> {
+    let v = parse_version(&version)?;
+    let registry = state.clv_registry.clone();
+    let previous = registry.current().map_err(registry_error)?;
+    let decision = PromotionDecision {
+        promoted: true,
+        by: "manual".to_owned(),
+        reason: match &previous {
+            Some(p) if *p == v => format!("{v} is already current"),
+            Some(p) => format!("promoted by POST /v1/clv/models/{v}/promote, replacing {p}"),
+            None => format!("promoted by POST /v1/clv/models/{v}/promote"),
+        },
+        compared_with: previous,
+        candidate_auc: None,
+        current_auc: None,
+        decided_at: state.clock.now(),
+    };
+    let meta = web::block(move || registry.promote(&v, decision))
+        .await
+        .map_err(|e| ApiError::internal("promotion task", e))?
+        .map_err(registry_error)?;
+    tracing::info!(version = %meta.version, "CLV model promoted by request.");
     Ok(web::Json(meta))
 }
 

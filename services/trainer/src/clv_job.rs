@@ -826,7 +826,7 @@ mod tests {
             fingerprint: "sim".into(),
             ..ClvSet::default()
         };
-        for _ in 0..1500 {
+        for _ in 0..600 {
             // Weekly rate ~ 0.05..0.55, dropout 0..0.3 per purchase, born 10..52 weeks ago.
             let rate = 0.05 + 0.5 * uniform();
             let drop = 0.3 * uniform();
@@ -870,7 +870,7 @@ mod tests {
         };
         let trained = fit(&set, &ClvJobConfig::default(), version, Some(&wrong)).expect("fits");
         let m = &trained.metrics;
-        assert_eq!(m.n_accounts, 1500);
+        assert_eq!(m.n_accounts, 600);
         let current = trained.current.clone().expect("the wrong model is evaluated");
         assert!(m.holdout_mae_purchases < current.mae, "{m:?} vs {current:?}");
         assert!(

@@ -5,11 +5,14 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use sextant_contracts::api::{
-    JobState, ModelMetadata, TrainJob, TrainJobRequest, TrainingSet, TrainingSetRequest,
+    ClvJobRequest, ClvModelMetadata, JobState, ModelMetadata, TrainJob, TrainJobRequest,
+    TrainingSet, TrainingSetRequest,
 };
 use sextant_contracts::time::SharedClock;
 
 use crate::churn_job::{self, ChurnJobConfig};
+use crate::clv_job::{self, ClvJobConfig};
+use crate::clv_registry::ClvRegistry;
 use crate::registry::Registry;
 
 /// The backend training runs on: Burn's pure-Rust CPU backend, or CUDA with `--features cuda`.
@@ -29,6 +32,7 @@ pub struct Jobs {
     http: reqwest::Client,
     feature_store_url: String,
     registry: Registry,
+    clv_registry: ClvRegistry,
     clock: SharedClock,
 }
 
@@ -37,11 +41,13 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Jobs {
-    /// A job table that trains from `feature_store_url` into `registry`.
+    /// A job table that trains from `feature_store_url` into `registry` (churn) and
+    /// `clv_registry` (CLV).
     pub fn new(
         http: reqwest::Client,
         feature_store_url: &str,
         registry: Registry,
+        clv_registry: ClvRegistry,
         clock: SharedClock,
     ) -> Self {
         Self {
@@ -50,6 +56,7 @@ impl Jobs {
             http,
             feature_store_url: feature_store_url.trim_end_matches('/').to_owned(),
             registry,
+            clv_registry,
             clock,
         }
     }
@@ -182,6 +189,115 @@ impl Jobs {
             self.registry.promote(&metadata.version, decision)
         } else {
             self.registry.keep_candidate(&metadata.version, decision)
+        }
+        .map_err(|e| e.to_string())
+    }
+}
+
+impl Jobs {
+    /// Queues a CLV job and starts it in the background (one job of any kind runs at a time).
+    /// Its progress is one step: `epochs_done` goes from 0 to 1 when the fit is stored.
+    pub fn start_clv(&self, req: ClvJobRequest, config: ClvJobConfig) -> TrainJob {
+        let job = TrainJob {
+            id: uuid::Uuid::new_v4().to_string(),
+            state: JobState::Queued,
+            epochs_done: 0,
+            epochs_total: 1,
+            loss: None,
+            model_version: None,
+            error: None,
+            created_at: self.clock.now(),
+        };
+        lock(&self.table).insert(job.id.clone(), job.clone());
+        let this = self.clone();
+        let id = job.id.clone();
+        tokio::spawn(async move {
+            let _running = this.run_lock.lock().await;
+            this.update(&id, |j| j.state = JobState::Running);
+            match this.run_clv(req, config).await {
+                Ok(metadata) => {
+                    tracing::info!(job = %id, version = %metadata.version, mae = metadata.metrics.holdout_mae_purchases, "CLV job succeeded.");
+                    this.update(&id, |j| {
+                        j.state = JobState::Succeeded;
+                        j.epochs_done = 1;
+                        j.model_version = Some(metadata.version);
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!(job = %id, error = %e, "CLV job failed.");
+                    this.update(&id, |j| {
+                        j.state = JobState::Failed;
+                        j.error = Some(e);
+                    });
+                }
+            }
+        });
+        job
+    }
+
+    /// Streams the set, fits and evaluates in a blocking task, stores the version as a
+    /// candidate and runs the CLV gate against the model current when the job started.
+    async fn run_clv(
+        &self,
+        req: ClvJobRequest,
+        config: ClvJobConfig,
+    ) -> Result<ClvModelMetadata, String> {
+        let registry = &self.clv_registry;
+        let current_version = registry.current().map_err(|e| e.to_string())?;
+        let current = match &current_version {
+            Some(v) => registry.artifact(v).map_err(|e| e.to_string())?,
+            None => None,
+        };
+        let set = clv_job::fetch(
+            &self.http,
+            &self.feature_store_url,
+            req.cutoff,
+            req.horizon_days,
+            &config,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        let version = registry.next_version().map_err(|e| e.to_string())?;
+        let trained = tokio::task::spawn_blocking(move || {
+            clv_job::fit(&set, &config, version, current.as_ref())
+        })
+        .await
+        .map_err(|e| format!("CLV fit task: {e}"))?
+        .map_err(|e| e.to_string())?;
+        let metadata = ClvModelMetadata {
+            version: trained.publication.artifact.version.clone(),
+            created_at: self.clock.now(),
+            metrics: trained.metrics.clone(),
+            config: trained.config.clone(),
+            training_set_fingerprint: trained.fingerprint.clone(),
+            status: None,
+            promotion: None,
+        };
+        registry
+            .publish(&trained.publication, &metadata)
+            .map_err(|e| e.to_string())?;
+        let candidate = clv_job::HoldoutFigures {
+            mae: trained.metrics.holdout_mae_purchases,
+            mean_predicted: trained.metrics.holdout_mean_predicted,
+            auc_any_purchase: trained.metrics.holdout_auc_any_purchase,
+        };
+        let decision = clv_job::gate(
+            &candidate,
+            current_version.as_ref(),
+            &trained.current,
+            &format!(
+                "holdout {} – {}, {} accounts",
+                req.cutoff,
+                clv_job::window_end(req.cutoff, req.horizon_days),
+                trained.metrics.n_accounts
+            ),
+            self.clock.now(),
+        );
+        tracing::info!(version = %metadata.version, promoted = decision.promoted, reason = %decision.reason, "CLV promotion gate.");
+        if decision.promoted {
+            registry.promote(&metadata.version, decision)
+        } else {
+            registry.keep_candidate(&metadata.version, decision)
         }
         .map_err(|e| e.to_string())
     }

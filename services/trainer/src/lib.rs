@@ -12,6 +12,10 @@
 //! - [`churn_job`]: the churn job: stacked cut-offs with sequences, the sequence model trained on
 //!   the earlier ones and evaluated out of time on the latest, the serving wrapper, the gate.
 //! - [`training`]: the earlier MLP run on aggregates (split, normalise, fit, evaluate, export).
+//! - [`clv_job`]: the CLV job: BTYD summaries from a point-in-time set at the cut-off and the end
+//!   of the holdout window, BG/NBD (or its fallback) and Gamma-Gamma, holdout evaluation, value
+//!   tiers, the gate.
+//! - [`clv_registry`]: CLV versions on disk (same layout and promotion rules as churn).
 //! - [`registry`]: versioned artefacts on disk.
 //! - [`sentiment`]: the sentiment network of support text (Burn) and its export.
 //! - [`jobs`]: background jobs with progress.
@@ -23,6 +27,8 @@
 
 pub mod api;
 pub mod churn_job;
+pub mod clv_job;
+pub mod clv_registry;
 pub mod evaluate;
 pub mod jobs;
 pub mod model;
@@ -104,6 +110,7 @@ pub enum StartError {
 #[derive(Debug, Clone)]
 pub struct AppState {
     pub registry: registry::Registry,
+    pub clv_registry: clv_registry::ClvRegistry,
     pub jobs: jobs::Jobs,
     pub default_epochs: u32,
     pub clock: SharedClock,
@@ -117,15 +124,18 @@ impl Application {
     /// Opens the registry and binds the port.
     pub async fn build(settings: &Settings, clock: SharedClock) -> Result<Service, StartError> {
         let registry = registry::Registry::open(&settings.registry_dir, "churn")?;
+        let clv_registry = clv_registry::ClvRegistry::open(&settings.registry_dir)?;
         let http = sextant_service_kit::http::client(Duration::from_secs(120));
         let jobs = jobs::Jobs::new(
             http,
             &settings.feature_store_url,
             registry.clone(),
+            clv_registry.clone(),
             clock.clone(),
         );
         let state = web::Data::new(AppState {
             registry,
+            clv_registry,
             jobs,
             default_epochs: settings.default_epochs,
             clock,
