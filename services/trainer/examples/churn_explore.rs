@@ -10,31 +10,42 @@ use sextant_trainer::evaluate::churn::{ChurnConfig, evaluate_with};
 use sextant_trainer::sequence_model::SequenceTrainConfig;
 
 fn settings() -> Vec<(&'static str, ChurnConfig)> {
-    let base = ChurnConfig::default();
-    let t = base.train.clone();
+    let default = ChurnConfig::default();
+    // The settings before the rhythm aggregates and the stacking layer (the first rows of the
+    // module's table are relative to it).
+    let plain = ChurnConfig {
+        timing_aggregates: false,
+        train: SequenceTrainConfig {
+            stack: false,
+            ..default.train.clone()
+        },
+        ..default.clone()
+    };
+    let t = plain.train.clone();
     let with = |train: SequenceTrainConfig| ChurnConfig {
         train,
-        ..base.clone()
+        ..plain.clone()
+    };
+    let quick = SequenceTrainConfig {
+        hidden: 16,
+        max_epochs: 6,
+        patience: 2,
+        ..t.clone()
+    };
+    let timed = |train: SequenceTrainConfig| ChurnConfig {
+        timing_aggregates: true,
+        train,
+        ..plain.clone()
     };
     vec![
-        ("default", base.clone()),
-        (
-            "quick",
-            with(SequenceTrainConfig {
-                hidden: 16,
-                max_epochs: 6,
-                patience: 2,
-                ..t.clone()
-            }),
-        ),
+        ("default", default.clone()),
+        ("plain", plain.clone()),
+        ("quick", with(quick.clone())),
         (
             "quick-ens5",
             with(SequenceTrainConfig {
-                hidden: 16,
-                max_epochs: 6,
-                patience: 2,
                 ensemble: 5,
-                ..t.clone()
+                ..quick.clone()
             }),
         ),
         (
@@ -42,33 +53,23 @@ fn settings() -> Vec<(&'static str, ChurnConfig)> {
             ChurnConfig {
                 cutoff_step_days: 7,
                 max_training_cutoffs: 24,
-                train: SequenceTrainConfig {
-                    hidden: 16,
-                    max_epochs: 6,
-                    patience: 2,
-                    ..t.clone()
-                },
-                ..base.clone()
+                ..with(quick.clone())
             },
         ),
         (
             "quick-no-country",
             with(SequenceTrainConfig {
-                hidden: 16,
-                max_epochs: 6,
-                patience: 2,
                 min_category_count: usize::MAX,
-                ..t.clone()
+                ..quick.clone()
             }),
         ),
         (
             "quick-lr5e-4",
             with(SequenceTrainConfig {
-                hidden: 16,
                 max_epochs: 12,
                 patience: 3,
                 learning_rate: 5e-4,
-                ..t.clone()
+                ..quick.clone()
             }),
         ),
         (
@@ -77,7 +78,7 @@ fn settings() -> Vec<(&'static str, ChurnConfig)> {
                 cutoff_step_days: 28,
                 max_training_cutoffs: 6,
                 min_history_days: 28,
-                ..base.clone()
+                ..plain.clone()
             },
         ),
         (
@@ -85,7 +86,7 @@ fn settings() -> Vec<(&'static str, ChurnConfig)> {
             ChurnConfig {
                 cutoff_step_days: 7,
                 max_training_cutoffs: 24,
-                ..base.clone()
+                ..plain.clone()
             },
         ),
         (
@@ -109,6 +110,68 @@ fn settings() -> Vec<(&'static str, ChurnConfig)> {
                 ..t.clone()
             }),
         ),
+        (
+            "stack",
+            with(SequenceTrainConfig {
+                stack: true,
+                ..t.clone()
+            }),
+        ),
+        (
+            "rank",
+            with(SequenceTrainConfig {
+                rank_weight: 1.0,
+                ..t.clone()
+            }),
+        ),
+        ("timing", timed(t.clone())),
+        (
+            "timing-stack",
+            timed(SequenceTrainConfig {
+                stack: true,
+                ..t.clone()
+            }),
+        ),
+        (
+            "timing-rank",
+            timed(SequenceTrainConfig {
+                rank_weight: 1.0,
+                ..t.clone()
+            }),
+        ),
+        (
+            "stack-rank",
+            with(SequenceTrainConfig {
+                stack: true,
+                rank_weight: 1.0,
+                ..t.clone()
+            }),
+        ),
+        (
+            "timing-stack-rank",
+            timed(SequenceTrainConfig {
+                stack: true,
+                rank_weight: 1.0,
+                ..t.clone()
+            }),
+        ),
+        (
+            "quick-timing-stack",
+            timed(SequenceTrainConfig {
+                stack: true,
+                ..quick.clone()
+            }),
+        ),
+        (
+            "default-ens3",
+            ChurnConfig {
+                train: SequenceTrainConfig {
+                    ensemble: 3,
+                    ..default.train.clone()
+                },
+                ..default.clone()
+            },
+        ),
     ]
 }
 
@@ -119,8 +182,13 @@ fn main() {
         std::process::exit(2);
     };
     let only: Vec<String> = args.collect();
+    let seed = std::env::var("SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(42);
     let options = EvalOptions {
-        progress: true,
+        progress: std::env::var_os("QUIET").is_none(),
+        seed,
         ..EvalOptions::default()
     };
     for (name, config) in settings() {
@@ -136,12 +204,21 @@ fn main() {
                     .metrics
                     .get("roc_auc")
                     .and_then(serde_json::Value::as_f64);
+                let lr_valid = e
+                    .baseline
+                    .metrics
+                    .get("valid_roc_auc")
+                    .and_then(serde_json::Value::as_f64);
                 println!(
-                    "{name:<16} valid {:.4}  test {:.4}  (LR {:.4})  best epoch {:?}  {:.0}s",
+                    "{name:<24} seed {seed} valid {:.4} (LR {:.4})  test {:.4} (LR {:.4})  best epoch {:?}  stack {}  {:.0}s",
                     get("valid_roc_auc").unwrap_or(f64::NAN),
+                    lr_valid.unwrap_or(f64::NAN),
                     get("roc_auc").unwrap_or(f64::NAN),
                     lr.unwrap_or(f64::NAN),
                     get("best_epoch"),
+                    e.metrics
+                        .get("stack")
+                        .map_or_else(String::new, ToString::to_string),
                     started.elapsed().as_secs_f64()
                 );
             }

@@ -7,8 +7,11 @@
 //!   looks past the evaluation date), and go back every `cutoff_step_days` over
 //!   `cutoff_span_days`. One training-set request asks for all of them with sequences.
 //! - **Split.** Rows at `D` are the out-of-time test set; earlier rows are split by account
-//!   (`fnv1a64(id) % 5 == 0` → validation, for early stopping), so one account's cut-offs never
-//!   straddle training and validation.
+//!   (`fnv1a64(id) % 5 == 0` → validation, for early stopping and the stacking layer that
+//!   weighs the network's deep part against its wide part, `sequence_model`), so one account's
+//!   cut-offs never straddle training and validation. The model is the one `sextant evaluate
+//!   churn` measures, on the feature store's `rfmt-v2` aggregates (which include the rhythm
+//!   aggregates that evaluation adds to RFM).
 //! - **Gate.** While the stream is read, the model that is current when the job starts scores the
 //!   test rows too (a few hundred at a time, so only its scores are kept); the candidate is
 //!   promoted only when its ROC-AUC on the same rows is at least the current model's.
@@ -567,6 +570,16 @@ pub fn train<B: AutodiffBackend>(
         ("max_epochs".to_owned(), json!(net.max_epochs)),
         ("epochs_run".to_owned(), json!(trained.history.len())),
         ("best_epoch".to_owned(), json!(trained.best_epoch)),
+        (
+            "stacking".to_owned(),
+            json!(trained.stack.map(|[deep, wide, bias]| json!({
+                "deep": deep,
+                "wide": wide,
+                "bias": bias,
+                "fitted_on": "the validation accounts, scored by the network selected on the training accounts",
+            }))),
+        ),
+        ("rank_weight".to_owned(), json!(net.rank_weight)),
         ("patience".to_owned(), json!(net.patience)),
         ("batch_size".to_owned(), json!(net.batch_size)),
         ("learning_rate".to_owned(), json!(net.learning_rate)),

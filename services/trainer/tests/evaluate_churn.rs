@@ -21,8 +21,8 @@ fn online_retail() -> Option<PathBuf> {
     }
 }
 
-/// Fewer epochs and a smaller network than `sextant evaluate churn`, to stay well under a minute
-/// in a debug build; the protocol is the same.
+/// Fewer epochs and a smaller network than `sextant evaluate churn`, for the bad-file tests (which
+/// fail before training); the protocol is the same.
 fn quick() -> ChurnConfig {
     ChurnConfig {
         train: SequenceTrainConfig {
@@ -52,7 +52,7 @@ fn baseline(e: &Evaluation, key: &str) -> f64 {
 }
 
 #[test]
-fn sequence_model_beats_bgnbd_and_matches_logistic_regression_out_of_time_on_online_retail()
+fn sequence_model_beats_logistic_regression_and_bgnbd_out_of_time_on_online_retail()
 -> Result<(), EvalError> {
     let Some(data) = online_retail() else {
         return Ok(());
@@ -66,7 +66,8 @@ fn sequence_model_beats_bgnbd_and_matches_logistic_regression_out_of_time_on_onl
         progress: true,
         ..EvalOptions::default()
     };
-    let e = evaluate_with(&data, &options, &quick())?;
+    // The settings `sextant evaluate churn` runs (rhythm aggregates, stacking layer), seed 42.
+    let e = evaluate_with(&data, &options, &ChurnConfig::default())?;
     eprintln!("{}", e.table());
     // The population and label of ml-anchors §2b: 3,362 customers, 57.14 % buy in the holdout.
     assert_eq!(metric(&e, "n_test"), 3362.0);
@@ -87,18 +88,19 @@ fn sequence_model_beats_bgnbd_and_matches_logistic_regression_out_of_time_on_onl
         lr_auc > 0.7 && lr_auc < 0.9,
         "logistic baseline AUC {lr_auc}"
     );
-    // On this file's test cut-off (a Q4 holdout, with 9 months of history) the sequence model
-    // does NOT beat logistic regression on RFM: every setting that raises the validation AUC
-    // (label window June..September) lowers the test AUC (September..December); see the churn
-    // module docs. What is asserted is parity within 0.01, and the shortfall is printed.
-    if auc <= lr_auc {
-        eprintln!(
-            "NOTE: the sequence model ({auc:.4}) does not beat the same-run logistic regression on RFM ({lr_auc:.4}) on this test cut-off"
-        );
-    }
+    // The stacking layer was fitted on the validation cut-off and trusts the recurrent part
+    // less than the linear one out of time (deep weight ≈ 0.5 on this file).
+    let (deep, wide) = (metric(&e, "stack.deep"), metric(&e, "stack.wide"));
     assert!(
-        auc > lr_auc - 0.01,
-        "sequence model AUC {auc} is far below the same-run logistic regression {lr_auc}"
+        deep > 0.0 && deep < wide,
+        "stacking layer deep {deep} wide {wide}"
+    );
+    // The headline of the churn issue: out of time, the sequence model beats logistic regression
+    // on RFM fitted on the same cut-offs. Seeds 42, 43 and 44 gave 0.7406, 0.7401 and 0.7390
+    // against 0.7370 (smallest margin 0.0020); half of that margin is asserted.
+    assert!(
+        auc > lr_auc + 0.001,
+        "sequence model AUC {auc} does not beat the same-run logistic regression on RFM {lr_auc}"
     );
     // The BTYD baseline is computed in the same run and lands near the anchor (0.7285).
     let btyd = e
