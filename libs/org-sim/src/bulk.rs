@@ -415,7 +415,7 @@ pub(crate) fn upsert_records(
     all_or_none: bool,
 ) -> Result<Vec<Value>, Box<HttpResponse>> {
     let stamp = state.stamp_now();
-    let mut org = write_org(&state);
+    let mut org = write_org(state);
     let Some(object) = org.object_mut(object_name) else {
         return Err(Box::new(rest_error(
             StatusCode::BAD_REQUEST,
@@ -426,7 +426,7 @@ pub(crate) fn upsert_records(
     let by_id = key_field.eq_ignore_ascii_case("Id");
     let external = EXTERNAL_IDS
         .iter()
-        .any(|(o, f)| o.eq_ignore_ascii_case(object.name) && f.eq_ignore_ascii_case(&key_field));
+        .any(|(o, f)| o.eq_ignore_ascii_case(object.name) && f.eq_ignore_ascii_case(key_field));
     if !by_id && !external {
         return Err(Box::new(rest_error(
             StatusCode::NOT_FOUND,
