@@ -582,13 +582,15 @@ mod tests {
     -> Result<(), Box<dyn std::error::Error>> {
         // Made-up words the lexicon does not know, so only the learned embeddings can tell them.
         let mut text = String::new();
-        for i in 0..60 {
-            let (mean, words) = match i % 3 {
-                0 => (-3.0, "zorbly quexed the blarn"),
-                1 => (3.0, "flimmer vantic the blarn"),
-                _ => (0.0, "the blarn arrived tuesday"),
+        let mut examples = Vec::new();
+        for i in 0..150 {
+            let (mean, class, words) = match i % 3 {
+                0 => (-3.0, SentimentClass::Negative, "zorbly quexed grunting"),
+                1 => (3.0, SentimentClass::Positive, "flimmer vantic glowing"),
+                _ => (0.0, SentimentClass::Neutral, "plain arrived tuesday"),
             };
             text.push_str(&format!("{i}\t{mean}\t{words} {i}\n"));
+            examples.push((format!("{words} {i}"), class));
         }
         let f = file(text.as_bytes())?;
         let options = EvalOptions::default();
@@ -599,8 +601,16 @@ mod tests {
             a.version
         );
         assert_eq!(a.version.len(), "sentiment-".len() + 16 + "-s42".len());
-        assert_eq!(a.predict("zorbly quexed")?.label, SentimentClass::Negative);
-        assert_eq!(a.predict("flimmer vantic")?.label, SentimentClass::Positive);
+        // Trained on every row: it reproduces (nearly) all of their labels.
+        let right = examples
+            .iter()
+            .filter(|(t, c)| a.predict(t).is_ok_and(|s| s.label == *c))
+            .count();
+        assert!(
+            right * 10 >= examples.len() * 9,
+            "{right} of {}",
+            examples.len()
+        );
         let again: SentimentArtifact = serde_json::from_str(&serde_json::to_string(&a)?)?;
         assert_eq!(again, a, "round-trips as the JSON the feature store loads");
         // One class only: refused with the reason.
