@@ -185,11 +185,20 @@ async fn every_synced_account_gets_a_score() {
                 );
                 factor_names.insert(f["factor"].as_str().expect("factor").to_owned());
             }
+            // No CLV model has been trained here: each record says so, with no number.
+            assert_eq!(s["clv"]["status"], "unavailable", "{s}");
+            assert!(
+                s["clv"]["reason"]
+                    .as_str()
+                    .is_some_and(|r| r.contains("no CLV model")),
+                "{s}"
+            );
             let action = &s["next_best_action"];
             assert!(
                 action["action"].as_str().is_some_and(|a| !a.is_empty()),
                 "{s}"
             );
+            assert!(action.get("expected_value").is_none(), "no CLV, no value: {s}");
             if band == "low" {
                 assert_eq!(action["code"], "keep_cadence", "{s}");
             } else {
@@ -553,5 +562,106 @@ async fn the_demo_report_has_a_score_per_synced_account() {
             .as_str()
             .is_some_and(|v| v.starts_with("churn-v"))
     );
+
+    // The CLV model: fitted, evaluated on the holdout window, promoted (the first one), and
+    // every scored account valued with sane figures.
+    let clv = &json["clv"];
+    let clv_version = clv["model_version"].as_str().expect("clv version").to_owned();
+    assert!(clv_version.starts_with("clv-v"), "{clv}");
+    assert_eq!(clv["promotion"]["promoted"], true, "{clv}");
+    let m = &clv["metrics"];
+    assert!(m["n_accounts"].as_u64().is_some_and(|n| n > 100), "{m}");
+    assert!(m["holdout_mae_purchases"].as_f64().is_some_and(|v| v.is_finite() && v >= 0.0), "{m}");
+    assert!(
+        m["holdout_auc_any_purchase"].as_f64().is_some_and(|a| a > 0.55 && a < 0.99),
+        "P(any purchase) ranks the holdout buyers better than chance: {m}"
+    );
+    assert!(
+        ["bgnbd", "pareto_nbd", "nbd"].contains(&m["purchase_model"].as_str().unwrap_or("")),
+        "{m}"
+    );
+    if m["purchase_model"] != "bgnbd" {
+        assert!(clv["fallback"].is_array(), "a fallback is explained: {clv}");
+    }
+    let mut tiers = HashSet::new();
+    let mut codes = HashSet::new();
+    for sc in json["scores"].as_array().expect("scores") {
+        let c = &sc["clv"];
+        assert_eq!(c["status"], "available", "{sc}");
+        assert_eq!(c["model_version"], clv_version.as_str());
+        let value = c["value"].as_f64().expect("value");
+        let p_alive = c["p_alive"].as_f64().expect("p_alive");
+        assert!(value.is_finite() && value >= 0.0, "{sc}");
+        assert!((0.0..=1.0).contains(&p_alive), "{sc}");
+        assert!(c["expected_purchases"].as_f64().is_some_and(|v| v.is_finite() && v >= 0.0), "{sc}");
+        assert_eq!(c["horizon_months"], 12);
+        tiers.insert(c["value_tier"].as_str().expect("tier").to_owned());
+        let action = &sc["next_best_action"];
+        let ev = action["expected_value"].as_f64().expect("expected value");
+        assert!(ev.is_finite() && ev >= 0.0 && ev <= value + 1e-9, "{sc}");
+        codes.insert(action["code"].as_str().expect("code").to_owned());
+        if sc["band"] == "high" && c["value_tier"] == "high" {
+            assert_eq!(action["code"], "retention_offer_premium", "{sc}");
+        }
+        if sc["band"] == "low" && c["value_tier"] != "low" {
+            assert_eq!(action["code"], "cross_sell", "{sc}");
+        }
+    }
+    assert_eq!(tiers.len(), 3, "the training-time quantiles put accounts in every tier: {tiers:?}");
+    assert!(codes.len() >= 3, "the policy gives different actions: {codes:?}");
+    assert!(summary.contains("CLV model clv-v"), "{summary}");
+
+    // A second CLV job on another window goes through the gate against the first; rollback is
+    // one call.
+    let http = reqwest::Client::new();
+    let (status, job) = call(
+        http.post(format!("{}/v1/clv/jobs", s.urls.trainer))
+            .json(&json!({"cutoff": "2011-08-01", "horizon_days": 120})),
+    )
+    .await;
+    assert_eq!(status, 202, "{job}");
+    let id = job["id"].as_str().expect("job id").to_owned();
+    let job = loop {
+        let (_, job) = call(http.get(format!("{}/v1/jobs/{id}", s.urls.trainer))).await;
+        if job["state"] == "succeeded" || job["state"] == "failed" {
+            break job;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(job["state"], "succeeded", "{job}");
+    let v2 = job["model_version"].as_str().expect("version").to_owned();
+    let (_, m2) = call(http.get(format!("{}/v1/clv/models/{v2}", s.urls.trainer))).await;
+    let decision = &m2["promotion"];
+    assert_eq!(decision["by"], "gate");
+    assert_eq!(decision["compared_with"], clv_version.as_str());
+    assert!(decision["reason"].as_str().is_some_and(|r| r.contains("MAE") && r.contains(&clv_version)), "{decision}");
+    assert_eq!(
+        m2["status"],
+        if decision["promoted"] == true { "current" } else { "candidate" },
+        "{m2}"
+    );
+    assert!(m2["training_set_fingerprint"].as_str().is_some_and(|f| f.len() == 64), "{m2}");
+    let (status, back) = call(http.post(format!(
+        "{}/v1/clv/models/{clv_version}/promote",
+        s.urls.trainer
+    )))
+    .await;
+    assert_eq!(status, 200, "{back}");
+    let (_, current) = call(http.get(format!("{}/v1/clv/models/current", s.urls.trainer))).await;
+    assert_eq!(current["version"], clv_version.as_str());
+    let plot = http
+        .get(format!("{}/v1/clv/models/{v2}/plots/holdout.svg", s.urls.trainer))
+        .send()
+        .await
+        .expect("plot");
+    assert_eq!(plot.headers()["content-type"], "image/svg+xml");
+    let (status, body) = call(http.post(format!("{}/v1/clv/models/churn-v1/promote", s.urls.trainer))).await;
+    assert_eq!((status, body["code"].as_str()), (404, Some("not_found")), "{body}");
+    let (status, body) = call(
+        http.post(format!("{}/v1/clv/jobs", s.urls.trainer))
+            .json(&json!({"cutoff": "2011-08-01", "horizon_days": 2})),
+    )
+    .await;
+    assert_eq!((status, body["code"].as_str()), (400, Some("invalid_parameter")), "{body}");
     s.stop().await;
 }

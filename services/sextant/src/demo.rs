@@ -3,8 +3,10 @@
 //! Starts the suite against the org simulator (loaded with real UCI Online Retail customers),
 //! syncs the org through the connector, trains the sequence churn model (stacked cut-offs up to
 //! 90 days before 2011-09-09, evaluated out of time on 2011-09-09; churn = no order in the next
-//! 90 days), scores every account through the gateway with a JWT — score, risk band, top factors,
-//! next best action — and reports.
+//! 90 days), fits the CLV model (BG/NBD or its fallback and Gamma-Gamma on the purchase summaries
+//! as of 2011-09-09, evaluated on the next 90 days' purchases), scores every account through the
+//! gateway with a JWT — score, risk band, top factors, CLV and P(alive), the value-aware next best
+//! action — and reports.
 
 use std::io::Write;
 use std::time::Duration;
@@ -13,8 +15,9 @@ use anyhow::{Context, bail};
 use chrono::NaiveDate;
 use serde::Serialize;
 use sextant_contracts::api::{
-    AccountPage, BandThreshold, JobState, ModelMetadata, ModelMetrics, PromotionDecision,
-    RecordScore, ScoreRequest, ScoreResponse, SyncReport, TrainJob, TrainJobRequest,
+    AccountPage, BandThreshold, ClvJobRequest, ClvMetrics, ClvModelMetadata, JobState,
+    ModelMetadata, ModelMetrics, PromotionDecision, RecordClv, RecordScore, ScoreRequest,
+    ScoreResponse, SyncReport, TrainJob, TrainJobRequest,
 };
 use sextant_service_kit::http::read_json;
 
@@ -55,6 +58,20 @@ pub struct DemoReport {
     pub scores: Vec<RecordScore>,
     pub urls: Urls,
     /// Plots of the model: files in the registry, then the trainer's URLs for them.
+    pub plots: Vec<String>,
+    /// The CLV model the scores were valued with.
+    pub clv: ClvReport,
+}
+
+/// The CLV model of the demo.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClvReport {
+    pub model_version: String,
+    pub promotion: Option<PromotionDecision>,
+    pub metrics: ClvMetrics,
+    /// Why the purchase model is not BG/NBD, when it is not.
+    pub fallback: Option<serde_json::Value>,
+    /// The holdout plot: the registry file, then the trainer's URL.
     pub plots: Vec<String>,
 }
 
@@ -173,6 +190,7 @@ pub async fn run(suite: &Suite, options: &DemoOptions) -> anyhow::Result<DemoRep
             .await?,
     )
     .await?;
+    let clv = train_clv(&http, suite, options).await?;
 
     say(
         options.progress,
@@ -238,6 +256,126 @@ pub async fn run(suite: &Suite, options: &DemoOptions) -> anyhow::Result<DemoRep
         scores,
         urls: urls.clone(),
         plots,
+        clv,
+    })
+}
+
+/// Fits the CLV model through the trainer, and waits until the gateway values accounts with it.
+async fn train_clv(
+    http: &reqwest::Client,
+    suite: &Suite,
+    options: &DemoOptions,
+) -> anyhow::Result<ClvReport> {
+    let urls = &suite.urls;
+    say(
+        options.progress,
+        &format!(
+            "● fitting CLV (purchases before {}, evaluated on the next {} days)…",
+            options.cutoff, options.horizon_days
+        ),
+    );
+    let mut job: TrainJob = read_json(
+        http.post(format!("{}/v1/clv/jobs", urls.trainer))
+            .json(&ClvJobRequest {
+                cutoff: options.cutoff,
+                horizon_days: options.horizon_days,
+            })
+            .send()
+            .await?,
+    )
+    .await
+    .context("starting the CLV job")?;
+    while matches!(job.state, JobState::Queued | JobState::Running) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        job = read_json(
+            http.get(format!("{}/v1/jobs/{}", urls.trainer, job.id))
+                .send()
+                .await?,
+        )
+        .await?;
+    }
+    if job.state == JobState::Failed {
+        bail!("CLV fit failed: {}", job.error.unwrap_or_default());
+    }
+    let version = job
+        .model_version
+        .map(|v| v.to_string())
+        .unwrap_or_default();
+    let meta: ClvModelMetadata = read_json(
+        http.get(format!("{}/v1/clv/models/{version}", urls.trainer))
+            .send()
+            .await?,
+    )
+    .await?;
+    let m = &meta.metrics;
+    say(
+        options.progress,
+        &format!(
+            "  {version} ({}): holdout MAE {:.3} purchases/account, P(any purchase) ROC-AUC {}",
+            m.purchase_model,
+            m.holdout_mae_purchases,
+            m.holdout_auc_any_purchase
+                .map_or_else(|| "n/a".to_owned(), |a| format!("{a:.3}"))
+        ),
+    );
+    if let Some(p) = &meta.promotion {
+        say(
+            options.progress,
+            &format!(
+                "  {version} {}: {}",
+                if p.promoted {
+                    "promoted"
+                } else {
+                    "kept as a candidate"
+                },
+                p.reason
+            ),
+        );
+    }
+    // The gateway refreshes in the background; wait until it values accounts with a CLV model.
+    suite
+        .wait_gateway_ready(std::time::Duration::from_secs(60))
+        .await?;
+    let token = suite.gateway_token(120)?;
+    let first: AccountPage = read_json(
+        http.get(format!("{}/v1/accounts?limit=1", urls.feature_store))
+            .send()
+            .await?,
+    )
+    .await?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while let Some(id) = first.account_ids.first() {
+        let resp: ScoreResponse = read_json(
+            http.post(format!("{}/v1/scores", urls.gateway))
+                .bearer_auth(&token)
+                .json(&ScoreRequest {
+                    record_ids: vec![id.to_string()],
+                })
+                .send()
+                .await?,
+        )
+        .await
+        .context("scoring")?;
+        let loaded = resp.scores.iter().any(|s| matches!(&s.clv, Some(RecordClv::Available(_))))
+            || resp.errors.iter().any(|e| e.record_id == *id);
+        if loaded {
+            break;
+        }
+        if std::time::Instant::now() > deadline {
+            bail!("the gateway did not load a CLV model within 30 s: {:?}", resp.scores.first().and_then(|s| s.clv.clone()));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let dir = suite.data_dir.join("models").join("clv").join(&version);
+    Ok(ClvReport {
+        fallback: meta.config.get("fallback").filter(|f| !f.is_null()).cloned(),
+        plots: vec![
+            dir.join("holdout.svg").display().to_string(),
+            format!("{}/v1/clv/models/{version}/plots/holdout.svg", urls.trainer),
+        ],
+        model_version: version,
+        promotion: meta.promotion,
+        metrics: meta.metrics,
     })
 }
 
@@ -256,6 +394,25 @@ pub fn summary(report: &DemoReport) -> String {
     if let Some(p) = &report.promotion {
         out.push_str(&format!("Promotion gate: {}\n", p.reason));
     }
+    let c = &report.clv.metrics;
+    out.push_str(&format!(
+        "CLV model {} ({}): holdout ({:.0} weeks) MAE {:.3} purchases per account (actual mean {:.3}, predicted {:.3}), P(any purchase) ROC-AUC {}; {} accounts, {} repeat buyers\n",
+        report.clv.model_version,
+        c.purchase_model,
+        c.holdout_weeks,
+        c.holdout_mae_purchases,
+        c.holdout_mean_actual,
+        c.holdout_mean_predicted,
+        c.holdout_auc_any_purchase.map_or_else(|| "n/a".to_owned(), |a| format!("{a:.3}")),
+        c.n_accounts,
+        c.n_repeat_buyers
+    ));
+    if let Some(f) = &report.clv.fallback {
+        out.push_str(&format!("CLV fallback: {f}\n"));
+    }
+    if let Some(p) = &report.clv.promotion {
+        out.push_str(&format!("CLV promotion gate: {}\n", p.reason));
+    }
     if !report.bands.is_empty() {
         let bands: Vec<String> = report
             .bands
@@ -272,11 +429,12 @@ pub fn summary(report: &DemoReport) -> String {
     top.sort_by(|a, b| b.score.total_cmp(&a.score));
     for s in top.iter().take(10) {
         out.push_str(&format!(
-            "  {}  {:>5.1}%  {:<6} {}\n",
+            "  {}  {:>5.1}%  {:<6} {:<20} {}\n",
             s.record_id,
             s.score * 100.0,
             s.band.map_or("", |b| b.as_str()),
-            bar(s.score)
+            bar(s.score),
+            clv_text(s.clv.as_ref())
         ));
         for f in &s.factors {
             let arrow = match f.direction {
@@ -286,14 +444,54 @@ pub fn summary(report: &DemoReport) -> String {
             out.push_str(&format!("      {arrow} {}\n", f.text));
         }
         if let Some(a) = &s.next_best_action {
-            out.push_str(&format!("      → {}\n", a.action));
+            match a.expected_value {
+                Some(v) => out.push_str(&format!("      → {} (expected value {v:.2})\n", a.action)),
+                None => out.push_str(&format!("      → {}\n", a.action)),
+            }
         }
     }
-    out.push_str("Plots (ROC curve, learning curve):\n");
-    for p in report.plots.iter().take(2) {
+    let mut valued: Vec<(&RecordScore, f64)> = report
+        .scores
+        .iter()
+        .filter_map(|s| match &s.clv {
+            Some(RecordClv::Available(c)) => Some((s, c.value)),
+            _ => None,
+        })
+        .collect();
+    valued.sort_by(|a, b| b.1.total_cmp(&a.1));
+    out.push_str(&format!(
+        "Valued {} of {} accounts. Highest CLV:\n",
+        valued.len(),
+        report.scores.len()
+    ));
+    for (s, _) in valued.iter().take(5) {
+        out.push_str(&format!(
+            "  {}  {}  churn {:>5.1}% → {}\n",
+            s.record_id,
+            clv_text(s.clv.as_ref()),
+            s.score * 100.0,
+            s.next_best_action.as_ref().map_or("", |a| a.code.as_str())
+        ));
+    }
+    out.push_str("Plots (ROC curve, learning curve, CLV holdout):\n");
+    for p in report.plots.iter().take(2).chain(report.clv.plots.iter().take(1)) {
         out.push_str(&format!("  {p}\n"));
     }
     out
+}
+
+fn clv_text(clv: Option<&RecordClv>) -> String {
+    match clv {
+        Some(RecordClv::Available(c)) => format!(
+            "CLV {:>9.2} ({} months, {} value), P(alive) {:.2}",
+            c.value,
+            c.horizon_months,
+            c.value_tier.as_str(),
+            c.p_alive
+        ),
+        Some(RecordClv::Unavailable(u)) => format!("CLV unavailable: {}", u.reason),
+        None => String::new(),
+    }
 }
 
 fn bar(p: f64) -> String {
