@@ -198,7 +198,10 @@ async fn every_synced_account_gets_a_score() {
                 action["action"].as_str().is_some_and(|a| !a.is_empty()),
                 "{s}"
             );
-            assert!(action.get("expected_value").is_none(), "no CLV, no value: {s}");
+            assert!(
+                action.get("expected_value").is_none(),
+                "no CLV, no value: {s}"
+            );
             if band == "low" {
                 assert_eq!(action["code"], "keep_cadence", "{s}");
             } else {
@@ -566,14 +569,24 @@ async fn the_demo_report_has_a_score_per_synced_account() {
     // The CLV model: fitted, evaluated on the holdout window, promoted (the first one), and
     // every scored account valued with sane figures.
     let clv = &json["clv"];
-    let clv_version = clv["model_version"].as_str().expect("clv version").to_owned();
+    let clv_version = clv["model_version"]
+        .as_str()
+        .expect("clv version")
+        .to_owned();
     assert!(clv_version.starts_with("clv-v"), "{clv}");
     assert_eq!(clv["promotion"]["promoted"], true, "{clv}");
     let m = &clv["metrics"];
     assert!(m["n_accounts"].as_u64().is_some_and(|n| n > 100), "{m}");
-    assert!(m["holdout_mae_purchases"].as_f64().is_some_and(|v| v.is_finite() && v >= 0.0), "{m}");
     assert!(
-        m["holdout_auc_any_purchase"].as_f64().is_some_and(|a| a > 0.55 && a < 0.99),
+        m["holdout_mae_purchases"]
+            .as_f64()
+            .is_some_and(|v| v.is_finite() && v >= 0.0),
+        "{m}"
+    );
+    assert!(
+        m["holdout_auc_any_purchase"]
+            .as_f64()
+            .is_some_and(|a| a > 0.55 && a < 0.99),
         "P(any purchase) ranks the holdout buyers better than chance: {m}"
     );
     assert!(
@@ -593,7 +606,12 @@ async fn the_demo_report_has_a_score_per_synced_account() {
         let p_alive = c["p_alive"].as_f64().expect("p_alive");
         assert!(value.is_finite() && value >= 0.0, "{sc}");
         assert!((0.0..=1.0).contains(&p_alive), "{sc}");
-        assert!(c["expected_purchases"].as_f64().is_some_and(|v| v.is_finite() && v >= 0.0), "{sc}");
+        assert!(
+            c["expected_purchases"]
+                .as_f64()
+                .is_some_and(|v| v.is_finite() && v >= 0.0),
+            "{sc}"
+        );
         assert_eq!(c["horizon_months"], 12);
         tiers.insert(c["value_tier"].as_str().expect("tier").to_owned());
         let action = &sc["next_best_action"];
@@ -607,8 +625,15 @@ async fn the_demo_report_has_a_score_per_synced_account() {
             assert_eq!(action["code"], "cross_sell", "{sc}");
         }
     }
-    assert_eq!(tiers.len(), 3, "the training-time quantiles put accounts in every tier: {tiers:?}");
-    assert!(codes.len() >= 3, "the policy gives different actions: {codes:?}");
+    assert_eq!(
+        tiers.len(),
+        3,
+        "the training-time quantiles put accounts in every tier: {tiers:?}"
+    );
+    assert!(
+        codes.len() >= 3,
+        "the policy gives different actions: {codes:?}"
+    );
     assert!(summary.contains("CLV model clv-v"), "{summary}");
 
     // A second CLV job on another window goes through the gate against the first; rollback is
@@ -634,13 +659,27 @@ async fn the_demo_report_has_a_score_per_synced_account() {
     let decision = &m2["promotion"];
     assert_eq!(decision["by"], "gate");
     assert_eq!(decision["compared_with"], clv_version.as_str());
-    assert!(decision["reason"].as_str().is_some_and(|r| r.contains("MAE") && r.contains(&clv_version)), "{decision}");
+    assert!(
+        decision["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("MAE") && r.contains(&clv_version)),
+        "{decision}"
+    );
     assert_eq!(
         m2["status"],
-        if decision["promoted"] == true { "current" } else { "candidate" },
+        if decision["promoted"] == true {
+            "current"
+        } else {
+            "candidate"
+        },
         "{m2}"
     );
-    assert!(m2["training_set_fingerprint"].as_str().is_some_and(|f| f.len() == 64), "{m2}");
+    assert!(
+        m2["training_set_fingerprint"]
+            .as_str()
+            .is_some_and(|f| f.len() == 64),
+        "{m2}"
+    );
     let (status, back) = call(http.post(format!(
         "{}/v1/clv/models/{clv_version}/promote",
         s.urls.trainer
@@ -650,18 +689,30 @@ async fn the_demo_report_has_a_score_per_synced_account() {
     let (_, current) = call(http.get(format!("{}/v1/clv/models/current", s.urls.trainer))).await;
     assert_eq!(current["version"], clv_version.as_str());
     let plot = http
-        .get(format!("{}/v1/clv/models/{v2}/plots/holdout.svg", s.urls.trainer))
+        .get(format!(
+            "{}/v1/clv/models/{v2}/plots/holdout.svg",
+            s.urls.trainer
+        ))
         .send()
         .await
         .expect("plot");
     assert_eq!(plot.headers()["content-type"], "image/svg+xml");
-    let (status, body) = call(http.post(format!("{}/v1/clv/models/churn-v1/promote", s.urls.trainer))).await;
-    assert_eq!((status, body["code"].as_str()), (404, Some("not_found")), "{body}");
+    let (status, body) =
+        call(http.post(format!("{}/v1/clv/models/churn-v1/promote", s.urls.trainer))).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (404, Some("not_found")),
+        "{body}"
+    );
     let (status, body) = call(
         http.post(format!("{}/v1/clv/jobs", s.urls.trainer))
             .json(&json!({"cutoff": "2011-08-01", "horizon_days": 2})),
     )
     .await;
-    assert_eq!((status, body["code"].as_str()), (400, Some("invalid_parameter")), "{body}");
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (400, Some("invalid_parameter")),
+        "{body}"
+    );
     s.stop().await;
 }

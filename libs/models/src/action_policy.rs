@@ -85,7 +85,12 @@ pub enum PolicyError {
     Rule(String),
 }
 
-fn rule(band: RiskBand, tier: ValueTier, fixed: Option<(&str, &str)>, basis: ValueBasis) -> PolicyRule {
+fn rule(
+    band: RiskBand,
+    tier: ValueTier,
+    fixed: Option<(&str, &str)>,
+    basis: ValueBasis,
+) -> PolicyRule {
     PolicyRule {
         band,
         tier,
@@ -280,7 +285,11 @@ mod tests {
         );
         assert_eq!(a.code, "retention_offer_premium");
         assert_eq!(a.expected_value, Some(600.0));
-        assert!(a.reason.contains("high value") && a.reason.contains("no purchase"), "{}", a.reason);
+        assert!(
+            a.reason.contains("high value") && a.reason.contains("no purchase"),
+            "{}",
+            a.reason
+        );
         // Low value at high risk: the churn model's own (cheap, factor-driven) action.
         let a = p.decide(
             RiskBand::High,
@@ -311,7 +320,11 @@ mod tests {
         p.rules.pop();
         assert!(matches!(
             p.validate(),
-            Err(PolicyError::Cell { band: "low", tier: "low", count: 0 })
+            Err(PolicyError::Cell {
+                band: "low",
+                tier: "low",
+                count: 0
+            })
         ));
         let mut p = ActionPolicy::default();
         p.rules[0].action = None;
@@ -339,7 +352,10 @@ mod tests {
             &churn_action("win_back_offer"),
             Some(&clv(ValueTier::High, 100.0)),
         );
-        assert_eq!((a.code.as_str(), a.action.as_str()), ("vip_call", "Call the customer"));
+        assert_eq!(
+            (a.code.as_str(), a.action.as_str()),
+            ("vip_call", "Call the customer")
+        );
         assert_eq!(p.onboarding().code, "welcome");
     }
 }

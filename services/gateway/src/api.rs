@@ -221,14 +221,14 @@ async fn scores(
         score_rows(&model, &scorable, values, &policy)
     })
     .await
-        .map_err(|e| ApiError::internal("scoring task", e))?
-        .map_err(|e| match e {
-            ModelError::Width { .. } => ApiError::upstream(
-                "feature store",
-                format!("a feature row does not fit model {version}: {e}"),
-            ),
-            other => ApiError::internal("scoring", other),
-        })?;
+    .map_err(|e| ApiError::internal("scoring task", e))?
+    .map_err(|e| match e {
+        ModelError::Width { .. } => ApiError::upstream(
+            "feature store",
+            format!("a feature row does not fit model {version}: {e}"),
+        ),
+        other => ApiError::internal("scoring", other),
+    })?;
     tracing::info!(caller = caller.sub.as_deref().unwrap_or("-"), scored = scored.len(), unscored = errors.len(), version = %version, "Scored records.");
     Ok(web::Json(ScoreResponse {
         model_version: version,
@@ -284,7 +284,10 @@ fn value_rows(
             })();
             match estimate {
                 Ok(e) => RecordClv::Available(e),
-                Err(e) => unavailable(format!("CLV model {} cannot value this account: {e}", model.version)),
+                Err(e) => unavailable(format!(
+                    "CLV model {} cannot value this account: {e}",
+                    model.version
+                )),
             }
         })
         .collect()

@@ -118,10 +118,9 @@ impl<M: CachedModel> ModelCache<M> {
             return Err(ModelUnavailable::NoModel(M::LABEL));
         }
         Err(ModelUnavailable::Upstream(
-            self.last_error.load_full().map_or_else(
-                || format!("{} not loaded yet", M::LABEL),
-                |e| (*e).clone(),
-            ),
+            self.last_error
+                .load_full()
+                .map_or_else(|| format!("{} not loaded yet", M::LABEL), |e| (*e).clone()),
         ))
     }
 

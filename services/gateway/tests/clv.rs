@@ -18,14 +18,13 @@ use chrono::{NaiveDate, Utc};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use sextant_contracts::api::{
-    FeatureRow, HistoryStatus, OnlineFeatures, OnlineFeaturesRequest, ValueTier,
-    ValueTierThreshold,
+    FeatureRow, HistoryStatus, OnlineFeatures, OnlineFeaturesRequest, ValueTier, ValueTierThreshold,
 };
 use sextant_contracts::{ModelVersion, SalesforceId};
 use sextant_gateway::auth::AuthSettings;
 use sextant_gateway::{Application, Settings, StartError};
-use sextant_models::clv::serving::{CLV_KIND, ClvArtifact, PurchaseParams, SpendParams};
 use sextant_models::churn_serving::ServedChurnModel;
+use sextant_models::clv::serving::{CLV_KIND, ClvArtifact, PurchaseParams, SpendParams};
 use sextant_models::{ChurnArtifact, Dense};
 
 const SECRET: &str = "a-development-secret-of-at-least-32-bytes!";
@@ -252,7 +251,10 @@ async fn first_scores(gateway: &str, ids: &[SalesforceId]) -> Value {
         if resp.status().as_u16() == 200 {
             return resp.json().await.expect("json");
         }
-        assert!(tokio::time::Instant::now() < deadline, "no churn model loaded");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no churn model loaded"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -267,7 +269,12 @@ async fn clv_is_explicitly_unavailable_without_a_model_and_served_once_there_is_
     let scores = body["scores"].as_array().expect("scores");
     assert_eq!(scores.len(), 2, "{body}");
     for s in scores {
-        assert!(s["score"].as_f64().is_some_and(|p| (0.0..=1.0).contains(&p)), "{s}");
+        assert!(
+            s["score"]
+                .as_f64()
+                .is_some_and(|p| (0.0..=1.0).contains(&p)),
+            "{s}"
+        );
         assert_eq!(s["clv"]["status"], "unavailable", "{s}");
         assert!(
             s["clv"]["reason"]
@@ -281,7 +288,10 @@ async fn clv_is_explicitly_unavailable_without_a_model_and_served_once_there_is_
     assert_eq!(errors.len(), 2, "{body}");
     assert_eq!(errors[0]["record_id"], id(3).to_string());
     assert_eq!(errors[0]["code"], "no_history");
-    assert_eq!(errors[0]["next_best_action"]["code"], "onboarding", "{body}");
+    assert_eq!(
+        errors[0]["next_best_action"]["code"], "onboarding",
+        "{body}"
+    );
     assert_eq!(errors[1]["code"], "not_found");
     assert!(errors[1].get("next_best_action").is_none());
 
@@ -310,7 +320,10 @@ async fn clv_is_explicitly_unavailable_without_a_model_and_served_once_there_is_
         let p_alive = c["p_alive"].as_f64().expect("p_alive");
         assert!(value.is_finite() && value >= 0.0, "{c}");
         assert!((0.0..=1.0).contains(&p_alive), "{c}");
-        assert!(c["expected_purchases"].as_f64().is_some_and(|v| v >= 0.0), "{c}");
+        assert!(
+            c["expected_purchases"].as_f64().is_some_and(|v| v >= 0.0),
+            "{c}"
+        );
     }
     let (active, lapsed) = (clv(0), clv(1));
     assert!(
@@ -322,9 +335,14 @@ async fn clv_is_explicitly_unavailable_without_a_model_and_served_once_there_is_
     assert_eq!(lapsed["value_tier"], "low", "{lapsed}");
     // The value of a purchase is the Gamma-Gamma blend of the population's and the account's
     // own mean (100 per purchase day here), so it lies between them.
-    let spend = active["expected_spend_per_purchase"].as_f64().expect("spend");
+    let spend = active["expected_spend_per_purchase"]
+        .as_f64()
+        .expect("spend");
     let population: f64 = 6.25 * 15.44 / (3.74 - 1.0);
-    assert!(spend > population.min(100.0) && spend < population.max(100.0), "{spend}");
+    assert!(
+        spend > population.min(100.0) && spend < population.max(100.0),
+        "{spend}"
+    );
 }
 
 #[tokio::test]
@@ -335,7 +353,10 @@ async fn a_clv_model_of_another_feature_set_is_reported_not_used() {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
         let body = first_scores(&gateway, &[id(1)]).await;
-        let reason = body["scores"][0]["clv"]["reason"].as_str().unwrap_or("").to_owned();
+        let reason = body["scores"][0]["clv"]["reason"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned();
         if reason.contains("feature set rfmt-v1") {
             assert_eq!(body["scores"][0]["clv"]["status"], "unavailable");
             assert!(reason.contains("rfmt-v2"), "{reason}");

@@ -297,10 +297,7 @@ async fn train_clv(
     if job.state == JobState::Failed {
         bail!("CLV fit failed: {}", job.error.unwrap_or_default());
     }
-    let version = job
-        .model_version
-        .map(|v| v.to_string())
-        .unwrap_or_default();
+    let version = job.model_version.map(|v| v.to_string()).unwrap_or_default();
     let meta: ClvModelMetadata = read_json(
         http.get(format!("{}/v1/clv/models/{version}", urls.trainer))
             .send()
@@ -356,19 +353,29 @@ async fn train_clv(
         )
         .await
         .context("scoring")?;
-        let loaded = resp.scores.iter().any(|s| matches!(&s.clv, Some(RecordClv::Available(_))))
+        let loaded = resp
+            .scores
+            .iter()
+            .any(|s| matches!(&s.clv, Some(RecordClv::Available(_))))
             || resp.errors.iter().any(|e| e.record_id == *id);
         if loaded {
             break;
         }
         if std::time::Instant::now() > deadline {
-            bail!("the gateway did not load a CLV model within 30 s: {:?}", resp.scores.first().and_then(|s| s.clv.clone()));
+            bail!(
+                "the gateway did not load a CLV model within 30 s: {:?}",
+                resp.scores.first().and_then(|s| s.clv.clone())
+            );
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let dir = suite.data_dir.join("models").join("clv").join(&version);
     Ok(ClvReport {
-        fallback: meta.config.get("fallback").filter(|f| !f.is_null()).cloned(),
+        fallback: meta
+            .config
+            .get("fallback")
+            .filter(|f| !f.is_null())
+            .cloned(),
         plots: vec![
             dir.join("holdout.svg").display().to_string(),
             format!("{}/v1/clv/models/{version}/plots/holdout.svg", urls.trainer),
@@ -474,7 +481,12 @@ pub fn summary(report: &DemoReport) -> String {
         ));
     }
     out.push_str("Plots (ROC curve, learning curve, CLV holdout):\n");
-    for p in report.plots.iter().take(2).chain(report.clv.plots.iter().take(1)) {
+    for p in report
+        .plots
+        .iter()
+        .take(2)
+        .chain(report.clv.plots.iter().take(1))
+    {
         out.push_str(&format!("  {p}\n"));
     }
     out

@@ -437,8 +437,16 @@ async fn get_clv_plot(
 ) -> Result<HttpResponse, ApiError> {
     let (version, name) = path.into_inner();
     let v = parse_version(&version)?;
-    if !CLV_PLOTS.contains(&name.as_str()) || state.clv_registry.metadata(&v).map_err(registry_error)?.is_none() {
-        return Err(ApiError::not_found(format!("no plot {name} of CLV model {v}")));
+    if !CLV_PLOTS.contains(&name.as_str())
+        || state
+            .clv_registry
+            .metadata(&v)
+            .map_err(registry_error)?
+            .is_none()
+    {
+        return Err(ApiError::not_found(format!(
+            "no plot {name} of CLV model {v}"
+        )));
     }
     let svg = state
         .clv_registry

@@ -227,7 +227,8 @@ impl ClvSetReader {
                 self.flush_open();
                 self.last_was_end = false;
             }
-            self.open.insert(r.account_id.clone(), (summary, spend.mean));
+            self.open
+                .insert(r.account_id.clone(), (summary, spend.mean));
         } else if r.cutoff == self.set.window_end {
             self.last_was_end = true;
             if let Some((s, mean)) = self.open.remove(&r.account_id) {
@@ -396,8 +397,7 @@ pub fn fit(
         .as_ref()
         .ok_or_else(|| ClvJobError::TrainingSet("no header".into()))?;
     let holdout_weeks = (set.window_end - set.calibration).num_days() as f64 / 7.0;
-    let fits =
-        fit_purchase_models(&set.summaries).map_err(|e| ClvJobError::Fit(e.to_string()))?;
+    let fits = fit_purchase_models(&set.summaries).map_err(|e| ClvJobError::Fit(e.to_string()))?;
     let chosen = fits.chosen;
     let spends: Vec<Spend> = set
         .summaries
@@ -511,7 +511,9 @@ pub fn fit(
         log_likelihood,
     };
     let pareto = match &fits.pareto_nbd {
-        Ok(p) => json!({"params": p.params, "log_likelihood": p.log_likelihood, "converged": p.converged, "degenerate": p.degenerate}),
+        Ok(p) => {
+            json!({"params": p.params, "log_likelihood": p.log_likelihood, "converged": p.converged, "degenerate": p.degenerate})
+        }
         Err(e) => json!({"error": e.to_string()}),
     };
     let config_map = BTreeMap::from([
@@ -536,7 +538,10 @@ pub fn fit(
         ),
         ("calibration_cutoff".to_owned(), json!(set.calibration)),
         ("holdout_end".to_owned(), json!(set.window_end)),
-        ("holdout_days".to_owned(), json!((set.window_end - set.calibration).num_days())),
+        (
+            "holdout_days".to_owned(),
+            json!((set.window_end - set.calibration).num_days()),
+        ),
         ("time_unit".to_owned(), json!("week")),
         ("feature_set".to_owned(), json!(header.feature_set)),
         (
@@ -560,7 +565,10 @@ pub fn fit(
                 "thresholds": tiers,
             }),
         ),
-        ("training_set_fingerprint".to_owned(), json!(set.fingerprint)),
+        (
+            "training_set_fingerprint".to_owned(),
+            json!(set.fingerprint),
+        ),
         (
             "evaluation".to_owned(),
             json!(format!(
@@ -642,7 +650,7 @@ pub fn gate(
 
 #[cfg(test)]
 mod tests {
-    use sextant_contracts::api::{TrainingSetTrailer, TrainingSetLine};
+    use sextant_contracts::api::{TrainingSetLine, TrainingSetTrailer};
 
     use super::*;
 
@@ -792,7 +800,10 @@ mod tests {
         let first = gate(&fig(0.5), None, &Err("none".into()), "e", now);
         assert!(first.promoted && first.compared_with.is_none());
         assert!(gate(&fig(0.5), Some(&v1), &Ok(fig(0.6)), "e", now).promoted);
-        assert!(gate(&fig(0.5), Some(&v1), &Ok(fig(0.5)), "e", now).promoted, "a tie");
+        assert!(
+            gate(&fig(0.5), Some(&v1), &Ok(fig(0.5)), "e", now).promoted,
+            "a tie"
+        );
         let worse = gate(&fig(0.7), Some(&v1), &Ok(fig(0.6)), "e", now);
         assert!(!worse.promoted);
         assert!(
@@ -871,15 +882,24 @@ mod tests {
         let trained = fit(&set, &ClvJobConfig::default(), version, Some(&wrong)).expect("fits");
         let m = &trained.metrics;
         assert_eq!(m.n_accounts, 600);
-        let current = trained.current.clone().expect("the wrong model is evaluated");
-        assert!(m.holdout_mae_purchases < current.mae, "{m:?} vs {current:?}");
+        let current = trained
+            .current
+            .clone()
+            .expect("the wrong model is evaluated");
+        assert!(
+            m.holdout_mae_purchases < current.mae,
+            "{m:?} vs {current:?}"
+        );
         assert!(
             (m.holdout_mean_predicted - m.holdout_mean_actual).abs() < 0.35 * m.holdout_mean_actual,
             "{m:?}"
         );
         assert!(m.holdout_auc_any_purchase.is_some_and(|a| a > 0.6), "{m:?}");
         let tiers = &trained.publication.artifact.tiers;
-        assert!(tiers[0].min_value > tiers[1].min_value && tiers[1].min_value > 0.0, "{tiers:?}");
+        assert!(
+            tiers[0].min_value > tiers[1].min_value && tiers[1].min_value > 0.0,
+            "{tiers:?}"
+        );
         assert!(trained.publication.holdout_svg.contains("<polyline"));
         assert!(trained.config["summary_mapping"]["mean_spend"].is_string());
         let decision = gate(
@@ -901,8 +921,13 @@ mod tests {
             holdout: set.holdout[..5].to_vec(),
             ..set.clone()
         };
-        let err = fit(&small, &ClvJobConfig::default(), ModelVersion::parse("clv-v3").expect("v"), None)
-            .expect_err("too few");
+        let err = fit(
+            &small,
+            &ClvJobConfig::default(),
+            ModelVersion::parse("clv-v3").expect("v"),
+            None,
+        )
+        .expect_err("too few");
         assert!(matches!(err, ClvJobError::InsufficientData(_)), "{err}");
     }
 }

@@ -94,7 +94,11 @@ impl ClvRegistry {
     }
 
     /// A stored plot.
-    pub fn plot(&self, version: &ModelVersion, name: &str) -> Result<Option<String>, RegistryError> {
+    pub fn plot(
+        &self,
+        version: &ModelVersion,
+        name: &str,
+    ) -> Result<Option<String>, RegistryError> {
         self.versions.plot(version, name)
     }
 
@@ -246,10 +250,14 @@ mod tests {
             },
             tier_horizon_months: 12,
             tier_discount_rate_annual: 0.1,
-            tiers: [(ValueTier::High, 10.0), (ValueTier::Medium, 5.0), (ValueTier::Low, 0.0)]
-                .into_iter()
-                .map(|(name, min_value)| ValueTierThreshold { name, min_value })
-                .collect(),
+            tiers: [
+                (ValueTier::High, 10.0),
+                (ValueTier::Medium, 5.0),
+                (ValueTier::Low, 0.0),
+            ]
+            .into_iter()
+            .map(|(name, min_value)| ValueTierThreshold { name, min_value })
+            .collect(),
         };
         let meta = ClvModelMetadata {
             version: version.clone(),
@@ -322,7 +330,8 @@ mod tests {
         assert_eq!(kept.status, Some(ModelStatus::Candidate));
         assert_eq!(reg.current().expect("read").as_ref(), Some(v2));
         assert_eq!(status(&reg, v1), Some(ModelStatus::Retired));
-        reg.promote(v1, decision(true, "rollback")).expect("rollback");
+        reg.promote(v1, decision(true, "rollback"))
+            .expect("rollback");
         assert_eq!(reg.current().expect("read").as_ref(), Some(v1));
         assert_eq!(status(&reg, v2), Some(ModelStatus::Retired));
         assert_eq!(status(&reg, v3), Some(ModelStatus::Candidate));

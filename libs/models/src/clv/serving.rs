@@ -56,7 +56,12 @@ pub enum PurchaseParams {
     /// BG/NBD (Fader, Hardie & Lee 2005).
     Bgnbd { r: f64, alpha: f64, a: f64, b: f64 },
     /// Pareto/NBD (Schmittlein, Morrison & Colombo 1987).
-    ParetoNbd { r: f64, alpha: f64, s: f64, beta: f64 },
+    ParetoNbd {
+        r: f64,
+        alpha: f64,
+        s: f64,
+        beta: f64,
+    },
     /// NBD: no dropout (what BG/NBD and Pareto/NBD degenerate to when the data show none).
     Nbd { r: f64, alpha: f64 },
 }
@@ -322,7 +327,7 @@ impl ClvArtifact {
             || self
                 .tiers
                 .windows(2)
-                .any(|w| !(w[0].min_value >= w[1].min_value))
+                .any(|w| w[0].min_value < w[1].min_value)
             || self.tiers.iter().any(|t| !t.min_value.is_finite())
         {
             return Err(bad(format!(
@@ -388,8 +393,10 @@ pub fn value_of(
     let value = h.discounted_value(spend_per_purchase, &|t| {
         purchase.conditional_expected_purchases(summary, t)
     })?;
-    let expected_purchases = purchase
-        .conditional_expected_purchases(summary, f64::from(horizon.months) * h.model_units_per_month)?;
+    let expected_purchases = purchase.conditional_expected_purchases(
+        summary,
+        f64::from(horizon.months) * h.model_units_per_month,
+    )?;
     let p_alive = purchase.p_alive(summary)?;
     let out = ClvValue {
         value: value.max(0.0),
@@ -515,7 +522,10 @@ mod tests {
             .summary(&[14.0, 70.0, 6.0, 500.0, 14.0, 0.0])
             .expect("summary");
         assert_eq!(s.x, 4.0, "distinct purchase days − 1, not orders − 1");
-        assert!((s.t - 10.0).abs() < 1e-12 && (s.t_x - 8.0).abs() < 1e-12, "{s:?}");
+        assert!(
+            (s.t - 10.0).abs() < 1e-12 && (s.t_x - 8.0).abs() < 1e-12,
+            "{s:?}"
+        );
         assert!((spend.mean - 100.0).abs() < 1e-12, "{spend:?}");
         // One purchase day (several orders that day): x = 0, t_x = 0.
         let (s, _) = layout
@@ -537,12 +547,8 @@ mod tests {
             discount_rate_annual: 0.1,
         };
         let v = |x: f64, t_x: f64| {
-            a.value(
-                &Summary { x, t_x, t: 40.0 },
-                &Spend { x, mean: 40.0 },
-                &h,
-            )
-            .expect("value")
+            a.value(&Summary { x, t_x, t: 40.0 }, &Spend { x, mean: 40.0 }, &h)
+                .expect("value")
         };
         let active = v(6.0, 38.0);
         let lapsed = v(6.0, 5.0);
@@ -552,8 +558,16 @@ mod tests {
         // The value is the discounted sum of expected spend: below the undiscounted product.
         assert!(active.value < active.expected_purchases * active.spend_per_purchase);
         assert!(active.value > 0.9 * active.expected_purchases * active.spend_per_purchase);
-        let p = p_any_purchase(&a.purchase.model(), &Summary { x: 6.0, t_x: 5.0, t: 40.0 }, 13.0)
-            .expect("p");
+        let p = p_any_purchase(
+            &a.purchase.model(),
+            &Summary {
+                x: 6.0,
+                t_x: 5.0,
+                t: 40.0,
+            },
+            13.0,
+        )
+        .expect("p");
         assert!(p > 0.0 && p < lapsed.p_alive, "{p}");
     }
 
