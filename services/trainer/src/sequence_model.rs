@@ -1160,6 +1160,7 @@ mod tests {
         let config = SequenceTrainConfig {
             max_epochs: 3,
             rank_weight: 1.0,
+            stack: false,
             ..small_config()
         };
         let plain = train::<B>(
