@@ -17,7 +17,8 @@
 //!   summary. What is kept per account is the summary (3 × f64), the mean spend and the holdout
 //!   count (f32 each): 32 bytes, so 25 million accounts hold about 800 MB, and the evaluation adds
 //!   a score and a label per account (about 225 MB more at that size). Nothing else of a row is
-//!   kept. The fit itself works on the distinct summaries (whole days make them repeat).
+//!   kept. The fit itself works on the distinct summaries (whole days make them repeat);
+//!   Pareto/NBD is fitted only when BG/NBD degenerates.
 //! - **Evaluation.** On the holdout window: the mean absolute error of the predicted purchases,
 //!   and the ROC-AUC of P(any purchase) against whether one happened.
 //! - **Gate.** The current CLV model predicts the same accounts' holdout purchases from the same
@@ -41,7 +42,7 @@ use sextant_models::clv::serving::{
     ValueHorizon, fit_tiers, p_any_purchase, value_of,
 };
 use sextant_models::clv::{
-    PurchaseModel, Spend, Summary, fit_purchase_models, frequency_bins, gamma_gamma,
+    PurchaseModel, Spend, Summary, fit_purchase_models_lazily, frequency_bins, gamma_gamma,
     plot::holdout_bins_svg,
 };
 use sextant_models::metrics::roc_auc;
@@ -397,7 +398,8 @@ pub fn fit(
         .as_ref()
         .ok_or_else(|| ClvJobError::TrainingSet("no header".into()))?;
     let holdout_weeks = (set.window_end - set.calibration).num_days() as f64 / 7.0;
-    let fits = fit_purchase_models(&set.summaries).map_err(|e| ClvJobError::Fit(e.to_string()))?;
+    let fits =
+        fit_purchase_models_lazily(&set.summaries).map_err(|e| ClvJobError::Fit(e.to_string()))?;
     let chosen = fits.chosen;
     let spends: Vec<Spend> = set
         .summaries

@@ -189,6 +189,27 @@ pub fn fit_purchase_models(data: &[Summary]) -> Result<PurchaseFits, ClvError> {
     })
 }
 
+/// Like [`fit_purchase_models`], but fits Pareto/NBD only when BG/NBD is not usable (the job
+/// that serves a model need not pay for a fit it will not use; Pareto/NBD's likelihood is the
+/// costly one). `pareto_nbd` then says it was not fitted.
+///
+/// # Errors
+/// As [`fit_purchase_models`].
+pub fn fit_purchase_models_lazily(data: &[Summary]) -> Result<PurchaseFits, ClvError> {
+    let bg = bgnbd::fit(data)?;
+    if !bg.usable() {
+        return fit_purchase_models(data);
+    }
+    let nbd_fit = nbd::fit(data)?;
+    Ok(PurchaseFits {
+        chosen: PurchaseModel::BgNbd(bg.params),
+        bgnbd: bg,
+        pareto_nbd: Err(ClvError::NoData("not fitted: BG/NBD was usable".into())),
+        nbd: nbd_fit,
+        notes: Vec::new(),
+    })
+}
+
 /// `ln(e^a + e^b)` without overflow.
 pub(crate) fn log_add_exp(a: f64, b: f64) -> f64 {
     let m = a.max(b);
