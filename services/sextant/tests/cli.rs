@@ -55,6 +55,26 @@ fn demo_once_json_prints_one_object_and_exits_zero() {
             .join("roc.svg")
             .exists()
     );
+    // The CLV model is part of the contract: its version, plot, and a value per account.
+    let clv_version = report["clv"]["model_version"].as_str().unwrap_or("?");
+    assert!(clv_version.starts_with("clv-v"), "{}", report["clv"]);
+    assert!(
+        dir.path()
+            .join("models/clv")
+            .join(clv_version)
+            .join("holdout.svg")
+            .exists()
+    );
+    assert!(scores.iter().all(|s| {
+        let c = &s["clv"];
+        c["status"] == "available"
+            && c["p_alive"]
+                .as_f64()
+                .is_some_and(|p| (0.0..=1.0).contains(&p))
+            && c["value"]
+                .as_f64()
+                .is_some_and(|v| v.is_finite() && v >= 0.0)
+    }));
 }
 
 #[test]
