@@ -1,8 +1,12 @@
 //! Peak memory and throughput of large syncs: simulator → connector → the real feature store on
 //! SQLite, for REST paging and for Bulk API 2.0, at several org sizes.
 //!
-//! `cargo run --release -p sextant-connector --example sync_memory -- [ORDER_LINES...]`
-//! (default `1000000 2000000`).
+//! `cargo run --release -p sextant-connector --example sync_memory -- [--store=sqlite|counting] [ORDER_LINES...]`
+//! (default `--store=sqlite 1000000 2000000`).
+//!
+//! `--store=counting` replaces the feature store by a stand-in that only counts what it receives
+//! (a child process too): the connector's own throughput and memory, without the store's
+//! SQLite writes setting the pace.
 //!
 //! Each process is measured on its own: this program runs the org simulator (which holds the
 //! whole generated org, and each query's rows, in memory — it is the stand-in for Salesforce,
@@ -88,6 +92,35 @@ async fn child(role: &str) -> Res<()> {
             let s = sextant_feature_store::load_settings(None)?;
             sextant_feature_store::Application::build(&s, clock).await?
         }
+        "counting-store" => {
+            use actix_web::{App, HttpServer, web};
+            async fn ingest(
+                body: web::Json<sextant_contracts::api::IngestRequest>,
+            ) -> web::Json<sextant_contracts::api::IngestResponse> {
+                let req = body.into_inner();
+                let n = (req.records.len() + req.deletions.len()) as u64;
+                web::Json(sextant_contracts::api::IngestResponse {
+                    object: req.object,
+                    received: n,
+                    written: n,
+                    unchanged: 0,
+                    rejected: Vec::new(),
+                    accounts_refreshed: 0,
+                })
+            }
+            let listener = TcpListener::bind("127.0.0.1:0")?;
+            println!("PORT {}", listener.local_addr()?.port());
+            HttpServer::new(|| {
+                App::new()
+                    .app_data(web::JsonConfig::default().limit(256 << 20))
+                    .route("/v1/ingest", web::post().to(ingest))
+            })
+            .workers(1)
+            .listen(listener)?
+            .run()
+            .await?;
+            return Ok(());
+        }
         "connector" => {
             let s: sextant_connector::Settings =
                 sextant_service_kit::config::load("SEXTANT_CONNECTOR", None)?;
@@ -106,6 +139,11 @@ async fn main() -> Res<()> {
     if let Some(role) = args.iter().find_map(|a| a.strip_prefix("--role=")) {
         return child(role).await;
     }
+    let counting = args.iter().any(|a| a == "--store=counting");
+    let args: Vec<String> = args
+        .into_iter()
+        .filter(|a| !a.starts_with("--store="))
+        .collect();
     let sizes: Vec<usize> = if args.is_empty() {
         vec![1_000_000, 2_000_000]
     } else {
@@ -121,6 +159,14 @@ async fn main() -> Res<()> {
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(60))
         .build()?;
+    println!(
+        "feature store: {}",
+        if counting {
+            "a counting stand-in (child process)"
+        } else {
+            "sextant-feature-store on SQLite (child process)"
+        }
+    );
     println!(
         "| order lines | mode | records | seconds | records/s | connector peak RSS (MB) | feature store peak RSS (MB) |"
     );
@@ -143,7 +189,11 @@ async fn main() -> Res<()> {
             let server = tokio::spawn(server);
             let db = work.path().join(format!("fs-{lines}-{mode}.sqlite"));
             let store = Service::start(
-                "feature-store",
+                if counting {
+                    "counting-store"
+                } else {
+                    "feature-store"
+                },
                 &[
                     ("SEXTANT_FEATURE_STORE__PORT", "0".into()),
                     (
