@@ -1,4 +1,5 @@
-//! The trainer: trains churn models with Burn and keeps them in a versioned registry.
+//! The trainer: trains churn models with Burn (and fits CLV models) and keeps them in versioned
+//! registries.
 //!
 //! A job fetches a point-in-time training set with weekly sequences at stacked cut-offs from the
 //! feature store over HTTP, trains the sequence (GRU) churn model with Burn (CPU by default, CUDA
@@ -6,6 +7,10 @@
 //! stores the artefact, its metrics and config, and its plots (ROC curve, learning curve) as a
 //! new version; a promotion gate makes it current only when it is at least as good as the
 //! current model on the same evaluation. The gateway fetches artefacts from here.
+//!
+//! A CLV job does the same for customer lifetime value: BTYD models fitted on each account's
+//! purchase summary at a cut-off, evaluated on the next window's purchases, in their own
+//! registry (`/v1/clv/models`) with their own gate (holdout MAE).
 //!
 //! # Layout
 //! - [`model`]: the Burn module.
