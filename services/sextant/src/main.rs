@@ -106,6 +106,10 @@ enum Command {
         /// Where to write plots (ROC, calibration, learning curves); none when absent.
         #[arg(long)]
         plots: Option<PathBuf>,
+        /// sentiment only: also train the deployable model on every row and write its artefact
+        /// (JSON) here, for the feature store's `sentiment_model_url` (`file://…`).
+        #[arg(long)]
+        save_model: Option<PathBuf>,
     },
 }
 
@@ -229,14 +233,33 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             json,
             seed,
             plots,
+            save_model,
         } => {
+            if save_model.is_some() && !matches!(task, EvalTask::Sentiment) {
+                anyhow::bail!("--save-model is for `evaluate sentiment` only");
+            }
             let options = sextant_trainer::evaluate::EvalOptions {
                 seed,
                 plot_dir: plots,
                 progress: !json,
             };
             let eval = tokio::task::spawn_blocking(move || {
-                sextant_trainer::evaluate::run(task.into(), &data, &options)
+                let eval = sextant_trainer::evaluate::run(task.into(), &data, &options)?;
+                if let Some(out) = save_model {
+                    let artifact =
+                        sextant_trainer::evaluate::sentiment::train_deployable(&data, &options)?;
+                    let body = serde_json::to_vec(&artifact)?;
+                    std::fs::write(&out, body).map_err(|e| {
+                        anyhow::anyhow!("writing the sentiment model to {}: {e}", out.display())
+                    })?;
+                    eprintln!(
+                        "sentiment model {} written to {} (feature store: sentiment_model_url = file://{})",
+                        artifact.version,
+                        out.display(),
+                        std::fs::canonicalize(&out).unwrap_or(out.clone()).display()
+                    );
+                }
+                Ok::<_, anyhow::Error>(eval)
             })
             .await??;
             if json {

@@ -109,3 +109,51 @@ fn a_gateway_without_a_key_refuses_to_start_with_a_message() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("no verification key"), "{stderr}");
 }
+
+#[test]
+fn evaluate_sentiment_saves_the_deployable_model_the_feature_store_loads() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("labelled.txt");
+    let mut text = String::new();
+    for i in 0..90 {
+        let (mean, words) = match i % 3 {
+            0 => (-3.0, "terrible broken refund"),
+            1 => (3.0, "great lovely works"),
+            _ => (0.0, "arrived on tuesday"),
+        };
+        text.push_str(&format!("{i}\t{mean}\t{words} {i}\n"));
+    }
+    std::fs::write(&data, text).expect("write");
+    let model = dir.path().join("sentiment.json");
+    let out = sextant()
+        .args(["evaluate", "sentiment", "--json", "--data"])
+        .arg(&data)
+        .arg("--save-model")
+        .arg(&model)
+        .output()
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let eval: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    assert_eq!(eval["task"], "sentiment");
+    let artifact: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&model).expect("model written")).expect("JSON");
+    let version = artifact["version"].as_str().expect("version");
+    assert!(version.starts_with("sentiment-"), "{version}");
+    assert!(stderr.contains("sentiment_model_url = file://"), "{stderr}");
+
+    // Only sentiment has a deployable text model to save.
+    let out = sextant()
+        .args(["evaluate", "churn", "--data"])
+        .arg(&data)
+        .arg("--save-model")
+        .arg(dir.path().join("x.json"))
+        .output()
+        .expect("runs");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--save-model is for `evaluate sentiment` only"),
+        "{stderr}"
+    );
+}

@@ -357,6 +357,53 @@ fn fit_baseline(
     (classes, intensities, best.1)
 }
 
+/// Trains the deployable model on **every** labelled row of `data` (same format and checks as
+/// [`evaluate`]; setting and epochs chosen on the same inner split the protocol uses), for the
+/// feature store's `sentiment_model_url`. Its version names the data and seed
+/// (`sentiment-<FNV-1a 64 of the file's bytes, 16 hex>-s<seed>`: a name, not a security
+/// digest), so the store's per-case record says which model judged a case.
+///
+/// # Errors
+/// Those of [`evaluate`] for a bad file; [`EvalError::Model`] when training fails.
+pub fn train_deployable(
+    data: &Path,
+    options: &EvalOptions,
+) -> Result<SentimentArtifact, EvalError> {
+    let rows = read_rows(data)?;
+    let mut classes: Vec<usize> = rows.iter().map(Row::class).collect();
+    classes.sort_unstable();
+    classes.dedup();
+    if rows.len() < MIN_ROWS || classes.len() < 2 {
+        return Err(EvalError::Unusable {
+            path: data.to_path_buf(),
+            message: format!(
+                "{} rows in {} classes; a model needs at least {MIN_ROWS} rows and two classes",
+                rows.len(),
+                classes.len()
+            ),
+        });
+    }
+    let bytes = std::fs::read(data).map_err(|e| EvalError::Unusable {
+        path: data.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    let fnv = bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    let hex = format!("{fnv:016x}");
+    let lexicon = Lexicon::vader().map_err(|e| model_error(&e))?;
+    let features = FeatureConfig::default();
+    let encoded: Vec<EncodedText> = rows
+        .iter()
+        .map(|r| encode(&r.text, &features, lexicon))
+        .collect();
+    let all: Vec<usize> = (0..rows.len()).collect();
+    let mut artifact = fit_model(&rows, &encoded, &all, options)?.artifact;
+    artifact.version = format!("sentiment-{hex}-s{}", options.seed);
+    artifact.validate().map_err(|e| model_error(&e))?;
+    Ok(artifact)
+}
+
 /// Runs the sentiment protocol on `data`.
 ///
 /// # Errors
@@ -528,6 +575,41 @@ mod tests {
         let mut f = tempfile::NamedTempFile::new()?;
         f.write_all(content)?;
         Ok(f)
+    }
+
+    #[test]
+    fn the_deployable_model_learns_every_row_and_names_its_data()
+    -> Result<(), Box<dyn std::error::Error>> {
+        // Made-up words the lexicon does not know, so only the learned embeddings can tell them.
+        let mut text = String::new();
+        for i in 0..60 {
+            let (mean, words) = match i % 3 {
+                0 => (-3.0, "zorbly quexed the blarn"),
+                1 => (3.0, "flimmer vantic the blarn"),
+                _ => (0.0, "the blarn arrived tuesday"),
+            };
+            text.push_str(&format!("{i}\t{mean}\t{words} {i}\n"));
+        }
+        let f = file(text.as_bytes())?;
+        let options = EvalOptions::default();
+        let a = train_deployable(f.path(), &options)?;
+        assert!(
+            a.version.starts_with("sentiment-") && a.version.ends_with("-s42"),
+            "{}",
+            a.version
+        );
+        assert_eq!(a.version.len(), "sentiment-".len() + 16 + "-s42".len());
+        assert_eq!(a.predict("zorbly quexed")?.label, SentimentClass::Negative);
+        assert_eq!(a.predict("flimmer vantic")?.label, SentimentClass::Positive);
+        let again: SentimentArtifact = serde_json::from_str(&serde_json::to_string(&a)?)?;
+        assert_eq!(again, a, "round-trips as the JSON the feature store loads");
+        // One class only: refused with the reason.
+        let f = file("1\t3\tgood\n".repeat(50).as_bytes())?;
+        let Err(EvalError::Unusable { message, .. }) = train_deployable(f.path(), &options) else {
+            panic!("one class must be refused");
+        };
+        assert!(message.contains("two classes"), "{message}");
+        Ok(())
     }
 
     #[test]
