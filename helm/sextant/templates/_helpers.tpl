@@ -89,6 +89,9 @@ connected-app.key: {{ .Values.connector.salesforce.privateKey | quote }}
 {{- if and .Values.featureStore.databaseUrl (not .Values.featureStore.existingSecret) }}
 database-url: {{ .Values.featureStore.databaseUrl | quote }}
 {{- end }}
+{{- if and .Values.featureStore.sentimentModelUrl (not .Values.featureStore.existingSecret) }}
+sentiment-model-url: {{ .Values.featureStore.sentimentModelUrl | quote }}
+{{- end }}
 {{- if not .Values.gateway.auth.existingSecret }}
 {{- with .Values.gateway.auth.rs256PublicKeyPem }}
 gateway-rs256-public-key.pem: {{ . | quote }}
