@@ -9,6 +9,9 @@ import SCORED_AT from '@salesforce/schema/Account.Sextant_Scored_At__c';
 import TOP_FACTORS from '@salesforce/schema/Account.Sextant_Top_Factors__c';
 import CLV from '@salesforce/schema/Account.Sextant_CLV__c';
 import P_ALIVE from '@salesforce/schema/Account.Sextant_P_Alive__c';
+import CLV_TIER from '@salesforce/schema/Account.Sextant_CLV_Tier__c';
+import CLV_HORIZON from '@salesforce/schema/Account.Sextant_CLV_Horizon_Months__c';
+import CLV_UNAVAILABLE from '@salesforce/schema/Account.Sextant_CLV_Unavailable_Reason__c';
 import NBA from '@salesforce/schema/Account.Sextant_Next_Best_Action__c';
 import NBA_REASON from '@salesforce/schema/Account.Sextant_NBA_Reason__c';
 import NBA_VALUE from '@salesforce/schema/Account.Sextant_NBA_Expected_Value__c';
@@ -35,6 +38,14 @@ import FACTORS_NOT_LIST from '@salesforce/label/c.Sextant_Factors_Not_List';
 import FACTORS_UNREADABLE from '@salesforce/label/c.Sextant_Factors_Unreadable';
 import CLV_LABEL from '@salesforce/label/c.Sextant_CLV';
 import STILL_ACTIVE from '@salesforce/label/c.Sextant_Still_Active';
+import CLV_SUMMARY from '@salesforce/label/c.Sextant_CLV_Summary';
+import CLV_P_ALIVE from '@salesforce/label/c.Sextant_CLV_P_Alive';
+import CLV_TIER_HIGH from '@salesforce/label/c.Sextant_CLV_Tier_High';
+import CLV_TIER_MEDIUM from '@salesforce/label/c.Sextant_CLV_Tier_Medium';
+import CLV_TIER_LOW from '@salesforce/label/c.Sextant_CLV_Tier_Low';
+import CLV_UNAVAILABLE_LABEL from '@salesforce/label/c.Sextant_CLV_Unavailable';
+import LOCALE from '@salesforce/i18n/locale';
+import CURRENCY from '@salesforce/i18n/currency';
 import NBA_TITLE from '@salesforce/label/c.Sextant_NBA_Title';
 import NBA_EXPECTED_VALUE from '@salesforce/label/c.Sextant_NBA_Expected_Value';
 import NBA_CREATE_TASK from '@salesforce/label/c.Sextant_NBA_Create_Task';
@@ -75,6 +86,9 @@ const FIELDS = [
     TOP_FACTORS,
     CLV,
     P_ALIVE,
+    CLV_TIER,
+    CLV_HORIZON,
+    CLV_UNAVAILABLE,
     NBA,
     NBA_REASON,
     NBA_VALUE,
@@ -136,6 +150,37 @@ export function bandLabel(band) {
         return '';
     }
     return format(BAND_LABEL, `${band.charAt(0).toUpperCase()}${band.slice(1)}`);
+}
+
+const CLV_TIERS = { high: CLV_TIER_HIGH, medium: CLV_TIER_MEDIUM, low: CLV_TIER_LOW };
+
+/** An amount in the user's currency (the orders' currency is the org's), for the CLV line. */
+export function money(value) {
+    try {
+        return new Intl.NumberFormat(LOCALE, { style: 'currency', currency: CURRENCY }).format(Number(value));
+    } catch {
+        // An unknown locale or currency code: the plain number, never a broken card.
+        return new Intl.NumberFormat(undefined, { maximumFractionDigits: 2 }).format(Number(value));
+    }
+}
+
+/**
+ * "Customer value (12 months): $X, high value tier, P(alive) Y%" when the gateway gave the horizon
+ * (a gateway before CLV status did not: the card then shows the older lines); parts the record lacks
+ * (tier, P(alive)) are left out. A tier word the package does not know is shown as given.
+ */
+export function clvSummary(value, horizonMonths, tier, pAlive) {
+    if (value === null || value === undefined || horizonMonths === null || horizonMonths === undefined) {
+        return null;
+    }
+    const parts = [format(CLV_SUMMARY, horizonMonths, money(value))];
+    if (tier) {
+        parts.push(CLV_TIERS[String(tier).toLowerCase()] || tier);
+    }
+    if (pAlive !== null && pAlive !== undefined) {
+        parts.push(format(CLV_P_ALIVE, `${points(pAlive)}%`));
+    }
+    return parts.join(', ');
 }
 
 /** What the latest attempt's outcome means for the user; null when the account was scored. */
@@ -435,13 +480,23 @@ export default class SextantScore extends NavigationMixin(LightningElement) {
         return this.field(CLV);
     }
 
+    get clvSummary() {
+        return clvSummary(this.clv, this.field(CLV_HORIZON), this.field(CLV_TIER), this.field(P_ALIVE));
+    }
+
+    /** The older lines (CLV, "Still active"), for scores from a gateway that gave no horizon. */
     get hasClv() {
-        return this.clv !== null;
+        return this.clv !== null && !this.clvSummary;
     }
 
     get pAlive() {
         const p = this.field(P_ALIVE);
-        return p === null ? null : format(STILL_ACTIVE, `${points(p)}%`);
+        return p === null || this.clvSummary ? null : format(STILL_ACTIVE, `${points(p)}%`);
+    }
+
+    get clvUnavailable() {
+        const reason = this.field(CLV_UNAVAILABLE);
+        return reason ? format(CLV_UNAVAILABLE_LABEL, reason) : null;
     }
 
     get nextBestAction() {

@@ -12,6 +12,7 @@ import SextantScore, {
     SPARK_HEIGHT,
     bandClass,
     bandLabel,
+    clvSummary,
     direction,
     format,
     outcomeText,
@@ -155,6 +156,49 @@ describe('c-sextant-score', () => {
         expect(root.querySelector('.unscored')).toBeNull();
     });
 
+    it("shows the CLV on one line with horizon, tier and P(alive), and the action's expected value", async () => {
+        const element = mount();
+        getRecord.emit(
+            record({
+                ...SCORED,
+                Sextant_CLV_Horizon_Months__c: 12,
+                Sextant_CLV_Tier__c: 'high',
+                Sextant_CLV_Unavailable_Reason__c: null
+            })
+        );
+        await flush();
+        const root = element.shadowRoot;
+        expect(text(root, '.clv-summary')).toBe('Customer value (12 months): $1,234.50, high value tier, P(alive) 42%');
+        // The older lines give way to the summary.
+        expect(root.querySelector('.clv')).toBeNull();
+        expect(root.querySelector('.p-alive')).toBeNull();
+        expect(root.querySelector('.clv-unavailable')).toBeNull();
+        expect(text(root, '.nba-value')).toBe('Expected value');
+        expect(root.querySelector('.nba-value lightning-formatted-number').value).toBe(310.25);
+    });
+
+    it('says why the value is unavailable, and shows the action without an expected value', async () => {
+        const element = mount();
+        getRecord.emit(
+            record({
+                ...SCORED,
+                Sextant_CLV__c: null,
+                Sextant_P_Alive__c: null,
+                Sextant_CLV_Horizon_Months__c: null,
+                Sextant_CLV_Tier__c: null,
+                Sextant_CLV_Unavailable_Reason__c: 'no CLV model is loaded',
+                Sextant_NBA_Expected_Value__c: null
+            })
+        );
+        await flush();
+        const root = element.shadowRoot;
+        expect(text(root, '.clv-unavailable')).toBe('Value unavailable: no CLV model is loaded');
+        expect(root.querySelector('.clv-summary')).toBeNull();
+        expect(root.querySelector('.clv')).toBeNull();
+        expect(text(root, '.nba-action')).toBe('Call the account owner');
+        expect(root.querySelector('.nba-value')).toBeNull();
+    });
+
     it('shows a bare score when the optional fields are empty', async () => {
         const element = mount();
         getRecord.emit(
@@ -166,6 +210,8 @@ describe('c-sextant-score', () => {
         expect(root.querySelector('.band').classList).toContain('band-low');
         expect(root.querySelector('.factors')).toBeNull();
         expect(root.querySelector('.clv')).toBeNull();
+        expect(root.querySelector('.clv-summary')).toBeNull();
+        expect(root.querySelector('.clv-unavailable')).toBeNull();
         expect(root.querySelector('.p-alive')).toBeNull();
         expect(root.querySelector('.nba')).toBeNull();
     });
@@ -191,6 +237,28 @@ describe('c-sextant-score', () => {
         const root = element.shadowRoot;
         expect(text(root, '.outcome-text')).toContain("connector's next sync");
         expect(root.querySelector('.unscored')).toBeNull();
+    });
+
+    it('shows the onboarding action of an account without history and without a score', async () => {
+        const element = mount();
+        getRecord.emit(
+            record({
+                Churn_Score__c: null,
+                Sextant_Score_Status__c: 'no_history',
+                Sextant_Status_At__c: '2026-11-23T10:00:00.000Z',
+                Sextant_Next_Best_Action__c: 'Welcome call',
+                Sextant_NBA_Reason__c: 'no orders yet',
+                Sextant_NBA_Expected_Value__c: null
+            })
+        );
+        await flush();
+        const root = element.shadowRoot;
+        expect(root.querySelector('.score')).toBeNull();
+        expect(root.querySelector('.outcome-text')).not.toBeNull();
+        expect(text(root, '.nba-action')).toBe('Welcome call');
+        expect(text(root, '.nba-reason')).toBe('no orders yet');
+        expect(root.querySelector('.nba-value')).toBeNull();
+        expect(root.querySelector('.nba-act')).not.toBeNull();
     });
 
     it('explains no_history and keeps the last known score visible', async () => {
@@ -498,7 +566,7 @@ describe('c-sextant-score', () => {
         await flush();
         const config = getRecord.getLastConfig();
         expect(config.fields).toBeUndefined();
-        expect(config.optionalFields).toHaveLength(13);
+        expect(config.optionalFields).toHaveLength(16);
         // The user cannot read CLV and the factors: those lines are missing, the rest is there.
         const visible = { ...SCORED };
         delete visible.Sextant_CLV__c;
@@ -536,6 +604,16 @@ describe('c-sextant-score', () => {
             getRecord.emit(record(SCORED));
             getScoreHistory.emit(HISTORY);
             getContext.emit({ enabled: true, canRescore: true });
+            await flush();
+            await expect(element).toBeAccessible();
+        });
+
+        it('with the CLV line and with the value unavailable', async () => {
+            const element = mount();
+            getRecord.emit(record({ ...SCORED, Sextant_CLV_Horizon_Months__c: 12, Sextant_CLV_Tier__c: 'medium' }));
+            await flush();
+            await expect(element).toBeAccessible();
+            getRecord.emit(record({ ...SCORED, Sextant_CLV__c: null, Sextant_CLV_Unavailable_Reason__c: 'no model' }));
             await flush();
             await expect(element).toBeAccessible();
         });
@@ -599,6 +677,16 @@ describe('helpers', () => {
         const { factors } = parseFactors('[{"factor":"tenure_days"}]');
         expect(factors[0].text).toBe('tenure_days');
         expect(factors[0].arrow).toBe('•');
+    });
+
+    it('build the CLV line from the parts there are', () => {
+        expect(clvSummary(1234.5, 12, 'low', 0.9)).toBe(
+            'Customer value (12 months): $1,234.50, low value tier, P(alive) 90%'
+        );
+        expect(clvSummary(0, 6, null, null)).toBe('Customer value (6 months): $0.00');
+        expect(clvSummary(10, 12, 'platinum', 0.5)).toBe('Customer value (12 months): $10.00, platinum, P(alive) 50%');
+        expect(clvSummary(null, 12, 'high', 0.5)).toBeNull();
+        expect(clvSummary(10, null, 'high', 0.5)).toBeNull();
     });
 
     it('fill label placeholders', () => {
