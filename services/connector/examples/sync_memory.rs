@@ -10,8 +10,9 @@
 //!
 //! Each process is measured on its own: this program runs the org simulator (which holds the
 //! whole generated org, and each query's rows, in memory — it is the stand-in for Salesforce,
-//! not part of Sextant), and starts the feature store and the connector as child processes (this
-//! same binary, re-run with a role), so the connector's peak resident memory (`VmHWM` from
+//! not part of Sextant), and starts the feature store (its own `sextant-feature-store` binary:
+//! build it first) and the connector (this same binary, re-run with a role) as child processes,
+//! so the connector's peak resident memory (`VmHWM` from
 //! `/proc/<pid>/status`) is its own. Each size and mode gets a fresh feature store database and
 //! a fresh connector. A sync is started with `POST /v1/syncs` and polled until it ends.
 
@@ -48,7 +49,61 @@ struct Service {
     url: String,
 }
 
+/// The feature store's own binary (`sextant-feature-store`, beside this example's directory in
+/// the target folder, or `SEXTANT_FEATURE_STORE_BIN`): services never link each other, not even in
+/// a bench, so the real store runs as the binary an admin runs.
+fn feature_store_binary() -> Res<std::path::PathBuf> {
+    if let Some(p) = std::env::var_os("SEXTANT_FEATURE_STORE_BIN") {
+        return Ok(p.into());
+    }
+    let exe = std::env::current_exe()?;
+    let dir = exe
+        .parent()
+        .and_then(std::path::Path::parent)
+        .ok_or("no target directory")?;
+    let bin = dir.join("sextant-feature-store");
+    if bin.exists() {
+        Ok(bin)
+    } else {
+        Err(format!(
+            "{} is missing: build it first (cargo build --release -p sextant-feature-store) or set SEXTANT_FEATURE_STORE_BIN",
+            bin.display()
+        )
+        .into())
+    }
+}
+
+/// Waits until the store accepts connections (its binary logs; it prints no port line).
+fn wait_healthy(url: &str) -> Res<()> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let addr = url.trim_start_matches("http://");
+    while Instant::now() < deadline {
+        if std::net::TcpStream::connect(addr).is_ok() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Err(format!("the feature store at {url} did not start within 60 s").into())
+}
+
 impl Service {
+    /// The real feature store, from its own binary, on a free port.
+    fn feature_store(envs: &[(&str, String)]) -> Res<Self> {
+        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let mut cmd = Command::new(feature_store_binary()?);
+        cmd.env("SEXTANT_FEATURE_STORE__PORT", port.to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn()?;
+        let url = format!("http://127.0.0.1:{port}");
+        let service = Self { child, url };
+        wait_healthy(&service.url)?;
+        Ok(service)
+    }
+
     fn start(role: &str, envs: &[(&str, String)]) -> Res<Self> {
         let mut cmd = Command::new(std::env::current_exe()?);
         cmd.arg(format!("--role={role}"))
@@ -88,10 +143,6 @@ impl Drop for Service {
 async fn child(role: &str) -> Res<()> {
     let clock = system_clock();
     let service = match role {
-        "feature-store" => {
-            let s = sextant_feature_store::load_settings(None)?;
-            sextant_feature_store::Application::build(&s, clock).await?
-        }
         "counting-store" => {
             use actix_web::{App, HttpServer, web};
             async fn ingest(
@@ -188,21 +239,18 @@ async fn main() -> Res<()> {
             )?;
             let server = tokio::spawn(server);
             let db = work.path().join(format!("fs-{lines}-{mode}.sqlite"));
-            let store = Service::start(
-                if counting {
-                    "counting-store"
-                } else {
-                    "feature-store"
-                },
-                &[
-                    ("SEXTANT_FEATURE_STORE__PORT", "0".into()),
-                    (
-                        "SEXTANT_FEATURE_STORE__DATABASE_URL",
-                        format!("sqlite://{}?mode=rwc", db.display()),
-                    ),
-                    ("RUST_LOG", "warn".into()),
-                ],
-            )?;
+            let store_env = [
+                (
+                    "SEXTANT_FEATURE_STORE__DATABASE_URL",
+                    format!("sqlite://{}?mode=rwc", db.display()),
+                ),
+                ("RUST_LOG", "warn".into()),
+            ];
+            let store = if counting {
+                Service::start("counting-store", &store_env)?
+            } else {
+                Service::feature_store(&store_env)?
+            };
             let connector = Service::start(
                 "connector",
                 &[
