@@ -136,21 +136,7 @@ pub async fn compute_to_parquet(
     query: &FeatureQuery,
     out: &Path,
 ) -> Result<Written, EngineError> {
-    sql_to_parquet(ctx, &query.sql(), out).await
-}
-
-/// Runs the SQL text `sql` on `ctx` and streams its result into the Parquet file `out`, one
-/// record batch at a time ([`compute_to_parquet`] with the feature query's text; profiling runs
-/// variants through it).
-///
-/// # Errors
-/// [`EngineError`] when the query fails or the file cannot be written.
-pub async fn sql_to_parquet(
-    ctx: &SessionContext,
-    sql: &str,
-    out: &Path,
-) -> Result<Written, EngineError> {
-    let df = ctx.sql(sql).await?;
+    let df = ctx.sql(&query.sql()).await?;
     let mut stream = df.execute_stream().await?;
     let schema = stream.schema();
     if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {

@@ -22,12 +22,6 @@
 //!
 //! Rows are written in batches of [`BATCH_ROWS`] and files are rolled every [`FILE_ROWS`] rows, so
 //! memory stays flat whatever the number of lines.
-//!
-//! Layout, as the store's export job would write it: every file is sorted by the primary key
-//! `(org_id, id, known_us)` — a record's versions are adjacent, oldest first; each org has its own
-//! files (`<org>-part-NNNNN.parquet`) — and says so in its `sorting_columns` metadata, which
-//! DataFusion reads, so the "latest version" aggregates stream instead of hashing every id. The
-//! engine does not need the order: files without `sorting_columns` give the same result.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -43,7 +37,6 @@ use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::basic::Compression;
 use datafusion::parquet::errors::ParquetError;
-use datafusion::parquet::file::metadata::SortingColumn;
 use datafusion::parquet::file::properties::WriterProperties;
 use sextant_features::aggregates::derive_category;
 
@@ -201,8 +194,6 @@ impl Col {
 /// Buffered rows of one table, written to rolling Parquet files under `<out>/<table>/`.
 struct TableWriter {
     dir: PathBuf,
-    /// The org whose rows this writer takes; its files are named after it.
-    org: String,
     schema: SchemaRef,
     cols: Vec<Col>,
     buffered: usize,
@@ -222,7 +213,7 @@ impl std::fmt::Debug for TableWriter {
 }
 
 impl TableWriter {
-    fn new(out: &Path, table: &str, org: &str) -> Result<Self, GenerateError> {
+    fn new(out: &Path, table: &str) -> Result<Self, GenerateError> {
         let schema = table_schema(table)
             .ok_or_else(|| GenerateError::Invalid(format!("unknown table {table}")))?;
         let dir = out.join(table);
@@ -237,7 +228,6 @@ impl TableWriter {
             .collect();
         Ok(Self {
             dir,
-            org: org.to_owned(),
             schema,
             cols,
             buffered: 0,
@@ -308,17 +298,18 @@ impl TableWriter {
         let columns: Vec<ArrayRef> = self.cols.iter_mut().map(Col::finish).collect();
         let batch = RecordBatch::try_new(self.schema.clone(), columns)?;
         if self.writer.is_none() {
-            let path = self
-                .dir
-                .join(format!("{}-part-{:05}.parquet", self.org, self.files));
+            let path = self.dir.join(format!("part-{:05}.parquet", self.files));
             let file = File::create(&path).map_err(|source| GenerateError::Io {
                 path: path.clone(),
                 source,
             })?;
+            let props = WriterProperties::builder()
+                .set_compression(Compression::SNAPPY)
+                .build();
             self.writer = Some(ArrowWriter::try_new(
                 file,
                 self.schema.clone(),
-                Some(sorted_export_properties()),
+                Some(props),
             )?);
             self.files += 1;
         }
@@ -343,9 +334,9 @@ impl TableWriter {
 
     fn finish(mut self) -> Result<u64, GenerateError> {
         self.flush()?;
-        if self.files == 0 && self.org == ORG {
+        if self.files == 0 {
             // An empty table is still a table: write a file with its schema and no rows.
-            let path = self.dir.join(format!("{}-part-00000.parquet", self.org));
+            let path = self.dir.join("part-00000.parquet");
             let file = File::create(&path).map_err(|source| GenerateError::Io {
                 path: path.clone(),
                 source,
@@ -355,22 +346,6 @@ impl TableWriter {
         self.close_file()?;
         Ok(self.rows)
     }
-}
-
-/// How the export is written: Snappy, and every file sorted by the store's primary key
-/// `(org_id, id, known_us)`, declared in the files' `sorting_columns` so that a reader can
-/// rely on it (a PostgreSQL export reads the table in primary-key order for free).
-#[must_use]
-pub fn sorted_export_properties() -> WriterProperties {
-    let key = |column_idx| SortingColumn {
-        column_idx,
-        descending: false,
-        nulls_first: false,
-    };
-    WriterProperties::builder()
-        .set_compression(Compression::SNAPPY)
-        .set_sorting_columns(Some(vec![key(0), key(1), key(2)]))
-        .build()
 }
 
 const FAMILIES: [&str; 10] = [
@@ -452,30 +427,18 @@ pub fn generate(out: &Path, lines: u64, seed: u64) -> Result<Generated, Generate
                 V::I32(Some(c32)),
             ]
         };
-        let later = rng.chance(0.03).then(|| known + rng.range(1, 400) * DAY_US);
-        let gone = rng
-            .chance(0.015)
-            .then(|| known + rng.range(1, 1_000) * DAY_US);
-        // Versions in the order of their known time (the export's sort order), whichever came
-        // first: an edit or the deletion.
         w.account.row(ORG, &id, known, false, &vals(country))?;
-        match (later, gone) {
-            (Some(l), Some(g)) if g < l => {
-                w.account.tombstone(ORG, &id, g)?;
-                w.account.row(ORG, &id, l, false, &vals("France"))?;
-            }
-            (l, g) => {
-                if let Some(l) = l {
-                    w.account.row(ORG, &id, l, false, &vals("France"))?;
-                }
-                if let Some(g) = g {
-                    w.account.tombstone(ORG, &id, g)?;
-                }
-            }
+        if rng.chance(0.03) {
+            let later = known + rng.range(1, 400) * DAY_US;
+            w.account.row(ORG, &id, later, false, &vals("France"))?;
+        }
+        if rng.chance(0.015) {
+            let gone = known + rng.range(1, 1_000) * DAY_US;
+            w.account.tombstone(ORG, &id, gone)?;
         }
         if i % 40 == 0 {
             // The same id in another org, created long before: must not resurrect anything.
-            w.other_account.row(
+            w.account.row(
                 OTHER_ORG,
                 &id,
                 (start - 400) * DAY_US,
@@ -634,7 +597,7 @@ pub fn generate(out: &Path, lines: u64, seed: u64) -> Result<Generated, Generate
             }
             65..75 => {
                 // The same order id in another org, activated and early.
-                w.other_order.row(
+                w.order.row(
                     OTHER_ORG,
                     &order_id,
                     (start - 10) * DAY_US,
@@ -733,7 +696,7 @@ pub fn generate(out: &Path, lines: u64, seed: u64) -> Result<Generated, Generate
             }
         }
         if rng.chance(0.4) {
-            let event_id = format!("evt-{event_n:015}");
+            let event_id = format!("evt-{event_n}");
             event_n += 1;
             let ed = d - rng.range(0, 20);
             let occurred = ed * DAY_US + rng.range(0, DAY_US);
@@ -774,23 +737,17 @@ struct Writers {
     line: TableWriter,
     case: TableWriter,
     event: TableWriter,
-    // The second org's rows go to their own files, so that every file is sorted by
-    // (org_id, id, known_us).
-    other_account: TableWriter,
-    other_order: TableWriter,
 }
 
 impl Writers {
     fn new(out: &Path) -> Result<Self, GenerateError> {
         Ok(Self {
-            account: TableWriter::new(out, "fs_account", ORG)?,
-            product: TableWriter::new(out, "fs_product", ORG)?,
-            order: TableWriter::new(out, "fs_order", ORG)?,
-            line: TableWriter::new(out, "fs_order_item", ORG)?,
-            case: TableWriter::new(out, "fs_case", ORG)?,
-            event: TableWriter::new(out, "fs_engagement_event", ORG)?,
-            other_account: TableWriter::new(out, "fs_account", OTHER_ORG)?,
-            other_order: TableWriter::new(out, "fs_order", OTHER_ORG)?,
+            account: TableWriter::new(out, "fs_account")?,
+            product: TableWriter::new(out, "fs_product")?,
+            order: TableWriter::new(out, "fs_order")?,
+            line: TableWriter::new(out, "fs_order_item")?,
+            case: TableWriter::new(out, "fs_case")?,
+            event: TableWriter::new(out, "fs_engagement_event")?,
         })
     }
 
@@ -800,8 +757,6 @@ impl Writers {
             + self.order.finish()?
             + self.line.finish()?
             + self.case.finish()?
-            + self.event.finish()?
-            + self.other_account.finish()?
-            + self.other_order.finish()?)
+            + self.event.finish()?)
     }
 }

@@ -35,20 +35,6 @@
 //! (account, day, category) and per (account, week); a window adds the gaps between purchase days;
 //! a last aggregate per account gives everything else. Inter-purchase-time variance comes from
 //! integer sums (Σg, Σg², n), exactly, instead of a second pass over the gaps.
-//!
-//! Why `array_sort(array_agg(…))` and not `array_agg(… ORDER BY wk)`: an ordered `array_agg` has
-//! no vectorised (groups) accumulator in DataFusion 55, so the whole last aggregate fell back to
-//! one accumulator object per account and row-by-row updates — about two thirds of the run time
-//! at 2M lines (EXPLAIN ANALYZE). Unordered `array_agg` is vectorised, and sorting each
-//! account's few weeks afterwards is cheap; `week` is the struct's first field and unique per
-//! account, so sorting the structs sorts by week.
-//!
-//! Why `MAX(known_us)` joined back and not `last_value(… ORDER BY known_us)`: the latter keeps a
-//! `Vec<ScalarValue>` per group per aggregate, which at 10M order lines costs several GiB and
-//! was 4× slower at 2M lines; a window (`LEAD(known_us) OVER (PARTITION BY id …)`) re-sorts the
-//! lines after repartitioning and was 3× slower. On an export sorted by the primary key (see
-//! [`crate::generate::sorted_export_properties`]) the `MAX` aggregates run in sorted, streaming
-//! mode.
 
 use chrono::NaiveDate;
 use sextant_features::aggregates::{FEATURE_NAMES, TREND_WEEKS, WIDTH};
@@ -245,10 +231,9 @@ impl FeatureQuery {
                  SUM(CASE WHEN {d} - day <= 365 THEN n_cases ELSE 0 END) AS c365, \
                  SUM(CASE WHEN {d} - day <= 365 THEN n_neg ELSE 0 END) AS n365, \
                  SUM(CASE WHEN {d} - day <= 90 THEN n_eng ELSE 0 END) AS e90, \
-                 array_sort(array_agg(named_struct('week', CAST(wk AS INT), \
-                   'orders', CAST(n_orders AS DOUBLE), 'spend', amount, 'items', items, \
-                   'cases', CAST(n_cases AS DOUBLE))) \
-                   FILTER (WHERE day IS NULL AND category IS NULL AND wk IS NOT NULL)) AS {seq_col} \
+                 array_agg(named_struct('week', CAST(wk AS INT), 'orders', CAST(n_orders AS DOUBLE), \
+                   'spend', amount, 'items', items, 'cases', CAST(n_cases AS DOUBLE)) ORDER BY wk) \
+                   FILTER (WHERE day IS NULL AND category IS NULL AND wk IS NOT NULL) AS {seq_col} \
                FROM s3 GROUP BY account_id) \
              SELECT account_id, \
                CAST({d} - last_day AS DOUBLE) AS {n0}, \

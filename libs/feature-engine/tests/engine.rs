@@ -744,10 +744,8 @@ fn generation_is_deterministic_and_has_every_case() {
     let gb = generate(&b, 3_000, 99).expect("generate b");
     assert_eq!(ga, gb);
     for t in sextant_feature_engine::schema::TABLES {
-        let fa =
-            std::fs::read(a.join(t).join(format!("{ORG}-part-00000.parquet"))).expect("file a");
-        let fb =
-            std::fs::read(b.join(t).join(format!("{ORG}-part-00000.parquet"))).expect("file b");
+        let fa = std::fs::read(a.join(t).join("part-00000.parquet")).expect("file a");
+        let fb = std::fs::read(b.join(t).join("part-00000.parquet")).expect("file b");
         assert_eq!(fa, fb, "{t} differs between two runs with the same seed");
     }
     let orders = read_table(data(), "fs_order");
