@@ -15,10 +15,10 @@ step() { local name=$1; shift; echo "=== $name"; if ! "$@"; then failed_steps+=(
 
 step rustfmt cargo fmt --all -- --check
 step clippy cargo clippy --workspace --all-targets --locked -- -D warnings
-step cargo-test bash -c "cargo test --workspace --locked 2>&1 | tee '$log'"
+step cargo-test bash -o pipefail -c "cargo test --workspace --locked 2>&1 | tee '$log'"
 # The `cuda` feature (burn-cuda 0.21) must keep compiling; no GPU is needed to type-check it.
 step cuda-feature cargo check -p sextant-trainer --features cuda --locked
-step salesforce-and-helm bash -c "bash .ci/sf-helm-checks.sh 2>&1 | tee -a '$log'"
+step salesforce-and-helm bash -o pipefail -c "bash .ci/sf-helm-checks.sh 2>&1 | tee -a '$log'"
 # The admin console in a real browser (Playwright + Chromium) against the suite on loopback.
 step admin-browser bash -o pipefail -c "bash scripts/admin-browser-test.sh 2>&1 | tee -a '$log'"
 
