@@ -335,6 +335,19 @@ impl SentimentArtifact {
             .collect())
     }
 
+    /// The sentiment of `text` by an artefact [`Self::validate`] has already accepted: a server
+    /// validates once when it loads the model, not once per text (validation walks every row).
+    ///
+    /// # Errors
+    /// Only if the embedded lexicon were corrupt.
+    ///
+    /// # Panics
+    /// May panic on an artefact that does not validate; validate it first.
+    pub fn predict_validated(&self, text: &str) -> Result<Sentiment, SentimentError> {
+        let encoded = encode(text, &self.features, Lexicon::vader()?);
+        Ok(self.sentiment_of(self.outputs_unchecked(&encoded)))
+    }
+
     /// The sentiment of `text`.
     ///
     /// # Errors

@@ -378,10 +378,15 @@ async fn follow_sentiment_model(
     let shown = redact_url(&url);
     metrics.loaded.set([], 0.0);
     loop {
-        match sentiment::load(&http, &url).await {
-            Ok(artifact) => {
-                let version = artifact.version.clone();
-                if sentiment.set_model(artifact) {
+        let loaded = sentiment::load(&http, &url).await.and_then(|artifact| {
+            let version = artifact.version.clone();
+            sentiment
+                .set_model(artifact)
+                .map(|changed| (changed, version))
+        });
+        match loaded {
+            Ok((changed, version)) => {
+                if changed {
                     tracing::info!(url = %shown, %version, "Sentiment model loaded: it judges case text from now on.");
                 }
                 metrics.loaded.set([], 1.0);

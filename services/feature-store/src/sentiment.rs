@@ -51,7 +51,8 @@ impl Scorer {
     pub fn negative(&self, text: &str) -> (bool, String) {
         match self {
             Self::Lexicon => (lexicon_is_negative(text), self.label()),
-            Self::Model(a) => match a.predict(text) {
+            // Validated once, when it was set (`CaseSentiment::set_model`).
+            Self::Model(a) => match a.predict_validated(text) {
                 Ok(s) => (s.label == SentimentClass::Negative, self.label()),
                 Err(e) => {
                     tracing::warn!(error = %e, "Sentiment model could not score a case; the lexicon did.");
@@ -107,8 +108,15 @@ impl CaseSentiment {
         }
     }
 
-    /// Makes `artifact` the scorer. Returns whether it replaced another version.
-    pub fn set_model(&self, artifact: SentimentArtifact) -> bool {
+    /// Makes `artifact` the scorer once it validates. Returns whether it replaced another
+    /// version.
+    ///
+    /// # Errors
+    /// [`LoadError::Invalid`] when its shapes do not fit together (the scorer is unchanged).
+    pub fn set_model(&self, artifact: SentimentArtifact) -> Result<bool, LoadError> {
+        artifact
+            .validate()
+            .map_err(|e| LoadError::Invalid(e.to_string()))?;
         let mut g = match self.current.write() {
             Ok(g) => g,
             Err(poisoned) => poisoned.into_inner(),
@@ -120,7 +128,7 @@ impl CaseSentiment {
         if changed {
             *g = Arc::new(Scorer::Model(Box::new(artifact)));
         }
-        changed
+        Ok(changed)
     }
 
     /// Whether a model (not the lexicon) scores now.
