@@ -6,7 +6,8 @@
 # usage: scripts/bench/features_engine.sh [LINES] [DATA_DIR]
 #   LINES     order lines to generate (default 10000000)
 #   DATA_DIR  where the export goes (default target/engine-bench/LINES; reused when present)
-# env: CUTOFF (default 2024-01-01), POLARS_ENGINES (default "in-memory streaming")
+# env: CUTOFF (default 2024-01-01), POLARS_ENGINES (default "in-memory streaming"),
+#      PYTHON (default python3; e.g. a venv's python with polars installed)
 #
 # Steps: generate the export (release `sextant-engine generate`, seed 42, separate process), run
 # `cargo bench --bench features` (DataFusion single-node, peak RSS = VmHWM of the computation),
@@ -19,9 +20,10 @@ LINES=${1:-10000000}
 DATA=${2:-$REPO/target/engine-bench/$LINES}
 CUTOFF=${CUTOFF:-2024-01-01}
 POLARS_ENGINES=${POLARS_ENGINES:-in-memory streaming}
+PYTHON=${PYTHON:-python3}
 cd "$REPO"
 
-python3 -c 'import polars' 2>/dev/null || { echo "features_engine: needs polars (pip install polars)" >&2; exit 2; }
+"$PYTHON" -c 'import polars' 2>/dev/null || { echo "features_engine: needs polars (pip install polars)" >&2; exit 2; }
 
 echo "== building (release)" >&2
 cargo build --release -q -p sextant-feature-engine --bin sextant-engine
@@ -39,11 +41,11 @@ echo "== DataFusion" >&2
 cargo bench -q -p sextant-feature-engine --bench features -- "$LINES" "$DATA" --cutoff "$CUTOFF" | tail -n 1 | tee -a "$results" >&2
 for engine in $POLARS_ENGINES; do
     echo "== Polars ($engine)" >&2
-    python3 scripts/bench/features_polars.py --data "$DATA" --cutoff "$CUTOFF" --lines "$LINES" \
+    "$PYTHON" scripts/bench/features_polars.py --data "$DATA" --cutoff "$CUTOFF" --lines "$LINES" \
         --engine "$engine" --out "$DATA/features-polars-$engine.parquet" | tee -a "$results" >&2
 done
 
-python3 - "$results" "$DATA" <<'EOF'
+"$PYTHON" - "$results" "$DATA" <<'EOF'
 import json, sys
 import polars as pl
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip().startswith("{")]
@@ -59,8 +61,25 @@ for r in rows[1:]:
         scale = pl.DataFrame({"a": a.abs(), "b": b.abs()}).select(pl.max_horizontal("a", "b", pl.lit(1.0))).to_series()
         diff = ((a - b).abs() / scale).max()
         assert diff <= 1e-9, f"{r['engine']}: {col} differs by {diff}"
-    same_seq = (df["sequence"].list.len().fill_null(0) == po["sequence"].list.len().fill_null(0)).all()
-    assert same_seq, f"{r['engine']}: sequence lengths differ"
+    # Sequences: the same non-empty weeks in the same order, the same values.
+    def weeks(t):
+        return (
+            t.select("account_id", "sequence")
+            .explode("sequence")
+            .drop_nulls("sequence")
+            .with_columns(pl.int_range(pl.len()).over("account_id").alias("pos"))
+            .unnest("sequence")
+        )
+    a, b = weeks(df), weeks(po)
+    assert a.height == b.height, f"{r['engine']}: {b.height} non-empty weeks vs {a.height}"
+    assert a["account_id"].equals(b["account_id"]) and a["pos"].equals(b["pos"]), f"{r['engine']}: weeks differ"
+    assert (a["week"].cast(pl.Int64) == b["week"].cast(pl.Int64)).all(), f"{r['engine']}: week numbers differ"
+    for ch in ["orders", "spend", "items", "cases"]:
+        diff = pl.DataFrame({"x": a[ch], "y": b[ch]}).select(
+            ((pl.col("x") - pl.col("y")).abs()
+             / pl.max_horizontal(pl.col("x").abs(), pl.col("y").abs(), pl.lit(1.0))).max()
+        ).item()
+        assert diff is None or diff <= 1e-9, f"{r['engine']}: sequence {ch} differs by {diff}"
     r["same_result"] = True
 print()
 print(f"{'engine':38} {'lines':>12} {'accounts':>9} {'seconds':>9} {'lines/s':>12} {'peak RSS MiB':>13}")

@@ -4,8 +4,14 @@
 //! suite runs (laptop, CI, the Sextant image), with the same flags as the stock
 //! `ballista-scheduler` / `ballista-executor` (`--bind-host`, `--bind-port`, `--bind-grpc-port`,
 //! `--external-host`, `--scheduler-host`, `--scheduler-port`, `--work-dir`, `--concurrent-tasks`),
-//! so the Helm chart can run either. The feature query uses no UDFs, so a stock executor computes
-//! exactly what ours does.
+//! so the Helm chart's settings fit both.
+//!
+//! Why the cluster must run this binary: the feature query calls three aggregate functions of its
+//! own ([`crate::functions`]). The scheduler decodes the client's logical plan with its session's
+//! functions and each executor decodes its tasks with its function registry, so ours register
+//! them on both ([`crate::functions::session_state`], [`crate::functions::ballista_registry`]).
+//! A stock `ballista-scheduler` or `ballista-executor` image does not know them and cannot decode
+//! the query's plans.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -53,6 +59,8 @@ pub async fn run_scheduler(opts: &SchedulerOptions) -> Result<(), ClusterError> 
             .external_host
             .clone()
             .unwrap_or_else(|| opts.bind_host.clone()),
+        // The feature query's functions, so that its plans decode here.
+        override_session_builder: Some(Arc::new(crate::functions::session_state)),
         ..SchedulerConfig::default()
     };
     let cluster = BallistaCluster::new_from_config(&config)
@@ -101,6 +109,8 @@ pub async fn run_executor(opts: &ExecutorOptions) -> Result<(), ClusterError> {
         vcores: opts.concurrent_tasks,
         work_dir: opts.work_dir.clone(),
         print_thread_info: false,
+        // The feature query's functions, so that its tasks decode here.
+        override_function_registry: Some(Arc::new(crate::functions::ballista_registry())),
         ..ExecutorProcessConfig::default()
     };
     start_executor_process(Arc::new(config))

@@ -100,6 +100,8 @@ pub async fn session(target: &Target, data: &Path) -> Result<SessionContext, Eng
             SessionContext::remote(&format!("df://{scheduler}")).await?
         }
     };
+    // The query's own aggregate functions (the cluster's processes register them too).
+    crate::functions::register(&ctx);
     // Executors resolve paths on their own machines: always register absolute ones.
     let data = std::path::absolute(data).map_err(|source| EngineError::Io {
         path: data.to_path_buf(),
@@ -136,7 +138,21 @@ pub async fn compute_to_parquet(
     query: &FeatureQuery,
     out: &Path,
 ) -> Result<Written, EngineError> {
-    let df = ctx.sql(&query.sql()).await?;
+    sql_to_parquet(ctx, &query.sql(), out).await
+}
+
+/// Runs the SQL text `sql` on `ctx` and streams its result into the Parquet file `out`, one
+/// record batch at a time ([`compute_to_parquet`] with the feature query's text; profiling runs
+/// variants through it).
+///
+/// # Errors
+/// [`EngineError`] when the query fails or the file cannot be written.
+pub async fn sql_to_parquet(
+    ctx: &SessionContext,
+    sql: &str,
+    out: &Path,
+) -> Result<Written, EngineError> {
+    let df = ctx.sql(sql).await?;
     let mut stream = df.execute_stream().await?;
     let schema = stream.schema();
     if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {

@@ -23,23 +23,30 @@
 //!   first; null when every week is empty. [`crate::engine::FeatureRow::dense_sequence`] expands
 //!   it to the 416 values of `sextant_features::sequence::WeeklySequence::values`.
 //!
-//! Why one query and only built-in functions: DataFusion plans it as a whole (hash aggregates and
-//! hash joins, streaming and spilling), and Ballista can ship every part of it to its stock
-//! executors, which know no user-defined functions.
+//! Why one query: DataFusion plans it as a whole (hash aggregates and hash joins, streaming and
+//! spilling), and Ballista ships every part of it to its executors. Three aggregates are our own
+//! ([`crate::functions`]: the weekly sequence, the inter-purchase gaps and the per-category
+//! spend), vectorised, and registered on every session and cluster process that runs the query.
 //!
 //! Why this shape: DataFusion inlines a CTE at every reference, so a relation used twice is
-//! computed twice. The query is therefore one chain in which every table is read once (twice for
-//! "the latest version": a `MAX(known_us)` per id joined back): order lines are aggregated per
-//! order and per (account, category) in one `GROUPING SETS` pass; orders, cases and engagement
-//! events are unioned into one relation that one more `GROUPING SETS` pass reduces per
-//! (account, day, category) and per (account, week); a window adds the gaps between purchase days;
-//! a last aggregate per account gives everything else. Inter-purchase-time variance comes from
-//! integer sums (Σg, Σg², n), exactly, instead of a second pass over the gaps.
+//! computed twice. Every table is therefore read once (twice for "the latest version": a
+//! `MAX(known_us)` per id joined back). The current order lines are joined to the live orders
+//! (and their product's category), and one relation — a row per order, per order line, per case
+//! and per engagement event, each with the account, the day and its counts and amounts — goes
+//! into ONE hash aggregate per account: plain sums (counts and amounts in windows, which are
+//! sums over lines as much as over orders) and the three functions, which keep a short vector
+//! per account (the non-empty weeks, the distinct purchase days, the spend per category). No
+//! per-order aggregate, no `GROUPING SETS`, no window over the orders. Inter-purchase-time
+//! variance comes from integer sums (Σg, Σg², n), exactly.
+//!
+//! (`abs(q)` and not `q` for a positive quantity: DataFusion 55 infers `CASE WHEN q > 0 THEN q …`
+//! non-null in the logical plan but nullable in the physical one, and refuses the union.)
 
 use chrono::NaiveDate;
 use sextant_features::aggregates::{FEATURE_NAMES, TREND_WEEKS, WIDTH};
 use sextant_features::sequence::MAX_WEEKS;
 
+use crate::functions::{CATEGORY_STATS, PURCHASE_GAPS, WEEK_SEQUENCE};
 use crate::schema::DAY_US;
 
 /// Why a query cannot be built.
@@ -170,48 +177,31 @@ impl FeatureQuery {
                AND f.account_id IN (SELECT id FROM alive)), \
              cur AS ({cur}), \
              pl AS (SELECT id, MAX(known_us) AS k FROM fs_product WHERE org_id = {o} GROUP BY id), \
-             pc AS (SELECT f.id, f.category FROM fs_product f JOIN pl ON f.id = pl.id AND f.known_us = pl.k \
+             pc AS (SELECT f.id, DENSE_RANK() OVER (ORDER BY f.category) AS cat \
+               FROM fs_product f JOIN pl ON f.id = pl.id AND f.known_us = pl.k \
                WHERE f.org_id = {o} AND f.category IS NOT NULL), \
-             ll AS (SELECT live.id AS order_id, live.account_id, CAST(live.event_day AS BIGINT) AS day, \
-                 pc.category, cur.quantity AS q, cur.unit_price AS p \
-               FROM live LEFT JOIN cur ON cur.order_id = live.id \
+             ln AS (SELECT live.account_id, CAST(live.event_day AS BIGINT) AS day, \
+                 CAST(pc.cat AS BIGINT) AS cat, cur.quantity AS q, cur.unit_price AS p \
+               FROM cur JOIN live ON cur.order_id = live.id \
                LEFT JOIN pc ON pc.id = cur.product_id), \
-             g AS (SELECT order_id, account_id, day, category, \
-                 SUM(CASE WHEN q > 0 THEN q * p ELSE 0.0 END) AS amount, \
-                 SUM(CASE WHEN q > 0 THEN q ELSE 0.0 END) AS items, \
-                 SUM(CASE WHEN q < 0 THEN -q * p ELSE 0.0 END) AS returned \
-               FROM ll GROUP BY GROUPING SETS ((order_id, account_id, day), (account_id, category))), \
              cv AS ({cases} AND f.event_day < {d} AND f.account_id IS NOT NULL), \
              ev AS ({events} AND f.event_day < {d} AND f.account_id IS NOT NULL), \
              base AS (\
-               SELECT account_id, day, category, \
-                 CASE WHEN order_id IS NOT NULL THEN 1 ELSE 0 END AS n_orders, \
-                 CASE WHEN order_id IS NOT NULL THEN amount ELSE 0.0 END AS amount, \
-                 CASE WHEN order_id IS NOT NULL THEN items ELSE 0.0 END AS items, \
-                 CASE WHEN order_id IS NOT NULL THEN returned ELSE 0.0 END AS returned, \
-                 0 AS n_cases, 0 AS n_neg, 0 AS n_eng, \
-                 CASE WHEN order_id IS NULL THEN amount ELSE 0.0 END AS spend \
-               FROM g WHERE order_id IS NOT NULL OR category IS NOT NULL \
-               UNION ALL SELECT account_id, day, CAST(NULL AS VARCHAR) AS category, 0, 0.0, 0.0, 0.0, \
-                 1, CASE WHEN neg THEN 1 ELSE 0 END, 0, 0.0 FROM cv \
-               UNION ALL SELECT account_id, day, CAST(NULL AS VARCHAR) AS category, 0, 0.0, 0.0, 0.0, \
-                 0, 0, 1, 0.0 FROM ev WHERE {d} - day <= 90), \
-             wb AS (SELECT *, CASE WHEN day IS NOT NULL AND {d} - day <= {seq_days} \
-                   AND (n_orders > 0 OR n_cases > 0) THEN ({d} - day - 1) / 7 END AS wk FROM base), \
-             s2 AS (SELECT account_id, day, category, wk, \
-                 SUM(n_orders) AS n_orders, SUM(amount) AS amount, SUM(items) AS items, \
-                 SUM(returned) AS returned, SUM(n_cases) AS n_cases, SUM(n_neg) AS n_neg, \
-                 SUM(n_eng) AS n_eng, SUM(spend) AS spend \
-               FROM wb GROUP BY GROUPING SETS ((account_id, day, category), (account_id, wk))), \
-             s3 AS (SELECT *, day IS NOT NULL AND n_orders > 0 AS pday, \
-                 CASE WHEN day IS NOT NULL AND n_orders > 0 THEN day - LAG(day) OVER \
-                   (PARTITION BY account_id, day IS NOT NULL AND n_orders > 0 ORDER BY day) END AS gap \
-               FROM s2), \
+               SELECT account_id, day, cat, 0 AS n_orders, \
+                 CASE WHEN q > 0 THEN q * p ELSE 0.0 END AS amount, \
+                 CASE WHEN q > 0 THEN abs(q) ELSE 0.0 END AS items, \
+                 CASE WHEN q < 0 THEN -q * p ELSE 0.0 END AS returned, \
+                 0 AS n_cases, 0 AS n_neg, 0 AS n_eng FROM ln \
+               UNION ALL SELECT account_id, CAST(event_day AS BIGINT), CAST(NULL AS BIGINT), \
+                 1, 0.0, 0.0, 0.0, 0, 0, 0 FROM live \
+               UNION ALL SELECT account_id, day, CAST(NULL AS BIGINT), 0, 0.0, 0.0, 0.0, \
+                 1, CASE WHEN neg THEN 1 ELSE 0 END, 0 FROM cv \
+               UNION ALL SELECT account_id, day, CAST(NULL AS BIGINT), 0, 0.0, 0.0, 0.0, \
+                 0, 0, 1 FROM ev WHERE {d} - day <= 90), \
              agg AS (SELECT account_id, \
-                 MIN(day) FILTER (WHERE pday) AS first_day, MAX(day) FILTER (WHERE pday) AS last_day, \
-                 SUM(n_orders) FILTER (WHERE day IS NOT NULL) AS n, \
-                 SUM(amount) FILTER (WHERE day IS NOT NULL) AS total, \
-                 SUM(items) FILTER (WHERE day IS NOT NULL) AS items, \
+                 MIN(day) FILTER (WHERE n_orders > 0) AS first_day, \
+                 MAX(day) FILTER (WHERE n_orders > 0) AS last_day, \
+                 SUM(n_orders) AS n, SUM(amount) AS total, SUM(items) AS items, \
                  SUM(CASE WHEN {d} - day <= 30 THEN n_orders ELSE 0 END) AS o30, \
                  SUM(CASE WHEN {d} - day <= 90 THEN n_orders ELSE 0 END) AS o90, \
                  SUM(CASE WHEN {d} - day <= 365 THEN n_orders ELSE 0 END) AS o365, \
@@ -223,18 +213,18 @@ impl FeatureQuery {
                  SUM(CASE WHEN {d} - day > {span} AND {d} - day <= {span2} THEN amount ELSE 0.0 END) AS ps, \
                  SUM(CASE WHEN {d} - day <= {span} THEN n_orders ELSE 0 END) AS ro, \
                  SUM(CASE WHEN {d} - day > {span} AND {d} - day <= {span2} THEN n_orders ELSE 0 END) AS po, \
-                 COUNT(gap) AS ng, SUM(gap) AS sg, SUM(gap * gap) AS sg2, \
-                 COUNT(*) FILTER (WHERE category IS NOT NULL AND spend > 0) AS n_cat, \
-                 MAX(spend) FILTER (WHERE category IS NOT NULL) AS top_spend, \
-                 SUM(spend) FILTER (WHERE category IS NOT NULL) AS cat_total, \
+                 {gaps}(day) FILTER (WHERE n_orders > 0) AS gaps, \
+                 {cats}(cat, amount) AS cats, \
                  SUM(CASE WHEN {d} - day <= 90 THEN n_cases ELSE 0 END) AS c90, \
                  SUM(CASE WHEN {d} - day <= 365 THEN n_cases ELSE 0 END) AS c365, \
                  SUM(CASE WHEN {d} - day <= 365 THEN n_neg ELSE 0 END) AS n365, \
-                 SUM(CASE WHEN {d} - day <= 90 THEN n_eng ELSE 0 END) AS e90, \
-                 array_agg(named_struct('week', CAST(wk AS INT), 'orders', CAST(n_orders AS DOUBLE), \
-                   'spend', amount, 'items', items, 'cases', CAST(n_cases AS DOUBLE)) ORDER BY wk) \
-                   FILTER (WHERE day IS NULL AND category IS NULL AND wk IS NOT NULL) AS {seq_col} \
-               FROM s3 GROUP BY account_id) \
+                 SUM(n_eng) AS e90, \
+                 {weeks}(CASE WHEN n_eng = 0 AND {d} - day <= {seq_days} THEN ({d} - day - 1) / 7 END, \
+                   CAST(n_orders AS DOUBLE), amount, items, CAST(n_cases AS DOUBLE)) AS {seq_col} \
+               FROM base GROUP BY account_id), \
+             fin AS (SELECT *, gaps['n'] AS ng, gaps['sum'] AS sg, gaps['sum_sq'] AS sg2, \
+                 cats['n_positive'] AS n_cat, cats['top'] AS top_spend, cats['total'] AS cat_total \
+               FROM agg WHERE n > 0) \
              SELECT account_id, \
                CAST({d} - last_day AS DOUBLE) AS {n0}, \
                CAST({d} - first_day AS DOUBLE) AS {n1}, \
@@ -264,7 +254,7 @@ impl FeatureQuery {
                CASE WHEN c365 > 0 THEN CAST(n365 AS DOUBLE) / CAST(c365 AS DOUBLE) ELSE 0.0 END AS {n23}, \
                CAST(e90 AS DOUBLE) AS {n24}, \
                {seq_col} \
-             FROM agg WHERE n > 0",
+             FROM fin",
             live = current("fs_order", "f.id, f.account_id, f.event_day"),
             cur = current(
                 "fs_order_item",
@@ -279,6 +269,9 @@ impl FeatureQuery {
                 "f.account_id, CAST(f.event_day AS BIGINT) AS day"
             ),
             seq_col = SEQUENCE_COLUMN,
+            weeks = WEEK_SEQUENCE,
+            gaps = PURCHASE_GAPS,
+            cats = CATEGORY_STATS,
             n0 = names[0],
             n1 = names[1],
             n2 = names[2],
