@@ -521,6 +521,30 @@ pub struct ClvModelMetadata {
     pub promotion: Option<PromotionDecision>,
 }
 
+/// A version of a model family whose evaluation is a set of named figures (sentiment, …): what it
+/// learned from, how it did, and where it stands in the registry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ModelCard {
+    pub version: ModelVersion,
+    pub created_at: DateTime<Utc>,
+    /// Held-out figures by name (e.g. `weighted_f1`, `accuracy`, and the baseline's as
+    /// `baseline_weighted_f1`).
+    #[schema(value_type = Object)]
+    pub metrics: BTreeMap<String, f64>,
+    /// The figure the promotion gate compares (higher is better), a key of `metrics`.
+    pub gate_metric: String,
+    /// Training configuration (seed, sizes, architecture, evaluation protocol…).
+    #[schema(value_type = Object)]
+    pub config: BTreeMap<String, serde_json::Value>,
+    /// SHA-256 of the training data the model learned from.
+    pub training_set_fingerprint: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<ModelStatus>,
+    /// The latest promotion decision, with the compared figures in its `reason`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promotion: Option<PromotionDecision>,
+}
+
 // ---------------------------------------------------------------- gateway
 
 /// Asks for churn scores.

@@ -23,6 +23,8 @@ pub enum ErrorCode {
     EmptyRequest,
     /// No bearer token, or it failed validation.
     Unauthorized,
+    /// The caller made more calls than its rate limit allows; retry after `Retry-After` seconds.
+    RateLimited,
     /// The thing asked for does not exist.
     NotFound,
     /// No model has been trained yet.
@@ -43,6 +45,8 @@ pub enum ErrorCode {
     NoHistory,
     /// A training set's label window (cut-off + horizon) ends after today: its labels are unknown.
     LabelWindowOpen,
+    /// The request body is larger than the endpoint accepts.
+    PayloadTooLarge,
     /// Anything unexpected; details are in the server log, never in the response.
     Internal,
 }
@@ -57,6 +61,7 @@ impl ErrorCode {
             Self::TooManyRecords => "too_many_records",
             Self::EmptyRequest => "empty_request",
             Self::Unauthorized => "unauthorized",
+            Self::RateLimited => "rate_limited",
             Self::NotFound => "not_found",
             Self::NoModel => "no_model",
             Self::TrainingFailed => "training_failed",
@@ -67,6 +72,7 @@ impl ErrorCode {
             Self::InvalidRecord => "invalid_record",
             Self::NoHistory => "no_history",
             Self::LabelWindowOpen => "label_window_open",
+            Self::PayloadTooLarge => "payload_too_large",
             Self::Internal => "internal",
         }
     }

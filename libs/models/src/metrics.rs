@@ -192,6 +192,63 @@ pub fn line_svg(values: &[f64], title: &str, x_label: &str, y_label: &str) -> St
     )
 }
 
+/// An SVG confusion matrix: one row per true class, one column per predicted class, each cell
+/// shaded by its share of the row (recall) and labelled with its count.
+pub fn confusion_svg(classes: &[&str], counts: &[Vec<usize>], title: &str) -> String {
+    let n = classes.len();
+    let (cell, left, top) = (90.0, 110.0, 70.0);
+    let w = left + cell * n as f64 + 20.0;
+    let h = top + cell * n as f64 + 50.0;
+    let esc = |s: &str| s.replace('&', "&amp;").replace('<', "&lt;");
+    let mut body = String::new();
+    for (t, row) in counts.iter().enumerate().take(n) {
+        let total: usize = row.iter().sum();
+        for (p, &c) in row.iter().enumerate().take(n) {
+            let share = if total == 0 {
+                0.0
+            } else {
+                c as f64 / total as f64
+            };
+            let (x, y) = (left + cell * p as f64, top + cell * t as f64);
+            let ink = if share > 0.5 { "white" } else { "black" };
+            body.push_str(&format!(
+                "<rect x=\"{x}\" y=\"{y}\" width=\"{cell}\" height=\"{cell}\" fill=\"#0b6bcb\" fill-opacity=\"{share:.3}\" stroke=\"#888\"/>\
+                 <text x=\"{tx}\" y=\"{ty}\" font-size=\"14\" text-anchor=\"middle\" fill=\"{ink}\">{c}</text>",
+                tx = x + cell / 2.0,
+                ty = y + cell / 2.0 + 5.0,
+            ));
+        }
+    }
+    for (i, name) in classes.iter().enumerate() {
+        body.push_str(&format!(
+            "<text x=\"{lx}\" y=\"{ly}\" font-size=\"12\" text-anchor=\"end\">{name}</text>\
+             <text x=\"{cx}\" y=\"{cy}\" font-size=\"12\" text-anchor=\"middle\">{name}</text>",
+            lx = left - 8.0,
+            ly = top + cell * i as f64 + cell / 2.0 + 4.0,
+            cx = left + cell * i as f64 + cell / 2.0,
+            cy = top - 8.0,
+            name = esc(name),
+        ));
+    }
+    format!(
+        concat!(
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" font-family=\"sans-serif\">",
+            "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>",
+            "<text x=\"{cx}\" y=\"22\" font-size=\"14\" text-anchor=\"middle\">{title}</text>",
+            "<text x=\"{px}\" y=\"44\" font-size=\"12\" text-anchor=\"middle\">predicted</text>",
+            "<text x=\"14\" y=\"{ay}\" font-size=\"12\" text-anchor=\"middle\" transform=\"rotate(-90 14 {ay})\">true</text>",
+            "{body}</svg>\n"
+        ),
+        w = w,
+        h = h,
+        cx = w / 2.0,
+        px = left + cell * n as f64 / 2.0,
+        ay = top + cell * n as f64 / 2.0,
+        title = esc(title),
+        body = body,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -241,5 +298,27 @@ mod tests {
         assert!((area - roc_auc(&scores, &labels).expect("auc")).abs() < 1e-12);
         let svg = roc_svg(&pts, 0.5, "churn-v1");
         assert!(svg.starts_with("<svg") && svg.contains("AUC 0.500") && svg.contains("polyline"));
+    }
+
+    #[test]
+    fn the_confusion_matrix_shows_every_count_shaded_by_row_share() {
+        let svg = confusion_svg(
+            &["negative", "positive"],
+            &[vec![3, 1], vec![0, 4]],
+            "a <model>",
+        );
+        assert!(svg.starts_with("<svg"));
+        assert!(
+            svg.contains(">3</text>") && svg.contains(">1</text>") && svg.contains(">4</text>")
+        );
+        assert!(
+            svg.contains("fill-opacity=\"0.750\""),
+            "3 of 4 in the first row"
+        );
+        assert!(
+            svg.contains("fill-opacity=\"1.000\""),
+            "4 of 4 in the second row"
+        );
+        assert!(svg.contains("a &lt;model>"), "title escaped");
     }
 }

@@ -1,22 +1,30 @@
 //! HTTP handlers and the OpenAPI description of the trainer.
 
+use std::io::Write;
+
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, get, post, web};
+use futures_util::StreamExt;
+use serde::Deserialize;
 use sextant_contracts::api::{
-    ClvJobRequest, ClvModelMetadata, Health, ModelMetadata, PromotionDecision, TrainJob,
+    ClvJobRequest, ClvModelMetadata, Health, ModelCard, ModelMetadata, PromotionDecision, TrainJob,
     TrainJobRequest,
 };
+use sextant_contracts::time::SharedClock;
 use sextant_contracts::{ErrorBody, ErrorCode, ModelVersion};
 use sextant_models::churn_serving::ServedChurnModel;
 use sextant_models::clv::serving::ClvArtifact;
+use sextant_models::evaluation::EvalError;
+use sextant_models::sentiment::SentimentArtifact;
 use sextant_service_kit::ApiError;
-use utoipa::OpenApi;
+use sha2::{Digest, Sha256};
+use utoipa::{IntoParams, OpenApi};
 
 use crate::AppState;
 use crate::churn_job::ChurnJobConfig;
 use crate::clv_job::ClvJobConfig;
-use crate::clv_registry::CLV_PLOTS;
-use crate::registry::RegistryError;
+use crate::jobs::SentimentData;
+use crate::registry::{Governed, ModelKind, Registry, RegistryError};
 
 /// The OpenAPI description.
 #[derive(OpenApi)]
@@ -41,6 +49,13 @@ use crate::registry::RegistryError;
         get_clv_artifact,
         get_clv_plot,
         promote_clv_model,
+        start_sentiment_job,
+        list_sentiment_models,
+        current_sentiment_model,
+        get_sentiment_model,
+        get_sentiment_artifact,
+        get_sentiment_plot,
+        promote_sentiment_model,
         healthz,
         readyz
     )
@@ -69,6 +84,13 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(get_clv_artifact)
         .service(get_clv_plot)
         .service(promote_clv_model)
+        .service(start_sentiment_job)
+        .service(list_sentiment_models)
+        .service(current_sentiment_model)
+        .service(get_sentiment_model)
+        .service(get_sentiment_artifact)
+        .service(get_sentiment_plot)
+        .service(promote_sentiment_model)
         .service(healthz)
         .service(readyz);
 }
@@ -83,6 +105,111 @@ fn registry_error(e: RegistryError) -> ApiError {
 fn parse_version(raw: &str) -> Result<ModelVersion, ApiError> {
     ModelVersion::parse(raw)
         .map_err(|e| ApiError::bad_request(ErrorCode::InvalidParameter, e.to_string()))
+}
+
+fn no_model<K: ModelKind>() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        ErrorCode::NoModel,
+        format!("no {} model has been trained yet", K::NAME),
+    )
+}
+
+fn unknown<K: ModelKind>(v: &ModelVersion) -> ApiError {
+    ApiError::not_found(format!("no {} model {v}", K::NAME))
+}
+
+/// A family's versions, oldest first.
+fn list<K: ModelKind>(registry: &Registry<K>) -> Result<web::Json<Vec<K::Metadata>>, ApiError> {
+    registry.list().map(web::Json).map_err(registry_error)
+}
+
+/// The version a path names: a version of the family, or `current`.
+fn resolve<K: ModelKind>(registry: &Registry<K>, raw: &str) -> Result<ModelVersion, ApiError> {
+    if raw == "current" {
+        return registry
+            .current()
+            .map_err(registry_error)?
+            .ok_or_else(no_model::<K>);
+    }
+    parse_version(raw)
+}
+
+/// The metadata of the version a path names (`current` included).
+fn metadata<K: ModelKind>(
+    registry: &Registry<K>,
+    raw: &str,
+) -> Result<web::Json<K::Metadata>, ApiError> {
+    let v = resolve(registry, raw)?;
+    registry
+        .metadata(&v)
+        .map_err(registry_error)?
+        .map(web::Json)
+        .ok_or_else(|| unknown::<K>(&v))
+}
+
+/// The artefact of the version a path names (`current` included).
+fn artifact<K: ModelKind>(
+    registry: &Registry<K>,
+    raw: &str,
+) -> Result<web::Json<K::Artifact>, ApiError> {
+    let v = resolve(registry, raw)?;
+    registry
+        .artifact(&v)
+        .map_err(registry_error)?
+        .map(web::Json)
+        .ok_or_else(|| unknown::<K>(&v))
+}
+
+/// One of a version's plots, as SVG.
+fn plot<K: ModelKind>(
+    registry: &Registry<K>,
+    raw: &str,
+    name: &str,
+) -> Result<HttpResponse, ApiError> {
+    let v = resolve(registry, raw)?;
+    let svg = registry
+        .plot(&v, name)
+        .map_err(registry_error)?
+        .ok_or_else(|| {
+            ApiError::not_found(format!(
+                "no plot {name} of {} model {v} (plots: {})",
+                K::NAME,
+                K::PLOTS.join(", ")
+            ))
+        })?;
+    Ok(HttpResponse::Ok().content_type("image/svg+xml").body(svg))
+}
+
+/// A manual promotion or rollback through `route` (the path it was called on, for the record).
+async fn promote<K: ModelKind>(
+    registry: &Registry<K>,
+    raw: &str,
+    clock: &SharedClock,
+    route: &str,
+) -> Result<web::Json<K::Metadata>, ApiError> {
+    let v = parse_version(raw)?;
+    let registry = registry.clone();
+    let previous = registry.current().map_err(registry_error)?;
+    let decision = PromotionDecision {
+        promoted: true,
+        by: "manual".to_owned(),
+        reason: match &previous {
+            Some(p) if *p == v => format!("{v} is already current"),
+            Some(p) => format!("promoted by POST {route}, replacing {p}"),
+            None => format!("promoted by POST {route}"),
+        },
+        compared_with: previous,
+        candidate_auc: None,
+        current_auc: None,
+        decided_at: clock.now(),
+    };
+    let meta = web::block(move || registry.promote(&v, decision))
+        .await
+        .map_err(|e| ApiError::internal("promotion task", e))?
+        .map_err(registry_error)?;
+    tracing::info!(family = K::NAME, version = %meta.version(), "Model promoted by request.");
+    Ok(web::Json(meta))
 }
 
 /// Starts a churn training job; poll it with `GET /v1/jobs/{id}`.
@@ -172,21 +299,7 @@ async fn get_job(
 async fn list_models(
     state: web::Data<AppState>,
 ) -> Result<web::Json<Vec<ModelMetadata>>, ApiError> {
-    let mut out = Vec::new();
-    for v in state.registry.versions().map_err(registry_error)? {
-        if let Some(m) = state.registry.metadata(&v).map_err(registry_error)? {
-            out.push(m);
-        }
-    }
-    Ok(web::Json(out))
-}
-
-fn no_model() -> ApiError {
-    ApiError::new(
-        StatusCode::NOT_FOUND,
-        ErrorCode::NoModel,
-        "no model has been trained yet",
-    )
+    list(&state.registry)
 }
 
 /// The model being served.
@@ -196,17 +309,7 @@ fn no_model() -> ApiError {
 ))]
 #[get("/v1/models/current")]
 async fn current_model(state: web::Data<AppState>) -> Result<web::Json<ModelMetadata>, ApiError> {
-    let version = state
-        .registry
-        .current()
-        .map_err(registry_error)?
-        .ok_or_else(no_model)?;
-    state
-        .registry
-        .metadata(&version)
-        .map_err(registry_error)?
-        .map(web::Json)
-        .ok_or_else(no_model)
+    metadata(&state.registry, "current")
 }
 
 /// One model's metadata.
@@ -219,18 +322,12 @@ async fn get_model(
     state: web::Data<AppState>,
     version: web::Path<String>,
 ) -> Result<web::Json<ModelMetadata>, ApiError> {
-    let v = parse_version(&version)?;
-    state
-        .registry
-        .metadata(&v)
-        .map_err(registry_error)?
-        .map(web::Json)
-        .ok_or_else(|| ApiError::not_found(format!("no model {v}")))
+    metadata(&state.registry, &version)
 }
 
 /// One model's artefact: the input transform and weights, scored by the gateway.
 #[utoipa::path(
-    params(("version" = String, Path, description = "Model version, e.g. churn-v3")),
+    params(("version" = String, Path, description = "Model version, e.g. churn-v3, or `current`")),
     responses((status = 200, description = "Artefact: the sequence model (kind sequence_gru) with its bands and typical values, or a churn MLP stored before it", body = ServedChurnModel), (status = 400, description = "Malformed version", body = ErrorBody), (status = 404, description = "Unknown version", body = ErrorBody))
 )]
 #[get("/v1/models/{version}/artifact")]
@@ -238,13 +335,7 @@ async fn get_artifact(
     state: web::Data<AppState>,
     version: web::Path<String>,
 ) -> Result<web::Json<ServedChurnModel>, ApiError> {
-    let v = parse_version(&version)?;
-    state
-        .registry
-        .artifact(&v)
-        .map_err(registry_error)?
-        .map(web::Json)
-        .ok_or_else(|| ApiError::not_found(format!("no model {v}")))
+    artifact(&state.registry, &version)
 }
 
 /// A model's plots: `roc.svg` (held-out ROC curve) or `learning_curve.svg` (loss per epoch).
@@ -257,17 +348,7 @@ async fn get_plot(
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
-    let (version, name) = path.into_inner();
-    let v = parse_version(&version)?;
-    if !["roc.svg", "learning_curve.svg"].contains(&name.as_str()) {
-        return Err(ApiError::not_found(format!("no plot {name}")));
-    }
-    let svg = state
-        .registry
-        .plot(&v, &name)
-        .map_err(registry_error)?
-        .ok_or_else(|| ApiError::not_found(format!("no model {v}")))?;
-    Ok(HttpResponse::Ok().content_type("image/svg+xml").body(svg))
+    plot(&state.registry, &path.0, &path.1)
 }
 
 /// Makes a version current: a manual promotion of a candidate, or a rollback to an earlier
@@ -286,28 +367,8 @@ async fn promote_model(
     state: web::Data<AppState>,
     version: web::Path<String>,
 ) -> Result<web::Json<ModelMetadata>, ApiError> {
-    let v = parse_version(&version)?;
-    let registry = state.registry.clone();
-    let previous = registry.current().map_err(registry_error)?;
-    let decision = PromotionDecision {
-        promoted: true,
-        by: "manual".to_owned(),
-        reason: match &previous {
-            Some(p) if *p == v => format!("{v} is already current"),
-            Some(p) => format!("promoted by POST /v1/models/{v}/promote, replacing {p}"),
-            None => format!("promoted by POST /v1/models/{v}/promote"),
-        },
-        compared_with: previous,
-        candidate_auc: None,
-        current_auc: None,
-        decided_at: state.clock.now(),
-    };
-    let meta = web::block(move || registry.promote(&v, decision))
-        .await
-        .map_err(|e| ApiError::internal("promotion task", e))?
-        .map_err(registry_error)?;
-    tracing::info!(version = %meta.version, "Model promoted by request.");
-    Ok(web::Json(meta))
+    let route = format!("/v1/models/{version}/promote");
+    promote(&state.registry, &version, &state.clock, &route).await
 }
 
 /// Starts a CLV training job; poll it with `GET /v1/jobs/{id}`.
@@ -346,21 +407,7 @@ async fn start_clv_job(
 async fn list_clv_models(
     state: web::Data<AppState>,
 ) -> Result<web::Json<Vec<ClvModelMetadata>>, ApiError> {
-    let mut out = Vec::new();
-    for v in state.clv_registry.versions().map_err(registry_error)? {
-        if let Some(m) = state.clv_registry.metadata(&v).map_err(registry_error)? {
-            out.push(m);
-        }
-    }
-    Ok(web::Json(out))
-}
-
-fn no_clv_model() -> ApiError {
-    ApiError::new(
-        StatusCode::NOT_FOUND,
-        ErrorCode::NoModel,
-        "no CLV model has been trained yet",
-    )
+    list(&state.clv_registry)
 }
 
 /// The CLV model being served.
@@ -372,17 +419,7 @@ fn no_clv_model() -> ApiError {
 async fn current_clv_model(
     state: web::Data<AppState>,
 ) -> Result<web::Json<ClvModelMetadata>, ApiError> {
-    let version = state
-        .clv_registry
-        .current()
-        .map_err(registry_error)?
-        .ok_or_else(no_clv_model)?;
-    state
-        .clv_registry
-        .metadata(&version)
-        .map_err(registry_error)?
-        .map(web::Json)
-        .ok_or_else(no_clv_model)
+    metadata(&state.clv_registry, "current")
 }
 
 /// One CLV model's metadata: metrics, fit configuration (parameters of every model tried,
@@ -396,18 +433,12 @@ async fn get_clv_model(
     state: web::Data<AppState>,
     version: web::Path<String>,
 ) -> Result<web::Json<ClvModelMetadata>, ApiError> {
-    let v = parse_version(&version)?;
-    state
-        .clv_registry
-        .metadata(&v)
-        .map_err(registry_error)?
-        .map(web::Json)
-        .ok_or_else(|| ApiError::not_found(format!("no CLV model {v}")))
+    metadata(&state.clv_registry, &version)
 }
 
 /// One CLV model's artefact (purchase and spend parameters, value tiers), served by the gateway.
 #[utoipa::path(
-    params(("version" = String, Path, description = "CLV model version, e.g. clv-v2")),
+    params(("version" = String, Path, description = "CLV model version, e.g. clv-v2, or `current`")),
     responses((status = 200, description = "Artefact", body = ClvArtifact), (status = 400, description = "Malformed version", body = ErrorBody), (status = 404, description = "Unknown version", body = ErrorBody))
 )]
 #[get("/v1/clv/models/{version}/artifact")]
@@ -415,13 +446,7 @@ async fn get_clv_artifact(
     state: web::Data<AppState>,
     version: web::Path<String>,
 ) -> Result<web::Json<ClvArtifact>, ApiError> {
-    let v = parse_version(&version)?;
-    state
-        .clv_registry
-        .artifact(&v)
-        .map_err(registry_error)?
-        .map(web::Json)
-        .ok_or_else(|| ApiError::not_found(format!("no CLV model {v}")))
+    artifact(&state.clv_registry, &version)
 }
 
 /// A CLV model's plot: `holdout.svg` (mean actual and predicted holdout purchases per
@@ -435,25 +460,7 @@ async fn get_clv_plot(
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
-    let (version, name) = path.into_inner();
-    let v = parse_version(&version)?;
-    if !CLV_PLOTS.contains(&name.as_str())
-        || state
-            .clv_registry
-            .metadata(&v)
-            .map_err(registry_error)?
-            .is_none()
-    {
-        return Err(ApiError::not_found(format!(
-            "no plot {name} of CLV model {v}"
-        )));
-    }
-    let svg = state
-        .clv_registry
-        .plot(&v, &name)
-        .map_err(registry_error)?
-        .ok_or_else(|| ApiError::not_found(format!("no CLV model {v}")))?;
-    Ok(HttpResponse::Ok().content_type("image/svg+xml").body(svg))
+    plot(&state.clv_registry, &path.0, &path.1)
 }
 
 /// Makes a CLV version current: a manual promotion of a candidate, or a rollback. The version
@@ -471,28 +478,184 @@ async fn promote_clv_model(
     state: web::Data<AppState>,
     version: web::Path<String>,
 ) -> Result<web::Json<ClvModelMetadata>, ApiError> {
-    let v = parse_version(&version)?;
-    let registry = state.clv_registry.clone();
-    let previous = registry.current().map_err(registry_error)?;
-    let decision = PromotionDecision {
-        promoted: true,
-        by: "manual".to_owned(),
-        reason: match &previous {
-            Some(p) if *p == v => format!("{v} is already current"),
-            Some(p) => format!("promoted by POST /v1/clv/models/{v}/promote, replacing {p}"),
-            None => format!("promoted by POST /v1/clv/models/{v}/promote"),
-        },
-        compared_with: previous,
-        candidate_auc: None,
-        current_auc: None,
-        decided_at: state.clock.now(),
-    };
-    let meta = web::block(move || registry.promote(&v, decision))
-        .await
-        .map_err(|e| ApiError::internal("promotion task", e))?
-        .map_err(registry_error)?;
-    tracing::info!(version = %meta.version, "CLV model promoted by request.");
-    Ok(web::Json(meta))
+    let route = format!("/v1/clv/models/{version}/promote");
+    promote(&state.clv_registry, &version, &state.clock, &route).await
+}
+
+/// The largest labelled-text upload a sentiment job takes.
+pub const MAX_SENTIMENT_UPLOAD: usize = 64 << 20;
+
+/// Options of a sentiment job.
+#[derive(Debug, Deserialize, IntoParams)]
+struct SentimentJobQuery {
+    /// Seed of initialisation and shuffling (default 42); same data and seed, same model.
+    seed: Option<u64>,
+}
+
+/// What a user can fix in uploaded labelled text, without the server's temporary path.
+fn upload_error(e: EvalError) -> ApiError {
+    match e {
+        EvalError::BadRow { line, message, .. } => ApiError::bad_request(
+            ErrorCode::InvalidParameter,
+            format!("line {line}: {message}"),
+        ),
+        EvalError::Empty { .. } => {
+            ApiError::bad_request(ErrorCode::EmptyRequest, "no labelled sentences in the body")
+        }
+        EvalError::Unusable { message, .. } => {
+            ApiError::bad_request(ErrorCode::InsufficientData, message)
+        }
+        other => ApiError::internal("reading the upload", other),
+    }
+}
+
+/// Starts a sentiment job on labelled support text in the body; poll it with
+/// `GET /v1/jobs/{id}`.
+///
+/// Body: one sentence per line, `id<TAB>rating<TAB>text`, where the rating is a number from −4
+/// to 4 (the VADER snippets format; the class is rating/4 against ±0.05) or a class word,
+/// `negative`, `neutral` or `positive`; no header; at most 64 MiB. Every line is checked before
+/// the job starts (a bad one is answered with its line number). Every fifth row is held out; the
+/// model is trained on the rest (setting and epochs by inner validation) and measured on the
+/// held-out rows next to the TF-IDF baseline, the lexicon and the current model. It becomes
+/// current only when its weighted F1 there is at least the current model's (see the version's
+/// `promotion`). The feature store follows `GET /v1/sentiment/models/current/artifact`.
+#[utoipa::path(
+    params(SentimentJobQuery),
+    request_body(content = String, content_type = "text/tab-separated-values", description = "id<TAB>rating (-4..4 or negative|neutral|positive)<TAB>text, one per line"),
+    responses(
+        (status = 202, description = "Job queued", body = TrainJob),
+        (status = 400, description = "A malformed line (invalid_parameter, with its number), no lines (empty_request), or too few rows or classes to hold out (insufficient_data)", body = ErrorBody),
+        (status = 413, description = "Body over 64 MiB (payload_too_large)", body = ErrorBody),
+    )
+)]
+#[post("/v1/sentiment/jobs")]
+async fn start_sentiment_job(
+    state: web::Data<AppState>,
+    query: web::Query<SentimentJobQuery>,
+    mut body: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let mut file = tempfile::NamedTempFile::new()
+        .map_err(|e| ApiError::internal("temporary file for the upload", e))?;
+    let mut hasher = Sha256::new();
+    let mut size = 0usize;
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|e| {
+            ApiError::bad_request(
+                ErrorCode::InvalidParameter,
+                format!("reading the body: {e}"),
+            )
+        })?;
+        size += chunk.len();
+        if size > MAX_SENTIMENT_UPLOAD {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                ErrorCode::PayloadTooLarge,
+                format!("labelled text over {} MiB", MAX_SENTIMENT_UPLOAD >> 20),
+            ));
+        }
+        hasher.update(&chunk);
+        file.write_all(&chunk)
+            .map_err(|e| ApiError::internal("writing the upload", e))?;
+    }
+    file.flush()
+        .map_err(|e| ApiError::internal("writing the upload", e))?;
+    let path = file.into_temp_path();
+    let (path, rows) = web::block(move || {
+        crate::evaluate::sentiment::check_labelled(&path).map(|rows| (path, rows))
+    })
+    .await
+    .map_err(|e| ApiError::internal("checking the upload", e))?
+    .map_err(upload_error)?;
+    let fingerprint = format!("{:x}", hasher.finalize());
+    tracing::info!(rows, size, fingerprint = %fingerprint, "Sentiment job data received.");
+    let job = state.jobs.start_sentiment(SentimentData {
+        file: path,
+        fingerprint,
+        seed: query.seed.unwrap_or(42),
+    });
+    Ok(HttpResponse::Accepted().json(job))
+}
+
+/// Every stored sentiment model, oldest first.
+#[utoipa::path(responses((status = 200, description = "Sentiment models", body = Vec<ModelCard>)))]
+#[get("/v1/sentiment/models")]
+async fn list_sentiment_models(
+    state: web::Data<AppState>,
+) -> Result<web::Json<Vec<ModelCard>>, ApiError> {
+    list(&state.sentiment_registry)
+}
+
+/// The sentiment model being served.
+#[utoipa::path(responses(
+    (status = 200, description = "The current sentiment model", body = ModelCard),
+    (status = 404, description = "No sentiment model yet (code no_model)", body = ErrorBody),
+))]
+#[get("/v1/sentiment/models/current")]
+async fn current_sentiment_model(
+    state: web::Data<AppState>,
+) -> Result<web::Json<ModelCard>, ApiError> {
+    metadata(&state.sentiment_registry, "current")
+}
+
+/// One sentiment model's card: held-out metrics (and the baseline's and lexicon's on the same
+/// rows), configuration, fingerprint of the data, status and promotion.
+#[utoipa::path(
+    params(("version" = String, Path, description = "Sentiment model version, e.g. sentiment-v2, or `current`")),
+    responses((status = 200, description = "Card", body = ModelCard), (status = 400, description = "Malformed version", body = ErrorBody), (status = 404, description = "Unknown version, or no current model (no_model)", body = ErrorBody))
+)]
+#[get("/v1/sentiment/models/{version}")]
+async fn get_sentiment_model(
+    state: web::Data<AppState>,
+    version: web::Path<String>,
+) -> Result<web::Json<ModelCard>, ApiError> {
+    metadata(&state.sentiment_registry, &version)
+}
+
+/// One sentiment model's artefact; `current` follows promotions (the feature store's
+/// `sentiment_model_url`).
+#[utoipa::path(
+    params(("version" = String, Path, description = "Sentiment model version, e.g. sentiment-v2, or `current`")),
+    responses((status = 200, description = "Artefact", body = SentimentArtifact), (status = 400, description = "Malformed version", body = ErrorBody), (status = 404, description = "Unknown version, or no current model (no_model)", body = ErrorBody))
+)]
+#[get("/v1/sentiment/models/{version}/artifact")]
+async fn get_sentiment_artifact(
+    state: web::Data<AppState>,
+    version: web::Path<String>,
+) -> Result<web::Json<SentimentArtifact>, ApiError> {
+    artifact(&state.sentiment_registry, &version)
+}
+
+/// A sentiment model's plot: `confusion.svg` (held-out confusion matrix).
+#[utoipa::path(
+    params(("version" = String, Path, description = "Sentiment model version"), ("name" = String, Path, description = "confusion.svg")),
+    responses((status = 200, description = "SVG image", content_type = "image/svg+xml", body = String), (status = 400, description = "Malformed version", body = ErrorBody), (status = 404, description = "Unknown version or plot", body = ErrorBody))
+)]
+#[get("/v1/sentiment/models/{version}/plots/{name}")]
+async fn get_sentiment_plot(
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    plot(&state.sentiment_registry, &path.0, &path.1)
+}
+
+/// Makes a sentiment version current: a manual promotion of a candidate, or a rollback. The
+/// feature store picks it up on its next refresh.
+#[utoipa::path(
+    params(("version" = String, Path, description = "Sentiment model version, e.g. sentiment-v1")),
+    responses(
+        (status = 200, description = "The version, now current, with the decision recorded", body = ModelCard),
+        (status = 400, description = "Malformed version (invalid_parameter)", body = ErrorBody),
+        (status = 404, description = "Unknown version (not_found)", body = ErrorBody),
+    )
+)]
+#[post("/v1/sentiment/models/{version}/promote")]
+async fn promote_sentiment_model(
+    state: web::Data<AppState>,
+    version: web::Path<String>,
+) -> Result<web::Json<ModelCard>, ApiError> {
+    let route = format!("/v1/sentiment/models/{version}/promote");
+    promote(&state.sentiment_registry, &version, &state.clock, &route).await
 }
 
 /// Liveness.

@@ -36,7 +36,7 @@ use sextant_models::churn_serving::{
 };
 use sextant_models::metrics::{accuracy, log_loss, roc_auc, roc_curve};
 
-use crate::registry::Publication;
+use crate::registry::{Churn, Publication, churn_publication};
 use crate::sequence_model::{self, SequenceExample, SequenceTrainConfig, SetLayout};
 use crate::training::is_test;
 
@@ -402,7 +402,7 @@ pub async fn fetch(
 /// The model trained by [`train`], with what the registry and the gate need.
 #[derive(Debug, Clone)]
 pub struct TrainedChurn {
-    pub publication: Publication,
+    pub publication: Publication<Churn>,
     pub metrics: ModelMetrics,
     pub config: BTreeMap<String, serde_json::Value>,
     /// The current model's AUC on the same test rows, or why it could not be measured.
@@ -626,12 +626,16 @@ pub fn train<B: AutodiffBackend>(
         ("backend".to_owned(), json!(std::any::type_name::<B>())),
     ]);
     Ok(TrainedChurn {
-        publication: Publication {
-            artifact: ServedChurnModel::Sequence(Box::new(artifact)),
+        publication: churn_publication(
+            ServedChurnModel::Sequence(Box::new(artifact)),
             auc,
-            roc: roc_curve(&test_scores, &labels),
-            losses: trained.history.iter().map(|r| r.train_loss).collect(),
-        },
+            &roc_curve(&test_scores, &labels),
+            &trained
+                .history
+                .iter()
+                .map(|r| r.train_loss)
+                .collect::<Vec<_>>(),
+        ),
         metrics,
         config: config_json,
         current_auc,
@@ -664,10 +668,8 @@ fn week_blocks(rows: &[Row], weeks: usize, channels: usize) -> Vec<WeekBlock> {
         .collect()
 }
 
-/// The promotion gate: promote when there is no current model, when the current model cannot
-/// score the candidate's evaluation set (it reads features the store no longer serves), or when
-/// the candidate's ROC-AUC is at least the current model's on the same rows; otherwise keep the
-/// candidate back. The reason says which, with both figures.
+/// The churn promotion gate ([`crate::registry::gate`] on the out-of-time ROC-AUC), with both
+/// AUCs recorded in the decision's own fields.
 #[must_use]
 pub fn gate(
     candidate_auc: f64,
@@ -676,43 +678,17 @@ pub fn gate(
     evaluation: &str,
     decided_at: chrono::DateTime<chrono::Utc>,
 ) -> PromotionDecision {
-    let (promoted, reason, current_auc) = match (current, current_auc) {
-        (None, _) => (
-            true,
-            format!("no current model; ROC-AUC {candidate_auc:.4} on {evaluation}"),
-            None,
-        ),
-        (Some(v), Err(why)) => (
-            true,
-            format!(
-                "{v} cannot be compared ({why}); promoted with ROC-AUC {candidate_auc:.4} on {evaluation}"
-            ),
-            None,
-        ),
-        (Some(v), Ok(auc)) if candidate_auc >= *auc => (
-            true,
-            format!(
-                "ROC-AUC {candidate_auc:.4} ≥ {auc:.4} of {v} on the same evaluation ({evaluation})"
-            ),
-            Some(*auc),
-        ),
-        (Some(v), Ok(auc)) => (
-            false,
-            format!(
-                "ROC-AUC {candidate_auc:.4} < {auc:.4} of {v} on the same evaluation ({evaluation}); kept as a candidate"
-            ),
-            Some(*auc),
-        ),
-    };
-    PromotionDecision {
-        promoted,
-        by: "gate".to_owned(),
-        reason,
-        compared_with: current.cloned(),
-        candidate_auc: Some(candidate_auc),
+    let mut decision = crate::registry::gate(
+        "ROC-AUC",
+        candidate_auc,
+        current,
         current_auc,
+        evaluation,
         decided_at,
-    }
+    );
+    decision.candidate_auc = Some(candidate_auc);
+    decision.current_auc = current.and(current_auc.as_ref().ok().copied());
+    decision
 }
 
 #[cfg(test)]

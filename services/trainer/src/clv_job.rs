@@ -47,7 +47,7 @@ use sextant_models::clv::{
 };
 use sextant_models::metrics::roc_auc;
 
-use crate::clv_registry::ClvPublication;
+use crate::registry::{Clv, Publication};
 
 /// Settings of one CLV job.
 #[derive(Debug, Clone, PartialEq)]
@@ -367,7 +367,7 @@ pub fn evaluate(
 /// The fitted model with what the registry and the gate need.
 #[derive(Debug, Clone)]
 pub struct TrainedClv {
-    pub publication: ClvPublication,
+    pub publication: Publication<Clv>,
     pub metrics: ClvMetrics,
     pub config: BTreeMap<String, serde_json::Value>,
     pub fingerprint: String,
@@ -580,9 +580,9 @@ pub fn fit(
         ),
     ]);
     Ok(TrainedClv {
-        publication: ClvPublication {
+        publication: Publication {
             artifact,
-            holdout_svg,
+            plots: vec![("holdout.svg", holdout_svg)],
         },
         metrics,
         config: config_map,
@@ -902,7 +902,7 @@ mod tests {
             tiers[0].min_value > tiers[1].min_value && tiers[1].min_value > 0.0,
             "{tiers:?}"
         );
-        assert!(trained.publication.holdout_svg.contains("<polyline"));
+        assert!(trained.publication.plots[0].1.contains("<polyline"));
         assert!(trained.config["summary_mapping"]["mean_spend"].is_string());
         let decision = gate(
             &HoldoutFigures {

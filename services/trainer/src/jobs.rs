@@ -5,15 +5,16 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use sextant_contracts::api::{
-    ClvJobRequest, ClvModelMetadata, JobState, ModelMetadata, TrainJob, TrainJobRequest,
+    ClvJobRequest, ClvModelMetadata, JobState, ModelCard, ModelMetadata, TrainJob, TrainJobRequest,
     TrainingSet, TrainingSetRequest,
 };
 use sextant_contracts::time::SharedClock;
+use sextant_models::metrics::confusion_svg;
+use sextant_models::sentiment::SentimentClass;
 
 use crate::churn_job::{self, ChurnJobConfig};
 use crate::clv_job::{self, ClvJobConfig};
-use crate::clv_registry::ClvRegistry;
-use crate::registry::Registry;
+use crate::registry::{Churn, Clv, Registry, Sentiment};
 
 /// The backend training runs on: Burn's pure-Rust CPU backend, or CUDA with `--features cuda`.
 #[cfg(not(feature = "cuda"))]
@@ -31,8 +32,9 @@ pub struct Jobs {
     run_lock: Arc<tokio::sync::Mutex<()>>,
     http: reqwest::Client,
     feature_store_url: String,
-    registry: Registry,
-    clv_registry: ClvRegistry,
+    registry: Registry<Churn>,
+    clv_registry: Registry<Clv>,
+    sentiment_registry: Registry<Sentiment>,
     clock: SharedClock,
 }
 
@@ -42,12 +44,13 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl Jobs {
     /// A job table that trains from `feature_store_url` into `registry` (churn) and
-    /// `clv_registry` (CLV).
+    /// `clv_registry` (CLV) and `sentiment_registry`.
     pub fn new(
         http: reqwest::Client,
         feature_store_url: &str,
-        registry: Registry,
-        clv_registry: ClvRegistry,
+        registry: Registry<Churn>,
+        clv_registry: Registry<Clv>,
+        sentiment_registry: Registry<Sentiment>,
         clock: SharedClock,
     ) -> Self {
         Self {
@@ -57,6 +60,7 @@ impl Jobs {
             feature_store_url: feature_store_url.trim_end_matches('/').to_owned(),
             registry,
             clv_registry,
+            sentiment_registry,
             clock,
         }
     }
@@ -298,6 +302,137 @@ impl Jobs {
             registry.promote(&metadata.version, decision)
         } else {
             registry.keep_candidate(&metadata.version, decision)
+        }
+        .map_err(|e| e.to_string())
+    }
+}
+
+/// Labelled support text handed to a sentiment job: the uploaded file (removed when the job
+/// ends), its SHA-256 and the seed.
+#[derive(Debug)]
+pub struct SentimentData {
+    pub file: tempfile::TempPath,
+    pub fingerprint: String,
+    pub seed: u64,
+}
+
+impl Jobs {
+    /// Queues a sentiment job and starts it in the background (one job of any kind runs at a
+    /// time). Its progress is one step: `epochs_done` goes from 0 to 1 when the model is stored.
+    pub fn start_sentiment(&self, data: SentimentData) -> TrainJob {
+        let job = TrainJob {
+            id: uuid::Uuid::new_v4().to_string(),
+            state: JobState::Queued,
+            epochs_done: 0,
+            epochs_total: 1,
+            loss: None,
+            model_version: None,
+            error: None,
+            created_at: self.clock.now(),
+        };
+        lock(&self.table).insert(job.id.clone(), job.clone());
+        let this = self.clone();
+        let id = job.id.clone();
+        tokio::spawn(async move {
+            let _running = this.run_lock.lock().await;
+            this.update(&id, |j| j.state = JobState::Running);
+            match this.run_sentiment(data).await {
+                Ok(card) => {
+                    tracing::info!(job = %id, version = %card.version, weighted_f1 = card.metrics.get("weighted_f1").copied().unwrap_or(f64::NAN), "Sentiment job succeeded.");
+                    this.update(&id, |j| {
+                        j.state = JobState::Succeeded;
+                        j.epochs_done = 1;
+                        j.model_version = Some(card.version);
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!(job = %id, error = %e, "Sentiment job failed.");
+                    this.update(&id, |j| {
+                        j.state = JobState::Failed;
+                        j.error = Some(e);
+                    });
+                }
+            }
+        });
+        job
+    }
+
+    /// Trains and measures on the held-out rows (next to the current model on the same rows),
+    /// stores the version as a candidate and runs the gate on weighted F1.
+    async fn run_sentiment(&self, data: SentimentData) -> Result<ModelCard, String> {
+        let registry = &self.sentiment_registry;
+        let current_version = registry.current().map_err(|e| e.to_string())?;
+        let current = match &current_version {
+            Some(v) => registry.artifact(v).map_err(|e| e.to_string())?,
+            None => None,
+        };
+        let version = registry.next_version().map_err(|e| e.to_string())?;
+        let SentimentData {
+            file,
+            fingerprint,
+            seed,
+        } = data;
+        let options = crate::evaluate::EvalOptions {
+            seed,
+            plot_dir: None,
+            progress: false,
+        };
+        let trained = tokio::task::spawn_blocking(move || {
+            let out = crate::evaluate::sentiment::train_held_out(&file, &options, current.as_ref());
+            drop(file);
+            out
+        })
+        .await
+        .map_err(|e| format!("sentiment training task: {e}"))?
+        .map_err(|e| e.to_string())?;
+        let mut artifact = trained.artifact;
+        artifact.version = version.to_string();
+        let candidate = trained.metrics.get("weighted_f1").copied().unwrap_or(0.0);
+        let card = ModelCard {
+            version: version.clone(),
+            created_at: self.clock.now(),
+            metrics: trained.metrics,
+            gate_metric: "weighted_f1".to_owned(),
+            config: trained.config,
+            training_set_fingerprint: fingerprint,
+            status: None,
+            promotion: None,
+        };
+        let classes: Vec<&str> = SentimentClass::ALL.iter().map(|c| c.name()).collect();
+        let confusion = confusion_svg(
+            &classes,
+            &trained
+                .confusion
+                .iter()
+                .map(|r| r.to_vec())
+                .collect::<Vec<_>>(),
+            &format!("{version} — held-out confusion, weighted F1 {candidate:.3}"),
+        );
+        registry
+            .publish(
+                &crate::registry::Publication {
+                    artifact,
+                    plots: vec![("confusion.svg", confusion)],
+                },
+                &card,
+            )
+            .map_err(|e| e.to_string())?;
+        let current_f1 = trained
+            .current_f1
+            .unwrap_or_else(|| Err("no current model".to_owned()));
+        let decision = crate::registry::gate(
+            "weighted F1",
+            candidate,
+            current_version.as_ref(),
+            &current_f1,
+            &format!("{} held-out sentences (every fifth row)", trained.n_test),
+            self.clock.now(),
+        );
+        tracing::info!(version = %version, promoted = decision.promoted, reason = %decision.reason, "Sentiment promotion gate.");
+        if decision.promoted {
+            registry.promote(&version, decision)
+        } else {
+            registry.keep_candidate(&version, decision)
         }
         .map_err(|e| e.to_string())
     }

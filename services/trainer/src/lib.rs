@@ -20,8 +20,8 @@
 //! - [`clv_job`]: the CLV job: BTYD summaries from a point-in-time set at the cut-off and the end
 //!   of the holdout window, BG/NBD (or its fallback) and Gamma-Gamma, holdout evaluation, value
 //!   tiers, the gate.
-//! - [`clv_registry`]: CLV versions on disk (same layout and promotion rules as churn).
-//! - [`registry`]: versioned artefacts on disk.
+//! - [`registry`]: versioned artefacts on disk, one registry per model family (churn, CLV,
+//!   sentiment) with the same layout, promotion and rollback.
 //! - [`sentiment`]: the sentiment network of support text (Burn) and its export.
 //! - [`jobs`]: background jobs with progress.
 //! - [`propensity`]: propensity on any object (prediction definitions): logistic regression,
@@ -33,7 +33,6 @@
 pub mod api;
 pub mod churn_job;
 pub mod clv_job;
-pub mod clv_registry;
 pub mod evaluate;
 pub mod jobs;
 pub mod model;
@@ -114,8 +113,9 @@ pub enum StartError {
 /// Shared state of the handlers.
 #[derive(Debug, Clone)]
 pub struct AppState {
-    pub registry: registry::Registry,
-    pub clv_registry: clv_registry::ClvRegistry,
+    pub registry: registry::Registry<registry::Churn>,
+    pub clv_registry: registry::Registry<registry::Clv>,
+    pub sentiment_registry: registry::Registry<registry::Sentiment>,
     pub jobs: jobs::Jobs,
     pub default_epochs: u32,
     pub clock: SharedClock,
@@ -128,19 +128,22 @@ pub struct Application;
 impl Application {
     /// Opens the registry and binds the port.
     pub async fn build(settings: &Settings, clock: SharedClock) -> Result<Service, StartError> {
-        let registry = registry::Registry::open(&settings.registry_dir, "churn")?;
-        let clv_registry = clv_registry::ClvRegistry::open(&settings.registry_dir)?;
+        let registry = registry::Registry::open(&settings.registry_dir)?;
+        let clv_registry = registry::Registry::open(&settings.registry_dir)?;
+        let sentiment_registry = registry::Registry::open(&settings.registry_dir)?;
         let http = sextant_service_kit::http::client(Duration::from_secs(120));
         let jobs = jobs::Jobs::new(
             http,
             &settings.feature_store_url,
             registry.clone(),
             clv_registry.clone(),
+            sentiment_registry.clone(),
             clock.clone(),
         );
         let state = web::Data::new(AppState {
             registry,
             clv_registry,
+            sentiment_registry,
             jobs,
             default_epochs: settings.default_epochs,
             clock,

@@ -1,53 +1,257 @@
-//! The model registry: versioned artefacts on disk.
+//! The model registry: versioned artefacts on disk, one registry per model family, with the same
+//! layout, promotion rules and API for every family.
 //!
 //! ```text
 //! <registry_dir>/churn/
 //!   churn-v1/artifact.json  metadata.json  roc.svg  learning_curve.svg
 //!   churn-v2/…
 //!   CURRENT                 ← the version the gateway serves
+//! <registry_dir>/clv/       clv-v1/… holdout.svg
+//! <registry_dir>/sentiment/ sentiment-v1/… confusion.svg
 //! ```
 //! A version directory is written completely under a temporary name and then renamed, so a
 //! reader never sees half a model; `CURRENT` and metadata rewrites are replaced the same way.
 //! Versions only grow.
 //!
+//! What differs between families (the artefact type, the metadata type, the plots a version
+//! holds, what makes an artefact loadable) is a [`ModelKind`]; everything else is
+//! [`Registry<K>`]. A family's artefacts can be served only when [`ModelKind::validate`] accepts
+//! them, so a version that would not load where it is served never becomes current.
+//!
 //! # Promotion
 //! Publishing stores a version as a `candidate`; [`Registry::promote`] makes one `current` (the
 //! one the gateway serves) and the one it replaces `retired`, recording the decision and its
-//! reason in the version's metadata. The trainer's gate promotes a new version only when it is at
+//! reason in the version's metadata. The trainer's gates promote a new version only when it is at
 //! least as good as the current one on the same evaluation; rollback is promoting an earlier
 //! version. Promotions are serialised by a lock, so two never interleave.
 
+use std::fmt;
 use std::fs;
+use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use sextant_contracts::ModelVersion;
-use sextant_contracts::api::{ModelMetadata, ModelStatus, PromotionDecision};
+use sextant_contracts::api::{
+    ClvModelMetadata, ModelCard, ModelMetadata, ModelStatus, PromotionDecision,
+};
 use sextant_models::churn_serving::ServedChurnModel;
+use sextant_models::clv::serving::ClvArtifact;
 use sextant_models::metrics::{line_svg, roc_svg};
+use sextant_models::sentiment::SentimentArtifact;
 
 use crate::training::Trained;
 
-/// What a version stores besides its metadata: the served artefact and its plots' data.
-#[derive(Debug, Clone)]
-pub struct Publication {
-    pub artifact: ServedChurnModel,
-    /// Held-out ROC-AUC (the ROC plot's title).
-    pub auc: f64,
-    /// Held-out ROC curve.
-    pub roc: Vec<(f64, f64)>,
-    /// Training loss per epoch.
-    pub losses: Vec<f64>,
+/// The metadata every family's versions carry, whatever else they hold.
+pub trait Governed {
+    /// The version the metadata describes.
+    fn version(&self) -> &ModelVersion;
+    /// Where it stands; `None` on versions stored before statuses existed.
+    fn status(&self) -> Option<ModelStatus>;
+    /// Records where it stands.
+    fn set_status(&mut self, status: ModelStatus);
+    /// Records the latest promotion decision.
+    fn set_promotion(&mut self, decision: PromotionDecision);
 }
 
-impl From<&Trained> for Publication {
-    fn from(t: &Trained) -> Self {
-        Self {
-            artifact: ServedChurnModel::Mlp(t.artifact.clone()),
-            auc: t.metrics.auc,
-            roc: t.roc.clone(),
-            losses: t.losses.clone(),
+macro_rules! governed {
+    ($($t:ty),*) => {$(
+        impl Governed for $t {
+            fn version(&self) -> &ModelVersion {
+                &self.version
+            }
+            fn status(&self) -> Option<ModelStatus> {
+                self.status
+            }
+            fn set_status(&mut self, status: ModelStatus) {
+                self.status = Some(status);
+            }
+            fn set_promotion(&mut self, decision: PromotionDecision) {
+                self.promotion = Some(decision);
+            }
         }
+    )*};
+}
+governed!(ModelMetadata, ClvModelMetadata, ModelCard);
+
+/// A model family: what its versions hold.
+pub trait ModelKind: Send + Sync + 'static {
+    /// The served artefact (`artifact.json`).
+    type Artifact: Serialize + DeserializeOwned + Send + Sync + 'static;
+    /// The metadata (`metadata.json`).
+    type Metadata: Serialize + DeserializeOwned + Governed + Clone + Send + Sync + 'static;
+    /// The registry's name: its directory and its versions' prefix (`churn` → `churn-v3`).
+    const NAME: &'static str;
+    /// The plots a version may hold (file names).
+    const PLOTS: &'static [&'static str];
+    /// Whether the artefact would load where it is served.
+    ///
+    /// # Errors
+    /// What does not fit.
+    fn validate(artifact: &Self::Artifact) -> Result<(), String>;
+}
+
+/// Churn: the sequence model (or an MLP stored before it), plots `roc.svg` and
+/// `learning_curve.svg`.
+#[derive(Debug, Clone, Copy)]
+pub struct Churn;
+
+impl ModelKind for Churn {
+    type Artifact = ServedChurnModel;
+    type Metadata = ModelMetadata;
+    const NAME: &'static str = "churn";
+    const PLOTS: &'static [&'static str] = &["roc.svg", "learning_curve.svg"];
+    fn validate(artifact: &ServedChurnModel) -> Result<(), String> {
+        artifact.validate().map_err(|e| e.to_string())
+    }
+}
+
+/// Customer lifetime value: BTYD parameters and value tiers, plot `holdout.svg`.
+#[derive(Debug, Clone, Copy)]
+pub struct Clv;
+
+impl ModelKind for Clv {
+    type Artifact = ClvArtifact;
+    type Metadata = ClvModelMetadata;
+    const NAME: &'static str = "clv";
+    const PLOTS: &'static [&'static str] = &["holdout.svg"];
+    fn validate(artifact: &ClvArtifact) -> Result<(), String> {
+        artifact.validate().map_err(|e| e.to_string())
+    }
+}
+
+/// Sentiment of support text: the network the feature store scores cases with, plot
+/// `confusion.svg` (held-out confusion matrix).
+#[derive(Debug, Clone, Copy)]
+pub struct Sentiment;
+
+impl ModelKind for Sentiment {
+    type Artifact = SentimentArtifact;
+    type Metadata = ModelCard;
+    const NAME: &'static str = "sentiment";
+    const PLOTS: &'static [&'static str] = &["confusion.svg"];
+    fn validate(artifact: &SentimentArtifact) -> Result<(), String> {
+        artifact.validate().map_err(|e| e.to_string())
+    }
+}
+
+/// What a version stores besides its metadata: the served artefact and its plots.
+pub struct Publication<K: ModelKind> {
+    pub artifact: K::Artifact,
+    /// `(file name, SVG)`; every name one of [`ModelKind::PLOTS`].
+    pub plots: Vec<(&'static str, String)>,
+}
+
+impl<K: ModelKind> fmt::Debug for Publication<K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Publication")
+            .field("kind", &K::NAME)
+            .field(
+                "plots",
+                &self.plots.iter().map(|(n, _)| *n).collect::<Vec<_>>(),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+impl<K: ModelKind> Clone for Publication<K>
+where
+    K::Artifact: Clone,
+{
+    fn clone(&self) -> Self {
+        Self {
+            artifact: self.artifact.clone(),
+            plots: self.plots.clone(),
+        }
+    }
+}
+
+/// A churn version's files: the artefact, its held-out ROC curve (titled with `auc`) and its
+/// training loss per epoch.
+#[must_use]
+pub fn churn_publication(
+    artifact: ServedChurnModel,
+    auc: f64,
+    roc: &[(f64, f64)],
+    losses: &[f64],
+) -> Publication<Churn> {
+    let version = artifact.version().to_string();
+    Publication {
+        artifact,
+        plots: vec![
+            ("roc.svg", roc_svg(roc, auc, &version)),
+            (
+                "learning_curve.svg",
+                line_svg(
+                    losses,
+                    &format!("{version} — training loss"),
+                    "epoch",
+                    "BCE loss",
+                ),
+            ),
+        ],
+    }
+}
+
+impl From<&Trained> for Publication<Churn> {
+    fn from(t: &Trained) -> Self {
+        churn_publication(
+            ServedChurnModel::Mlp(t.artifact.clone()),
+            t.metrics.auc,
+            &t.roc,
+            &t.losses,
+        )
+    }
+}
+
+/// The promotion gate of a figure where higher is better: promote when there is no current
+/// model, when the current model cannot be measured on the candidate's evaluation (it reads
+/// features the store no longer serves, or it no longer loads), or when the candidate's figure is
+/// at least the current model's on the same rows; otherwise keep the candidate back. The reason
+/// names the figure and says which case applied, with both values.
+#[must_use]
+pub fn gate(
+    metric: &str,
+    candidate: f64,
+    current: Option<&ModelVersion>,
+    current_value: &Result<f64, String>,
+    evaluation: &str,
+    decided_at: chrono::DateTime<chrono::Utc>,
+) -> PromotionDecision {
+    let (promoted, reason) = match (current, current_value) {
+        (None, _) => (
+            true,
+            format!("no current model; {metric} {candidate:.4} on {evaluation}"),
+        ),
+        (Some(v), Err(why)) => (
+            true,
+            format!(
+                "{v} cannot be compared ({why}); promoted with {metric} {candidate:.4} on {evaluation}"
+            ),
+        ),
+        (Some(v), Ok(value)) if candidate >= *value => (
+            true,
+            format!(
+                "{metric} {candidate:.4} ≥ {value:.4} of {v} on the same evaluation ({evaluation})"
+            ),
+        ),
+        (Some(v), Ok(value)) => (
+            false,
+            format!(
+                "{metric} {candidate:.4} < {value:.4} of {v} on the same evaluation ({evaluation}); kept as a candidate"
+            ),
+        ),
+    };
+    PromotionDecision {
+        promoted,
+        by: "gate".to_owned(),
+        reason,
+        compared_with: current.cloned(),
+        candidate_auc: None,
+        current_auc: None,
+        decided_at,
     }
 }
 
@@ -76,13 +280,31 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> RegistryError + '_ {
     }
 }
 
-/// A registry of one model family (`churn`).
-#[derive(Debug, Clone)]
-pub struct Registry {
+/// The registry of one model family.
+pub struct Registry<K: ModelKind> {
     root: PathBuf,
-    name: String,
     /// Held while `CURRENT` and statuses change.
     promotion: Arc<Mutex<()>>,
+    kind: PhantomData<fn() -> K>,
+}
+
+impl<K: ModelKind> fmt::Debug for Registry<K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Registry")
+            .field("kind", &K::NAME)
+            .field("root", &self.root)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<K: ModelKind> Clone for Registry<K> {
+    fn clone(&self) -> Self {
+        Self {
+            root: self.root.clone(),
+            promotion: Arc::clone(&self.promotion),
+            kind: PhantomData,
+        }
+    }
 }
 
 /// Writes `body` to `path` through a temporary file and a rename.
@@ -103,16 +325,22 @@ fn to_json<T: serde::Serialize>(path: &Path, v: &T) -> Result<String, RegistryEr
     })
 }
 
-impl Registry {
-    /// Opens (creating if needed) `<dir>/<name>`.
-    pub fn open(dir: &Path, name: &str) -> Result<Self, RegistryError> {
-        let root = dir.join(name);
+impl<K: ModelKind> Registry<K> {
+    /// Opens (creating if needed) `<dir>/<K::NAME>`.
+    pub fn open(dir: &Path) -> Result<Self, RegistryError> {
+        let root = dir.join(K::NAME);
         fs::create_dir_all(&root).map_err(io(&root))?;
         Ok(Self {
             root,
-            name: name.to_owned(),
             promotion: Arc::default(),
+            kind: PhantomData,
         })
+    }
+
+    /// The family's name.
+    #[must_use]
+    pub fn name(&self) -> &'static str {
+        K::NAME
     }
 
     /// Every stored version, oldest first.
@@ -121,9 +349,20 @@ impl Registry {
             .map_err(io(&self.root))?
             .filter_map(Result::ok)
             .filter_map(|e| ModelVersion::parse(&e.file_name().to_string_lossy()).ok())
-            .filter(|v| v.name() == self.name)
+            .filter(|v| v.name() == K::NAME)
             .collect();
         out.sort();
+        Ok(out)
+    }
+
+    /// Every stored version's metadata, oldest first.
+    pub fn list(&self) -> Result<Vec<K::Metadata>, RegistryError> {
+        let mut out = Vec::new();
+        for v in self.versions()? {
+            if let Some(m) = self.metadata(&v)? {
+                out.push(m);
+            }
+        }
         Ok(out)
     }
 
@@ -131,7 +370,7 @@ impl Registry {
     pub fn next_version(&self) -> Result<ModelVersion, RegistryError> {
         Ok(match self.versions()?.last() {
             Some(v) => v.next(),
-            None => ModelVersion::new(&self.name, 1).map_err(|e| RegistryError::Corrupt {
+            None => ModelVersion::new(K::NAME, 1).map_err(|e| RegistryError::Corrupt {
                 path: self.root.clone(),
                 detail: e.to_string(),
             })?,
@@ -141,10 +380,26 @@ impl Registry {
     /// Stores a model as a `candidate` (the gateway does not see it until it is promoted).
     pub fn publish(
         &self,
-        publication: &Publication,
-        metadata: &ModelMetadata,
+        publication: &Publication<K>,
+        metadata: &K::Metadata,
     ) -> Result<(), RegistryError> {
-        let version = metadata.version.to_string();
+        let version = metadata.version().to_string();
+        if metadata.version().name() != K::NAME {
+            return Err(RegistryError::Corrupt {
+                path: self.root.clone(),
+                detail: format!("{version} is not a {} version", K::NAME),
+            });
+        }
+        if let Some((name, _)) = publication
+            .plots
+            .iter()
+            .find(|(name, _)| !K::PLOTS.contains(name))
+        {
+            return Err(RegistryError::Corrupt {
+                path: self.root.clone(),
+                detail: format!("{name} is not a {} plot", K::NAME),
+            });
+        }
         let staging = self.root.join(format!(".{version}.tmp"));
         let _ = fs::remove_dir_all(&staging);
         fs::create_dir_all(&staging).map_err(io(&staging))?;
@@ -152,25 +407,13 @@ impl Registry {
             let path = staging.join(name);
             fs::write(&path, body).map_err(io(&path))
         };
-        let metadata = ModelMetadata {
-            status: Some(ModelStatus::Candidate),
-            ..metadata.clone()
-        };
+        let mut metadata = metadata.clone();
+        metadata.set_status(ModelStatus::Candidate);
         write("artifact.json", to_json(&staging, &publication.artifact)?)?;
         write("metadata.json", to_json(&staging, &metadata)?)?;
-        write(
-            "roc.svg",
-            roc_svg(&publication.roc, publication.auc, &version),
-        )?;
-        write(
-            "learning_curve.svg",
-            line_svg(
-                &publication.losses,
-                &format!("{version} — training loss"),
-                "epoch",
-                "BCE loss",
-            ),
-        )?;
+        for (name, svg) in &publication.plots {
+            write(name, svg.clone())?;
+        }
         let target = self.root.join(&version);
         fs::rename(&staging, &target).map_err(io(&target))
     }
@@ -181,10 +424,10 @@ impl Registry {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn write_metadata(&self, metadata: &ModelMetadata) -> Result<(), RegistryError> {
+    fn write_metadata(&self, metadata: &K::Metadata) -> Result<(), RegistryError> {
         let path = self
             .root
-            .join(metadata.version.to_string())
+            .join(metadata.version().to_string())
             .join("metadata.json");
         write_atomic(&path, &to_json(&path, metadata)?)
     }
@@ -194,13 +437,13 @@ impl Registry {
         &self,
         version: &ModelVersion,
         decision: PromotionDecision,
-    ) -> Result<ModelMetadata, RegistryError> {
+    ) -> Result<K::Metadata, RegistryError> {
         let _held = self.lock();
         let mut meta = self
             .metadata(version)?
             .ok_or_else(|| RegistryError::UnknownVersion(version.clone()))?;
-        meta.status = Some(ModelStatus::Candidate);
-        meta.promotion = Some(decision);
+        meta.set_status(ModelStatus::Candidate);
+        meta.set_promotion(decision);
         self.write_metadata(&meta)?;
         Ok(meta)
     }
@@ -212,7 +455,7 @@ impl Registry {
         &self,
         version: &ModelVersion,
         decision: PromotionDecision,
-    ) -> Result<ModelMetadata, RegistryError> {
+    ) -> Result<K::Metadata, RegistryError> {
         let _held = self.lock();
         let mut meta = self
             .metadata(version)?
@@ -220,19 +463,19 @@ impl Registry {
         let artifact = self
             .artifact(version)?
             .ok_or_else(|| RegistryError::UnknownVersion(version.clone()))?;
-        artifact.validate().map_err(|e| RegistryError::Corrupt {
+        K::validate(&artifact).map_err(|detail| RegistryError::Corrupt {
             path: self.root.join(version.to_string()),
-            detail: e.to_string(),
+            detail,
         })?;
         let previous = self.current()?;
-        meta.status = Some(ModelStatus::Current);
-        meta.promotion = Some(decision);
+        meta.set_status(ModelStatus::Current);
+        meta.set_promotion(decision);
         self.write_metadata(&meta)?;
         write_atomic(&self.root.join("CURRENT"), &version.to_string())?;
         if let Some(prev) = previous.filter(|p| p != version)
             && let Some(mut old) = self.metadata(&prev)?
         {
-            old.status = Some(ModelStatus::Retired);
+            old.set_status(ModelStatus::Retired);
             self.write_metadata(&old)?;
         }
         Ok(meta)
@@ -253,11 +496,14 @@ impl Registry {
         }
     }
 
-    fn read<T: serde::de::DeserializeOwned>(
+    fn read<T: DeserializeOwned>(
         &self,
         version: &ModelVersion,
         file: &str,
     ) -> Result<Option<T>, RegistryError> {
+        if version.name() != K::NAME {
+            return Ok(None);
+        }
         let path = self.root.join(version.to_string()).join(file);
         match fs::read_to_string(&path) {
             Ok(s) => serde_json::from_str(&s)
@@ -273,12 +519,12 @@ impl Registry {
 
     /// A version's metadata. Versions stored before statuses existed read as `current` when
     /// `CURRENT` names them and `retired` otherwise (every such version was served once).
-    pub fn metadata(&self, version: &ModelVersion) -> Result<Option<ModelMetadata>, RegistryError> {
-        let Some(mut meta) = self.read::<ModelMetadata>(version, "metadata.json")? else {
+    pub fn metadata(&self, version: &ModelVersion) -> Result<Option<K::Metadata>, RegistryError> {
+        let Some(mut meta) = self.read::<K::Metadata>(version, "metadata.json")? else {
             return Ok(None);
         };
-        if meta.status.is_none() {
-            meta.status = Some(if self.current()?.as_ref() == Some(version) {
+        if meta.status().is_none() {
+            meta.set_status(if self.current()?.as_ref() == Some(version) {
                 ModelStatus::Current
             } else {
                 ModelStatus::Retired
@@ -287,20 +533,21 @@ impl Registry {
         Ok(Some(meta))
     }
 
-    /// A version's artefact (the sequence model, or a churn MLP stored before it).
-    pub fn artifact(
-        &self,
-        version: &ModelVersion,
-    ) -> Result<Option<ServedChurnModel>, RegistryError> {
+    /// A version's artefact.
+    pub fn artifact(&self, version: &ModelVersion) -> Result<Option<K::Artifact>, RegistryError> {
         self.read(version, "artifact.json")
     }
 
-    /// A stored plot (`roc.svg`, `learning_curve.svg`).
+    /// A stored plot, one of [`ModelKind::PLOTS`]; `None` for another name or an unknown
+    /// version.
     pub fn plot(
         &self,
         version: &ModelVersion,
         name: &str,
     ) -> Result<Option<String>, RegistryError> {
+        if version.name() != K::NAME || !K::PLOTS.contains(&name) {
+            return Ok(None);
+        }
         let path = self.root.join(version.to_string()).join(name);
         match fs::read_to_string(&path) {
             Ok(s) => Ok(Some(s)),
@@ -320,7 +567,7 @@ mod tests {
 
     use super::*;
 
-    fn trained(version: &ModelVersion) -> (Publication, ModelMetadata) {
+    fn trained(version: &ModelVersion) -> (Publication<Churn>, ModelMetadata) {
         let artifact = ChurnArtifact {
             version: version.clone(),
             feature_names: vec!["x".into()],
@@ -372,14 +619,14 @@ mod tests {
         }
     }
 
-    fn status(reg: &Registry, v: &ModelVersion) -> Option<ModelStatus> {
-        reg.metadata(v).expect("read").and_then(|m| m.status)
+    fn status<K: ModelKind>(reg: &Registry<K>, v: &ModelVersion) -> Option<ModelStatus> {
+        reg.metadata(v).expect("read").and_then(|m| m.status())
     }
 
     #[test]
     fn versions_grow_and_publishing_does_not_change_the_current_model() {
         let dir = tempfile::tempdir().expect("tmp");
-        let reg = Registry::open(dir.path(), "churn").expect("open");
+        let reg = Registry::<Churn>::open(dir.path()).expect("open");
         assert_eq!(reg.current().expect("read"), None);
         let v1 = reg.next_version().expect("v1");
         assert_eq!(v1.to_string(), "churn-v1");
@@ -414,7 +661,7 @@ mod tests {
     #[test]
     fn promotion_retires_the_previous_model_and_rollback_is_one_call() {
         let dir = tempfile::tempdir().expect("tmp");
-        let reg = Registry::open(dir.path(), "churn").expect("open");
+        let reg = Registry::<Churn>::open(dir.path()).expect("open");
         let mut versions = Vec::new();
         for _ in 0..3 {
             let v = reg.next_version().expect("version");
@@ -460,7 +707,7 @@ mod tests {
     #[test]
     fn a_broken_artefact_is_never_made_current() {
         let dir = tempfile::tempdir().expect("tmp");
-        let reg = Registry::open(dir.path(), "churn").expect("open");
+        let reg = Registry::<Churn>::open(dir.path()).expect("open");
         let v1 = reg.next_version().expect("v1");
         let (mut t, m) = trained(&v1);
         if let ServedChurnModel::Mlp(a) = &mut t.artifact {
@@ -477,7 +724,7 @@ mod tests {
     #[test]
     fn models_stored_before_statuses_read_as_current_or_retired() {
         let dir = tempfile::tempdir().expect("tmp");
-        let reg = Registry::open(dir.path(), "churn").expect("open");
+        let reg = Registry::<Churn>::open(dir.path()).expect("open");
         let v1 = reg.next_version().expect("v1");
         let (t, m) = trained(&v1);
         reg.publish(&t, &m).expect("publish");
@@ -490,5 +737,120 @@ mod tests {
         assert_eq!(status(&reg, &v1), Some(ModelStatus::Retired));
         std::fs::write(dir.path().join("churn/CURRENT"), "churn-v1").expect("write");
         assert_eq!(status(&reg, &v1), Some(ModelStatus::Current));
+    }
+
+    mod clv {
+        use sextant_contracts::api::{ClvMetrics, ValueTier, ValueTierThreshold};
+        use sextant_models::clv::serving::{CLV_KIND, PurchaseParams, SpendParams};
+
+        use super::*;
+
+        fn publication(version: &ModelVersion) -> (Publication<Clv>, ClvModelMetadata) {
+            let artifact = ClvArtifact {
+                kind: CLV_KIND.into(),
+                version: version.clone(),
+                feature_set: "rfmt-v2".into(),
+                purchase: PurchaseParams::Nbd { r: 1.0, alpha: 5.0 },
+                spend: SpendParams {
+                    p: 5.0,
+                    q: 3.0,
+                    gamma: 10.0,
+                },
+                tier_horizon_months: 12,
+                tier_discount_rate_annual: 0.1,
+                tiers: [
+                    (ValueTier::High, 10.0),
+                    (ValueTier::Medium, 5.0),
+                    (ValueTier::Low, 0.0),
+                ]
+                .into_iter()
+                .map(|(name, min_value)| ValueTierThreshold { name, min_value })
+                .collect(),
+            };
+            let meta = ClvModelMetadata {
+                version: version.clone(),
+                created_at: Utc::now(),
+                metrics: ClvMetrics {
+                    holdout_mae_purchases: 0.5,
+                    holdout_mean_actual: 1.0,
+                    holdout_mean_predicted: 1.1,
+                    holdout_auc_any_purchase: Some(0.7),
+                    holdout_purchase_rate: 0.4,
+                    holdout_weeks: 13.0,
+                    n_accounts: 100,
+                    n_repeat_buyers: 60,
+                    n_missing_at_window_end: 0,
+                    purchase_model: "nbd".into(),
+                    log_likelihood: -100.0,
+                },
+                config: BTreeMap::new(),
+                training_set_fingerprint: "f".repeat(64),
+                status: None,
+                promotion: None,
+            };
+            (
+                Publication {
+                    artifact,
+                    plots: vec![("holdout.svg", "<svg/>".into())],
+                },
+                meta,
+            )
+        }
+
+        #[test]
+        fn clv_publish_promote_keep_a_candidate_and_roll_back() {
+            let dir = tempfile::tempdir().expect("tmp");
+            let reg = Registry::<Clv>::open(dir.path()).expect("open");
+            // The churn registry beside it is untouched, and its versions are not CLV versions.
+            let churn = Registry::<Churn>::open(dir.path()).expect("churn");
+            let mut versions = Vec::new();
+            for _ in 0..3 {
+                let v = reg.next_version().expect("version");
+                let (p, m) = publication(&v);
+                reg.publish(&p, &m).expect("publish");
+                assert_eq!(status(&reg, &v), Some(ModelStatus::Candidate));
+                versions.push(v);
+            }
+            assert_eq!(versions[0].to_string(), "clv-v1");
+            assert_eq!(reg.current().expect("read"), None, "published = candidate");
+            let [v1, v2, v3] = [&versions[0], &versions[1], &versions[2]];
+            reg.promote(v1, decision(true, "first")).expect("v1");
+            reg.promote(v2, decision(true, "better")).expect("v2");
+            let kept = reg
+                .keep_candidate(v3, decision(false, "MAE worse than clv-v2"))
+                .expect("kept");
+            assert_eq!(kept.status, Some(ModelStatus::Candidate));
+            assert_eq!(reg.current().expect("read").as_ref(), Some(v2));
+            assert_eq!(status(&reg, v1), Some(ModelStatus::Retired));
+            reg.promote(v1, decision(true, "rollback"))
+                .expect("rollback");
+            assert_eq!(reg.current().expect("read").as_ref(), Some(v1));
+            assert_eq!(status(&reg, v2), Some(ModelStatus::Retired));
+            assert_eq!(status(&reg, v3), Some(ModelStatus::Candidate));
+            assert!(reg.plot(v3, "holdout.svg").expect("read").is_some());
+            assert!(reg.artifact(v1).expect("read").is_some());
+            assert_eq!(churn.versions().expect("churn").len(), 0);
+            let churn_v1 = ModelVersion::parse("churn-v1").expect("v");
+            assert!(reg.metadata(&churn_v1).expect("read").is_none());
+            assert!(matches!(
+                reg.promote(&churn_v1, decision(true, "x")),
+                Err(RegistryError::UnknownVersion(_))
+            ));
+        }
+
+        #[test]
+        fn a_broken_clv_artefact_is_never_made_current() {
+            let dir = tempfile::tempdir().expect("tmp");
+            let reg = Registry::<Clv>::open(dir.path()).expect("open");
+            let v1 = reg.next_version().expect("v1");
+            let (mut p, m) = publication(&v1);
+            p.artifact.spend.q = 0.5;
+            reg.publish(&p, &m).expect("publish");
+            assert!(matches!(
+                reg.promote(&v1, decision(true, "x")),
+                Err(RegistryError::Corrupt { .. })
+            ));
+            assert_eq!(reg.current().expect("read"), None);
+        }
     }
 }

@@ -2,7 +2,9 @@
 //! baselines on sentences with human intensity ratings (the VADER Amazon snippets format).
 //!
 //! Format: no header; one sentence per line, `id<TAB>mean rating (−4 … 4)<TAB>text` (CRLF or
-//! LF). The 3-class gold label is `mean / 4` against ±0.05 (`ml-anchors.md` §1).
+//! LF). The 3-class gold label is `mean / 4` against ±0.05 (`ml-anchors.md` §1). A rating may
+//! also be a class word, `negative`, `neutral` or `positive` (read as −4, 0 and 4), for labelled
+//! support text that carries classes rather than ratings.
 //!
 //! Protocol (`ml-anchors.md` §1, §2e): row i (0-based) goes to half `i mod 2`; train on one half,
 //! test on the other, both ways; figures are the mean of the two halves. Within a training half,
@@ -92,13 +94,22 @@ fn read_rows(path: &Path) -> Result<Vec<Row>, EvalError> {
                 ),
             ));
         };
-        let mean: f64 = mean.trim().parse().map_err(|_| {
-            bad_row(
-                path,
-                line_no,
-                format!("mean rating `{mean}` is not a number"),
-            )
-        })?;
+        let mean: f64 = match mean.trim().to_ascii_lowercase().as_str() {
+            // Labelled support text often carries a class, not a rating: the class's end of
+            // the scale (neutral is 0), so the label and the intensity target agree.
+            "negative" => -4.0,
+            "neutral" => 0.0,
+            "positive" => 4.0,
+            other => other.parse().map_err(|_| {
+                bad_row(
+                    path,
+                    line_no,
+                    format!(
+                        "rating `{mean}` is neither a number (-4..4) nor negative, neutral or positive"
+                    ),
+                )
+            })?,
+        };
         if !mean.is_finite() || !(-4.0..=4.0).contains(&mean) {
             return Err(bad_row(
                 path,
@@ -402,6 +413,157 @@ pub fn train_deployable(
     artifact.version = format!("sentiment-{hex}-s{}", options.seed);
     artifact.validate().map_err(|e| model_error(&e))?;
     Ok(artifact)
+}
+
+/// The registry job's split: row `i` is held out when `i mod 5 == 4`. Refused unless there are
+/// enough rows and two classes on each side.
+fn held_out_split(data: &Path, rows: &[Row]) -> Result<(Vec<usize>, Vec<usize>), EvalError> {
+    let test_idx: Vec<usize> = (0..rows.len()).filter(|i| i % 5 == 4).collect();
+    let train_idx: Vec<usize> = (0..rows.len()).filter(|i| i % 5 != 4).collect();
+    let distinct = |idx: &[usize]| {
+        let mut c: Vec<usize> = idx.iter().map(|&i| rows[i].class()).collect();
+        c.sort_unstable();
+        c.dedup();
+        c.len()
+    };
+    if rows.len() < MIN_ROWS || distinct(&train_idx) < 2 || distinct(&test_idx) < 2 {
+        return Err(EvalError::Unusable {
+            path: data.to_path_buf(),
+            message: format!(
+                "{} rows; a model needs at least {MIN_ROWS}, with two classes among the training \
+                 rows and among the held-out rows (every fifth)",
+                rows.len()
+            ),
+        });
+    }
+    Ok((train_idx, test_idx))
+}
+
+/// Checks labelled text for [`train_held_out`] without training: every row parses and the
+/// held-out split is usable. Returns the number of rows.
+///
+/// # Errors
+/// The first bad row (with its line), an empty file, or an unusable split.
+pub fn check_labelled(data: &Path) -> Result<usize, EvalError> {
+    let rows = read_rows(data)?;
+    held_out_split(data, &rows)?;
+    Ok(rows.len())
+}
+
+/// A model trained for the registry by [`train_held_out`], with its evaluation.
+#[derive(Debug, Clone)]
+pub struct HeldOutModel {
+    /// Trained on the training rows; `version` is left for the registry to set.
+    pub artifact: SentimentArtifact,
+    /// Held-out figures: `weighted_f1`, `micro_f1`, `macro_f1`, `pearson_r`, and the same for the
+    /// TF-IDF baseline (`baseline_…`) and the lexicon (`lexicon_…`) on the same rows.
+    pub metrics: std::collections::BTreeMap<String, f64>,
+    /// The chosen setting and the protocol.
+    pub config: std::collections::BTreeMap<String, Value>,
+    /// Held-out confusion matrix, `[truth][predicted]`, classes negative, neutral, positive.
+    pub confusion: [[usize; 3]; 3],
+    /// The current model's weighted F1 on the same held-out rows, or why it could not be
+    /// measured; `None` when there is no current model.
+    pub current_f1: Option<Result<f64, String>>,
+    /// Held-out rows.
+    pub n_test: usize,
+}
+
+/// The registry job's protocol: row `i` with `i mod 5 == 4` is held out, the model (setting and
+/// epochs chosen by inner validation on the other rows, as in [`evaluate`]) is trained on the
+/// rest and measured on the held-out rows next to the TF-IDF baseline, the lexicon, and
+/// `current` (the model being served), all on the same rows. The model that was measured is the
+/// one stored: what the gate compares is what would be served.
+///
+/// # Errors
+/// Those of [`evaluate`]: a bad file, too few rows, a training part or held-out part with a
+/// single class, a model that failed to train.
+pub fn train_held_out(
+    data: &Path,
+    options: &EvalOptions,
+    current: Option<&SentimentArtifact>,
+) -> Result<HeldOutModel, EvalError> {
+    let rows = read_rows(data)?;
+    let (train_idx, test_idx) = held_out_split(data, &rows)?;
+    let lexicon = Lexicon::vader().map_err(|e| model_error(&e))?;
+    let features = FeatureConfig::default();
+    let encoded: Vec<EncodedText> = rows
+        .iter()
+        .map(|r| encode(&r.text, &features, lexicon))
+        .collect();
+    let truth: Vec<usize> = test_idx.iter().map(|&i| rows[i].class()).collect();
+    let gold: Vec<f64> = test_idx.iter().map(|&i| rows[i].intensity).collect();
+    let test_texts: Vec<&EncodedText> = test_idx.iter().map(|&i| &encoded[i]).collect();
+
+    let fitted = fit_model(&rows, &encoded, &train_idx, options)?;
+    let (pred, intensity) = model_predictions(&fitted.artifact, &test_texts)?;
+    let model = Scores::of(&truth, &pred, &gold, &intensity);
+    let (b_pred, b_intensity, c) = fit_baseline(&rows, &train_idx, &test_idx);
+    let baseline = Scores::of(&truth, &b_pred, &gold, &b_intensity);
+    let compound: Vec<f64> = test_texts.iter().map(|e| e.vader.compound).collect();
+    let v_pred: Vec<usize> = compound
+        .iter()
+        .map(|c| SentimentClass::from_intensity(*c).index())
+        .collect();
+    let vader = Scores::of(&truth, &v_pred, &gold, &compound);
+    let current_f1 = current.map(|a| {
+        a.validate()
+            .map_err(|e| format!("the current model does not load: {e}"))
+            .and_then(|()| model_predictions(a, &test_texts).map_err(|e| e.to_string()))
+            .and_then(|(p, _)| {
+                f1_scores(&truth, &p, 3)
+                    .map(|f| f.weighted)
+                    .ok_or_else(|| "no F1 on the held-out rows".to_owned())
+            })
+    });
+
+    let mut confusion = [[0usize; 3]; 3];
+    for (t, p) in truth.iter().zip(&pred) {
+        confusion[*t][*p] += 1;
+    }
+    let mut metrics = std::collections::BTreeMap::new();
+    for (prefix, scores) in [("", &model), ("baseline_", &baseline), ("lexicon_", &vader)] {
+        for (k, v) in scores.json() {
+            if let Some(v) = v.as_f64() {
+                metrics.insert(format!("{prefix}{k}"), v);
+            }
+        }
+    }
+    let config = [
+        ("seed", json!(options.seed)),
+        ("dim", json!(fitted.config.dim)),
+        ("hidden", json!(fitted.config.hidden)),
+        ("epochs", json!(fitted.config.epochs)),
+        ("learning_rate", json!(fitted.config.learning_rate)),
+        ("inner_validation_weighted_f1", json!(fitted.inner_f1)),
+        ("embedding_rows", json!(fitted.artifact.rows.len())),
+        ("feature_scheme", json!(fitted.artifact.features.scheme)),
+        (
+            "baseline",
+            json!(format!("TF-IDF (1-2-grams) + logistic regression, C = {c}")),
+        ),
+        ("n_train", json!(train_idx.len())),
+        ("n_test", json!(test_idx.len())),
+        (
+            "protocol",
+            json!(
+                "row i held out when i mod 5 == 4; setting and epochs by inner validation on the \
+                 rest (every fifth training row); label = rating/4 vs ±0.05; the measured model is \
+                 the stored one"
+            ),
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    Ok(HeldOutModel {
+        artifact: fitted.artifact,
+        metrics,
+        config,
+        confusion,
+        current_f1,
+        n_test: test_idx.len(),
+    })
 }
 
 /// Runs the sentiment protocol on `data`.
