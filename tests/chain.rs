@@ -473,11 +473,10 @@ async fn the_gateway_verifies_rs256_tokens_against_a_certificate() {
     let creds =
         sextant_org_sim::credentials::generate("salesforce-named-credential").expect("creds");
     let mut settings = sextant_gateway::Settings::with_auth(sextant_gateway::auth::AuthSettings {
-        issuer: "00D5g0000000001".into(),
-        audience: AUDIENCE.into(),
         rs256_public_key_pem: Some(creds.certificate_pem.clone()),
         hs256_secret: None,
         leeway_secs: 0,
+        ..sextant_gateway::auth::AuthSettings::new("00D5g0000000001", AUDIENCE)
     });
     settings.port = 0;
     settings.trainer_url = "http://127.0.0.1:9".into(); // nothing listens: no model

@@ -19,8 +19,8 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::AppState;
-use crate::auth::Caller;
 use crate::model_cache::ModelUnavailable;
+use crate::rate_limit::LimitedCaller;
 
 struct BearerJwt;
 
@@ -111,7 +111,9 @@ fn parse_ids(raw: &[String]) -> Result<Vec<SalesforceId>, ApiError> {
     responses(
         (status = 200, description = "One score per known record, with its CLV or why it is unavailable; unknown records and records without history (with the onboarding action) are listed in errors", body = ScoreResponse),
         (status = 400, description = "empty_request, too_many_records, invalid_record_id or invalid_json", body = ErrorBody),
-        (status = 401, description = "Missing or invalid JWT", body = ErrorBody),
+        (status = 401, description = "Missing or invalid JWT (code unauthorized): bad signature, unknown kid, expired, lifetime too long, algorithm not accepted", body = ErrorBody),
+        (status = 429, description = "The caller (JWT sub) exceeded its rate limit (code rate_limited); retry after the Retry-After seconds", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Whole seconds (at least 1) until the caller may call again"))),
         (status = 502, description = "Feature store or trainer unavailable, or their answers do not fit the model", body = ErrorBody),
         (status = 503, description = "No model trained yet (code no_model)", body = ErrorBody),
     )
@@ -119,7 +121,7 @@ fn parse_ids(raw: &[String]) -> Result<Vec<SalesforceId>, ApiError> {
 #[post("/v1/scores")]
 async fn scores(
     state: web::Data<AppState>,
-    caller: Caller,
+    LimitedCaller(caller): LimitedCaller,
     req: web::Json<ScoreRequest>,
 ) -> Result<web::Json<ScoreResponse>, ApiError> {
     let ids = parse_ids(&req.record_ids)?;

@@ -9,14 +9,19 @@
 //! served and each record says why its `clv` is unavailable.
 //!
 //! # Layout
-//! - [`auth`]: JWT verification (RS256 key/certificate, HS256 secret for development).
+//! - [`auth`]: JWT verification (RS256 keys or certificates selected by `kid`, HS256 secret for
+//!   development), token lifetime.
+//! - [`jwks`]: RS256 keys from a JWKS URL, cached and refreshed in the background.
+//! - [`rate_limit`]: per-caller (`sub`) token buckets on scoring calls (429 with `Retry-After`).
 //! - [`model_cache`]: the current churn and CLV models, refreshed from the trainer and swapped
 //!   atomically.
 //! - [`api`]: HTTP handlers and the OpenAPI description.
 
 pub mod api;
 pub mod auth;
+pub mod jwks;
 pub mod model_cache;
+pub mod rate_limit;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,6 +31,7 @@ use serde::Deserialize;
 use sextant_models::action_policy::{ActionPolicy, PolicyError};
 use sextant_models::churn_serving::ServedChurnModel;
 use sextant_models::clv::serving::{ClvArtifact, ValueHorizon};
+use sextant_service_kit::metrics::Metrics;
 use sextant_service_kit::server::Service;
 
 /// Gateway settings (`SEXTANT_GATEWAY__…`).
@@ -48,6 +54,10 @@ pub struct Settings {
     pub model_refresh_secs: u64,
     /// Token verification.
     pub auth: auth::AuthSettings,
+    /// Per-caller limits of scoring calls (`SEXTANT_GATEWAY__RATE_LIMIT__REQUESTS_PER_SEC`, …;
+    /// off by default).
+    #[serde(default)]
+    pub rate_limit: rate_limit::RateLimitSettings,
     /// The CLV shown with each score (`SEXTANT_GATEWAY__CLV__HORIZON_MONTHS`, …).
     #[serde(default)]
     pub clv: ClvSettings,
@@ -137,6 +147,7 @@ impl Settings {
             trainer_url: default_trainer_url(),
             model_refresh_secs: default_refresh(),
             auth,
+            rate_limit: rate_limit::RateLimitSettings::default(),
             clv: ClvSettings::default(),
             action_policy: ActionPolicy::default(),
         }
@@ -150,6 +161,9 @@ pub enum StartError {
     /// The authentication settings are unusable.
     #[error("auth: {0}")]
     Auth(#[from] auth::AuthConfigError),
+    /// The rate-limit settings are unusable.
+    #[error("{0}")]
+    RateLimit(#[from] rate_limit::RateLimitConfigError),
     /// The port could not be bound.
     #[error("bind: {0}")]
     Bind(#[from] std::io::Error),
@@ -179,7 +193,28 @@ pub struct Application;
 impl Application {
     /// Checks the settings and binds the port.
     pub async fn build(settings: &Settings) -> Result<Service, StartError> {
-        let verifier = web::Data::new(auth::Verifier::new(&settings.auth)?);
+        Self::build_with_clock(settings, Arc::new(rate_limit::SystemClock::new())).await
+    }
+
+    /// [`Application::build`] with the clock the rate limiter reads (tests move it by hand).
+    pub async fn build_with_clock(
+        settings: &Settings,
+        clock: Arc<dyn rate_limit::Clock>,
+    ) -> Result<Service, StartError> {
+        let metrics = Metrics::new("gateway");
+        let verifier = auth::Verifier::with_metrics(&settings.auth, Some(&metrics))?;
+        let limiter = web::Data::new(rate_limit::RateLimiter::new(
+            &settings.rate_limit,
+            clock,
+            Some(&metrics),
+        )?);
+        if let Some(jwks) = verifier.jwks() {
+            // One fetch before serving, so the first calls find the keys; a failure is logged
+            // and counted, and the refresher keeps trying (tokens are refused meanwhile).
+            let ok = jwks.refresh().await.is_ok();
+            tokio::spawn(Arc::clone(jwks).run_refresher(ok));
+        }
+        let verifier = web::Data::new(verifier);
         let clv_horizon = settings.clv.validate().map_err(StartError::Clv)?;
         settings.action_policy.validate()?;
         // Apex allows 120 s for a whole transaction; an upstream call must fail well before.
@@ -205,15 +240,17 @@ impl Application {
             clv_horizon,
             policy: settings.action_policy.clone(),
         });
-        let service = Service::start(
+        let service = Service::start_with_metrics(
             "gateway",
             &settings.host,
             settings.port,
             256 << 10,
             api::openapi(),
+            metrics,
             move |cfg: &mut web::ServiceConfig| {
                 cfg.app_data(state.clone())
                     .app_data(verifier.clone())
+                    .app_data(limiter.clone())
                     .configure(api::routes);
             },
         )?;

@@ -195,11 +195,10 @@ fn upstream(clv_feature_set: &str) -> (String, Arc<Upstream>) {
 
 fn settings(upstream: &str) -> Settings {
     let mut s = Settings::with_auth(AuthSettings {
-        issuer: "sextant-test".into(),
-        audience: "sextant-gateway".into(),
         rs256_public_key_pem: None,
         hs256_secret: Some(SecretString::from(SECRET.to_owned())),
         leeway_secs: 30,
+        ..AuthSettings::new("sextant-test", "sextant-gateway")
     });
     s.port = 0;
     s.feature_store_url = upstream.to_owned();

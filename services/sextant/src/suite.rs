@@ -138,11 +138,10 @@ impl Suite {
             .collect();
         let mut gw_settings =
             sextant_gateway::Settings::with_auth(sextant_gateway::auth::AuthSettings {
-                issuer: ISSUER.into(),
-                audience: AUDIENCE.into(),
                 rs256_public_key_pem: None,
                 hs256_secret: Some(SecretString::from(gateway_secret.clone())),
                 leeway_secs: 30,
+                ..sextant_gateway::auth::AuthSettings::new(ISSUER, AUDIENCE)
             });
         gw_settings.port = 0;
         gw_settings.feature_store_url = feature_store.clone();
