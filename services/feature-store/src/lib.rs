@@ -300,6 +300,14 @@ impl Application {
                 Duration::from_secs(settings.sentiment_refresh_secs),
                 watch,
             ));
+            let rescored = metrics
+                .counter(
+                    "sextant_feature_store_cases_rescored_total",
+                    "Stored case versions re-judged by a newly loaded sentiment model.",
+                    [],
+                )
+                .map_err(|e| StartError::Config(format!("metrics: {e}")))?;
+            tokio::spawn(rescore_cases(state.clone().into_inner(), rescored));
         }
         let service = Service::start_with_metrics(
             "feature-store",
@@ -353,6 +361,55 @@ async fn refresh_online_queue(state: Arc<AppState>, metrics: RefreshMetrics) {
             }
             Err(e) => {
                 tracing::warn!(error = %e, retry_in_ms = pause.as_millis() as u64, "Online refresh failed; retrying.");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(30));
+            }
+        }
+    }
+}
+
+/// Re-judges stored cases whenever a new sentiment model has loaded: one pass over the case
+/// versions another scorer judged, a page (one transaction) at a time, each changed flag queueing
+/// its account's online refresh. A pass interrupted by a newer model starts over for it; a
+/// database error is logged and retried with a growing pause; a restart repeats only what is
+/// left (judged rows no longer match).
+async fn rescore_cases(state: Arc<AppState>, rescored: Counter<0>) {
+    let sentiment = Arc::clone(state.store.sentiment());
+    let mut done: Option<String> = None;
+    let mut pass: Option<(String, Option<store::CaseKey>)> = None;
+    let mut pause = Duration::from_millis(100);
+    loop {
+        let label = sentiment.current().label();
+        if !sentiment.has_model() || done.as_deref() == Some(label.as_str()) {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            continue;
+        }
+        let cursor = match &pass {
+            Some((l, cursor)) if *l == label => cursor.clone(),
+            _ => {
+                tracing::info!(scorer = %label, "Re-judging stored cases with the new sentiment model.");
+                None
+            }
+        };
+        match state
+            .store
+            .rescore_cases(cursor.as_ref(), store::PAGE, state.clock.now())
+            .await
+        {
+            Ok((n, Some(next))) => {
+                pause = Duration::from_millis(100);
+                rescored.inc_by([], n);
+                pass = Some((label, Some(next)));
+                state.refresh_wanted.notify_one();
+                tokio::task::yield_now().await;
+            }
+            Ok((_, None)) => {
+                tracing::info!(scorer = %label, "Every stored case is judged by the current sentiment model.");
+                done = Some(label);
+                pass = None;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, retry_in_ms = pause.as_millis() as u64, "Re-judging cases failed; retrying.");
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(Duration::from_secs(30));
             }

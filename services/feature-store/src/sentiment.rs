@@ -8,12 +8,18 @@
 //! lexicon while the model was unavailable is visible as such, never silently mixed in.
 //!
 //! Where the model comes from: `sentiment_model_url` names a trained
-//! [`SentimentArtifact`] as JSON — the trainer's artefact URL (`http(s)://…`) or a file
-//! (`file:///…`, e.g. a mounted ConfigMap). The store loads it at start and re-reads it every
+//! [`SentimentArtifact`] as JSON — the trainer's registry
+//! (`http://trainer/v1/sentiment/models/current/artifact`, which follows promotions and
+//! rollbacks) or a file (`file:///…`, e.g. a mounted ConfigMap). The store loads it at start and re-reads it every
 //! `sentiment_refresh_secs`; a failed load keeps the last good model (or the lexicon when none
 //! loaded yet), logs why, and shows on `/metrics` (`sextant_feature_store_sentiment_model_loaded`,
 //! `sextant_feature_store_sentiment_refresh_failures_total`). The model's inference is plain Rust
 //! (`sextant-models`); no Burn here.
+//!
+//! When a new model loads, the cases stored before it (judged by the lexicon or an earlier model)
+//! are re-judged in the background a page at a time ([`crate::store::Store::rescore_cases`]), and
+//! each account whose flag changed is queued for its online refresh
+//! (`sextant_feature_store_cases_rescored_total`).
 
 use std::sync::{Arc, RwLock};
 use std::time::Duration;

@@ -116,6 +116,14 @@ impl Q {
     }
 }
 
+/// The primary key of one stored case version: where a re-scoring pass continues.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaseKey {
+    pub org_id: String,
+    pub id: String,
+    pub known_us: i64,
+}
+
 /// One version of one record, ready to insert.
 struct VersionRow {
     id: String,
@@ -882,6 +890,121 @@ impl Store {
         );
         c.execute_raw(q.statement()).await?;
         Ok(accounts.len() as u64)
+    }
+
+    /// Re-judges one page of stored case versions that the current model did not judge (the
+    /// lexicon did, while no model was loaded, or an earlier model did), in primary-key order
+    /// after `after`. Versions whose `negative` flag changes queue their account's online
+    /// refresh in the same transaction. Returns the versions read and the key to continue from;
+    /// `None` when the pass is complete. Nothing happens while the lexicon scores: it never
+    /// overrides a model's judgement.
+    ///
+    /// Why rewrite history in place: a case's text does not change with the scorer, so the
+    /// question "did this text read as negative" has one answer per scorer; re-judging every
+    /// version with the current model keeps a training set from mixing two scorers across its
+    /// cut-offs, and the per-version `sentiment_scorer` still says who judged what.
+    pub async fn rescore_cases(
+        &self,
+        after: Option<&CaseKey>,
+        limit: usize,
+        now: DateTime<Utc>,
+    ) -> Result<(u64, Option<CaseKey>), DbErr> {
+        let scorer = self.sentiment.current();
+        if !matches!(*scorer, Scorer::Model(_)) {
+            return Ok((0, None));
+        }
+        let label = scorer.label();
+        let mut q = Q::new(self.backend);
+        let l = q.bind(label.clone());
+        let cursor = match after {
+            Some(k) => format!(
+                "AND (org_id, id, known_us) > ({}, {}, {})",
+                q.bind(k.org_id.clone()),
+                q.bind(k.id.clone()),
+                q.bind(k.known_us)
+            ),
+            None => String::new(),
+        };
+        let n = q.bind(i64::try_from(limit).unwrap_or(i64::MAX));
+        q.sql = format!(
+            "SELECT org_id, id, known_us, account_id, subject, description, negative FROM fs_case \
+             WHERE (sentiment_scorer IS NULL OR sentiment_scorer <> {l}) {cursor} \
+             ORDER BY org_id, id, known_us LIMIT {n}"
+        );
+        let rows = Self::rows(&self.db, q).await?;
+        let Some(last) = rows.last() else {
+            return Ok((0, None));
+        };
+        let next = CaseKey {
+            org_id: last.try_get("", "org_id")?,
+            id: last.try_get("", "id")?,
+            known_us: last.try_get("", "known_us")?,
+        };
+        // (negative, judged by) → keys; accounts whose flag changed, per org.
+        let mut groups: BTreeMap<(bool, String), Vec<CaseKey>> = BTreeMap::new();
+        let mut changed: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for r in &rows {
+            let org: String = r.try_get("", "org_id")?;
+            let id: String = r.try_get("", "id")?;
+            let known_us: i64 = r.try_get("", "known_us")?;
+            let subject: Option<String> = r.try_get("", "subject")?;
+            let description: Option<String> = r.try_get("", "description")?;
+            let before: Option<bool> = r.try_get("", "negative")?;
+            let account: Option<String> = r.try_get("", "account_id")?;
+            let text = format!(
+                "{} {}",
+                subject.as_deref().unwrap_or(""),
+                description.as_deref().unwrap_or("")
+            );
+            let (negative, judged_by) = scorer.negative(&text);
+            if before != Some(negative)
+                && let Some(a) = account
+            {
+                changed.entry(org.clone()).or_default().insert(a);
+            }
+            groups
+                .entry((negative, judged_by))
+                .or_default()
+                .push(CaseKey {
+                    org_id: org,
+                    id,
+                    known_us,
+                });
+        }
+        let txn = self.db.begin().await?;
+        for ((negative, judged_by), keys) in groups {
+            for chunk in keys.chunks(INSERT_CHUNK) {
+                let mut q = Q::new(self.backend);
+                let v = q.bind(negative);
+                let by = q.bind(judged_by.clone());
+                let tuples: Vec<String> = chunk
+                    .iter()
+                    .map(|k| {
+                        format!(
+                            "({}, {}, {})",
+                            q.bind(k.org_id.clone()),
+                            q.bind(k.id.clone()),
+                            q.bind(k.known_us)
+                        )
+                    })
+                    .collect();
+                q.sql = format!(
+                    "UPDATE fs_case SET negative = {v}, sentiment_scorer = {by} \
+                     WHERE (org_id, id, known_us) IN (VALUES {})",
+                    tuples.join(", ")
+                );
+                txn.execute_raw(q.statement()).await?;
+            }
+        }
+        let now_us = micros(now);
+        for (org, accounts) in changed {
+            let accounts: Vec<String> = accounts.into_iter().collect();
+            for page in accounts.chunks(PAGE) {
+                self.mark_stale(&txn, &org, page, now_us).await?;
+            }
+        }
+        txn.commit().await?;
+        Ok((rows.len() as u64, Some(next)))
     }
 
     /// The products whose category, as the features read it (the latest version's), one of the

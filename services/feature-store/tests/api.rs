@@ -936,26 +936,7 @@ fn case(n: u64, account: u64, subject: &str, created: &str) -> Value {
 
 #[tokio::test]
 async fn a_loaded_sentiment_model_judges_case_text_and_the_lexicon_does_without_one() {
-    use sextant_models::Dense;
-    use sextant_models::sentiment::{FeatureConfig, LEXICON_FEATURES, OUTPUTS, SentimentArtifact};
-    // A model that reads every text as negative: what the word-list lexicon never says of
-    // "Thanks, works great", so the feature shows which of the two judged the case.
-    let dim = 2;
-    let artifact = SentimentArtifact {
-        version: "sentiment-test".into(),
-        features: FeatureConfig::default(),
-        dim,
-        rows: vec![],
-        vectors: vec![],
-        lexicon_means: vec![0.0; LEXICON_FEATURES],
-        lexicon_stds: vec![1.0; LEXICON_FEATURES],
-        layers: vec![Dense {
-            inputs: dim + LEXICON_FEATURES,
-            outputs: OUTPUTS,
-            weights: vec![0.0; (dim + LEXICON_FEATURES) * OUTPUTS],
-            bias: vec![5.0, 0.0, 0.0, 0.0],
-        }],
-    };
+    let artifact = all_negative_model();
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("sentiment.json");
     std::fs::write(&path, serde_json::to_vec(&artifact).expect("json")).expect("write");
@@ -1007,5 +988,114 @@ async fn a_loaded_sentiment_model_judges_case_text_and_the_lexicon_does_without_
                 "{db}: model loaded = {with_model}"
             );
         }
+    }
+}
+
+#[tokio::test]
+async fn a_model_that_arrives_later_rejudges_the_cases_the_lexicon_judged() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("sentiment.json");
+    for (round, db) in databases().await.into_iter().enumerate() {
+        let _ = std::fs::remove_file(&path);
+        let settings = Settings {
+            port: 0,
+            database_url: db.clone(),
+            // Not there yet: the lexicon judges what arrives until the trainer publishes.
+            sentiment_model_url: Some(format!("file://{}", path.display())),
+            sentiment_refresh_secs: 1,
+            ..Settings::default()
+        };
+        let app = spawn_with(settings, "2011-12-10").await;
+        let base = 300 + 10 * round as u64;
+        ingest(
+            &app,
+            "Account",
+            vec![account(base, "A"), account(base + 1, "B")],
+        )
+        .await;
+        ingest(
+            &app,
+            "Order",
+            vec![
+                order(base, base, "2011-10-01"),
+                order(base + 1, base + 1, "2011-10-01"),
+            ],
+        )
+        .await;
+        ingest(
+            &app,
+            "Case",
+            vec![
+                case(base, base, "Thanks, works great", "2011-11-01"),
+                case(
+                    base + 1,
+                    base + 1,
+                    "Broken and useless, terrible",
+                    "2011-11-02",
+                ),
+            ],
+        )
+        .await;
+        let share = |f: &OnlineFeatures, i: usize| {
+            feature(
+                &f.feature_names,
+                f.rows[i].features.as_ref().expect("features"),
+                "negative_case_share_365d",
+            )
+        };
+        let ids = [aid(base), aid(base + 1)];
+        let f = online(&app, &ids).await;
+        assert_eq!(
+            (share(&f, 0), share(&f, 1)),
+            (0.0, 1.0),
+            "{db}: the lexicon judged"
+        );
+
+        // The model arrives: stored cases are re-judged and their accounts' rows refreshed.
+        std::fs::write(
+            &path,
+            serde_json::to_vec(&all_negative_model()).expect("json"),
+        )
+        .expect("write");
+        let mut rejudged = false;
+        for _ in 0..400 {
+            let f = online(&app, &ids).await;
+            if share(&f, 0) == 1.0 {
+                rejudged = true;
+                assert_eq!(share(&f, 1), 1.0, "{db}");
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        assert!(rejudged, "{db}: the kind case was re-judged by the model");
+        assert!(
+            metric(&app, "sextant_feature_store_cases_rescored_total")
+                .await
+                .is_some_and(|n| n >= 2.0),
+            "{db}: the re-judged versions are counted"
+        );
+    }
+}
+
+/// A model that reads every text as negative: what the word-list lexicon never says of
+/// "Thanks, works great", so the feature shows which of the two judged the case.
+fn all_negative_model() -> sextant_models::sentiment::SentimentArtifact {
+    use sextant_models::Dense;
+    use sextant_models::sentiment::{FeatureConfig, LEXICON_FEATURES, OUTPUTS, SentimentArtifact};
+    let dim = 2;
+    SentimentArtifact {
+        version: "sentiment-test".into(),
+        features: FeatureConfig::default(),
+        dim,
+        rows: vec![],
+        vectors: vec![],
+        lexicon_means: vec![0.0; LEXICON_FEATURES],
+        lexicon_stds: vec![1.0; LEXICON_FEATURES],
+        layers: vec![Dense {
+            inputs: dim + LEXICON_FEATURES,
+            outputs: OUTPUTS,
+            weights: vec![0.0; (dim + LEXICON_FEATURES) * OUTPUTS],
+            bias: vec![5.0, 0.0, 0.0, 0.0],
+        }],
     }
 }
