@@ -559,6 +559,49 @@ async fn the_demo_report_has_a_score_per_synced_account() {
     assert!(first["next_best_action"]["action"].is_string(), "{first}");
     let summary = sextant::demo::summary(&report);
     assert!(summary.contains("Risk bands: high"), "{summary}");
+
+    // The sentiment model was trained first, and the store judged every synced case with it.
+    let sentiment = &json["sentiment"];
+    assert_eq!(sentiment["version"], "sentiment-v1", "{sentiment}");
+    assert_eq!(sentiment["status"], "current", "{sentiment}");
+    assert!(
+        sentiment["metrics"]["weighted_f1"]
+            .as_f64()
+            .is_some_and(|f| f > 0.0 && f <= 1.0),
+        "{sentiment}"
+    );
+    assert!(
+        summary.contains("Sentiment model sentiment-v1"),
+        "{summary}"
+    );
+    {
+        use sea_orm::{ConnectionTrait, Database, Statement};
+        let db = Database::connect(format!(
+            "sqlite://{}?mode=ro",
+            dir.path().join("features.sqlite").display()
+        ))
+        .await
+        .expect("feature store database");
+        let rows = db
+            .query_all_raw(Statement::from_string(
+                db.get_database_backend(),
+                "SELECT sentiment_scorer, COUNT(*) AS n FROM fs_case GROUP BY sentiment_scorer",
+            ))
+            .await
+            .expect("cases");
+        let judged: Vec<(Option<String>, i64)> = rows
+            .iter()
+            .map(|r| {
+                (
+                    r.try_get("", "sentiment_scorer").expect("scorer"),
+                    r.try_get("", "n").expect("n"),
+                )
+            })
+            .collect();
+        assert_eq!(judged.len(), 1, "one scorer judged every case: {judged:?}");
+        assert_eq!(judged[0].0.as_deref(), Some("model:sentiment-v1"));
+        assert!(judged[0].1 > 0, "cases were synced: {judged:?}");
+    }
     assert!(
         json["model_version"]
             .as_str()

@@ -81,6 +81,14 @@ pub struct DataError(String);
 
 const SAMPLE_CSV_GZ: &[u8] = include_bytes!("../data/online_retail_sample.csv.gz");
 const CASE_SNIPPETS: &str = include_str!("../data/case_snippets.tsv");
+
+/// The shipped case texts with their human sentiment ratings (VADER Amazon snippets,
+/// `id<TAB>mean rating −4..4<TAB>text`): the simulator's case descriptions, and labelled text a
+/// sentiment model can be trained on.
+#[must_use]
+pub fn case_snippets() -> &'static str {
+    CASE_SNIPPETS
+}
 /// Second and third characters after the key prefix: the "pod" of minted ids.
 const POD: &str = "5g";
 

@@ -1,7 +1,9 @@
 //! `sextant demo`: the whole loop on a laptop.
 //!
 //! Starts the suite against the org simulator (loaded with real UCI Online Retail customers),
-//! syncs the org through the connector, trains the sequence churn model (stacked cut-offs up to
+//! trains the case sentiment model on the shipped rated snippets (the feature store follows the
+//! trainer's current sentiment model, so the synced cases are judged by it), syncs the org
+//! through the connector, trains the sequence churn model (stacked cut-offs up to
 //! 90 days before 2011-09-09, evaluated out of time on 2011-09-09; churn = no order in the next
 //! 90 days), fits the CLV model (BG/NBD or its fallback and Gamma-Gamma on the purchase summaries
 //! as of 2011-09-09, evaluated on the next 90 days' purchases), scores every account through the
@@ -15,7 +17,7 @@ use anyhow::{Context, bail};
 use chrono::NaiveDate;
 use serde::Serialize;
 use sextant_contracts::api::{
-    AccountPage, BandThreshold, ClvJobRequest, ClvMetrics, ClvModelMetadata, JobState,
+    AccountPage, BandThreshold, ClvJobRequest, ClvMetrics, ClvModelMetadata, JobState, ModelCard,
     ModelMetadata, ModelMetrics, PromotionDecision, RecordClv, RecordScore, ScoreRequest,
     ScoreResponse, SyncReport, TrainJob, TrainJobRequest,
 };
@@ -61,6 +63,8 @@ pub struct DemoReport {
     pub plots: Vec<String>,
     /// The CLV model the scores were valued with.
     pub clv: ClvReport,
+    /// The sentiment model that judged the synced cases.
+    pub sentiment: ModelCard,
 }
 
 /// The CLV model of the demo.
@@ -86,6 +90,7 @@ fn say(on: bool, line: &str) {
 pub async fn run(suite: &Suite, options: &DemoOptions) -> anyhow::Result<DemoReport> {
     let http = sextant_service_kit::http::client(Duration::from_secs(300));
     let urls = &suite.urls;
+    let sentiment = train_sentiment(&http, suite, options).await?;
     say(
         options.progress,
         &format!(
@@ -257,7 +262,91 @@ pub async fn run(suite: &Suite, options: &DemoOptions) -> anyhow::Result<DemoRep
         urls: urls.clone(),
         plots,
         clv,
+        sentiment,
     })
+}
+
+/// Trains the case sentiment model on the shipped rated snippets through the trainer, and waits
+/// until the feature store judges case text with it (so the sync that follows is scored by it).
+async fn train_sentiment(
+    http: &reqwest::Client,
+    suite: &Suite,
+    options: &DemoOptions,
+) -> anyhow::Result<ModelCard> {
+    let urls = &suite.urls;
+    say(
+        options.progress,
+        "● training the case sentiment model on the shipped rated snippets…",
+    );
+    let mut job: TrainJob = read_json(
+        http.post(format!("{}/v1/sentiment/jobs", urls.trainer))
+            .header("content-type", "text/tab-separated-values")
+            .body(sextant_org_sim::data::case_snippets())
+            .send()
+            .await?,
+    )
+    .await
+    .context("starting the sentiment job")?;
+    while matches!(job.state, JobState::Queued | JobState::Running) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        job = read_json(
+            http.get(format!("{}/v1/jobs/{}", urls.trainer, job.id))
+                .send()
+                .await?,
+        )
+        .await?;
+    }
+    if job.state == JobState::Failed {
+        bail!(
+            "sentiment training failed: {}",
+            job.error.unwrap_or_default()
+        );
+    }
+    let card: ModelCard = read_json(
+        http.get(format!("{}/v1/sentiment/models/current", urls.trainer))
+            .send()
+            .await?,
+    )
+    .await
+    .context("the current sentiment model")?;
+    let m = |k: &str| card.metrics.get(k).copied().unwrap_or(f64::NAN);
+    say(
+        options.progress,
+        &format!(
+            "  {}: held-out weighted F1 {:.3} (TF-IDF + LR {:.3}, lexicon {:.3}) on {} sentences",
+            card.version,
+            m("weighted_f1"),
+            m("baseline_weighted_f1"),
+            m("lexicon_weighted_f1"),
+            card.config.get("n_test").cloned().unwrap_or_default()
+        ),
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let metrics = http
+            .get(format!("{}/metrics", urls.feature_store))
+            .send()
+            .await?
+            .text()
+            .await?;
+        let loaded = metrics.lines().find_map(|l| {
+            l.strip_prefix("sextant_feature_store_sentiment_model_loaded ")?
+                .trim()
+                .parse::<f64>()
+                .ok()
+        });
+        if loaded == Some(1.0) {
+            break;
+        }
+        if std::time::Instant::now() > deadline {
+            bail!(
+                "the feature store did not load sentiment model {} within 30 s",
+                card.version
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(card)
 }
 
 /// Fits the CLV model through the trainer, and waits until the gateway values accounts with it.
@@ -401,6 +490,14 @@ pub fn summary(report: &DemoReport) -> String {
     if let Some(p) = &report.promotion {
         out.push_str(&format!("Promotion gate: {}\n", p.reason));
     }
+    let sm = |k: &str| report.sentiment.metrics.get(k).copied().unwrap_or(f64::NAN);
+    out.push_str(&format!(
+        "Sentiment model {} (judges case text for the churn features): held-out weighted F1 {:.3} vs TF-IDF + LR {:.3} and the lexicon {:.3}\n",
+        report.sentiment.version,
+        sm("weighted_f1"),
+        sm("baseline_weighted_f1"),
+        sm("lexicon_weighted_f1")
+    ));
     let c = &report.clv.metrics;
     out.push_str(&format!(
         "CLV model {} ({}): holdout ({:.0} weeks) MAE {:.3} purchases per account (actual mean {:.3}, predicted {:.3}), P(any purchase) ROC-AUC {}; {} accounts, {} repeat buyers\n",

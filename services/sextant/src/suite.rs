@@ -102,12 +102,19 @@ impl Suite {
             };
         }
 
+        // The store follows the trainer's current sentiment model, and the trainer reads the
+        // store's training sets: the trainer's port is chosen first.
+        let trainer_port = bind()?.local_addr()?.port();
         let db = options.data_dir.join("features.sqlite");
         let _ = std::fs::remove_file(&db);
         let fs_settings = sextant_feature_store::Settings {
             port: 0,
             database_url: format!("sqlite://{}?mode=rwc", db.display()),
             today: Some(options.today),
+            sentiment_model_url: Some(format!(
+                "http://127.0.0.1:{trainer_port}/v1/sentiment/models/current/artifact"
+            )),
+            sentiment_refresh_secs: 1,
             ..Default::default()
         };
         let fs_app =
@@ -120,7 +127,7 @@ impl Suite {
         let registry = options.data_dir.join("models");
         let _ = std::fs::remove_dir_all(&registry);
         let trainer_settings = sextant_trainer::Settings {
-            port: 0,
+            port: trainer_port,
             feature_store_url: feature_store.clone(),
             registry_dir: registry,
             ..Default::default()
