@@ -96,6 +96,9 @@ check "helm-render (hardened: pull secrets, existing Secrets, NetworkPolicy, Ser
 check "helm-render (SQLite trial without connector)" render_ok --expect Deployment/ci-sextant-feature-store -- \
     --set connector.enabled=false --set featureStore.sqlite.enabled=true --set featureStore.replicas=1 \
     --set featureStore.autoscaling.enabled=false --set gateway.auth.hs256Secret=$HS256
+check "helm-render (gateway keys by kid, JWKS, rate limit)" render_ok --expect Deployment/ci-sextant-gateway -- "${CI_VALUES[@]}" \
+    --set gateway.auth.rs256PublicKeyPem= --set-json 'gateway.auth.rs256Keys=[{"kid":"2026-01","pem":"-----BEGIN CERTIFICATE-----\nx\n-----END CERTIFICATE-----\n"}]' \
+    --set gateway.auth.jwksUrl=https://idp.example.com/jwks --set gateway.auth.maxTokenLifetimeSecs=600 --set-json gateway.rateLimit.requestsPerSec=2.5
 check "helm-render (GPU trainer)" render_ok --expect Deployment/ci-sextant-trainer -- "${CI_VALUES[@]}" -f "$CHART/ci/values-gpu.yaml"
 check helm-gpu-trainer-gets-gpu-and-cuda-image bash -c "$(declare -f renders_with); HELM='$HELM' CHART='$CHART'
     renders_with 'nvidia.com/gpu: 1' ${CI_VALUES[*]} -f '$CHART/ci/values-gpu.yaml' &&
@@ -140,6 +143,9 @@ check pod-check-rejects-missing-seccomp bash -c "! '$HELM' template ci '$CHART' 
 # The chart must refuse values whose pods could not start or would run unsafely.
 check helm-refuses-unauthenticated-gateway refuses "the gateway never runs unauthenticated" "${CI_VALUES[@]}" --set gateway.auth.rs256PublicKeyPem=
 check helm-refuses-short-hs256-secret refuses "/gateway/auth/hs256Secret" "${CI_VALUES[@]}" --set gateway.auth.hs256Secret=short
+check helm-refuses-single-key-with-key-set refuses "cannot be combined with rs256Keys or jwksUrl" "${CI_VALUES[@]}" --set gateway.auth.jwksUrl=https://idp.example.com/jwks
+check helm-refuses-hs256-next-to-rs256 refuses "allowHs256WithRs256=true in development" "${CI_VALUES[@]}" --set gateway.auth.hs256Secret=$HS256
+check helm-refuses-plain-http-jwks refuses "/gateway/auth/jwksUrl" "${CI_VALUES[@]}" --set gateway.auth.rs256PublicKeyPem= --set gateway.auth.jwksUrl=http://idp.example.com/jwks
 check helm-refuses-connector-without-key refuses "connector.salesforce.privateKey (or connector.salesforce.existingSecret" "${CI_VALUES[@]}" --set connector.salesforce.privateKey=
 check helm-refuses-connector-without-client-id refuses "connector.salesforce.clientId and connector.salesforce.username are required" "${CI_VALUES[@]}" --set connector.salesforce.clientId=
 check helm-refuses-feature-store-without-database refuses "featureStore.databaseUrl (postgres://" "${CI_VALUES[@]}" --set featureStore.databaseUrl=
