@@ -574,6 +574,25 @@ async fn the_demo_report_has_a_score_per_synced_account() {
         summary.contains("Sentiment model sentiment-v1"),
         "{summary}"
     );
+    // The gateway serves the same model to Apex and record pages.
+    let token = s.gateway_token(60).expect("token");
+    let (status, answer) = call(
+        reqwest::Client::new()
+            .post(format!("{}/v1/sentiment", s.urls.gateway))
+            .bearer_auth(&token)
+            .json(&json!({"texts": [
+                "The replacement arrived broken again and nobody answers.",
+                "Great service, thank you!"
+            ]})),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["model_version"], "sentiment-v1");
+    assert_eq!(
+        answer["results"].as_array().map(Vec::len),
+        Some(2),
+        "{answer}"
+    );
     {
         use sea_orm::{ConnectionTrait, Database, Statement};
         let db = Database::connect(format!(

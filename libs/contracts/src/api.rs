@@ -767,3 +767,40 @@ pub struct Health {
     pub service: String,
     pub version: String,
 }
+
+// ---------------------------------------------------------------- gateway: sentiment
+
+/// The longest text one sentiment call scores, in characters (a long case description; the
+/// model reads word and character n-grams, so more adds cost, not accuracy).
+pub const MAX_SENTIMENT_TEXT_CHARS: usize = 20_000;
+
+/// Asks for the sentiment of texts: case subjects and descriptions, emails, survey answers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SentimentRequest {
+    /// 1 to 200 texts, each at most 20,000 characters and not blank.
+    #[schema(min_items = 1, max_items = 200)]
+    pub texts: Vec<String>,
+}
+
+/// The sentiment of one text, in request order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct TextSentiment {
+    /// `negative`, `neutral` or `positive`: the most probable class.
+    pub label: String,
+    /// Probability of each class; they sum to 1.
+    pub negative: f64,
+    pub neutral: f64,
+    pub positive: f64,
+    /// How negative (−1) to positive (1) the text reads.
+    #[schema(minimum = -1.0, maximum = 1.0)]
+    pub intensity: f64,
+}
+
+/// The sentiment of each text, by the current sentiment model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct SentimentResponse {
+    /// The sentiment model that scored the texts, e.g. `sentiment-v3`.
+    pub model_version: String,
+    pub results: Vec<TextSentiment>,
+}

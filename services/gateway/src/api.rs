@@ -5,8 +5,9 @@ use std::collections::{HashMap, HashSet};
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, get, post, web};
 use sextant_contracts::api::{
-    ClvEstimate, ClvUnavailable, FeatureRow, Health, MAX_RECORDS_PER_CALL, OnlineFeatures,
-    OnlineFeaturesRequest, RecordClv, RecordError, RecordScore, ScoreRequest, ScoreResponse,
+    ClvEstimate, ClvUnavailable, FeatureRow, Health, MAX_RECORDS_PER_CALL,
+    MAX_SENTIMENT_TEXT_CHARS, OnlineFeatures, OnlineFeaturesRequest, RecordClv, RecordError,
+    RecordScore, ScoreRequest, ScoreResponse, SentimentRequest, SentimentResponse, TextSentiment,
 };
 use sextant_contracts::{ErrorBody, ErrorCode, SalesforceId};
 use sextant_models::ModelError;
@@ -37,7 +38,7 @@ impl Modify for BearerJwt {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Sextant inference gateway", description = "Churn scores for Salesforce records, for Apex callouts and Lightning pages."),
-    paths(scores, healthz, readyz),
+    paths(scores, sentiment, healthz, readyz),
     modifiers(&BearerJwt)
 )]
 struct ApiDoc;
@@ -49,7 +50,10 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 
 /// Registers the routes.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(scores).service(healthz).service(readyz);
+    cfg.service(scores)
+        .service(sentiment)
+        .service(healthz)
+        .service(readyz);
 }
 
 /// Parses and de-duplicates the requested ids (request order kept); any invalid id refuses
@@ -355,6 +359,93 @@ fn score_rows(
                 .collect())
         }
     }
+}
+
+/// The sentiment of up to 200 texts (case subjects and descriptions, emails, survey answers)
+/// by the current sentiment model — the one the feature store judges cases with — in request
+/// order: the most probable class, each class's probability, and an intensity from −1 (negative)
+/// to 1 (positive). Without a trained sentiment model the call is refused (`no_model`), never
+/// answered by a fallback.
+#[utoipa::path(
+    request_body = SentimentRequest,
+    security(("bearer_jwt" = [])),
+    responses(
+        (status = 200, description = "One result per text, in request order", body = SentimentResponse),
+        (status = 400, description = "empty_request (no texts), too_many_records (over 200), invalid_parameter (a blank or over-long text) or invalid_json", body = ErrorBody),
+        (status = 401, description = "Missing or invalid JWT (code unauthorized)", body = ErrorBody),
+        (status = 429, description = "The caller (JWT sub) exceeded its rate limit (code rate_limited); retry after the Retry-After seconds", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Whole seconds (at least 1) until the caller may call again"))),
+        (status = 502, description = "The trainer is unavailable and no sentiment model is cached", body = ErrorBody),
+        (status = 503, description = "No sentiment model trained yet (code no_model)", body = ErrorBody),
+    )
+)]
+#[post("/v1/sentiment")]
+async fn sentiment(
+    state: web::Data<AppState>,
+    LimitedCaller(_caller): LimitedCaller,
+    req: web::Json<SentimentRequest>,
+) -> Result<web::Json<SentimentResponse>, ApiError> {
+    let texts = req.into_inner().texts;
+    if texts.is_empty() {
+        return Err(ApiError::bad_request(
+            ErrorCode::EmptyRequest,
+            "texts must name at least one text",
+        ));
+    }
+    if texts.len() > MAX_RECORDS_PER_CALL {
+        return Err(ApiError::bad_request(
+            ErrorCode::TooManyRecords,
+            format!(
+                "{} texts; at most {MAX_RECORDS_PER_CALL} per call",
+                texts.len()
+            ),
+        ));
+    }
+    for (i, t) in texts.iter().enumerate() {
+        if t.trim().is_empty() {
+            return Err(ApiError::bad_request(
+                ErrorCode::InvalidParameter,
+                format!("texts[{i}] is blank"),
+            ));
+        }
+        if t.chars().count() > MAX_SENTIMENT_TEXT_CHARS {
+            return Err(ApiError::bad_request(
+                ErrorCode::InvalidParameter,
+                format!("texts[{i}] is longer than {MAX_SENTIMENT_TEXT_CHARS} characters"),
+            ));
+        }
+    }
+    let model = state.sentiment_models.get().map_err(|e| match e {
+        ModelUnavailable::NoModel(_) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::NoModel,
+            e.to_string(),
+        ),
+        ModelUnavailable::Upstream(detail) => ApiError::upstream("trainer", detail),
+    })?;
+    let version = model.version.to_string();
+    // Validated when the cache loaded it; scoring runs off the request threads.
+    let results = web::block(move || {
+        texts
+            .iter()
+            .map(|t| {
+                model.artifact.predict_validated(t).map(|s| TextSentiment {
+                    label: s.label.name().to_owned(),
+                    negative: s.probabilities[0],
+                    neutral: s.probabilities[1],
+                    positive: s.probabilities[2],
+                    intensity: s.intensity.clamp(-1.0, 1.0),
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()
+    })
+    .await
+    .map_err(|e| ApiError::internal("sentiment task", e))?
+    .map_err(|e| ApiError::internal("sentiment model", e))?;
+    Ok(web::Json(SentimentResponse {
+        model_version: version,
+        results,
+    }))
 }
 
 /// Readiness: a model is loaded (the request path never waits for one).

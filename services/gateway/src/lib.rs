@@ -182,6 +182,7 @@ pub struct AppState {
     pub feature_store_url: String,
     pub models: Arc<model_cache::ModelCache<ServedChurnModel>>,
     pub clv_models: Arc<model_cache::ModelCache<ClvArtifact>>,
+    pub sentiment_models: Arc<model_cache::ModelCache<model_cache::ServedSentiment>>,
     pub clv_horizon: ValueHorizon,
     pub policy: ActionPolicy,
 }
@@ -230,13 +231,20 @@ impl Application {
             &settings.trainer_url,
             Duration::from_secs(settings.model_refresh_secs),
         ));
+        let sentiment_models = Arc::new(model_cache::ModelCache::new(
+            http.clone(),
+            &settings.trainer_url,
+            Duration::from_secs(settings.model_refresh_secs),
+        ));
         tokio::spawn(Arc::clone(&models).run_refresher());
         tokio::spawn(Arc::clone(&clv_models).run_refresher());
+        tokio::spawn(Arc::clone(&sentiment_models).run_refresher());
         let state = web::Data::new(AppState {
             http: http.clone(),
             feature_store_url: settings.feature_store_url.trim_end_matches('/').to_owned(),
             models: Arc::clone(&models),
             clv_models,
+            sentiment_models,
             clv_horizon,
             policy: settings.action_policy.clone(),
         });

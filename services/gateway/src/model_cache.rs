@@ -5,8 +5,9 @@
 //! the trainer which version is current every `refresh` interval, fetches, validates and swaps in
 //! a new version's artefact, and after a failure retries with doubling backoff while the last good
 //! model keeps serving. One cache per model family: the churn model (`/v1/models`, readiness
-//! means it is loaded) and the CLV model (`/v1/clv/models`, optional: without it scores carry
-//! `clv` unavailable with the reason this cache gives).
+//! means it is loaded), the CLV model (`/v1/clv/models`, optional: without it scores carry
+//! `clv` unavailable with the reason this cache gives) and the sentiment model
+//! (`/v1/sentiment/models`, optional: without it `POST /v1/sentiment` answers `no_model`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,6 +18,7 @@ use serde::de::DeserializeOwned;
 use sextant_contracts::ModelVersion;
 use sextant_models::churn_serving::ServedChurnModel;
 use sextant_models::clv::serving::ClvArtifact;
+use sextant_models::sentiment::SentimentArtifact;
 use sextant_service_kit::http::{UpstreamError, read_json};
 use tokio::sync::Notify;
 
@@ -51,6 +53,34 @@ impl CachedModel for ClvArtifact {
     }
     fn check(&self) -> Result<(), String> {
         self.validate().map_err(|e| e.to_string())
+    }
+}
+
+/// The current sentiment model of support text, with its registry version parsed.
+#[derive(Debug, Deserialize)]
+#[serde(try_from = "SentimentArtifact")]
+pub struct ServedSentiment {
+    pub version: ModelVersion,
+    pub artifact: SentimentArtifact,
+}
+
+impl TryFrom<SentimentArtifact> for ServedSentiment {
+    type Error = String;
+    fn try_from(artifact: SentimentArtifact) -> Result<Self, String> {
+        let version = ModelVersion::parse(&artifact.version)
+            .map_err(|e| format!("sentiment artefact version `{}`: {e}", artifact.version))?;
+        Ok(Self { version, artifact })
+    }
+}
+
+impl CachedModel for ServedSentiment {
+    const LABEL: &'static str = "sentiment model";
+    const ROUTE: &'static str = "/v1/sentiment/models";
+    fn version(&self) -> &ModelVersion {
+        &self.version
+    }
+    fn check(&self) -> Result<(), String> {
+        self.artifact.validate().map_err(|e| e.to_string())
     }
 }
 
