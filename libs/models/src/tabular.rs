@@ -80,7 +80,7 @@ pub enum TabularError {
 }
 
 /// How a field is encoded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ColumnKind {
     /// Numbers: scaled, with a missing indicator.
@@ -90,7 +90,7 @@ pub enum ColumnKind {
 }
 
 /// What makes a row positive.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case", tag = "rule")]
 pub enum LabelRule {
     /// Positive when the trimmed value equals one of these (ASCII case-insensitive), e.g. `["Yes"]`,
@@ -107,7 +107,7 @@ pub enum LabelRule {
 }
 
 /// What to predict, on which object, from which fields.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PredictionDefinition {
     /// The object (e.g. `Account`, `Opportunity`, or a file name).
     pub object: String,

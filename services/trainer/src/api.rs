@@ -3,7 +3,7 @@
 use std::io::Write;
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, get, post, web};
+use actix_web::{HttpResponse, get, post, put, web};
 use futures_util::StreamExt;
 use serde::Deserialize;
 use sextant_contracts::api::{
@@ -16,6 +16,7 @@ use sextant_models::churn_serving::ServedChurnModel;
 use sextant_models::clv::serving::ClvArtifact;
 use sextant_models::evaluation::EvalError;
 use sextant_models::sentiment::SentimentArtifact;
+use sextant_models::tabular::{ColumnKind, LabelRule, PredictionDefinition, PropensityArtifact};
 use sextant_service_kit::ApiError;
 use sha2::{Digest, Sha256};
 use utoipa::{IntoParams, OpenApi};
@@ -23,7 +24,8 @@ use utoipa::{IntoParams, OpenApi};
 use crate::AppState;
 use crate::churn_job::ChurnJobConfig;
 use crate::clv_job::ClvJobConfig;
-use crate::jobs::SentimentData;
+use crate::jobs::{PropensityData, SentimentData};
+use crate::propensity_registry::DefinitionError;
 use crate::registry::{Governed, ModelKind, Registry, RegistryError};
 
 /// The OpenAPI description.
@@ -56,9 +58,19 @@ use crate::registry::{Governed, ModelKind, Registry, RegistryError};
         get_sentiment_artifact,
         get_sentiment_plot,
         promote_sentiment_model,
+        list_definitions,
+        put_definition,
+        get_definition,
+        start_propensity_job,
+        list_propensity_models,
+        get_propensity_model,
+        get_propensity_artifact,
+        get_propensity_plot,
+        promote_propensity_model,
         healthz,
         readyz
-    )
+    ),
+    components(schemas(PredictionDefinition, LabelRule, ColumnKind))
 )]
 struct ApiDoc;
 
@@ -91,6 +103,15 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(get_sentiment_artifact)
         .service(get_sentiment_plot)
         .service(promote_sentiment_model)
+        .service(list_definitions)
+        .service(put_definition)
+        .service(get_definition)
+        .service(start_propensity_job)
+        .service(list_propensity_models)
+        .service(get_propensity_model)
+        .service(get_propensity_artifact)
+        .service(get_propensity_plot)
+        .service(promote_propensity_model)
         .service(healthz)
         .service(readyz);
 }
@@ -482,6 +503,44 @@ async fn promote_clv_model(
     promote(&state.clv_registry, &version, &state.clock, &route).await
 }
 
+/// Streams a request body to a temporary file, hashing it (SHA-256) on the way; refuses bodies
+/// over `max` bytes with 413 `payload_too_large`.
+async fn receive_upload(
+    body: &mut web::Payload,
+    max: usize,
+) -> Result<(tempfile::TempPath, String, usize), ApiError> {
+    let mut file = tempfile::NamedTempFile::new()
+        .map_err(|e| ApiError::internal("temporary file for the upload", e))?;
+    let mut hasher = Sha256::new();
+    let mut size = 0usize;
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|e| {
+            ApiError::bad_request(
+                ErrorCode::InvalidParameter,
+                format!("reading the body: {e}"),
+            )
+        })?;
+        size += chunk.len();
+        if size > max {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                ErrorCode::PayloadTooLarge,
+                format!("upload over {} MiB", max >> 20),
+            ));
+        }
+        hasher.update(&chunk);
+        file.write_all(&chunk)
+            .map_err(|e| ApiError::internal("writing the upload", e))?;
+    }
+    file.flush()
+        .map_err(|e| ApiError::internal("writing the upload", e))?;
+    Ok((
+        file.into_temp_path(),
+        format!("{:x}", hasher.finalize()),
+        size,
+    ))
+}
+
 /// The largest labelled-text upload a sentiment job takes.
 pub const MAX_SENTIMENT_UPLOAD: usize = 64 << 20;
 
@@ -535,39 +594,13 @@ async fn start_sentiment_job(
     query: web::Query<SentimentJobQuery>,
     mut body: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let mut file = tempfile::NamedTempFile::new()
-        .map_err(|e| ApiError::internal("temporary file for the upload", e))?;
-    let mut hasher = Sha256::new();
-    let mut size = 0usize;
-    while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(|e| {
-            ApiError::bad_request(
-                ErrorCode::InvalidParameter,
-                format!("reading the body: {e}"),
-            )
-        })?;
-        size += chunk.len();
-        if size > MAX_SENTIMENT_UPLOAD {
-            return Err(ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                ErrorCode::PayloadTooLarge,
-                format!("labelled text over {} MiB", MAX_SENTIMENT_UPLOAD >> 20),
-            ));
-        }
-        hasher.update(&chunk);
-        file.write_all(&chunk)
-            .map_err(|e| ApiError::internal("writing the upload", e))?;
-    }
-    file.flush()
-        .map_err(|e| ApiError::internal("writing the upload", e))?;
-    let path = file.into_temp_path();
+    let (path, fingerprint, size) = receive_upload(&mut body, MAX_SENTIMENT_UPLOAD).await?;
     let (path, rows) = web::block(move || {
         crate::evaluate::sentiment::check_labelled(&path).map(|rows| (path, rows))
     })
     .await
     .map_err(|e| ApiError::internal("checking the upload", e))?
     .map_err(upload_error)?;
-    let fingerprint = format!("{:x}", hasher.finalize());
     tracing::info!(rows, size, fingerprint = %fingerprint, "Sentiment job data received.");
     let job = state.jobs.start_sentiment(SentimentData {
         file: path,
@@ -656,6 +689,252 @@ async fn promote_sentiment_model(
 ) -> Result<web::Json<ModelCard>, ApiError> {
     let route = format!("/v1/sentiment/models/{version}/promote");
     promote(&state.sentiment_registry, &version, &state.clock, &route).await
+}
+
+/// The largest object export a propensity job takes.
+pub const MAX_PROPENSITY_UPLOAD: usize = 256 << 20;
+
+fn definition_error(e: DefinitionError) -> ApiError {
+    match e {
+        DefinitionError::Name(_) | DefinitionError::Invalid(_) => {
+            ApiError::bad_request(ErrorCode::InvalidParameter, e.to_string())
+        }
+        DefinitionError::InUse(_) => ApiError::new(
+            StatusCode::CONFLICT,
+            ErrorCode::InvalidParameter,
+            e.to_string(),
+        ),
+        DefinitionError::Unknown(_) => ApiError::not_found(e.to_string()),
+        DefinitionError::Registry(r) => registry_error(r),
+    }
+}
+
+/// A prediction definition with the version its registry serves.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+struct DefinitionEntry {
+    name: String,
+    definition: PredictionDefinition,
+    /// The served version, if any.
+    current: Option<String>,
+}
+
+/// Every prediction definition, by name, with its current version.
+#[utoipa::path(responses((status = 200, description = "Definitions", body = Vec<DefinitionEntry>)))]
+#[get("/v1/propensity")]
+async fn list_definitions(
+    state: web::Data<AppState>,
+) -> Result<web::Json<Vec<DefinitionEntry>>, ApiError> {
+    let defs = &state.propensity;
+    let mut out = Vec::new();
+    for name in defs.names().map_err(registry_error)? {
+        let definition = defs.definition(&name).map_err(definition_error)?;
+        let current = defs
+            .registry(&name)
+            .map_err(definition_error)?
+            .current()
+            .map_err(registry_error)?
+            .map(|v| v.to_string());
+        out.push(DefinitionEntry {
+            name,
+            definition,
+            current,
+        });
+    }
+    Ok(web::Json(out))
+}
+
+/// Creates (or repeats) a prediction definition — like Einstein Prediction Builder's: the object,
+/// the label field and what counts as the positive outcome (`{"rule": "values", "positive":
+/// ["Closed Won"]}` or `{"rule": "threshold", "above": 1000}`), the feature fields, and optional
+/// kind overrides. A definition with trained models cannot change (409): ask a new question
+/// under a new name.
+#[utoipa::path(
+    params(("name" = String, Path, description = "Definition name: a lower-case letter, then lower-case letters, digits or _ (at most 40)")),
+    request_body = PredictionDefinition,
+    responses(
+        (status = 200, description = "Stored (or unchanged)", body = PredictionDefinition),
+        (status = 400, description = "Bad name or an inconsistent definition (invalid_parameter), or malformed JSON (invalid_json)", body = ErrorBody),
+        (status = 409, description = "Models exist for a different definition under this name (invalid_parameter)", body = ErrorBody),
+    )
+)]
+#[put("/v1/propensity/{name}")]
+async fn put_definition(
+    state: web::Data<AppState>,
+    name: web::Path<String>,
+    definition: web::Json<PredictionDefinition>,
+) -> Result<web::Json<PredictionDefinition>, ApiError> {
+    let definition = definition.into_inner();
+    let changed = state
+        .propensity
+        .put(&name, &definition)
+        .map_err(definition_error)?;
+    if changed {
+        tracing::info!(definition = %name, object = %definition.object, "Prediction definition stored.");
+    }
+    Ok(web::Json(definition))
+}
+
+/// One prediction definition.
+#[utoipa::path(
+    params(("name" = String, Path, description = "Definition name")),
+    responses((status = 200, description = "The definition", body = PredictionDefinition), (status = 400, description = "Bad name", body = ErrorBody), (status = 404, description = "No such definition", body = ErrorBody))
+)]
+#[get("/v1/propensity/{name}")]
+async fn get_definition(
+    state: web::Data<AppState>,
+    name: web::Path<String>,
+) -> Result<web::Json<PredictionDefinition>, ApiError> {
+    state
+        .propensity
+        .definition(&name)
+        .map(web::Json)
+        .map_err(definition_error)
+}
+
+/// Trains a propensity model for a definition on an export of its object; poll it with
+/// `GET /v1/jobs/{id}`.
+///
+/// Body: CSV with a header row of field names (at least the label field and every feature),
+/// one record per row, at most 256 MiB; blank cells are missing values, and rows with a blank
+/// label are not trained on. The export is checked before the job starts. Every fifth row is
+/// held out; the model (logistic regression, a wide-and-deep network or a blend, chosen by inner
+/// cross-validation on the other rows) is measured there next to a logistic-regression baseline
+/// and the current model, and becomes current only when its ROC-AUC is at least the current
+/// model's on the same rows.
+#[utoipa::path(
+    params(("name" = String, Path, description = "Definition name"), SentimentJobQuery),
+    request_body(content = String, content_type = "text/csv", description = "Object export: header of field names, one record per row"),
+    responses(
+        (status = 202, description = "Job queued", body = TrainJob),
+        (status = 400, description = "A missing column or malformed row (invalid_parameter, with its line), no rows (empty_request), or a side of the held-out split without both outcomes (insufficient_data)", body = ErrorBody),
+        (status = 404, description = "No such definition", body = ErrorBody),
+        (status = 413, description = "Body over 256 MiB (payload_too_large)", body = ErrorBody),
+    )
+)]
+#[post("/v1/propensity/{name}/jobs")]
+async fn start_propensity_job(
+    state: web::Data<AppState>,
+    name: web::Path<String>,
+    query: web::Query<SentimentJobQuery>,
+    mut body: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let definition = state
+        .propensity
+        .definition(&name)
+        .map_err(definition_error)?;
+    let registry = state.propensity.registry(&name).map_err(definition_error)?;
+    let (path, fingerprint, size) = receive_upload(&mut body, MAX_PROPENSITY_UPLOAD).await?;
+    let checked = definition.clone();
+    let (path, rows) = web::block(move || {
+        crate::evaluate::propensity::check_export(&path, &checked).map(|rows| (path, rows))
+    })
+    .await
+    .map_err(|e| ApiError::internal("checking the upload", e))?
+    .map_err(upload_error)?;
+    tracing::info!(definition = %name, rows, size, fingerprint = %fingerprint, "Propensity job data received.");
+    let job = state.jobs.start_propensity(PropensityData {
+        registry,
+        definition,
+        file: path,
+        fingerprint,
+        seed: query.seed.unwrap_or(42),
+    });
+    Ok(HttpResponse::Accepted().json(job))
+}
+
+/// Every version of a definition's model, oldest first.
+#[utoipa::path(
+    params(("name" = String, Path, description = "Definition name")),
+    responses((status = 200, description = "Model cards", body = Vec<ModelCard>), (status = 404, description = "No such definition", body = ErrorBody))
+)]
+#[get("/v1/propensity/{name}/models")]
+async fn list_propensity_models(
+    state: web::Data<AppState>,
+    name: web::Path<String>,
+) -> Result<web::Json<Vec<ModelCard>>, ApiError> {
+    list(&state.propensity.registry(&name).map_err(definition_error)?)
+}
+
+/// One version's card: held-out metrics (and the baseline's on the same rows), the selection,
+/// the encoded features, the data's SHA-256, status and promotion.
+#[utoipa::path(
+    params(("name" = String, Path, description = "Definition name"), ("version" = String, Path, description = "Version, e.g. upsell-v2, or `current`")),
+    responses((status = 200, description = "Card", body = ModelCard), (status = 400, description = "Malformed version", body = ErrorBody), (status = 404, description = "Unknown definition or version, or no current model (no_model)", body = ErrorBody))
+)]
+#[get("/v1/propensity/{name}/models/{version}")]
+async fn get_propensity_model(
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> Result<web::Json<ModelCard>, ApiError> {
+    metadata(
+        &state
+            .propensity
+            .registry(&path.0)
+            .map_err(definition_error)?,
+        &path.1,
+    )
+}
+
+/// One version's artefact: the definition, the fitted encoder and the model, which the gateway
+/// scores records with (top factors by occlusion against each field's typical value).
+#[utoipa::path(
+    params(("name" = String, Path, description = "Definition name"), ("version" = String, Path, description = "Version, e.g. upsell-v2, or `current`")),
+    responses((status = 200, description = "Artefact (JSON)", body = Object), (status = 400, description = "Malformed version", body = ErrorBody), (status = 404, description = "Unknown definition or version, or no current model (no_model)", body = ErrorBody))
+)]
+#[get("/v1/propensity/{name}/models/{version}/artifact")]
+async fn get_propensity_artifact(
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> Result<web::Json<PropensityArtifact>, ApiError> {
+    artifact(
+        &state
+            .propensity
+            .registry(&path.0)
+            .map_err(definition_error)?,
+        &path.1,
+    )
+}
+
+/// A version's plot: `roc.svg` (held-out ROC curve).
+#[utoipa::path(
+    params(("name" = String, Path, description = "Definition name"), ("version" = String, Path, description = "Version"), ("plot" = String, Path, description = "roc.svg")),
+    responses((status = 200, description = "SVG image", content_type = "image/svg+xml", body = String), (status = 400, description = "Malformed version", body = ErrorBody), (status = 404, description = "Unknown definition, version or plot", body = ErrorBody))
+)]
+#[get("/v1/propensity/{name}/models/{version}/plots/{plot}")]
+async fn get_propensity_plot(
+    state: web::Data<AppState>,
+    path: web::Path<(String, String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    plot(
+        &state
+            .propensity
+            .registry(&path.0)
+            .map_err(definition_error)?,
+        &path.1,
+        &path.2,
+    )
+}
+
+/// Makes a version of a definition's model current: a manual promotion or a rollback.
+#[utoipa::path(
+    params(("name" = String, Path, description = "Definition name"), ("version" = String, Path, description = "Version, e.g. upsell-v1")),
+    responses(
+        (status = 200, description = "The version, now current, with the decision recorded", body = ModelCard),
+        (status = 400, description = "Malformed version (invalid_parameter)", body = ErrorBody),
+        (status = 404, description = "Unknown definition or version (not_found)", body = ErrorBody),
+    )
+)]
+#[post("/v1/propensity/{name}/models/{version}/promote")]
+async fn promote_propensity_model(
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> Result<web::Json<ModelCard>, ApiError> {
+    let registry = state
+        .propensity
+        .registry(&path.0)
+        .map_err(definition_error)?;
+    let route = format!("/v1/propensity/{}/models/{}/promote", path.0, path.1);
+    promote(&registry, &path.1, &state.clock, &route).await
 }
 
 /// Liveness.

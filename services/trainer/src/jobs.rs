@@ -384,7 +384,7 @@ impl Jobs {
         })
         .await
         .map_err(|e| format!("sentiment training task: {e}"))?
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| crate::evaluate::upload_error_text(&e))?;
         let mut artifact = trained.artifact;
         artifact.version = version.to_string();
         let candidate = trained.metrics.get("weighted_f1").copied().unwrap_or(0.0);
@@ -429,6 +429,141 @@ impl Jobs {
             self.clock.now(),
         );
         tracing::info!(version = %version, promoted = decision.promoted, reason = %decision.reason, "Sentiment promotion gate.");
+        if decision.promoted {
+            registry.promote(&version, decision)
+        } else {
+            registry.keep_candidate(&version, decision)
+        }
+        .map_err(|e| e.to_string())
+    }
+}
+
+/// An object export handed to a propensity job.
+#[derive(Debug)]
+pub struct PropensityData {
+    /// The definition's registry.
+    pub registry: crate::registry::Registry<crate::registry::Propensity>,
+    pub definition: sextant_models::tabular::PredictionDefinition,
+    /// The uploaded CSV (removed when the job ends), its SHA-256 and the seed.
+    pub file: tempfile::TempPath,
+    pub fingerprint: String,
+    pub seed: u64,
+}
+
+impl Jobs {
+    /// Queues a propensity job and starts it in the background (one job of any kind runs at a
+    /// time). Its progress is one step.
+    pub fn start_propensity(&self, data: PropensityData) -> TrainJob {
+        let job = TrainJob {
+            id: uuid::Uuid::new_v4().to_string(),
+            state: JobState::Queued,
+            epochs_done: 0,
+            epochs_total: 1,
+            loss: None,
+            model_version: None,
+            error: None,
+            created_at: self.clock.now(),
+        };
+        lock(&self.table).insert(job.id.clone(), job.clone());
+        let this = self.clone();
+        let id = job.id.clone();
+        tokio::spawn(async move {
+            let _running = this.run_lock.lock().await;
+            this.update(&id, |j| j.state = JobState::Running);
+            match this.run_propensity(data).await {
+                Ok(card) => {
+                    tracing::info!(job = %id, version = %card.version, roc_auc = card.metrics.get("roc_auc").copied().unwrap_or(f64::NAN), "Propensity job succeeded.");
+                    this.update(&id, |j| {
+                        j.state = JobState::Succeeded;
+                        j.epochs_done = 1;
+                        j.model_version = Some(card.version);
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!(job = %id, error = %e, "Propensity job failed.");
+                    this.update(&id, |j| {
+                        j.state = JobState::Failed;
+                        j.error = Some(e);
+                    });
+                }
+            }
+        });
+        job
+    }
+
+    /// Trains and measures on the held-out rows (next to the current model on the same rows),
+    /// stores the version as a candidate and runs the gate on ROC-AUC.
+    async fn run_propensity(&self, data: PropensityData) -> Result<ModelCard, String> {
+        let PropensityData {
+            registry,
+            definition,
+            file,
+            fingerprint,
+            seed,
+        } = data;
+        let current_version = registry.current().map_err(|e| e.to_string())?;
+        let current = match &current_version {
+            Some(v) => registry.artifact(v).map_err(|e| e.to_string())?,
+            None => None,
+        };
+        let version = registry.next_version().map_err(|e| e.to_string())?;
+        let options = crate::evaluate::EvalOptions {
+            seed,
+            plot_dir: None,
+            progress: false,
+        };
+        let trained = tokio::task::spawn_blocking(move || {
+            let out = crate::evaluate::propensity::train_held_out(
+                &file,
+                &definition,
+                &options,
+                current.as_ref(),
+            );
+            drop(file);
+            out
+        })
+        .await
+        .map_err(|e| format!("propensity training task: {e}"))?
+        .map_err(|e| crate::evaluate::upload_error_text(&e))?;
+        let auc = trained.metrics.get("roc_auc").copied().unwrap_or(0.0);
+        let card = ModelCard {
+            version: version.clone(),
+            created_at: self.clock.now(),
+            metrics: trained.metrics,
+            gate_metric: "roc_auc".to_owned(),
+            config: trained.config,
+            training_set_fingerprint: fingerprint,
+            status: None,
+            promotion: None,
+        };
+        registry
+            .publish(
+                &crate::registry::Publication {
+                    artifact: trained.artifact,
+                    plots: vec![(
+                        "roc.svg",
+                        sextant_models::metrics::roc_svg(&trained.roc, auc, &version.to_string()),
+                    )],
+                },
+                &card,
+            )
+            .map_err(|e| e.to_string())?;
+        let current_auc = trained
+            .current_auc
+            .unwrap_or_else(|| Err("no current model".to_owned()));
+        let mut decision = crate::registry::gate(
+            "ROC-AUC",
+            auc,
+            current_version.as_ref(),
+            &current_auc,
+            &format!("{} held-out rows (every fifth)", trained.n_test),
+            self.clock.now(),
+        );
+        decision.candidate_auc = Some(auc);
+        decision.current_auc = current_version
+            .as_ref()
+            .and(current_auc.as_ref().ok().copied());
+        tracing::info!(version = %version, promoted = decision.promoted, reason = %decision.reason, "Propensity promotion gate.");
         if decision.promoted {
             registry.promote(&version, decision)
         } else {

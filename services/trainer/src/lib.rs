@@ -24,6 +24,7 @@
 //!   sentiment) with the same layout, promotion and rollback.
 //! - [`sentiment`]: the sentiment network of support text (Burn) and its export.
 //! - [`jobs`]: background jobs with progress.
+//! - [`propensity_registry`]: prediction definitions by name, each with its own registry.
 //! - [`propensity`]: propensity on any object (prediction definitions): logistic regression,
 //!   wide-and-deep network averaged over seeds, or a blend of the two, chosen by inner
 //!   cross-validation.
@@ -37,6 +38,7 @@ pub mod evaluate;
 pub mod jobs;
 pub mod model;
 pub mod propensity;
+pub mod propensity_registry;
 pub mod registry;
 pub mod sentiment;
 pub mod sequence_model;
@@ -116,6 +118,7 @@ pub struct AppState {
     pub registry: registry::Registry<registry::Churn>,
     pub clv_registry: registry::Registry<registry::Clv>,
     pub sentiment_registry: registry::Registry<registry::Sentiment>,
+    pub propensity: propensity_registry::PropensityRegistries,
     pub jobs: jobs::Jobs,
     pub default_epochs: u32,
     pub clock: SharedClock,
@@ -131,6 +134,7 @@ impl Application {
         let registry = registry::Registry::open(&settings.registry_dir)?;
         let clv_registry = registry::Registry::open(&settings.registry_dir)?;
         let sentiment_registry = registry::Registry::open(&settings.registry_dir)?;
+        let propensity = propensity_registry::PropensityRegistries::new(&settings.registry_dir)?;
         let http = sextant_service_kit::http::client(Duration::from_secs(120));
         let jobs = jobs::Jobs::new(
             http,
@@ -144,6 +148,7 @@ impl Application {
             registry,
             clv_registry,
             sentiment_registry,
+            propensity,
             jobs,
             default_epochs: settings.default_epochs,
             clock,

@@ -41,6 +41,7 @@ use sextant_models::churn_serving::ServedChurnModel;
 use sextant_models::clv::serving::ClvArtifact;
 use sextant_models::metrics::{line_svg, roc_svg};
 use sextant_models::sentiment::SentimentArtifact;
+use sextant_models::tabular::PropensityArtifact;
 
 use crate::training::Trained;
 
@@ -133,6 +134,22 @@ impl ModelKind for Sentiment {
     const NAME: &'static str = "sentiment";
     const PLOTS: &'static [&'static str] = &["confusion.svg"];
     fn validate(artifact: &SentimentArtifact) -> Result<(), String> {
+        artifact.validate().map_err(|e| e.to_string())
+    }
+}
+
+/// Propensity on any object: one registry per prediction definition
+/// ([`Registry::open_named`]), the encoder and model the gateway scores records with, plot
+/// `roc.svg` (held-out ROC curve).
+#[derive(Debug, Clone, Copy)]
+pub struct Propensity;
+
+impl ModelKind for Propensity {
+    type Artifact = PropensityArtifact;
+    type Metadata = ModelCard;
+    const NAME: &'static str = "propensity";
+    const PLOTS: &'static [&'static str] = &["roc.svg"];
+    fn validate(artifact: &PropensityArtifact) -> Result<(), String> {
         artifact.validate().map_err(|e| e.to_string())
     }
 }
@@ -283,6 +300,9 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> RegistryError + '_ {
 /// The registry of one model family.
 pub struct Registry<K: ModelKind> {
     root: PathBuf,
+    /// The versions' prefix: the family's name, or a definition's within a family that has
+    /// several (propensity).
+    name: String,
     /// Held while `CURRENT` and statuses change.
     promotion: Arc<Mutex<()>>,
     kind: PhantomData<fn() -> K>,
@@ -292,6 +312,7 @@ impl<K: ModelKind> fmt::Debug for Registry<K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Registry")
             .field("kind", &K::NAME)
+            .field("name", &self.name)
             .field("root", &self.root)
             .finish_non_exhaustive()
     }
@@ -301,6 +322,7 @@ impl<K: ModelKind> Clone for Registry<K> {
     fn clone(&self) -> Self {
         Self {
             root: self.root.clone(),
+            name: self.name.clone(),
             promotion: Arc::clone(&self.promotion),
             kind: PhantomData,
         }
@@ -326,21 +348,42 @@ fn to_json<T: serde::Serialize>(path: &Path, v: &T) -> Result<String, RegistryEr
 }
 
 impl<K: ModelKind> Registry<K> {
-    /// Opens (creating if needed) `<dir>/<K::NAME>`.
+    /// Opens (creating if needed) `<dir>/<K::NAME>`; versions are `<K::NAME>-vN`.
     pub fn open(dir: &Path) -> Result<Self, RegistryError> {
-        let root = dir.join(K::NAME);
+        Self::at(dir.join(K::NAME), K::NAME)
+    }
+
+    /// Opens (creating if needed) the registry of one member of a family with several, e.g. one
+    /// propensity definition: `<dir>/<K::NAME>/<name>`, versions `<name>-vN`. `name` must be a
+    /// valid version prefix (lower-case letters, digits, `_`).
+    pub fn open_named(dir: &Path, name: &str) -> Result<Self, RegistryError> {
+        ModelVersion::new(name, 1).map_err(|e| RegistryError::Corrupt {
+            path: dir.join(K::NAME),
+            detail: format!("registry name `{name}`: {e}"),
+        })?;
+        Self::at(dir.join(K::NAME).join(name), name)
+    }
+
+    fn at(root: PathBuf, name: &str) -> Result<Self, RegistryError> {
         fs::create_dir_all(&root).map_err(io(&root))?;
         Ok(Self {
             root,
+            name: name.to_owned(),
             promotion: Arc::default(),
             kind: PhantomData,
         })
     }
 
-    /// The family's name.
+    /// The versions' prefix.
     #[must_use]
-    pub fn name(&self) -> &'static str {
-        K::NAME
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The registry's directory (where a family keeps files beside its versions).
+    #[must_use]
+    pub fn root(&self) -> &Path {
+        &self.root
     }
 
     /// Every stored version, oldest first.
@@ -349,7 +392,7 @@ impl<K: ModelKind> Registry<K> {
             .map_err(io(&self.root))?
             .filter_map(Result::ok)
             .filter_map(|e| ModelVersion::parse(&e.file_name().to_string_lossy()).ok())
-            .filter(|v| v.name() == K::NAME)
+            .filter(|v| v.name() == self.name)
             .collect();
         out.sort();
         Ok(out)
@@ -370,7 +413,7 @@ impl<K: ModelKind> Registry<K> {
     pub fn next_version(&self) -> Result<ModelVersion, RegistryError> {
         Ok(match self.versions()?.last() {
             Some(v) => v.next(),
-            None => ModelVersion::new(K::NAME, 1).map_err(|e| RegistryError::Corrupt {
+            None => ModelVersion::new(&self.name, 1).map_err(|e| RegistryError::Corrupt {
                 path: self.root.clone(),
                 detail: e.to_string(),
             })?,
@@ -384,10 +427,10 @@ impl<K: ModelKind> Registry<K> {
         metadata: &K::Metadata,
     ) -> Result<(), RegistryError> {
         let version = metadata.version().to_string();
-        if metadata.version().name() != K::NAME {
+        if metadata.version().name() != self.name {
             return Err(RegistryError::Corrupt {
                 path: self.root.clone(),
-                detail: format!("{version} is not a {} version", K::NAME),
+                detail: format!("{version} is not a {} version", self.name),
             });
         }
         if let Some((name, _)) = publication
@@ -501,7 +544,7 @@ impl<K: ModelKind> Registry<K> {
         version: &ModelVersion,
         file: &str,
     ) -> Result<Option<T>, RegistryError> {
-        if version.name() != K::NAME {
+        if version.name() != self.name {
             return Ok(None);
         }
         let path = self.root.join(version.to_string()).join(file);
@@ -545,7 +588,7 @@ impl<K: ModelKind> Registry<K> {
         version: &ModelVersion,
         name: &str,
     ) -> Result<Option<String>, RegistryError> {
-        if version.name() != K::NAME || !K::PLOTS.contains(&name) {
+        if version.name() != self.name || !K::PLOTS.contains(&name) {
             return Ok(None);
         }
         let path = self.root.join(version.to_string()).join(name);

@@ -70,6 +70,21 @@ impl Default for EvalOptions {
     }
 }
 
+/// What a user can fix in uploaded data, without the server's temporary path.
+#[must_use]
+pub fn upload_error_text(e: &EvalError) -> String {
+    match e {
+        EvalError::BadRow { line, message, .. } => format!("line {line}: {message}"),
+        EvalError::Empty { .. } => "no data rows".to_owned(),
+        EvalError::Unusable { message, .. } => message.clone(),
+        EvalError::MissingColumn {
+            column, expected, ..
+        } => format!("missing column `{column}` (expected columns: {expected})"),
+        EvalError::Io { source, .. } => format!("reading the upload: {source}"),
+        other => other.to_string(),
+    }
+}
+
 /// Runs one task's protocol on `data`.
 ///
 /// # Errors
