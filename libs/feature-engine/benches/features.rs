@@ -1,7 +1,7 @@
 //! Feature build throughput and peak memory of the DataFusion single-node path.
 //!
 //! `cargo bench -p sextant-feature-engine --bench features -- [LINES] [DATA_DIR] [--cutoff YYYY-MM-DD] [--partitions N]
-//!  [--explain] [--sql FILE] [--set datafusion.KEY=VALUE]…`
+//!  [--explain] [--print-sql] [--sql FILE] [--set datafusion.KEY=VALUE]…`
 //!
 //! Generates `LINES` order lines (default 10,000,000; seed 42) under `DATA_DIR` (default
 //! `target/engine-bench/<LINES>`) unless an export is already there, then computes the rfmt-v2
@@ -11,8 +11,8 @@
 //! /proc/self/clear_refs). `scripts/bench/features_engine.sh` runs this next to Polars.
 //!
 //! Profiling: `--explain` prints `EXPLAIN ANALYZE` (per-operator rows, compute time, memory) to
-//! stderr instead of timing a run; `--sql FILE` runs another query text (a variant under study)
-//! on the same tables; `--set` changes a session setting (e.g.
+//! stderr instead of timing a run; `--print-sql` prints the query text; `--sql FILE` runs another
+//! query text (a variant under study) on the same tables; `--set` changes a session setting (e.g.
 //! `datafusion.execution.target_partitions=4`).
 
 use std::path::PathBuf;
@@ -37,6 +37,7 @@ fn run() -> Result<(), String> {
     let mut cutoff = NaiveDate::from_ymd_opt(2024, 1, 1).ok_or("bad default cut-off")?;
     let mut partitions = 0usize;
     let mut explain = false;
+    let mut print_sql = false;
     let mut sql_file: Option<String> = None;
     let mut settings: Vec<String> = Vec::new();
     let mut args = std::env::args().skip(1);
@@ -44,6 +45,7 @@ fn run() -> Result<(), String> {
         match a.as_str() {
             "--bench" => {}
             "--explain" => explain = true,
+            "--print-sql" => print_sql = true,
             "--sql" => sql_file = Some(args.next().ok_or("--sql needs a file")?),
             "--set" => settings.push(args.next().ok_or("--set needs key=value")?),
             "--cutoff" => {
@@ -100,6 +102,10 @@ fn run() -> Result<(), String> {
         }
         Ok::<_, sextant_feature_engine::EngineError>(ctx)
     };
+    if print_sql {
+        println!("{sql}");
+        return Ok(());
+    }
     if explain {
         // Only the plan with per-operator metrics (rows, elapsed compute, memory), on stderr.
         let plan = runtime

@@ -366,9 +366,12 @@ type Week = (i32, [f64; 4]);
 #[derive(Debug, Default)]
 struct WeekSequence {
     groups: Vec<Vec<Week>>,
+    /// Weeks held over all groups, for `size` (which must not walk the groups).
+    held: usize,
 }
 
-fn add_week(weeks: &mut Vec<Week>, week: i32, v: [f64; 4]) {
+/// Adds `v` to `week`; true when the week was new.
+fn add_week(weeks: &mut Vec<Week>, week: i32, v: [f64; 4]) -> bool {
     match weeks.binary_search_by_key(&week, |w| w.0) {
         Ok(i) => {
             if let Some((_, acc)) = weeks.get_mut(i) {
@@ -376,14 +379,19 @@ fn add_week(weeks: &mut Vec<Week>, week: i32, v: [f64; 4]) {
                     *a += x;
                 }
             }
+            false
         }
-        Err(i) => weeks.insert(i, (week, v)),
+        Err(i) => {
+            weeks.insert(i, (week, v));
+            true
+        }
     }
 }
 
 impl WeekSequence {
     fn emit(&mut self, emit_to: EmitTo) -> Result<ArrayRef> {
         let groups = emit_to.take_needed(&mut self.groups);
+        self.held = self.groups.iter().map(Vec::len).sum();
         let total: usize = groups.iter().map(Vec::len).sum();
         let mut week = Vec::with_capacity(total);
         let mut chans: [Vec<f64>; 4] = std::array::from_fn(|_| Vec::with_capacity(total));
@@ -446,7 +454,7 @@ impl GroupsAccumulator for WeekSequence {
             };
             let v = chans.map(|c| value(c, row));
             if let Some(weeks) = self.groups.get_mut(g) {
-                add_week(weeks, week, v);
+                self.held += usize::from(add_week(weeks, week, v));
             }
         }
         Ok(())
@@ -495,7 +503,7 @@ impl GroupsAccumulator for WeekSequence {
                         value(chans[2], i),
                         value(chans[3], i),
                     ];
-                    add_week(weeks, week.value(i), v);
+                    self.held += usize::from(add_week(weeks, week.value(i), v));
                 }
             }
         }
@@ -512,11 +520,7 @@ impl GroupsAccumulator for WeekSequence {
 
     fn size(&self) -> usize {
         self.groups.capacity() * std::mem::size_of::<Vec<Week>>()
-            + self
-                .groups
-                .iter()
-                .map(|g| g.capacity() * std::mem::size_of::<Week>())
-                .sum::<usize>()
+            + self.held * std::mem::size_of::<Week>()
     }
 }
 
