@@ -777,3 +777,110 @@ async fn the_demo_report_has_a_score_per_synced_account() {
     );
     s.stop().await;
 }
+
+/// An opportunity export where the stage and the amount drive the outcome (deterministic).
+fn opportunity_export(rows: usize) -> String {
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state % 10_000) as f64 / 10_000.0
+    };
+    let mut out = String::from("Id,Amount,StageName,IsWon\n");
+    for i in 0..rows {
+        let stage = ["Prospecting", "Negotiation", "Proposal"][i % 3];
+        let amount = 100.0 + 900.0 * next();
+        let logit = match stage {
+            "Negotiation" => 1.5,
+            "Proposal" => 0.0,
+            _ => -1.5,
+        } + (amount - 550.0) / 250.0;
+        let won = next() < 1.0 / (1.0 + (-logit).exp());
+        out.push_str(&format!("006{i:012},{amount:.2},{stage},{won}\n"));
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_propensity_definition_is_trained_on_the_trainer_and_scored_by_the_gateway() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let s = suite(&dir).await;
+    let http = reqwest::Client::new();
+    let (status, _) = call(
+        http.put(format!("{}/v1/propensity/win", s.urls.trainer))
+            .json(&json!({
+                "object": "Opportunity",
+                "label_field": "IsWon",
+                "label": {"rule": "values", "positive": ["true"]},
+                "features": ["Amount", "StageName"]
+            })),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, job) = call(
+        http.post(format!("{}/v1/propensity/win/jobs", s.urls.trainer))
+            .header("content-type", "text/csv")
+            .body(opportunity_export(400)),
+    )
+    .await;
+    assert_eq!(status, 202, "{job}");
+    let id = job["id"].as_str().expect("id").to_owned();
+    let mut done = Value::Null;
+    for _ in 0..600 {
+        let (_, j) = call(http.get(format!("{}/v1/jobs/{id}", s.urls.trainer))).await;
+        if j["state"] == "succeeded" || j["state"] == "failed" {
+            done = j;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(done["state"], "succeeded", "{done}");
+
+    // The gateway finds the new definition on its next listing and serves its model.
+    let token = s.gateway_token(120).expect("token");
+    let body = json!({"records": [
+        {"Id": "006000000000901", "Amount": 950, "StageName": "Negotiation"},
+        {"Id": "006000000000902", "Amount": "120", "StageName": "Prospecting"},
+        {"Id": "006000000000903", "Amount": "lots", "StageName": "Proposal"}
+    ]});
+    let mut answer = Value::Null;
+    for _ in 0..150 {
+        let (status, a) = call(
+            http.post(format!("{}/v1/propensity/win/scores", s.urls.gateway))
+                .bearer_auth(&token)
+                .json(&body),
+        )
+        .await;
+        if status == 200 {
+            answer = a;
+            break;
+        }
+        assert_eq!((status, a["code"].as_str()), (404, Some("no_model")), "{a}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(answer["model_version"], "win-v1", "{answer}");
+    let scores = answer["scores"].as_array().expect("scores");
+    assert_eq!(scores.len(), 2, "{answer}");
+    assert_eq!(scores[0]["record_id"], "006000000000901");
+    assert!(
+        scores[0]["score"].as_f64() > scores[1]["score"].as_f64(),
+        "a late-stage large deal is likelier to be won: {answer}"
+    );
+    assert!(
+        scores[0]["factors"]
+            .as_array()
+            .is_some_and(|f| !f.is_empty()),
+        "{answer}"
+    );
+    assert_eq!(answer["errors"][0]["index"], 2, "{answer}");
+    assert_eq!(answer["errors"][0]["code"], "invalid_record");
+
+    let (status, a) = call(
+        http.post(format!("{}/v1/propensity/nothing/scores", s.urls.gateway))
+            .bearer_auth(&token)
+            .json(&body),
+    )
+    .await;
+    assert_eq!((status, a["code"].as_str()), (404, Some("no_model")));
+}

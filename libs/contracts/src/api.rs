@@ -804,3 +804,50 @@ pub struct SentimentResponse {
     pub model_version: String,
     pub results: Vec<TextSentiment>,
 }
+
+// ---------------------------------------------------------------- gateway: propensity
+
+/// Records of a prediction definition's object to score, as field → value maps (strings,
+/// numbers, booleans or null for blank), like the object's export the model was trained on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PropensityScoreRequest {
+    /// 1 to 200 records; an `Id` field, when present, is echoed back.
+    #[schema(min_items = 1, max_items = 200, value_type = Vec<Object>)]
+    pub records: Vec<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// The likelihood of a definition's outcome for one record, and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct PropensityScore {
+    /// Position of the record in the request.
+    pub index: usize,
+    /// The record's `Id`, when it had one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record_id: Option<String>,
+    /// Probability of the outcome.
+    #[schema(minimum = 0.0, maximum = 1.0)]
+    pub score: f64,
+    /// The strongest fields, strongest first: each against its typical training value.
+    pub factors: Vec<ScoreFactor>,
+}
+
+/// A record that could not be scored (e.g. text in a numeric field).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct PropensityRecordError {
+    pub index: usize,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record_id: Option<String>,
+    pub code: crate::ErrorCode,
+    pub message: String,
+}
+
+/// Scores of one prediction definition's records, in request order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct PropensityScoreResponse {
+    pub definition: String,
+    /// The model that scored, e.g. `upsell-v3`.
+    pub model_version: String,
+    pub scores: Vec<PropensityScore>,
+    pub errors: Vec<PropensityRecordError>,
+}

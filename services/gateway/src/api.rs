@@ -6,7 +6,8 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, get, post, web};
 use sextant_contracts::api::{
     ClvEstimate, ClvUnavailable, FeatureRow, Health, MAX_RECORDS_PER_CALL,
-    MAX_SENTIMENT_TEXT_CHARS, OnlineFeatures, OnlineFeaturesRequest, RecordClv, RecordError,
+    MAX_SENTIMENT_TEXT_CHARS, OnlineFeatures, OnlineFeaturesRequest, PropensityRecordError,
+    PropensityScore, PropensityScoreRequest, PropensityScoreResponse, RecordClv, RecordError,
     RecordScore, ScoreRequest, ScoreResponse, SentimentRequest, SentimentResponse, TextSentiment,
 };
 use sextant_contracts::{ErrorBody, ErrorCode, SalesforceId};
@@ -38,7 +39,7 @@ impl Modify for BearerJwt {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Sextant inference gateway", description = "Churn scores for Salesforce records, for Apex callouts and Lightning pages."),
-    paths(scores, sentiment, healthz, readyz),
+    paths(scores, sentiment, propensity_scores, healthz, readyz),
     modifiers(&BearerJwt)
 )]
 struct ApiDoc;
@@ -52,6 +53,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(scores)
         .service(sentiment)
+        .service(propensity_scores)
         .service(healthz)
         .service(readyz);
 }
@@ -445,6 +447,106 @@ async fn sentiment(
     Ok(web::Json(SentimentResponse {
         model_version: version,
         results,
+    }))
+}
+
+/// The likelihood of a prediction definition's outcome for up to 200 records of its object
+/// (field → value, like the export the model was trained on), each with its strongest factors in
+/// the record's own values ("StageName = Negotiation raises the likelihood of IsWon = true by
+/// 12.3 points (typical: Prospecting)"). A record that cannot be scored (text in a numeric field)
+/// is listed in `errors` with its index; the others are scored. A definition without a trained
+/// model — or one created on the trainer since the gateway last listed them (every refresh
+/// interval) — is answered `no_model`.
+#[utoipa::path(
+    params(("name" = String, Path, description = "Prediction definition name, e.g. upsell")),
+    request_body = PropensityScoreRequest,
+    security(("bearer_jwt" = [])),
+    responses(
+        (status = 200, description = "Scores in request order, and the records that could not be scored", body = PropensityScoreResponse),
+        (status = 400, description = "empty_request, too_many_records or invalid_json", body = ErrorBody),
+        (status = 401, description = "Missing or invalid JWT (code unauthorized)", body = ErrorBody),
+        (status = 404, description = "No model for this definition (code no_model)", body = ErrorBody),
+        (status = 429, description = "The caller (JWT sub) exceeded its rate limit (code rate_limited); retry after the Retry-After seconds", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Whole seconds (at least 1) until the caller may call again"))),
+        (status = 502, description = "The trainer is unavailable and the definition's model is not cached", body = ErrorBody),
+    )
+)]
+#[post("/v1/propensity/{name}/scores")]
+async fn propensity_scores(
+    state: web::Data<AppState>,
+    LimitedCaller(_caller): LimitedCaller,
+    name: web::Path<String>,
+    req: web::Json<PropensityScoreRequest>,
+) -> Result<web::Json<PropensityScoreResponse>, ApiError> {
+    let name = name.into_inner();
+    let records = req.into_inner().records;
+    if records.is_empty() {
+        return Err(ApiError::bad_request(
+            ErrorCode::EmptyRequest,
+            "records must hold at least one record",
+        ));
+    }
+    if records.len() > MAX_RECORDS_PER_CALL {
+        return Err(ApiError::bad_request(
+            ErrorCode::TooManyRecords,
+            format!(
+                "{} records; at most {MAX_RECORDS_PER_CALL} per call",
+                records.len()
+            ),
+        ));
+    }
+    let no_model = || {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            ErrorCode::NoModel,
+            format!("no propensity model for definition `{name}` is served yet"),
+        )
+    };
+    let model = state
+        .propensity
+        .get(&name)
+        .ok_or_else(no_model)?
+        .get()
+        .map_err(|e| match e {
+            ModelUnavailable::NoModel(_) => no_model(),
+            ModelUnavailable::Upstream(detail) => ApiError::upstream("trainer", detail),
+        })?;
+    let version = model.version.to_string();
+    let (scored, errors) = web::block(move || {
+        let mut scored = Vec::new();
+        let mut errors = Vec::new();
+        for (index, record) in records.iter().enumerate() {
+            let record_id = record
+                .get("Id")
+                .and_then(serde_json::Value::as_str)
+                .map(str::to_owned);
+            match model
+                .artifact
+                .explain(record, sextant_models::tabular::TOP_FACTORS)
+            {
+                Ok(e) => scored.push(PropensityScore {
+                    index,
+                    record_id,
+                    score: e.score,
+                    factors: e.factors,
+                }),
+                Err(e) => errors.push(PropensityRecordError {
+                    index,
+                    record_id,
+                    code: ErrorCode::InvalidRecord,
+                    message: e.to_string(),
+                }),
+            }
+        }
+        (scored, errors)
+    })
+    .await
+    .map_err(|e| ApiError::internal("propensity task", e))?;
+    Ok(web::Json(PropensityScoreResponse {
+        definition: name,
+        model_version: version,
+        scores: scored,
+        errors,
     }))
 }
 

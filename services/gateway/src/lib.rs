@@ -21,6 +21,7 @@ pub mod api;
 pub mod auth;
 pub mod jwks;
 pub mod model_cache;
+pub mod propensity;
 pub mod rate_limit;
 
 use std::sync::Arc;
@@ -183,6 +184,7 @@ pub struct AppState {
     pub models: Arc<model_cache::ModelCache<ServedChurnModel>>,
     pub clv_models: Arc<model_cache::ModelCache<ClvArtifact>>,
     pub sentiment_models: Arc<model_cache::ModelCache<model_cache::ServedSentiment>>,
+    pub propensity: Arc<propensity::PropensityModels>,
     pub clv_horizon: ValueHorizon,
     pub policy: ActionPolicy,
 }
@@ -239,12 +241,19 @@ impl Application {
         tokio::spawn(Arc::clone(&models).run_refresher());
         tokio::spawn(Arc::clone(&clv_models).run_refresher());
         tokio::spawn(Arc::clone(&sentiment_models).run_refresher());
+        let propensity = Arc::new(propensity::PropensityModels::new(
+            http.clone(),
+            &settings.trainer_url,
+            Duration::from_secs(settings.model_refresh_secs),
+        ));
+        tokio::spawn(Arc::clone(&propensity).run_follower());
         let state = web::Data::new(AppState {
             http: http.clone(),
             feature_store_url: settings.feature_store_url.trim_end_matches('/').to_owned(),
             models: Arc::clone(&models),
             clv_models,
             sentiment_models,
+            propensity,
             clv_horizon,
             policy: settings.action_policy.clone(),
         });

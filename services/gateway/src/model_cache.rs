@@ -19,11 +19,14 @@ use sextant_contracts::ModelVersion;
 use sextant_models::churn_serving::ServedChurnModel;
 use sextant_models::clv::serving::ClvArtifact;
 use sextant_models::sentiment::SentimentArtifact;
+use sextant_models::tabular::PropensityArtifact;
 use sextant_service_kit::http::{UpstreamError, read_json};
 use tokio::sync::Notify;
 
 /// A model family the cache can hold.
-pub trait CachedModel: DeserializeOwned + Send + Sync + std::fmt::Debug + 'static {
+pub trait CachedModel: Sized + Send + Sync + std::fmt::Debug + 'static {
+    /// What the trainer's artefact route answers.
+    type Wire: DeserializeOwned;
     /// What people call it in messages (`model`, `CLV model`).
     const LABEL: &'static str;
     /// The trainer's route prefix of the family (`/v1/models`).
@@ -32,9 +35,15 @@ pub trait CachedModel: DeserializeOwned + Send + Sync + std::fmt::Debug + 'stati
     fn version(&self) -> &ModelVersion;
     /// Whether the artefact can be served.
     fn check(&self) -> Result<(), String>;
+    /// The cached model from the artefact the trainer served as `version`.
+    ///
+    /// # Errors
+    /// Why the artefact cannot be this family's model.
+    fn from_wire(wire: Self::Wire, version: &ModelVersion) -> Result<Self, String>;
 }
 
 impl CachedModel for ServedChurnModel {
+    type Wire = Self;
     const LABEL: &'static str = "model";
     const ROUTE: &'static str = "/v1/models";
     fn version(&self) -> &ModelVersion {
@@ -43,9 +52,13 @@ impl CachedModel for ServedChurnModel {
     fn check(&self) -> Result<(), String> {
         self.validate().map_err(|e| e.to_string())
     }
+    fn from_wire(wire: Self, _version: &ModelVersion) -> Result<Self, String> {
+        Ok(wire)
+    }
 }
 
 impl CachedModel for ClvArtifact {
+    type Wire = Self;
     const LABEL: &'static str = "CLV model";
     const ROUTE: &'static str = "/v1/clv/models";
     fn version(&self) -> &ModelVersion {
@@ -53,6 +66,9 @@ impl CachedModel for ClvArtifact {
     }
     fn check(&self) -> Result<(), String> {
         self.validate().map_err(|e| e.to_string())
+    }
+    fn from_wire(wire: Self, _version: &ModelVersion) -> Result<Self, String> {
+        Ok(wire)
     }
 }
 
@@ -74,6 +90,7 @@ impl TryFrom<SentimentArtifact> for ServedSentiment {
 }
 
 impl CachedModel for ServedSentiment {
+    type Wire = Self;
     const LABEL: &'static str = "sentiment model";
     const ROUTE: &'static str = "/v1/sentiment/models";
     fn version(&self) -> &ModelVersion {
@@ -81,6 +98,35 @@ impl CachedModel for ServedSentiment {
     }
     fn check(&self) -> Result<(), String> {
         self.artifact.validate().map_err(|e| e.to_string())
+    }
+    fn from_wire(wire: Self, _version: &ModelVersion) -> Result<Self, String> {
+        Ok(wire)
+    }
+}
+
+/// A propensity model of one prediction definition. Its artefact carries no version, so the
+/// version is the one the trainer served it as.
+#[derive(Debug)]
+pub struct ServedPropensity {
+    pub version: ModelVersion,
+    pub artifact: PropensityArtifact,
+}
+
+impl CachedModel for ServedPropensity {
+    type Wire = PropensityArtifact;
+    const LABEL: &'static str = "propensity model";
+    const ROUTE: &'static str = "/v1/propensity";
+    fn version(&self) -> &ModelVersion {
+        &self.version
+    }
+    fn check(&self) -> Result<(), String> {
+        self.artifact.validate().map_err(|e| e.to_string())
+    }
+    fn from_wire(artifact: PropensityArtifact, version: &ModelVersion) -> Result<Self, String> {
+        Ok(Self {
+            version: version.clone(),
+            artifact,
+        })
     }
 }
 
@@ -107,6 +153,8 @@ struct Current {
 pub struct ModelCache<M> {
     http: reqwest::Client,
     trainer_url: String,
+    /// The trainer's route prefix of the models (`/v1/models`, `/v1/propensity/{name}/models`).
+    route: String,
     refresh: Duration,
     current: ArcSwapOption<M>,
     /// Why the last refresh failed (cleared by a success); what a request without a model hears.
@@ -126,9 +174,20 @@ impl<M: CachedModel> ModelCache<M> {
     /// A cache over the trainer at `trainer_url`; call [`ModelCache::run_refresher`] to keep it
     /// fresh.
     pub fn new(http: reqwest::Client, trainer_url: &str, refresh: Duration) -> Self {
+        Self::with_route(http, trainer_url, M::ROUTE, refresh)
+    }
+
+    /// A cache of the models under `route` (for families with one registry per member).
+    pub fn with_route(
+        http: reqwest::Client,
+        trainer_url: &str,
+        route: &str,
+        refresh: Duration,
+    ) -> Self {
         Self {
             http,
             trainer_url: trainer_url.trim_end_matches('/').to_owned(),
+            route: route.to_owned(),
             refresh,
             current: ArcSwapOption::empty(),
             last_error: ArcSwapOption::empty(),
@@ -201,7 +260,7 @@ impl<M: CachedModel> ModelCache<M> {
         let transport = |e: reqwest::Error| ModelUnavailable::Upstream(e.to_string());
         let resp = self
             .http
-            .get(format!("{}{}/current", self.trainer_url, M::ROUTE))
+            .get(format!("{}{}/current", self.trainer_url, self.route))
             .send()
             .await
             .map_err(transport)?;
@@ -214,14 +273,15 @@ impl<M: CachedModel> ModelCache<M> {
                     .http
                     .get(format!(
                         "{}{}/{}/artifact",
-                        self.trainer_url,
-                        M::ROUTE,
-                        meta.version
+                        self.trainer_url, self.route, meta.version
                     ))
                     .send()
                     .await
                     .map_err(transport)?;
-                let artifact: M = read_json(resp).await.map_err(upstream)?;
+                let wire: M::Wire = read_json(resp).await.map_err(upstream)?;
+                let artifact = M::from_wire(wire, &meta.version).map_err(|e| {
+                    ModelUnavailable::Upstream(format!("artefact {}: {e}", meta.version))
+                })?;
                 artifact.check().map_err(|e| {
                     ModelUnavailable::Upstream(format!("artefact {}: {e}", meta.version))
                 })?;
