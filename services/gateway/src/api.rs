@@ -58,6 +58,19 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(readyz);
 }
 
+/// A model family with nothing to serve: 503 `no_model` when the trainer has none, 502 when it
+/// could not be asked and nothing is cached.
+fn unavailable(e: ModelUnavailable) -> ApiError {
+    match e {
+        ModelUnavailable::NoModel(_) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::NoModel,
+            e.to_string(),
+        ),
+        ModelUnavailable::Upstream(detail) => ApiError::upstream("trainer", detail),
+    }
+}
+
 /// Parses and de-duplicates the requested ids (request order kept); any invalid id refuses
 /// the whole call, naming the first offender.
 fn parse_ids(raw: &[String]) -> Result<Vec<SalesforceId>, ApiError> {
@@ -131,14 +144,7 @@ async fn scores(
     req: web::Json<ScoreRequest>,
 ) -> Result<web::Json<ScoreResponse>, ApiError> {
     let ids = parse_ids(&req.record_ids)?;
-    let model = state.models.get().map_err(|e| match e {
-        ModelUnavailable::NoModel(_) => ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            ErrorCode::NoModel,
-            e.to_string(),
-        ),
-        ModelUnavailable::Upstream(detail) => ApiError::upstream("trainer", detail),
-    })?;
+    let model = state.models.get().map_err(unavailable)?;
     let resp = state
         .http
         .post(format!("{}/v1/features/online", state.feature_store_url))
@@ -417,14 +423,7 @@ async fn sentiment(
             ));
         }
     }
-    let model = state.sentiment_models.get().map_err(|e| match e {
-        ModelUnavailable::NoModel(_) => ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            ErrorCode::NoModel,
-            e.to_string(),
-        ),
-        ModelUnavailable::Upstream(detail) => ApiError::upstream("trainer", detail),
-    })?;
+    let model = state.sentiment_models.get().map_err(unavailable)?;
     let version = model.version.to_string();
     // Validated when the cache loaded it; scoring runs off the request threads.
     let results = web::block(move || {

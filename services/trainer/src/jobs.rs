@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use sextant_contracts::ModelVersion;
 use sextant_contracts::api::{
     ClvJobRequest, ClvModelMetadata, JobState, ModelCard, ModelMetadata, TrainJob, TrainJobRequest,
     TrainingSet, TrainingSetRequest,
@@ -76,13 +77,19 @@ impl Jobs {
         }
     }
 
-    /// Queues a job and starts it in the background.
-    pub fn start(&self, req: TrainJobRequest, config: ChurnJobConfig) -> TrainJob {
+    /// Queues a job of `kind` and runs `run` in the background once no other job runs (one at a
+    /// time keeps version numbers ordered and the CPU free for serving); its state and result,
+    /// or its error, land in the table. A job of one step counts it done when it succeeds.
+    fn spawn<F, Fut>(&self, kind: &'static str, steps: u32, run: F) -> TrainJob
+    where
+        F: FnOnce(Jobs, String) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = Result<(ModelVersion, String), String>> + Send + 'static,
+    {
         let job = TrainJob {
             id: uuid::Uuid::new_v4().to_string(),
             state: JobState::Queued,
             epochs_done: 0,
-            epochs_total: config.max_epochs,
+            epochs_total: steps,
             loss: None,
             model_version: None,
             error: None,
@@ -94,16 +101,19 @@ impl Jobs {
         tokio::spawn(async move {
             let _running = this.run_lock.lock().await;
             this.update(&id, |j| j.state = JobState::Running);
-            match this.run(&id, req, config).await {
-                Ok(metadata) => {
-                    tracing::info!(job = %id, version = %metadata.version, auc = metadata.metrics.auc, "Training job succeeded.");
+            match run(this.clone(), id.clone()).await {
+                Ok((version, summary)) => {
+                    tracing::info!(job = %id, kind, %version, %summary, "Training job succeeded.");
                     this.update(&id, |j| {
                         j.state = JobState::Succeeded;
-                        j.model_version = Some(metadata.version);
+                        if steps == 1 {
+                            j.epochs_done = 1;
+                        }
+                        j.model_version = Some(version);
                     });
                 }
                 Err(e) => {
-                    tracing::warn!(job = %id, error = %e, "Training job failed.");
+                    tracing::warn!(job = %id, kind, error = %e, "Training job failed.");
                     this.update(&id, |j| {
                         j.state = JobState::Failed;
                         j.error = Some(e);
@@ -112,6 +122,16 @@ impl Jobs {
             }
         });
         job
+    }
+
+    /// Queues a churn job and starts it in the background.
+    pub fn start(&self, req: TrainJobRequest, config: ChurnJobConfig) -> TrainJob {
+        let epochs = config.max_epochs;
+        self.spawn("churn", epochs, move |jobs, id| async move {
+            jobs.run(&id, req, config)
+                .await
+                .map(|m| (m.version, format!("ROC-AUC {:.4}", m.metrics.auc)))
+        })
     }
 
     /// Fetches the stacked training set with sequences, trains the sequence model, stores it as
@@ -202,41 +222,14 @@ impl Jobs {
     /// Queues a CLV job and starts it in the background (one job of any kind runs at a time).
     /// Its progress is one step: `epochs_done` goes from 0 to 1 when the fit is stored.
     pub fn start_clv(&self, req: ClvJobRequest, config: ClvJobConfig) -> TrainJob {
-        let job = TrainJob {
-            id: uuid::Uuid::new_v4().to_string(),
-            state: JobState::Queued,
-            epochs_done: 0,
-            epochs_total: 1,
-            loss: None,
-            model_version: None,
-            error: None,
-            created_at: self.clock.now(),
-        };
-        lock(&self.table).insert(job.id.clone(), job.clone());
-        let this = self.clone();
-        let id = job.id.clone();
-        tokio::spawn(async move {
-            let _running = this.run_lock.lock().await;
-            this.update(&id, |j| j.state = JobState::Running);
-            match this.run_clv(req, config).await {
-                Ok(metadata) => {
-                    tracing::info!(job = %id, version = %metadata.version, mae = metadata.metrics.holdout_mae_purchases, "CLV job succeeded.");
-                    this.update(&id, |j| {
-                        j.state = JobState::Succeeded;
-                        j.epochs_done = 1;
-                        j.model_version = Some(metadata.version);
-                    });
-                }
-                Err(e) => {
-                    tracing::warn!(job = %id, error = %e, "CLV job failed.");
-                    this.update(&id, |j| {
-                        j.state = JobState::Failed;
-                        j.error = Some(e);
-                    });
-                }
-            }
-        });
-        job
+        self.spawn("clv", 1, move |jobs, _| async move {
+            jobs.run_clv(req, config).await.map(|m| {
+                (
+                    m.version,
+                    format!("holdout MAE {:.4}", m.metrics.holdout_mae_purchases),
+                )
+            })
+        })
     }
 
     /// Streams the set, fits and evaluates in a blocking task, stores the version as a
@@ -320,41 +313,12 @@ impl Jobs {
     /// Queues a sentiment job and starts it in the background (one job of any kind runs at a
     /// time). Its progress is one step: `epochs_done` goes from 0 to 1 when the model is stored.
     pub fn start_sentiment(&self, data: SentimentData) -> TrainJob {
-        let job = TrainJob {
-            id: uuid::Uuid::new_v4().to_string(),
-            state: JobState::Queued,
-            epochs_done: 0,
-            epochs_total: 1,
-            loss: None,
-            model_version: None,
-            error: None,
-            created_at: self.clock.now(),
-        };
-        lock(&self.table).insert(job.id.clone(), job.clone());
-        let this = self.clone();
-        let id = job.id.clone();
-        tokio::spawn(async move {
-            let _running = this.run_lock.lock().await;
-            this.update(&id, |j| j.state = JobState::Running);
-            match this.run_sentiment(data).await {
-                Ok(card) => {
-                    tracing::info!(job = %id, version = %card.version, weighted_f1 = card.metrics.get("weighted_f1").copied().unwrap_or(f64::NAN), "Sentiment job succeeded.");
-                    this.update(&id, |j| {
-                        j.state = JobState::Succeeded;
-                        j.epochs_done = 1;
-                        j.model_version = Some(card.version);
-                    });
-                }
-                Err(e) => {
-                    tracing::warn!(job = %id, error = %e, "Sentiment job failed.");
-                    this.update(&id, |j| {
-                        j.state = JobState::Failed;
-                        j.error = Some(e);
-                    });
-                }
-            }
-        });
-        job
+        self.spawn("sentiment", 1, move |jobs, _| async move {
+            jobs.run_sentiment(data).await.map(|card| {
+                let f1 = card.metrics.get("weighted_f1").copied().unwrap_or(f64::NAN);
+                (card.version, format!("weighted F1 {f1:.4}"))
+            })
+        })
     }
 
     /// Trains and measures on the held-out rows (next to the current model on the same rows),
@@ -454,41 +418,12 @@ impl Jobs {
     /// Queues a propensity job and starts it in the background (one job of any kind runs at a
     /// time). Its progress is one step.
     pub fn start_propensity(&self, data: PropensityData) -> TrainJob {
-        let job = TrainJob {
-            id: uuid::Uuid::new_v4().to_string(),
-            state: JobState::Queued,
-            epochs_done: 0,
-            epochs_total: 1,
-            loss: None,
-            model_version: None,
-            error: None,
-            created_at: self.clock.now(),
-        };
-        lock(&self.table).insert(job.id.clone(), job.clone());
-        let this = self.clone();
-        let id = job.id.clone();
-        tokio::spawn(async move {
-            let _running = this.run_lock.lock().await;
-            this.update(&id, |j| j.state = JobState::Running);
-            match this.run_propensity(data).await {
-                Ok(card) => {
-                    tracing::info!(job = %id, version = %card.version, roc_auc = card.metrics.get("roc_auc").copied().unwrap_or(f64::NAN), "Propensity job succeeded.");
-                    this.update(&id, |j| {
-                        j.state = JobState::Succeeded;
-                        j.epochs_done = 1;
-                        j.model_version = Some(card.version);
-                    });
-                }
-                Err(e) => {
-                    tracing::warn!(job = %id, error = %e, "Propensity job failed.");
-                    this.update(&id, |j| {
-                        j.state = JobState::Failed;
-                        j.error = Some(e);
-                    });
-                }
-            }
-        });
-        job
+        self.spawn("propensity", 1, move |jobs, _| async move {
+            jobs.run_propensity(data).await.map(|card| {
+                let auc = card.metrics.get("roc_auc").copied().unwrap_or(f64::NAN);
+                (card.version, format!("ROC-AUC {auc:.4}"))
+            })
+        })
     }
 
     /// Trains and measures on the held-out rows (next to the current model on the same rows),
