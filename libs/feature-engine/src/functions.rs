@@ -951,6 +951,55 @@ mod tests {
         assert_eq!(struct_row(&merged, 1), struct_row(&out, 0));
     }
 
+    #[tokio::test]
+    async fn sql_calls_the_functions_with_and_without_group_by() {
+        let ctx = SessionContext::new();
+        register(&ctx);
+        let rows = "(VALUES ('a', 3, 1.0, 2.5, 1.0, 0.0, 10, 2), ('a', 3, 0.0, 1.5, 3.0, 0.0, 10, 1), \
+                    ('a', 0, 0.0, 0.0, 0.0, 1.0, 13, NULL), ('b', 1, 1.0, 4.0, 2.0, 0.0, 20, 1)) \
+                    AS t(acc, wk, o, s, i, c, day, cat)";
+        let calls = "week_sequence(CAST(wk AS BIGINT), o, s, i, c), \
+                     purchase_gaps(CAST(day AS BIGINT))['sum_sq'], \
+                     category_stats(CAST(cat AS BIGINT), s)['total']";
+        let grouped = ctx
+            .sql(&format!(
+                "SELECT acc, {calls} FROM {rows} GROUP BY acc ORDER BY acc"
+            ))
+            .await
+            .expect("plan")
+            .collect()
+            .await
+            .expect("run");
+        let text = datafusion::arrow::util::pretty::pretty_format_batches(&grouped)
+            .expect("format")
+            .to_string();
+        // a: weeks 0 (a case) and 3 (two rows summed); days 10 and 13 (one gap of 3); categories
+        // 2 (2.5) and 1 (1.5). b: one week, one day, one category.
+        assert!(
+            text.contains("[{week: 0, orders: 0.0, spend: 0.0, items: 0.0, cases: 1.0}, {week: 3, orders: 1.0, spend: 4.0, items: 4.0, cases: 0.0}]"),
+            "{text}"
+        );
+        assert!(text.contains("| 9 "), "{text}");
+        assert!(text.contains("| 4.0 "), "{text}");
+        let single = ctx
+            .sql(&format!("SELECT {calls} FROM {rows}"))
+            .await
+            .expect("plan")
+            .collect()
+            .await
+            .expect("run");
+        let text = datafusion::arrow::util::pretty::pretty_format_batches(&single)
+            .expect("format")
+            .to_string();
+        // One group: weeks 0, 1, 3; days 10, 13, 20 (gaps 3 and 7: 9 + 49); spend 2.5 + 1.5 + 4.0.
+        assert!(
+            text.contains("{week: 1, orders: 1.0, spend: 4.0, items: 2.0, cases: 0.0}"),
+            "{text}"
+        );
+        assert!(text.contains("| 58 "), "{text}");
+        assert!(text.contains("| 8.0 "), "{text}");
+    }
+
     #[test]
     fn registries_know_the_functions() {
         let names: Vec<String> = udafs().iter().map(|f| f.name().to_owned()).collect();
