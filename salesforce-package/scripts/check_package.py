@@ -24,8 +24,9 @@ the offline tools knows the package's own rules. Each rule below guards a way th
   project            sfdx-project.json: release version name and number, scratch definition, well-formed
                      packageAliases, replacement files that exist
   tests              every non-test Apex class is exercised by name in some @IsTest class
-  gateway-contract   every property openapi/gateway.json requires in a POST /v1/scores answer is read
-                     by SextantGatewayClient (optional ones it reads but the spec lacks are listed)
+  gateway-contract   every property openapi/gateway.json requires in a POST /v1/scores, /v1/sentiment
+                     or /v1/propensity/{name}/scores answer is read by SextantGatewayClient (optional
+                     ones it reads but the spec lacks are listed)
   limits             metadata text within Salesforce's lengths (labels 40, field descriptions 1000,
                      permission set descriptions 255, help 510, Text 255, API names 40), which only a
                      deploy would otherwise report
@@ -58,8 +59,10 @@ JOB_CREATORS = {
     "SextantScoreFinalizer",
     "SextantScoreBatch",
     "SextantScoreQueueable",
+    "SextantSentimentQueueable",
+    "SextantPropensityQueueable",
 }
-SCORING_JOBS = ("SextantScoreQueueable", "SextantScoreBatch")
+SCORING_JOBS = ("SextantScoreQueueable", "SextantScoreBatch", "SextantSentimentQueueable", "SextantPropensityQueueable")
 PLATFORM = {
     "records_per_callout": 200,
     "callouts": 100,
@@ -427,12 +430,15 @@ def check_gateway_contract(pkg: Package) -> list[str]:
         pkg.notes.append(f"gateway-contract: SKIPPED ({spec_path} or SextantGatewayClient not found)")
         return []
     schemas = json.loads(spec_path.read_text(encoding="utf-8"))["components"]["schemas"]
-    # The JSON keys the parser reads: o.get('key'), o.containsKey('key'), required(o, 'key').
-    read = set(re.findall(r"(?:\.get|\.containsKey)\('(\w+)'\)|required\(\w+, '(\w+)'\)", client))
+    # The JSON keys the parser reads: o.get('key'), o.containsKey('key'), required(o, 'key'),
+    # requiredNumber(o, 'key', min, max).
+    read = set(re.findall(r"(?:\.get|\.containsKey)\('(\w+)'\)|required(?:Number)?\(\w+, '(\w+)'", client))
     read = {a or b for a, b in read}
     errors = []
     known = {p for schema in schemas.values() for p in schema.get("properties", {})}
-    for name in ("ScoreResponse", "RecordScore", "RecordError"):
+    answers = ("ScoreResponse", "RecordScore", "RecordError", "SentimentResponse", "TextSentiment",
+               "PropensityScoreResponse", "PropensityScore", "PropensityRecordError", "ScoreFactor")
+    for name in answers:
         schema = schemas.get(name, {})
         for prop in schema.get("required", []):
             if prop not in read:
@@ -700,6 +706,8 @@ def self_test(root: pathlib.Path) -> int:
         "credential": [
             (f"{src}/classes/SextantChangeHandler.cls", "if (!accountIds.isEmpty()) {",
              "if (!accountIds.isEmpty()) {\n System.enqueueJob(new SextantScoreQueueable(new List<Id>(accountIds), 'x'));"),
+            (f"{src}/classes/SextantSentimentRequests.cls", "if (!caseIds.isEmpty()) {",
+             "if (!caseIds.isEmpty()) {\n System.enqueueJob(new SextantSentimentQueueable(new List<Id>(caseIds)));"),
         ],
         "settings": [
             (f"{src}/customMetadata/Sextant_Setting.Default.md-meta.xml",
@@ -719,6 +727,8 @@ def self_test(root: pathlib.Path) -> int:
         ],
         "gateway-contract": [
             (f"{src}/classes/SextantGatewayClient.cls", "'record_id'", "'recordId'"),
+            (f"{src}/classes/SextantGatewayClient.cls", "'intensity'", "'strength'"),
+            (f"{src}/classes/SextantGatewayClient.cls", "'index'", "'position'"),
         ],
         "project": [("sfdx-project.json", '"versionName": "Sextant 1.0"', '"versionName": "Skeleton"')],
         "events": [
