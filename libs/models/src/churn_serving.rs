@@ -339,6 +339,31 @@ impl SequenceChurnArtifact {
         self.network.predict_batch(&inputs, threads)
     }
 
+    /// [`Self::score_prepared`] where rows share sequences (see
+    /// [`SequenceArtifact::predict_batch_shared`]).
+    fn score_prepared_shared(
+        &self,
+        rows: &[Prepared],
+        same_sequence_as: &[usize],
+        threads: usize,
+    ) -> Result<Vec<f64>, ModelError> {
+        let aggregates: Vec<Vec<f64>> = rows
+            .iter()
+            .map(|r| network_aggregates(&r.features, &self.signed_features))
+            .collect();
+        let inputs: Vec<SequenceInput<'_>> = rows
+            .iter()
+            .zip(&aggregates)
+            .map(|(r, a)| SequenceInput {
+                sequence: &r.sequence,
+                category: r.category,
+                aggregates: a,
+            })
+            .collect();
+        self.network
+            .predict_batch_shared(&inputs, same_sequence_as, threads)
+    }
+
     /// Churn probabilities of a batch.
     ///
     /// # Errors
@@ -371,23 +396,30 @@ impl SequenceChurnArtifact {
         let channels = self.network.channels();
         let per = 1 + self.feature_names.len() + self.reference.week_blocks.len();
         // Each customer, then one occluded copy per feature, then one per block of weeks.
+        // Feature occlusions keep the customer's weeks: they share its GRU run (`same`), so a
+        // customer costs one GRU pass plus one per block of weeks, not one per variant.
         let mut variants = Vec::with_capacity(rows.len() * per);
+        let mut same = Vec::with_capacity(rows.len() * per);
         for r in &rows {
+            let own = variants.len();
             variants.push(r.clone());
+            same.push(own);
             for (i, typical) in self.reference.feature_typical.iter().enumerate() {
                 let mut v = r.clone();
                 v.features[i] = *typical;
                 variants.push(v);
+                same.push(own);
             }
             for b in &self.reference.week_blocks {
                 let mut v = r.clone();
                 for w in b.first..=b.last {
                     v.sequence[w * channels..(w + 1) * channels].copy_from_slice(&b.typical_week);
                 }
+                same.push(variants.len());
                 variants.push(v);
             }
         }
-        let scores = self.score_prepared(&variants, threads)?;
+        let scores = self.score_prepared_shared(&variants, &same, threads)?;
         let mut out = Vec::with_capacity(rows.len());
         for (r, s) in rows.iter().zip(scores.chunks(per)) {
             let score = s[0];

@@ -204,6 +204,96 @@ impl SequenceArtifact {
         inputs: &[SequenceInput<'_>],
         threads: usize,
     ) -> Result<Vec<f64>, ModelError> {
+        self.check_inputs(inputs)?;
+        let mut out = vec![0.0f64; inputs.len()];
+        if inputs.is_empty() {
+            return Ok(out);
+        }
+        let packed = Packed::new(&self.gru);
+        // Whole shares of SHARE_ROWS customers per thread, as even as possible.
+        let per = inputs.len().div_ceil(threads.max(1)).div_ceil(SHARE_ROWS) * SHARE_ROWS;
+        if per >= inputs.len() {
+            self.score_chunk(&packed, inputs, &mut out);
+            return Ok(out);
+        }
+        std::thread::scope(|s| {
+            for (xs, ys) in inputs.chunks(per).zip(out.chunks_mut(per)) {
+                let packed = &packed;
+                s.spawn(move || self.score_chunk(packed, xs, ys));
+            }
+        });
+        Ok(out)
+    }
+
+    /// Probabilities of a batch in which inputs share sequences: `same_sequence_as[i]` is the
+    /// index of an input with exactly input `i`'s sequence (itself, or an earlier one that names
+    /// itself). The GRU — almost all of the cost — runs once per distinct sequence, and only the
+    /// head runs per input: what explanations need, where most variants of a customer change an
+    /// aggregate feature and keep the weeks. Equal to [`Self::predict_batch`] on the same inputs.
+    ///
+    /// # Errors
+    /// As [`Self::predict_batch`], and [`ModelError::Inconsistent`] when `same_sequence_as` does
+    /// not name, for every input, an input that names itself.
+    pub fn predict_batch_shared(
+        &self,
+        inputs: &[SequenceInput<'_>],
+        same_sequence_as: &[usize],
+        threads: usize,
+    ) -> Result<Vec<f64>, ModelError> {
+        self.check_inputs(inputs)?;
+        if same_sequence_as.len() != inputs.len()
+            || same_sequence_as
+                .iter()
+                .any(|&j| j >= inputs.len() || same_sequence_as[j] != j)
+        {
+            return Err(ModelError::Inconsistent(
+                "every input must share the sequence of an input that names itself".into(),
+            ));
+        }
+        let leaders: Vec<usize> = (0..inputs.len())
+            .filter(|&i| same_sequence_as[i] == i)
+            .collect();
+        let mut slot = vec![usize::MAX; inputs.len()];
+        for (k, &i) in leaders.iter().enumerate() {
+            slot[i] = k;
+        }
+        let lead_inputs: Vec<SequenceInput<'_>> = leaders.iter().map(|&i| inputs[i]).collect();
+        let hd = self.gru.hidden;
+        let mut states = vec![0.0f32; leaders.len() * hd];
+        if !leaders.is_empty() {
+            let packed = Packed::new(&self.gru);
+            let per = lead_inputs
+                .len()
+                .div_ceil(threads.max(1))
+                .div_ceil(SHARE_ROWS)
+                * SHARE_ROWS;
+            std::thread::scope(|s| {
+                for (xs, hs) in lead_inputs.chunks(per).zip(states.chunks_mut(per * hd)) {
+                    let packed = &packed;
+                    s.spawn(move || {
+                        pulp::Arch::new().dispatch(StateChunk {
+                            model: self,
+                            packed,
+                            inputs: xs,
+                            states: hs,
+                        });
+                    });
+                }
+            });
+        }
+        let mut head = HeadScratch::default();
+        Ok(inputs
+            .iter()
+            .zip(same_sequence_as)
+            .map(|(input, &j)| {
+                let k = slot[j];
+                self.head_probability(&states[k * hd..(k + 1) * hd], input, &mut head)
+            })
+            .collect())
+    }
+
+    /// Checks a batch against the artefact.
+    fn check_inputs(&self, inputs: &[SequenceInput<'_>]) -> Result<(), ModelError> {
         self.validate()?;
         let seq_len = self.weeks * self.channels();
         for x in inputs {
@@ -227,24 +317,7 @@ impl SequenceArtifact {
                 )));
             }
         }
-        let mut out = vec![0.0f64; inputs.len()];
-        if inputs.is_empty() {
-            return Ok(out);
-        }
-        let packed = Packed::new(&self.gru);
-        // Whole shares of SHARE_ROWS customers per thread, as even as possible.
-        let per = inputs.len().div_ceil(threads.max(1)).div_ceil(SHARE_ROWS) * SHARE_ROWS;
-        if per >= inputs.len() {
-            self.score_chunk(&packed, inputs, &mut out);
-            return Ok(out);
-        }
-        std::thread::scope(|s| {
-            for (xs, ys) in inputs.chunks(per).zip(out.chunks_mut(per)) {
-                let packed = &packed;
-                s.spawn(move || self.score_chunk(packed, xs, ys));
-            }
-        });
-        Ok(out)
+        Ok(())
     }
 
     /// Scores `inputs` into `out` (same length), block by block, with the kernels compiled for the
@@ -630,6 +703,49 @@ impl pulp::WithSimd for Chunk<'_, '_, '_, '_> {
                 state.extend((0..p.hidden).map(|u| h[u * rows + r]));
                 *y = m.head_probability(&state, input, &mut head);
                 head.h = state;
+            }
+        }
+    }
+}
+
+/// One thread's share of the distinct sequences of a batch: their final GRU states
+/// (`states`: `hidden` values per input), for [`SequenceArtifact::predict_batch_shared`].
+struct StateChunk<'m, 'p, 'i, 'o> {
+    model: &'m SequenceArtifact,
+    packed: &'p Packed,
+    inputs: &'i [SequenceInput<'i>],
+    states: &'o mut [f32],
+}
+
+impl pulp::WithSimd for StateChunk<'_, '_, '_, '_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, simd: S) {
+        let m = self.model;
+        let p = self.packed;
+        let rows = S::F32_LANES * TILE_VECS;
+        let c = p.channels;
+        let hd = p.hidden;
+        let mut x = vec![0.0f32; m.weeks * c * rows];
+        let mut h = vec![0.0f32; p.padded * rows];
+        let mut h_next = vec![0.0f32; p.padded * rows];
+        for (xs, hs) in self
+            .inputs
+            .chunks(rows)
+            .zip(self.states.chunks_mut(rows * hd))
+        {
+            fill_inputs(m, xs, rows, &mut x);
+            h.iter_mut().for_each(|v| *v = 0.0);
+            for t in 0..m.weeks {
+                let xt = &x[t * c * rows..(t + 1) * c * rows];
+                gru_step(simd, p, xt, &h, &mut h_next);
+                std::mem::swap(&mut h, &mut h_next);
+            }
+            for (r, state) in hs.chunks_mut(hd).enumerate().take(xs.len()) {
+                for (u, v) in state.iter_mut().enumerate() {
+                    *v = h[u * rows + r];
+                }
             }
         }
     }
@@ -1030,6 +1146,39 @@ mod tests {
         other.weeks = 5;
         assert!(merge_members(&[a, other]).is_err());
         assert!(merge_members(&[]).is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn shared_sequences_score_as_the_full_pass() -> Result<(), ModelError> {
+        let m = model(7, 9);
+        let seqs: Vec<Vec<f64>> = (0..3)
+            .map(|k| {
+                (0..14)
+                    .map(|i| f64::from((i * 7 + k * 3) % 5) * 0.7)
+                    .collect()
+            })
+            .collect();
+        let aggs: Vec<Vec<f64>> = (0..40).map(|i| vec![f64::from(i) * 0.3]).collect();
+        // 40 inputs over 3 sequences: leaders 0, 1, 2; the rest copy one of them.
+        let same: Vec<usize> = (0..40).map(|i| if i < 3 { i } else { i % 3 }).collect();
+        let inputs: Vec<SequenceInput<'_>> = (0..40)
+            .map(|i| SequenceInput {
+                sequence: &seqs[same[i]],
+                category: i % 3,
+                aggregates: &aggs[i],
+            })
+            .collect();
+        for threads in [1, 2, 3] {
+            let full = m.predict_batch(&inputs, threads)?;
+            let shared = m.predict_batch_shared(&inputs, &same, threads)?;
+            for (a, b) in full.iter().zip(&shared) {
+                assert!((a - b).abs() < 1e-9, "{a} vs {b}");
+            }
+        }
+        let mut bad = same.clone();
+        bad[5] = 7; // input 7 copies input 1: not a leader
+        assert!(m.predict_batch_shared(&inputs, &bad, 1).is_err());
         Ok(())
     }
 
