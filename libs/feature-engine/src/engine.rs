@@ -94,6 +94,12 @@ pub async fn session(target: &Target, data: &Path) -> Result<SessionContext, Eng
             if *partitions > 0 {
                 config = config.with_target_partitions(*partitions);
             }
+            // In one process every join collects its build side (the smaller, filtered side:
+            // orders, products, multi-version ids) into one shared hash table instead of
+            // repartitioning both sides by key: the millions of probe rows (order lines) are then
+            // never hashed into partitions and copied. About 11% less CPU at 10M order lines
+            // (README). A cluster keeps partitioned joins: a collected side goes to every task.
+            config.options_mut().optimizer.repartition_joins = false;
             SessionContext::new_with_config(config)
         }
         Target::Ballista { scheduler } => {

@@ -37,11 +37,13 @@
 //! the line ids; peak memory less than half of joining every id back). The current order lines are joined to the live orders (and their
 //! product's category), and one relation — a row per order, per order line, per case and per
 //! engagement event, each with the account, the day, its kind `k` and its amounts — goes into
-//! ONE hash aggregate per account, after a semi-join with the accounts alive: counts and sums
-//! under `FILTER`s on the kind and the window (a filtered row does not touch that aggregate's
-//! state, cheaper than summing `CASE` expressions), and the three functions, which keep a short
-//! vector per account (the non-empty weeks, the distinct purchase days, the spend per
-//! category). No per-order aggregate, no `GROUPING SETS`, no window over the orders.
+//! ONE hash aggregate per account: counts and sums under `FILTER`s on the kind and the window (a
+//! filtered row does not touch that aggregate's state, cheaper than summing `CASE` expressions),
+//! and the three functions, which keep a short vector per account (the non-empty weeks, the
+//! distinct purchase days, the spend per category). No per-order aggregate, no `GROUPING SETS`,
+//! no window, no sort. The accounts alive are found the same way as the latest versions (an
+//! aggregate over the accounts with several versions, not a window) and filter the live orders;
+//! cases and events of other accounts give no row, as such an account has no purchase.
 //! Inter-purchase-time variance comes from integer sums (Σg, Σg², n), exactly.
 //!
 //! (`abs(q)` and not `q` for a positive quantity: DataFusion 55 infers `CASE WHEN q > 0 THEN q …`
@@ -173,14 +175,14 @@ impl FeatureQuery {
         debug_assert_eq!(names.len(), WIDTH);
         format!(
             "WITH \
-             acct AS (SELECT id, is_deleted, event_day, \
-                 ROW_NUMBER() OVER (PARTITION BY id ORDER BY \
-                   CASE WHEN known_us < {k} THEN 0 ELSE 1 END, \
-                   CASE WHEN known_us < {k} THEN -known_us ELSE known_us END) AS rn \
-               FROM fs_account WHERE org_id = {o}), \
-             alive AS (SELECT id FROM acct WHERE rn = 1 AND NOT is_deleted \
-               AND (event_day IS NULL OR event_day < {d})), \
-             live AS ({live} AND f.event_day < {d} AND lower(f.status) IN ({statuses})), \
+             av AS (SELECT id, MAX(known_us) FILTER (WHERE known_us < {k}) AS kb, \
+                 MIN(known_us) AS k0 FROM fs_account WHERE org_id = {o} \
+                 GROUP BY id HAVING COUNT(*) > 1), \
+             alive AS (SELECT f.id FROM av RIGHT JOIN fs_account f ON f.id = av.id \
+               WHERE f.org_id = {o} AND (av.id IS NULL OR f.known_us = COALESCE(av.kb, av.k0)) \
+               AND NOT f.is_deleted AND (f.event_day IS NULL OR f.event_day < {d})), \
+             live AS ({live} AND f.event_day < {d} AND lower(f.status) IN ({statuses}) \
+               AND f.account_id IN (SELECT id FROM alive)), \
              cur AS ({cur}), \
              pl AS (SELECT id, MAX(known_us) AS k FROM fs_product WHERE org_id = {o} GROUP BY id), \
              pc AS (SELECT f.id, DENSE_RANK() OVER (ORDER BY f.category) AS cat \
@@ -229,7 +231,7 @@ impl FeatureQuery {
                  COUNT(*) FILTER (WHERE k = 3) AS e90, \
                  {weeks}(CASE WHEN k < 3 AND {d} - day <= {seq_days} THEN ({d} - day - 1) / 7 END, \
                    n_orders, amount, items, n_cases) AS {seq_col} \
-               FROM base WHERE account_id IN (SELECT id FROM alive) GROUP BY account_id), \
+               FROM base GROUP BY account_id), \
              fin AS (SELECT account_id, first_day, last_day, n, o30, o90, o365, ro, po, c90, c365, \
                  n365, e90, {seq_col}, COALESCE(total, 0.0) AS total, COALESCE(items, 0.0) AS items, \
                  COALESCE(s30, 0.0) AS s30, COALESCE(s90, 0.0) AS s90, COALESCE(s365, 0.0) AS s365, \
