@@ -29,22 +29,23 @@
 //! spend), vectorised, and registered on every session and cluster process that runs the query.
 //!
 //! Why this shape: DataFusion inlines a CTE at every reference, so a relation used twice is
-//! computed twice; the query keeps such reuse to the small relations (the live orders feed both
-//! the order rows and the lines' join). "The latest version" reads a table twice: a
-//! `MAX(known_us)` per id, kept only for ids with more than one version (`HAVING COUNT(*) > 1`,
-//! a few percent of the rows), joined back with the small side as the hash table, so a record
-//! with one version passes without a lookup in a table of every id (at 10M order lines, 2.8% of
-//! the line ids; peak memory less than half of joining every id back). The current order lines are joined to the live orders (and their
-//! product's category), and one relation — a row per order, per order line, per case and per
-//! engagement event, each with the account, the day, its kind `k` and its amounts — goes into
+//! computed twice; the query keeps such reuse to the small relations (the live orders feed both the
+//! order rows and the lines' join). "The latest version" reads a table twice: a `MAX(known_us)` per
+//! id, kept only for ids with more than one version (`HAVING COUNT(*) > 1`, a few percent of the
+//! rows), joined back with the small side as the hash table, so a record with one version passes
+//! without a lookup in a table of every id (at 10M order lines, 2.8% of the line ids; peak memory
+//! less than half of joining every id back). The current order lines are joined to the live orders
+//! (and their product's category), and one relation — a row per order, per order line, per case and
+//! per engagement event, each with the account, the day, its kind `k` and its amounts — goes into
 //! ONE hash aggregate per account: counts and sums under `FILTER`s on the kind and the window (a
 //! filtered row does not touch that aggregate's state, cheaper than summing `CASE` expressions),
 //! and the three functions, which keep a short vector per account (the non-empty weeks, the
-//! distinct purchase days, the spend per category). No per-order aggregate, no `GROUPING SETS`,
-//! no window, no sort. The accounts alive are found the same way as the latest versions (an
-//! aggregate over the accounts with several versions, not a window) and filter the live orders;
-//! cases and events of other accounts give no row, as such an account has no purchase.
-//! Inter-purchase-time variance comes from integer sums (Σg, Σg², n), exactly.
+//! distinct purchase days, the spend per category). No per-order aggregate, no `GROUPING SETS`, no
+//! window or sort over orders or accounts (one rank over the products' categories gives the
+//! category ids). The accounts alive are found the same way as the latest versions (an aggregate
+//! over the accounts with several versions, not a window) and filter the live orders; cases and
+//! events of other accounts only make aggregate rows that `n > 0` drops (such an account has no
+//! purchase). Inter-purchase-time variance comes from integer sums (Σg, Σg², n), exactly.
 //!
 //! (`abs(q)` and not `q` for a positive quantity: DataFusion 55 infers `CASE WHEN q > 0 THEN q …`
 //! non-null in the logical plan but nullable in the physical one, and refuses the union.)
