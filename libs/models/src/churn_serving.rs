@@ -323,20 +323,8 @@ impl SequenceChurnArtifact {
     }
 
     fn score_prepared(&self, rows: &[Prepared], threads: usize) -> Result<Vec<f64>, ModelError> {
-        let aggregates: Vec<Vec<f64>> = rows
-            .iter()
-            .map(|r| network_aggregates(&r.features, &self.signed_features))
-            .collect();
-        let inputs: Vec<SequenceInput<'_>> = rows
-            .iter()
-            .zip(&aggregates)
-            .map(|(r, a)| SequenceInput {
-                sequence: &r.sequence,
-                category: r.category,
-                aggregates: a,
-            })
-            .collect();
-        self.network.predict_batch(&inputs, threads)
+        let own: Vec<usize> = (0..rows.len()).collect();
+        self.score_prepared_shared(rows, &own, threads)
     }
 
     /// [`Self::score_prepared`] where rows share sequences (see

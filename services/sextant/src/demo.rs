@@ -266,6 +266,20 @@ pub async fn run(suite: &Suite, options: &DemoOptions) -> anyhow::Result<DemoRep
     })
 }
 
+/// Polls a trainer job until it ends.
+async fn wait_for(http: &reqwest::Client, trainer: &str, job: &mut TrainJob) -> anyhow::Result<()> {
+    while matches!(job.state, JobState::Queued | JobState::Running) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        *job = read_json(
+            http.get(format!("{trainer}/v1/jobs/{}", job.id))
+                .send()
+                .await?,
+        )
+        .await?;
+    }
+    Ok(())
+}
+
 /// Trains the case sentiment model on the shipped rated snippets through the trainer, and waits
 /// until the feature store judges case text with it (so the sync that follows is scored by it).
 async fn train_sentiment(
@@ -287,15 +301,7 @@ async fn train_sentiment(
     )
     .await
     .context("starting the sentiment job")?;
-    while matches!(job.state, JobState::Queued | JobState::Running) {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        job = read_json(
-            http.get(format!("{}/v1/jobs/{}", urls.trainer, job.id))
-                .send()
-                .await?,
-        )
-        .await?;
-    }
+    wait_for(http, &urls.trainer, &mut job).await?;
     if job.state == JobState::Failed {
         bail!(
             "sentiment training failed: {}",
@@ -374,15 +380,7 @@ async fn train_clv(
     )
     .await
     .context("starting the CLV job")?;
-    while matches!(job.state, JobState::Queued | JobState::Running) {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        job = read_json(
-            http.get(format!("{}/v1/jobs/{}", urls.trainer, job.id))
-                .send()
-                .await?,
-        )
-        .await?;
-    }
+    wait_for(http, &urls.trainer, &mut job).await?;
     if job.state == JobState::Failed {
         bail!("CLV fit failed: {}", job.error.unwrap_or_default());
     }
