@@ -37,7 +37,7 @@ use sextant_contracts::api::{
 };
 
 use crate::artifact::{ChurnArtifact, ModelError};
-use crate::sequence::{SequenceArtifact, SequenceInput};
+use crate::sequence::{RunSource, SequenceArtifact, SequenceInput};
 
 /// The `kind` of a [`SequenceChurnArtifact`].
 pub const SEQUENCE_KIND: &str = "sequence_gru";
@@ -323,16 +323,15 @@ impl SequenceChurnArtifact {
     }
 
     fn score_prepared(&self, rows: &[Prepared], threads: usize) -> Result<Vec<f64>, ModelError> {
-        let own: Vec<usize> = (0..rows.len()).collect();
-        self.score_prepared_shared(rows, &own, threads)
+        self.score_prepared_resumed(rows, &vec![RunSource::Own; rows.len()], threads)
     }
 
-    /// [`Self::score_prepared`] where rows share sequences (see
-    /// [`SequenceArtifact::predict_batch_shared`]).
-    fn score_prepared_shared(
+    /// [`Self::score_prepared`] where rows reuse each other's GRU runs (see
+    /// [`SequenceArtifact::predict_batch_resumed`]).
+    fn score_prepared_resumed(
         &self,
         rows: &[Prepared],
-        same_sequence_as: &[usize],
+        sources: &[RunSource],
         threads: usize,
     ) -> Result<Vec<f64>, ModelError> {
         let aggregates: Vec<Vec<f64>> = rows
@@ -349,7 +348,7 @@ impl SequenceChurnArtifact {
             })
             .collect();
         self.network
-            .predict_batch_shared(&inputs, same_sequence_as, threads)
+            .predict_batch_resumed(&inputs, sources, threads)
     }
 
     /// Churn probabilities of a batch.
@@ -384,30 +383,36 @@ impl SequenceChurnArtifact {
         let channels = self.network.channels();
         let per = 1 + self.feature_names.len() + self.reference.week_blocks.len();
         // Each customer, then one occluded copy per feature, then one per block of weeks.
-        // Feature occlusions keep the customer's weeks: they share its GRU run (`same`), so a
-        // customer costs one GRU pass plus one per block of weeks, not one per variant.
+        // Feature occlusions keep the customer's weeks: they share its GRU run. A block of weeks
+        // changes only the weeks from its oldest on (the pass reads the oldest week first), so
+        // its variant resumes the customer's run from the state before that week. A customer
+        // costs about two passes over the weeks, not one per variant.
+        let weeks = self.network.weeks;
         let mut variants = Vec::with_capacity(rows.len() * per);
-        let mut same = Vec::with_capacity(rows.len() * per);
+        let mut sources = Vec::with_capacity(rows.len() * per);
         for r in &rows {
             let own = variants.len();
             variants.push(r.clone());
-            same.push(own);
+            sources.push(RunSource::Own);
             for (i, typical) in self.reference.feature_typical.iter().enumerate() {
                 let mut v = r.clone();
                 v.features[i] = *typical;
                 variants.push(v);
-                same.push(own);
+                sources.push(RunSource::Same(own));
             }
             for b in &self.reference.week_blocks {
                 let mut v = r.clone();
                 for w in b.first..=b.last {
                     v.sequence[w * channels..(w + 1) * channels].copy_from_slice(&b.typical_week);
                 }
-                same.push(variants.len());
                 variants.push(v);
+                sources.push(RunSource::ResumeAfter {
+                    leader: own,
+                    step: weeks - 1 - b.last,
+                });
             }
         }
-        let scores = self.score_prepared_shared(&variants, &same, threads)?;
+        let scores = self.score_prepared_resumed(&variants, &sources, threads)?;
         let mut out = Vec::with_capacity(rows.len());
         for (r, s) in rows.iter().zip(scores.chunks(per)) {
             let score = s[0];
@@ -875,6 +880,55 @@ mod tests {
                 wide: None,
             },
         }
+    }
+
+    #[test]
+    fn a_block_of_weeks_is_occluded_exactly_when_the_pass_resumes() {
+        // The GRU reads the weeks and the head reads its state, so a block of weeks moves the
+        // score; its impact must equal scoring the occluded customer in full.
+        let mut m = served();
+        m.network.gru.w_x = vec![0.8, -0.5, 0.3, 0.02, 0.01, -0.03];
+        m.network.gru.b_x = vec![0.1, -0.2, 0.05];
+        m.network.gru.w_h = vec![0.4, 0.3, -0.6];
+        m.network.head[0].weights = vec![2.5, 0.0, 1.0, -1.0];
+        m.validate().expect("valid");
+        let weeks = vec![vec![0.0, 0.0], vec![3.0, 90.0], vec![2.0, 40.0]];
+        let features = [30.0, 4.0];
+        let customer = CustomerInput {
+            features: &features,
+            sequence: &weeks,
+            category: Some("UK"),
+        };
+        let explained = m
+            .explain_batch(std::slice::from_ref(&customer), 1)
+            .expect("explains");
+        let block = explained[0]
+            .factors
+            .iter()
+            .find(|f| f.factor == "weeks_1_2")
+            .expect("the block of weeks is a factor");
+        // weeks_1_2 = the two most recent weeks (the last two rows, oldest first).
+        let mut occluded_weeks = weeks.clone();
+        occluded_weeks[1] = vec![0.5, 10.0];
+        occluded_weeks[2] = vec![0.5, 10.0];
+        let occluded = CustomerInput {
+            features: &features,
+            sequence: &occluded_weeks,
+            category: Some("UK"),
+        };
+        let full = m.score_batch(&[customer, occluded], 1).expect("scores");
+        assert!((explained[0].score - full[0]).abs() < 1e-9);
+        assert!(
+            (block.impact - (full[0] - full[1])).abs() < 1e-6,
+            "{} vs {}",
+            block.impact,
+            full[0] - full[1]
+        );
+        assert!(
+            block.impact.abs() > 0.01,
+            "the weeks matter: {}",
+            block.impact
+        );
     }
 
     #[test]

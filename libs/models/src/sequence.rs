@@ -95,6 +95,19 @@ pub struct SequenceArtifact {
     pub wide: Option<Dense>,
 }
 
+/// Where an input's GRU run comes from, in [`SequenceArtifact::predict_batch_resumed`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunSource {
+    /// Its own run over every week.
+    Own,
+    /// The run of input `j` (an [`RunSource::Own`] input with exactly this sequence).
+    Same(usize),
+    /// The run of input `leader` (an [`RunSource::Own`] input) for the first `step` steps of the
+    /// pass (oldest week first), then its own: its sequence equals the leader's in every week
+    /// the pass reads before `step`.
+    ResumeAfter { leader: usize, step: usize },
+}
+
 /// One customer to score.
 #[derive(Debug, Clone, Copy)]
 pub struct SequenceInput<'a> {
@@ -240,56 +253,224 @@ impl SequenceArtifact {
         same_sequence_as: &[usize],
         threads: usize,
     ) -> Result<Vec<f64>, ModelError> {
-        self.check_inputs(inputs)?;
-        if same_sequence_as.len() != inputs.len()
-            || same_sequence_as
-                .iter()
-                .any(|&j| j >= inputs.len() || same_sequence_as[j] != j)
-        {
+        if same_sequence_as.len() != inputs.len() {
             return Err(ModelError::Inconsistent(
                 "every input must share the sequence of an input that names itself".into(),
             ));
         }
-        let leaders: Vec<usize> = (0..inputs.len())
-            .filter(|&i| same_sequence_as[i] == i)
+        let sources: Vec<RunSource> = same_sequence_as
+            .iter()
+            .enumerate()
+            .map(|(i, &j)| {
+                if i == j {
+                    RunSource::Own
+                } else {
+                    RunSource::Same(j)
+                }
+            })
             .collect();
+        self.predict_batch_resumed(inputs, &sources, threads)
+    }
+
+    /// Probabilities of a batch whose inputs reuse each other's GRU runs (see [`RunSource`]):
+    /// an input that differs from another only in its more recent weeks resumes that input's
+    /// run from the state before the first week that differs, instead of running every week
+    /// again. Equal to [`Self::predict_batch`] on the same inputs.
+    ///
+    /// # Errors
+    /// As [`Self::predict_batch`], and [`ModelError::Inconsistent`] when a source names an input
+    /// that is not [`RunSource::Own`] or a step past the pass.
+    pub fn predict_batch_resumed(
+        &self,
+        inputs: &[SequenceInput<'_>],
+        sources: &[RunSource],
+        threads: usize,
+    ) -> Result<Vec<f64>, ModelError> {
+        self.check_inputs(inputs)?;
+        let own = |j: usize| sources.get(j) == Some(&RunSource::Own);
+        if sources.len() != inputs.len()
+            || sources.iter().any(|s| match *s {
+                RunSource::Own => false,
+                RunSource::Same(j) => !own(j),
+                RunSource::ResumeAfter { leader, step } => !own(leader) || step > self.weeks,
+            })
+        {
+            return Err(ModelError::Inconsistent(
+                "every input must reuse the run of an input with its own run, within the pass"
+                    .into(),
+            ));
+        }
+        self.run_resumed(inputs, &self.cheaper_sources(sources), threads)
+    }
+
+    /// [`Self::predict_batch_resumed`] on checked inputs and sources, every resumption taken as
+    /// given.
+    fn run_resumed(
+        &self,
+        inputs: &[SequenceInput<'_>],
+        sources: &[RunSource],
+        threads: usize,
+    ) -> Result<Vec<f64>, ModelError> {
+        let own = |j: usize| sources.get(j) == Some(&RunSource::Own);
+        let hd = self.gru.hidden;
+        let packed = Packed::new(&self.gru);
+        let leaders: Vec<usize> = (0..inputs.len()).filter(|&i| own(i)).collect();
         let mut slot = vec![usize::MAX; inputs.len()];
         for (k, &i) in leaders.iter().enumerate() {
             slot[i] = k;
         }
+        let mut steps: Vec<usize> = sources
+            .iter()
+            .filter_map(|s| match *s {
+                RunSource::ResumeAfter { step, .. } => Some(step),
+                _ => None,
+            })
+            .collect();
+        steps.sort_unstable();
+        steps.dedup();
         let lead_inputs: Vec<SequenceInput<'_>> = leaders.iter().map(|&i| inputs[i]).collect();
-        let hd = self.gru.hidden;
-        let mut states = vec![0.0f32; leaders.len() * hd];
-        if !leaders.is_empty() {
-            let packed = Packed::new(&self.gru);
-            let per = lead_inputs
-                .len()
-                .div_ceil(threads.max(1))
-                .div_ceil(SHARE_ROWS)
-                * SHARE_ROWS;
-            std::thread::scope(|s| {
-                for (xs, hs) in lead_inputs.chunks(per).zip(states.chunks_mut(per * hd)) {
-                    let packed = &packed;
-                    s.spawn(move || {
-                        pulp::Arch::new().dispatch(StateChunk {
-                            model: self,
-                            packed,
-                            inputs: xs,
-                            states: hs,
-                        });
-                    });
+        let (lead_states, captured) =
+            self.run_states(&packed, &lead_inputs, 0, None, &steps, threads);
+        // Per step: the inputs that resume there, from their leaders' states then.
+        let mut resumed: Vec<(usize, usize)> = vec![(usize::MAX, 0); inputs.len()];
+        let mut follow_states: Vec<Vec<f32>> = Vec::with_capacity(steps.len());
+        for (k, &step) in steps.iter().enumerate() {
+            let followers: Vec<usize> = (0..inputs.len())
+                .filter(
+                    |&i| matches!(sources[i], RunSource::ResumeAfter { step: s, .. } if s == step),
+                )
+                .collect();
+            let mut init = Vec::with_capacity(followers.len() * hd);
+            for &i in &followers {
+                if let RunSource::ResumeAfter { leader, .. } = sources[i] {
+                    let at = (slot[leader] * steps.len() + k) * hd;
+                    init.extend_from_slice(&captured[at..at + hd]);
                 }
-            });
+            }
+            let xs: Vec<SequenceInput<'_>> = followers.iter().map(|&i| inputs[i]).collect();
+            let (finals, _) = self.run_states(&packed, &xs, step, Some(&init), &[], threads);
+            for (n, &i) in followers.iter().enumerate() {
+                resumed[i] = (k, n);
+            }
+            follow_states.push(finals);
         }
         let mut head = HeadScratch::default();
         Ok(inputs
             .iter()
-            .zip(same_sequence_as)
-            .map(|(input, &j)| {
-                let k = slot[j];
-                self.head_probability(&states[k * hd..(k + 1) * hd], input, &mut head)
+            .enumerate()
+            .map(|(i, input)| {
+                let state = match sources[i] {
+                    RunSource::Own => &lead_states[slot[i] * hd..(slot[i] + 1) * hd],
+                    RunSource::Same(j) => &lead_states[slot[j] * hd..(slot[j] + 1) * hd],
+                    RunSource::ResumeAfter { .. } => {
+                        let (k, n) = resumed[i];
+                        &follow_states[k][n * hd..(n + 1) * hd]
+                    }
+                };
+                self.head_probability(state, input, &mut head)
             })
             .collect())
+    }
+
+    /// `sources` with the resumptions that would cost more than running in the full pass turned
+    /// into full runs. The kernel runs customers in blocks of [`SHARE_ROWS`] lanes whatever their
+    /// number, so a few customers resuming at one step cost a whole block for the rest of the
+    /// pass, while they could have filled the leaders' last block for free.
+    fn cheaper_sources(&self, sources: &[RunSource]) -> Vec<RunSource> {
+        let blocks = |n: usize| n.div_ceil(SHARE_ROWS);
+        let mut out = sources.to_vec();
+        let mut leaders = out.iter().filter(|s| **s == RunSource::Own).count();
+        let mut steps: Vec<usize> = out
+            .iter()
+            .filter_map(|s| match *s {
+                RunSource::ResumeAfter { step, .. } => Some(step),
+                _ => None,
+            })
+            .collect();
+        steps.sort_unstable();
+        steps.dedup();
+        // Latest steps first: the shortest resumptions gain least from running apart.
+        for &step in steps.iter().rev() {
+            let n = out
+                .iter()
+                .filter(|s| matches!(s, RunSource::ResumeAfter { step: t, .. } if *t == step))
+                .count();
+            let apart = blocks(n) * (self.weeks - step);
+            let joined = (blocks(leaders + n) - blocks(leaders)) * self.weeks;
+            if joined <= apart {
+                for s in &mut out {
+                    if matches!(s, RunSource::ResumeAfter { step: t, .. } if *t == step) {
+                        *s = RunSource::Own;
+                    }
+                }
+                leaders += n;
+            }
+        }
+        out
+    }
+
+    /// Final GRU states of `inputs` (`hidden` values each), the pass starting at `start` from
+    /// `init` (zeros when `None`), and the states before each step of `capture` (ascending):
+    /// `[input][capture][hidden]`. Split over up to `threads` threads.
+    fn run_states(
+        &self,
+        packed: &Packed,
+        inputs: &[SequenceInput<'_>],
+        start: usize,
+        init: Option<&[f32]>,
+        capture: &[usize],
+        threads: usize,
+    ) -> (Vec<f32>, Vec<f32>) {
+        let hd = self.gru.hidden;
+        let nc = capture.len();
+        let mut finals = vec![0.0f32; inputs.len() * hd];
+        let mut captured = vec![0.0f32; inputs.len() * nc * hd];
+        if inputs.is_empty() {
+            return (finals, captured);
+        }
+        let per = inputs.len().div_ceil(threads.max(1)).div_ceil(SHARE_ROWS) * SHARE_ROWS;
+        if per >= inputs.len() {
+            // One share: no thread to start (a one-record call must not pay for one).
+            pulp::Arch::new().dispatch(StateChunk {
+                model: self,
+                packed,
+                inputs,
+                start,
+                init,
+                capture,
+                captured: &mut captured,
+                states: &mut finals,
+            });
+            return (finals, captured);
+        }
+        std::thread::scope(|s| {
+            let mut caps = captured.chunks_mut((per * nc * hd).max(1));
+            for (n, (xs, hs)) in inputs
+                .chunks(per)
+                .zip(finals.chunks_mut(per * hd))
+                .enumerate()
+            {
+                let cap: &mut [f32] = if nc == 0 {
+                    &mut []
+                } else {
+                    caps.next().unwrap_or_default()
+                };
+                let init = init.map(|v| &v[n * per * hd..(n * per + xs.len()) * hd]);
+                s.spawn(move || {
+                    pulp::Arch::new().dispatch(StateChunk {
+                        model: self,
+                        packed,
+                        inputs: xs,
+                        start,
+                        init,
+                        capture,
+                        captured: cap,
+                        states: hs,
+                    });
+                });
+            }
+        });
+        (finals, captured)
     }
 
     /// Checks a batch against the artefact.
@@ -714,6 +895,13 @@ struct StateChunk<'m, 'p, 'i, 'o> {
     model: &'m SequenceArtifact,
     packed: &'p Packed,
     inputs: &'i [SequenceInput<'i>],
+    /// The first step of the pass (0: the oldest week).
+    start: usize,
+    /// The state before `start` of each input (`hidden` values each); zeros when `None`.
+    init: Option<&'i [f32]>,
+    /// Steps (ascending) before which the state is saved into `captured`.
+    capture: &'i [usize],
+    captured: &'o mut [f32],
     states: &'o mut [f32],
 }
 
@@ -730,23 +918,67 @@ impl pulp::WithSimd for StateChunk<'_, '_, '_, '_> {
         let mut x = vec![0.0f32; m.weeks * c * rows];
         let mut h = vec![0.0f32; p.padded * rows];
         let mut h_next = vec![0.0f32; p.padded * rows];
-        for (xs, hs) in self
+        let nc = self.capture.len();
+        for (b, (xs, hs)) in self
             .inputs
             .chunks(rows)
             .zip(self.states.chunks_mut(rows * hd))
+            .enumerate()
         {
             fill_inputs(m, xs, rows, &mut x);
             h.iter_mut().for_each(|v| *v = 0.0);
-            for t in 0..m.weeks {
+            if let Some(init) = self.init {
+                for r in 0..xs.len() {
+                    let g = b * rows + r;
+                    for u in 0..hd {
+                        h[u * rows + r] = init[g * hd + u];
+                    }
+                }
+            }
+            let mut k = 0;
+            for t in self.start..m.weeks {
+                while k < nc && self.capture[k] <= t {
+                    save_state(&h, rows, hd, xs.len(), b * rows, nc, k, self.captured);
+                    k += 1;
+                }
                 let xt = &x[t * c * rows..(t + 1) * c * rows];
                 gru_step(simd, p, xt, &h, &mut h_next);
                 std::mem::swap(&mut h, &mut h_next);
+            }
+            while k < nc {
+                save_state(&h, rows, hd, xs.len(), b * rows, nc, k, self.captured);
+                k += 1;
             }
             for (r, state) in hs.chunks_mut(hd).enumerate().take(xs.len()) {
                 for (u, v) in state.iter_mut().enumerate() {
                     *v = h[u * rows + r];
                 }
             }
+        }
+    }
+}
+
+/// Copies the block's states (`[unit][row]`, `n` rows from input `first`) into `captured`
+/// (`[input][capture][hidden]`) as capture `k` of `nc`.
+#[inline(always)]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "a kernel helper inlined into the SIMD loop; a struct would add a copy"
+)]
+fn save_state(
+    h: &[f32],
+    rows: usize,
+    hd: usize,
+    n: usize,
+    first: usize,
+    nc: usize,
+    k: usize,
+    captured: &mut [f32],
+) {
+    for r in 0..n {
+        let at = ((first + r) * nc + k) * hd;
+        for u in 0..hd {
+            captured[at + u] = h[u * rows + r];
         }
     }
 }
@@ -1179,6 +1411,85 @@ mod tests {
         let mut bad = same.clone();
         bad[5] = 7; // input 7 copies input 1: not a leader
         assert!(m.predict_batch_shared(&inputs, &bad, 1).is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn resumed_runs_score_as_the_full_pass() -> Result<(), ModelError> {
+        let (weeks, c) = (7, 2);
+        let m = model(weeks, 9);
+        let base: Vec<f64> = (0..weeks * c)
+            .map(|i| f64::from(u32::try_from((i * 5) % 7).unwrap_or(0)) * 0.6)
+            .collect();
+        // Variants of the base changing the most recent weeks 0..=last (week 0 is the last
+        // step of the pass): the pass reads the same weeks before step weeks - 1 - last.
+        let mut seqs = vec![base.clone()];
+        let mut sources = vec![RunSource::Own];
+        for last in 0..weeks {
+            let mut v = base.clone();
+            for w in 0..=last {
+                v[w * c] += 1.5;
+                v[w * c + 1] = 0.0;
+            }
+            seqs.push(v);
+            sources.push(RunSource::ResumeAfter {
+                leader: 0,
+                step: weeks - 1 - last,
+            });
+        }
+        seqs.push(base.clone());
+        sources.push(RunSource::Same(0));
+        let aggs: Vec<Vec<f64>> = (0..seqs.len()).map(|i| vec![i as f64 * 0.2]).collect();
+        // Enough customers for several SIMD blocks and threads: the group repeated.
+        let mut inputs = Vec::new();
+        let mut all_sources = Vec::new();
+        for r in 0..9 {
+            let off = r * seqs.len();
+            for (i, src) in sources.iter().enumerate() {
+                inputs.push(SequenceInput {
+                    sequence: &seqs[i],
+                    category: (i + r) % 3,
+                    aggregates: &aggs[i],
+                });
+                all_sources.push(match *src {
+                    RunSource::Own => RunSource::Own,
+                    RunSource::Same(j) => RunSource::Same(off + j),
+                    RunSource::ResumeAfter { leader, step } => RunSource::ResumeAfter {
+                        leader: off + leader,
+                        step,
+                    },
+                });
+            }
+        }
+        for threads in [1, 2, 3] {
+            let full = m.predict_batch(&inputs, threads)?;
+            // Every resumption as given (the kernel path), and as the public call plans it.
+            let resumed = m.run_resumed(&inputs, &all_sources, threads)?;
+            let planned = m.predict_batch_resumed(&inputs, &all_sources, threads)?;
+            for ((a, b), c) in full.iter().zip(&resumed).zip(&planned) {
+                assert!((a - b).abs() < 1e-6, "{a} vs {b}");
+                assert!((a - c).abs() < 1e-6, "{a} vs {c}");
+            }
+        }
+        // The plan keeps a resumption only where it saves work: one customer's block variants
+        // fill the leader's block for free, two hundred customers' do not.
+        let one = [
+            RunSource::Own,
+            RunSource::ResumeAfter { leader: 0, step: 6 },
+            RunSource::ResumeAfter { leader: 0, step: 0 },
+        ];
+        assert!(m.cheaper_sources(&one).iter().all(|s| *s == RunSource::Own));
+        let mut many = vec![RunSource::Own; 200];
+        many.extend((0..200).map(|leader| RunSource::ResumeAfter { leader, step: 6 }));
+        let planned = m.cheaper_sources(&many);
+        assert!(
+            planned[200..]
+                .iter()
+                .all(|s| matches!(s, RunSource::ResumeAfter { step: 6, .. }))
+        );
+        let mut bad = all_sources.clone();
+        bad[1] = RunSource::ResumeAfter { leader: 2, step: 1 };
+        assert!(m.predict_batch_resumed(&inputs, &bad, 1).is_err());
         Ok(())
     }
 
