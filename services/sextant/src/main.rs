@@ -171,8 +171,25 @@ enum MigrateService {
     FeatureStore,
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("sextant: error: starting the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let code = rt.block_on(async_main());
+    // The services' background tasks (refreshers, database pools) are cancelled at exit; a
+    // command that is done never waits on them for more than this.
+    rt.shutdown_timeout(std::time::Duration::from_secs(5));
+    code
+}
+
+async fn async_main() -> ExitCode {
     let cli = Cli::parse();
     // The connector commands have their own exit codes.
     let cli = match cli.command {
