@@ -373,8 +373,9 @@ impl SequenceArtifact {
     }
 
     /// `sources` with the resumptions that would cost more than running in the full pass turned
-    /// into full runs. The kernel runs customers in blocks of [`SHARE_ROWS`] lanes whatever their
-    /// number, so a few customers resuming at one step cost a whole block for the rest of the
+    /// into full runs (costed in blocks of [`SHARE_ROWS`] customers, the kernel's block on AVX2;
+    /// wider units only move the break-even). The kernel runs customers in whole blocks whatever
+    /// their number, so a few customers resuming at one step cost a whole block for the rest of the
     /// pass, while they could have filled the leaders' last block for free.
     fn cheaper_sources(&self, sources: &[RunSource]) -> Vec<RunSource> {
         let blocks = |n: usize| n.div_ceil(SHARE_ROWS);

@@ -544,9 +544,9 @@ async fn receive_upload(
 /// The largest labelled-text upload a sentiment job takes.
 pub const MAX_SENTIMENT_UPLOAD: usize = 64 << 20;
 
-/// Options of a sentiment job.
+/// Options of a job on uploaded data (sentiment, propensity).
 #[derive(Debug, Deserialize, IntoParams)]
-struct SentimentJobQuery {
+struct JobQuery {
     /// Seed of initialisation and shuffling (default 42); same data and seed, same model.
     seed: Option<u64>,
 }
@@ -580,7 +580,7 @@ fn upload_error(e: EvalError) -> ApiError {
 /// current only when its weighted F1 there is at least the current model's (see the version's
 /// `promotion`). The feature store follows `GET /v1/sentiment/models/current/artifact`.
 #[utoipa::path(
-    params(SentimentJobQuery),
+    params(JobQuery),
     request_body(content = String, content_type = "text/tab-separated-values", description = "id<TAB>rating (-4..4 or negative|neutral|positive)<TAB>text, one per line"),
     responses(
         (status = 202, description = "Job queued", body = TrainJob),
@@ -591,7 +591,7 @@ fn upload_error(e: EvalError) -> ApiError {
 #[post("/v1/sentiment/jobs")]
 async fn start_sentiment_job(
     state: web::Data<AppState>,
-    query: web::Query<SentimentJobQuery>,
+    query: web::Query<JobQuery>,
     mut body: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let (path, fingerprint, size) = receive_upload(&mut body, MAX_SENTIMENT_UPLOAD).await?;
@@ -802,7 +802,7 @@ async fn get_definition(
 /// and the current model, and becomes current only when its ROC-AUC is at least the current
 /// model's on the same rows.
 #[utoipa::path(
-    params(("name" = String, Path, description = "Definition name"), SentimentJobQuery),
+    params(("name" = String, Path, description = "Definition name"), JobQuery),
     request_body(content = String, content_type = "text/csv", description = "Object export: header of field names, one record per row"),
     responses(
         (status = 202, description = "Job queued", body = TrainJob),
@@ -815,7 +815,7 @@ async fn get_definition(
 async fn start_propensity_job(
     state: web::Data<AppState>,
     name: web::Path<String>,
-    query: web::Query<SentimentJobQuery>,
+    query: web::Query<JobQuery>,
     mut body: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let definition = state

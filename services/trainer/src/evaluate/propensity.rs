@@ -85,6 +85,20 @@ struct Table {
 }
 
 fn read_csv(path: &Path) -> Result<Table, EvalError> {
+    let mut rows = Vec::new();
+    let columns = for_each_row(path, |_, _, record| {
+        rows.push(record.iter().map(str::to_owned).collect());
+        Ok(())
+    })?;
+    Ok(Table { columns, rows })
+}
+
+/// Reads the header and hands every row (with its line) to `row`, one at a time, checking that
+/// each has one value per column; refuses a file without a header or rows. Returns the header.
+fn for_each_row(
+    path: &Path,
+    mut row: impl FnMut(&CsvColumns, usize, &csv::StringRecord) -> Result<(), EvalError>,
+) -> Result<CsvColumns, EvalError> {
     let file = std::fs::File::open(path).map_err(|source| EvalError::Io {
         path: path.to_owned(),
         source,
@@ -110,7 +124,7 @@ fn read_csv(path: &Path) -> Result<Table, EvalError> {
         });
     }
     let columns = CsvColumns::new(&header).map_err(|e| bad(1, e.to_string()))?;
-    let mut rows = Vec::new();
+    let mut rows = 0usize;
     for record in reader.records() {
         let record = record.map_err(|e| {
             let line = e
@@ -131,14 +145,15 @@ fn read_csv(path: &Path) -> Result<Table, EvalError> {
                 ),
             ));
         }
-        rows.push(record.iter().map(str::to_owned).collect());
+        row(&columns, line, &record)?;
+        rows += 1;
     }
-    if rows.is_empty() {
+    if rows == 0 {
         return Err(EvalError::Empty {
             path: path.to_owned(),
         });
     }
-    Ok(Table { columns, rows })
+    Ok(columns)
 }
 
 fn normalised(name: &str) -> String {
@@ -614,8 +629,33 @@ fn is_held_out(i: usize) -> bool {
 /// [`EvalError::BadRow`] (line 1 for the header), [`EvalError::Empty`] or
 /// [`EvalError::Unusable`].
 pub fn check_export(data: &Path, definition: &PredictionDefinition) -> Result<usize, EvalError> {
-    let table = read_csv(data)?;
-    held_out_labels(data, &table, definition).map(|_| table.rows.len())
+    // One pass, one row in memory at a time: the request that uploads the export waits on this.
+    let bad = |line: usize, message: String| EvalError::BadRow {
+        path: data.to_owned(),
+        line,
+        message,
+    };
+    definition.validate().map_err(|e| bad(1, e.to_string()))?;
+    let mut counts = [[0usize; 2]; 2];
+    let mut i = 0usize;
+    for_each_row(data, |columns, line, record| {
+        if i == 0 {
+            columns
+                .check(definition)
+                .map_err(|e| bad(1, e.to_string()))?;
+        }
+        let values: Vec<&str> = record.iter().collect();
+        let row = columns.row(&values).map_err(|e| bad(line, e.to_string()))?;
+        if let Some(l) = definition
+            .label_of(&row)
+            .map_err(|e| bad(line, e.to_string()))?
+        {
+            counts[usize::from(is_held_out(i))][usize::from(l)] += 1;
+        }
+        i += 1;
+        Ok(())
+    })?;
+    check_split(data, counts).map(|()| i)
 }
 
 fn held_out_labels(
@@ -649,6 +689,12 @@ fn held_out_labels(
         }
         labels.push(label);
     }
+    check_split(data, counts).map(|()| labels)
+}
+
+/// Refuses a split whose training rows or held-out rows (`[training, held out][negative,
+/// positive]` counts) lack an outcome.
+fn check_split(data: &Path, counts: [[usize; 2]; 2]) -> Result<(), EvalError> {
     let [train, test] = counts;
     if train.contains(&0) || test.contains(&0) {
         return Err(EvalError::Unusable {
@@ -660,7 +706,7 @@ fn held_out_labels(
             ),
         });
     }
-    Ok(labels)
+    Ok(())
 }
 
 /// The registry job's protocol on an object export (CSV with a header of field names) for a
