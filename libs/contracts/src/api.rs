@@ -303,6 +303,47 @@ pub struct OnlineFeaturesRequest {
     pub org_id: Option<crate::OrgId>,
 }
 
+/// Asks for the recent purchases of up to 200 accounts (the cross-sell model's input).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PurchaseHistoryRequest {
+    #[schema(max_items = 200, min_items = 1)]
+    pub account_ids: Vec<SalesforceId>,
+    /// The most recent orders returned per account, 1..=100 (default 50).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 100)]
+    pub max_orders: Option<u32>,
+    /// The org; the store's default org when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub org_id: Option<crate::OrgId>,
+}
+
+/// One purchase (an order whose status counts as a purchase) and its products.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct PurchasedOrder {
+    pub order_id: String,
+    /// The order's date (EffectiveDate).
+    pub date: NaiveDate,
+    /// Product ids of its current lines with a positive quantity (repeats kept).
+    pub product_ids: Vec<String>,
+}
+
+/// The recent purchases of one account, oldest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct AccountPurchases {
+    pub account_id: SalesforceId,
+    /// At most `max_orders`, the most recent ones, oldest first; empty for an account without
+    /// purchases.
+    pub orders: Vec<PurchasedOrder>,
+}
+
+/// The answer to a [`PurchaseHistoryRequest`], in request order (duplicates once).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct PurchaseHistory {
+    pub accounts: Vec<AccountPurchases>,
+}
+
 /// Whether an account has purchase history to compute features from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]

@@ -75,12 +75,26 @@ pub fn head_word(description: &str) -> Option<String> {
 }
 
 /// The kept categories, most frequent first, with `other` last.
+/// Deserialising rebuilds the name index, so a stored scheme maps names like a fresh one.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(from = "StoredScheme")]
 pub struct CategoryScheme {
     /// Category names; the last one is [`OTHER`].
     pub categories: Vec<String>,
     #[serde(skip)]
     index: HashMap<String, usize>,
+}
+
+/// The stored fields of [`CategoryScheme`].
+#[derive(Deserialize)]
+struct StoredScheme {
+    categories: Vec<String>,
+}
+
+impl From<StoredScheme> for CategoryScheme {
+    fn from(s: StoredScheme) -> Self {
+        Self::from_names(s.categories)
+    }
 }
 
 impl CategoryScheme {

@@ -39,7 +39,14 @@ impl Modify for BearerJwt {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Sextant inference gateway", description = "Churn scores for Salesforce records, for Apex callouts and Lightning pages."),
-    paths(scores, sentiment, propensity_scores, healthz, readyz),
+    paths(
+        scores,
+        sentiment,
+        propensity_scores,
+        crate::cross_sell::cross_sell,
+        healthz,
+        readyz
+    ),
     modifiers(&BearerJwt)
 )]
 struct ApiDoc;
@@ -54,13 +61,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(scores)
         .service(sentiment)
         .service(propensity_scores)
+        .service(crate::cross_sell::cross_sell)
         .service(healthz)
         .service(readyz);
 }
 
 /// A model family with nothing to serve: 503 `no_model` when the trainer has none, 502 when it
 /// could not be asked and nothing is cached.
-fn unavailable(e: ModelUnavailable) -> ApiError {
+pub(crate) fn unavailable(e: ModelUnavailable) -> ApiError {
     match e {
         ModelUnavailable::NoModel(_) => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -73,7 +81,7 @@ fn unavailable(e: ModelUnavailable) -> ApiError {
 
 /// Parses and de-duplicates the requested ids (request order kept); any invalid id refuses
 /// the whole call, naming the first offender.
-fn parse_ids(raw: &[String]) -> Result<Vec<SalesforceId>, ApiError> {
+pub(crate) fn parse_ids(raw: &[String]) -> Result<Vec<SalesforceId>, ApiError> {
     if raw.is_empty() {
         return Err(ApiError::bad_request(
             ErrorCode::EmptyRequest,
