@@ -560,6 +560,11 @@ def child_relationships(pkg: Package) -> dict[str, str]:
     return out
 
 
+def lookup_target(pkg: Package, obj: str, field: str) -> str | None:
+    path = pkg.src / "objects" / obj / "fields" / f"{field}.field-meta.xml"
+    return ET.parse(path).getroot().findtext(f"{NS}referenceTo") if path.exists() else None
+
+
 def field_type(pkg: Package, obj: str, field: str) -> str | None:
     path = pkg.src / "objects" / obj / "fields" / f"{field}.field-meta.xml"
     if not path.exists():
@@ -669,8 +674,15 @@ def check_field_access(pkg: Package) -> list[str]:
         return ADMIN_PERMISSION_SET
     seen = set(shown_fields(pkg)[1])
     for js in sorted(pkg.src.glob("lwc/*/*.js")):
-        for obj, fld in re.findall(r"['\"]@salesforce/schema/(\w+)\.(\w+__c)['\"]", js.read_text(encoding="utf-8")):
-            seen.add((obj, fld, f"lwc/{js.parent.name}/{js.name}"))
+        for obj, rel, fld in re.findall(
+            r"['\"]@salesforce/schema/(\w+)\.(?:(\w+)\.)?(\w+__c)['\"]", js.read_text(encoding="utf-8")
+        ):
+            # Case.Account.Churn_Score__c: a field of the parent through a standard lookup (named as
+            # its object); a custom one (X__r) through its lookup field's target.
+            if rel.endswith("__r"):
+                target = lookup_target(pkg, obj, rel[:-3] + "__c")
+                rel = target or rel
+            seen.add((rel or obj, fld, f"lwc/{js.parent.name}/{js.name}"))
     sobjects = {o.lower(): o for o in pkg.fields} | {"account": "Account"}
     for name in USER_MODE_CLASSES:
         code = strip_apex(pkg.classes.get(name, ""))
@@ -805,6 +817,8 @@ def self_test(root: pathlib.Path) -> int:
              "<field>Account.Sextant_P_Alive__c</field>", "<field>Account.Sextant_Status_At__c</field>"),
             (f"{src}/permissionsets/Sextant_User.permissionset-meta.xml",
              "<field>Sextant_Score__c.Reason__c</field>", "<field>Sextant_Score__c.Scored_At__c</field>"),
+            (f"{src}/lwc/sextantCaseSentiment/sextantCaseSentiment.js",
+             "Case.Account.Sextant_Churn_Band__c", "Case.Account.Sextant_Score_Log_Id__c"),
         ],
     }
     if any(run(root, quiet=True).values()):
