@@ -593,6 +593,16 @@ async fn the_demo_report_has_a_score_per_synced_account() {
         Some(2),
         "{answer}"
     );
+    // The trained model names the words behind each judgement.
+    let praise = &answer["results"][1];
+    assert!(
+        praise["factors"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|f| f["word"] == "great" && f["effect"].as_f64().is_some_and(|e| e > 0.0)),
+        "{praise}"
+    );
     {
         use sea_orm::{ConnectionTrait, Database, Statement};
         let db = Database::connect(format!(

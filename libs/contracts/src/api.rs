@@ -836,6 +836,22 @@ pub struct TextSentiment {
     /// How negative (−1) to positive (1) the text reads.
     #[schema(minimum = -1.0, maximum = 1.0)]
     pub intensity: f64,
+    /// The words that moved the intensity most, strongest first (at most 3).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub factors: Vec<WordFactor>,
+}
+
+/// One word's part in a text's sentiment, by occlusion: the intensity with every occurrence of
+/// the word minus the intensity without it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct WordFactor {
+    /// The word, lower-cased, as it appears in the text.
+    pub word: String,
+    /// Intensity with the word minus without it: negative pushes the text towards negative.
+    #[schema(minimum = -2.0, maximum = 2.0)]
+    pub effect: f64,
+    /// A sentence a person can read, e.g. `"refund" makes it read more negative`.
+    pub text: String,
 }
 
 /// The sentiment of each text, by the current sentiment model.

@@ -379,8 +379,9 @@ fn score_rows(
 
 /// The sentiment of up to 200 texts (case subjects and descriptions, emails, survey answers)
 /// by the current sentiment model — the one the feature store judges cases with — in request
-/// order: the most probable class, each class's probability, and an intensity from −1 (negative)
-/// to 1 (positive). Without a trained sentiment model the call is refused (`no_model`), never
+/// order: the most probable class, each class's probability, an intensity from −1 (negative)
+/// to 1 (positive), and the (at most three) words that moved it most, by leaving each out.
+/// Without a trained sentiment model the call is refused (`no_model`), never
 /// answered by a fallback.
 #[utoipa::path(
     request_body = SentimentRequest,
@@ -438,13 +439,17 @@ async fn sentiment(
         texts
             .iter()
             .map(|t| {
-                model.artifact.predict_validated(t).map(|s| TextSentiment {
-                    label: s.label.name().to_owned(),
-                    negative: s.probabilities[0],
-                    neutral: s.probabilities[1],
-                    positive: s.probabilities[2],
-                    intensity: s.intensity.clamp(-1.0, 1.0),
-                })
+                model
+                    .artifact
+                    .explain_validated(t, 3)
+                    .map(|(s, factors)| TextSentiment {
+                        label: s.label.name().to_owned(),
+                        negative: s.probabilities[0],
+                        neutral: s.probabilities[1],
+                        positive: s.probabilities[2],
+                        intensity: s.intensity.clamp(-1.0, 1.0),
+                        factors,
+                    })
             })
             .collect::<Result<Vec<_>, _>>()
     })
