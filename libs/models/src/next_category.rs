@@ -172,6 +172,18 @@ pub fn basket_label(categories: &[usize], other: usize) -> usize {
         .map_or(other, |(c, _)| c)
 }
 
+/// Why a category is expected next: the part of the model that gives it most of its score.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CategoryReason {
+    /// The customer buys it often (recently weighted).
+    Habit,
+    /// It usually follows orders like the customer's last one.
+    FollowsLastOrder,
+    /// It is what most follow-up orders are.
+    Popular,
+}
+
 /// The three weights of the model.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct NextCategoryConfig {
@@ -291,6 +303,55 @@ impl NextCategoryModel {
     /// # Errors
     /// A category index out of range.
     pub fn scores(&self, history: &[Basket], day: i64) -> Result<Vec<f64>, NextCategoryError> {
+        let (habit, trans) = self.parts(history, day)?;
+        Ok((0..self.scheme.len())
+            .map(|c| {
+                habit[c]
+                    + self.config.transition_weight * trans[c]
+                    + self.config.popularity_weight * self.popularity[c]
+            })
+            .collect())
+    }
+
+    /// Which of the three weighted parts gives category `c` most of its score: the reason a
+    /// record page shows next to the category.
+    ///
+    /// # Errors
+    /// A category index out of range.
+    pub fn reason(
+        &self,
+        history: &[Basket],
+        day: i64,
+        c: usize,
+    ) -> Result<CategoryReason, NextCategoryError> {
+        let (habit, trans) = self.parts(history, day)?;
+        let n = self.scheme.len();
+        if c >= n {
+            return Err(NextCategoryError::BadCategory { index: c, n });
+        }
+        let parts = [
+            (CategoryReason::Habit, habit[c]),
+            (
+                CategoryReason::FollowsLastOrder,
+                self.config.transition_weight * trans[c],
+            ),
+            (
+                CategoryReason::Popular,
+                self.config.popularity_weight * self.popularity[c],
+            ),
+        ];
+        Ok(parts
+            .iter()
+            .fold(parts[2], |best, p| if p.1 > best.1 { *p } else { best })
+            .0)
+    }
+
+    /// The habit and sequence parts of the score, each a distribution over categories.
+    fn parts(
+        &self,
+        history: &[Basket],
+        day: i64,
+    ) -> Result<(Vec<f64>, Vec<f64>), NextCategoryError> {
         let n = self.scheme.len();
         check(history, n)?;
         let other = self.scheme.other();
@@ -336,13 +397,7 @@ impl NextCategoryModel {
                 trans.iter_mut().for_each(|v| *v /= mass);
             }
         }
-        Ok((0..n)
-            .map(|c| {
-                habit[c]
-                    + self.config.transition_weight * trans[c]
-                    + self.config.popularity_weight * self.popularity[c]
-            })
-            .collect())
+        Ok((habit, trans))
     }
 
     /// The `k` most likely next categories with their scores, best first (ties: more popular first).

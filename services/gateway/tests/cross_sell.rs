@@ -238,6 +238,10 @@ async fn accounts_get_suggestions_from_their_own_purchases_with_reasons() {
         bag_buyer["next_category"][0]["category"], "BOX",
         "{bag_buyer}"
     );
+    assert_eq!(
+        bag_buyer["next_category"][0]["because"], "follows_last_order",
+        "{bag_buyer}"
+    );
     let newcomer = &results[1];
     assert_eq!(newcomer["basis"], "popularity", "{newcomer}");
     assert_eq!(newcomer["items"][0]["name"], "GREETING CARD");

@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 
 use super::{Basis, CrossSellArtifact, RecommendError};
-use crate::next_category::{Basket, NextCategoryModel};
+use crate::next_category::{Basket, CategoryReason, NextCategoryModel};
 
 /// What the trainer stores as a `cross-sell-vN` artefact and the gateway serves.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -78,6 +78,9 @@ pub struct CategoryGuess {
     pub category: String,
     /// Share of the model's total score over all categories (0..1; comparable within one answer).
     pub share: f64,
+    /// Why: `habit` (the customer buys it often), `follows_last_order` (it usually follows
+    /// orders like their last one) or `popular` (most follow-up orders are).
+    pub because: CategoryReason,
 }
 
 /// The answer for one customer.
@@ -231,11 +234,17 @@ impl CrossSellModel {
         let next_category = scores
             .into_iter()
             .take(3)
-            .map(|(c, s)| CategoryGuess {
-                category: self.category_name(c),
-                share: if total > 0.0 { s.max(0.0) / total } else { 0.0 },
+            .map(|(c, s)| {
+                Ok(CategoryGuess {
+                    category: self.category_name(c),
+                    share: if total > 0.0 { s.max(0.0) / total } else { 0.0 },
+                    because: self
+                        .next_category
+                        .reason(&baskets, today, c)
+                        .map_err(|e| RecommendError::BadArtifact(e.to_string()))?,
+                })
             })
-            .collect();
+            .collect::<Result<Vec<_>, RecommendError>>()?;
         Ok(CrossSellAnswer {
             items,
             basis: recs.basis,
@@ -356,8 +365,9 @@ mod tests {
             first.because.as_ref().map(|b| b.name.as_str()),
             Some("LUNCH BAG")
         );
-        // After a bag order, the next order is a mug order.
+        // After a bag order, the next order is a mug order, because of that bag order.
         assert_eq!(a.next_category[0].category, "MUG");
+        assert_eq!(a.next_category[0].because, CategoryReason::FollowsLastOrder);
         let total: f64 = a.next_category.iter().map(|g| g.share).sum();
         assert!(total > 0.0 && total <= 1.0 + 1e-9, "{total}");
         Ok(())
@@ -395,6 +405,13 @@ mod tests {
         assert_eq!(a.items[0].item, "CARD");
         assert!(a.items.iter().all(|s| s.because.is_none()));
         assert_eq!(a.next_category.len(), 3);
+        assert!(
+            a.next_category
+                .iter()
+                .all(|g| g.because == CategoryReason::Popular),
+            "without history only popularity speaks: {:?}",
+            a.next_category
+        );
         Ok(())
     }
 
