@@ -627,6 +627,27 @@ async fn the_demo_report_has_a_score_per_synced_account() {
                 )
             })
             .collect();
+        // Every served churn score reaches the prediction log (sent in the background).
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let logged: i64 = db
+                .query_one_raw(Statement::from_string(
+                    db.get_database_backend(),
+                    "SELECT COUNT(*) AS n FROM fs_prediction WHERE model_version LIKE 'churn-v%'",
+                ))
+                .await
+                .expect("prediction log")
+                .and_then(|r| r.try_get("", "n").ok())
+                .unwrap_or(0);
+            if logged >= 271 {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{logged} of 271 scores logged"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
         assert_eq!(judged.len(), 1, "one scorer judged every case: {judged:?}");
         assert_eq!(judged[0].0.as_deref(), Some("model:sentiment-v1"));
         assert!(judged[0].1 > 0, "cases were synced: {judged:?}");

@@ -303,6 +303,83 @@ pub struct OnlineFeaturesRequest {
     pub org_id: Option<crate::OrgId>,
 }
 
+/// The most predictions one log call takes.
+pub const MAX_PREDICTIONS_PER_CALL: usize = 1000;
+
+/// One churn score the gateway served, as the prediction log keeps it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PredictionRecord {
+    pub account_id: SalesforceId,
+    #[schema(value_type = String)]
+    pub model_version: ModelVersion,
+    /// When the score was served.
+    pub scored_at: DateTime<Utc>,
+    /// Churn probability, 0..1.
+    #[schema(minimum = 0.0, maximum = 1.0)]
+    pub score: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub band: Option<String>,
+    /// The next best action's code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
+    /// The model's horizon: churn = no purchase within this many days of `scored_at`.
+    #[schema(minimum = 1, maximum = 730)]
+    pub horizon_days: u32,
+}
+
+/// A batch of served predictions for the log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PredictionBatch {
+    /// The org; the store's default org when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub org_id: Option<crate::OrgId>,
+    #[schema(min_items = 1, max_items = 1000)]
+    pub predictions: Vec<PredictionRecord>,
+}
+
+/// What a log call stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct PredictionBatchResponse {
+    /// New rows (a prediction already logged is not stored twice).
+    pub stored: u64,
+}
+
+/// How one week of a model's predictions turned out.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct RealisedWeek {
+    /// Monday of the week the scores were served.
+    pub week_start: NaiveDate,
+    /// Matured predictions (their horizon has passed).
+    pub predictions: u64,
+    /// Of those, accounts that did churn (no purchase within the horizon).
+    pub churned: u64,
+    /// ROC-AUC of the scores against what happened; absent when one outcome is missing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub roc_auc: Option<f64>,
+    /// Mean predicted churn probability (calibration: compare with `churn_rate`).
+    pub mean_score: f64,
+    /// Share that churned.
+    pub churn_rate: f64,
+}
+
+/// Realised accuracy of one model version over time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct RealisedAccuracy {
+    #[schema(value_type = String)]
+    pub model_version: ModelVersion,
+    /// The store's today: predictions whose horizon ends after it are not judged yet.
+    pub as_of: NaiveDate,
+    /// Oldest week first.
+    pub weeks: Vec<RealisedWeek>,
+    /// Matured predictions read (at most `max_rows`, oldest first).
+    pub rows_read: u64,
+    /// Whether `max_rows` cut the report short.
+    pub truncated: bool,
+}
+
 /// Asks for the recent purchases of up to 200 accounts (the cross-sell model's input).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -40,6 +40,8 @@ use crate::store;
         drift,
         crate::purchases::export_purchases,
         crate::purchases::purchase_history,
+        crate::predictions::log_predictions,
+        crate::predictions::realised,
         healthz,
         readyz
     ),
@@ -70,6 +72,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(drift)
         .service(crate::purchases::export_purchases)
         .service(crate::purchases::purchase_history)
+        .service(crate::predictions::log_predictions)
+        .service(crate::predictions::realised)
         .service(healthz)
         .service(readyz);
 }

@@ -21,6 +21,7 @@
 
 pub mod api;
 pub mod migration;
+pub mod predictions;
 pub mod purchases;
 pub mod sentiment;
 pub mod store;
@@ -71,6 +72,13 @@ mod settings {
         /// Seconds between re-reads of `sentiment_model_url`.
         #[serde(default = "default_sentiment_refresh_secs")]
         pub sentiment_refresh_secs: u64,
+        /// Days the prediction log keeps a served score (older rows are swept hourly).
+        #[serde(default = "default_prediction_retention_days")]
+        pub prediction_retention_days: u32,
+    }
+
+    fn default_prediction_retention_days() -> u32 {
+        400
     }
 
     fn default_sentiment_refresh_secs() -> u64 {
@@ -150,6 +158,7 @@ mod settings {
                 purchase_statuses: default_purchase_statuses(),
                 sentiment_model_url: None,
                 sentiment_refresh_secs: default_sentiment_refresh_secs(),
+                prediction_retention_days: default_prediction_retention_days(),
             }
         }
     }
@@ -272,6 +281,10 @@ impl Application {
         // Stops with the runtime; a page it was writing is one transaction, so nothing is
         // half-written, and marks left behind are picked up on the next start or by a lookup.
         tokio::spawn(refresh_online_queue(state.clone().into_inner(), refresher));
+        tokio::spawn(predictions::sweep(
+            state.clone().into_inner(),
+            settings.prediction_retention_days.max(1),
+        ));
         if let Some(url) = settings.sentiment_model_url.clone() {
             let watch = SentimentMetrics {
                 loaded: metrics

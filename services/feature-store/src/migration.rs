@@ -21,6 +21,10 @@
 //! - `m0005_case_sentiment_scorer`: `fs_case.sentiment_scorer`, which scorer judged the case's
 //!   `negative` flag (`lexicon` or `model:<version>`); NULL for versions stored before it (the
 //!   lexicon judged those).
+//! - `m0006_prediction_log`: `fs_prediction`, every churn score the gateway served (account,
+//!   model version, when, score, band, action, horizon), keyed so a replayed batch inserts
+//!   nothing twice, with an index by `(org_id, model_version, scored_us)` for the realised-
+//!   accuracy report and the retention sweep.
 
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use sea_orm_migration::prelude::*;
@@ -40,6 +44,7 @@ impl MigratorTrait for Migrator {
             Box::new(OnlineRefreshQueue),
             Box::new(OrderItemProductIndex),
             Box::new(CaseSentimentScorer),
+            Box::new(PredictionLog),
         ]
     }
 }
@@ -565,6 +570,63 @@ impl MigrationTrait for CaseSentimentScorer {
                     .drop_column(Alias::new("sentiment_scorer"))
                     .to_owned(),
             )
+            .await
+    }
+}
+
+/// The prediction log (see the module doc).
+#[derive(Debug)]
+struct PredictionLog;
+
+impl MigrationName for PredictionLog {
+    fn name(&self) -> &'static str {
+        "m0006_prediction_log"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for PredictionLog {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_table(
+                Table::create()
+                    .table(Alias::new("fs_prediction"))
+                    .if_not_exists()
+                    .col(col("org_id").string().not_null())
+                    .col(col("account_id").string().not_null())
+                    .col(col("model_version").string().not_null())
+                    .col(col("scored_us").big_integer().not_null())
+                    .col(col("score").double().not_null())
+                    .col(col("band").string().null())
+                    .col(col("action").string().null())
+                    .col(col("horizon_days").integer().not_null())
+                    .primary_key(
+                        Index::create()
+                            .col(Alias::new("org_id"))
+                            .col(Alias::new("account_id"))
+                            .col(Alias::new("model_version"))
+                            .col(Alias::new("scored_us")),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("fs_prediction_version_time")
+                    .table(Alias::new("fs_prediction"))
+                    .if_not_exists()
+                    .col(Alias::new("org_id"))
+                    .col(Alias::new("model_version"))
+                    .col(Alias::new("scored_us"))
+                    .to_owned(),
+            )
+            .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .drop_table(Table::drop().table(Alias::new("fs_prediction")).to_owned())
             .await
     }
 }

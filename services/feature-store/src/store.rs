@@ -1537,11 +1537,113 @@ impl Store {
         Ok(out)
     }
 
+    /// Logs served predictions; a prediction already logged (same org, account, version and
+    /// time) is skipped. Returns the rows inserted.
+    pub async fn log_predictions(
+        &self,
+        org: &str,
+        rows: &[LoggedPrediction],
+    ) -> Result<u64, DbErr> {
+        let mut stored = 0;
+        for chunk in rows.chunks(INSERT_CHUNK / 2) {
+            let mut q = Q::new(self.backend);
+            let values: Vec<String> = chunk
+                .iter()
+                .map(|r| {
+                    format!(
+                        "({}, {}, {}, {}, {}, {}, {}, {})",
+                        q.bind(org.to_owned()),
+                        q.bind(r.account_id.clone()),
+                        q.bind(r.model_version.clone()),
+                        q.bind(r.scored_us),
+                        q.bind(r.score),
+                        q.bind(r.band.clone()),
+                        q.bind(r.action.clone()),
+                        q.bind(r.horizon_days),
+                    )
+                })
+                .collect();
+            q.sql = format!(
+                "INSERT INTO fs_prediction (org_id, account_id, model_version, scored_us, score, band, action, horizon_days) \
+                 VALUES {} ON CONFLICT DO NOTHING",
+                values.join(", ")
+            );
+            stored += self.db.execute_raw(q.statement()).await?.rows_affected();
+        }
+        Ok(stored)
+    }
+
+    /// A page of a model version's predictions served before `before_us`, in `(scored_us,
+    /// account_id)` order after `after` (keyset paging on the version-time index).
+    pub async fn predictions_page(
+        &self,
+        org: &str,
+        model_version: &str,
+        before_us: i64,
+        after: Option<(i64, String)>,
+        limit: usize,
+    ) -> Result<Vec<LoggedPrediction>, DbErr> {
+        let mut q = Q::new(self.backend);
+        let o = q.bind(org.to_owned());
+        let v = q.bind(model_version.to_owned());
+        let b = q.bind(before_us);
+        let after_clause = match after {
+            Some((t, a)) => {
+                let t1 = q.bind(t);
+                let a1 = q.bind(a);
+                format!("AND (scored_us > {t1} OR (scored_us = {t1} AND account_id > {a1}))")
+            }
+            None => String::new(),
+        };
+        let lim = q.bind(i64::try_from(limit).unwrap_or(i64::MAX));
+        q.sql = format!(
+            "SELECT account_id, model_version, scored_us, score, band, action, horizon_days FROM fs_prediction \
+             WHERE org_id = {o} AND model_version = {v} AND scored_us < {b} {after_clause} \
+             ORDER BY scored_us, account_id LIMIT {lim}"
+        );
+        Self::rows(&self.db, q)
+            .await?
+            .into_iter()
+            .map(|r| {
+                Ok(LoggedPrediction {
+                    account_id: r.try_get("", "account_id")?,
+                    model_version: r.try_get("", "model_version")?,
+                    scored_us: r.try_get("", "scored_us")?,
+                    score: r.try_get("", "score")?,
+                    band: r.try_get("", "band")?,
+                    action: r.try_get("", "action")?,
+                    horizon_days: r.try_get("", "horizon_days")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Deletes logged predictions served before `before_us`; returns how many.
+    pub async fn purge_predictions(&self, before_us: i64) -> Result<u64, DbErr> {
+        let mut q = Q::new(self.backend);
+        let b = q.bind(before_us);
+        q.sql = format!("DELETE FROM fs_prediction WHERE scored_us < {b}");
+        Ok(self.db.execute_raw(q.statement()).await?.rows_affected())
+    }
+
     /// The database connection, for read-only streaming work.
     #[must_use]
     pub fn connection(&self) -> &DatabaseConnection {
         &self.db
     }
+}
+
+/// One logged prediction (see [`Store::log_predictions`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoggedPrediction {
+    pub account_id: String,
+    pub model_version: String,
+    /// When it was served, microseconds since the epoch.
+    pub scored_us: i64,
+    pub score: f64,
+    pub band: Option<String>,
+    pub action: Option<String>,
+    pub horizon_days: i32,
 }
 
 /// One current purchase line (see [`Store::purchase_lines`]).

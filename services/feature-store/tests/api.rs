@@ -1276,3 +1276,103 @@ async fn purchases_export_and_history_hold_only_current_purchase_lines() {
         }
     }
 }
+
+#[tokio::test]
+async fn the_prediction_log_judges_matured_scores_against_later_purchases() {
+    for db in databases().await {
+        let app = spawn(&db, "2011-12-10").await;
+        load(&app).await;
+        let p = |account: u64, at: &str, score: f64, horizon: u32| {
+            json!({"account_id": aid(account), "model_version": "churn-v3",
+                "scored_at": format!("{at}T09:00:00Z"), "score": score, "band": "high",
+                "action": "retention_offer", "horizon_days": horizon})
+        };
+        // Account 1 orders on 2011-06-20 (within 30 days of 2011-06-01), account 2 never again.
+        let batch = json!({"predictions": [
+            p(1, "2011-06-01", 0.1, 30),
+            p(2, "2011-06-01", 0.8, 30),
+            p(3, "2011-12-01", 0.5, 90),
+        ]});
+        let (status, body) = app.post("/v1/predictions", &batch).await;
+        assert_eq!(
+            (status, body["stored"].as_u64()),
+            (200, Some(3)),
+            "{db}: {body}"
+        );
+        let (status, body) = app.post("/v1/predictions", &batch).await;
+        assert_eq!(
+            (status, body["stored"].as_u64()),
+            (200, Some(0)),
+            "{db}: a replay stores nothing"
+        );
+
+        let (status, report) = get(&app, "/v1/predictions/realised?model_version=churn-v3").await;
+        assert_eq!(status, 200, "{db}: {report}");
+        assert_eq!(report["as_of"], "2011-12-10");
+        assert_eq!(
+            report["rows_read"], 2,
+            "{db}: the December score has not matured: {report}"
+        );
+        assert_eq!(report["truncated"], false);
+        let weeks = report["weeks"].as_array().expect("weeks");
+        assert_eq!(weeks.len(), 1, "{db}: {report}");
+        let w = &weeks[0];
+        assert_eq!(w["week_start"], "2011-05-30");
+        assert_eq!(
+            (w["predictions"].as_u64(), w["churned"].as_u64()),
+            (Some(2), Some(1))
+        );
+        assert_eq!(w["roc_auc"].as_f64(), Some(1.0), "{db}: {w}");
+        assert!((w["mean_score"].as_f64().unwrap_or(0.0) - 0.45).abs() < 1e-9);
+        assert_eq!(w["churn_rate"].as_f64(), Some(0.5));
+
+        let (_, report) = get(&app, "/v1/predictions/realised?model_version=churn-v4").await;
+        assert_eq!(report["weeks"], json!([]), "{db}: versions do not mix");
+        for (path, code) in [
+            (
+                "/v1/predictions/realised?model_version=nope",
+                "invalid_parameter",
+            ),
+            (
+                "/v1/predictions/realised?model_version=churn-v3&max_rows=0",
+                "invalid_parameter",
+            ),
+        ] {
+            let (status, body) = get(&app, path).await;
+            assert_eq!(
+                (status, body["code"].as_str()),
+                (400, Some(code)),
+                "{db}: {path}"
+            );
+        }
+        for (request, code) in [
+            (json!({"predictions": []}), "empty_request"),
+            (
+                json!({"predictions": [p(1, "2011-06-01", 1.5, 30)]}),
+                "invalid_parameter",
+            ),
+            (
+                json!({"predictions": [p(1, "2011-06-01", 0.5, 0)]}),
+                "invalid_parameter",
+            ),
+        ] {
+            let (status, body) = app.post("/v1/predictions", &request).await;
+            assert_eq!(
+                (status, body["code"].as_str()),
+                (400, Some(code)),
+                "{db}: {request}"
+            );
+        }
+    }
+}
+
+async fn get(app: &TestApp, path: &str) -> (u16, Value) {
+    let resp = app
+        .http
+        .get(format!("{}{path}", app.base))
+        .send()
+        .await
+        .expect("sent");
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}

@@ -6,9 +6,10 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, get, post, web};
 use sextant_contracts::api::{
     ClvEstimate, ClvUnavailable, FeatureRow, Health, MAX_RECORDS_PER_CALL,
-    MAX_SENTIMENT_TEXT_CHARS, OnlineFeatures, OnlineFeaturesRequest, PropensityRecordError,
-    PropensityScore, PropensityScoreRequest, PropensityScoreResponse, RecordClv, RecordError,
-    RecordScore, ScoreRequest, ScoreResponse, SentimentRequest, SentimentResponse, TextSentiment,
+    MAX_SENTIMENT_TEXT_CHARS, OnlineFeatures, OnlineFeaturesRequest, PredictionRecord,
+    PropensityRecordError, PropensityScore, PropensityScoreRequest, PropensityScoreResponse,
+    RecordClv, RecordError, RecordScore, ScoreRequest, ScoreResponse, SentimentRequest,
+    SentimentResponse, TextSentiment,
 };
 use sextant_contracts::{ErrorBody, ErrorCode, SalesforceId};
 use sextant_models::ModelError;
@@ -236,6 +237,11 @@ async fn scores(
                 .map_err(|e| e.to_string())?;
             Ok((m, layout))
         });
+    // The label window the log judges each score by; models stored before sequences had none.
+    let log_horizon = match &*model {
+        ServedChurnModel::Sequence(m) => Some(m.horizon_days),
+        ServedChurnModel::Mlp(_) => None,
+    };
     let horizon = state.clv_horizon;
     let policy = state.policy.clone();
     let scored = web::block(move || {
@@ -251,6 +257,20 @@ async fn scores(
         ),
         other => ApiError::internal("scoring", other),
     })?;
+    if let Some(horizon_days) = log_horizon {
+        let now = chrono::Utc::now();
+        for s in &scored {
+            state.prediction_log.record(PredictionRecord {
+                account_id: s.record_id.clone(),
+                model_version: version.clone(),
+                scored_at: now,
+                score: s.score,
+                band: s.band.map(|b| b.as_str().to_owned()),
+                action: s.next_best_action.as_ref().map(|a| a.code.clone()),
+                horizon_days,
+            });
+        }
+    }
     tracing::info!(caller = caller.sub.as_deref().unwrap_or("-"), scored = scored.len(), unscored = errors.len(), version = %version, "Scored records.");
     Ok(web::Json(ScoreResponse {
         model_version: version,

@@ -22,6 +22,7 @@ pub mod auth;
 pub mod cross_sell;
 pub mod jwks;
 pub mod model_cache;
+pub mod prediction_log;
 pub mod propensity;
 pub mod rate_limit;
 
@@ -186,6 +187,8 @@ pub struct AppState {
     pub clv_models: Arc<model_cache::ModelCache<ClvArtifact>>,
     pub sentiment_models: Arc<model_cache::ModelCache<model_cache::ServedSentiment>>,
     pub cross_sell_models: Arc<model_cache::ModelCache<cross_sell::ServedCrossSell>>,
+    /// Every served churn score goes to the feature store's prediction log.
+    pub prediction_log: Arc<prediction_log::PredictionLog>,
     pub propensity: Arc<propensity::PropensityModels>,
     pub clv_horizon: ValueHorizon,
     pub policy: ActionPolicy,
@@ -262,6 +265,11 @@ impl Application {
             clv_models,
             sentiment_models,
             cross_sell_models,
+            prediction_log: Arc::new(prediction_log::PredictionLog::start(
+                http.clone(),
+                &settings.feature_store_url,
+                Some(&metrics),
+            )),
             propensity,
             clv_horizon,
             policy: settings.action_policy.clone(),
