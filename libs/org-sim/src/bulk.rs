@@ -512,7 +512,9 @@ pub(crate) fn upsert_records(
                 }
                 Some((name, kind)) => {
                     let ok = match kind {
-                        FieldType::Double | FieldType::Currency => v.is_number() || v.is_null(),
+                        FieldType::Double | FieldType::Currency | FieldType::Percent => {
+                            v.is_number() || v.is_null()
+                        }
                         FieldType::Boolean => v.is_boolean(),
                         _ => v.is_string() || v.is_null(),
                     };

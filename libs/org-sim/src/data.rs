@@ -21,6 +21,8 @@ pub enum FieldType {
     TextArea,
     Double,
     Currency,
+    Percent,
+    Picklist,
     Boolean,
     Date,
     DateTime,
@@ -31,6 +33,37 @@ pub enum FieldType {
 pub struct FieldDef {
     pub name: &'static str,
     pub kind: FieldType,
+}
+
+impl FieldDef {
+    /// The object a reference points at, as describe's `referenceTo` lists it: `AccountId` and
+    /// `Account__c` point at `Account` (the simulator's naming rule; empty for other kinds).
+    pub fn reference_to(&self) -> Option<&'static str> {
+        if self.kind != FieldType::Reference {
+            return None;
+        }
+        self.name
+            .strip_suffix("__c")
+            .or_else(|| self.name.strip_suffix("Id"))
+            .filter(|s| !s.is_empty())
+    }
+
+    /// The describe `type` of the field.
+    pub fn describe_type(&self) -> &'static str {
+        match self.kind {
+            FieldType::Id => "id",
+            FieldType::Reference => "reference",
+            FieldType::String => "string",
+            FieldType::TextArea => "textarea",
+            FieldType::Double => "double",
+            FieldType::Currency => "currency",
+            FieldType::Percent => "percent",
+            FieldType::Picklist => "picklist",
+            FieldType::Boolean => "boolean",
+            FieldType::Date => "date",
+            FieldType::DateTime => "datetime",
+        }
+    }
 }
 
 /// An object (table) of the org.
@@ -72,6 +105,8 @@ impl SObject {
 #[derive(Debug, Clone, Default)]
 pub struct OrgData {
     objects: BTreeMap<String, SObject>,
+    /// Data Cloud objects (DMOs `…__dlm`, DLOs `…__dll`): read only through Query API v2.
+    data_cloud: BTreeMap<String, SObject>,
 }
 
 /// Why the sample could not be loaded.
@@ -112,6 +147,20 @@ impl OrgData {
     /// Mutable access, for tests that edit records.
     pub fn object_mut(&mut self, name: &str) -> Option<&mut SObject> {
         self.objects
+            .values_mut()
+            .find(|o| o.name.eq_ignore_ascii_case(name))
+    }
+
+    /// A Data Cloud object (DMO or DLO) by name, case-insensitively.
+    pub fn dc_object(&self, name: &str) -> Option<&SObject> {
+        self.data_cloud
+            .values()
+            .find(|o| o.name.eq_ignore_ascii_case(name))
+    }
+
+    /// Mutable access to a Data Cloud object, for tests that edit rows.
+    pub fn dc_object_mut(&mut self, name: &str) -> Option<&mut SObject> {
+        self.data_cloud
             .values_mut()
             .find(|o| o.name.eq_ignore_ascii_case(name))
     }
@@ -229,6 +278,37 @@ impl OrgData {
             ],
         );
 
+        // A custom object, as customers keep behaviour: a web visit of an account (standard
+        // fields plus `__c` ones of several types, a nullable number among them).
+        let mut visit = SObject::new(
+            "Web_Visit__c",
+            "a0V",
+            &[
+                ("Id", T::Id),
+                ("Name", T::String),
+                ("Account__c", T::Reference),
+                ("Visit_Date__c", T::DateTime),
+                ("Duration_Seconds__c", T::Double),
+                ("Channel__c", T::Picklist),
+                ("Status__c", T::Picklist),
+                timestamp_fields()[0],
+                timestamp_fields()[1],
+            ],
+        );
+        // A Data Cloud data model object of engagements (what `ssot__Engagement__dlm` holds).
+        let mut engagement = SObject::new(
+            "ssot__Engagement__dlm",
+            "",
+            &[
+                ("ssot__Id__c", T::String),
+                ("ssot__AccountId__c", T::String),
+                ("ssot__EngagementChannel__c", T::String),
+                ("ssot__EngagementDateTm__c", T::DateTime),
+                ("ssot__Value__c", T::Double),
+                ("ssot__LastModifiedDate__c", T::DateTime),
+            ],
+        );
+
         // Customers in CustomerID order; products in first-seen order; invoices in file order.
         let mut customers: BTreeMap<u32, (String, DateTime<Utc>, DateTime<Utc>)> = BTreeMap::new();
         let mut products: Vec<(String, String, DateTime<Utc>)> = Vec::new();
@@ -325,6 +405,30 @@ impl OrgData {
                 ("LastModifiedDate", Value::from(sf_datetime(at))),
             ]));
             order_ids.push(id);
+            // A web visit the day before each purchase; every tenth without a duration.
+            let seen = *at - chrono::Duration::days(1);
+            let duration = if n % 10 == 9 {
+                Value::Null
+            } else {
+                Value::from(((n * 37) % 600 + 30) as f64)
+            };
+            visit.rows.push(row(&[
+                (
+                    "Id",
+                    Value::from(SalesforceId::from_parts("a0V", POD, n as u64 + 1).as_str()),
+                ),
+                ("Name", Value::from(format!("WV-{:06}", n + 1))),
+                ("Account__c", order.rows[n]["AccountId"].clone()),
+                ("Visit_Date__c", Value::from(sf_datetime(&seen))),
+                ("Duration_Seconds__c", duration),
+                ("Channel__c", Value::from(["Web", "Email", "Mobile"][n % 3])),
+                (
+                    "Status__c",
+                    Value::from(if n % 7 == 6 { "Bounced" } else { "Completed" }),
+                ),
+                ("CreatedDate", Value::from(sf_datetime(&seen))),
+                ("LastModifiedDate", Value::from(sf_datetime(&seen))),
+            ]));
         }
         for (n, l) in lines.iter().enumerate() {
             let order_id = &order_ids[invoice_index[&l.invoice]];
@@ -369,6 +473,25 @@ impl OrgData {
                 ("LastModifiedDate", Value::from(sf_datetime(&at))),
             ]));
         }
+        // Data Cloud engagements: an email open a week after each case, worth its snippet's length.
+        for (n, c) in case.rows.iter().enumerate() {
+            let at = c["CreatedDate"]
+                .as_str()
+                .and_then(|s| chrono::DateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.3f%z").ok())
+                .map(|d| d.with_timezone(&Utc) + chrono::Duration::days(7))
+                .unwrap_or_default();
+            let text_len = c["Description"].as_str().map_or(0, str::len);
+            engagement.rows.push(row(&[
+                ("ssot__Id__c", Value::from(format!("ENG-{:06}", n + 1))),
+                ("ssot__AccountId__c", c["AccountId"].clone()),
+                ("ssot__EngagementChannel__c", Value::from("email_open")),
+                ("ssot__EngagementDateTm__c", Value::from(sf_datetime(&at))),
+                ("ssot__Value__c", Value::from(text_len as f64)),
+                ("ssot__LastModifiedDate__c", Value::from(sf_datetime(&at))),
+            ]));
+        }
+        org.data_cloud
+            .insert(engagement.name.to_owned(), engagement);
         product.fields.push(FieldDef {
             name: "Family",
             kind: T::String,
@@ -377,7 +500,7 @@ impl OrgData {
             // The sample's catalogue has no families: categories come from product names.
             r.insert("Family".into(), Value::Null);
         }
-        for mut o in [account, contact, product, order, item, case] {
+        for mut o in [account, contact, product, order, item, case, visit] {
             // Every object has SystemModstamp (the sample's records were last touched when they
             // were last modified) and IsDeleted, as in a real org.
             o.fields.push(FieldDef {

@@ -300,7 +300,7 @@ fn cell_value(cell: &str, kind: Option<FieldType>) -> Option<Value> {
         return Some(Value::Null);
     }
     Some(match kind {
-        Some(FieldType::Double | FieldType::Currency) => match cell.parse::<f64>() {
+        Some(FieldType::Double | FieldType::Currency | FieldType::Percent) => match cell.parse::<f64>() {
             Ok(x) => Value::from(x),
             // Not a number: the write fails on the field's type check.
             Err(_) => Value::from(cell),

@@ -577,6 +577,10 @@ impl OrgSim {
                     web::get().to(query_more),
                 )
                 .route(
+                    "/services/data/v{version}/sobjects/{object}/describe",
+                    web::get().to(describe),
+                )
+                .route(
                     "/services/a360/token",
                     web::post().to(crate::datacloud::a360_token),
                 )
@@ -1120,6 +1124,75 @@ pub(crate) fn authorise(
         )));
     }
     Ok(*usage)
+}
+
+/// `GET /sobjects/{object}/describe`: the object's fields in describe order, with the keys
+/// of Salesforce's body that clients read (see `sobject_describe_custom_object.json`); an
+/// unknown object is `404 NOT_FOUND`.
+async fn describe(
+    state: web::Data<State>,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+) -> HttpResponse {
+    let (version, name) = path.into_inner();
+    if let Err(resp) = authorise(&state, &req, &version) {
+        return *resp;
+    }
+    let org = read_org(&state);
+    let Some(object) = org.object(&name) else {
+        return rest_error(
+            StatusCode::NOT_FOUND,
+            "NOT_FOUND",
+            "The requested resource does not exist",
+        );
+    };
+    let fields: Vec<Value> = object
+        .fields
+        .iter()
+        .map(|f| {
+            let system = matches!(
+                f.name,
+                "Id" | "IsDeleted" | "CreatedDate" | "LastModifiedDate" | "SystemModstamp"
+            );
+            json!({
+                "name": f.name,
+                "type": f.describe_type(),
+                "label": f.name.trim_end_matches("__c").replace('_', " "),
+                "custom": f.name.ends_with("__c"),
+                "nillable": !system && f.name != "Name",
+                "createable": !system,
+                "updateable": !system,
+                "filterable": true,
+                "sortable": true,
+                "externalId": false,
+                "idLookup": f.name == "Id",
+                "calculated": false,
+                "deprecatedAndHidden": false,
+                "referenceTo": f.reference_to().into_iter().collect::<Vec<_>>(),
+                "relationshipName": f.reference_to().map(|_| f.name.replace("__c", "__r").trim_end_matches("Id").to_owned()),
+                "picklistValues": [],
+            })
+        })
+        .collect();
+    HttpResponse::Ok()
+        .content_type("application/json;charset=UTF-8")
+        .json(json!({
+            "name": object.name,
+            "label": object.name.trim_end_matches("__c").replace('_', " "),
+            "custom": object.name.ends_with("__c"),
+            "keyPrefix": object.key_prefix,
+            "queryable": true,
+            "retrieveable": true,
+            "createable": true,
+            "updateable": true,
+            "deletable": true,
+            "replicateable": true,
+            "searchable": true,
+            "urls": {
+                "describe": format!("/services/data/v{version}/sobjects/{}/describe", object.name),
+            },
+            "fields": fields,
+        }))
 }
 
 /// `Sforce-Query-Options: batchSize=N` (200..2000) is a hint; out-of-range values are ignored.

@@ -330,6 +330,29 @@ pub fn execute_with(
             ),
         });
     };
+    run(object, &query, q, include_deleted, false)
+}
+
+/// Runs Data Cloud SQL (the same subset, over the org's Data Cloud objects): a timestamp may be
+/// compared with a quoted string, as Data Cloud casts it.
+pub fn execute_dc(org: &OrgData, q: &str) -> Result<QueryResult, SoqlError> {
+    let query = parse(q)?;
+    let Some(object) = org.dc_object(&query.object.0) else {
+        return Err(SoqlError {
+            code: "INVALID_TYPE",
+            message: format!("object '{}' not found", query.object.0),
+        });
+    };
+    run(object, &query, q, false, true)
+}
+
+fn run(
+    object: &crate::data::SObject,
+    query: &Query,
+    q: &str,
+    include_deleted: bool,
+    quoted_times: bool,
+) -> Result<QueryResult, SoqlError> {
     let resolve = |(name, at): &(String, usize)| {
         object
             .field(name)
@@ -341,7 +364,13 @@ pub fn execute_with(
     let mut conditions = Vec::new();
     for c in &query.conditions {
         let (name, kind) = resolve(&c.field)?;
-        conditions.push((name, kind, c.op.as_str(), literal_value(&c.literal, kind)?));
+        let literal = match (&c.literal, kind) {
+            (Literal::Str(t), FieldType::Date | FieldType::DateTime) if quoted_times => {
+                literal_value(&Literal::Word(t.clone()), kind)?
+            }
+            (l, _) => literal_value(l, kind)?,
+        };
+        conditions.push((name, kind, c.op.as_str(), literal));
     }
     let mut order = Vec::new();
     for (name, at, desc) in &query.order_by {
@@ -412,14 +441,18 @@ fn literal_value(lit: &Literal, kind: FieldType) -> Result<Value, SoqlError> {
         (Literal::Word(w), _) if w.eq_ignore_ascii_case("null") => Ok(Value::Null),
         (
             Literal::Str(s),
-            FieldType::Id | FieldType::Reference | FieldType::String | FieldType::TextArea,
+            FieldType::Id
+            | FieldType::Reference
+            | FieldType::String
+            | FieldType::TextArea
+            | FieldType::Picklist,
         ) => Ok(Value::from(s.as_str())),
         (Literal::Word(w), FieldType::Boolean) => match w.to_ascii_lowercase().as_str() {
             "true" => Ok(Value::from(true)),
             "false" => Ok(Value::from(false)),
             _ => Err(bad(w)),
         },
-        (Literal::Word(w), FieldType::Double | FieldType::Currency) => {
+        (Literal::Word(w), FieldType::Double | FieldType::Currency | FieldType::Percent) => {
             w.parse::<f64>().map(Value::from).map_err(|_| bad(w))
         }
         (Literal::Word(w), FieldType::Date) if w.len() == 10 => Ok(Value::from(w.as_str())),
@@ -444,7 +477,7 @@ fn compare(a: &Value, b: &Value, kind: FieldType) -> Ordering {
         (Value::Null, _) => Ordering::Less,
         (_, Value::Null) => Ordering::Greater,
         _ => match kind {
-            FieldType::Double | FieldType::Currency => a
+            FieldType::Double | FieldType::Currency | FieldType::Percent => a
                 .as_f64()
                 .unwrap_or(0.0)
                 .partial_cmp(&b.as_f64().unwrap_or(0.0))
