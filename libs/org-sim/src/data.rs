@@ -182,6 +182,20 @@ impl OrgData {
         Self::from_online_retail(&csv_text, CASE_SNIPPETS)
     }
 
+    /// The org loaded with only the first `lines` invoice lines of the embedded sample (small
+    /// orgs for end-to-end tests; the sample is in date order, so these are its first weeks).
+    pub fn embedded_sample_head(lines: usize) -> Result<Self, DataError> {
+        let mut csv_text = String::new();
+        flate2::read::GzDecoder::new(SAMPLE_CSV_GZ)
+            .read_to_string(&mut csv_text)
+            .map_err(|e| DataError(format!("gunzip: {e}")))?;
+        let end = csv_text
+            .match_indices('\n')
+            .nth(lines)
+            .map_or(csv_text.len(), |(i, _)| i + 1);
+        Self::from_online_retail(&csv_text[..end], CASE_SNIPPETS)
+    }
+
     /// Builds the org from Online Retail invoice lines (CSV text with the source's header) and
     /// tab-separated review snippets (`id<TAB>sentiment<TAB>text`).
     pub fn from_online_retail(csv_text: &str, snippets: &str) -> Result<Self, DataError> {

@@ -166,8 +166,7 @@ fn a_custom_object_describe_parses() {
     let Some(body) = fixture("sobject_describe_custom_object.json") else {
         return;
     };
-    let d: sextant_salesforce::wire::SObjectDescribe =
-        serde_json::from_str(&body).expect("parses");
+    let d: sextant_salesforce::wire::SObjectDescribe = serde_json::from_str(&body).expect("parses");
     assert_eq!(d.name, "Whizbang");
     assert!(d.queryable);
     let id = d.field("id").expect("case-insensitive lookup");

@@ -198,7 +198,13 @@ pub async fn schedule_tick(state: &web::Data<AppState>) -> Result<Option<SyncJob
     }
     let job = match state
         .jobs
-        .create(id, now, &default_objects(&state.mappings), false, Some(slot))
+        .create(
+            id,
+            now,
+            &default_objects(&state.mappings),
+            false,
+            Some(slot),
+        )
         .await
     {
         Ok(job) => job,

@@ -284,8 +284,15 @@ impl Role {
             Self::Time => t.starts_with("TIMESTAMP") || t == "DATE",
             Self::Value => matches!(
                 t.as_str(),
-                "DECIMAL" | "NUMERIC" | "NUMBER" | "DOUBLE" | "FLOAT" | "REAL" | "INTEGER"
-                    | "BIGINT" | "SMALLINT"
+                "DECIMAL"
+                    | "NUMERIC"
+                    | "NUMBER"
+                    | "DOUBLE"
+                    | "FLOAT"
+                    | "REAL"
+                    | "INTEGER"
+                    | "BIGINT"
+                    | "SMALLINT"
             ),
         }
     }

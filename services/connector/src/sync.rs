@@ -41,12 +41,12 @@ use sextant_salesforce::wire::parse_datetime;
 use sextant_salesforce::{SalesforceClient, SalesforceError};
 use sextant_service_kit::http::{UpstreamError, read_json};
 
-use crate::db::{Db, Watermark, WatermarkKind};
-use crate::jobs::{Jobs, SyncProgress};
 use crate::custom::{
     MappingConfigError, ObjectMapping, ResolvedMapping, SourceKind, check_data_cloud_columns,
     resolve_data_cloud, resolve_salesforce,
 };
+use crate::db::{Db, Watermark, WatermarkKind};
+use crate::jobs::{Jobs, SyncProgress};
 use crate::mapping::{MappingError, fields_of, to_batch_lenient};
 use sextant_salesforce::datacloud::DataCloudClient;
 
@@ -193,7 +193,10 @@ fn position_by(
     rec: &Map<String, Value>,
     (stamp, id): (&str, &str),
 ) -> Option<(DateTime<Utc>, String)> {
-    let stamp = rec.get(stamp).and_then(Value::as_str).and_then(parse_datetime)?;
+    let stamp = rec
+        .get(stamp)
+        .and_then(Value::as_str)
+        .and_then(parse_datetime)?;
     let id = rec.get(id).and_then(Value::as_str)?;
     Some((stamp, id.to_owned()))
 }
@@ -311,7 +314,10 @@ impl SyncRun<'_> {
                 let mut q = dc.query(&probe);
                 match q.next_batch().await {
                     Ok(_) => {}
-                    Err(SalesforceError::DataCloud { status: 400, message }) => {
+                    Err(SalesforceError::DataCloud {
+                        status: 400,
+                        message,
+                    }) => {
                         return Err(MappingConfigError {
                             object: m.source.clone(),
                             problem: format!(
