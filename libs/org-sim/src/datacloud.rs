@@ -14,7 +14,8 @@
 //!   Cloud token is unknown or expired, and 400 with a JSON `message` for bad SQL.
 //!
 //! SQL: `SELECT cols FROM <Object>__dll [WHERE …] [ORDER BY …] [LIMIT n]` over the org's objects
-//! (the simulator's SOQL subset).
+//! (the simulator's SOQL subset), or the same over the org's Data Cloud objects by their own
+//! names (`ssot__Engagement__dlm`), where a timestamp may be compared with a quoted string.
 
 use std::collections::HashMap;
 
@@ -236,7 +237,8 @@ pub(crate) async fn query_v2(
                 .iter()
                 .filter_map(|(n, _)| object.field(n).map(|f| (f.name.to_owned(), f.kind)))
                 .collect();
-            let rows = dc_rows(&result.rows, &columns, |c| c.to_owned());
+            let all = result.into_rows();
+            let rows = dc_rows(&all.slice(0, all.len()), &columns, |c| c.to_owned());
             drop(org);
             return open_cursor(&state, columns, rows);
         }
@@ -265,7 +267,10 @@ pub(crate) async fn query_v2(
         .iter()
         .filter_map(|(n, _)| object.field(n).map(|f| f.name.to_owned()))
         .collect();
-    let rows = dc_rows(&result.rows, &columns, |c| names_of(&names, &columns, c));
+    let all = result.clone().into_rows();
+    let rows = dc_rows(&all.slice(0, all.len()), &columns, |c| {
+        names_of(&names, &columns, c)
+    });
     drop(org);
     open_cursor(&state, columns, rows)
 }

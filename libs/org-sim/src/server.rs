@@ -144,7 +144,7 @@ impl RecordedRequest {
 struct Cursor {
     object: &'static str,
     version: String,
-    rows: Vec<serde_json::Map<String, Value>>,
+    rows: soql::Rows,
     batch: usize,
 }
 
@@ -1246,7 +1246,7 @@ async fn query(
     let cursor = Cursor {
         object: result.object,
         version,
-        rows: result.rows,
+        rows: result.into_rows(),
         batch: batch_size(&state, &req),
     };
     page(&state, cursor, 0)
@@ -1288,7 +1288,9 @@ fn page(state: &State, cursor: Cursor, offset: usize) -> HttpResponse {
     let total = cursor.rows.len();
     let end = (offset + cursor.batch).min(total);
     let version = cursor.version.clone();
-    let records: Vec<Value> = cursor.rows[offset.min(total)..end]
+    let records: Vec<Value> = cursor
+        .rows
+        .slice(offset, end)
         .iter()
         .map(|r| {
             let mut out = serde_json::Map::new();

@@ -247,7 +247,9 @@ async fn describe_lists_a_custom_objects_fields_and_refuses_an_unknown_object() 
     assert!(d.field("Channel__c").is_some_and(|f| f.custom));
     // The custom object is queryable like any other, and its `__c` fields come back.
     let rows = client
-        .query_all("SELECT Id, Account__c, Duration_Seconds__c FROM Web_Visit__c WHERE Channel__c = 'Web'")
+        .query_all(
+            "SELECT Id, Account__c, Duration_Seconds__c FROM Web_Visit__c WHERE Channel__c = 'Web'",
+        )
         .await
         .expect("query");
     assert!(rows.total_size > 0);
