@@ -26,6 +26,13 @@
 //! The first REST page says how many rows the query has (`totalSize`). Above the configured
 //! threshold the rest of the object is read with a Bulk API 2.0 query job from the watermark that
 //! first page left (the REST cursor is abandoned; it expires on its own).
+//!
+//! # Configured objects
+//! Objects of the configured mappings ([`crate::custom`]) go through the same path — watermark,
+//! tombstones, Bulk, quarantine — with their SOQL built from the names describe answered. All of
+//! a run's objects are resolved (described and checked) before the first is read, so a mapping
+//! that does not fit the org stops the sync before any data moves. Data Cloud objects are read
+//! with Query API v2 from a watermark on their configured modstamp and key columns.
 
 use std::collections::BTreeMap;
 
