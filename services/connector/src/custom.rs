@@ -399,8 +399,14 @@ impl ResolvedMapping {
             field: field.to_owned(),
             problem,
         };
-        let id = non_empty(r.opt_str(&self.id_field)?)
+        let key = non_empty(r.opt_str(&self.id_field)?)
             .ok_or_else(|| bad(&self.id_field, "no id".into()))?;
+        // Salesforce Ids are unique across objects; Data Cloud keys are unique only within
+        // their object, so they are qualified by it (two DMOs may both have a key `1`).
+        let id = match self.kind {
+            SourceKind::Salesforce => key,
+            SourceKind::DataCloud => format!("{}/{key}", self.source),
+        };
         if id.chars().count() > 255 {
             return Err(bad(&self.id_field, "longer than 255 characters".into()));
         }
@@ -726,6 +732,25 @@ mod tests {
         assert_eq!(
             r.field_list(),
             "Id, SystemModstamp, Account__c, Visit_Date__c, Duration_Seconds__c, Channel__c"
+        );
+        assert_eq!(events[0].id, "a0V5g0000000001", "a Salesforce Id as it is");
+        let dc = ResolvedMapping {
+            kind: SourceKind::DataCloud,
+            source: "ssot__Engagement__dlm".into(),
+            ..r
+        };
+        let (IngestBatch::EngagementEvent(events), _) = dc.to_batch(&rows[..1]) else {
+            panic!("engagement events");
+        };
+        assert_eq!(
+            events[0].id, "ssot__Engagement__dlm/a0V5g0000000001",
+            "a Data Cloud key qualified by its object"
+        );
+        assert_eq!(
+            dc.data_cloud_sql(parse_datetime("2011-01-10T09:00:00.000+0000")),
+            "SELECT Id, SystemModstamp, Account__c, Visit_Date__c, Duration_Seconds__c, \
+             Channel__c FROM ssot__Engagement__dlm WHERE SystemModstamp >= \
+             '2011-01-10T09:00:00.000Z' ORDER BY SystemModstamp, Id"
         );
     }
 }
