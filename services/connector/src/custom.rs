@@ -30,7 +30,7 @@ use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 use sextant_contracts::SalesforceId;
-use sextant_contracts::api::{IngestBatch, IngestObject};
+use sextant_contracts::api::{Deletion, IngestBatch, IngestObject};
 use sextant_contracts::records::EngagementEventRecord;
 use sextant_salesforce::wire::{FieldError, Record, SObjectDescribe, parse_datetime};
 
@@ -95,6 +95,21 @@ pub struct ObjectMapping {
     /// object always uses `SystemModstamp`).
     #[serde(default)]
     pub modstamp_field: Option<String>,
+    /// Only rows whose `field` is one of `values` are events (e.g. a status picklist).
+    #[serde(default)]
+    pub filter: Option<Filter>,
+}
+
+/// Which rows count: `field` (text or picklist) equal to one of `values`.
+///
+/// Applied by the connector, not in SOQL: every row is read, and a row that does not match is
+/// sent as a tombstone at its modstamp, so a record whose status moves out of the filter
+/// leaves the store on the next incremental sync instead of staying there at its old version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Filter {
+    pub field: String,
+    pub values: Vec<String>,
 }
 
 /// Mappings from the settings file (a `[[object_mappings]]` array) or from one environment
@@ -170,6 +185,9 @@ impl ObjectMapping {
         if let Some(f) = &self.modstamp_field {
             out.push(("modstamp_field", f));
         }
+        if let Some(f) = &self.filter {
+            out.push(("filter", &f.field));
+        }
         out
     }
 
@@ -197,6 +215,12 @@ impl ObjectMapping {
                 return Err(config_error(o, "event_type must be 1..=80 characters"));
             }
             _ => {}
+        }
+        if self.filter.as_ref().is_some_and(|f| f.values.is_empty()) {
+            return Err(config_error(
+                o,
+                "filter.values is empty: no row would count",
+            ));
         }
         match self.kind {
             SourceKind::Salesforce => {
@@ -311,6 +335,8 @@ pub struct ResolvedMapping {
     pub occurred_at: String,
     pub value: Option<String>,
     pub event_type: EventType,
+    /// The filter column (as the org spells it) and the values that count.
+    pub filter: Option<(String, Vec<String>)>,
 }
 
 /// The event type: a constant or a field.
@@ -333,6 +359,9 @@ impl ResolvedMapping {
             candidates.push(v);
         }
         if let EventType::Field(f) = &self.event_type {
+            candidates.push(f);
+        }
+        if let Some((f, _)) = &self.filter {
             candidates.push(f);
         }
         let mut out: Vec<&str> = Vec::with_capacity(candidates.len());
@@ -371,11 +400,41 @@ impl ResolvedMapping {
     }
 
     /// Maps rows into a batch of the target; the rows that cannot be mapped come back with
-    /// their reasons (to be quarantined).
-    pub fn to_batch(&self, rows: &[Map<String, Value>]) -> (IngestBatch, Vec<MappingError>) {
+    /// their reasons (to be quarantined), and the rows the filter leaves out as tombstones.
+    pub fn to_batch(
+        &self,
+        rows: &[Map<String, Value>],
+    ) -> (IngestBatch, Vec<MappingError>, Vec<Deletion>) {
         let mut errors = Vec::new();
+        let mut excluded = Vec::new();
         let mut events = Vec::with_capacity(rows.len());
         for row in rows {
+            if let Some((field, values)) = &self.filter {
+                let value = row.get(field).and_then(Value::as_str).unwrap_or_default();
+                if !values.iter().any(|v| v == value) {
+                    let id = row.get(&self.id_field).and_then(Value::as_str);
+                    let at = time_value(&Record(row), &self.modstamp_field)
+                        .ok()
+                        .flatten();
+                    match (id, at) {
+                        (Some(id), Some(deleted_at)) if !id.is_empty() => {
+                            excluded.push(Deletion {
+                                id: self.event_id(id.to_owned()),
+                                deleted_at,
+                            });
+                        }
+                        _ => errors.push(MappingError {
+                            object: self.source.clone(),
+                            id: id.unwrap_or("?").to_owned(),
+                            problem: format!(
+                                "left out by the filter on {field}, but without an id and \
+                                 modstamp to remove it by"
+                            ),
+                        }),
+                    }
+                    continue;
+                }
+            }
             match self.event(Record(row)) {
                 Ok(e) => events.push(e),
                 Err(e) => errors.push(MappingError {
@@ -390,7 +449,17 @@ impl ResolvedMapping {
             }
         }
         match self.target {
-            Target::EngagementEvent => (IngestBatch::EngagementEvent(events), errors),
+            Target::EngagementEvent => (IngestBatch::EngagementEvent(events), errors, excluded),
+        }
+    }
+
+    /// The store id of a row's key: Salesforce Ids are unique across objects; Data Cloud keys
+    /// are unique only within their object, so they are qualified by it (two DMOs may both
+    /// have a key `1`).
+    fn event_id(&self, key: String) -> String {
+        match self.kind {
+            SourceKind::Salesforce => key,
+            SourceKind::DataCloud => format!("{}/{key}", self.source),
         }
     }
 
@@ -401,12 +470,7 @@ impl ResolvedMapping {
         };
         let key = non_empty(r.opt_str(&self.id_field)?)
             .ok_or_else(|| bad(&self.id_field, "no id".into()))?;
-        // Salesforce Ids are unique across objects; Data Cloud keys are unique only within
-        // their object, so they are qualified by it (two DMOs may both have a key `1`).
-        let id = match self.kind {
-            SourceKind::Salesforce => key,
-            SourceKind::DataCloud => format!("{}/{key}", self.source),
-        };
+        let id = self.event_id(key);
         if id.chars().count() > 255 {
             return Err(bad(&self.id_field, "longer than 255 characters".into()));
         }
@@ -525,6 +589,11 @@ pub fn resolve_salesforce(
         (Some(c), None) => EventType::Constant(c.trim().to_owned()),
         (None, None) => return Err(config_error(o, "no event type")),
     };
+    let filter = m
+        .filter
+        .as_ref()
+        .map(|f| Ok::<_, MappingConfigError>((resolved("filter", &f.field)?, f.values.clone())))
+        .transpose()?;
     for system in ["Id", "SystemModstamp", "IsDeleted"] {
         if describe.field(system).is_none() {
             return Err(config_error(
@@ -543,6 +612,7 @@ pub fn resolve_salesforce(
         occurred_at,
         value,
         event_type,
+        filter,
     })
 }
 
@@ -567,6 +637,10 @@ pub fn resolve_data_cloud(m: &ObjectMapping) -> Result<ResolvedMapping, MappingC
             (Some(c), None) => EventType::Constant(c.trim().to_owned()),
             (None, None) => return Err(config_error(o, "no event type")),
         },
+        filter: m
+            .filter
+            .as_ref()
+            .map(|f| (f.field.clone(), f.values.clone())),
     })
 }
 
@@ -587,6 +661,9 @@ pub fn check_data_cloud_columns(
     }
     if let EventType::Field(f) = &m.event_type {
         roles.push(("event_type_field", f));
+    }
+    if let Some((f, _)) = &m.filter {
+        roles.push(("filter", f));
     }
     for (what, name) in roles {
         let Some(c) = columns.iter().find(|c| c.name.eq_ignore_ascii_case(name)) else {
@@ -627,6 +704,7 @@ mod tests {
             event_type_field: None,
             id_field: None,
             modstamp_field: None,
+            filter: None,
         }
     }
 
@@ -668,6 +746,7 @@ mod tests {
             occurred_at: "Visit_Date__c".into(),
             value: Some("Duration_Seconds__c".into()),
             event_type: EventType::Field("Channel__c".into()),
+            filter: None,
         };
         let row = |id: &str, account: Value, at: Value, value: Value| {
             serde_json::json!({"Id": id, "SystemModstamp": "2011-01-10T09:00:00.000+0000",
@@ -710,7 +789,7 @@ mod tests {
                 1.into(),
             ),
         ];
-        let (IngestBatch::EngagementEvent(events), errors) = r.to_batch(&rows) else {
+        let (IngestBatch::EngagementEvent(events), errors, _) = r.to_batch(&rows) else {
             panic!("engagement events");
         };
         assert_eq!(events.len(), 3);
@@ -739,7 +818,7 @@ mod tests {
             source: "ssot__Engagement__dlm".into(),
             ..r
         };
-        let (IngestBatch::EngagementEvent(events), _) = dc.to_batch(&rows[..1]) else {
+        let (IngestBatch::EngagementEvent(events), _, _) = dc.to_batch(&rows[..1]) else {
             panic!("engagement events");
         };
         assert_eq!(

@@ -160,7 +160,7 @@ enum Source {
     /// A built-in object: its SOQL field list and its mapping in [`crate::mapping`].
     BuiltIn(&'static str),
     /// A configured mapping, checked against the org.
-    Mapped(ResolvedMapping),
+    Mapped(Box<ResolvedMapping>),
 }
 
 impl Source {
@@ -301,7 +301,7 @@ impl SyncRun<'_> {
                     }
                     Err(e) => return Err(e.into()),
                 };
-                Ok(Source::Mapped(resolve_salesforce(m, &describe)?))
+                Ok(Source::Mapped(Box::new(resolve_salesforce(m, &describe)?)))
             }
             SourceKind::DataCloud => {
                 let resolved = resolve_data_cloud(m)?;
@@ -337,7 +337,7 @@ impl SyncRun<'_> {
                     Err(e) => return Err(e.into()),
                 }
                 check_data_cloud_columns(&resolved, q.columns())?;
-                Ok(Source::Mapped(resolved))
+                Ok(Source::Mapped(Box::new(resolved)))
             }
         }
     }
@@ -358,7 +358,7 @@ impl SyncRun<'_> {
             .watermark(self.org, object, WatermarkKind::Records)
             .await?;
         let sql = m.data_cloud_sql(wm.as_ref().map(|w| w.stamp - self.settings.lookback));
-        let source = Source::Mapped(m.clone());
+        let source = Source::Mapped(Box::new(m.clone()));
         let names: Vec<String> = m.columns().into_iter().map(str::to_owned).collect();
         let mut query = dc.query(&sql);
         let mut written = 0;
@@ -517,8 +517,11 @@ impl SyncRun<'_> {
         if fresh.is_empty() {
             return Ok(0);
         }
-        let (batch, unmapped): (IngestBatch, _) = match source {
-            Source::BuiltIn(_) => to_batch_lenient(object, &fresh)?,
+        let (batch, unmapped, excluded): (IngestBatch, _, _) = match source {
+            Source::BuiltIn(_) => {
+                let (batch, unmapped) = to_batch_lenient(object, &fresh)?;
+                (batch, unmapped, Vec::new())
+            }
             Source::Mapped(m) => m.to_batch(&fresh),
         };
         for e in unmapped {
@@ -527,7 +530,7 @@ impl SyncRun<'_> {
                 .add(object, Some(e.id.clone()), e.to_string());
         }
         // Every row quarantined: nothing to send, but the watermark still moves past them.
-        let answer = if batch.is_empty() {
+        let answer = if batch.is_empty() && excluded.is_empty() {
             IngestResponse {
                 object: batch.object(),
                 received: 0,
@@ -537,11 +540,14 @@ impl SyncRun<'_> {
                 accounts_refreshed: 0,
             }
         } else {
-            let request = IngestRequest::from_batch(None, &batch).map_err(|e| MappingError {
-                object: object.to_owned(),
-                id: String::new(),
-                problem: e.to_string(),
-            })?;
+            let mut request =
+                IngestRequest::from_batch(None, &batch).map_err(|e| MappingError {
+                    object: object.to_owned(),
+                    id: String::new(),
+                    problem: e.to_string(),
+                })?;
+            // Rows a mapping's filter leaves out leave the store (see `custom::Filter`).
+            request.deletions = excluded;
             self.ingest(&request).await?
         };
         for r in &answer.rejected {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::{Value, json};
-use sextant_connector::custom::{ObjectMapping, SourceKind, Target};
+use sextant_connector::custom::{Filter, ObjectMapping, SourceKind, Target};
 use sextant_connector::{Application, SalesforceSettings, Settings};
 use sextant_contracts::time::{FixedClock, SharedClock};
 use sextant_org_sim::credentials::{ConnectedAppCredentials as Credentials, generate};
@@ -36,6 +36,11 @@ fn visits_mapping() -> ObjectMapping {
         event_type_field: Some("Channel__c".into()),
         id_field: None,
         modstamp_field: None,
+        // Bounced visits are not engagement.
+        filter: Some(Filter {
+            field: "Status__c".into(),
+            values: vec!["Completed".into()],
+        }),
     }
 }
 
@@ -51,6 +56,7 @@ fn data_cloud_mapping() -> ObjectMapping {
         event_type_field: Some("ssot__EngagementChannel__c".into()),
         id_field: Some("ssot__Id__c".into()),
         modstamp_field: Some("ssot__LastModifiedDate__c".into()),
+        filter: None,
     }
 }
 
@@ -284,14 +290,14 @@ impl Suite {
     }
 }
 
-/// Live `(account, visit time)` of every Web_Visit__c in the org.
+/// Live, completed `(account, visit time)` of every Web_Visit__c in the org.
 fn live_visits(org: &RunningOrgSim) -> Vec<(Option<String>, Option<DateTime<Utc>>)> {
     org.data()
         .object("Web_Visit__c")
         .map(|o| {
             o.rows
                 .iter()
-                .filter(|r| r["IsDeleted"] != Value::Bool(true))
+                .filter(|r| r["IsDeleted"] != Value::Bool(true) && r["Status__c"] == "Completed")
                 .map(|r| {
                     (
                         r["Account__c"].as_str().map(str::to_owned),
@@ -356,10 +362,12 @@ async fn a_custom_object_syncs_incrementally_and_quarantines_rows_without_an_acc
         "enough visits for Bulk: {}",
         visits.len()
     );
+    let all = suite.org.data().counts()["Web_Visit__c"] as u64;
+    assert!(visits.len() < all as usize, "some visits bounced");
     assert_eq!(
         report["objects"]["Web_Visit__c"].as_u64(),
-        Some(visits.len() as u64 - 1),
-        "every visit but the orphan: {report}"
+        Some(all - 1),
+        "every visit but the orphan (bounced ones as tombstones): {report}"
     );
     let quarantined = report["quarantined"].as_array().ok_or("list")?;
     assert_eq!(report["quarantined_count"], 1, "{report}");
@@ -378,7 +386,7 @@ async fn a_custom_object_syncs_incrementally_and_quarantines_rows_without_an_acc
     )?;
 
     // Edits and deletions in the org: one visit moves to another account, one moves out of
-    // the 90-day window, one is deleted.
+    // the 90-day window, one is deleted, one bounces (leaves the mapping's filter).
     let rows = suite
         .org
         .data()
@@ -414,12 +422,22 @@ async fn a_custom_object_syncs_incrementally_and_quarantines_rows_without_an_acc
         .org
         .delete_record("Web_Visit__c", &id(2))
         .ok_or("delete")?;
+    assert_eq!(rows[4]["Status__c"], "Completed");
+    suite
+        .org
+        .update_record(
+            "Web_Visit__c",
+            &id(4),
+            &change("Status__c", "Bounced".into()),
+        )
+        .ok_or("update")?;
     let before = suite.engagement_at_cutoff().await?;
 
     let (status, report) = suite.sync(&["Web_Visit__c"]).await?;
     assert_eq!(status, 200, "{report}");
-    // Incremental: only the two edited rows are read again (the deletion is a tombstone).
-    assert_eq!(report["objects"]["Web_Visit__c"], 2, "{report}");
+    // Incremental: only the three edited rows are read again (the bounced one is sent as a
+    // tombstone, like the deletion).
+    assert_eq!(report["objects"]["Web_Visit__c"], 3, "{report}");
     assert_eq!(report["quarantined_count"], 0, "{report}");
     let after = suite.engagement_at_cutoff().await?;
     assert_ne!(before, after, "the edits changed the features");
@@ -616,6 +634,7 @@ account = "Account__c"
 occurred_at = "Visit_Date__c"
 value = "Duration_Seconds__c"
 event_type = "web_visit"
+filter = { field = "Status__c", values = ["Completed"] }
 
 [[object_mappings]]
 source = "ssot__Engagement__dlm"
@@ -636,6 +655,13 @@ event_type_field = "ssot__EngagementChannel__c"
         Some("web_visit")
     );
     assert_eq!(s.object_mappings[1].kind, SourceKind::DataCloud);
+    assert_eq!(
+        s.object_mappings[0]
+            .filter
+            .as_ref()
+            .map(|f| f.values.clone()),
+        Some(vec!["Completed".to_owned()])
+    );
     let env: std::collections::HashMap<String, String> = [
         (
             "P__SALESFORCE__LOGIN_URL",
