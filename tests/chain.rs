@@ -593,6 +593,16 @@ async fn the_demo_report_has_a_score_per_synced_account() {
         Some(2),
         "{answer}"
     );
+    // The trained model names the words behind each judgement.
+    let praise = &answer["results"][1];
+    assert!(
+        praise["factors"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|f| f["word"] == "great" && f["effect"].as_f64().is_some_and(|e| e > 0.0)),
+        "{praise}"
+    );
     {
         use sea_orm::{ConnectionTrait, Database, Statement};
         let db = Database::connect(format!(
@@ -625,6 +635,37 @@ async fn the_demo_report_has_a_score_per_synced_account() {
         json["model_version"]
             .as_str()
             .is_some_and(|v| v.starts_with("churn-v"))
+    );
+
+    // The cross-sell model: trained on the store's purchase export, promoted (the first one),
+    // better than popularity on the test period, and served by the gateway with reasons.
+    let xs = &json["cross_sell"];
+    assert_eq!(xs["card"]["version"], "cross_sell-v1", "{xs}");
+    assert_eq!(xs["card"]["status"], "current", "{xs}");
+    let xm = |k: &str| xs["card"]["metrics"][k].as_f64().unwrap_or(f64::NAN);
+    assert!(
+        xm("ndcg_at_10") > xm("popularity_ndcg_at_10"),
+        "cross-sell beats popularity on the synced purchases: {xs}"
+    );
+    let results = xs["suggestions"]["results"].as_array().expect("results");
+    assert_eq!(results.len(), 3, "{xs}");
+    for r in results {
+        assert_eq!(r["items"].as_array().map(Vec::len), Some(5), "{r}");
+        assert!(r["next_category"][0]["category"].is_string(), "{r}");
+        if r["basis"] == "history" {
+            assert!(
+                r["items"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|i| i["because"]["name"].is_string()),
+                "a suggestion from history names the purchase behind it: {r}"
+            );
+        }
+    }
+    assert!(
+        summary.contains("Cross-sell model cross_sell-v1"),
+        "{summary}"
     );
 
     // The CLV model: fitted, evaluated on the holdout window, promoted (the first one), and

@@ -9,9 +9,11 @@ the offline tools knows the package's own rules. Each rule below guards a way th
 
   apex-fields        every X__c / X__r / X__mdt / X__e named in Apex exists in the metadata, and fields in
                      SOQL, SObject constructors and typed variables exist on *that* object
-  credential         only the integration permission set holds the External Credential principal, and
-                     only the platform-event subscriber and jobs started from it create scoring jobs
-                     (callouts never run as the user who edited a record)
+  credential         the integration principal is held only by the integration permission set, the
+                     viewer principal only by Sextant_User; only the platform-event subscriber and jobs
+                     started from it create scoring jobs, only those jobs call the scoring endpoints, and
+                     the only gateway call made as a user is the cross-sell card's read (callouts never
+                     run as the user who edited a record)
   settings           the shipped Sextant_Setting.Default keeps within the platform limits (≤ 200 ids per
                      call, ≤ 100 callouts, callouts × timeout ≤ 120 000 ms, ≤ 5 attempts, delays ≤ 10 min)
                      and ships switched off; every object setting has a trigger and every trigger a setting
@@ -24,9 +26,9 @@ the offline tools knows the package's own rules. Each rule below guards a way th
   project            sfdx-project.json: release version name and number, scratch definition, well-formed
                      packageAliases, replacement files that exist
   tests              every non-test Apex class is exercised by name in some @IsTest class
-  gateway-contract   every property openapi/gateway.json requires in a POST /v1/scores, /v1/sentiment
-                     or /v1/propensity/{name}/scores answer is read by SextantGatewayClient (optional
-                     ones it reads but the spec lacks are listed)
+  gateway-contract   every property openapi/gateway.json requires in a POST /v1/scores, /v1/sentiment,
+                     /v1/propensity/{name}/scores or /v1/cross-sell answer is read by
+                     SextantGatewayClient (optional ones it reads but the spec lacks are listed)
   limits             metadata text within Salesforce's lengths (labels 40, field descriptions 1000,
                      permission set descriptions 255, help 510, Text 255, API names 40), which only a
                      deploy would otherwise report
@@ -52,7 +54,20 @@ import tempfile
 import xml.etree.ElementTree as ET
 
 NS = "{http://soap.sforce.com/2006/04/metadata}"
-CREDENTIAL_HOLDERS = {"Sextant_Integration"}
+# Each principal of the External Credential, and the permission sets that may grant it.
+PRINCIPAL_HOLDERS = {
+    "Sextant_Gateway_JWT-SextantIntegration": {"Sextant_Integration"},
+    # The Account page's cross-sell card calls the gateway as the viewing user (a read, no save).
+    "Sextant_Gateway_JWT-SextantViewer": {"Sextant_User"},
+}
+# Who may call each SextantGatewayClient method: the scoring calls only from the integration user's
+# jobs, the cross-sell read only from the card's controller.
+GATEWAY_CALLERS = {
+    "fetchScores": {"SextantScoringService"},
+    "sentiment": {"SextantSentimentQueueable"},
+    "propensityScores": {"SextantPropensityQueueable"},
+    "crossSell": {"SextantCrossSellController"},
+}
 # Classes allowed to create scoring jobs: the event subscriber and the jobs it starts.
 JOB_CREATORS = {
     "SextantScoreRequestHandler",
@@ -178,17 +193,32 @@ def check_apex_fields(pkg: Package) -> list[str]:
 
 def check_credential(pkg: Package) -> list[str]:
     errors = []
-    holders = set()
+    holders: dict[str, set[str]] = {}
     for ps in sorted(pkg.src.glob("permissionsets/*.permissionset-meta.xml")):
         doc = ET.parse(ps).getroot()
         for access in doc.iter(f"{NS}externalCredentialPrincipalAccesses"):
             if access.findtext(f"{NS}enabled") == "true":
-                holders.add(ps.name.split(".")[0])
-    if holders != CREDENTIAL_HOLDERS:
-        errors.append(
-            f"permission sets holding the External Credential principal: {sorted(holders)}; "
-            f"only {sorted(CREDENTIAL_HOLDERS)} may (callouts must not depend on the editing user)"
-        )
+                principal = access.findtext(f"{NS}externalCredentialPrincipal") or ""
+                holders.setdefault(principal, set()).add(ps.name.split(".")[0])
+    for principal, sets in sorted(holders.items()):
+        allowed = PRINCIPAL_HOLDERS.get(principal, set())
+        if not sets <= allowed:
+            errors.append(
+                f"permission sets holding the External Credential principal {principal}: {sorted(sets)}; "
+                f"only {sorted(allowed)} may (callouts must not depend on the editing user)"
+            )
+    if "Sextant_Integration" not in holders.get("Sextant_Gateway_JWT-SextantIntegration", set()):
+        errors.append("Sextant_Integration does not hold the SextantIntegration principal: scoring cannot call out")
+    for name, raw in pkg.classes.items():
+        if name == "SextantGatewayClient" or pkg.is_test(name):
+            continue
+        code = strip_apex(raw)
+        for method, callers in GATEWAY_CALLERS.items():
+            if name not in callers and re.search(rf"\bSextantGatewayClient\s*\.\s*{method}\s*\(", code):
+                errors.append(
+                    f"{name} calls SextantGatewayClient.{method}: only {sorted(callers)} may (the scoring "
+                    "calls run as the integration user; a user's session may only read cross-sell)"
+                )
     for name, raw in {**pkg.classes, **pkg.triggers}.items():
         if name in JOB_CREATORS or pkg.is_test(name):
             continue
@@ -432,12 +462,13 @@ def check_gateway_contract(pkg: Package) -> list[str]:
     schemas = json.loads(spec_path.read_text(encoding="utf-8"))["components"]["schemas"]
     # The JSON keys the parser reads: o.get('key'), o.containsKey('key'), required(o, 'key'),
     # requiredNumber(o, 'key', min, max).
-    read = set(re.findall(r"(?:\.get|\.containsKey)\('(\w+)'\)|required(?:Number)?\(\w+, '(\w+)'", client))
+    read = set(re.findall(r"(?:\.get|\.containsKey)\('(\w+)'\)|required(?:Number|List)?\(\w+, '(\w+)'", client))
     read = {a or b for a, b in read}
     errors = []
     known = {p for schema in schemas.values() for p in schema.get("properties", {})}
     answers = ("ScoreResponse", "RecordScore", "RecordError", "SentimentResponse", "TextSentiment",
-               "PropensityScoreResponse", "PropensityScore", "PropensityRecordError", "ScoreFactor")
+               "PropensityScoreResponse", "PropensityScore", "PropensityRecordError", "ScoreFactor",
+               "CrossSellResponse", "AccountCrossSell", "Suggestion", "Because", "CategoryGuess")
     for name in answers:
         schema = schemas.get(name, {})
         for prop in schema.get("required", []):
@@ -527,6 +558,11 @@ def child_relationships(pkg: Package) -> dict[str, str]:
             if rel:
                 out[rel.lower() + "__r"] = obj
     return out
+
+
+def lookup_target(pkg: Package, obj: str, field: str) -> str | None:
+    path = pkg.src / "objects" / obj / "fields" / f"{field}.field-meta.xml"
+    return ET.parse(path).getroot().findtext(f"{NS}referenceTo") if path.exists() else None
 
 
 def field_type(pkg: Package, obj: str, field: str) -> str | None:
@@ -638,8 +674,15 @@ def check_field_access(pkg: Package) -> list[str]:
         return ADMIN_PERMISSION_SET
     seen = set(shown_fields(pkg)[1])
     for js in sorted(pkg.src.glob("lwc/*/*.js")):
-        for obj, fld in re.findall(r"['\"]@salesforce/schema/(\w+)\.(\w+__c)['\"]", js.read_text(encoding="utf-8")):
-            seen.add((obj, fld, f"lwc/{js.parent.name}/{js.name}"))
+        for obj, rel, fld in re.findall(
+            r"['\"]@salesforce/schema/(\w+)\.(?:(\w+)\.)?(\w+__c)['\"]", js.read_text(encoding="utf-8")
+        ):
+            # Case.Account.Churn_Score__c: a field of the parent through a standard lookup (named as
+            # its object); a custom one (X__r) through its lookup field's target.
+            if rel.endswith("__r"):
+                target = lookup_target(pkg, obj, rel[:-3] + "__c")
+                rel = target or rel
+            seen.add((rel or obj, fld, f"lwc/{js.parent.name}/{js.name}"))
     sobjects = {o.lower(): o for o in pkg.fields} | {"account": "Account"}
     for name in USER_MODE_CLASSES:
         code = strip_apex(pkg.classes.get(name, ""))
@@ -708,6 +751,14 @@ def self_test(root: pathlib.Path) -> int:
              "if (!accountIds.isEmpty()) {\n System.enqueueJob(new SextantScoreQueueable(new List<Id>(accountIds), 'x'));"),
             (f"{src}/classes/SextantSentimentRequests.cls", "if (!caseIds.isEmpty()) {",
              "if (!caseIds.isEmpty()) {\n System.enqueueJob(new SextantSentimentQueueable(new List<Id>(caseIds)));"),
+            (f"{src}/permissionsets/Sextant_User.permissionset-meta.xml",
+             "Sextant_Gateway_JWT-SextantViewer", "Sextant_Gateway_JWT-SextantIntegration"),
+            (f"{src}/permissionsets/Sextant_Admin.permissionset-meta.xml", "<description>",
+             "<externalCredentialPrincipalAccesses><enabled>true</enabled><externalCredentialPrincipal>"
+             "Sextant_Gateway_JWT-SextantViewer</externalCredentialPrincipal></externalCredentialPrincipalAccesses>"
+             "<description>"),
+            (f"{src}/classes/SextantCrossSellController.cls", "SextantGatewayClient.crossSell(",
+             "SextantGatewayClient.fetchScores("),
         ],
         "settings": [
             (f"{src}/customMetadata/Sextant_Setting.Default.md-meta.xml",
@@ -738,6 +789,9 @@ def self_test(root: pathlib.Path) -> int:
         "labels": [
             (f"{src}/lwc/sextantScore/sextantScore.js", "c.Sextant_Why'", "c.Sextant_Whyy'"),
             (f"{src}/lwc/sextantScore/sextantScore.html", "{labels.why}", "Why"),
+            (f"{src}/lwc/sextantCrossSell/sextantCrossSell.html", "{labels.noModel}", "No model yet"),
+            (f"{src}/classes/SextantCrossSellController.cls", "System.Label.Sextant_Cross_Sell_Retry_After",
+             "System.Label.Sextant_Cross_Sell_Retry_Aftr"),
             (f"{src}/lwc/sextantScore/sextantScore.html", "label={labels.rescore}", 'label="Re-score"'),
             (f"{src}/classes/SextantScoreController.cls", "throw auraError(System.Label.Sextant_Error_No_Permission);",
              "throw auraError('You need the permission');"),
@@ -763,6 +817,8 @@ def self_test(root: pathlib.Path) -> int:
              "<field>Account.Sextant_P_Alive__c</field>", "<field>Account.Sextant_Status_At__c</field>"),
             (f"{src}/permissionsets/Sextant_User.permissionset-meta.xml",
              "<field>Sextant_Score__c.Reason__c</field>", "<field>Sextant_Score__c.Scored_At__c</field>"),
+            (f"{src}/lwc/sextantCaseSentiment/sextantCaseSentiment.js",
+             "Case.Account.Sextant_Churn_Band__c", "Case.Account.Sextant_Score_Log_Id__c"),
         ],
     }
     if any(run(root, quiet=True).values()):

@@ -303,6 +303,47 @@ pub struct OnlineFeaturesRequest {
     pub org_id: Option<crate::OrgId>,
 }
 
+/// Asks for the recent purchases of up to 200 accounts (the cross-sell model's input).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PurchaseHistoryRequest {
+    #[schema(max_items = 200, min_items = 1)]
+    pub account_ids: Vec<SalesforceId>,
+    /// The most recent orders returned per account, 1..=100 (default 50).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 100)]
+    pub max_orders: Option<u32>,
+    /// The org; the store's default org when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub org_id: Option<crate::OrgId>,
+}
+
+/// One purchase (an order whose status counts as a purchase) and its products.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct PurchasedOrder {
+    pub order_id: String,
+    /// The order's date (EffectiveDate).
+    pub date: NaiveDate,
+    /// Product ids of its current lines with a positive quantity (repeats kept).
+    pub product_ids: Vec<String>,
+}
+
+/// The recent purchases of one account, oldest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct AccountPurchases {
+    pub account_id: SalesforceId,
+    /// At most `max_orders`, the most recent ones, oldest first; empty for an account without
+    /// purchases.
+    pub orders: Vec<PurchasedOrder>,
+}
+
+/// The answer to a [`PurchaseHistoryRequest`], in request order (duplicates once).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct PurchaseHistory {
+    pub accounts: Vec<AccountPurchases>,
+}
+
 /// Whether an account has purchase history to compute features from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -795,6 +836,22 @@ pub struct TextSentiment {
     /// How negative (−1) to positive (1) the text reads.
     #[schema(minimum = -1.0, maximum = 1.0)]
     pub intensity: f64,
+    /// The words that moved the intensity most, strongest first (at most 3).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub factors: Vec<WordFactor>,
+}
+
+/// One word's part in a text's sentiment, by occlusion: the intensity with every occurrence of
+/// the word minus the intensity without it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct WordFactor {
+    /// The word, lower-cased, as it appears in the text.
+    pub word: String,
+    /// Intensity with the word minus without it: negative pushes the text towards negative.
+    #[schema(minimum = -2.0, maximum = 2.0)]
+    pub effect: f64,
+    /// A sentence a person can read, e.g. `"refund" makes it read more negative`.
+    pub text: String,
 }
 
 /// The sentiment of each text, by the current sentiment model.

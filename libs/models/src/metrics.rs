@@ -134,34 +134,62 @@ pub fn roc_svg(points: &[(f64, f64)], auc: f64, title: &str) -> String {
 
 /// An SVG line chart of a series (e.g. the training loss per epoch).
 pub fn line_svg(values: &[f64], title: &str, x_label: &str, y_label: &str) -> String {
+    lines_svg(&[("", values)], title, x_label, y_label)
+}
+
+/// An SVG line chart of named series over the same x positions `1..=n` (e.g. hit rate at k for a
+/// model and a baseline), on one shared y scale, with a legend when there are several.
+pub fn lines_svg(series: &[(&str, &[f64])], title: &str, x_label: &str, y_label: &str) -> String {
+    const COLOURS: [&str; 4] = ["#c2410c", "#1d4ed8", "#15803d", "#7c3aed"];
     let (w, h, m) = (520.0, 320.0, 55.0);
-    let max = values.iter().copied().fold(f64::MIN, f64::max);
-    let min = values.iter().copied().fold(f64::MAX, f64::min);
+    let all = || series.iter().flat_map(|(_, v)| v.iter().copied());
+    let max = all().fold(f64::MIN, f64::max);
+    let min = all().fold(f64::MAX, f64::min);
     let span = if (max - min).abs() < 1e-12 {
         1.0
     } else {
         max - min
     };
-    let n = values.len().max(2) as f64 - 1.0;
-    let pts: Vec<String> = values
-        .iter()
-        .enumerate()
-        .map(|(i, v)| {
-            format!(
-                "{:.1},{:.1}",
-                m + i as f64 / n * (w - 2.0 * m),
-                h - m - (v - min) / span * (h - 2.0 * m)
-            )
-        })
-        .collect();
+    let len = series.iter().map(|(_, v)| v.len()).max().unwrap_or(0);
+    let n = len.max(2) as f64 - 1.0;
     let esc = |s: &str| s.replace('&', "&amp;").replace('<', "&lt;");
+    let mut lines = String::new();
+    for (k, (name, values)) in series.iter().enumerate() {
+        let colour = COLOURS[k % COLOURS.len()];
+        let pts: Vec<String> = values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| {
+                format!(
+                    "{:.1},{:.1}",
+                    m + i as f64 / n * (w - 2.0 * m),
+                    h - m - (v - min) / span * (h - 2.0 * m)
+                )
+            })
+            .collect();
+        lines.push_str(&format!(
+            "<polyline points=\"{}\" fill=\"none\" stroke=\"{colour}\" stroke-width=\"2\"/>",
+            pts.join(" ")
+        ));
+        if series.len() > 1 {
+            let y = m + 14.0 + 16.0 * k as f64;
+            lines.push_str(&format!(
+                "<line x1=\"{x1}\" y1=\"{yl}\" x2=\"{x2}\" y2=\"{yl}\" stroke=\"{colour}\" stroke-width=\"2\"/><text x=\"{xt}\" y=\"{y}\" font-size=\"11\">{name}</text>",
+                x1 = m + 8.0,
+                x2 = m + 26.0,
+                yl = y - 4.0,
+                xt = m + 30.0,
+                name = esc(name)
+            ));
+        }
+    }
     format!(
         concat!(
             "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" font-family=\"sans-serif\">",
             "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>",
             "<text x=\"{cx}\" y=\"22\" font-size=\"14\" text-anchor=\"middle\">{title}</text>",
             "<rect x=\"{m}\" y=\"{m}\" width=\"{iw}\" height=\"{ih}\" fill=\"none\" stroke=\"#888\"/>",
-            "<polyline points=\"{pts}\" fill=\"none\" stroke=\"#c2410c\" stroke-width=\"2\"/>",
+            "{lines}",
             "<text x=\"{lx}\" y=\"{ty}\" font-size=\"11\" text-anchor=\"end\">{max:.3}</text>",
             "<text x=\"{lx}\" y=\"{by}\" font-size=\"11\" text-anchor=\"end\">{min:.3}</text>",
             "<text x=\"{m}\" y=\"{xt}\" font-size=\"11\">1</text><text x=\"{rx}\" y=\"{xt}\" font-size=\"11\" text-anchor=\"end\">{len}</text>",
@@ -176,7 +204,7 @@ pub fn line_svg(values: &[f64], title: &str, x_label: &str, y_label: &str) -> St
         ih = h - 2.0 * m,
         cx = w / 2.0,
         cy = h / 2.0,
-        pts = pts.join(" "),
+        lines = lines,
         title = esc(title),
         lx = m - 4.0,
         ty = m + 4.0,
@@ -185,7 +213,7 @@ pub fn line_svg(values: &[f64], title: &str, x_label: &str, y_label: &str) -> St
         min = min,
         xt = h - m + 14.0,
         rx = w - m,
-        len = values.len(),
+        len = len,
         xl = h - 10.0,
         xlab = esc(x_label),
         ylab = esc(y_label)

@@ -75,12 +75,26 @@ pub fn head_word(description: &str) -> Option<String> {
 }
 
 /// The kept categories, most frequent first, with `other` last.
+/// Deserialising rebuilds the name index, so a stored scheme maps names like a fresh one.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(from = "StoredScheme")]
 pub struct CategoryScheme {
     /// Category names; the last one is [`OTHER`].
     pub categories: Vec<String>,
     #[serde(skip)]
     index: HashMap<String, usize>,
+}
+
+/// The stored fields of [`CategoryScheme`].
+#[derive(Deserialize)]
+struct StoredScheme {
+    categories: Vec<String>,
+}
+
+impl From<StoredScheme> for CategoryScheme {
+    fn from(s: StoredScheme) -> Self {
+        Self::from_names(s.categories)
+    }
 }
 
 impl CategoryScheme {
@@ -156,6 +170,18 @@ pub fn basket_label(categories: &[usize], other: usize) -> usize {
         .into_iter()
         .max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(&a.0)))
         .map_or(other, |(c, _)| c)
+}
+
+/// Why a category is expected next: the part of the model that gives it most of its score.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CategoryReason {
+    /// The customer buys it often (recently weighted).
+    Habit,
+    /// It usually follows orders like the customer's last one.
+    FollowsLastOrder,
+    /// It is what most follow-up orders are.
+    Popular,
 }
 
 /// The three weights of the model.
@@ -277,6 +303,55 @@ impl NextCategoryModel {
     /// # Errors
     /// A category index out of range.
     pub fn scores(&self, history: &[Basket], day: i64) -> Result<Vec<f64>, NextCategoryError> {
+        let (habit, trans) = self.parts(history, day)?;
+        Ok((0..self.scheme.len())
+            .map(|c| {
+                habit[c]
+                    + self.config.transition_weight * trans[c]
+                    + self.config.popularity_weight * self.popularity[c]
+            })
+            .collect())
+    }
+
+    /// Which of the three weighted parts gives category `c` most of its score: the reason a
+    /// record page shows next to the category.
+    ///
+    /// # Errors
+    /// A category index out of range.
+    pub fn reason(
+        &self,
+        history: &[Basket],
+        day: i64,
+        c: usize,
+    ) -> Result<CategoryReason, NextCategoryError> {
+        let (habit, trans) = self.parts(history, day)?;
+        let n = self.scheme.len();
+        if c >= n {
+            return Err(NextCategoryError::BadCategory { index: c, n });
+        }
+        let parts = [
+            (CategoryReason::Habit, habit[c]),
+            (
+                CategoryReason::FollowsLastOrder,
+                self.config.transition_weight * trans[c],
+            ),
+            (
+                CategoryReason::Popular,
+                self.config.popularity_weight * self.popularity[c],
+            ),
+        ];
+        Ok(parts
+            .iter()
+            .fold(parts[2], |best, p| if p.1 > best.1 { *p } else { best })
+            .0)
+    }
+
+    /// The habit and sequence parts of the score, each a distribution over categories.
+    fn parts(
+        &self,
+        history: &[Basket],
+        day: i64,
+    ) -> Result<(Vec<f64>, Vec<f64>), NextCategoryError> {
         let n = self.scheme.len();
         check(history, n)?;
         let other = self.scheme.other();
@@ -322,13 +397,7 @@ impl NextCategoryModel {
                 trans.iter_mut().for_each(|v| *v /= mass);
             }
         }
-        Ok((0..n)
-            .map(|c| {
-                habit[c]
-                    + self.config.transition_weight * trans[c]
-                    + self.config.popularity_weight * self.popularity[c]
-            })
-            .collect())
+        Ok((habit, trans))
     }
 
     /// The `k` most likely next categories with their scores, best first (ties: more popular first).

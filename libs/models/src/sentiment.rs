@@ -20,6 +20,7 @@ pub mod text;
 pub mod vader;
 
 use serde::{Deserialize, Serialize};
+use sextant_contracts::api::WordFactor;
 
 use crate::artifact::Dense;
 pub use text::{FeatureConfig, HashedFeatures, hashed_features, tokenize};
@@ -89,6 +90,10 @@ pub enum SentimentSource {
     /// The VADER lexicon scorer (no model).
     Lexicon,
 }
+
+/// Distinct words [`SentimentArtifact::explain_validated`] leaves out one at a time (in order of
+/// appearance): bounds the cost of explaining a long text to this many extra passes.
+pub const MAX_OCCLUDED_WORDS: usize = 48;
 
 /// The sentiment of one text.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -358,6 +363,63 @@ impl SentimentArtifact {
             .ok_or_else(|| SentimentError::Inconsistent("no output".into()))
     }
 
+    /// The sentiment of `text` and the words that moved its intensity most (at most `k`,
+    /// strongest first), by occlusion: each distinct word (the first [`MAX_OCCLUDED_WORDS`], in
+    /// order of appearance) is left out everywhere and the text scored again; a word's effect is
+    /// the intensity with it minus without it. Both sides are scored on the text re-joined from
+    /// its words, so whitespace never counts as an effect. Effects under 0.01 are not reported.
+    ///
+    /// # Errors
+    /// As [`Self::predict_validated`].
+    pub fn explain_validated(
+        &self,
+        text: &str,
+        k: usize,
+    ) -> Result<(Sentiment, Vec<WordFactor>), SentimentError> {
+        let lexicon = Lexicon::vader()?;
+        let sentiment =
+            self.sentiment_of(self.outputs_unchecked(&encode(text, &self.features, lexicon)));
+        let tokens: Vec<&str> = text.split_whitespace().collect();
+        let key = |t: &str| {
+            t.trim_matches(|c: char| !c.is_alphanumeric() && c != '\'')
+                .to_lowercase()
+        };
+        let mut words: Vec<String> = Vec::new();
+        for t in &tokens {
+            let w = key(t);
+            if !w.is_empty() && !words.contains(&w) {
+                words.push(w);
+                if words.len() == MAX_OCCLUDED_WORDS {
+                    break;
+                }
+            }
+        }
+        let intensity = |s: &str| {
+            f64::from(self.outputs_unchecked(&encode(s, &self.features, lexicon))[3]).tanh()
+        };
+        let base = intensity(&tokens.join(" "));
+        let mut factors: Vec<WordFactor> = words
+            .into_iter()
+            .map(|w| {
+                let without: Vec<&str> = tokens.iter().copied().filter(|t| key(t) != w).collect();
+                let effect = base - intensity(&without.join(" "));
+                let text = format!(
+                    "\"{w}\" makes it read more {}",
+                    if effect < 0.0 { "negative" } else { "positive" }
+                );
+                WordFactor {
+                    word: w,
+                    effect,
+                    text,
+                }
+            })
+            .filter(|f| f.effect.abs() >= 0.01)
+            .collect();
+        factors.sort_by(|a, b| b.effect.abs().total_cmp(&a.effect.abs()));
+        factors.truncate(k);
+        Ok((sentiment, factors))
+    }
+
     fn sentiment_of(&self, out: [f32; OUTPUTS]) -> Sentiment {
         let probabilities = softmax3([out[0], out[1], out[2]]);
         let mut label = SentimentClass::Negative;
@@ -397,6 +459,64 @@ fn softmax3(logits: [f32; 3]) -> [f64; 3] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A model whose intensity and classes follow VADER's compound only.
+    fn compound_model() -> SentimentArtifact {
+        let dim = 2;
+        let inputs = dim + LEXICON_FEATURES;
+        let mut weights = vec![0.0; inputs * OUTPUTS];
+        weights[dim * OUTPUTS] = -3.0;
+        weights[dim * OUTPUTS + 2] = 3.0;
+        weights[dim * OUTPUTS + 3] = 2.0;
+        SentimentArtifact {
+            version: "sentiment-v1".into(),
+            features: FeatureConfig::default(),
+            dim,
+            rows: vec![],
+            vectors: vec![],
+            lexicon_means: vec![0.0; LEXICON_FEATURES],
+            lexicon_stds: vec![1.0; LEXICON_FEATURES],
+            layers: vec![Dense {
+                inputs,
+                outputs: OUTPUTS,
+                weights,
+                bias: vec![0.0; OUTPUTS],
+            }],
+        }
+    }
+
+    #[test]
+    fn word_factors_name_the_words_that_moved_the_text() -> Result<(), SentimentError> {
+        let m = compound_model();
+        m.validate()?;
+        let (s, factors) = m.explain_validated("The charger is terrible, I want a refund.", 3)?;
+        assert_eq!(
+            s,
+            m.predict_validated("The charger is terrible, I want a refund.")?
+        );
+        assert_eq!(s.label, SentimentClass::Negative);
+        let top = factors.first().expect("a factor");
+        assert_eq!(top.word, "terrible", "{factors:?}");
+        assert!(
+            top.effect < 0.0 && top.text.contains("more negative"),
+            "{top:?}"
+        );
+        assert!(factors.len() <= 3);
+        assert!(
+            factors
+                .windows(2)
+                .all(|w| w[0].effect.abs() >= w[1].effect.abs())
+        );
+        let (_, factors) = m.explain_validated("Works great, thanks!", 3)?;
+        assert!(
+            factors.iter().any(|f| f.word == "great" && f.effect > 0.0),
+            "{factors:?}"
+        );
+        // A text without sentiment words has no factors.
+        let (_, factors) = m.explain_validated("box arrived tuesday", 3)?;
+        assert!(factors.is_empty(), "{factors:?}");
+        Ok(())
+    }
 
     fn tiny() -> SentimentArtifact {
         SentimentArtifact {

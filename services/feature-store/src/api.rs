@@ -38,6 +38,8 @@ use crate::store;
         online_features,
         accounts,
         drift,
+        crate::purchases::export_purchases,
+        crate::purchases::purchase_history,
         healthz,
         readyz
     ),
@@ -66,6 +68,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(online_features)
         .service(accounts)
         .service(drift)
+        .service(crate::purchases::export_purchases)
+        .service(crate::purchases::purchase_history)
         .service(healthz)
         .service(readyz);
 }

@@ -21,6 +21,7 @@
 
 pub mod api;
 pub mod migration;
+pub mod purchases;
 pub mod sentiment;
 pub mod store;
 pub mod training;

@@ -1459,11 +1459,105 @@ impl Store {
             .collect()
     }
 
+    /// The current purchase lines of `accounts`: lines (latest version, not deleted, positive
+    /// quantity) of orders whose latest version counts as a purchase and is not deleted, with
+    /// their product's latest name and category (the derived category, else the family). Set-based:
+    /// one query for the orders, one per chunk of orders for the lines. Ordered by account, order
+    /// date, order id.
+    pub async fn purchase_lines(
+        &self,
+        org: &str,
+        accounts: &[String],
+    ) -> Result<Vec<PurchaseLine>, DbErr> {
+        if accounts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut q = Q::new(self.backend);
+        let o = q.bind(org.to_owned());
+        let acc = q.list(accounts);
+        let statuses = q.list(&self.purchase_statuses);
+        q.sql = format!(
+            "SELECT f.id AS order_id, f.account_id AS account_id, f.event_day AS event_day \
+             FROM fs_order f WHERE f.org_id = {o} AND f.account_id IN {acc} \
+               AND f.known_us = (SELECT MAX(g.known_us) FROM fs_order g \
+                                 WHERE g.org_id = f.org_id AND g.id = f.id) \
+               AND NOT f.is_deleted AND LOWER(f.status) IN {statuses}"
+        );
+        let mut orders: HashMap<String, (String, i64)> = HashMap::new();
+        for r in Self::rows(&self.db, q).await? {
+            let order: String = r.try_get("", "order_id")?;
+            let account: String = r.try_get("", "account_id")?;
+            let day: i64 = r.try_get::<i32>("", "event_day").map(i64::from)?;
+            orders.insert(order, (account, day));
+        }
+        let mut order_ids: Vec<String> = orders.keys().cloned().collect();
+        order_ids.sort();
+        let mut out = Vec::new();
+        for chunk in order_ids.chunks(ID_CHUNK) {
+            let mut q = Q::new(self.backend);
+            let o = q.bind(org.to_owned());
+            let ids = q.list(chunk);
+            q.sql = format!(
+                "SELECT f.order_id AS order_id, f.product_id AS product_id, f.quantity AS quantity, \
+                   f.unit_price AS unit_price, p.name AS name, COALESCE(p.category, p.family) AS category \
+                 FROM fs_order_item f \
+                 LEFT JOIN fs_product p ON p.org_id = f.org_id AND p.id = f.product_id \
+                   AND p.known_us = (SELECT MAX(pp.known_us) FROM fs_product pp \
+                                     WHERE pp.org_id = p.org_id AND pp.id = p.id) \
+                 WHERE f.org_id = {o} AND f.order_id IN {ids} \
+                   AND f.known_us = (SELECT MAX(g.known_us) FROM fs_order_item g \
+                                     WHERE g.org_id = f.org_id AND g.id = f.id) \
+                   AND NOT f.is_deleted AND f.quantity > 0 AND f.product_id IS NOT NULL"
+            );
+            for r in Self::rows(&self.db, q).await? {
+                let order_id: String = r.try_get("", "order_id")?;
+                let Some((account_id, day)) = orders.get(&order_id) else {
+                    continue;
+                };
+                out.push(PurchaseLine {
+                    account_id: account_id.clone(),
+                    day: *day,
+                    product_id: r.try_get("", "product_id")?,
+                    name: r.try_get("", "name")?,
+                    category: r.try_get("", "category")?,
+                    quantity: r.try_get::<Option<f64>>("", "quantity")?.unwrap_or(0.0),
+                    unit_price: r.try_get::<Option<f64>>("", "unit_price")?,
+                    order_id,
+                });
+            }
+        }
+        out.sort_by(|a, b| {
+            (&a.account_id, a.day, &a.order_id, &a.product_id).cmp(&(
+                &b.account_id,
+                b.day,
+                &b.order_id,
+                &b.product_id,
+            ))
+        });
+        Ok(out)
+    }
+
     /// The database connection, for read-only streaming work.
     #[must_use]
     pub fn connection(&self) -> &DatabaseConnection {
         &self.db
     }
+}
+
+/// One current purchase line (see [`Store::purchase_lines`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PurchaseLine {
+    pub account_id: String,
+    pub order_id: String,
+    /// The order's day (days since 1970-01-01).
+    pub day: i64,
+    pub product_id: String,
+    /// The product's name, when the product is known.
+    pub name: Option<String>,
+    /// The product's category (derived), else its family.
+    pub category: Option<String>,
+    pub quantity: f64,
+    pub unit_price: Option<f64>,
 }
 
 /// The weekly sequence of one history as of `cutoff`, oldest week first.

@@ -1099,3 +1099,180 @@ fn all_negative_model() -> sextant_models::sentiment::SentimentArtifact {
         }],
     }
 }
+
+fn pid(n: u64) -> String {
+    SalesforceId::from_parts("01t", "5g", n).to_string()
+}
+
+fn catalogue_product(n: u64, name: &str, family: Option<&str>) -> Value {
+    json!({"id": pid(n), "name": name, "product_code": null, "family": family,
+        "last_modified_date": "2011-01-01T00:00:00Z", "system_modstamp": "2011-01-01T00:00:00Z"})
+}
+
+fn line(n: u64, order: u64, product: u64, qty: f64, known: &str) -> Value {
+    json!({"id": SalesforceId::from_parts("802", "5g", n).to_string(), "order_id": oid(order),
+        "product_id": pid(product), "quantity": qty, "unit_price": 2.5,
+        "last_modified_date": format!("{known}T12:00:00Z"), "system_modstamp": format!("{known}T12:00:00Z")})
+}
+
+/// Account 1: two purchases and a draft; account 2: one purchase whose only line was later
+/// deleted, and one with a returned (negative) line; account 3: nothing.
+async fn load_purchases(app: &TestApp) {
+    ingest(
+        app,
+        "Account",
+        vec![account(1, "A"), account(2, "B"), account(3, "C")],
+    )
+    .await;
+    ingest(
+        app,
+        "Product2",
+        vec![
+            catalogue_product(1, "LUNCH BAG, RED", Some("Bags")),
+            catalogue_product(2, "TEA MUG", None),
+        ],
+    )
+    .await;
+    ingest(
+        app,
+        "Order",
+        vec![
+            order(1, 1, "2011-02-01"),
+            order(2, 1, "2011-03-01"),
+            order_known(3, 1, "2011-04-01", "Draft", "2011-04-01"),
+            order(4, 2, "2011-02-15"),
+            order(5, 2, "2011-05-01"),
+        ],
+    )
+    .await;
+    ingest(
+        app,
+        "OrderItem",
+        vec![
+            line(1, 1, 1, 1.0, "2011-02-01"),
+            line(2, 1, 2, 2.0, "2011-02-01"),
+            line(3, 2, 2, 1.0, "2011-03-01"),
+            line(4, 3, 1, 5.0, "2011-04-01"),
+            line(5, 4, 1, 1.0, "2011-02-15"),
+            line(6, 5, 2, -1.0, "2011-05-01"),
+            line(7, 5, 1, 3.0, "2011-05-01"),
+        ],
+    )
+    .await;
+    let (status, body) = app
+        .post(
+            "/v1/ingest",
+            &json!({"object": "OrderItem", "deletions": [{"id": SalesforceId::from_parts("802", "5g", 5).to_string(), "deleted_at": "2011-06-01T00:00:00Z"}]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+}
+
+#[tokio::test]
+async fn purchases_export_and_history_hold_only_current_purchase_lines() {
+    for db in databases().await {
+        let app = spawn(&db, "2011-12-10").await;
+        load_purchases(&app).await;
+
+        let csv = app
+            .http
+            .get(format!("{}/v1/purchases", app.base))
+            .send()
+            .await
+            .expect("sent")
+            .text()
+            .await
+            .expect("body");
+        let mut lines: Vec<&str> = csv.lines().collect();
+        assert_eq!(
+            lines.remove(0),
+            "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Family",
+            "{db}"
+        );
+        let expected = [
+            format!(
+                "{},{},\"LUNCH BAG, RED\",1,2011-02-01 00:00:00,2.5,{},BAGS",
+                oid(1),
+                pid(1),
+                aid(1)
+            ),
+            format!(
+                "{},{},TEA MUG,2,2011-02-01 00:00:00,2.5,{},MUG",
+                oid(1),
+                pid(2),
+                aid(1)
+            ),
+            format!(
+                "{},{},TEA MUG,1,2011-03-01 00:00:00,2.5,{},MUG",
+                oid(2),
+                pid(2),
+                aid(1)
+            ),
+            format!(
+                "{},{},\"LUNCH BAG, RED\",3,2011-05-01 00:00:00,2.5,{},BAGS",
+                oid(5),
+                pid(1),
+                aid(2)
+            ),
+        ];
+        assert_eq!(
+            lines,
+            expected.iter().map(String::as_str).collect::<Vec<_>>(),
+            "{db}: the draft, the deleted line and the return are not purchases"
+        );
+
+        let (status, body) = app
+            .post(
+                "/v1/purchases/history",
+                &json!({"account_ids": [aid(2), aid(1), aid(3), aid(1)], "max_orders": 1}),
+            )
+            .await;
+        assert_eq!(status, 200, "{db}: {body}");
+        let accounts = body["accounts"].as_array().expect("accounts");
+        assert_eq!(accounts.len(), 3, "{db}: duplicates once: {body}");
+        assert_eq!(accounts[0]["account_id"], aid(2));
+        assert_eq!(
+            accounts[1]["orders"].as_array().map(Vec::len),
+            Some(1),
+            "{db}: max_orders keeps the latest"
+        );
+        assert_eq!(accounts[1]["orders"][0]["order_id"], oid(2));
+        assert_eq!(accounts[1]["orders"][0]["date"], "2011-03-01");
+        assert_eq!(accounts[1]["orders"][0]["product_ids"], json!([pid(2)]));
+        assert_eq!(
+            accounts[2]["orders"],
+            json!([]),
+            "{db}: no purchases, no orders"
+        );
+        let (_, body) = app
+            .post("/v1/purchases/history", &json!({"account_ids": [aid(1)]}))
+            .await;
+        let orders = body["accounts"][0]["orders"].as_array().expect("orders");
+        assert_eq!(orders.len(), 2, "{db}: {body}");
+        assert_eq!(
+            orders[0]["product_ids"],
+            json!([pid(1), pid(2)]),
+            "{db}: oldest first"
+        );
+
+        for (request, code) in [
+            (json!({"account_ids": []}), "empty_request"),
+            (
+                json!({"account_ids": [aid(1)], "max_orders": 0}),
+                "invalid_parameter",
+            ),
+            (
+                json!({"account_ids": [aid(1)], "max_orders": 101}),
+                "invalid_parameter",
+            ),
+            (
+                json!({"account_ids": (0..201).map(aid).collect::<Vec<_>>()}),
+                "too_many_records",
+            ),
+        ] {
+            let (status, body) = app.post("/v1/purchases/history", &request).await;
+            assert_eq!(status, 400, "{db}: {request}: {body}");
+            assert_eq!(body["code"], code, "{db}: {request}");
+        }
+    }
+}

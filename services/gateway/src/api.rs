@@ -39,7 +39,14 @@ impl Modify for BearerJwt {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Sextant inference gateway", description = "Churn scores for Salesforce records, for Apex callouts and Lightning pages."),
-    paths(scores, sentiment, propensity_scores, healthz, readyz),
+    paths(
+        scores,
+        sentiment,
+        propensity_scores,
+        crate::cross_sell::cross_sell,
+        healthz,
+        readyz
+    ),
     modifiers(&BearerJwt)
 )]
 struct ApiDoc;
@@ -54,13 +61,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(scores)
         .service(sentiment)
         .service(propensity_scores)
+        .service(crate::cross_sell::cross_sell)
         .service(healthz)
         .service(readyz);
 }
 
 /// A model family with nothing to serve: 503 `no_model` when the trainer has none, 502 when it
 /// could not be asked and nothing is cached.
-fn unavailable(e: ModelUnavailable) -> ApiError {
+pub(crate) fn unavailable(e: ModelUnavailable) -> ApiError {
     match e {
         ModelUnavailable::NoModel(_) => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -73,7 +81,7 @@ fn unavailable(e: ModelUnavailable) -> ApiError {
 
 /// Parses and de-duplicates the requested ids (request order kept); any invalid id refuses
 /// the whole call, naming the first offender.
-fn parse_ids(raw: &[String]) -> Result<Vec<SalesforceId>, ApiError> {
+pub(crate) fn parse_ids(raw: &[String]) -> Result<Vec<SalesforceId>, ApiError> {
     if raw.is_empty() {
         return Err(ApiError::bad_request(
             ErrorCode::EmptyRequest,
@@ -371,8 +379,9 @@ fn score_rows(
 
 /// The sentiment of up to 200 texts (case subjects and descriptions, emails, survey answers)
 /// by the current sentiment model — the one the feature store judges cases with — in request
-/// order: the most probable class, each class's probability, and an intensity from −1 (negative)
-/// to 1 (positive). Without a trained sentiment model the call is refused (`no_model`), never
+/// order: the most probable class, each class's probability, an intensity from −1 (negative)
+/// to 1 (positive), and the (at most three) words that moved it most, by leaving each out.
+/// Without a trained sentiment model the call is refused (`no_model`), never
 /// answered by a fallback.
 #[utoipa::path(
     request_body = SentimentRequest,
@@ -430,13 +439,17 @@ async fn sentiment(
         texts
             .iter()
             .map(|t| {
-                model.artifact.predict_validated(t).map(|s| TextSentiment {
-                    label: s.label.name().to_owned(),
-                    negative: s.probabilities[0],
-                    neutral: s.probabilities[1],
-                    positive: s.probabilities[2],
-                    intensity: s.intensity.clamp(-1.0, 1.0),
-                })
+                model
+                    .artifact
+                    .explain_validated(t, 3)
+                    .map(|(s, factors)| TextSentiment {
+                        label: s.label.name().to_owned(),
+                        negative: s.probabilities[0],
+                        neutral: s.probabilities[1],
+                        positive: s.probabilities[2],
+                        intensity: s.intensity.clamp(-1.0, 1.0),
+                        factors,
+                    })
             })
             .collect::<Result<Vec<_>, _>>()
     })

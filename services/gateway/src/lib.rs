@@ -19,6 +19,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod cross_sell;
 pub mod jwks;
 pub mod model_cache;
 pub mod propensity;
@@ -184,6 +185,7 @@ pub struct AppState {
     pub models: Arc<model_cache::ModelCache<ServedChurnModel>>,
     pub clv_models: Arc<model_cache::ModelCache<ClvArtifact>>,
     pub sentiment_models: Arc<model_cache::ModelCache<model_cache::ServedSentiment>>,
+    pub cross_sell_models: Arc<model_cache::ModelCache<cross_sell::ServedCrossSell>>,
     pub propensity: Arc<propensity::PropensityModels>,
     pub clv_horizon: ValueHorizon,
     pub policy: ActionPolicy,
@@ -241,6 +243,12 @@ impl Application {
         tokio::spawn(Arc::clone(&models).run_refresher());
         tokio::spawn(Arc::clone(&clv_models).run_refresher());
         tokio::spawn(Arc::clone(&sentiment_models).run_refresher());
+        let cross_sell_models = Arc::new(model_cache::ModelCache::new(
+            http.clone(),
+            &settings.trainer_url,
+            Duration::from_secs(settings.model_refresh_secs),
+        ));
+        tokio::spawn(Arc::clone(&cross_sell_models).run_refresher());
         let propensity = Arc::new(propensity::PropensityModels::new(
             http.clone(),
             &settings.trainer_url,
@@ -253,6 +261,7 @@ impl Application {
             models: Arc::clone(&models),
             clv_models,
             sentiment_models,
+            cross_sell_models,
             propensity,
             clv_horizon,
             policy: settings.action_policy.clone(),

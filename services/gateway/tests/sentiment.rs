@@ -154,6 +154,10 @@ async fn texts_are_scored_by_the_current_sentiment_model_and_only_by_it() {
             .sum();
         assert!((total - 1.0).abs() < 1e-9, "{r}");
         assert!(r["negative"].as_f64().expect("p") > 0.9, "{r}");
+        assert!(
+            r["factors"].is_null(),
+            "a model that reads no word names no word: {r}"
+        );
         let intensity = r["intensity"].as_f64().expect("intensity");
         assert!((-1.0..0.0).contains(&intensity), "{r}");
     }

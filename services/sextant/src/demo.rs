@@ -65,6 +65,16 @@ pub struct DemoReport {
     pub clv: ClvReport,
     /// The sentiment model that judged the synced cases.
     pub sentiment: ModelCard,
+    /// The cross-sell model trained on the synced purchases, and its first answers.
+    pub cross_sell: CrossSellReport,
+}
+
+/// The cross-sell model of the demo.
+#[derive(Debug, Clone, Serialize)]
+pub struct CrossSellReport {
+    pub card: ModelCard,
+    /// The gateway's `POST /v1/cross-sell` answer for the first accounts.
+    pub suggestions: serde_json::Value,
 }
 
 /// The CLV model of the demo.
@@ -196,6 +206,7 @@ pub async fn run(suite: &Suite, options: &DemoOptions) -> anyhow::Result<DemoRep
     )
     .await?;
     let clv = train_clv(&http, suite, options).await?;
+    let cross_sell = train_cross_sell(&http, suite, options).await?;
 
     say(
         options.progress,
@@ -263,6 +274,7 @@ pub async fn run(suite: &Suite, options: &DemoOptions) -> anyhow::Result<DemoRep
         plots,
         clv,
         sentiment,
+        cross_sell,
     })
 }
 
@@ -473,6 +485,85 @@ async fn train_clv(
     })
 }
 
+/// Trains the cross-sell model on the feature store's purchases through the trainer, and asks
+/// the gateway for the first accounts' suggestions once it serves the model.
+async fn train_cross_sell(
+    http: &reqwest::Client,
+    suite: &Suite,
+    options: &DemoOptions,
+) -> anyhow::Result<CrossSellReport> {
+    let urls = &suite.urls;
+    say(
+        options.progress,
+        "● training cross-sell and next category on the synced purchases…",
+    );
+    let mut job: TrainJob = read_json(
+        http.post(format!(
+            "{}/v1/cross-sell/jobs?source=feature_store",
+            urls.trainer
+        ))
+        .send()
+        .await?,
+    )
+    .await
+    .context("starting the cross-sell job")?;
+    wait_for(http, &urls.trainer, &mut job).await?;
+    if job.state == JobState::Failed {
+        bail!(
+            "cross-sell training failed: {}",
+            job.error.unwrap_or_default()
+        );
+    }
+    let version = job.model_version.map(|v| v.to_string()).unwrap_or_default();
+    let card: ModelCard = read_json(
+        http.get(format!("{}/v1/cross-sell/models/{version}", urls.trainer))
+            .send()
+            .await?,
+    )
+    .await?;
+    let m = |k: &str| card.metrics.get(k).copied().unwrap_or(f64::NAN);
+    say(
+        options.progress,
+        &format!(
+            "  {version}: test-period NDCG@10 {:.3} (popularity {:.3}), next-category top-1 {:.3} (last category {:.3})",
+            m("ndcg_at_10"),
+            m("popularity_ndcg_at_10"),
+            m("top1_accuracy"),
+            m("last_category_top1_accuracy")
+        ),
+    );
+    let token = suite.gateway_token(120)?;
+    let first: AccountPage = read_json(
+        http.get(format!("{}/v1/accounts?limit=3", urls.feature_store))
+            .send()
+            .await?,
+    )
+    .await?;
+    let ids: Vec<String> = first.account_ids.iter().map(ToString::to_string).collect();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let suggestions = loop {
+        let resp = http
+            .post(format!("{}/v1/cross-sell", urls.gateway))
+            .bearer_auth(&token)
+            .json(&serde_json::json!({ "record_ids": ids }))
+            .send()
+            .await?;
+        let status = resp.status();
+        let body: serde_json::Value = resp.json().await.unwrap_or_default();
+        // 503 no_model: the gateway has not loaded the new model yet.
+        if status.is_success() && body["model_version"] == version.as_str() {
+            break body;
+        }
+        if std::time::Instant::now() > deadline {
+            bail!(
+                "the gateway did not serve cross-sell model {version} within 30 s: {status} {body}"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    Ok(CrossSellReport { card, suggestions })
+}
+
 /// The human-readable summary.
 pub fn summary(report: &DemoReport) -> String {
     let m = &report.metrics;
@@ -514,6 +605,48 @@ pub fn summary(report: &DemoReport) -> String {
     }
     if let Some(p) = &report.clv.promotion {
         out.push_str(&format!("CLV promotion gate: {}\n", p.reason));
+    }
+    let xm = |k: &str| {
+        report
+            .cross_sell
+            .card
+            .metrics
+            .get(k)
+            .copied()
+            .unwrap_or(f64::NAN)
+    };
+    out.push_str(&format!(
+        "Cross-sell model {}: test-period NDCG@10 {:.3}, HR@10 {:.3} (popularity {:.3} / {:.3}); next category top-1 {:.3} (last category {:.3}, popularity {:.3})\n",
+        report.cross_sell.card.version,
+        xm("ndcg_at_10"),
+        xm("hr_at_10"),
+        xm("popularity_ndcg_at_10"),
+        xm("popularity_hr_at_10"),
+        xm("top1_accuracy"),
+        xm("last_category_top1_accuracy"),
+        xm("popularity_top1_accuracy")
+    ));
+    for r in report.cross_sell.suggestions["results"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        let items: Vec<String> = r["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .take(3)
+            .map(|i| match i["because"]["name"].as_str() {
+                Some(b) => format!("{} (bought {b})", i["name"].as_str().unwrap_or("?")),
+                None => i["name"].as_str().unwrap_or("?").to_owned(),
+            })
+            .collect();
+        out.push_str(&format!(
+            "  {} may buy next: {}; next order's category: {}\n",
+            r["record_id"].as_str().unwrap_or("?"),
+            items.join(", "),
+            r["next_category"][0]["category"].as_str().unwrap_or("?")
+        ));
     }
     if !report.bands.is_empty() {
         let bands: Vec<String> = report

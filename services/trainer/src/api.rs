@@ -24,7 +24,7 @@ use utoipa::{IntoParams, OpenApi};
 use crate::AppState;
 use crate::churn_job::ChurnJobConfig;
 use crate::clv_job::ClvJobConfig;
-use crate::jobs::{PropensityData, SentimentData};
+use crate::jobs::{CrossSellData, PropensityData, SentimentData};
 use crate::propensity_registry::DefinitionError;
 use crate::registry::{Governed, ModelKind, Registry, RegistryError};
 
@@ -67,6 +67,12 @@ use crate::registry::{Governed, ModelKind, Registry, RegistryError};
         get_propensity_artifact,
         get_propensity_plot,
         promote_propensity_model,
+        start_cross_sell_job,
+        list_cross_sell_models,
+        get_cross_sell_model,
+        get_cross_sell_artifact,
+        get_cross_sell_plot,
+        promote_cross_sell_model,
         healthz,
         readyz
     ),
@@ -112,6 +118,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(get_propensity_artifact)
         .service(get_propensity_plot)
         .service(promote_propensity_model)
+        .service(start_cross_sell_job)
+        .service(list_cross_sell_models)
+        .service(get_cross_sell_model)
+        .service(get_cross_sell_artifact)
+        .service(get_cross_sell_plot)
+        .service(promote_cross_sell_model)
         .service(healthz)
         .service(readyz);
 }
@@ -559,8 +571,14 @@ fn upload_error(e: EvalError) -> ApiError {
             format!("line {line}: {message}"),
         ),
         EvalError::Empty { .. } => {
-            ApiError::bad_request(ErrorCode::EmptyRequest, "no labelled sentences in the body")
+            ApiError::bad_request(ErrorCode::EmptyRequest, "no data rows in the body")
         }
+        EvalError::MissingColumn {
+            column, expected, ..
+        } => ApiError::bad_request(
+            ErrorCode::InvalidParameter,
+            format!("missing column `{column}` (expected columns: {expected})"),
+        ),
         EvalError::Unusable { message, .. } => {
             ApiError::bad_request(ErrorCode::InsufficientData, message)
         }
@@ -954,4 +972,150 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         ErrorCode::Internal,
         "model registry unreadable",
     )
+}
+
+/// The largest purchase-lines upload a cross-sell job takes.
+pub const MAX_CROSS_SELL_UPLOAD: usize = 256 << 20;
+
+/// Where a cross-sell job reads its purchase lines.
+#[derive(Debug, Clone, Copy, Deserialize, utoipa::ToSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+enum PurchaseSource {
+    /// The request body.
+    Upload,
+    /// The feature store's purchase export (`GET /v1/purchases`); the body must be empty.
+    FeatureStore,
+}
+
+/// Options of a cross-sell job.
+#[derive(Debug, Deserialize, IntoParams)]
+struct CrossSellQuery {
+    /// Seed (default 42); same data and seed, same model.
+    seed: Option<u64>,
+    /// `upload` (default): purchase lines in the body; `feature_store`: the store's purchases.
+    source: Option<PurchaseSource>,
+}
+
+/// Trains the cross-sell model (recommendations and next category) on purchase lines; poll it
+/// with `GET /v1/jobs/{id}`.
+///
+/// Purchase lines are CSV in the Online Retail format (`InvoiceNo, StockCode, Description,
+/// Quantity, InvoiceDate, UnitPrice, CustomerID`, optional `Family`): the body (at most 256 MiB,
+/// checked before the job starts), or with `source=feature_store` the feature store's purchase
+/// export, read by the job. The last quarter of the purchases' time span is the test period;
+/// both models are chosen on a validation period before it, fitted before the cut and measured
+/// on the test period next to popularity, item-kNN and last-category baselines and the current
+/// model. The version becomes current only when its NDCG@10 and its next-category top-1
+/// accuracy are both at least the current model's on the same customers.
+#[utoipa::path(
+    params(CrossSellQuery),
+    request_body(content = String, content_type = "text/csv", description = "Purchase lines, Online Retail columns (empty with source=feature_store)"),
+    responses(
+        (status = 202, description = "Job queued", body = TrainJob),
+        (status = 400, description = "A missing column or malformed row (invalid_parameter, with its line), no rows (empty_request), too short a time span (insufficient_data), or a body with source=feature_store (invalid_parameter)", body = ErrorBody),
+        (status = 413, description = "Body over 256 MiB (payload_too_large)", body = ErrorBody),
+    )
+)]
+#[post("/v1/cross-sell/jobs")]
+async fn start_cross_sell_job(
+    state: web::Data<AppState>,
+    query: web::Query<CrossSellQuery>,
+    mut body: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let seed = query.seed.unwrap_or(42);
+    let registry = state.cross_sell_registry.clone();
+    let (path, fingerprint, size) = receive_upload(&mut body, MAX_CROSS_SELL_UPLOAD).await?;
+    if query.source == Some(PurchaseSource::FeatureStore) {
+        if size > 0 {
+            return Err(ApiError::bad_request(
+                ErrorCode::InvalidParameter,
+                "source=feature_store reads the feature store's purchases; send no body",
+            ));
+        }
+        let job = state.jobs.start_cross_sell_from_store(registry, seed);
+        return Ok(HttpResponse::Accepted().json(job));
+    }
+    let (path, rows) = web::block(move || {
+        crate::evaluate::cross_sell::check_purchases(&path).map(|rows| (path, rows))
+    })
+    .await
+    .map_err(|e| ApiError::internal("checking the upload", e))?
+    .map_err(upload_error)?;
+    tracing::info!(rows, size, fingerprint = %fingerprint, "Cross-sell job data received.");
+    let job = state.jobs.start_cross_sell(CrossSellData {
+        registry,
+        file: path,
+        fingerprint,
+        seed,
+    });
+    Ok(HttpResponse::Accepted().json(job))
+}
+
+/// Every stored cross-sell model, oldest first.
+#[utoipa::path(responses((status = 200, description = "Cross-sell models", body = Vec<ModelCard>)))]
+#[get("/v1/cross-sell/models")]
+async fn list_cross_sell_models(
+    state: web::Data<AppState>,
+) -> Result<web::Json<Vec<ModelCard>>, ApiError> {
+    list(&state.cross_sell_registry)
+}
+
+/// One cross-sell model's card (test-period figures next to the baselines'; `current` follows
+/// promotions).
+#[utoipa::path(
+    params(("version" = String, Path, description = "Cross-sell model version, e.g. cross_sell-v2, or `current`")),
+    responses((status = 200, description = "Model card", body = ModelCard), (status = 400, description = "Malformed version", body = ErrorBody), (status = 404, description = "Unknown version, or no current model (no_model)", body = ErrorBody))
+)]
+#[get("/v1/cross-sell/models/{version}")]
+async fn get_cross_sell_model(
+    state: web::Data<AppState>,
+    version: web::Path<String>,
+) -> Result<web::Json<ModelCard>, ApiError> {
+    metadata(&state.cross_sell_registry, &version)
+}
+
+/// One cross-sell model's artefact (the recommender, product names and the next-category model);
+/// `current` follows promotions (the gateway's source).
+#[utoipa::path(
+    params(("version" = String, Path, description = "Cross-sell model version, or `current`")),
+    responses((status = 200, description = "Artefact", body = Object), (status = 400, description = "Malformed version", body = ErrorBody), (status = 404, description = "Unknown version, or no current model (no_model)", body = ErrorBody))
+)]
+#[get("/v1/cross-sell/models/{version}/artifact")]
+async fn get_cross_sell_artifact(
+    state: web::Data<AppState>,
+    version: web::Path<String>,
+) -> Result<web::Json<sextant_models::recommend::CrossSellModel>, ApiError> {
+    artifact(&state.cross_sell_registry, &version)
+}
+
+/// A cross-sell model's plot: `hit_rate.svg` (test-period hit rate at k, next to popularity).
+#[utoipa::path(
+    params(("version" = String, Path, description = "Cross-sell model version"), ("name" = String, Path, description = "hit_rate.svg")),
+    responses((status = 200, description = "SVG", content_type = "image/svg+xml", body = String), (status = 404, description = "No such plot", body = ErrorBody))
+)]
+#[get("/v1/cross-sell/models/{version}/plots/{name}")]
+async fn get_cross_sell_plot(
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    plot(&state.cross_sell_registry, &path.0, &path.1)
+}
+
+/// Makes a cross-sell version current: a manual promotion of a candidate, or a rollback. The
+/// gateway picks it up on its next refresh.
+#[utoipa::path(
+    params(("version" = String, Path, description = "Cross-sell model version, e.g. cross_sell-v1")),
+    responses(
+        (status = 200, description = "The version, now current, with the decision recorded", body = ModelCard),
+        (status = 400, description = "Malformed version (invalid_parameter)", body = ErrorBody),
+        (status = 404, description = "Unknown version (not_found)", body = ErrorBody),
+    )
+)]
+#[post("/v1/cross-sell/models/{version}/promote")]
+async fn promote_cross_sell_model(
+    state: web::Data<AppState>,
+    version: web::Path<String>,
+) -> Result<web::Json<ModelCard>, ApiError> {
+    let route = format!("/v1/cross-sell/models/{version}/promote");
+    promote(&state.cross_sell_registry, &version, &state.clock, &route).await
 }

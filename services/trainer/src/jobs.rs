@@ -538,3 +538,206 @@ pub async fn fetch_training_set(
     }
     parser.finish()
 }
+
+/// Purchase lines handed to a cross-sell job: the file (an upload, or the feature store's
+/// purchase export spooled to disk; removed when the job ends), its SHA-256, the seed and the
+/// registry.
+#[derive(Debug)]
+pub struct CrossSellData {
+    pub registry: crate::registry::Registry<crate::registry::CrossSell>,
+    pub file: tempfile::TempPath,
+    pub fingerprint: String,
+    pub seed: u64,
+}
+
+impl Jobs {
+    /// Queues a cross-sell job and starts it in the background (one job of any kind runs at a
+    /// time). Its progress is one step.
+    pub fn start_cross_sell(&self, data: CrossSellData) -> TrainJob {
+        self.spawn("cross_sell", 1, move |jobs, _| async move {
+            jobs.run_cross_sell(data).await.map(|card| {
+                let ndcg = card.metrics.get("ndcg_at_10").copied().unwrap_or(f64::NAN);
+                let top1 = card
+                    .metrics
+                    .get("top1_accuracy")
+                    .copied()
+                    .unwrap_or(f64::NAN);
+                (
+                    card.version,
+                    format!("NDCG@10 {ndcg:.4}, next-category top-1 {top1:.4}"),
+                )
+            })
+        })
+    }
+
+    /// Trains both models and measures them on the test period (next to the current model on the
+    /// same customers), stores the version as a candidate and runs the gate: the new version
+    /// becomes current only when both its NDCG@10 and its next-category top-1 accuracy are at
+    /// least the current model's.
+    async fn run_cross_sell(&self, data: CrossSellData) -> Result<ModelCard, String> {
+        let CrossSellData {
+            registry,
+            file,
+            fingerprint,
+            seed,
+        } = data;
+        let current_version = registry.current().map_err(|e| e.to_string())?;
+        let current = match &current_version {
+            Some(v) => registry.artifact(v).map_err(|e| e.to_string())?,
+            None => None,
+        };
+        let version = registry.next_version().map_err(|e| e.to_string())?;
+        let options = crate::evaluate::EvalOptions {
+            seed,
+            plot_dir: None,
+            progress: false,
+        };
+        let trained = tokio::task::spawn_blocking(move || {
+            let out =
+                crate::evaluate::cross_sell::train_held_out(&file, &options, current.as_ref());
+            drop(file);
+            out
+        })
+        .await
+        .map_err(|e| format!("cross-sell training task: {e}"))?
+        .map_err(|e| crate::evaluate::upload_error_text(&e))?;
+        let ndcg = trained.metrics.get("ndcg_at_10").copied().unwrap_or(0.0);
+        let top1 = trained.metrics.get("top1_accuracy").copied().unwrap_or(0.0);
+        let mut model = trained.model;
+        model.version = version.to_string();
+        let card = ModelCard {
+            version: version.clone(),
+            created_at: self.clock.now(),
+            metrics: trained.metrics,
+            gate_metric: "ndcg_at_10".to_owned(),
+            config: trained.config,
+            training_set_fingerprint: fingerprint,
+            status: None,
+            promotion: None,
+        };
+        let plot = crate::evaluate::cross_sell::hit_rate_svg(
+            &trained.hit_curve,
+            &format!("{version} — test-period hit rate at k"),
+        );
+        registry
+            .publish(
+                &crate::registry::Publication {
+                    artifact: model,
+                    plots: vec![("hit_rate.svg", plot)],
+                },
+                &card,
+            )
+            .map_err(|e| e.to_string())?;
+        let current = trained
+            .current
+            .unwrap_or_else(|| Err("no current model".to_owned()));
+        let (users, customers) = trained.n_test;
+        let by_ndcg = crate::registry::gate(
+            "NDCG@10",
+            ndcg,
+            current_version.as_ref(),
+            &current.clone().map(|c| c.0),
+            &format!("{users} test-period customers"),
+            self.clock.now(),
+        );
+        let by_top1 = crate::registry::gate(
+            "next-category top-1 accuracy",
+            top1,
+            current_version.as_ref(),
+            &current.map(|c| c.1),
+            &format!("{customers} test-period customers"),
+            self.clock.now(),
+        );
+        let decision = sextant_contracts::api::PromotionDecision {
+            promoted: by_ndcg.promoted && by_top1.promoted,
+            reason: format!("{}; {}", by_ndcg.reason, by_top1.reason),
+            ..by_ndcg
+        };
+        tracing::info!(version = %version, promoted = decision.promoted, reason = %decision.reason, "Cross-sell promotion gate.");
+        if decision.promoted {
+            registry.promote(&version, decision)
+        } else {
+            registry.keep_candidate(&version, decision)
+        }
+        .map_err(|e| e.to_string())
+    }
+}
+
+impl Jobs {
+    /// Queues a cross-sell job on the feature store's purchases: the job reads the store's
+    /// purchase export (`GET /v1/purchases`) to a temporary file a chunk at a time, hashing it
+    /// as it goes, checks it, then trains as on an upload.
+    pub fn start_cross_sell_from_store(
+        &self,
+        registry: crate::registry::Registry<crate::registry::CrossSell>,
+        seed: u64,
+    ) -> TrainJob {
+        self.spawn("cross_sell", 1, move |jobs, _| async move {
+            let (file, fingerprint) = jobs.spool_purchases().await?;
+            let file = tokio::task::spawn_blocking(move || {
+                crate::evaluate::cross_sell::check_purchases(&file).map(|_| file)
+            })
+            .await
+            .map_err(|e| format!("checking the purchases: {e}"))?
+            .map_err(|e| {
+                format!(
+                    "the feature store's purchases: {}",
+                    crate::evaluate::upload_error_text(&e)
+                )
+            })?;
+            let card = jobs
+                .run_cross_sell(CrossSellData {
+                    registry,
+                    file,
+                    fingerprint,
+                    seed,
+                })
+                .await?;
+            let ndcg = card.metrics.get("ndcg_at_10").copied().unwrap_or(f64::NAN);
+            let top1 = card
+                .metrics
+                .get("top1_accuracy")
+                .copied()
+                .unwrap_or(f64::NAN);
+            Ok((
+                card.version,
+                format!("NDCG@10 {ndcg:.4}, next-category top-1 {top1:.4}"),
+            ))
+        })
+    }
+
+    /// Reads the store's purchase export into a temporary file; returns it with its SHA-256. A
+    /// stream cut short (the store fails mid-way and aborts the response) is an error, never a
+    /// shorter training set.
+    async fn spool_purchases(&self) -> Result<(tempfile::TempPath, String), String> {
+        use sha2::Digest as _;
+        use std::io::Write as _;
+        let url = format!("{}/v1/purchases", self.feature_store_url);
+        let mut resp = self
+            .http
+            .get(&url)
+            .send()
+            .await
+            .map_err(|e| format!("feature store purchases: {e}"))?;
+        if !resp.status().is_success() {
+            let status = resp.status();
+            let body = resp.text().await.unwrap_or_default();
+            return Err(format!("feature store purchases: HTTP {status}: {body}"));
+        }
+        let mut file = tempfile::NamedTempFile::new()
+            .map_err(|e| format!("temporary file for the purchases: {e}"))?;
+        let mut hasher = sha2::Sha256::new();
+        while let Some(chunk) = resp
+            .chunk()
+            .await
+            .map_err(|e| format!("feature store purchases cut short: {e}"))?
+        {
+            hasher.update(&chunk);
+            file.write_all(&chunk)
+                .map_err(|e| format!("writing the purchases: {e}"))?;
+        }
+        file.flush()
+            .map_err(|e| format!("writing the purchases: {e}"))?;
+        Ok((file.into_temp_path(), format!("{:x}", hasher.finalize())))
+    }
+}

@@ -118,6 +118,7 @@ pub struct AppState {
     pub registry: registry::Registry<registry::Churn>,
     pub clv_registry: registry::Registry<registry::Clv>,
     pub sentiment_registry: registry::Registry<registry::Sentiment>,
+    pub cross_sell_registry: registry::Registry<registry::CrossSell>,
     pub propensity: propensity_registry::PropensityRegistries,
     pub jobs: jobs::Jobs,
     pub default_epochs: u32,
@@ -134,6 +135,7 @@ impl Application {
         let registry = registry::Registry::open(&settings.registry_dir)?;
         let clv_registry = registry::Registry::open(&settings.registry_dir)?;
         let sentiment_registry = registry::Registry::open(&settings.registry_dir)?;
+        let cross_sell_registry = registry::Registry::open(&settings.registry_dir)?;
         let propensity = propensity_registry::PropensityRegistries::new(&settings.registry_dir)?;
         let http = sextant_service_kit::http::client(Duration::from_secs(120));
         let jobs = jobs::Jobs::new(
@@ -148,6 +150,7 @@ impl Application {
             registry,
             clv_registry,
             sentiment_registry,
+            cross_sell_registry,
             propensity,
             jobs,
             default_epochs: settings.default_epochs,

@@ -40,6 +40,7 @@ use sextant_contracts::api::{
 use sextant_models::churn_serving::ServedChurnModel;
 use sextant_models::clv::serving::ClvArtifact;
 use sextant_models::metrics::{line_svg, roc_svg};
+use sextant_models::recommend::CrossSellModel;
 use sextant_models::sentiment::SentimentArtifact;
 use sextant_models::tabular::PropensityArtifact;
 
@@ -150,6 +151,21 @@ impl ModelKind for Propensity {
     const NAME: &'static str = "propensity";
     const PLOTS: &'static [&'static str] = &["roc.svg"];
     fn validate(artifact: &PropensityArtifact) -> Result<(), String> {
+        artifact.validate().map_err(|e| e.to_string())
+    }
+}
+
+/// Cross-sell: the item recommender and the next-category model trained together on purchase
+/// lines, plot `hit_rate.svg` (test-period hit rate at k, next to popularity).
+#[derive(Debug, Clone, Copy)]
+pub struct CrossSell;
+
+impl ModelKind for CrossSell {
+    type Artifact = CrossSellModel;
+    type Metadata = ModelCard;
+    const NAME: &'static str = "cross_sell";
+    const PLOTS: &'static [&'static str] = &["hit_rate.svg"];
+    fn validate(artifact: &CrossSellModel) -> Result<(), String> {
         artifact.validate().map_err(|e| e.to_string())
     }
 }

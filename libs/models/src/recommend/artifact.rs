@@ -7,8 +7,10 @@ use serde::{Deserialize, Serialize};
 use super::{ItemItem, RecommendError, top_k};
 
 /// What the trainer stores and the gateway loads (JSON via serde). Item ids are the catalogue's own
-/// (e.g. StockCode or Product2 Id), so callers never see internal indices.
+/// (e.g. StockCode or Product2 Id), so callers never see internal indices. Deserialising checks
+/// the artefact and rebuilds its id index, however it is loaded (alone or inside another model).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "RawArtifact")]
 pub struct CrossSellArtifact {
     /// Format version of this structure.
     pub format: u32,
@@ -24,6 +26,32 @@ pub struct CrossSellArtifact {
     index: HashMap<String, u32>,
 }
 
+/// The stored fields of [`CrossSellArtifact`], before the checks.
+#[derive(Deserialize)]
+struct RawArtifact {
+    format: u32,
+    model: String,
+    items: Vec<String>,
+    scorer: ItemItem,
+    popularity: Vec<f32>,
+}
+
+impl TryFrom<RawArtifact> for CrossSellArtifact {
+    type Error = RecommendError;
+    fn try_from(r: RawArtifact) -> Result<Self, RecommendError> {
+        let mut a = Self {
+            format: r.format,
+            model: r.model,
+            items: r.items,
+            scorer: r.scorer,
+            popularity: r.popularity,
+            index: HashMap::new(),
+        };
+        a.prepare()?;
+        Ok(a)
+    }
+}
+
 /// One recommended item.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ScoredItem {
@@ -34,7 +62,7 @@ pub struct ScoredItem {
 }
 
 /// What a recommendation was based on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Basis {
     /// The customer's known purchases.
@@ -85,10 +113,14 @@ impl CrossSellArtifact {
     /// # Errors
     /// [`RecommendError::BadArtifact`] for malformed JSON, an unknown format or inconsistent content.
     pub fn from_json(json: &str) -> Result<Self, RecommendError> {
-        let mut a: Self = serde_json::from_str(json)
-            .map_err(|e| RecommendError::BadArtifact(format!("not a cross-sell artefact: {e}")))?;
-        a.prepare()?;
-        Ok(a)
+        serde_json::from_str(json)
+            .map_err(|e| RecommendError::BadArtifact(format!("not a cross-sell artefact: {e}")))
+    }
+
+    /// The internal index of an item id, if the model knows it.
+    #[must_use]
+    pub fn position(&self, id: &str) -> Option<u32> {
+        self.index.get(id).copied()
     }
 
     /// Serialises to JSON.

@@ -15,6 +15,9 @@
 //! - [`clusters`]: product clusters ("customers who bought these also buy…") by k-means.
 //! - [`CrossSellArtifact`]: what the trainer stores and the gateway loads: item ids + scorer, with
 //!   [`CrossSellArtifact::recommend`] answering "top N for this purchase history".
+//! - [`CrossSellModel`]: the registry's `cross-sell` artefact — the recommender, product names and
+//!   the next-category model — answering both questions for one customer's past orders, each
+//!   suggestion with the purchase behind it.
 
 pub mod als;
 pub mod clusters;
@@ -24,8 +27,10 @@ pub mod metrics;
 pub mod popularity;
 
 mod artifact;
+mod served;
 
 pub use artifact::{Basis, CrossSellArtifact, Recommendations, ScoredItem};
+pub use served::{Because, CategoryGuess, CrossSellAnswer, CrossSellModel, PastOrder, Suggestion};
 
 use serde::{Deserialize, Serialize};
 

@@ -12,6 +12,7 @@ pub use sextant_models::{Baseline, EvalError, Evaluation};
 
 pub mod churn;
 pub mod clv;
+pub mod cross_sell;
 pub mod next_category;
 pub mod propensity;
 pub mod recommend;

@@ -29,26 +29,26 @@ use super::{Baseline, EvalError, EvalOptions, Evaluation, Task};
 /// Categories kept (plus `other`).
 pub const CATEGORIES: usize = 30;
 
-fn model_error(e: &NextCategoryError) -> EvalError {
+pub(crate) fn model_error(e: &NextCategoryError) -> EvalError {
     EvalError::Model {
         task: Task::NextCategory.name().into(),
         message: e.to_string(),
     }
 }
 
-fn day(t: NaiveDateTime) -> i64 {
+pub(crate) fn day(t: NaiveDateTime) -> i64 {
     i64::from(t.date().num_days_from_ce())
 }
 
 /// One order of one customer.
-struct Order {
-    at: NaiveDateTime,
+pub(crate) struct Order {
+    pub(crate) at: NaiveDateTime,
     invoice: u32,
-    basket: Basket,
+    pub(crate) basket: Basket,
 }
 
 /// Raw category of every item: its family, else the head word of its description.
-fn raw_categories(d: &RetailData) -> Vec<Option<String>> {
+pub(crate) fn raw_categories(d: &RetailData) -> Vec<Option<String>> {
     match &d.families {
         Some(f) => f
             .iter()
@@ -59,7 +59,11 @@ fn raw_categories(d: &RetailData) -> Vec<Option<String>> {
 }
 
 /// Orders per customer, sorted by time (then invoice), with categories mapped through `scheme`.
-fn orders(d: &RetailData, raw: &[Option<String>], scheme: &CategoryScheme) -> Vec<Vec<Order>> {
+pub(crate) fn orders(
+    d: &RetailData,
+    raw: &[Option<String>],
+    scheme: &CategoryScheme,
+) -> Vec<Vec<Order>> {
     let mut by_invoice: HashMap<u32, (u32, NaiveDateTime, Vec<usize>)> = HashMap::new();
     for l in &d.lines {
         let e = by_invoice
@@ -89,7 +93,7 @@ fn orders(d: &RetailData, raw: &[Option<String>], scheme: &CategoryScheme) -> Ve
 }
 
 /// Histories before `cut` (for fitting) and the cases whose first order in `[cut, end]` is labelled.
-fn cases(
+pub(crate) fn cases(
     all: &[Vec<Order>],
     cut: NaiveDateTime,
     end: NaiveDateTime,

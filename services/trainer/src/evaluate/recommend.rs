@@ -307,6 +307,16 @@ pub(crate) fn read_retail(path: &Path) -> Result<RetailData, EvalError> {
 pub(crate) fn choose_cut(
     data: &RetailData,
 ) -> Result<(NaiveDateTime, NaiveDateTime, Option<String>), EvalError> {
+    cut_at(data, true)
+}
+
+/// The train/test cut of a file: with `anchor`, the anchor's date when the file spans it; else
+/// (and always without `anchor`) the point that leaves the last quarter of the time span for
+/// testing.
+pub(crate) fn cut_at(
+    data: &RetailData,
+    anchor: bool,
+) -> Result<(NaiveDateTime, NaiveDateTime, Option<String>), EvalError> {
     let first = data.lines.iter().map(|l| l.at).min();
     let last = data.lines.iter().map(|l| l.at).max();
     let (Some(first), Some(last)) = (first, last) else {
@@ -314,14 +324,12 @@ pub(crate) fn choose_cut(
             path: data.path.clone(),
         });
     };
-    let anchor = NaiveDate::from_ymd_opt(ANCHOR_CUT.0, ANCHOR_CUT.1, ANCHOR_CUT.2)
+    let anchor_cut = NaiveDate::from_ymd_opt(ANCHOR_CUT.0, ANCHOR_CUT.1, ANCHOR_CUT.2)
         .and_then(|d| d.and_hms_opt(0, 0, 0))
-        .ok_or_else(|| EvalError::Unusable {
-            path: data.path.clone(),
-            message: "bad anchor date".into(),
-        })?;
-    if first < anchor && last >= anchor {
-        return Ok((anchor, last, None));
+        .filter(|_| anchor)
+        .unwrap_or(NaiveDateTime::MAX);
+    if first < anchor_cut && last >= anchor_cut {
+        return Ok((anchor_cut, last, None));
     }
     let span = last - first;
     if span < Duration::days(8) {
@@ -340,23 +348,33 @@ pub(crate) fn choose_cut(
     Ok((
         cut,
         last,
-        Some(format!(
-            "the data do not span the anchor cut 2011-09-01 ({first} .. {last}); cut at {cut} (last quarter of the span is the test period)"
-        )),
+        Some(if anchor {
+            format!(
+                "the data do not span the anchor cut 2011-09-01 ({first} .. {last}); cut at {cut} (last quarter of the span is the test period)"
+            )
+        } else {
+            format!(
+                "purchases {first} .. {last}; cut at {cut} (the last quarter of the span is the test period)"
+            )
+        }),
     ))
 }
 
 /// Train matrix and test ground truths for one cut.
-struct Split {
-    x: Interactions,
+pub(crate) struct Split {
+    pub(crate) x: Interactions,
     /// Item (index into [`RetailData::items`]) of each column of `x`.
-    items: Vec<u32>,
-    all: Vec<Truth>,
-    new: Vec<Truth>,
+    pub(crate) items: Vec<u32>,
+    pub(crate) all: Vec<Truth>,
+    pub(crate) new: Vec<Truth>,
 }
 
 /// Train = lines before `cut`; test = lines in `[cut, end]` of train users and train items.
-fn split(data: &RetailData, cut: NaiveDateTime, end: NaiveDateTime) -> Result<Split, EvalError> {
+pub(crate) fn split(
+    data: &RetailData,
+    cut: NaiveDateTime,
+    end: NaiveDateTime,
+) -> Result<Split, EvalError> {
     let mut users: HashMap<u32, u32> = HashMap::new();
     let mut items: HashMap<u32, u32> = HashMap::new();
     let mut columns: Vec<u32> = Vec::new();
@@ -427,7 +445,7 @@ fn split(data: &RetailData, cut: NaiveDateTime, end: NaiveDateTime) -> Result<Sp
     })
 }
 
-fn model_error(e: &RecommendError) -> EvalError {
+pub(crate) fn model_error(e: &RecommendError) -> EvalError {
     EvalError::Model {
         task: Task::Recommend.name().into(),
         message: e.to_string(),
@@ -436,7 +454,7 @@ fn model_error(e: &RecommendError) -> EvalError {
 
 /// A candidate of the model search.
 #[derive(Debug, Clone, Copy, PartialEq)]
-enum Candidate {
+pub(crate) enum Candidate {
     Ease {
         relative_lambda: f64,
         weighting: Weighting,
@@ -448,14 +466,14 @@ enum Candidate {
 }
 
 impl Candidate {
-    fn name(&self) -> &'static str {
+    pub(crate) fn name(&self) -> &'static str {
         match self {
             Self::Ease { .. } => "ease",
             Self::Knn { .. } => "item_knn",
         }
     }
 
-    fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match self {
             Self::Ease {
                 relative_lambda,
@@ -481,7 +499,7 @@ const EASE_SELF_WEIGHTS: [f32; 6] = [0.0, 0.05, 0.1, 0.2, 0.4, 0.8];
 /// Item-kNN neighbourhood sizes searched.
 const KNN_KS: [usize; 3] = [20, 50, 200];
 
-fn rank(s: &Split, scorer: &ItemItem, exclude: bool) -> RankingMetrics {
+pub(crate) fn rank(s: &Split, scorer: &ItemItem, exclude: bool) -> RankingMetrics {
     let truths = if exclude { &s.new } else { &s.all };
     evaluate_rankings(s.x.n_items(), truths, exclude.then_some(&s.x), |u, out| {
         let (items, ws) = s.x.row(u as usize);
@@ -489,7 +507,7 @@ fn rank(s: &Split, scorer: &ItemItem, exclude: bool) -> RankingMetrics {
     })
 }
 
-fn fit_candidate(
+pub(crate) fn fit_candidate(
     x: &Interactions,
     c: Candidate,
     cache: Option<&EaseWeights>,
@@ -516,7 +534,7 @@ fn criterion(all: &RankingMetrics, new: &RankingMetrics) -> f64 {
 }
 
 /// Searches the candidates on the validation split; returns the best with its figures.
-fn select(
+pub(crate) fn select(
     s: &Split,
     progress: bool,
 ) -> Result<(Candidate, RankingMetrics, RankingMetrics), RecommendError> {
@@ -556,7 +574,7 @@ fn select(
     best.ok_or(RecommendError::Empty)
 }
 
-fn figures(all: &RankingMetrics, new: &RankingMetrics) -> Map<String, Value> {
+pub(crate) fn figures(all: &RankingMetrics, new: &RankingMetrics) -> Map<String, Value> {
     let mut m = all.to_json();
     m.insert("new".into(), Value::Object(new.to_json()));
     m
