@@ -39,7 +39,7 @@ pub(crate) struct BulkJob {
     polls: u32,
     columns: Vec<String>,
     kinds: Vec<FieldType>,
-    rows: Vec<Map<String, Value>>,
+    rows: soql::Rows,
     error_message: Option<String>,
 }
 
@@ -164,7 +164,7 @@ pub(crate) async fn create_query_job(
         polls: 0,
         columns,
         kinds,
-        rows: result.rows,
+        rows: result.into_rows(),
         error_message: None,
     };
     let info = job_info(&job);
@@ -322,7 +322,7 @@ pub(crate) async fn query_results(
         .collect::<Vec<_>>()
         .join(",");
     body.push('\n');
-    for row in &job.rows[offset.min(end)..end] {
+    for row in &job.rows.slice(offset, end) {
         let line: Vec<String> = job
             .columns
             .iter()
@@ -512,7 +512,9 @@ pub(crate) fn upsert_records(
                 }
                 Some((name, kind)) => {
                     let ok = match kind {
-                        FieldType::Double | FieldType::Currency => v.is_number() || v.is_null(),
+                        FieldType::Double | FieldType::Currency | FieldType::Percent => {
+                            v.is_number() || v.is_null()
+                        }
                         FieldType::Boolean => v.is_boolean(),
                         _ => v.is_string() || v.is_null(),
                     };

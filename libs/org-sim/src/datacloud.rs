@@ -14,7 +14,8 @@
 //!   Cloud token is unknown or expired, and 400 with a JSON `message` for bad SQL.
 //!
 //! SQL: `SELECT cols FROM <Object>__dll [WHERE …] [ORDER BY …] [LIMIT n]` over the org's objects
-//! (the simulator's SOQL subset).
+//! (the simulator's SOQL subset), or the same over the org's Data Cloud objects by their own
+//! names (`ssot__Engagement__dlm`), where a timestamp may be compared with a quoted string.
 
 use std::collections::HashMap;
 
@@ -145,7 +146,7 @@ fn check_dc_token(state: &State, req: &HttpRequest) -> Result<(), Box<HttpRespon
 
 fn type_of(kind: FieldType) -> (&'static str, i64) {
     match kind {
-        FieldType::Double | FieldType::Currency => ("DECIMAL", 3),
+        FieldType::Double | FieldType::Currency | FieldType::Percent => ("DECIMAL", 3),
         FieldType::Boolean => ("BOOLEAN", 16),
         FieldType::Date => ("DATE", 91),
         FieldType::DateTime => ("TIMESTAMP", 93),
@@ -223,6 +224,25 @@ pub(crate) async fn query_v2(
     let Some(sql) = sql else {
         return dc_error(StatusCode::BAD_REQUEST, "Bad Request", "sql is required");
     };
+    // Data Cloud objects are queried by their own names and columns.
+    if let Ok(parsed) = soql::parse(&sql) {
+        let org = read_org(&state);
+        if let Some(object) = org.dc_object(&parsed.object.0) {
+            let result = match soql::execute_dc(&org, &sql) {
+                Ok(r) => r,
+                Err(e) => return dc_error(StatusCode::BAD_REQUEST, "Bad Request", &e.message),
+            };
+            let columns: Vec<(String, FieldType)> = parsed
+                .fields
+                .iter()
+                .filter_map(|(n, _)| object.field(n).map(|f| (f.name.to_owned(), f.kind)))
+                .collect();
+            let all = result.into_rows();
+            let rows = dc_rows(&all.slice(0, all.len()), &columns, |c| c.to_owned());
+            drop(org);
+            return open_cursor(&state, columns, rows);
+        }
+    }
     // `<Object>__dll` tables are the org's objects.
     let soql_text = sql.replace("__dll", "");
     let parsed = match soql::parse(&soql_text) {
@@ -247,18 +267,40 @@ pub(crate) async fn query_v2(
         .iter()
         .filter_map(|(n, _)| object.field(n).map(|f| f.name.to_owned()))
         .collect();
-    let rows: Vec<Vec<Value>> = result
-        .rows
+    let all = result.clone().into_rows();
+    let rows = dc_rows(&all.slice(0, all.len()), &columns, |c| {
+        names_of(&names, &columns, c)
+    });
+    drop(org);
+    open_cursor(&state, columns, rows)
+}
+
+/// The source row key of a `…__c` column of an org object.
+fn names_of(names: &[String], columns: &[(String, FieldType)], column: &str) -> String {
+    columns
         .iter()
+        .position(|(c, _)| c == column)
+        .and_then(|i| names.get(i).cloned())
+        .unwrap_or_default()
+}
+
+/// Rows as Query API v2 sends them: arrays in column order, DECIMAL as a string, timestamps
+/// with a colon in the offset.
+fn dc_rows(
+    rows: &[serde_json::Map<String, Value>],
+    columns: &[(String, FieldType)],
+    key: impl Fn(&str) -> String,
+) -> Vec<Vec<Value>> {
+    let keys: Vec<String> = columns.iter().map(|(c, _)| key(c)).collect();
+    rows.iter()
         .map(|r| {
-            names
-                .iter()
-                .zip(&columns)
+            keys.iter()
+                .zip(columns)
                 .map(|(n, (_, kind))| match (r.get(n), kind) {
-                    // DECIMAL arrives as a string, timestamps with a colon in the offset.
-                    (Some(Value::Number(x)), FieldType::Double | FieldType::Currency) => {
-                        Value::from(x.to_string())
-                    }
+                    (
+                        Some(Value::Number(x)),
+                        FieldType::Double | FieldType::Currency | FieldType::Percent,
+                    ) => Value::from(x.to_string()),
                     (Some(Value::String(s)), FieldType::DateTime) => {
                         Value::from(s.replace("+0000", "+00:00"))
                     }
@@ -267,8 +309,15 @@ pub(crate) async fn query_v2(
                 })
                 .collect()
         })
-        .collect();
-    drop(org);
+        .collect()
+}
+
+/// Opens a cursor over the rows and answers its first batch.
+fn open_cursor(
+    state: &State,
+    columns: Vec<(String, FieldType)>,
+    rows: Vec<Vec<Value>>,
+) -> HttpResponse {
     let n = state
         .next_cursor
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -280,7 +329,7 @@ pub(crate) async fn query_v2(
         chunk: state.config.dc_batch_size.max(1),
         empty_sent: false,
     };
-    let answer = batch(&state, &mut cursor);
+    let answer = batch(state, &mut cursor);
     if answer["done"] == Value::Bool(false)
         && let Some(next) = answer["nextBatchId"].as_str()
     {

@@ -300,11 +300,13 @@ fn cell_value(cell: &str, kind: Option<FieldType>) -> Option<Value> {
         return Some(Value::Null);
     }
     Some(match kind {
-        Some(FieldType::Double | FieldType::Currency) => match cell.parse::<f64>() {
-            Ok(x) => Value::from(x),
-            // Not a number: the write fails on the field's type check.
-            Err(_) => Value::from(cell),
-        },
+        Some(FieldType::Double | FieldType::Currency | FieldType::Percent) => {
+            match cell.parse::<f64>() {
+                Ok(x) => Value::from(x),
+                // Not a number: the write fails on the field's type check.
+                Err(_) => Value::from(cell),
+            }
+        }
         Some(FieldType::Boolean) => match cell.to_ascii_lowercase().as_str() {
             "true" => Value::Bool(true),
             "false" => Value::Bool(false),

@@ -11,6 +11,13 @@
 //!   datetimes, `nextRecordsUrl` paging (honouring `Sforce-Query-Options: batchSize`),
 //!   `Sforce-Limit-Info`, and the REST error array (`MALFORMED_QUERY`, `INVALID_FIELD` with the
 //!   caret diagram, `INVALID_TYPE`, `INVALID_SESSION_ID`, `INVALID_QUERY_LOCATOR`).
+//! - `GET /services/data/vNN.N/sobjects/{Object}/describe`: fields with their describe `type`,
+//!   `referenceTo` and `custom`; `404 NOT_FOUND` for an unknown object.
+//!
+//! Besides the standard objects it holds a custom object, `Web_Visit__c` (`__c` fields of
+//! reference, datetime, number and picklist types; a visit the day before each order), served
+//! by describe, SOQL, `queryAll` and Bulk API 2.0 like any other, and a Data Cloud object,
+//! `ssot__Engagement__dlm` (an email open a week after each case), served only by Query API v2.
 //!
 //! It is loaded from a real data sample shipped in `data/` (UCI Online Retail, CC BY 4.0; VADER
 //! review snippets, MIT): see `data/ATTRIBUTION.md`.

@@ -144,7 +144,7 @@ impl RecordedRequest {
 struct Cursor {
     object: &'static str,
     version: String,
-    rows: Vec<serde_json::Map<String, Value>>,
+    rows: soql::Rows,
     batch: usize,
 }
 
@@ -575,6 +575,10 @@ impl OrgSim {
                 .route(
                     "/services/data/v{version}/query/{locator}",
                     web::get().to(query_more),
+                )
+                .route(
+                    "/services/data/v{version}/sobjects/{object}/describe",
+                    web::get().to(describe),
                 )
                 .route(
                     "/services/a360/token",
@@ -1122,6 +1126,75 @@ pub(crate) fn authorise(
     Ok(*usage)
 }
 
+/// `GET /sobjects/{object}/describe`: the object's fields in describe order, with the keys
+/// of Salesforce's body that clients read (see `sobject_describe_custom_object.json`); an
+/// unknown object is `404 NOT_FOUND`.
+async fn describe(
+    state: web::Data<State>,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+) -> HttpResponse {
+    let (version, name) = path.into_inner();
+    if let Err(resp) = authorise(&state, &req, &version) {
+        return *resp;
+    }
+    let org = read_org(&state);
+    let Some(object) = org.object(&name) else {
+        return rest_error(
+            StatusCode::NOT_FOUND,
+            "NOT_FOUND",
+            "The requested resource does not exist",
+        );
+    };
+    let fields: Vec<Value> = object
+        .fields
+        .iter()
+        .map(|f| {
+            let system = matches!(
+                f.name,
+                "Id" | "IsDeleted" | "CreatedDate" | "LastModifiedDate" | "SystemModstamp"
+            );
+            json!({
+                "name": f.name,
+                "type": f.describe_type(),
+                "label": f.name.trim_end_matches("__c").replace('_', " "),
+                "custom": f.name.ends_with("__c"),
+                "nillable": !system && f.name != "Name",
+                "createable": !system,
+                "updateable": !system,
+                "filterable": true,
+                "sortable": true,
+                "externalId": false,
+                "idLookup": f.name == "Id",
+                "calculated": false,
+                "deprecatedAndHidden": false,
+                "referenceTo": f.reference_to().into_iter().collect::<Vec<_>>(),
+                "relationshipName": f.reference_to().map(|_| f.name.replace("__c", "__r").trim_end_matches("Id").to_owned()),
+                "picklistValues": [],
+            })
+        })
+        .collect();
+    HttpResponse::Ok()
+        .content_type("application/json;charset=UTF-8")
+        .json(json!({
+            "name": object.name,
+            "label": object.name.trim_end_matches("__c").replace('_', " "),
+            "custom": object.name.ends_with("__c"),
+            "keyPrefix": object.key_prefix,
+            "queryable": true,
+            "retrieveable": true,
+            "createable": true,
+            "updateable": true,
+            "deletable": true,
+            "replicateable": true,
+            "searchable": true,
+            "urls": {
+                "describe": format!("/services/data/v{version}/sobjects/{}/describe", object.name),
+            },
+            "fields": fields,
+        }))
+}
+
 /// `Sforce-Query-Options: batchSize=N` (200..2000) is a hint; out-of-range values are ignored.
 fn batch_size(state: &State, req: &HttpRequest) -> usize {
     req.headers()
@@ -1173,7 +1246,7 @@ async fn query(
     let cursor = Cursor {
         object: result.object,
         version,
-        rows: result.rows,
+        rows: result.into_rows(),
         batch: batch_size(&state, &req),
     };
     page(&state, cursor, 0)
@@ -1215,7 +1288,9 @@ fn page(state: &State, cursor: Cursor, offset: usize) -> HttpResponse {
     let total = cursor.rows.len();
     let end = (offset + cursor.batch).min(total);
     let version = cursor.version.clone();
-    let records: Vec<Value> = cursor.rows[offset.min(total)..end]
+    let records: Vec<Value> = cursor
+        .rows
+        .slice(offset, end)
         .iter()
         .map(|r| {
             let mut out = serde_json::Map::new();

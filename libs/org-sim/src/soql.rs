@@ -15,7 +15,7 @@ use std::cmp::Ordering;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
-use crate::data::{FieldType, OrgData};
+use crate::data::{FieldType, GeneratedLines, OrgData};
 
 /// A SOQL error, as Salesforce reports it (`errorCode` + `message`).
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -307,6 +307,73 @@ pub struct QueryResult {
     pub rows: Vec<Map<String, Value>>,
     /// For `SELECT COUNT()`: the number of matching rows (and `rows` is empty).
     pub count: Option<usize>,
+    /// Rows after `rows`, made on demand (generated order lines).
+    pub tail: Option<GeneratedTail>,
+}
+
+impl QueryResult {
+    /// Every row: the materialised ones, then the generated ones.
+    pub fn into_rows(self) -> Rows {
+        Rows {
+            head: self.rows,
+            tail: self.tail,
+        }
+    }
+}
+
+/// Generated rows `range` of a query, projected on its fields.
+#[derive(Debug, Clone)]
+pub struct GeneratedTail {
+    lines: GeneratedLines,
+    range: std::ops::Range<usize>,
+    fields: Vec<(&'static str, FieldType)>,
+}
+
+impl GeneratedTail {
+    /// How many rows.
+    pub fn len(&self) -> usize {
+        self.range.len()
+    }
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.range.is_empty()
+    }
+    /// Row `i` of the tail, projected.
+    pub fn row(&self, i: usize) -> Map<String, Value> {
+        project(&self.lines.row(self.range.start + i), &self.fields)
+    }
+}
+
+/// The rows of a result: held ones, then generated ones.
+#[derive(Debug, Clone, Default)]
+pub struct Rows {
+    pub head: Vec<Map<String, Value>>,
+    pub tail: Option<GeneratedTail>,
+}
+
+impl Rows {
+    /// How many rows.
+    pub fn len(&self) -> usize {
+        self.head.len() + self.tail.as_ref().map_or(0, GeneratedTail::len)
+    }
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Rows `[start, end)` (clipped), copied.
+    pub fn slice(&self, start: usize, end: usize) -> Vec<Map<String, Value>> {
+        let end = end.min(self.len());
+        (start.min(end)..end)
+            .map(|i| match self.head.get(i) {
+                Some(r) => r.clone(),
+                None => self
+                    .tail
+                    .as_ref()
+                    .map(|t| t.row(i - self.head.len()))
+                    .unwrap_or_default(),
+            })
+            .collect()
+    }
 }
 
 /// Runs a query over the org, as `query` does (deleted rows left out).
@@ -330,6 +397,37 @@ pub fn execute_with(
             ),
         });
     };
+    run(
+        object,
+        &query,
+        q,
+        include_deleted,
+        false,
+        org.generated(object.name),
+    )
+}
+
+/// Runs Data Cloud SQL (the same subset, over the org's Data Cloud objects): a timestamp may be
+/// compared with a quoted string, as Data Cloud casts it.
+pub fn execute_dc(org: &OrgData, q: &str) -> Result<QueryResult, SoqlError> {
+    let query = parse(q)?;
+    let Some(object) = org.dc_object(&query.object.0) else {
+        return Err(SoqlError {
+            code: "INVALID_TYPE",
+            message: format!("object '{}' not found", query.object.0),
+        });
+    };
+    run(object, &query, q, false, true, None)
+}
+
+fn run(
+    object: &crate::data::SObject,
+    query: &Query,
+    q: &str,
+    include_deleted: bool,
+    quoted_times: bool,
+    generated: Option<&GeneratedLines>,
+) -> Result<QueryResult, SoqlError> {
     let resolve = |(name, at): &(String, usize)| {
         object
             .field(name)
@@ -341,7 +439,13 @@ pub fn execute_with(
     let mut conditions = Vec::new();
     for c in &query.conditions {
         let (name, kind) = resolve(&c.field)?;
-        conditions.push((name, kind, c.op.as_str(), literal_value(&c.literal, kind)?));
+        let literal = match (&c.literal, kind) {
+            (Literal::Str(t), FieldType::Date | FieldType::DateTime) if quoted_times => {
+                literal_value(&Literal::Word(t.clone()), kind)?
+            }
+            (l, _) => literal_value(l, kind)?,
+        };
+        conditions.push((name, kind, c.op.as_str(), literal));
     }
     let mut order = Vec::new();
     for (name, at, desc) in &query.order_by {
@@ -373,21 +477,103 @@ pub fn execute_with(
             Ordering::Equal
         });
     }
+    let mut tail = match generated {
+        Some(lines) => Some(generated_range(lines, &conditions, &order)?),
+        None => None,
+    };
     if let Some(limit) = query.limit {
         rows.truncate(limit);
+        if let Some(range) = &mut tail {
+            range.end = range
+                .end
+                .min(range.start + limit.saturating_sub(rows.len()));
+        }
     }
+    let tail = tail.filter(|r| !r.is_empty());
     if query.count {
         return Ok(QueryResult {
             object: object.name,
             rows: Vec::new(),
-            count: Some(rows.len()),
+            count: Some(rows.len() + tail.map_or(0, |r| r.len())),
+            tail: None,
         });
     }
     Ok(QueryResult {
         object: object.name,
         rows: rows.into_iter().map(|r| project(r, &selected)).collect(),
         count: None,
+        tail: tail.and_then(|range| {
+            generated.map(|lines| GeneratedTail {
+                lines: lines.clone(),
+                range,
+                fields: selected.clone(),
+            })
+        }),
     })
+}
+
+/// Fields of generated lines that grow with their index (stamps, Id).
+const MONOTONIC: [&str; 4] = ["SystemModstamp", "CreatedDate", "LastModifiedDate", "Id"];
+
+/// The index range of generated lines a query selects. Every condition must be on a field that
+/// grows with the index (or on `IsDeleted`, which is false for all), and the order ascending on
+/// such fields, so the selection is one range found by bisection and already in order after the
+/// materialised rows (whose stamps and Ids are all smaller).
+fn generated_range(
+    lines: &GeneratedLines,
+    conditions: &[(&'static str, FieldType, &str, Value)],
+    order: &[((&'static str, FieldType), bool)],
+) -> Result<std::ops::Range<usize>, SoqlError> {
+    let unsupported = |what: String| SoqlError {
+        code: "MALFORMED_QUERY",
+        message: format!("generated order lines cannot be read {what}"),
+    };
+    for ((name, _), desc) in order {
+        if *desc || !MONOTONIC.contains(name) {
+            return Err(unsupported(format!("in order of {name}")));
+        }
+    }
+    // First index in [lo, hi) where `pred` turns true (pred is false…false true…true).
+    let first_true = |pred: &dyn Fn(usize) -> bool, lo: usize, hi: usize| {
+        let (mut lo, mut hi) = (lo, hi);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if pred(mid) {
+                hi = mid;
+            } else {
+                lo = mid + 1;
+            }
+        }
+        lo
+    };
+    let (mut start, mut end) = (0, lines.count);
+    for (name, kind, op, lit) in conditions {
+        let holds = |n: usize| matches(lines.row(n).get(*name), *kind, op, lit);
+        if *name == "IsDeleted" {
+            if lines.count > 0 && !holds(0) {
+                return Ok(0..0);
+            }
+            continue;
+        }
+        if !MONOTONIC.contains(name) {
+            return Err(unsupported(format!("filtered on {name}")));
+        }
+        match *op {
+            ">=" | ">" => start = start.max(first_true(&holds, 0, lines.count)),
+            "<" | "<=" => end = end.min(first_true(&|n| !holds(n), 0, lines.count)),
+            "=" => {
+                let at = |n: usize| {
+                    let v = lines.row(n);
+                    compare(v.get(*name).unwrap_or(&Value::Null), lit, *kind) != Ordering::Less
+                };
+                let lo = first_true(&at, 0, lines.count);
+                start = start.max(lo);
+                end = end.min(first_true(&|n| !holds(n), lo, lines.count));
+            }
+            other => return Err(unsupported(format!("with {name} {other}"))),
+        }
+    }
+    Ok(start..end.max(start))
 }
 
 fn project(row: &Map<String, Value>, fields: &[(&'static str, FieldType)]) -> Map<String, Value> {
@@ -412,14 +598,18 @@ fn literal_value(lit: &Literal, kind: FieldType) -> Result<Value, SoqlError> {
         (Literal::Word(w), _) if w.eq_ignore_ascii_case("null") => Ok(Value::Null),
         (
             Literal::Str(s),
-            FieldType::Id | FieldType::Reference | FieldType::String | FieldType::TextArea,
+            FieldType::Id
+            | FieldType::Reference
+            | FieldType::String
+            | FieldType::TextArea
+            | FieldType::Picklist,
         ) => Ok(Value::from(s.as_str())),
         (Literal::Word(w), FieldType::Boolean) => match w.to_ascii_lowercase().as_str() {
             "true" => Ok(Value::from(true)),
             "false" => Ok(Value::from(false)),
             _ => Err(bad(w)),
         },
-        (Literal::Word(w), FieldType::Double | FieldType::Currency) => {
+        (Literal::Word(w), FieldType::Double | FieldType::Currency | FieldType::Percent) => {
             w.parse::<f64>().map(Value::from).map_err(|_| bad(w))
         }
         (Literal::Word(w), FieldType::Date) if w.len() == 10 => Ok(Value::from(w.as_str())),
@@ -444,7 +634,7 @@ fn compare(a: &Value, b: &Value, kind: FieldType) -> Ordering {
         (Value::Null, _) => Ordering::Less,
         (_, Value::Null) => Ordering::Greater,
         _ => match kind {
-            FieldType::Double | FieldType::Currency => a
+            FieldType::Double | FieldType::Currency | FieldType::Percent => a
                 .as_f64()
                 .unwrap_or(0.0)
                 .partial_cmp(&b.as_f64().unwrap_or(0.0))
@@ -572,6 +762,50 @@ mod tests {
             .expect("queryAll");
         assert_eq!(all.rows.len(), 1);
         assert_eq!(all.rows[0]["Id"], first);
+    }
+
+    #[test]
+    fn generated_lines_answer_exactly_what_held_lines_answer() {
+        let held = org().with_extra_order_lines(700);
+        let made = org().with_generated_order_lines(700);
+        assert_eq!(held.counts(), made.counts());
+        let all = |org: &OrgData, q: &str, deleted: bool| {
+            let r = execute_with(org, q, deleted).expect(q);
+            let count = r.count;
+            let rows = r.into_rows();
+            (count, rows.slice(0, rows.len()))
+        };
+        for (q, deleted) in [
+            (
+                "SELECT Id, OrderId, Quantity, UnitPrice, SystemModstamp FROM OrderItem ORDER BY SystemModstamp, Id",
+                false,
+            ),
+            (
+                "SELECT Id, SystemModstamp FROM OrderItem WHERE SystemModstamp >= 2012-01-01T00:03:20.000Z ORDER BY SystemModstamp, Id",
+                false,
+            ),
+            (
+                "SELECT Id FROM OrderItem WHERE SystemModstamp > 2011-06-01T00:00:00Z AND SystemModstamp < 2012-01-01T00:01:00Z ORDER BY SystemModstamp, Id LIMIT 23000",
+                false,
+            ),
+            (
+                "SELECT Id, SystemModstamp FROM OrderItem WHERE IsDeleted = true ORDER BY SystemModstamp, Id",
+                true,
+            ),
+            (
+                "SELECT COUNT() FROM OrderItem WHERE SystemModstamp >= 2012-01-01T00:05:00Z",
+                false,
+            ),
+        ] {
+            let (a, b) = (all(&held, q, deleted), all(&made, q, deleted));
+            assert_eq!(a.0, b.0, "{q}");
+            assert_eq!(a.1.len(), b.1.len(), "{q}");
+            assert!(a.1 == b.1, "{q}");
+        }
+        assert!(
+            execute(&made, "SELECT Id FROM OrderItem ORDER BY Quantity").is_err(),
+            "an order the generator cannot give is refused, not answered wrongly"
+        );
     }
 
     #[test]

@@ -222,3 +222,44 @@ async fn rest_errors_are_arrays() {
     let body: Value = resp.json().await.expect("json");
     assert_eq!(body[0]["errorCode"], "INVALID_QUERY_LOCATOR");
 }
+
+#[tokio::test]
+async fn describe_lists_a_custom_objects_fields_and_refuses_an_unknown_object() {
+    let sim = start(200).await;
+    let client = SalesforceClient::new(
+        reqwest::Client::new(),
+        auth(&sim, &creds().private_key_pem),
+        clock(),
+        "62.0",
+    );
+    let d = client.describe("Web_Visit__c").await.expect("describe");
+    assert!(d.custom && d.queryable, "{d:?}");
+    let kind = |f: &str| d.field(f).map(|f| f.field_type.clone());
+    assert_eq!(kind("Account__c").as_deref(), Some("reference"));
+    assert_eq!(
+        d.field("Account__c").map(|f| f.reference_to.clone()),
+        Some(vec!["Account".to_owned()])
+    );
+    assert_eq!(kind("Visit_Date__c").as_deref(), Some("datetime"));
+    assert_eq!(kind("Duration_Seconds__c").as_deref(), Some("double"));
+    assert_eq!(kind("Channel__c").as_deref(), Some("picklist"));
+    assert_eq!(kind("SystemModstamp").as_deref(), Some("datetime"));
+    assert!(d.field("Channel__c").is_some_and(|f| f.custom));
+    // The custom object is queryable like any other, and its `__c` fields come back.
+    let rows = client
+        .query_all(
+            "SELECT Id, Account__c, Duration_Seconds__c FROM Web_Visit__c WHERE Channel__c = 'Web'",
+        )
+        .await
+        .expect("query");
+    assert!(rows.total_size > 0);
+    assert!(rows.records.iter().all(|r| r.contains_key("Account__c")));
+    match client.describe("Web_Visits__c").await {
+        Err(SalesforceError::Api {
+            status: 404,
+            error_code,
+            ..
+        }) => assert_eq!(error_code, "NOT_FOUND"),
+        other => panic!("expected 404 NOT_FOUND, got {other:?}"),
+    }
+}

@@ -406,6 +406,22 @@ impl SalesforceClient {
         })
     }
 
+    /// Describes an object (`GET /sobjects/{object}/describe`): its fields and their types. An
+    /// object the org does not have (or the user cannot see) is Salesforce's `404 NOT_FOUND`.
+    pub async fn describe(
+        &self,
+        object: &str,
+    ) -> Result<crate::wire::SObjectDescribe, SalesforceError> {
+        let encoded: String = url::form_urlencoded::byte_serialize(object.as_bytes()).collect();
+        let resp = self
+            .send(&ApiRequest::get(format!(
+                "/services/data/v{}/sobjects/{encoded}/describe",
+                self.options.api_version
+            )))
+            .await?;
+        resp.json()
+    }
+
     /// The instance URL of the current token (logging in if needed).
     pub async fn instance_url(&self) -> Result<String, SalesforceError> {
         Ok(self.tokens.current().await?.token.instance_url)

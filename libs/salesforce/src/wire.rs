@@ -66,6 +66,48 @@ pub struct QueryPage {
     pub records: Vec<Map<String, Value>>,
 }
 
+/// `GET /services/data/vXX.X/sobjects/{Object}/describe`: the parts of an object's metadata a
+/// sync checks a configured mapping against (every other key of the body is ignored).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct SObjectDescribe {
+    /// The object's API name as the org spells it.
+    pub name: String,
+    #[serde(default)]
+    pub custom: bool,
+    /// Whether SOQL may read it (false for some setup objects and for the user's missing rights).
+    #[serde(default)]
+    pub queryable: bool,
+    pub fields: Vec<FieldDescribe>,
+}
+
+impl SObjectDescribe {
+    /// The field of that name, compared case-insensitively as Salesforce does.
+    pub fn field(&self, name: &str) -> Option<&FieldDescribe> {
+        self.fields
+            .iter()
+            .find(|f| f.name.eq_ignore_ascii_case(name))
+    }
+}
+
+/// One field of a describe body.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct FieldDescribe {
+    pub name: String,
+    /// `id`, `reference`, `string`, `picklist`, `double`, `currency`, `percent`, `int`, `date`,
+    /// `datetime`, `boolean`, `textarea`…
+    #[serde(rename = "type")]
+    pub field_type: String,
+    /// For references: the objects it may point at.
+    #[serde(default)]
+    pub reference_to: Vec<String>,
+    #[serde(default)]
+    pub custom: bool,
+    #[serde(default)]
+    pub deprecated_and_hidden: bool,
+}
+
 /// Parses Salesforce datetimes: `2011-07-07T00:37:00.000+0000`, `…+00:00` and `…Z`.
 pub fn parse_datetime(raw: &str) -> Option<DateTime<Utc>> {
     if let Ok(dt) = DateTime::parse_from_rfc3339(raw) {

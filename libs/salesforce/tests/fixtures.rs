@@ -160,3 +160,19 @@ fn record_fields_and_datetimes_read() {
         "a required null field is an error"
     );
 }
+
+#[test]
+fn a_custom_object_describe_parses() {
+    let Some(body) = fixture("sobject_describe_custom_object.json") else {
+        return;
+    };
+    let d: sextant_salesforce::wire::SObjectDescribe = serde_json::from_str(&body).expect("parses");
+    assert_eq!(d.name, "Whizbang");
+    assert!(d.queryable);
+    let id = d.field("id").expect("case-insensitive lookup");
+    assert_eq!((id.name.as_str(), id.field_type.as_str()), ("Id", "id"));
+    let owner = d.field("OwnerId").expect("owner");
+    assert_eq!(owner.field_type, "reference");
+    assert_eq!(owner.reference_to, ["Group", "User"]);
+    assert!(d.field("Nope__c").is_none());
+}

@@ -8,9 +8,10 @@
 //! (a child process too): the connector's own throughput and memory, without the store's
 //! SQLite writes setting the pace.
 //!
-//! Each process is measured on its own: this program runs the org simulator (which holds the
-//! whole generated org, and each query's rows, in memory — it is the stand-in for Salesforce,
-//! not part of Sextant), and starts the feature store (its own `sextant-feature-store` binary:
+//! Each process is measured on its own: this program runs the org simulator (the stand-in for
+//! Salesforce, not part of Sextant; it holds the sample org and makes the extra order lines on
+//! demand by index — `OrgData::with_generated_order_lines` — so millions of lines fit in a few
+//! megabytes of it), and starts the feature store (its own `sextant-feature-store` binary:
 //! build it first) and the connector (this same binary, re-run with a role) as child processes,
 //! so the connector's peak resident memory (`VmHWM` from
 //! `/proc/<pid>/status`) is its own. Each size and mode gets a fresh feature store database and
@@ -225,7 +226,7 @@ async fn main() -> Res<()> {
     for &lines in &sizes {
         let sample = OrgData::embedded_sample()?;
         let extra = lines.saturating_sub(sample.counts()["OrderItem"]);
-        let data = sample.with_extra_order_lines(extra);
+        let data = sample.with_generated_order_lines(extra);
         for (mode, threshold) in [("rest", 0u64), ("bulk", 10_000)] {
             let mut config = OrgSimConfig::new(CLIENT_ID, USERNAME, &creds.certificate_pem);
             config.api_request_limit = u64::MAX / 2;

@@ -73,7 +73,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 /// What to sync (every field optional; an empty body syncs every object from its watermark).
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 pub struct StartSync {
-    /// Objects to sync, in order (default: Account, Contact, Product2, Order, OrderItem, Case).
+    /// Objects to sync, in order (default: Account, Contact, Product2, Order, OrderItem, Case,
+    /// then the sources of the configured object mappings).
     #[serde(default)]
     pub objects: Option<Vec<String>>,
     /// Re-read everything, ignoring (and resetting) the watermarks.
@@ -105,24 +106,23 @@ async fn begin(state: &AppState, body: Option<StartSync>) -> Result<SyncJob, Api
         }
         Some(list) => {
             let mut out = Vec::with_capacity(list.len());
+            let known = default_objects(&state.mappings);
             for o in list {
-                let Some((name, _)) = crate::mapping::OBJECTS
-                    .iter()
-                    .find(|(n, _)| n.eq_ignore_ascii_case(&o))
-                else {
+                let Some(name) = known.iter().find(|n| n.eq_ignore_ascii_case(&o)) else {
                     return Err(ApiError::bad_request(
                         ErrorCode::InvalidParameter,
                         format!(
-                            "{:?} is not a synced object (one of Account, Contact, Product2, Order, OrderItem, Case)",
-                            o.chars().take(80).collect::<String>()
+                            "{:?} is not a synced object (one of {})",
+                            o.chars().take(80).collect::<String>(),
+                            known.join(", ")
                         ),
                     ));
                 };
-                out.push((*name).to_owned());
+                out.push(name.clone());
             }
             out
         }
-        None => default_objects(),
+        None => default_objects(&state.mappings),
     };
     let now = state.clock.now();
     let id = state.jobs.new_id(now);
@@ -198,7 +198,13 @@ pub async fn schedule_tick(state: &web::Data<AppState>) -> Result<Option<SyncJob
     }
     let job = match state
         .jobs
-        .create(id, now, &default_objects(), false, Some(slot))
+        .create(
+            id,
+            now,
+            &default_objects(&state.mappings),
+            false,
+            Some(slot),
+        )
         .await
     {
         Ok(job) => job,
@@ -233,6 +239,8 @@ async fn run_job(state: &AppState, job: &SyncJob) -> Result<SyncReport, SyncErro
             id: &job.id,
             owner: &state.owner,
         }),
+        mappings: &state.mappings,
+        data_cloud: Some(&state.data_cloud),
     };
     state.jobs.flag(&job.id);
     let outcome = run.run().await;
@@ -319,6 +327,7 @@ pub async fn resume_interrupted(state: &web::Data<AppState>) -> Result<(), sea_o
         (status = 200, description = "Records synced per object", body = SyncReport),
         (status = 400, description = "An unknown object (code invalid_parameter)", body = ErrorBody),
         (status = 409, description = "A sync of this org is running, here or on another replica (code sync_in_progress)", body = ErrorBody),
+        (status = 422, description = "A configured object mapping does not fit the org: a missing object or field, a wrong type (code invalid_parameter; the object and field are named)", body = ErrorBody),
         (status = 502, description = "Salesforce or the feature store failed (codes salesforce_error, upstream_unavailable)", body = ErrorBody),
     )
 )]
@@ -357,6 +366,12 @@ fn sync_error(e: SyncError) -> ApiError {
         SyncError::UnknownObject(o) => ApiError::bad_request(
             ErrorCode::InvalidParameter,
             format!("{o} is not a synced object"),
+        ),
+        // The connector's configuration does not fit the org's schema.
+        SyncError::MappingConfig(e) => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorCode::InvalidParameter,
+            e.to_string(),
         ),
     }
 }

@@ -5,7 +5,8 @@
 //! every `nextRecordsUrl`, and ingests them into the feature store over HTTP.
 //!
 //! # Layout
-//! - [`mapping`]: the fields read per object and record mapping.
+//! - [`mapping`]: the fields read per built-in object and record mapping.
+//! - [`custom`]: configured mappings of custom and Data Cloud objects, checked against the org.
 //! - [`sync`]: incremental syncs by watermark, deletions as tombstones, REST or Bulk API 2.0.
 //! - [`db`]: the connector's database (jobs, watermarks, the per-org lock row).
 //! - [`jobs`]: syncs as background jobs (start, watch, cancel, list, resume after a restart).
@@ -17,6 +18,7 @@
 
 pub mod api;
 pub mod connect;
+pub mod custom;
 pub mod db;
 pub mod jobs;
 pub mod mapping;
@@ -121,6 +123,22 @@ pub struct Settings {
     /// How often each replica checks whether a scheduled slot is due, in milliseconds.
     #[serde(default = "default_schedule_check_ms")]
     pub schedule_check_ms: u64,
+    /// Further objects to sync (custom objects, Data Cloud objects) and how their fields fill
+    /// the store's entities: `[[object_mappings]]` in the settings file, or the same list as
+    /// JSON in `SEXTANT_CONNECTOR__OBJECT_MAPPINGS`. See [`custom`].
+    #[serde(default, deserialize_with = "custom::list_or_json")]
+    pub object_mappings: Vec<custom::ObjectMapping>,
+    /// The Data Cloud data space the org's Data Cloud mappings read (default: the default one).
+    #[serde(default)]
+    pub data_cloud_dataspace: Option<String>,
+    /// Scheme of the Data Cloud tenant endpoint (which Salesforce sends without one): `https`;
+    /// `http` only for a local simulator.
+    #[serde(default = "default_data_cloud_scheme")]
+    pub data_cloud_scheme: String,
+}
+
+fn default_data_cloud_scheme() -> String {
+    "https".into()
 }
 
 fn default_database_url() -> String {
@@ -191,6 +209,9 @@ impl Settings {
             writeback_bulk_threshold: default_writeback_bulk_threshold(),
             schedule: None,
             schedule_check_ms: default_schedule_check_ms(),
+            object_mappings: Vec::new(),
+            data_cloud_dataspace: None,
+            data_cloud_scheme: default_data_cloud_scheme(),
         }
     }
 
@@ -286,6 +307,10 @@ pub struct AppState {
     pub writeback: writeback::WriteBackOptions,
     /// The sync schedule, when configured.
     pub schedule: Option<schedule::Schedule>,
+    /// Configured object mappings (checked for names at start-up, against the org per sync).
+    pub mappings: Vec<custom::ObjectMapping>,
+    /// The org's Data Cloud (shares the core tokens; used by Data Cloud mappings).
+    pub data_cloud: sextant_salesforce::datacloud::DataCloudClient,
     /// Background tasks of this replica (aborted by [`ConnectorHandle::abort_background`]).
     pub tasks: std::sync::Mutex<Vec<tokio::task::AbortHandle>>,
 }
@@ -358,6 +383,19 @@ impl Application {
                     .map_err(|e| StartError::Config(format!("schedule: {e}")))?,
             ),
         };
+        // Names and shapes of the mappings are checked before anything starts; the org's
+        // schema is checked at the start of each sync (it can change under a running connector).
+        custom::validate_all(&settings.object_mappings)
+            .map_err(|e| StartError::Config(e.to_string()))?;
+        if settings
+            .data_cloud_dataspace
+            .as_deref()
+            .is_some_and(|d| !custom::is_api_name(d))
+        {
+            return Err(StartError::Config(
+                "data_cloud_dataspace is not a data space API name".into(),
+            ));
+        }
         let key =
             std::fs::read_to_string(&sf.private_key_path).map_err(|source| StartError::Key {
                 path: sf.private_key_path.clone(),
@@ -387,6 +425,16 @@ impl Application {
         let salesforce =
             SalesforceClient::build(LoginFlow::JwtBearer(auth), clock.clone(), options)?;
         let http = sextant_service_kit::http::client(Duration::from_secs(120));
+        let data_cloud = sextant_salesforce::datacloud::DataCloudClient::new(
+            http.clone(),
+            salesforce.tokens().clone(),
+            clock.clone(),
+            sextant_salesforce::datacloud::DataCloudOptions {
+                dataspace: settings.data_cloud_dataspace.clone(),
+                scheme: settings.data_cloud_scheme.clone(),
+                ..Default::default()
+            },
+        );
         let db = db::Db::connect(&settings.database_url)
             .await
             .map_err(|e| StartError::Database(redact(&e.to_string(), &settings.database_url)))?;
@@ -405,6 +453,8 @@ impl Application {
             sync: settings.sync_settings(),
             writeback: settings.writeback_options(),
             schedule,
+            mappings: settings.object_mappings.clone(),
+            data_cloud,
             tasks: std::sync::Mutex::new(Vec::new()),
         });
         api::resume_interrupted(&state)

@@ -26,6 +26,13 @@
 //! The first REST page says how many rows the query has (`totalSize`). Above the configured
 //! threshold the rest of the object is read with a Bulk API 2.0 query job from the watermark that
 //! first page left (the REST cursor is abandoned; it expires on its own).
+//!
+//! # Configured objects
+//! Objects of the configured mappings ([`crate::custom`]) go through the same path — watermark,
+//! tombstones, Bulk, quarantine — with their SOQL built from the names describe answered. All of
+//! a run's objects are resolved (described and checked) before the first is read, so a mapping
+//! that does not fit the org stops the sync before any data moves. Data Cloud objects are read
+//! with Query API v2 from a watermark on their configured modstamp and key columns.
 
 use std::collections::BTreeMap;
 
@@ -41,9 +48,14 @@ use sextant_salesforce::wire::parse_datetime;
 use sextant_salesforce::{SalesforceClient, SalesforceError};
 use sextant_service_kit::http::{UpstreamError, read_json};
 
+use crate::custom::{
+    MappingConfigError, ObjectMapping, ResolvedMapping, SourceKind, check_data_cloud_columns,
+    resolve_data_cloud, resolve_salesforce,
+};
 use crate::db::{Db, Watermark, WatermarkKind};
 use crate::jobs::{Jobs, SyncProgress};
 use crate::mapping::{MappingError, fields_of, to_batch_lenient};
+use sextant_salesforce::datacloud::DataCloudClient;
 
 /// Why a sync stopped.
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +85,9 @@ pub enum SyncError {
     /// An object that is not synced was asked for.
     #[error("{0} is not a synced object")]
     UnknownObject(String),
+    /// A configured object mapping does not fit the org (a missing field, a wrong type…).
+    #[error("{0}")]
+    MappingConfig(#[from] MappingConfigError),
 }
 
 /// How syncs behave (from the connector's settings).
@@ -123,14 +138,51 @@ pub struct SyncRun<'a> {
     /// Ignore (and reset) the watermarks: re-read everything.
     pub full: bool,
     pub job: Option<JobContext<'a>>,
+    /// The configured object mappings (custom and Data Cloud objects).
+    pub mappings: &'a [ObjectMapping],
+    /// The org's Data Cloud, for mappings of Data Cloud objects.
+    pub data_cloud: Option<&'a DataCloudClient>,
 }
 
-/// The objects synced by default, in dependency order.
-pub fn default_objects() -> Vec<String> {
+/// The objects synced by default: the built-ins in dependency order, then the configured
+/// mappings' sources.
+pub fn default_objects(mappings: &[ObjectMapping]) -> Vec<String> {
     crate::mapping::OBJECTS
         .iter()
         .map(|(o, _)| (*o).to_owned())
+        .chain(mappings.iter().map(|m| m.source.clone()))
         .collect()
+}
+
+/// How one object is read and mapped.
+#[derive(Debug, Clone)]
+enum Source {
+    /// A built-in object: its SOQL field list and its mapping in [`crate::mapping`].
+    BuiltIn(&'static str),
+    /// A configured mapping, checked against the org.
+    Mapped(Box<ResolvedMapping>),
+}
+
+impl Source {
+    fn fields(&self) -> String {
+        match self {
+            Self::BuiltIn(f) => (*f).to_owned(),
+            Self::Mapped(m) => m.field_list(),
+        }
+    }
+    /// The key and incremental columns.
+    fn keys(&self) -> (&str, &str) {
+        match self {
+            Self::BuiltIn(_) => ("SystemModstamp", "Id"),
+            Self::Mapped(m) => (&m.modstamp_field, &m.id_field),
+        }
+    }
+    fn ingest_object(&self, object: &str) -> Option<IngestObject> {
+        match self {
+            Self::BuiltIn(_) => ingest_object(object),
+            Self::Mapped(m) => Some(m.target.ingest_object()),
+        }
+    }
 }
 
 /// A datetime as a SOQL literal.
@@ -140,11 +192,19 @@ fn soql_datetime(t: DateTime<Utc>) -> String {
 
 /// `(SystemModstamp, Id)` of a row.
 fn position(rec: &Map<String, Value>) -> Option<(DateTime<Utc>, String)> {
+    position_by(rec, ("SystemModstamp", "Id"))
+}
+
+/// `(stamp, id)` of a row by the names of its incremental and key columns.
+fn position_by(
+    rec: &Map<String, Value>,
+    (stamp, id): (&str, &str),
+) -> Option<(DateTime<Utc>, String)> {
     let stamp = rec
-        .get("SystemModstamp")
+        .get(stamp)
         .and_then(Value::as_str)
         .and_then(parse_datetime)?;
-    let id = rec.get("Id").and_then(Value::as_str)?;
+    let id = rec.get(id).and_then(Value::as_str)?;
     Some((stamp, id.to_owned()))
 }
 
@@ -163,17 +223,29 @@ impl SyncRun<'_> {
             objects: BTreeMap::new(),
             quarantine: Quarantine::default(),
         };
+        // Every object is resolved (configured ones described and checked) before anything is
+        // read: a mapping that does not fit the org fails the sync before any data moves.
+        let mut sources = Vec::with_capacity(self.objects.len());
         for object in self.objects {
-            let Some(fields) = fields_of(object) else {
-                return Err(SyncError::UnknownObject(object.clone()));
-            };
+            sources.push(self.resolve(object).await?);
+        }
+        for (object, source) in self.objects.iter().zip(&sources) {
             state.progress.current_object = Some(object.clone());
             self.checkpoint(&mut state).await?;
             if self.full {
                 self.db.clear_watermarks(self.org, object).await?;
             }
-            let written = self.sync_records(object, fields, &mut state).await?;
-            self.sync_deletions(object, &mut state).await?;
+            let written = if matches!(source, Source::Mapped(m) if m.kind == SourceKind::DataCloud)
+            {
+                let Source::Mapped(m) = source else {
+                    unreachable!("matched above")
+                };
+                self.sync_data_cloud(object, m, &mut state).await?
+            } else {
+                let written = self.sync_records(object, source, &mut state).await?;
+                self.sync_deletions(object, source, &mut state).await?;
+                written
+            };
             state.objects.insert(object.clone(), written);
             state.progress.objects_done += 1;
             tracing::info!(object, records = written, "Synced object.");
@@ -199,6 +271,132 @@ impl SyncRun<'_> {
         })
     }
 
+    /// How an object is read: a built-in, or a configured mapping checked against the org
+    /// (describe for Salesforce objects, the reported column types for Data Cloud ones).
+    async fn resolve(&self, object: &str) -> Result<Source, SyncError> {
+        if let Some(fields) = fields_of(object) {
+            return Ok(Source::BuiltIn(fields));
+        }
+        let Some(m) = self
+            .mappings
+            .iter()
+            .find(|m| m.source.eq_ignore_ascii_case(object))
+        else {
+            return Err(SyncError::UnknownObject(object.to_owned()));
+        };
+        m.validate()?;
+        match m.kind {
+            SourceKind::Salesforce => {
+                let describe = match self.sf.describe(&m.source).await {
+                    Ok(d) => d,
+                    Err(SalesforceError::Api { status: 404, .. }) => {
+                        return Err(MappingConfigError {
+                            object: m.source.clone(),
+                            problem: format!(
+                                "the org has no object {} (or the integration user cannot see it)",
+                                m.source
+                            ),
+                        }
+                        .into());
+                    }
+                    Err(e) => return Err(e.into()),
+                };
+                Ok(Source::Mapped(Box::new(resolve_salesforce(m, &describe)?)))
+            }
+            SourceKind::DataCloud => {
+                let resolved = resolve_data_cloud(m)?;
+                let Some(dc) = self.data_cloud else {
+                    return Err(MappingConfigError {
+                        object: m.source.clone(),
+                        problem: "Data Cloud is not configured for this connector".into(),
+                    }
+                    .into());
+                };
+                // One row is enough for Query API v2 to report every column's type.
+                let probe = format!(
+                    "SELECT {} FROM {} LIMIT 1",
+                    resolved.field_list(),
+                    resolved.source
+                );
+                let mut q = dc.query(&probe);
+                match q.next_batch().await {
+                    Ok(_) => {}
+                    Err(SalesforceError::DataCloud {
+                        status: 400,
+                        message,
+                    }) => {
+                        return Err(MappingConfigError {
+                            object: m.source.clone(),
+                            problem: format!(
+                                "Data Cloud refused the mapped columns ({}): {message}",
+                                resolved.field_list()
+                            ),
+                        }
+                        .into());
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+                check_data_cloud_columns(&resolved, q.columns())?;
+                Ok(Source::Mapped(Box::new(resolved)))
+            }
+        }
+    }
+
+    /// Reads a Data Cloud object from its watermark with Query API v2, batch by batch, and
+    /// ingests it. Query API v2 has no deleted rows, so there are no tombstones here.
+    async fn sync_data_cloud(
+        &self,
+        object: &str,
+        m: &ResolvedMapping,
+        state: &mut RunState,
+    ) -> Result<u64, SyncError> {
+        let Some(dc) = self.data_cloud else {
+            return Err(SyncError::UnknownObject(object.to_owned()));
+        };
+        let mut wm = self
+            .db
+            .watermark(self.org, object, WatermarkKind::Records)
+            .await?;
+        let sql = m.data_cloud_sql(wm.as_ref().map(|w| w.stamp - self.settings.lookback));
+        let source = Source::Mapped(Box::new(m.clone()));
+        let names: Vec<String> = m.columns().into_iter().map(str::to_owned).collect();
+        let mut query = dc.query(&sql);
+        let mut written = 0;
+        while let Some(batch) = query.next_batch().await? {
+            state.progress.pages += 1;
+            // Columns by the mapping's names (Data Cloud may spell them in another case).
+            let index: Vec<Option<usize>> = names
+                .iter()
+                .map(|n| {
+                    query
+                        .columns()
+                        .iter()
+                        .position(|c| c.name.eq_ignore_ascii_case(n))
+                })
+                .collect();
+            for chunk in batch.chunks(MAX_INGEST_RECORDS) {
+                let rows: Vec<Map<String, Value>> = chunk
+                    .iter()
+                    .map(|row| {
+                        names
+                            .iter()
+                            .zip(&index)
+                            .map(|(n, i)| {
+                                let v = i.and_then(|i| row.get(i)).cloned();
+                                (n.clone(), v.unwrap_or(Value::Null))
+                            })
+                            .collect()
+                    })
+                    .collect();
+                written += self
+                    .ingest_rows(object, &source, rows, &mut wm, state)
+                    .await?;
+            }
+            self.checkpoint(state).await?;
+        }
+        Ok(written)
+    }
+
     /// The progress is stored, the lease renewed, and a cancel honoured.
     async fn checkpoint(&self, state: &mut RunState) -> Result<(), SyncError> {
         state.progress.api_calls = self.sf.stats().requests - state.calls_before;
@@ -219,9 +417,10 @@ impl SyncRun<'_> {
     async fn sync_records(
         &self,
         object: &str,
-        fields: &str,
+        source: &Source,
         state: &mut RunState,
     ) -> Result<u64, SyncError> {
+        let fields = source.fields();
         let mut wm = self
             .db
             .watermark(self.org, object, WatermarkKind::Records)
@@ -242,7 +441,7 @@ impl SyncRun<'_> {
         while let Some(page) = pager.next_page().await? {
             state.progress.pages += 1;
             written += self
-                .ingest_rows(object, page.records, &mut wm, state)
+                .ingest_rows(object, source, page.records, &mut wm, state)
                 .await?;
             self.checkpoint(state).await?;
             let big = self
@@ -257,7 +456,7 @@ impl SyncRun<'_> {
                 );
                 state.progress.bulk_objects.push(object.to_owned());
                 written += self
-                    .bulk_records(object, &soql(wm.as_ref()), &mut wm, state)
+                    .bulk_records(object, source, &soql(wm.as_ref()), &mut wm, state)
                     .await?;
                 return Ok(written);
             }
@@ -268,6 +467,7 @@ impl SyncRun<'_> {
     async fn bulk_records(
         &self,
         object: &str,
+        source: &Source,
         soql: &str,
         wm: &mut Option<Watermark>,
         state: &mut RunState,
@@ -283,7 +483,9 @@ impl SyncRun<'_> {
             };
             state.progress.pages += 1;
             for chunk in rows.chunks(MAX_INGEST_RECORDS) {
-                written += self.ingest_rows(object, chunk.to_vec(), wm, state).await?;
+                written += self
+                    .ingest_rows(object, source, chunk.to_vec(), wm, state)
+                    .await?;
             }
         }
         Ok(written)
@@ -294,14 +496,16 @@ impl SyncRun<'_> {
     async fn ingest_rows(
         &self,
         object: &str,
+        source: &Source,
         rows: Vec<Map<String, Value>>,
         wm: &mut Option<Watermark>,
         state: &mut RunState,
     ) -> Result<u64, SyncError> {
         let mut fresh = Vec::with_capacity(rows.len());
         let mut last: Option<(DateTime<Utc>, String)> = None;
+        let keys = source.keys();
         for rec in rows {
-            let pos = position(&rec);
+            let pos = position_by(&rec, keys);
             if let Some(p) = &pos {
                 if covered(wm.as_ref(), p) {
                     continue;
@@ -313,18 +517,39 @@ impl SyncRun<'_> {
         if fresh.is_empty() {
             return Ok(0);
         }
-        let (batch, unmapped): (IngestBatch, _) = to_batch_lenient(object, &fresh)?;
+        let (batch, unmapped, excluded): (IngestBatch, _, _) = match source {
+            Source::BuiltIn(_) => {
+                let (batch, unmapped) = to_batch_lenient(object, &fresh)?;
+                (batch, unmapped, Vec::new())
+            }
+            Source::Mapped(m) => m.to_batch(&fresh),
+        };
         for e in unmapped {
             state
                 .quarantine
                 .add(object, Some(e.id.clone()), e.to_string());
         }
-        let request = IngestRequest::from_batch(None, &batch).map_err(|e| MappingError {
-            object: object.to_owned(),
-            id: String::new(),
-            problem: e.to_string(),
-        })?;
-        let answer = self.ingest(&request).await?;
+        // Every row quarantined: nothing to send, but the watermark still moves past them.
+        let answer = if batch.is_empty() && excluded.is_empty() {
+            IngestResponse {
+                object: batch.object(),
+                received: 0,
+                written: 0,
+                unchanged: 0,
+                rejected: Vec::new(),
+                accounts_refreshed: 0,
+            }
+        } else {
+            let mut request =
+                IngestRequest::from_batch(None, &batch).map_err(|e| MappingError {
+                    object: object.to_owned(),
+                    id: String::new(),
+                    problem: e.to_string(),
+                })?;
+            // Rows a mapping's filter leaves out leave the store (see `custom::Filter`).
+            request.deletions = excluded;
+            self.ingest(&request).await?
+        };
         for r in &answer.rejected {
             state.quarantine.add(
                 object,
@@ -370,8 +595,13 @@ impl SyncRun<'_> {
         Ok(read_json(resp).await?)
     }
 
-    async fn sync_deletions(&self, object: &str, state: &mut RunState) -> Result<(), SyncError> {
-        let Some(ingest_object) = ingest_object(object) else {
+    async fn sync_deletions(
+        &self,
+        object: &str,
+        source: &Source,
+        state: &mut RunState,
+    ) -> Result<(), SyncError> {
+        let Some(ingest_object) = source.ingest_object(object) else {
             return Ok(());
         };
         let mut wm = self
