@@ -509,26 +509,25 @@ impl Store {
         let received = (req.records.len() + req.deletions.len()) as u64;
         let unchanged = received - rejected.len() as u64 - written;
 
-        // Accounts whose features may have changed.
+        // Accounts whose features may have changed: the ones the new versions name, and every
+        // account any version of a changed or deleted record named (a record that moved to
+        // another account leaves the old one's features too).
         let mut touched: BTreeSet<String> = rows.iter().filter_map(|r| r.account.clone()).collect();
         let orders: Vec<String> = rows.iter().filter_map(|r| r.order.clone()).collect();
+        let mut changed_ids = deleted_ids.clone();
+        changed_ids.extend(rows.iter().map(|r| r.id.clone()));
         match req.object {
-            IngestObject::Account
-            | IngestObject::Order
-            | IngestObject::Case
-            | IngestObject::EngagementEvent => {
+            IngestObject::Account => touched.extend(deleted_ids.iter().cloned()),
+            IngestObject::Order | IngestObject::Case | IngestObject::EngagementEvent => {
                 touched.extend(
-                    self.parents(&txn, table_name, "account_id", org, &deleted_ids)
+                    self.parents(&txn, table_name, "account_id", org, &changed_ids)
                         .await?,
                 );
-                if req.object == IngestObject::Account {
-                    touched.extend(deleted_ids.iter().cloned());
-                }
             }
             IngestObject::OrderItem => {
                 let mut order_ids = orders;
                 order_ids.extend(
-                    self.parents(&txn, table_name, "order_id", org, &deleted_ids)
+                    self.parents(&txn, table_name, "order_id", org, &changed_ids)
                         .await?,
                 );
                 touched.extend(

@@ -1376,3 +1376,24 @@ async fn get(app: &TestApp, path: &str) -> (u16, Value) {
     let status = resp.status().as_u16();
     (status, resp.json().await.unwrap_or(Value::Null))
 }
+
+#[tokio::test]
+async fn a_record_that_moves_to_another_account_leaves_the_old_ones_features() {
+    for db in databases().await {
+        let app = spawn(&db, "2011-12-10").await;
+        load(&app).await;
+        let before = online(&app, &[aid(2)]).await;
+        assert_eq!(before.rows[0].status, HistoryStatus::Ok, "{db}");
+        // Order 3 (account 2's only order) is re-parented to account 3.
+        let mut moved = order_known(3, 3, "2011-03-01", "Activated", "2011-07-01");
+        moved["account_id"] = json!(aid(3));
+        ingest(&app, "Order", vec![moved]).await;
+        let after = online(&app, &[aid(2), aid(3)]).await;
+        assert_eq!(
+            after.rows[0].status,
+            HistoryStatus::NoHistory,
+            "{db}: account 2 no longer has the order"
+        );
+        assert_eq!(after.rows[1].status, HistoryStatus::Ok, "{db}");
+    }
+}
