@@ -380,6 +380,22 @@ pub struct RealisedAccuracy {
     pub truncated: bool,
 }
 
+/// Names a shadow (challenger) model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ShadowRequest {
+    #[schema(value_type = String)]
+    pub version: ModelVersion,
+}
+
+/// The current and the shadow churn model side by side, on the scores the gateway served with
+/// each (the shadow's were computed for the same requests and not returned).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ShadowComparison {
+    pub current: RealisedAccuracy,
+    pub shadow: RealisedAccuracy,
+}
+
 /// Asks for the recent purchases of up to 200 accounts (the cross-sell model's input).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

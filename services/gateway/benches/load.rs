@@ -29,25 +29,17 @@ use actix_web::{App, HttpResponse, HttpServer, get, post, web};
 use chrono::{NaiveDate, Utc};
 use secrecy::SecretString;
 use serde_json::json;
-use sextant_contracts::api::{
-    BandThreshold, FeatureRow, HistoryStatus, OnlineFeatures, OnlineFeaturesRequest, RiskBand,
-};
-use sextant_contracts::{ModelVersion, SalesforceId};
+use sextant_contracts::SalesforceId;
+use sextant_contracts::api::{OnlineFeatures, OnlineFeaturesRequest};
 use sextant_gateway::auth::AuthSettings;
 use sextant_gateway::{Application, Settings};
-use sextant_models::Dense;
-use sextant_models::churn_serving::{
-    MISSING_CATEGORY, Reference, SEQUENCE_KIND, SequenceChurnArtifact, ServedChurnModel,
-    WEEK_BLOCKS, WeekBlock,
-};
-use sextant_models::sequence::{GruWeights, SequenceArtifact};
+
+#[path = "../tests/support/churn.rs"]
+mod churn;
+
+use churn::{CHANNELS, FEATURES, HIDDEN, WEEKS, account, feature_names, model, row};
 
 const SECRET: &str = "a-development-secret-of-at-least-32-bytes!";
-const WEEKS: usize = 104;
-const HIDDEN: usize = 64;
-const CHANNELS: [&str; 4] = ["orders", "spend", "items", "cases"];
-const FEATURES: usize = 22;
-const COUNTRIES: usize = 38;
 /// Most calls the open loop keeps waiting at once; beyond it a due call is not sent but counted.
 const MAX_IN_FLIGHT: u64 = 256;
 
@@ -58,130 +50,6 @@ fn arg(name: &str, default: u64) -> u64 {
         .and_then(|i| args.get(i + 1))
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-/// Deterministic values in [-0.5, 0.5) scaled by `scale`.
-fn pseudo(n: usize, seed: u64, scale: f32) -> Vec<f32> {
-    let mut s = 0x9e37_79b9_7f4a_7c15u64 ^ seed.wrapping_mul(0x2545_f491_4f6c_dd1d);
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            ((s % 10_000) as f32 / 10_000.0 - 0.5) * scale
-        })
-        .collect()
-}
-
-fn dense(inputs: usize, outputs: usize, seed: u64) -> Dense {
-    Dense {
-        inputs,
-        outputs,
-        weights: pseudo(inputs * outputs, seed, 0.4),
-        bias: pseudo(outputs, seed + 1, 0.1),
-    }
-}
-
-fn feature_names() -> Vec<String> {
-    (0..FEATURES).map(|i| format!("feature_{i}")).collect()
-}
-
-fn model(version: &str, seed: u64) -> ServedChurnModel {
-    let c = CHANNELS.len();
-    let embedding_dim = 4;
-    let names = feature_names();
-    let mut categories = vec![MISSING_CATEGORY.to_owned()];
-    categories.extend((0..COUNTRIES).map(|i| format!("C{i}")));
-    let network = SequenceArtifact {
-        weeks: WEEKS,
-        channel_names: CHANNELS.iter().map(|s| (*s).to_owned()).collect(),
-        channel_means: vec![0.2; c],
-        channel_stds: vec![1.0; c],
-        gru: GruWeights {
-            inputs: c,
-            hidden: HIDDEN,
-            w_x: pseudo(c * 3 * HIDDEN, seed, 0.3),
-            b_x: pseudo(3 * HIDDEN, seed + 1, 0.1),
-            w_h: pseudo(HIDDEN * 3 * HIDDEN, seed + 2, 0.2),
-            b_h: pseudo(3 * HIDDEN, seed + 3, 0.1),
-        },
-        embedding: pseudo(categories.len() * embedding_dim, seed + 4, 0.2),
-        categories,
-        embedding_dim,
-        aggregate_names: names.clone(),
-        aggregate_means: vec![1.0; FEATURES],
-        aggregate_stds: vec![2.0; FEATURES],
-        aggregate_layer: dense(FEATURES, 16, seed + 5),
-        head: vec![
-            dense(HIDDEN + embedding_dim + 16, 32, seed + 7),
-            dense(32, 1, seed + 9),
-        ],
-        wide: Some(dense(FEATURES, 1, seed + 11)),
-    };
-    let band = |name, min_score| BandThreshold { name, min_score };
-    ServedChurnModel::Sequence(Box::new(SequenceChurnArtifact {
-        kind: SEQUENCE_KIND.into(),
-        version: ModelVersion::parse(version).expect("version"),
-        feature_set: "rfmt-v2".into(),
-        feature_names: names,
-        sequence_channels: CHANNELS.iter().map(|s| (*s).to_owned()).collect(),
-        sequence_weeks: WEEKS,
-        category_attribute: "country".into(),
-        signed_features: vec![],
-        horizon_days: 90,
-        bands: vec![
-            band(RiskBand::High, 0.6),
-            band(RiskBand::Medium, 0.3),
-            band(RiskBand::Low, 0.0),
-        ],
-        reference: Reference {
-            feature_typical: vec![1.0; FEATURES],
-            week_blocks: WEEK_BLOCKS
-                .iter()
-                .map(|&(first, last)| WeekBlock {
-                    name: format!("weeks_{}_{}", first + 1, last + 1),
-                    first,
-                    last,
-                    typical_week: vec![0.3, 20.0, 2.0, 0.05],
-                })
-                .collect(),
-        },
-        network,
-    }))
-}
-
-fn account(n: u64) -> SalesforceId {
-    SalesforceId::from_parts("001", "lb", n)
-}
-
-/// The materialised row of account `n`: about a third of the weeks active.
-fn row(id: &SalesforceId, n: u64) -> FeatureRow {
-    let v = pseudo(FEATURES + WEEKS, n, 2.0);
-    let features: Vec<f64> = v[..FEATURES]
-        .iter()
-        .map(|x| f64::from(x.abs() * 50.0))
-        .collect();
-    let sequence: Vec<Vec<f64>> = v[FEATURES..]
-        .iter()
-        .map(|x| {
-            if *x > 0.33 {
-                vec![1.0, f64::from(*x) * 200.0, 3.0, 0.0]
-            } else {
-                vec![0.0; CHANNELS.len()]
-            }
-        })
-        .collect();
-    FeatureRow {
-        account_id: id.clone(),
-        status: HistoryStatus::Ok,
-        features: Some(features),
-        sequence: Some(sequence),
-        attributes: [("country".to_owned(), format!("C{}", n % COUNTRIES as u64))]
-            .into_iter()
-            .collect(),
-        as_of: NaiveDate::from_ymd_opt(2024, 1, 1).expect("date"),
-        computed_at: Utc::now(),
-    }
 }
 
 struct Upstream {
@@ -212,6 +80,12 @@ async fn online(req: web::Json<OnlineFeaturesRequest>) -> HttpResponse {
         rows,
         missing: Vec::new(),
     })
+}
+
+/// The prediction log: accepted and dropped (its cost is the store's, not the gateway's).
+#[post("/v1/predictions")]
+async fn predictions(req: web::Json<sextant_contracts::api::PredictionBatch>) -> HttpResponse {
+    HttpResponse::Ok().json(json!({"stored": req.predictions.len()}))
 }
 
 #[get("/v1/models/current")]
@@ -447,6 +321,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             App::new()
                 .app_data(web::JsonConfig::default().limit(1 << 20))
                 .service(online)
+                .service(predictions)
         })
         .workers(1)
         .bind(("127.0.0.1", 0))?;

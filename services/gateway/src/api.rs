@@ -237,6 +237,11 @@ async fn scores(
                 .map_err(|e| e.to_string())?;
             Ok((m, layout))
         });
+    // A shadow (challenger) scores the same rows after the answer, off the request path.
+    let shadow = state.shadow_models.get().ok().filter(|sh| {
+        sh.version() != model.version() && sh.feature_names() == model.feature_names()
+    });
+    let shadow_rows = shadow.as_ref().map(|_| scorable.clone());
     // The label window the log judges each score by; models stored before sequences had none.
     let log_horizon = match &*model {
         ServedChurnModel::Sequence(m) => Some(m.horizon_days),
@@ -272,6 +277,9 @@ async fn scores(
         }
     }
     tracing::info!(caller = caller.sub.as_deref().unwrap_or("-"), scored = scored.len(), unscored = errors.len(), version = %version, "Scored records.");
+    if let (Some(sh), Some(rows)) = (shadow, shadow_rows) {
+        crate::shadow::score_in_background(&state, sh, rows);
+    }
     Ok(web::Json(ScoreResponse {
         model_version: version,
         scores: scored,

@@ -25,6 +25,7 @@ pub mod model_cache;
 pub mod prediction_log;
 pub mod propensity;
 pub mod rate_limit;
+pub mod shadow;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -187,6 +188,9 @@ pub struct AppState {
     pub clv_models: Arc<model_cache::ModelCache<ClvArtifact>>,
     pub sentiment_models: Arc<model_cache::ModelCache<model_cache::ServedSentiment>>,
     pub cross_sell_models: Arc<model_cache::ModelCache<cross_sell::ServedCrossSell>>,
+    /// The shadow (challenger) churn model, when the trainer names one.
+    pub shadow_models: Arc<model_cache::ModelCache<ServedChurnModel>>,
+    pub shadow: shadow::ShadowRunner,
     /// Every served churn score goes to the feature store's prediction log.
     pub prediction_log: Arc<prediction_log::PredictionLog>,
     pub propensity: Arc<propensity::PropensityModels>,
@@ -252,6 +256,12 @@ impl Application {
             Duration::from_secs(settings.model_refresh_secs),
         ));
         tokio::spawn(Arc::clone(&cross_sell_models).run_refresher());
+        let shadow_models = Arc::new(model_cache::ModelCache::shadow(
+            http.clone(),
+            &settings.trainer_url,
+            Duration::from_secs(settings.model_refresh_secs),
+        ));
+        tokio::spawn(Arc::clone(&shadow_models).run_refresher());
         let propensity = Arc::new(propensity::PropensityModels::new(
             http.clone(),
             &settings.trainer_url,
@@ -265,6 +275,8 @@ impl Application {
             clv_models,
             sentiment_models,
             cross_sell_models,
+            shadow_models,
+            shadow: shadow::ShadowRunner::new(Some(&metrics)),
             prediction_log: Arc::new(prediction_log::PredictionLog::start(
                 http.clone(),
                 &settings.feature_store_url,

@@ -155,6 +155,9 @@ pub struct ModelCache<M> {
     trainer_url: String,
     /// The trainer's route prefix of the models (`/v1/models`, `/v1/propensity/{name}/models`).
     route: String,
+    /// Which of the family's versions it follows: `current`, or `shadow` (the challenger, which
+    /// is dropped as soon as the trainer names none).
+    pointer: &'static str,
     refresh: Duration,
     current: ArcSwapOption<M>,
     /// Why the last refresh failed (cleared by a success); what a request without a model hears.
@@ -177,6 +180,15 @@ impl<M: CachedModel> ModelCache<M> {
         Self::with_route(http, trainer_url, M::ROUTE, refresh)
     }
 
+    /// A cache of the family's shadow (challenger) version: empty while the trainer names none,
+    /// emptied when it stops naming one.
+    pub fn shadow(http: reqwest::Client, trainer_url: &str, refresh: Duration) -> Self {
+        Self {
+            pointer: "shadow",
+            ..Self::with_route(http, trainer_url, M::ROUTE, refresh)
+        }
+    }
+
     /// A cache of the models under `route` (for families with one registry per member).
     pub fn with_route(
         http: reqwest::Client,
@@ -188,6 +200,7 @@ impl<M: CachedModel> ModelCache<M> {
             http,
             trainer_url: trainer_url.trim_end_matches('/').to_owned(),
             route: route.to_owned(),
+            pointer: "current",
             refresh,
             current: ArcSwapOption::empty(),
             last_error: ArcSwapOption::empty(),
@@ -232,8 +245,15 @@ impl<M: CachedModel> ModelCache<M> {
                 Err(e) => {
                     let unloaded = !self.is_loaded();
                     if let ModelUnavailable::NoModel(_) = e {
+                        if self.pointer == "shadow" && !unloaded {
+                            tracing::info!(
+                                model = M::LABEL,
+                                "Shadow model no longer named; dropped."
+                            );
+                            self.current.store(None);
+                        }
                         self.no_model
-                            .store(unloaded, std::sync::atomic::Ordering::Relaxed);
+                            .store(!self.is_loaded(), std::sync::atomic::Ordering::Relaxed);
                     } else {
                         self.no_model
                             .store(false, std::sync::atomic::Ordering::Relaxed);
@@ -260,7 +280,10 @@ impl<M: CachedModel> ModelCache<M> {
         let transport = |e: reqwest::Error| ModelUnavailable::Upstream(e.to_string());
         let resp = self
             .http
-            .get(format!("{}{}/current", self.trainer_url, self.route))
+            .get(format!(
+                "{}{}/{}",
+                self.trainer_url, self.route, self.pointer
+            ))
             .send()
             .await
             .map_err(transport)?;

@@ -3,12 +3,12 @@
 use std::io::Write;
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, get, post, put, web};
+use actix_web::{HttpResponse, delete, get, post, put, web};
 use futures_util::StreamExt;
 use serde::Deserialize;
 use sextant_contracts::api::{
-    ClvJobRequest, ClvModelMetadata, Health, ModelCard, ModelMetadata, PromotionDecision, TrainJob,
-    TrainJobRequest,
+    ClvJobRequest, ClvModelMetadata, Health, ModelCard, ModelMetadata, PromotionDecision,
+    ShadowComparison, ShadowRequest, TrainJob, TrainJobRequest,
 };
 use sextant_contracts::time::SharedClock;
 use sextant_contracts::{ErrorBody, ErrorCode, ModelVersion};
@@ -44,6 +44,9 @@ use crate::registry::{Governed, ModelKind, Registry, RegistryError};
         get_artifact,
         get_plot,
         promote_model,
+        put_shadow,
+        delete_shadow,
+        shadow_comparison,
         start_clv_job,
         list_clv_models,
         current_clv_model,
@@ -95,6 +98,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(get_artifact)
         .service(get_plot)
         .service(promote_model)
+        .service(put_shadow)
+        .service(delete_shadow)
+        .service(shadow_comparison)
         .service(start_clv_job)
         .service(list_clv_models)
         .service(current_clv_model)
@@ -129,8 +135,13 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 }
 
 fn registry_error(e: RegistryError) -> ApiError {
-    match e {
+    match &e {
         RegistryError::UnknownVersion(v) => ApiError::not_found(format!("no model {v}")),
+        RegistryError::ShadowIsCurrent(_) => ApiError::new(
+            StatusCode::CONFLICT,
+            ErrorCode::InvalidParameter,
+            e.to_string(),
+        ),
         other => ApiError::internal("registry", other),
     }
 }
@@ -157,15 +168,22 @@ fn list<K: ModelKind>(registry: &Registry<K>) -> Result<web::Json<Vec<K::Metadat
     registry.list().map(web::Json).map_err(registry_error)
 }
 
-/// The version a path names: a version of the family, or `current`.
+/// The version a path names: a version of the family, `current`, or `shadow`.
 fn resolve<K: ModelKind>(registry: &Registry<K>, raw: &str) -> Result<ModelVersion, ApiError> {
-    if raw == "current" {
-        return registry
+    match raw {
+        "current" => registry
             .current()
             .map_err(registry_error)?
-            .ok_or_else(no_model::<K>);
+            .ok_or_else(no_model::<K>),
+        "shadow" => registry.shadow().map_err(registry_error)?.ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                ErrorCode::NoModel,
+                format!("no {} shadow model is named", K::NAME),
+            )
+        }),
+        _ => parse_version(raw),
     }
-    parse_version(raw)
 }
 
 /// The metadata of the version a path names (`current` included).
@@ -1118,4 +1136,75 @@ async fn promote_cross_sell_model(
 ) -> Result<web::Json<ModelCard>, ApiError> {
     let route = format!("/v1/cross-sell/models/{version}/promote");
     promote(&state.cross_sell_registry, &version, &state.clock, &route).await
+}
+
+/// Names the shadow (challenger) churn model: the gateway scores every request with it too,
+/// without returning its scores, and logs them next to the current model's, so
+/// `GET /v1/models/shadow/comparison` can show both versions' realised accuracy on the same
+/// requests. Promoting the shadow ends the shadowing.
+#[utoipa::path(
+    request_body = ShadowRequest,
+    responses(
+        (status = 200, description = "The shadow version's metadata", body = ModelMetadata),
+        (status = 400, description = "Malformed body (invalid_json)", body = ErrorBody),
+        (status = 404, description = "Unknown version (not_found)", body = ErrorBody),
+        (status = 409, description = "The version is the current model (invalid_parameter)", body = ErrorBody),
+    )
+)]
+#[put("/v1/models/shadow")]
+async fn put_shadow(
+    state: web::Data<AppState>,
+    req: web::Json<ShadowRequest>,
+) -> Result<web::Json<ModelMetadata>, ApiError> {
+    let registry = state.registry.clone();
+    let version = req.into_inner().version;
+    let v = version.clone();
+    web::block(move || registry.set_shadow(&v))
+        .await
+        .map_err(|e| ApiError::internal("shadow task", e))?
+        .map_err(registry_error)?;
+    tracing::info!(version = %version, "Shadow model named.");
+    metadata(&state.registry, &version.to_string())
+}
+
+/// Stops shadowing (the gateway drops the shadow on its next refresh).
+#[utoipa::path(responses(
+    (status = 204, description = "No shadow now"),
+))]
+#[delete("/v1/models/shadow")]
+async fn delete_shadow(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let registry = state.registry.clone();
+    let was = web::block(move || registry.clear_shadow())
+        .await
+        .map_err(|e| ApiError::internal("shadow task", e))?
+        .map_err(registry_error)?;
+    tracing::info!(was = ?was.map(|v| v.to_string()), "Shadow model cleared.");
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// The current and the shadow churn model side by side: each version's realised accuracy by week
+/// of serving (from the feature store's prediction log: realised ROC-AUC, churn rate against the
+/// mean score) on the requests both scored.
+#[utoipa::path(responses(
+    (status = 200, description = "Both versions' realised accuracy", body = ShadowComparison),
+    (status = 404, description = "No current or no shadow model (no_model)", body = ErrorBody),
+    (status = 502, description = "The feature store is unavailable (upstream_unavailable)", body = ErrorBody),
+))]
+#[get("/v1/models/shadow/comparison")]
+async fn shadow_comparison(
+    state: web::Data<AppState>,
+) -> Result<web::Json<ShadowComparison>, ApiError> {
+    let current = resolve(&state.registry, "current")?;
+    let shadow = resolve(&state.registry, "shadow")?;
+    let current = state
+        .jobs
+        .realised(&current)
+        .await
+        .map_err(|e| ApiError::upstream("feature store", e))?;
+    let shadow = state
+        .jobs
+        .realised(&shadow)
+        .await
+        .map_err(|e| ApiError::upstream("feature store", e))?;
+    Ok(web::Json(ShadowComparison { current, shadow }))
 }

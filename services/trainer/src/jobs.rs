@@ -741,3 +741,25 @@ impl Jobs {
         Ok((file.into_temp_path(), format!("{:x}", hasher.finalize())))
     }
 }
+
+impl Jobs {
+    /// A model version's realised accuracy from the feature store's prediction log.
+    pub async fn realised(
+        &self,
+        version: &ModelVersion,
+    ) -> Result<sextant_contracts::api::RealisedAccuracy, String> {
+        let resp = self
+            .http
+            .get(format!(
+                "{}/v1/predictions/realised",
+                self.feature_store_url
+            ))
+            .query(&[("model_version", version.to_string())])
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        sextant_service_kit::http::read_json(resp)
+            .await
+            .map_err(|e| e.to_string())
+    }
+}

@@ -6,6 +6,7 @@
 //!   churn-v1/artifact.json  metadata.json  roc.svg  learning_curve.svg
 //!   churn-v2/…
 //!   CURRENT                 ← the version the gateway serves
+//!   SHADOW                  ← a challenger the gateway also scores with, unreturned (optional)
 //! <registry_dir>/clv/       clv-v1/… holdout.svg
 //! <registry_dir>/sentiment/ sentiment-v1/… confusion.svg
 //! ```
@@ -304,6 +305,9 @@ pub enum RegistryError {
     /// No such version in the registry.
     #[error("no model {0}")]
     UnknownVersion(ModelVersion),
+    /// The current version cannot shadow itself.
+    #[error("{0} is the current model; a shadow must be another version")]
+    ShadowIsCurrent(ModelVersion),
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> RegistryError + '_ {
@@ -531,6 +535,10 @@ impl<K: ModelKind> Registry<K> {
         meta.set_promotion(decision);
         self.write_metadata(&meta)?;
         write_atomic(&self.root.join("CURRENT"), &version.to_string())?;
+        // A shadow that becomes current is no longer a challenger.
+        if self.shadow()?.as_ref() == Some(version) {
+            self.remove_shadow()?;
+        }
         if let Some(prev) = previous.filter(|p| p != version)
             && let Some(mut old) = self.metadata(&prev)?
         {
@@ -540,9 +548,53 @@ impl<K: ModelKind> Registry<K> {
         Ok(meta)
     }
 
+    /// Names `version` the shadow (challenger): the gateway scores the same requests with it
+    /// too, without returning its scores, and logs them so both versions' realised accuracy can
+    /// be compared. Its artefact must load; the current version cannot be its own shadow.
+    pub fn set_shadow(&self, version: &ModelVersion) -> Result<(), RegistryError> {
+        let _held = self.lock();
+        let artifact = self
+            .artifact(version)?
+            .ok_or_else(|| RegistryError::UnknownVersion(version.clone()))?;
+        K::validate(&artifact).map_err(|detail| RegistryError::Corrupt {
+            path: self.root.join(version.to_string()),
+            detail,
+        })?;
+        if self.current()?.as_ref() == Some(version) {
+            return Err(RegistryError::ShadowIsCurrent(version.clone()));
+        }
+        write_atomic(&self.root.join("SHADOW"), &version.to_string())
+    }
+
+    /// Stops shadowing; returns the version that was the shadow.
+    pub fn clear_shadow(&self) -> Result<Option<ModelVersion>, RegistryError> {
+        let _held = self.lock();
+        let was = self.shadow()?;
+        self.remove_shadow()?;
+        Ok(was)
+    }
+
+    fn remove_shadow(&self) -> Result<(), RegistryError> {
+        let path = self.root.join("SHADOW");
+        match fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(RegistryError::Io { path, source: e }),
+        }
+    }
+
+    /// The shadow version, if one is named.
+    pub fn shadow(&self) -> Result<Option<ModelVersion>, RegistryError> {
+        self.pointer("SHADOW")
+    }
+
     /// The version being served, if any.
     pub fn current(&self) -> Result<Option<ModelVersion>, RegistryError> {
-        let path = self.root.join("CURRENT");
+        self.pointer("CURRENT")
+    }
+
+    fn pointer(&self, file: &str) -> Result<Option<ModelVersion>, RegistryError> {
+        let path = self.root.join(file);
         match fs::read_to_string(&path) {
             Ok(s) => ModelVersion::parse(s.trim())
                 .map(Some)
@@ -761,6 +813,41 @@ mod tests {
             Err(RegistryError::UnknownVersion(_))
         ));
         assert_eq!(reg.current().expect("read").as_ref(), Some(v1));
+    }
+
+    #[test]
+    fn a_shadow_is_another_loadable_version_and_ends_when_promoted() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let reg = Registry::<Churn>::open(dir.path()).expect("open");
+        let mut versions = Vec::new();
+        for _ in 0..2 {
+            let v = reg.next_version().expect("version");
+            let (t, m) = trained(&v);
+            reg.publish(&t, &m).expect("publish");
+            versions.push(v);
+        }
+        let [v1, v2] = [&versions[0], &versions[1]];
+        reg.promote(v1, decision(true, "first")).expect("v1");
+        assert_eq!(reg.shadow().expect("read"), None);
+        assert!(matches!(
+            reg.set_shadow(v1),
+            Err(RegistryError::ShadowIsCurrent(_))
+        ));
+        let unknown = ModelVersion::parse("churn-v9").expect("v");
+        assert!(matches!(
+            reg.set_shadow(&unknown),
+            Err(RegistryError::UnknownVersion(_))
+        ));
+        reg.set_shadow(v2).expect("shadow");
+        assert_eq!(reg.shadow().expect("read").as_ref(), Some(v2));
+        assert_eq!(reg.current().expect("read").as_ref(), Some(v1), "a shadow is not served");
+        // Promoting the challenger ends the shadowing.
+        reg.promote(v2, decision(true, "won")).expect("v2");
+        assert_eq!(reg.shadow().expect("read"), None);
+        reg.set_shadow(v1).expect("the old model can shadow the new one");
+        assert_eq!(reg.clear_shadow().expect("clear").as_ref(), Some(v1));
+        assert_eq!(reg.shadow().expect("read"), None);
+        assert_eq!(reg.clear_shadow().expect("clear again"), None);
     }
 
     #[test]

@@ -115,7 +115,7 @@ fn rank_by_ids(
 
 /// Hit rate at every k of 1..=20 for a scorer over the 'all' truths of `s`.
 fn hit_curve(s: &Split, mut score: impl FnMut(u32, &mut [f32])) -> Vec<f64> {
-    let mut hits = vec![0.0; 20];
+    let mut hits = [0.0; 20];
     let mut n = 0usize;
     let mut out = vec![0f32; s.x.n_items()];
     for t in s.all.iter().filter(|t| !t.items.is_empty()) {
@@ -136,7 +136,7 @@ fn hit_curve(s: &Split, mut score: impl FnMut(u32, &mut [f32])) -> Vec<f64> {
 ///
 /// # Errors
 /// A bad file, too short a span, no customer buying on both sides of a cut, a failed fit.
-#[allow(clippy::too_many_lines)]
+#[expect(clippy::too_many_lines)]
 pub fn train_held_out(
     data: &Path,
     options: &EvalOptions,

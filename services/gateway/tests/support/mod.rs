@@ -1,0 +1,3 @@
+//! Test support shared by the gateway's integration tests.
+
+pub mod churn;
