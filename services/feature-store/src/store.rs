@@ -513,17 +513,13 @@ impl Store {
         let mut touched: BTreeSet<String> = rows.iter().filter_map(|r| r.account.clone()).collect();
         let orders: Vec<String> = rows.iter().filter_map(|r| r.order.clone()).collect();
         match req.object {
-            IngestObject::Account
-            | IngestObject::Order
-            | IngestObject::Case
-            | IngestObject::EngagementEvent => {
+            // A deleted account is its own parent (`fs_account` has no `account_id`).
+            IngestObject::Account => touched.extend(deleted_ids.iter().cloned()),
+            IngestObject::Order | IngestObject::Case | IngestObject::EngagementEvent => {
                 touched.extend(
                     self.parents(&txn, table_name, "account_id", org, &deleted_ids)
                         .await?,
                 );
-                if req.object == IngestObject::Account {
-                    touched.extend(deleted_ids.iter().cloned());
-                }
             }
             IngestObject::OrderItem => {
                 let mut order_ids = orders;
