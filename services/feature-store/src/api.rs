@@ -22,6 +22,7 @@ use sextant_service_kit::ApiError;
 use utoipa::OpenApi;
 
 use crate::AppState;
+use crate::export::{__path_export_status, __path_start_export, export_status, start_export};
 use crate::migration::DEFAULT_ORG;
 use crate::store;
 
@@ -38,6 +39,8 @@ use crate::store;
         online_features,
         accounts,
         drift,
+        start_export,
+        export_status,
         healthz,
         readyz
     ),
@@ -66,6 +69,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(online_features)
         .service(accounts)
         .service(drift)
+        .service(start_export)
+        .service(export_status)
         .service(healthz)
         .service(readyz);
 }

@@ -17,9 +17,11 @@
 //!   lexicon), decided at ingest and recorded per case.
 //! - [`training`]: the NDJSON training-set stream with its fingerprint.
 //! - [`api`]: the HTTP handlers and the OpenAPI description.
+//! - [`export`]: the versioned tables to Parquet, in the feature engine's layout (an HTTP job).
 //! - [`Application`]: binds the port (0 in tests) and runs the server.
 
 pub mod api;
+pub mod export;
 pub mod migration;
 pub mod sentiment;
 pub mod store;
@@ -70,6 +72,14 @@ mod settings {
         /// Seconds between re-reads of `sentiment_model_url`.
         #[serde(default = "default_sentiment_refresh_secs")]
         pub sentiment_refresh_secs: u64,
+        /// The directory Parquet exports (`POST /v1/exports`) are written under; created on the
+        /// first export. Requests name a path relative to it and cannot leave it.
+        #[serde(default = "default_export_root")]
+        pub export_root: std::path::PathBuf,
+    }
+
+    fn default_export_root() -> std::path::PathBuf {
+        "exports".into()
     }
 
     fn default_sentiment_refresh_secs() -> u64 {
@@ -121,6 +131,7 @@ mod settings {
                     &self.sentiment_model_url.as_deref().map(redact_url),
                 )
                 .field("sentiment_refresh_secs", &self.sentiment_refresh_secs)
+                .field("export_root", &self.export_root)
                 .finish()
         }
     }
@@ -149,6 +160,7 @@ mod settings {
                 purchase_statuses: default_purchase_statuses(),
                 sentiment_model_url: None,
                 sentiment_refresh_secs: default_sentiment_refresh_secs(),
+                export_root: default_export_root(),
             }
         }
     }
@@ -213,6 +225,8 @@ pub struct AppState {
     pub clock: SharedClock,
     /// Wakes the online refresher after an ingest queued accounts.
     pub refresh_wanted: Arc<Notify>,
+    /// Parquet export jobs.
+    pub exports: export::Exports,
 }
 
 impl AppState {
@@ -250,6 +264,7 @@ impl Application {
             store,
             clock,
             refresh_wanted: Arc::new(Notify::new()),
+            exports: export::Exports::new(settings.export_root.clone()),
         });
         let metrics = Metrics::new("feature-store");
         let refresher = RefreshMetrics {
