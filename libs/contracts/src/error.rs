@@ -47,6 +47,10 @@ pub enum ErrorCode {
     LabelWindowOpen,
     /// The request body is larger than the endpoint accepts.
     PayloadTooLarge,
+    /// A file system path names a place outside the directory the service may write to.
+    PathOutsideRoot,
+    /// An export is already running; one runs at a time.
+    ExportInProgress,
     /// Anything unexpected; details are in the server log, never in the response.
     Internal,
 }
@@ -73,6 +77,8 @@ impl ErrorCode {
             Self::NoHistory => "no_history",
             Self::LabelWindowOpen => "label_window_open",
             Self::PayloadTooLarge => "payload_too_large",
+            Self::PathOutsideRoot => "path_outside_root",
+            Self::ExportInProgress => "export_in_progress",
             Self::Internal => "internal",
         }
     }

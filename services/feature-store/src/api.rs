@@ -22,6 +22,7 @@ use sextant_service_kit::ApiError;
 use utoipa::OpenApi;
 
 use crate::AppState;
+use crate::export::{__path_export_status, __path_start_export, export_status, start_export};
 use crate::migration::DEFAULT_ORG;
 use crate::store;
 
@@ -42,6 +43,8 @@ use crate::store;
         crate::purchases::purchase_history,
         crate::predictions::log_predictions,
         crate::predictions::realised,
+        start_export,
+        export_status,
         healthz,
         readyz
     ),
@@ -74,6 +77,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(crate::purchases::purchase_history)
         .service(crate::predictions::log_predictions)
         .service(crate::predictions::realised)
+        .service(start_export)
+        .service(export_status)
         .service(healthz)
         .service(readyz);
 }

@@ -17,9 +17,11 @@
 //!   lexicon), decided at ingest and recorded per case.
 //! - [`training`]: the NDJSON training-set stream with its fingerprint.
 //! - [`api`]: the HTTP handlers and the OpenAPI description.
+//! - [`export`]: the versioned tables to Parquet, in the feature engine's layout (an HTTP job).
 //! - [`Application`]: binds the port (0 in tests) and runs the server.
 
 pub mod api;
+pub mod export;
 pub mod migration;
 pub mod predictions;
 pub mod purchases;
@@ -75,10 +77,18 @@ mod settings {
         /// Days the prediction log keeps a served score (older rows are swept hourly).
         #[serde(default = "default_prediction_retention_days")]
         pub prediction_retention_days: u32,
+        /// The directory Parquet exports (`POST /v1/exports`) are written under; created on the
+        /// first export. Requests name a path relative to it and cannot leave it.
+        #[serde(default = "default_export_root")]
+        pub export_root: std::path::PathBuf,
     }
 
     fn default_prediction_retention_days() -> u32 {
         400
+    }
+
+    fn default_export_root() -> std::path::PathBuf {
+        "exports".into()
     }
 
     fn default_sentiment_refresh_secs() -> u64 {
@@ -130,6 +140,7 @@ mod settings {
                     &self.sentiment_model_url.as_deref().map(redact_url),
                 )
                 .field("sentiment_refresh_secs", &self.sentiment_refresh_secs)
+                .field("export_root", &self.export_root)
                 .finish()
         }
     }
@@ -159,6 +170,7 @@ mod settings {
                 sentiment_model_url: None,
                 sentiment_refresh_secs: default_sentiment_refresh_secs(),
                 prediction_retention_days: default_prediction_retention_days(),
+                export_root: default_export_root(),
             }
         }
     }
@@ -223,6 +235,8 @@ pub struct AppState {
     pub clock: SharedClock,
     /// Wakes the online refresher after an ingest queued accounts.
     pub refresh_wanted: Arc<Notify>,
+    /// Parquet export jobs.
+    pub exports: export::Exports,
 }
 
 impl AppState {
@@ -260,6 +274,7 @@ impl Application {
             store,
             clock,
             refresh_wanted: Arc::new(Notify::new()),
+            exports: export::Exports::new(settings.export_root.clone()),
         });
         let metrics = Metrics::new("feature-store");
         let refresher = RefreshMetrics {

@@ -517,6 +517,7 @@ impl Store {
         let mut changed_ids = deleted_ids.clone();
         changed_ids.extend(rows.iter().map(|r| r.id.clone()));
         match req.object {
+            // A deleted account is its own parent (`fs_account` has no `account_id`).
             IngestObject::Account => touched.extend(deleted_ids.iter().cloned()),
             IngestObject::Order | IngestObject::Case | IngestObject::EngagementEvent => {
                 touched.extend(
@@ -1278,6 +1279,11 @@ impl Store {
             let done: Vec<(String, i64)> = marks.into_iter().collect();
             self.unmark(&txn, org, &done).await?;
             txn.commit().await?;
+            // What was read before the refresh is stale; an account the refresh removed
+            // (deleted since) must not be answered from it.
+            for id in &stale {
+                rows.remove(id);
+            }
             for (k, v) in self.read_online(org, &stale).await? {
                 rows.insert(k, v);
             }

@@ -1397,3 +1397,28 @@ async fn a_record_that_moves_to_another_account_leaves_the_old_ones_features() {
         assert_eq!(after.rows[1].status, HistoryStatus::Ok, "{db}");
     }
 }
+
+#[tokio::test]
+async fn an_account_deletion_is_stored_and_takes_the_account_out() {
+    for db in databases().await {
+        let app = spawn(&db, "2011-12-10").await;
+        load(&app).await;
+        let (status, body) = app
+            .post(
+                "/v1/ingest",
+                &json!({"object": "Account", "deletions": [{"id": aid(2), "deleted_at": "2011-08-01T00:00:00Z"}]}),
+            )
+            .await;
+        assert_eq!(status, 200, "{db}: {body}");
+        assert_eq!(body["written"], 1, "{body}");
+        let (status, body) = app
+            .post(
+                "/v1/features/online",
+                &json!({"account_ids": [aid(1), aid(2)]}),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["missing"], json!([aid(2)]), "{db}: {body}");
+        assert_eq!(body["rows"][0]["account_id"], aid(1));
+    }
+}

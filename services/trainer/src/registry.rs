@@ -840,11 +840,16 @@ mod tests {
         ));
         reg.set_shadow(v2).expect("shadow");
         assert_eq!(reg.shadow().expect("read").as_ref(), Some(v2));
-        assert_eq!(reg.current().expect("read").as_ref(), Some(v1), "a shadow is not served");
+        assert_eq!(
+            reg.current().expect("read").as_ref(),
+            Some(v1),
+            "a shadow is not served"
+        );
         // Promoting the challenger ends the shadowing.
         reg.promote(v2, decision(true, "won")).expect("v2");
         assert_eq!(reg.shadow().expect("read"), None);
-        reg.set_shadow(v1).expect("the old model can shadow the new one");
+        reg.set_shadow(v1)
+            .expect("the old model can shadow the new one");
         assert_eq!(reg.clear_shadow().expect("clear").as_ref(), Some(v1));
         assert_eq!(reg.shadow().expect("read"), None);
         assert_eq!(reg.clear_shadow().expect("clear again"), None);
