@@ -9,6 +9,7 @@ pub mod config;
 pub mod error;
 pub mod health;
 pub mod http;
+pub mod internal_auth;
 pub mod metrics;
 pub mod openapi;
 pub mod server;

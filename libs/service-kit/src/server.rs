@@ -10,6 +10,7 @@ use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 
 use crate::error::{configure_extractors, not_found};
+use crate::internal_auth::InternalVerifier;
 use crate::metrics::Metrics;
 
 /// A bound, running-when-awaited HTTP server.
@@ -60,6 +61,59 @@ impl Service {
     where
         F: Fn(&mut web::ServiceConfig) + Clone + Send + 'static,
     {
+        Self::build(name, host, port, json_limit, spec, metrics, None, routes)
+    }
+
+    /// [`Service::start_with_metrics`] for a service only other Sextant services may call:
+    /// with a verifier, every route but the probes, `/metrics` and the API description answers
+    /// `401 unauthorized` without a valid internal token (see [`crate::internal_auth`]). Without
+    /// one (no `internal_token` configured: local development only; the chart and `sextant
+    /// demo` always set one) anyone may call, and a warning says so at startup.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the start parameters plus the guard"
+    )]
+    pub fn start_guarded<F>(
+        name: &'static str,
+        host: &str,
+        port: u16,
+        json_limit: usize,
+        spec: utoipa::openapi::OpenApi,
+        metrics: Metrics,
+        verifier: Option<InternalVerifier>,
+        routes: F,
+    ) -> std::io::Result<Self>
+    where
+        F: Fn(&mut web::ServiceConfig) + Clone + Send + 'static,
+    {
+        if verifier.is_none() {
+            tracing::warn!(
+                service = name,
+                "NO INTERNAL TOKEN CONFIGURED: this service accepts calls from anyone who can reach it. Set SEXTANT_<SERVICE>__INTERNAL_TOKEN (the Helm chart and `sextant demo` always do)."
+            );
+        }
+        Self::build(
+            name, host, port, json_limit, spec, metrics, verifier, routes,
+        )
+    }
+
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the start parameters plus the guard"
+    )]
+    fn build<F>(
+        name: &'static str,
+        host: &str,
+        port: u16,
+        json_limit: usize,
+        spec: utoipa::openapi::OpenApi,
+        metrics: Metrics,
+        verifier: Option<InternalVerifier>,
+        routes: F,
+    ) -> std::io::Result<Self>
+    where
+        F: Fn(&mut web::ServiceConfig) + Clone + Send + 'static,
+    {
         let spec = crate::openapi::with_operational_paths(spec);
         let app_metrics = metrics.clone();
         let listener = TcpListener::bind((host, port))?;
@@ -67,6 +121,13 @@ impl Service {
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(app_metrics.clone())
+                .configure(|cfg| {
+                    if let Some(v) = &verifier {
+                        cfg.app_data(v.clone());
+                    }
+                })
+                // Inside the metrics middleware, so refused calls are counted (as 401s).
+                .wrap(from_fn(crate::internal_auth::require))
                 .wrap(from_fn(crate::metrics::record))
                 .configure(|cfg| configure_extractors(cfg, json_limit))
                 .route("/metrics", web::get().to(crate::metrics::serve))
