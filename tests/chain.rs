@@ -30,9 +30,44 @@ async fn every_synced_account_gets_a_score() {
     let dir = tempfile::tempdir().expect("tmp");
     let s = suite(&dir).await;
     let http = reqwest::Client::new();
+    let svc = s.internal_client(Duration::from_secs(300));
 
-    let (status, sync) = call(http.post(format!("{}/v1/sync", s.urls.connector))).await;
+    let (status, sync) = call(svc.post(format!("{}/v1/sync", s.urls.connector))).await;
     assert_eq!(status, 200, "{sync}");
+
+    // Enforcement is on: the connector, store and trainer refuse calls without an internal
+    // token or with one signed by another key, never echoing it; their probes stay open.
+    let forged = {
+        use sextant_service_kit::internal_auth::{InternalKey, mint};
+        let other =
+            InternalKey::new("another-key-another-key-another-key".to_owned().into()).expect("key");
+        mint(&other, "intruder", chrono::Utc::now().timestamp(), 60).expect("mint")
+    };
+    for url in [
+        format!("{}/v1/syncs", s.urls.connector),
+        format!("{}/v1/accounts?limit=1", s.urls.feature_store),
+        format!("{}/v1/models", s.urls.trainer),
+    ] {
+        let (status, body) = call(http.get(&url)).await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (401, Some("unauthorized")),
+            "{url}: {body}"
+        );
+        let (status, body) = call(http.get(&url).bearer_auth(&forged)).await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (401, Some("unauthorized")),
+            "{url}: {body}"
+        );
+        assert!(!body.to_string().contains(&forged), "{body}");
+        let (status, body) = call(svc.get(&url)).await;
+        assert_eq!(status, 200, "{url}: {body}");
+    }
+    for base in [&s.urls.connector, &s.urls.feature_store, &s.urls.trainer] {
+        let (status, _) = call(http.get(format!("{base}/healthz"))).await;
+        assert_eq!(status, 200, "{base}/healthz is open");
+    }
     assert_eq!(sync["objects"]["Account"], 271);
     assert_eq!(sync["objects"]["OrderItem"], 23_264);
     assert!(
@@ -51,7 +86,7 @@ async fn every_synced_account_gets_a_score() {
     let token = s.gateway_token(300).expect("token");
     let account_ids: Vec<String> = {
         let (_, page) =
-            call(http.get(format!("{}/v1/accounts?limit=2000", s.urls.feature_store))).await;
+            call(svc.get(format!("{}/v1/accounts?limit=2000", s.urls.feature_store))).await;
         page["account_ids"]
             .as_array()
             .expect("ids")
@@ -75,14 +110,14 @@ async fn every_synced_account_gets_a_score() {
     );
 
     let (status, job) = call(
-        http.post(format!("{}/v1/jobs", s.urls.trainer))
+        svc.post(format!("{}/v1/jobs", s.urls.trainer))
             .json(&json!({"cutoff": "2011-09-09", "horizon_days": 90, "epochs": 60})),
     )
     .await;
     assert_eq!(status, 202, "{job}");
     let id = job["id"].as_str().expect("job id").to_owned();
     let job = loop {
-        let (_, job) = call(http.get(format!("{}/v1/jobs/{id}", s.urls.trainer))).await;
+        let (_, job) = call(svc.get(format!("{}/v1/jobs/{id}", s.urls.trainer))).await;
         if job["state"] == "succeeded" || job["state"] == "failed" {
             break job;
         }
@@ -94,7 +129,7 @@ async fn every_synced_account_gets_a_score() {
     let epochs = job["epochs_done"].as_u64().expect("epochs");
     assert!((1..=60).contains(&epochs), "{job}");
     let version = job["model_version"].as_str().expect("version").to_owned();
-    let (_, meta) = call(http.get(format!("{}/v1/models/current", s.urls.trainer))).await;
+    let (_, meta) = call(svc.get(format!("{}/v1/models/current", s.urls.trainer))).await;
     assert_eq!(meta["version"], version.as_str());
     // The first model is promoted (nothing to compare with), out-of-time on the job's cut-off.
     assert_eq!(meta["status"], "current", "{meta}");
@@ -115,7 +150,7 @@ async fn every_synced_account_gets_a_score() {
         auc > 0.55 && auc < 0.95,
         "held-out AUC {auc} is better than chance and not suspiciously high"
     );
-    let plot = http
+    let plot = svc
         .get(format!(
             "{}/v1/models/{version}/plots/roc.svg",
             s.urls.trainer
@@ -240,14 +275,14 @@ async fn every_synced_account_gets_a_score() {
 
     // A second model goes through the promotion gate against the first on the same evaluation.
     let (status, job) = call(
-        http.post(format!("{}/v1/jobs", s.urls.trainer))
+        svc.post(format!("{}/v1/jobs", s.urls.trainer))
             .json(&json!({"cutoff": "2011-09-09", "horizon_days": 90, "epochs": 2, "seed": 7})),
     )
     .await;
     assert_eq!(status, 202, "{job}");
     let id = job["id"].as_str().expect("job id").to_owned();
     let job = loop {
-        let (_, job) = call(http.get(format!("{}/v1/jobs/{id}", s.urls.trainer))).await;
+        let (_, job) = call(svc.get(format!("{}/v1/jobs/{id}", s.urls.trainer))).await;
         if job["state"] == "succeeded" || job["state"] == "failed" {
             break job;
         }
@@ -256,7 +291,7 @@ async fn every_synced_account_gets_a_score() {
     assert_eq!(job["state"], "succeeded", "{job}");
     let v2 = job["model_version"].as_str().expect("version").to_owned();
     assert_ne!(v2, version);
-    let (_, m2) = call(http.get(format!("{}/v1/models/{v2}", s.urls.trainer))).await;
+    let (_, m2) = call(svc.get(format!("{}/v1/models/{v2}", s.urls.trainer))).await;
     let decision = &m2["promotion"];
     assert_eq!(decision["by"], "gate");
     assert_eq!(decision["compared_with"], version.as_str());
@@ -278,18 +313,18 @@ async fn every_synced_account_gets_a_score() {
 
     // Rollback (or manual promotion): one call makes the other version current, and the
     // gateway follows.
-    let (_, now) = call(http.get(format!("{}/v1/models/current", s.urls.trainer))).await;
+    let (_, now) = call(svc.get(format!("{}/v1/models/current", s.urls.trainer))).await;
     let other = if now["version"] == version.as_str() {
         v2.clone()
     } else {
         version.clone()
     };
     let (status, promoted) =
-        call(http.post(format!("{}/v1/models/{other}/promote", s.urls.trainer))).await;
+        call(svc.post(format!("{}/v1/models/{other}/promote", s.urls.trainer))).await;
     assert_eq!(status, 200, "{promoted}");
     assert_eq!(promoted["status"], "current");
     assert_eq!(promoted["promotion"]["by"], "manual");
-    let (_, list) = call(http.get(format!("{}/v1/models", s.urls.trainer))).await;
+    let (_, list) = call(svc.get(format!("{}/v1/models", s.urls.trainer))).await;
     let statuses: Vec<(String, String)> = list
         .as_array()
         .expect("models")
@@ -330,13 +365,13 @@ async fn every_synced_account_gets_a_score() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let (status, body) =
-        call(http.post(format!("{}/v1/models/churn-v99/promote", s.urls.trainer))).await;
+        call(svc.post(format!("{}/v1/models/churn-v99/promote", s.urls.trainer))).await;
     assert_eq!(
         (status, body["code"].as_str()),
         (404, Some("not_found")),
         "{body}"
     );
-    let (status, body) = call(http.post(format!(
+    let (status, body) = call(svc.post(format!(
         "{}/v1/models/not-a-version/promote",
         s.urls.trainer
     )))
@@ -761,16 +796,16 @@ async fn the_demo_report_has_a_score_per_synced_account() {
 
     // A second CLV job on another window goes through the gate against the first; rollback is
     // one call.
-    let http = reqwest::Client::new();
+    let svc = s.internal_client(Duration::from_secs(300));
     let (status, job) = call(
-        http.post(format!("{}/v1/clv/jobs", s.urls.trainer))
+        svc.post(format!("{}/v1/clv/jobs", s.urls.trainer))
             .json(&json!({"cutoff": "2011-08-01", "horizon_days": 120})),
     )
     .await;
     assert_eq!(status, 202, "{job}");
     let id = job["id"].as_str().expect("job id").to_owned();
     let job = loop {
-        let (_, job) = call(http.get(format!("{}/v1/jobs/{id}", s.urls.trainer))).await;
+        let (_, job) = call(svc.get(format!("{}/v1/jobs/{id}", s.urls.trainer))).await;
         if job["state"] == "succeeded" || job["state"] == "failed" {
             break job;
         }
@@ -778,7 +813,7 @@ async fn the_demo_report_has_a_score_per_synced_account() {
     };
     assert_eq!(job["state"], "succeeded", "{job}");
     let v2 = job["model_version"].as_str().expect("version").to_owned();
-    let (_, m2) = call(http.get(format!("{}/v1/clv/models/{v2}", s.urls.trainer))).await;
+    let (_, m2) = call(svc.get(format!("{}/v1/clv/models/{v2}", s.urls.trainer))).await;
     let decision = &m2["promotion"];
     assert_eq!(decision["by"], "gate");
     assert_eq!(decision["compared_with"], clv_version.as_str());
@@ -803,15 +838,15 @@ async fn the_demo_report_has_a_score_per_synced_account() {
             .is_some_and(|f| f.len() == 64),
         "{m2}"
     );
-    let (status, back) = call(http.post(format!(
+    let (status, back) = call(svc.post(format!(
         "{}/v1/clv/models/{clv_version}/promote",
         s.urls.trainer
     )))
     .await;
     assert_eq!(status, 200, "{back}");
-    let (_, current) = call(http.get(format!("{}/v1/clv/models/current", s.urls.trainer))).await;
+    let (_, current) = call(svc.get(format!("{}/v1/clv/models/current", s.urls.trainer))).await;
     assert_eq!(current["version"], clv_version.as_str());
-    let plot = http
+    let plot = svc
         .get(format!(
             "{}/v1/clv/models/{v2}/plots/holdout.svg",
             s.urls.trainer
@@ -821,14 +856,14 @@ async fn the_demo_report_has_a_score_per_synced_account() {
         .expect("plot");
     assert_eq!(plot.headers()["content-type"], "image/svg+xml");
     let (status, body) =
-        call(http.post(format!("{}/v1/clv/models/churn-v1/promote", s.urls.trainer))).await;
+        call(svc.post(format!("{}/v1/clv/models/churn-v1/promote", s.urls.trainer))).await;
     assert_eq!(
         (status, body["code"].as_str()),
         (404, Some("not_found")),
         "{body}"
     );
     let (status, body) = call(
-        http.post(format!("{}/v1/clv/jobs", s.urls.trainer))
+        svc.post(format!("{}/v1/clv/jobs", s.urls.trainer))
             .json(&json!({"cutoff": "2011-08-01", "horizon_days": 2})),
     )
     .await;
@@ -869,8 +904,9 @@ async fn a_propensity_definition_is_trained_on_the_trainer_and_scored_by_the_gat
     let dir = tempfile::tempdir().expect("tmp");
     let s = suite(&dir).await;
     let http = reqwest::Client::new();
+    let svc = s.internal_client(Duration::from_secs(300));
     let (status, _) = call(
-        http.put(format!("{}/v1/propensity/win", s.urls.trainer))
+        svc.put(format!("{}/v1/propensity/win", s.urls.trainer))
             .json(&json!({
                 "object": "Opportunity",
                 "label_field": "IsWon",
@@ -881,7 +917,7 @@ async fn a_propensity_definition_is_trained_on_the_trainer_and_scored_by_the_gat
     .await;
     assert_eq!(status, 200);
     let (status, job) = call(
-        http.post(format!("{}/v1/propensity/win/jobs", s.urls.trainer))
+        svc.post(format!("{}/v1/propensity/win/jobs", s.urls.trainer))
             .header("content-type", "text/csv")
             .body(opportunity_export(400)),
     )
@@ -890,7 +926,7 @@ async fn a_propensity_definition_is_trained_on_the_trainer_and_scored_by_the_gat
     let id = job["id"].as_str().expect("id").to_owned();
     let mut done = Value::Null;
     for _ in 0..600 {
-        let (_, j) = call(http.get(format!("{}/v1/jobs/{id}", s.urls.trainer))).await;
+        let (_, j) = call(svc.get(format!("{}/v1/jobs/{id}", s.urls.trainer))).await;
         if j["state"] == "succeeded" || j["state"] == "failed" {
             done = j;
             break;

@@ -9,12 +9,12 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
-use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use serde_json::Value;
 use sextant_contracts::api::Health;
 use sextant_contracts::{ErrorBody, ErrorCode};
 use sextant_service_kit::ApiError;
+use sextant_service_kit::internal_auth::{InternalAuth, InternalKey};
 use utoipa::{OpenApi, ToSchema};
 
 use crate::auth::AdminToken;
@@ -33,7 +33,8 @@ pub struct Upstreams {
     connector: String,
     trainer: String,
     gateway: String,
-    internal_token: Option<SecretString>,
+    /// Signs the internal tokens the console's calls carry.
+    internal: Option<InternalAuth>,
 }
 
 impl Upstreams {
@@ -51,7 +52,8 @@ impl Upstreams {
             connector: check("connector_url", &s.connector_url)?,
             trainer: check("trainer_url", &s.trainer_url)?,
             gateway: check("gateway_url", &s.gateway_url)?,
-            internal_token: s.internal_token.clone(),
+            internal: InternalKey::from_setting(s.internal_token.as_ref())?
+                .map(|k| InternalAuth::new("admin", k)),
         })
     }
 }
@@ -66,8 +68,13 @@ pub struct AppState {
 impl AppState {
     fn request(&self, method: reqwest::Method, url: String) -> reqwest::RequestBuilder {
         let rb = self.http.request(method, url);
-        match &self.upstreams.internal_token {
-            Some(t) => rb.bearer_auth(t.expose_secret()),
+        match self.upstreams.internal.as_ref().map(InternalAuth::header) {
+            Some(Ok(h)) => rb.header(reqwest::header::AUTHORIZATION, h),
+            Some(Err(e)) => {
+                // The upstream answers 401, which the panel reports.
+                tracing::error!(error = %e, "Could not mint an internal token.");
+                rb
+            }
             None => rb,
         }
     }

@@ -94,6 +94,9 @@ pub enum StartError {
     /// Binding the port failed.
     #[error("binding: {0}")]
     Io(#[from] std::io::Error),
+    /// The internal token is unusable (too short).
+    #[error("internal_token: {0}")]
+    InternalToken(#[from] sextant_service_kit::internal_auth::InternalAuthError),
 }
 
 /// Builds the console: checks its settings and binds the port.

@@ -37,6 +37,10 @@ use sextant_salesforce::auth::jwt_audience_for;
 use sextant_salesforce::{
     BudgetPolicy, ClientOptions, JwtBearerConfig, LoginFlow, SalesforceClient, SalesforceError,
 };
+use sextant_service_kit::internal_auth::{
+    InternalAuth, InternalClient, InternalKey, InternalVerifier,
+};
+use sextant_service_kit::metrics::Metrics;
 use sextant_service_kit::server::Service;
 
 /// The connected app (`SEXTANT_CONNECTOR__SALESFORCE__…`).
@@ -135,6 +139,11 @@ pub struct Settings {
     /// `http` only for a local simulator.
     #[serde(default = "default_data_cloud_scheme")]
     pub data_cloud_scheme: String,
+    /// The deployment's internal key (`SEXTANT_CONNECTOR__INTERNAL_TOKEN`, at least 32 bytes):
+    /// when set, every API call needs an internal token signed with it, and ingests into the
+    /// feature store carry one. Unset: open (local development only; a warning says so).
+    #[serde(default)]
+    pub internal_token: Option<secrecy::SecretString>,
 }
 
 fn default_data_cloud_scheme() -> String {
@@ -212,6 +221,7 @@ impl Settings {
             object_mappings: Vec::new(),
             data_cloud_dataspace: None,
             data_cloud_scheme: default_data_cloud_scheme(),
+            internal_token: None,
         }
     }
 
@@ -290,7 +300,8 @@ pub enum StartError {
 #[derive(Debug)]
 pub struct AppState {
     pub salesforce: SalesforceClient,
-    pub http: reqwest::Client,
+    /// Calls to the feature store (with the internal token); Salesforce has its own client.
+    pub http: InternalClient,
     pub feature_store_url: String,
     pub clock: SharedClock,
     /// The connector's database.
@@ -435,6 +446,15 @@ impl Application {
                 ..Default::default()
             },
         );
+        // Data Cloud is Salesforce: the plain client above. The feature store gets the token.
+        let internal_key = InternalKey::from_setting(settings.internal_token.as_ref())
+            .map_err(|e| StartError::Config(format!("internal_token: {e}")))?;
+        let http = InternalClient::new(
+            http,
+            internal_key
+                .clone()
+                .map(|k| InternalAuth::new("connector", k)),
+        );
         let db = db::Db::connect(&settings.database_url)
             .await
             .map_err(|e| StartError::Database(redact(&e.to_string(), &settings.database_url)))?;
@@ -475,13 +495,15 @@ impl Application {
         let handle = ConnectorHandle {
             state: state.clone(),
         };
-        let service = Service::start(
+        let service = Service::start_guarded(
             "connector",
             &settings.host,
             settings.port,
             // A write-back of 50,000 scores with 255-character keys.
             16 << 20,
             api::openapi(),
+            Metrics::new("connector"),
+            internal_key.map(InternalVerifier::new),
             move |cfg: &mut web::ServiceConfig| {
                 cfg.app_data(state.clone()).configure(api::routes);
             },

@@ -126,7 +126,7 @@ pub struct JobContext<'a> {
 #[derive(Debug)]
 pub struct SyncRun<'a> {
     pub sf: &'a SalesforceClient,
-    pub http: &'a reqwest::Client,
+    pub http: &'a sextant_service_kit::internal_auth::InternalClient,
     pub feature_store_url: &'a str,
     pub clock: &'a SharedClock,
     pub db: &'a Db,

@@ -35,6 +35,9 @@ use std::time::Duration;
 use actix_web::web;
 use chrono::NaiveDate;
 use sextant_contracts::time::SharedClock;
+use sextant_service_kit::internal_auth::{
+    InternalAuth, InternalClient, InternalKey, InternalVerifier,
+};
 use sextant_service_kit::metrics::{Counter, Gauge, Metrics};
 use sextant_service_kit::server::Service;
 use tokio::sync::Notify;
@@ -74,6 +77,12 @@ mod settings {
         /// Seconds between re-reads of `sentiment_model_url`.
         #[serde(default = "default_sentiment_refresh_secs")]
         pub sentiment_refresh_secs: u64,
+        /// The deployment's internal key (`SEXTANT_FEATURE_STORE__INTERNAL_TOKEN`, at least 32
+        /// bytes): when set, every API call needs an internal token signed with it, and the
+        /// store's own calls (the trainer's sentiment model) carry one. Unset: open (local
+        /// development only; a warning says so at startup).
+        #[serde(default)]
+        pub internal_token: Option<secrecy::SecretString>,
         /// Days the prediction log keeps a served score (older rows are swept hourly).
         #[serde(default = "default_prediction_retention_days")]
         pub prediction_retention_days: u32,
@@ -141,6 +150,10 @@ mod settings {
                 )
                 .field("sentiment_refresh_secs", &self.sentiment_refresh_secs)
                 .field("export_root", &self.export_root)
+                .field(
+                    "internal_token",
+                    &self.internal_token.as_ref().map(|_| "***"),
+                )
                 .finish()
         }
     }
@@ -171,6 +184,7 @@ mod settings {
                 sentiment_refresh_secs: default_sentiment_refresh_secs(),
                 prediction_retention_days: default_prediction_retention_days(),
                 export_root: default_export_root(),
+                internal_token: None,
             }
         }
     }
@@ -269,6 +283,8 @@ impl Application {
                 "sentiment_refresh_secs must be at least 1".into(),
             ));
         }
+        let internal_key = InternalKey::from_setting(settings.internal_token.as_ref())
+            .map_err(|e| StartError::Config(e.to_string()))?;
         let store = store::Store::connect(&settings.database_url, &statuses).await?;
         let state = web::Data::new(AppState {
             store,
@@ -322,6 +338,12 @@ impl Application {
                 .timeout(Duration::from_secs(60))
                 .build()
                 .map_err(|e| StartError::Config(format!("HTTP client: {e}")))?;
+            let http = InternalClient::new(
+                http,
+                internal_key
+                    .clone()
+                    .map(|k| InternalAuth::new("feature-store", k)),
+            );
             tokio::spawn(follow_sentiment_model(
                 Arc::clone(state.store.sentiment()),
                 http,
@@ -338,13 +360,14 @@ impl Application {
                 .map_err(|e| StartError::Config(format!("metrics: {e}")))?;
             tokio::spawn(rescore_cases(state.clone().into_inner(), rescored));
         }
-        let service = Service::start_with_metrics(
+        let service = Service::start_guarded(
             "feature-store",
             &settings.host,
             settings.port,
             64 << 20,
             api::openapi(),
             metrics,
+            internal_key.map(InternalVerifier::new),
             move |cfg: &mut web::ServiceConfig| {
                 cfg.app_data(state.clone()).configure(api::routes);
             },
@@ -456,7 +479,7 @@ struct SentimentMetrics {
 /// a failure keeps the last good one (or the lexicon) and says why in the log and metrics.
 async fn follow_sentiment_model(
     sentiment: Arc<sentiment::CaseSentiment>,
-    http: reqwest::Client,
+    http: InternalClient,
     url: String,
     every: Duration,
     metrics: SentimentMetrics,

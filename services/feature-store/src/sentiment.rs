@@ -149,7 +149,10 @@ impl CaseSentiment {
 /// # Errors
 /// [`LoadError`] naming what failed; the URL's query string (it may carry a token) is never part
 /// of the message.
-pub async fn load(http: &reqwest::Client, url: &str) -> Result<SentimentArtifact, LoadError> {
+pub async fn load(
+    http: &sextant_service_kit::internal_auth::InternalClient,
+    url: &str,
+) -> Result<SentimentArtifact, LoadError> {
     let bytes = if let Some(path) = url.strip_prefix("file://") {
         let meta = tokio::fs::metadata(path).await?;
         if meta.len() > MAX_ARTIFACT_BYTES as u64 {
@@ -202,7 +205,8 @@ mod tests {
 
     #[tokio::test]
     async fn bad_sources_say_what_is_wrong() {
-        let http = reqwest::Client::new();
+        let http =
+            sextant_service_kit::internal_auth::InternalClient::new(reqwest::Client::new(), None);
         assert!(matches!(
             load(&http, "ftp://x/y").await,
             Err(LoadError::Scheme)

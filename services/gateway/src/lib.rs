@@ -70,6 +70,10 @@ pub struct Settings {
     /// `sextant_models::action_policy`).
     #[serde(default)]
     pub action_policy: ActionPolicy,
+    /// The deployment's internal key (`SEXTANT_GATEWAY__INTERNAL_TOKEN`, at least 32 bytes):
+    /// calls to the feature store and trainer carry an internal token signed with it.
+    #[serde(default)]
+    pub internal_token: Option<secrecy::SecretString>,
 }
 
 /// How CLV is computed for scores.
@@ -154,6 +158,7 @@ impl Settings {
             rate_limit: rate_limit::RateLimitSettings::default(),
             clv: ClvSettings::default(),
             action_policy: ActionPolicy::default(),
+            internal_token: None,
         }
     }
 }
@@ -177,12 +182,16 @@ pub enum StartError {
     /// The action policy is incomplete or malformed.
     #[error(transparent)]
     Policy(#[from] PolicyError),
+    /// The internal token is unusable (too short).
+    #[error("internal_token: {0}")]
+    InternalToken(#[from] sextant_service_kit::internal_auth::InternalAuthError),
 }
 
 /// Shared state of the handlers.
 #[derive(Debug)]
 pub struct AppState {
-    pub http: reqwest::Client,
+    /// Calls to the feature store and trainer (with the internal token).
+    pub http: sextant_service_kit::internal_auth::InternalClient,
     pub feature_store_url: String,
     pub models: Arc<model_cache::ModelCache<ServedChurnModel>>,
     pub clv_models: Arc<model_cache::ModelCache<ClvArtifact>>,
@@ -230,7 +239,19 @@ impl Application {
         let clv_horizon = settings.clv.validate().map_err(StartError::Clv)?;
         settings.action_policy.validate()?;
         // Apex allows 120 s for a whole transaction; an upstream call must fail well before.
-        let http = sextant_service_kit::http::client(Duration::from_secs(20));
+        let internal_key = sextant_service_kit::internal_auth::InternalKey::from_setting(
+            settings.internal_token.as_ref(),
+        )?;
+        if internal_key.is_none() {
+            tracing::warn!(
+                "No internal token configured: calls to the feature store and trainer carry none, and fail where they require one."
+            );
+        }
+        let http = sextant_service_kit::internal_auth::InternalClient::new(
+            sextant_service_kit::http::client(Duration::from_secs(20)),
+            internal_key
+                .map(|k| sextant_service_kit::internal_auth::InternalAuth::new("gateway", k)),
+        );
         let models = Arc::new(model_cache::ModelCache::new(
             http.clone(),
             &settings.trainer_url,

@@ -151,7 +151,7 @@ struct Current {
 /// The cached current model of one family, refreshed in the background.
 #[derive(Debug)]
 pub struct ModelCache<M> {
-    http: reqwest::Client,
+    http: sextant_service_kit::internal_auth::InternalClient,
     trainer_url: String,
     /// The trainer's route prefix of the models (`/v1/models`, `/v1/propensity/{name}/models`).
     route: String,
@@ -176,7 +176,11 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 impl<M: CachedModel> ModelCache<M> {
     /// A cache over the trainer at `trainer_url`; call [`ModelCache::run_refresher`] to keep it
     /// fresh.
-    pub fn new(http: reqwest::Client, trainer_url: &str, refresh: Duration) -> Self {
+    pub fn new(
+        http: sextant_service_kit::internal_auth::InternalClient,
+        trainer_url: &str,
+        refresh: Duration,
+    ) -> Self {
         Self::with_route(http, trainer_url, M::ROUTE, refresh)
     }
 
@@ -191,7 +195,7 @@ impl<M: CachedModel> ModelCache<M> {
 
     /// A cache of the models under `route` (for families with one registry per member).
     pub fn with_route(
-        http: reqwest::Client,
+        http: sextant_service_kit::internal_auth::InternalClient,
         trainer_url: &str,
         route: &str,
         refresh: Duration,

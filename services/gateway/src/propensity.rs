@@ -29,7 +29,7 @@ struct Entry {
 /// Caches by definition name.
 #[derive(Debug)]
 pub struct PropensityModels {
-    http: reqwest::Client,
+    http: sextant_service_kit::internal_auth::InternalClient,
     trainer_url: String,
     refresh: Duration,
     caches: RwLock<HashMap<String, Arc<ModelCache<ServedPropensity>>>>,
@@ -38,7 +38,11 @@ pub struct PropensityModels {
 impl PropensityModels {
     /// Follows the definitions of the trainer at `trainer_url`; call
     /// [`PropensityModels::run_follower`].
-    pub fn new(http: reqwest::Client, trainer_url: &str, refresh: Duration) -> Self {
+    pub fn new(
+        http: sextant_service_kit::internal_auth::InternalClient,
+        trainer_url: &str,
+        refresh: Duration,
+    ) -> Self {
         Self {
             http,
             trainer_url: trainer_url.trim_end_matches('/').to_owned(),

@@ -19,6 +19,7 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Value, json};
+use sextant_service_kit::internal_auth::{InternalAuth, InternalClient, InternalKey};
 
 /// Where the connector listens, and how to print.
 #[derive(Args, Debug, Clone)]
@@ -37,6 +38,15 @@ pub struct ConnectorArgs {
     /// How often `--wait` polls the job, in milliseconds.
     #[arg(long, default_value_t = 500, global = true, hide = true)]
     pub poll_ms: u64,
+    /// The deployment's internal key (the chart's Secret key `internal-token`): each call
+    /// carries a short-lived token signed with it. Needed where the connector requires one.
+    #[arg(
+        long = "internal-token",
+        env = "SEXTANT_INTERNAL_TOKEN",
+        hide_env_values = true,
+        global = true
+    )]
+    pub internal_token: Option<String>,
 }
 
 /// `sextant sync …`.
@@ -148,7 +158,7 @@ impl Failure {
 }
 
 struct Connector {
-    http: reqwest::Client,
+    http: InternalClient,
     base: String,
 }
 
@@ -163,8 +173,19 @@ impl Connector {
                 )));
             }
         }
+        let auth = match &args.internal_token {
+            Some(t) => Some(InternalAuth::new(
+                "sextant-cli",
+                InternalKey::new(secrecy::SecretString::from(t.clone()))
+                    .map_err(|e| Failure::Input(format!("--internal-token: {e}")))?,
+            )),
+            None => None,
+        };
         Ok(Self {
-            http: sextant_service_kit::http::client(Duration::from_secs(60)),
+            http: InternalClient::new(
+                sextant_service_kit::http::client(Duration::from_secs(60)),
+                auth,
+            ),
             base,
         })
     }

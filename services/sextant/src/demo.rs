@@ -22,6 +22,7 @@ use sextant_contracts::api::{
     ScoreResponse, SyncReport, TrainJob, TrainJobRequest,
 };
 use sextant_service_kit::http::read_json;
+use sextant_service_kit::internal_auth::InternalClient;
 
 use crate::suite::{Suite, Urls};
 
@@ -98,7 +99,9 @@ fn say(on: bool, line: &str) {
 
 /// Runs the loop against a started suite.
 pub async fn run(suite: &Suite, options: &DemoOptions) -> anyhow::Result<DemoReport> {
-    let http = sextant_service_kit::http::client(Duration::from_secs(300));
+    // Internal calls carry the suite's internal token; the gateway's go with a Salesforce-style
+    // token on the plain client.
+    let http = suite.internal_client(Duration::from_secs(300));
     let urls = &suite.urls;
     let sentiment = train_sentiment(&http, suite, options).await?;
     say(
@@ -232,7 +235,8 @@ pub async fn run(suite: &Suite, options: &DemoOptions) -> anyhow::Result<DemoRep
             record_ids: page.account_ids.iter().map(ToString::to_string).collect(),
         };
         let resp: ScoreResponse = read_json(
-            http.post(format!("{}/v1/scores", urls.gateway))
+            http.plain()
+                .post(format!("{}/v1/scores", urls.gateway))
                 .bearer_auth(&token)
                 .json(&req)
                 .send()
@@ -279,7 +283,7 @@ pub async fn run(suite: &Suite, options: &DemoOptions) -> anyhow::Result<DemoRep
 }
 
 /// Polls a trainer job until it ends.
-async fn wait_for(http: &reqwest::Client, trainer: &str, job: &mut TrainJob) -> anyhow::Result<()> {
+async fn wait_for(http: &InternalClient, trainer: &str, job: &mut TrainJob) -> anyhow::Result<()> {
     while matches!(job.state, JobState::Queued | JobState::Running) {
         tokio::time::sleep(Duration::from_millis(100)).await;
         *job = read_json(
@@ -295,7 +299,7 @@ async fn wait_for(http: &reqwest::Client, trainer: &str, job: &mut TrainJob) -> 
 /// Trains the case sentiment model on the shipped rated snippets through the trainer, and waits
 /// until the feature store judges case text with it (so the sync that follows is scored by it).
 async fn train_sentiment(
-    http: &reqwest::Client,
+    http: &InternalClient,
     suite: &Suite,
     options: &DemoOptions,
 ) -> anyhow::Result<ModelCard> {
@@ -369,7 +373,7 @@ async fn train_sentiment(
 
 /// Fits the CLV model through the trainer, and waits until the gateway values accounts with it.
 async fn train_clv(
-    http: &reqwest::Client,
+    http: &InternalClient,
     suite: &Suite,
     options: &DemoOptions,
 ) -> anyhow::Result<ClvReport> {
@@ -442,7 +446,8 @@ async fn train_clv(
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while let Some(id) = first.account_ids.first() {
         let resp: ScoreResponse = read_json(
-            http.post(format!("{}/v1/scores", urls.gateway))
+            http.plain()
+                .post(format!("{}/v1/scores", urls.gateway))
                 .bearer_auth(&token)
                 .json(&ScoreRequest {
                     record_ids: vec![id.to_string()],
@@ -488,7 +493,7 @@ async fn train_clv(
 /// Trains the cross-sell model on the feature store's purchases through the trainer, and asks
 /// the gateway for the first accounts' suggestions once it serves the model.
 async fn train_cross_sell(
-    http: &reqwest::Client,
+    http: &InternalClient,
     suite: &Suite,
     options: &DemoOptions,
 ) -> anyhow::Result<CrossSellReport> {
@@ -543,6 +548,7 @@ async fn train_cross_sell(
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     let suggestions = loop {
         let resp = http
+            .plain()
             .post(format!("{}/v1/cross-sell", urls.gateway))
             .bearer_auth(&token)
             .json(&serde_json::json!({ "record_ids": ids }))

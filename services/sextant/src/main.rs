@@ -90,6 +90,17 @@ enum Command {
     Serve { service: Service },
     /// Apply a service's database migrations and exit (same settings as `serve`).
     Migrate { service: MigrateService },
+    /// Print a short-lived (5 min) internal service token signed with the deployment's internal
+    /// key, for calling the feature store, trainer or connector by hand:
+    /// `curl -H "Authorization: Bearer $(sextant internal-token)" …`.
+    InternalToken {
+        /// The internal key (the chart's Secret key `internal-token`).
+        #[arg(long = "key", env = "SEXTANT_INTERNAL_TOKEN", hide_env_values = true)]
+        key: String,
+        /// Who the token says is calling (its `iss`).
+        #[arg(long, default_value = "admin")]
+        issuer: String,
+    },
     /// Write the OpenAPI documents of the four services.
     Openapi {
         #[arg(long, default_value = "openapi")]
@@ -320,6 +331,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Sync { .. } | Command::Writeback { .. } => {
             anyhow::bail!("the connector commands are run before this point")
+        }
+        Command::InternalToken { key, issuer } => {
+            use sextant_service_kit::internal_auth::{InternalKey, TOKEN_TTL_SECS, mint};
+            let key = InternalKey::new(secrecy::SecretString::from(key))?;
+            let now = chrono::Utc::now().timestamp();
+            println!("{}", mint(&key, &issuer, now, TOKEN_TTL_SECS)?);
+            Ok(())
         }
         Command::Openapi { out } => {
             std::fs::create_dir_all(&out)?;

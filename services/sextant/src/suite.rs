@@ -18,6 +18,7 @@ use sextant_contracts::time::{FixedClock, SharedClock, system_clock};
 use sextant_org_sim::credentials::generate;
 use sextant_org_sim::data::OrgData;
 use sextant_org_sim::{OrgSim, OrgSimConfig, RunningOrgSim};
+use sextant_service_kit::internal_auth::{InternalAuth, InternalClient, InternalKey};
 
 /// The connected app's consumer key in the simulated org.
 pub const CLIENT_ID: &str = "3MVG9sextant.local.demo";
@@ -58,6 +59,8 @@ pub struct Suite {
     pub org: RunningOrgSim,
     /// The development HS256 secret the gateway accepts (generated per run).
     gateway_secret: String,
+    /// The internal key every service is configured with (random per start).
+    internal_token: String,
     handles: Vec<actix_web::dev::ServerHandle>,
 }
 
@@ -105,6 +108,14 @@ impl Suite {
         // The store follows the trainer's current sentiment model, and the trainer reads the
         // store's training sets: the trainer's port is chosen first.
         let trainer_port = bind()?.local_addr()?.port();
+        // Every service requires (and sends) internal tokens signed with this key, as in a
+        // deployment: the demo runs with enforcement on.
+        let internal_token: String = rand::thread_rng()
+            .sample_iter(&rand::distributions::Alphanumeric)
+            .take(48)
+            .map(char::from)
+            .collect();
+        let internal = || Some(SecretString::from(internal_token.clone()));
         let db = options.data_dir.join("features.sqlite");
         let _ = std::fs::remove_file(&db);
         let fs_settings = sextant_feature_store::Settings {
@@ -115,6 +126,7 @@ impl Suite {
                 "http://127.0.0.1:{trainer_port}/v1/sentiment/models/current/artifact"
             )),
             sentiment_refresh_secs: 1,
+            internal_token: internal(),
             ..Default::default()
         };
         let fs_app =
@@ -130,6 +142,7 @@ impl Suite {
             port: trainer_port,
             feature_store_url: feature_store.clone(),
             registry_dir: registry,
+            internal_token: internal(),
             ..Default::default()
         };
         let trainer_app =
@@ -155,6 +168,7 @@ impl Suite {
         gw_settings.trainer_url = trainer.clone();
         // On one machine asking the trainer is cheap: a promotion or rollback shows within seconds.
         gw_settings.model_refresh_secs = 2;
+        gw_settings.internal_token = internal();
         let gw_app = sextant_gateway::Application::build(&gw_settings).await?;
         let gateway = format!("http://127.0.0.1:{}", gw_app.port());
         keep!(gw_app);
@@ -171,6 +185,7 @@ impl Suite {
             });
         conn_settings.port = 0;
         conn_settings.feature_store_url = feature_store.clone();
+        conn_settings.internal_token = internal();
         let conn_app =
             sextant_connector::Application::build(&conn_settings, system_clock()).await?;
         let connector = format!("http://127.0.0.1:{}", conn_app.port());
@@ -188,6 +203,7 @@ impl Suite {
             data_dir: options.data_dir.clone(),
             org,
             gateway_secret,
+            internal_token,
             handles,
         })
     }
@@ -238,6 +254,20 @@ impl Suite {
             }
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
+    }
+
+    /// A client whose requests carry an internal token (as `sextant-demo`) for the connector,
+    /// feature store and trainer; its [`InternalClient::plain`] is for the gateway.
+    pub fn internal_client(&self, timeout: std::time::Duration) -> InternalClient {
+        let auth = InternalKey::new(SecretString::from(self.internal_token.clone()))
+            .ok()
+            .map(|k| InternalAuth::new("sextant-demo", k));
+        InternalClient::new(sextant_service_kit::http::client(timeout), auth)
+    }
+
+    /// The internal key the services share (tests call the services by hand with it).
+    pub fn internal_token_for_tests(&self) -> &str {
+        &self.internal_token
     }
 
     /// The development HS256 secret (tests forge expired or misaddressed tokens with it).

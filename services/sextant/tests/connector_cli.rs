@@ -21,6 +21,7 @@ fn sextant(args: &[&str]) -> Output {
     let mut c = Command::new(env!("CARGO_BIN_EXE_sextant"));
     c.env_remove("RUST_LOG")
         .env_remove("SEXTANT_CONNECTOR_URL")
+        .env_remove("SEXTANT_INTERNAL_TOKEN")
         .args(args);
     match c.output() {
         Ok(o) => o,
@@ -88,17 +89,34 @@ fn argument_errors_exit_2_and_an_unreachable_connector_exits_4() {
     assert!(text(&out.stderr).contains("cannot reach the connector"));
 }
 
-async fn ingest(body: web::Json<IngestRequest>) -> web::Json<IngestResponse> {
+/// The deployment's internal key in this test: the connector requires tokens signed with it, and
+/// the stand-in store below refuses ingests without one, as the real store does.
+const INTERNAL_KEY: &str = "cli-test-internal-key-0123456789abcdef";
+
+async fn ingest(
+    http: actix_web::HttpRequest,
+    body: web::Json<IngestRequest>,
+) -> actix_web::Result<web::Json<IngestResponse>> {
+    use sextant_service_kit::internal_auth::{InternalKey, InternalVerifier};
+    let key = InternalKey::new(secrecy::SecretString::from(INTERNAL_KEY.to_owned()))
+        .map_err(actix_web::error::ErrorInternalServerError)?;
+    let header = http
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok());
+    InternalVerifier::new(key)
+        .verify(header)
+        .map_err(actix_web::error::ErrorUnauthorized)?;
     let req = body.into_inner();
     let n = (req.records.len() + req.deletions.len()) as u64;
-    web::Json(IngestResponse {
+    Ok(web::Json(IngestResponse {
         object: req.object,
         received: n,
         written: n,
         unchanged: 0,
         rejected: Vec::new(),
         accounts_refreshed: 0,
-    })
+    }))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -136,15 +154,57 @@ async fn sync_and_write_back_through_a_running_connector() -> TestResult {
     });
     settings.port = 0;
     settings.feature_store_url = store_url;
+    settings.internal_token = Some(secrecy::SecretString::from(INTERNAL_KEY.to_owned()));
     let app = Application::build(&settings, system_clock()).await?;
     let url = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run_until_stopped());
-    let with_url = |args: &[&str]| -> Vec<String> {
+    let without_key = |args: &[&str]| -> Vec<String> {
         let mut v: Vec<String> = args.iter().map(|s| (*s).to_owned()).collect();
         v.push("--connector-url".into());
         v.push(url.clone());
         v
     };
+    let with_url = |args: &[&str]| -> Vec<String> {
+        let mut v = without_key(args);
+        v.push("--internal-token".into());
+        v.push(INTERNAL_KEY.into());
+        v
+    };
+
+    // The connector requires internal tokens: without the key the CLI is refused (exit 3, the
+    // connector's code); a too-short key is an argument error.
+    let out = run(without_key(&["sync", "list"])).await;
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("unauthorized"),
+        "{}",
+        text(&out.stderr)
+    );
+    let mut short = without_key(&["sync", "list"]);
+    short.extend(["--internal-token".to_owned(), "short".to_owned()]);
+    let out = run(short).await;
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("at least 32"),
+        "{}",
+        text(&out.stderr)
+    );
+    // `sextant internal-token` prints a token an admin can call the API with by hand.
+    let out = run(vec![
+        "internal-token".into(),
+        "--key".into(),
+        INTERNAL_KEY.into(),
+    ])
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let token = text(&out.stdout).trim().to_owned();
+    assert_eq!(token.split('.').count(), 3, "{token}");
+    let resp = reqwest::Client::new()
+        .get(format!("{url}/v1/syncs"))
+        .bearer_auth(&token)
+        .send()
+        .await?;
+    assert_eq!(resp.status().as_u16(), 200);
 
     let out = run(with_url(&[
         "sync",

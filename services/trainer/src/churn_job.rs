@@ -364,7 +364,7 @@ impl<'m> ChurnSetReader<'m> {
 /// # Errors
 /// [`ChurnJobError::TrainingSet`] when the store is unreachable, refuses, or the stream is bad.
 pub async fn fetch(
-    http: &reqwest::Client,
+    http: &sextant_service_kit::internal_auth::InternalClient,
     feature_store_url: &str,
     request: &TrainingSetRequest,
     weeks: usize,

@@ -288,7 +288,7 @@ impl ClvSetReader {
 /// # Errors
 /// [`ClvJobError::TrainingSet`] when the store is unreachable, refuses, or streams a bad set.
 pub async fn fetch(
-    http: &reqwest::Client,
+    http: &sextant_service_kit::internal_auth::InternalClient,
     feature_store_url: &str,
     cutoff: NaiveDate,
     horizon_days: u32,

@@ -31,7 +31,7 @@ pub struct Jobs {
     /// Held for a whole run: one training at a time keeps version numbers ordered and the
     /// CPU free for serving.
     run_lock: Arc<tokio::sync::Mutex<()>>,
-    http: reqwest::Client,
+    http: sextant_service_kit::internal_auth::InternalClient,
     feature_store_url: String,
     registry: Registry<Churn>,
     clv_registry: Registry<Clv>,
@@ -47,7 +47,7 @@ impl Jobs {
     /// A job table that trains from `feature_store_url` into `registry` (churn) and
     /// `clv_registry` (CLV) and `sentiment_registry`.
     pub fn new(
-        http: reqwest::Client,
+        http: sextant_service_kit::internal_auth::InternalClient,
         feature_store_url: &str,
         registry: Registry<Churn>,
         clv_registry: Registry<Clv>,
@@ -513,7 +513,7 @@ impl Jobs {
 /// The stream is read a chunk at a time and parsed line by line; a stream that ends without its
 /// trailer, or with an error line, is refused (a truncated set must never be trained on).
 pub async fn fetch_training_set(
-    http: &reqwest::Client,
+    http: &sextant_service_kit::internal_auth::InternalClient,
     feature_store_url: &str,
     request: &TrainingSetRequest,
 ) -> Result<TrainingSet, String> {

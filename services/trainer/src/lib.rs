@@ -50,6 +50,10 @@ use std::time::Duration;
 use actix_web::web;
 use serde::Deserialize;
 use sextant_contracts::time::SharedClock;
+use sextant_service_kit::internal_auth::{
+    InternalAuth, InternalAuthError, InternalClient, InternalKey, InternalVerifier,
+};
+use sextant_service_kit::metrics::Metrics;
 use sextant_service_kit::server::Service;
 
 /// Trainer settings (`SEXTANT_TRAINER__…`).
@@ -70,6 +74,11 @@ pub struct Settings {
     /// Epochs when a job does not say.
     #[serde(default = "default_epochs")]
     pub default_epochs: u32,
+    /// The deployment's internal key (`SEXTANT_TRAINER__INTERNAL_TOKEN`, at least 32 bytes):
+    /// when set, every API call needs an internal token signed with it, and the trainer's calls
+    /// to the feature store carry one. Unset: open (local development only; a warning says so).
+    #[serde(default)]
+    pub internal_token: Option<secrecy::SecretString>,
 }
 
 fn default_host() -> String {
@@ -96,6 +105,7 @@ impl Default for Settings {
             feature_store_url: default_feature_store_url(),
             registry_dir: default_registry_dir(),
             default_epochs: default_epochs(),
+            internal_token: None,
         }
     }
 }
@@ -110,6 +120,9 @@ pub enum StartError {
     /// The port could not be bound.
     #[error("bind: {0}")]
     Bind(#[from] std::io::Error),
+    /// The internal token is unusable (too short).
+    #[error("internal_token: {0}")]
+    InternalToken(#[from] InternalAuthError),
 }
 
 /// Shared state of the handlers.
@@ -137,7 +150,13 @@ impl Application {
         let sentiment_registry = registry::Registry::open(&settings.registry_dir)?;
         let cross_sell_registry = registry::Registry::open(&settings.registry_dir)?;
         let propensity = propensity_registry::PropensityRegistries::new(&settings.registry_dir)?;
-        let http = sextant_service_kit::http::client(Duration::from_secs(120));
+        let internal_key = InternalKey::from_setting(settings.internal_token.as_ref())?;
+        let http = InternalClient::new(
+            sextant_service_kit::http::client(Duration::from_secs(120)),
+            internal_key
+                .clone()
+                .map(|k| InternalAuth::new("trainer", k)),
+        );
         let jobs = jobs::Jobs::new(
             http,
             &settings.feature_store_url,
@@ -156,12 +175,14 @@ impl Application {
             default_epochs: settings.default_epochs,
             clock,
         });
-        let service = Service::start(
+        let service = Service::start_guarded(
             "trainer",
             &settings.host,
             settings.port,
             1 << 20,
             api::openapi(),
+            Metrics::new("trainer"),
+            internal_key.map(InternalVerifier::new),
             move |cfg: &mut web::ServiceConfig| {
                 cfg.app_data(state.clone()).configure(api::routes);
             },
