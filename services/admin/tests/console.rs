@@ -11,7 +11,17 @@ use sextant::suite::{Suite, SuiteOptions};
 const TOKEN: &str = "console-test-admin-token-0123456789";
 
 fn admin(suite: &Suite, connector_url: Option<&str>) -> (String, actix_web::dev::ServerHandle) {
+    admin_with(suite, connector_url, Some(suite.internal_token_for_tests()))
+}
+
+/// A console whose calls carry internal tokens signed with `internal_key` (none: no token).
+fn admin_with(
+    suite: &Suite,
+    connector_url: Option<&str>,
+    internal_key: Option<&str>,
+) -> (String, actix_web::dev::ServerHandle) {
     let mut s = sextant_admin::Settings::with_token(SecretString::from(TOKEN));
+    s.internal_token = internal_key.map(|k| SecretString::from(k.to_owned()));
     s.port = 0;
     s.connector_url = connector_url.unwrap_or(&suite.urls.connector).to_owned();
     s.trainer_url = suite.urls.trainer.clone();
@@ -94,6 +104,22 @@ async fn console_reads_and_acts_on_the_suite_over_http() {
     assert_eq!(o["gateway"]["data"]["alive"], true, "{o}");
     assert_eq!(o["gateway"]["data"]["ready"], false, "{o}");
     assert_eq!(o["gateway"]["data"]["scores_requests"]["4xx"], 1.0, "{o}");
+
+    // A console without the deployment's internal key is refused by the connector and trainer
+    // (the suite enforces internal tokens), and says so in its panels.
+    let (unkeyed, unkeyed_handle) = admin_with(&suite, None, None);
+    let o = overview(&http, &unkeyed).await;
+    for panel in ["syncs", "models"] {
+        assert_eq!(o[panel]["ok"], false, "{o}");
+        assert!(
+            o[panel]["error"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("401"),
+            "{o}"
+        );
+    }
+    unkeyed_handle.stop(true).await;
 
     // Start a sync through the console: the connector's job shows up in the overview.
     let started = http
