@@ -355,6 +355,53 @@ pub fn is_open_path(path: &str) -> bool {
         || path.starts_with("/docs/")
 }
 
+/// `spec` describing the guard: an `internal_token` bearer scheme, required by every operation
+/// whose path is not open ([`is_open_path`]), which may answer 401.
+pub fn document(mut spec: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
+    use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityRequirement, SecurityScheme};
+    use utoipa::openapi::{RefOr, ResponseBuilder};
+    let mut scheme = Http::new(HttpAuthScheme::Bearer);
+    scheme.bearer_format = Some("JWT".into());
+    scheme.description = Some(
+        "An internal service token: HS256 over the deployment's internal key, aud sextant-internal, valid at most 10 minutes (`sextant internal-token` prints one). The raw key is also accepted."
+            .into(),
+    );
+    spec.components
+        .get_or_insert_with(Default::default)
+        .add_security_scheme("internal_token", SecurityScheme::Http(scheme));
+    for (path, item) in &mut spec.paths.paths {
+        if is_open_path(path) {
+            continue;
+        }
+        for op in [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            op.security = Some(vec![SecurityRequirement::new(
+                "internal_token",
+                Vec::<String>::new(),
+            )]);
+            op.responses
+                .responses
+                .entry("401".into())
+                .or_insert_with(|| {
+                    RefOr::T(
+                        ResponseBuilder::new()
+                            .description("No valid internal service token (code `unauthorized`).")
+                            .build(),
+                    )
+                });
+        }
+    }
+    spec
+}
+
 /// The middleware [`Service::start_guarded`](crate::server::Service::start_guarded) installs:
 /// with an [`InternalVerifier`] in the app data, every non-open path needs a valid bearer.
 pub(crate) async fn require(

@@ -53,7 +53,7 @@ struct ApiDoc;
 
 /// The OpenAPI document of this service.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    ApiDoc::openapi()
+    sextant_service_kit::internal_auth::document(ApiDoc::openapi())
 }
 
 /// Registers the routes.
