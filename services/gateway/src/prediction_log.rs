@@ -31,7 +31,7 @@ impl PredictionLog {
     /// Starts the background sender to `feature_store_url`.
     #[must_use]
     pub fn start(
-        http: reqwest::Client,
+        http: sextant_service_kit::internal_auth::InternalClient,
         feature_store_url: &str,
         metrics: Option<&Metrics>,
     ) -> Self {
@@ -74,7 +74,7 @@ impl PredictionLog {
 
 async fn send(
     mut rx: mpsc::Receiver<PredictionRecord>,
-    http: reqwest::Client,
+    http: sextant_service_kit::internal_auth::InternalClient,
     url: String,
     logged: Option<Counter<0>>,
     dropped: Option<Counter<0>>,
