@@ -186,7 +186,11 @@ impl<M: CachedModel> ModelCache<M> {
 
     /// A cache of the family's shadow (challenger) version: empty while the trainer names none,
     /// emptied when it stops naming one.
-    pub fn shadow(http: reqwest::Client, trainer_url: &str, refresh: Duration) -> Self {
+    pub fn shadow(
+        http: sextant_service_kit::internal_auth::InternalClient,
+        trainer_url: &str,
+        refresh: Duration,
+    ) -> Self {
         Self {
             pointer: "shadow",
             ..Self::with_route(http, trainer_url, M::ROUTE, refresh)
