@@ -42,7 +42,8 @@ async fn main() -> anyhow::Result<()> {
     run(&suite, &options).await.context("the demo")?;
 
     // A second version, so the console has something to promote or roll back to.
-    let http = sextant_service_kit::http::client(Duration::from_secs(60));
+    // The suite's services require internal tokens (the demo's random key).
+    let http = suite.internal_client(Duration::from_secs(60));
     let mut job: TrainJob = read_json(
         http.post(format!("{}/v1/jobs", suite.urls.trainer))
             .json(&TrainJobRequest {
@@ -81,6 +82,9 @@ async fn main() -> anyhow::Result<()> {
     settings.connector_url = suite.urls.connector.clone();
     settings.trainer_url = suite.urls.trainer.clone();
     settings.gateway_url = suite.urls.gateway.clone();
+    settings.internal_token = Some(SecretString::from(
+        suite.internal_token_for_tests().to_owned(),
+    ));
     let admin = sextant_admin::Application::build(&settings)?;
     let admin_url = format!("http://127.0.0.1:{}", admin.port());
     let handle = admin.handle();
