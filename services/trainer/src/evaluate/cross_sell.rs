@@ -21,11 +21,13 @@ use sextant_models::metrics::lines_svg;
 use sextant_models::next_category::{
     self, CategoryScheme, NextCategoryConfig, last_category, top1_accuracy,
 };
-use sextant_models::recommend::metrics::{RankingMetrics, evaluate_rankings, user_metrics};
+use sextant_models::recommend::metrics::evaluate_rankings;
 use sextant_models::recommend::{CrossSellArtifact, CrossSellModel, knn, popularity};
 
 use super::next_category::{CATEGORIES, cases, orders, raw_categories};
-use super::recommend::{RetailData, Split, cut_at, fit_candidate, read_retail, select, split};
+use super::recommend::{
+    RetailData, Split, cut_at, fit_candidate, rank_by_ids, read_retail, select, split,
+};
 use super::{EvalError, EvalOptions};
 
 /// The cross-sell model trained for the registry by [`train_held_out`], with its evaluation.
@@ -65,52 +67,6 @@ fn unusable(d: &RetailData, message: String) -> EvalError {
         path: d.path.clone(),
         message,
     }
-}
-
-/// Ranks the test customers of `s` through `a.recommend` (top 20, as the gateway answers), mapping
-/// ids through the catalogue so that a model fitted on other items (the current one) is measured
-/// on the same customers and truths.
-fn rank_by_ids(
-    d: &RetailData,
-    s: &Split,
-    a: &CrossSellArtifact,
-    exclude: bool,
-) -> Result<RankingMetrics, String> {
-    let column: HashMap<&str, u32> = s
-        .items
-        .iter()
-        .enumerate()
-        .map(|(k, &g)| (d.items[g as usize].as_str(), k as u32))
-        .collect();
-    let truths = if exclude { &s.new } else { &s.all };
-    let (mut hr, mut ndcg, mut rec, mut n) = (0.0, 0.0, 0.0, 0usize);
-    for t in truths.iter().filter(|t| !t.items.is_empty()) {
-        let (items, ws) = s.x.row(t.user as usize);
-        let history: Vec<(String, f32)> = items
-            .iter()
-            .zip(ws)
-            .map(|(&i, &w)| (d.items[s.items[i as usize] as usize].clone(), w))
-            .collect();
-        let ranked: Vec<u32> = a
-            .recommend(&history, 20, exclude)
-            .map_err(|e| e.to_string())?
-            .items
-            .iter()
-            .filter_map(|r| column.get(r.item.as_str()).copied())
-            .collect();
-        let m = user_metrics(&ranked, &t.items);
-        hr += m.hit_at_10;
-        ndcg += m.ndcg_at_10;
-        rec += m.recall_at_20;
-        n += 1;
-    }
-    let d = n.max(1) as f64;
-    Ok(RankingMetrics {
-        users: n,
-        hr_at_10: hr / d,
-        ndcg_at_10: ndcg / d,
-        recall_at_20: rec / d,
-    })
 }
 
 /// Hit rate at every k of 1..=20 for a scorer over the 'all' truths of `s`.
@@ -161,8 +117,8 @@ pub fn train_held_out(
     let pop = popularity::scores(&test.x);
     let recommend = CrossSellArtifact::new(chosen.name(), item_ids, scorer.clone(), pop.clone())
         .map_err(|e| rec_error(&e))?;
-    let all = rank_by_ids(&d, &test, &recommend, false).map_err(|m| unusable(&d, m))?;
-    let new = rank_by_ids(&d, &test, &recommend, true).map_err(|m| unusable(&d, m))?;
+    let all = rank_by_ids(&d, &test, &recommend, false).map_err(|e| rec_error(&e))?;
+    let new = rank_by_ids(&d, &test, &recommend, true).map_err(|e| rec_error(&e))?;
     let pop_score = |_: u32, out: &mut [f32]| out.copy_from_slice(&pop);
     let pop_all = evaluate_rankings(test.x.n_items(), &test.all, None, pop_score);
     let knn50 = knn::fit(&test.x, 50).map_err(|e| rec_error(&e))?;
@@ -249,7 +205,9 @@ pub fn train_held_out(
     // own scheme (categories come from the same raw names, so labels mean the same thing).
     let current = current.map(|c| -> Result<(f64, f64), String> {
         c.validate().map_err(|e| e.to_string())?;
-        let ndcg = rank_by_ids(&d, &test, &c.recommend, false)?.ndcg_at_10;
+        let ndcg = rank_by_ids(&d, &test, &c.recommend, false)
+            .map_err(|e| e.to_string())?
+            .ndcg_at_10;
         let theirs = orders(&d, &raw, &c.next_category.scheme);
         let (_, their_cases) = cases(&theirs, cut, end, c.next_category.scheme.other());
         let acc = top1_accuracy(&their_cases, |k| c.next_category.predict(&k.history, k.day))

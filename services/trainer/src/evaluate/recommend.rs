@@ -612,8 +612,8 @@ pub fn evaluate(data: &Path, options: &EvalOptions) -> Result<Evaluation, EvalEr
     let artefact =
         CrossSellArtifact::new(chosen.name(), item_ids, scorer, popularity::scores(&test.x))
             .map_err(|e| model_error(&e))?;
-    let model_all = rank_artifact(&test, &artefact, false).map_err(|e| model_error(&e))?;
-    let model_new = rank_artifact(&test, &artefact, true).map_err(|e| model_error(&e))?;
+    let model_all = rank_by_ids(&d, &test, &artefact, false).map_err(|e| model_error(&e))?;
+    let model_new = rank_by_ids(&d, &test, &artefact, true).map_err(|e| model_error(&e))?;
     let artefact_bytes = artefact.to_json().map_err(|e| model_error(&e))?.len();
 
     // Baselines on the same split.
@@ -722,17 +722,23 @@ fn cluster_notes(d: &RetailData, s: &Split, seed: u64) -> Vec<String> {
     }
 }
 
-/// Ranks every test user through the artefact's `recommend` (top 20), as the gateway would.
-fn rank_artifact(
+/// Ranks every test user of `s` through `a.recommend` (top 20, as the gateway answers), mapping
+/// ids through the catalogue, so that an artefact fitted on other items (the registry's current
+/// model) is measured on the same users and truths as one fitted on this split.
+///
+/// # Errors
+/// A history weight the artefact refuses.
+pub(crate) fn rank_by_ids(
+    d: &RetailData,
     s: &Split,
     a: &CrossSellArtifact,
     exclude: bool,
 ) -> Result<RankingMetrics, RecommendError> {
-    let index: HashMap<&str, u32> = a
+    let column: HashMap<&str, u32> = s
         .items
         .iter()
         .enumerate()
-        .map(|(k, id)| (id.as_str(), k as u32))
+        .map(|(k, &g)| (d.items[g as usize].as_str(), k as u32))
         .collect();
     let truths = if exclude { &s.new } else { &s.all };
     let (mut hr, mut ndcg, mut rec, mut n) = (0.0, 0.0, 0.0, 0usize);
@@ -741,13 +747,13 @@ fn rank_artifact(
         let history: Vec<(String, f32)> = items
             .iter()
             .zip(ws)
-            .map(|(&i, &w)| (a.items[i as usize].clone(), w))
+            .map(|(&i, &w)| (d.items[s.items[i as usize] as usize].clone(), w))
             .collect();
         let ranked: Vec<u32> = a
             .recommend(&history, 20, exclude)?
             .items
             .iter()
-            .filter_map(|r| index.get(r.item.as_str()).copied())
+            .filter_map(|r| column.get(r.item.as_str()).copied())
             .collect();
         let m = user_metrics(&ranked, &t.items);
         hr += m.hit_at_10;
