@@ -24,7 +24,7 @@
 //! - `m0006_prediction_log`: `fs_prediction`, every churn score the gateway served (account,
 //!   model version, when, score, band, action, horizon), keyed so a replayed batch inserts
 //!   nothing twice, with an index by `(org_id, model_version, scored_us)` for the realised-
-//!   accuracy report and the retention sweep.
+//!   accuracy report and one by `scored_us` for the retention sweep.
 
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use sea_orm_migration::prelude::*;
@@ -618,6 +618,18 @@ impl MigrationTrait for PredictionLog {
                     .if_not_exists()
                     .col(Alias::new("org_id"))
                     .col(Alias::new("model_version"))
+                    .col(Alias::new("scored_us"))
+                    .to_owned(),
+            )
+            .await?;
+        // The retention sweep deletes by time across versions: a range on this index, not a
+        // scan of the log.
+        manager
+            .create_index(
+                Index::create()
+                    .name("fs_prediction_time")
+                    .table(Alias::new("fs_prediction"))
+                    .if_not_exists()
                     .col(Alias::new("scored_us"))
                     .to_owned(),
             )

@@ -142,11 +142,10 @@ impl Jobs {
         req: TrainJobRequest,
         config: ChurnJobConfig,
     ) -> Result<ModelMetadata, String> {
-        let current_version = self.registry.current().map_err(|e| e.to_string())?;
-        let current = match &current_version {
-            Some(v) => self.registry.artifact(v).map_err(|e| e.to_string())?,
-            None => None,
-        };
+        let (current_version, current) = self
+            .registry
+            .current_with_artifact()
+            .map_err(|e| e.to_string())?;
         let cutoffs = churn_job::cutoffs(
             req.cutoff,
             req.horizon_days,
@@ -209,12 +208,9 @@ impl Jobs {
             self.clock.now(),
         );
         tracing::info!(version = %metadata.version, promoted = decision.promoted, reason = %decision.reason, "Promotion gate.");
-        if decision.promoted {
-            self.registry.promote(&metadata.version, decision)
-        } else {
-            self.registry.keep_candidate(&metadata.version, decision)
-        }
-        .map_err(|e| e.to_string())
+        self.registry
+            .decide(&metadata.version, decision)
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -240,11 +236,9 @@ impl Jobs {
         config: ClvJobConfig,
     ) -> Result<ClvModelMetadata, String> {
         let registry = &self.clv_registry;
-        let current_version = registry.current().map_err(|e| e.to_string())?;
-        let current = match &current_version {
-            Some(v) => registry.artifact(v).map_err(|e| e.to_string())?,
-            None => None,
-        };
+        let (current_version, current) = registry
+            .current_with_artifact()
+            .map_err(|e| e.to_string())?;
         let set = clv_job::fetch(
             &self.http,
             &self.feature_store_url,
@@ -291,12 +285,9 @@ impl Jobs {
             self.clock.now(),
         );
         tracing::info!(version = %metadata.version, promoted = decision.promoted, reason = %decision.reason, "CLV promotion gate.");
-        if decision.promoted {
-            registry.promote(&metadata.version, decision)
-        } else {
-            registry.keep_candidate(&metadata.version, decision)
-        }
-        .map_err(|e| e.to_string())
+        registry
+            .decide(&metadata.version, decision)
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -325,11 +316,9 @@ impl Jobs {
     /// stores the version as a candidate and runs the gate on weighted F1.
     async fn run_sentiment(&self, data: SentimentData) -> Result<ModelCard, String> {
         let registry = &self.sentiment_registry;
-        let current_version = registry.current().map_err(|e| e.to_string())?;
-        let current = match &current_version {
-            Some(v) => registry.artifact(v).map_err(|e| e.to_string())?,
-            None => None,
-        };
+        let (current_version, current) = registry
+            .current_with_artifact()
+            .map_err(|e| e.to_string())?;
         let version = registry.next_version().map_err(|e| e.to_string())?;
         let SentimentData {
             file,
@@ -393,12 +382,9 @@ impl Jobs {
             self.clock.now(),
         );
         tracing::info!(version = %version, promoted = decision.promoted, reason = %decision.reason, "Sentiment promotion gate.");
-        if decision.promoted {
-            registry.promote(&version, decision)
-        } else {
-            registry.keep_candidate(&version, decision)
-        }
-        .map_err(|e| e.to_string())
+        registry
+            .decide(&version, decision)
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -436,11 +422,9 @@ impl Jobs {
             fingerprint,
             seed,
         } = data;
-        let current_version = registry.current().map_err(|e| e.to_string())?;
-        let current = match &current_version {
-            Some(v) => registry.artifact(v).map_err(|e| e.to_string())?,
-            None => None,
-        };
+        let (current_version, current) = registry
+            .current_with_artifact()
+            .map_err(|e| e.to_string())?;
         let version = registry.next_version().map_err(|e| e.to_string())?;
         let options = crate::evaluate::EvalOptions {
             seed,
@@ -499,12 +483,9 @@ impl Jobs {
             .as_ref()
             .and(current_auc.as_ref().ok().copied());
         tracing::info!(version = %version, promoted = decision.promoted, reason = %decision.reason, "Propensity promotion gate.");
-        if decision.promoted {
-            registry.promote(&version, decision)
-        } else {
-            registry.keep_candidate(&version, decision)
-        }
-        .map_err(|e| e.to_string())
+        registry
+            .decide(&version, decision)
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -581,11 +562,9 @@ impl Jobs {
             fingerprint,
             seed,
         } = data;
-        let current_version = registry.current().map_err(|e| e.to_string())?;
-        let current = match &current_version {
-            Some(v) => registry.artifact(v).map_err(|e| e.to_string())?,
-            None => None,
-        };
+        let (current_version, current) = registry
+            .current_with_artifact()
+            .map_err(|e| e.to_string())?;
         let version = registry.next_version().map_err(|e| e.to_string())?;
         let options = crate::evaluate::EvalOptions {
             seed,
@@ -654,12 +633,9 @@ impl Jobs {
             ..by_ndcg
         };
         tracing::info!(version = %version, promoted = decision.promoted, reason = %decision.reason, "Cross-sell promotion gate.");
-        if decision.promoted {
-            registry.promote(&version, decision)
-        } else {
-            registry.keep_candidate(&version, decision)
-        }
-        .map_err(|e| e.to_string())
+        registry
+            .decide(&version, decision)
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -708,7 +684,8 @@ impl Jobs {
 
     /// Reads the store's purchase export into a temporary file; returns it with its SHA-256. A
     /// stream cut short (the store fails mid-way and aborts the response) is an error, never a
-    /// shorter training set.
+    /// shorter training set; an export over the upload limit is refused (the job reads the file
+    /// into memory).
     async fn spool_purchases(&self) -> Result<(tempfile::TempPath, String), String> {
         use sha2::Digest as _;
         use std::io::Write as _;
@@ -727,11 +704,19 @@ impl Jobs {
         let mut file = tempfile::NamedTempFile::new()
             .map_err(|e| format!("temporary file for the purchases: {e}"))?;
         let mut hasher = sha2::Sha256::new();
+        let mut size = 0usize;
         while let Some(chunk) = resp
             .chunk()
             .await
             .map_err(|e| format!("feature store purchases cut short: {e}"))?
         {
+            size += chunk.len();
+            if size > crate::api::MAX_CROSS_SELL_UPLOAD {
+                return Err(format!(
+                    "the feature store's purchases exceed {} MiB, more than a cross-sell job reads into memory; train on a sample of accounts uploaded to POST /v1/cross-sell/jobs",
+                    crate::api::MAX_CROSS_SELL_UPLOAD >> 20
+                ));
+            }
             hasher.update(&chunk);
             file.write_all(&chunk)
                 .map_err(|e| format!("writing the purchases: {e}"))?;

@@ -548,6 +548,32 @@ impl<K: ModelKind> Registry<K> {
         Ok(meta)
     }
 
+    /// Applies a gate's decision to a published version: current when it promotes, else kept as
+    /// a candidate with the reason.
+    pub fn decide(
+        &self,
+        version: &ModelVersion,
+        decision: PromotionDecision,
+    ) -> Result<K::Metadata, RegistryError> {
+        if decision.promoted {
+            self.promote(version, decision)
+        } else {
+            self.keep_candidate(version, decision)
+        }
+    }
+
+    /// The version being served and its artefact (what a new version is compared with), or
+    /// `(None, None)` before the first promotion.
+    pub fn current_with_artifact(
+        &self,
+    ) -> Result<(Option<ModelVersion>, Option<K::Artifact>), RegistryError> {
+        let Some(v) = self.current()? else {
+            return Ok((None, None));
+        };
+        let artifact = self.artifact(&v)?;
+        Ok((Some(v), artifact))
+    }
+
     /// Names `version` the shadow (challenger): the gateway scores the same requests with it
     /// too, without returning its scores, and logs them so both versions' realised accuracy can
     /// be compared. Its artefact must load; the current version cannot be its own shadow.
