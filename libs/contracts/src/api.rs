@@ -741,6 +741,32 @@ pub struct ClvEstimate {
     /// `medium` = next 30%), at the horizon and rate the model recorded.
     pub value_tier: ValueTier,
     pub model_version: ModelVersion,
+    /// What makes this customer worth more or less than the typical customer the model was
+    /// fitted on, strongest first (at most 3). Absent for a model trained before typical
+    /// customers were recorded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub factors: Vec<ClvFactor>,
+}
+
+/// Which way a factor moves a customer's value, compared with the typical customer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ValueDirection {
+    RaisesValue,
+    LowersValue,
+}
+
+/// One reason behind a CLV, in a form a record page can show.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ClvFactor {
+    /// `repeat_purchases`, `days_since_last_purchase`, `tenure_days` or `spend_per_purchase`.
+    pub factor: String,
+    pub direction: ValueDirection,
+    /// E.g. "last purchase 120 days ago (typical: 35)".
+    pub text: String,
+    /// Change of the value when this input is set to the typical customer's (value − that
+    /// value), in the currency of the orders.
+    pub impact: f64,
 }
 
 /// Why a record has no CLV.

@@ -261,6 +261,7 @@ mod tests {
             expected_spend_per_purchase: value / 3.0,
             value_tier: tier,
             model_version: ModelVersion::parse("clv-v1").expect("v"),
+            factors: Vec::new(),
         }
     }
 

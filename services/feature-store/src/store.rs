@@ -53,6 +53,49 @@ pub struct Store {
     purchase_statuses: Vec<String>,
     /// Judges case text at ingest (the lexicon until a model is set).
     sentiment: Arc<CaseSentiment>,
+    /// When to refresh PostgreSQL's planner statistics after bulk growth.
+    statistics: Arc<StatisticsUpkeep>,
+}
+
+/// Rows written per table since this process last ran `ANALYZE` on it (PostgreSQL only).
+///
+/// # Why the store analyzes its own tables
+/// A sync is a bulk load: a table can grow from nothing to millions of rows in minutes, while
+/// PostgreSQL's planner still reads the statistics of the empty table — or none at all where
+/// autovacuum is off or behind. With such statistics it took the `(org_id, account_id)` index for
+/// primary-key lookups and filtered the whole org for every ingested batch (ingest fell to ~200
+/// records/s at 190k orders). PostgreSQL's own advice is to `ANALYZE` after a bulk load, so the
+/// store does: after the first [`ANALYZE_FIRST`] rows written to a table, then each time the rows
+/// written since the last run reach a threshold that doubles up to [`ANALYZE_EVERY_MAX`]. An
+/// `ANALYZE` samples a bounded number of rows (about 30,000), so it costs well under a second at
+/// any size; it runs in the background, after the batch committed, and a failure is logged, never
+/// the ingest's.
+#[derive(Debug, Default)]
+struct StatisticsUpkeep {
+    tables: std::sync::Mutex<HashMap<&'static str, (u64, u64)>>,
+}
+
+/// Rows written to a table before its first `ANALYZE`.
+pub const ANALYZE_FIRST: u64 = 10_000;
+/// The most rows written between two `ANALYZE`s of a table.
+pub const ANALYZE_EVERY_MAX: u64 = 1_000_000;
+
+impl StatisticsUpkeep {
+    /// Counts `rows` written to `table`; true when it is time to analyze it.
+    fn note(&self, table: &'static str, rows: u64) -> bool {
+        let mut tables = self
+            .tables
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (since, threshold) = tables.entry(table).or_insert((0, ANALYZE_FIRST));
+        *since += rows;
+        if *since < *threshold {
+            return false;
+        }
+        *since = 0;
+        *threshold = (*threshold * 2).min(ANALYZE_EVERY_MAX);
+        true
+    }
 }
 
 /// Days since 1970-01-01.
@@ -408,7 +451,39 @@ impl Store {
             backend,
             purchase_statuses: purchase_statuses.iter().map(|s| s.to_lowercase()).collect(),
             sentiment: Arc::new(CaseSentiment::default()),
+            statistics: Arc::new(StatisticsUpkeep::default()),
         })
+    }
+
+    /// After a committed batch wrote `rows` to `table`: refreshes PostgreSQL's statistics of the
+    /// table in the background when enough has been written since the last time (see
+    /// [`StatisticsUpkeep`]).
+    fn keep_statistics(&self, table: &'static str, rows: u64) {
+        if self.backend != DbBackend::Postgres || rows == 0 || !self.statistics.note(table, rows) {
+            return;
+        }
+        let db = self.db.clone();
+        tokio::spawn(async move {
+            let started = std::time::Instant::now();
+            match db
+                .execute_raw(Statement::from_string(
+                    DbBackend::Postgres,
+                    format!("ANALYZE {table}"),
+                ))
+                .await
+            {
+                Ok(_) => tracing::info!(
+                    table,
+                    ms = started.elapsed().as_millis() as u64,
+                    "refreshed planner statistics after bulk growth"
+                ),
+                Err(e) => tracing::warn!(
+                    table,
+                    error = %e,
+                    "could not refresh planner statistics; lookups may use worse plans until autovacuum does"
+                ),
+            }
+        });
     }
 
     /// The scorer of case text, to load or swap a sentiment model into.
@@ -553,6 +628,7 @@ impl Store {
             }
         }
         txn.commit().await?;
+        self.keep_statistics(table_name, written);
         Ok(IngestResponse {
             object: req.object,
             received,
@@ -622,16 +698,36 @@ impl Store {
         for chunk in ids.chunks(PAGE) {
             let mut q = Q::new(self.backend);
             let o = q.bind(org.to_owned());
-            let list = q.list(chunk);
-            // Plain rows, de-duplicated here: with DISTINCT (or `IS NOT NULL` on the column)
-            // SQLite's planner walked the parent-column index over the whole org instead of
-            // probing the primary key for each id — a whole-table scan per ingested batch.
-            q.sql = format!(
-                "SELECT {column} AS parent FROM {table_name} WHERE org_id = {o} AND id IN {list}"
-            );
+            if self.backend == DbBackend::Postgres {
+                // One correlated primary-key probe per id. The plain `id IN (…)` form leaves
+                // PostgreSQL free to pick the (org_id, parent) index and filter the whole org
+                // against the list, which it does whenever its statistics are missing or stale
+                // (autovacuum off or behind a bulk load): measured 21.7 s per 2,000 ids at 190k
+                // orders, against 42 ms for these probes. A correlated subquery cannot be
+                // flattened into that plan. Account and order ids never contain a comma.
+                let values: Vec<String> = chunk
+                    .iter()
+                    .map(|id| format!("({})", q.bind(id.clone())))
+                    .collect();
+                q.sql = format!(
+                    "SELECT (SELECT string_agg(DISTINCT t.{column}, ',') FROM {table_name} t \
+                       WHERE t.org_id = {o} AND t.id = v.column1) AS parent \
+                     FROM (VALUES {}) AS v",
+                    values.join(", ")
+                );
+            } else {
+                let list = q.list(chunk);
+                // Plain rows, de-duplicated here: with DISTINCT (or `IS NOT NULL` on the
+                // column) SQLite's planner walked the parent-column index over the whole org
+                // instead of probing the primary key for each id — a whole-table scan per
+                // ingested batch.
+                q.sql = format!(
+                    "SELECT {column} AS parent FROM {table_name} WHERE org_id = {o} AND id IN {list}"
+                );
+            }
             for r in Self::rows(c, q).await? {
                 if let Some(parent) = r.try_get::<Option<String>>("", "parent")? {
-                    out.insert(parent);
+                    out.extend(parent.split(',').map(str::to_owned));
                 }
             }
         }
@@ -1737,6 +1833,29 @@ fn decode_sequence(text: &str) -> Result<Vec<Vec<f64>>, serde_json::Error> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn statistics_are_refreshed_after_bulk_growth_at_doubling_intervals() {
+        let u = StatisticsUpkeep::default();
+        assert!(!u.note("fs_order", ANALYZE_FIRST - 1));
+        assert!(u.note("fs_order", 1), "the first threshold is reached");
+        assert!(
+            !u.note("fs_order_item", ANALYZE_FIRST - 1),
+            "tables count apart"
+        );
+        // The next run waits for twice as many rows, and so on up to the cap.
+        assert!(!u.note("fs_order", 2 * ANALYZE_FIRST - 1));
+        assert!(u.note("fs_order", 1));
+        let mut runs = 0;
+        for _ in 0..200 {
+            if u.note("fs_order", ANALYZE_EVERY_MAX / 10) {
+                runs += 1;
+            }
+        }
+        // 20M rows in steps of 100k: thresholds 40k, 80k, 160k, 320k, 640k (15 steps, 5 runs),
+        // then one run per million (18 more): logarithmic at first, bounded after.
+        assert_eq!(runs, 23);
+    }
     use chrono::TimeZone;
     use serde_json::json;
     use sextant_contracts::api::{IngestObject, IngestRequest};

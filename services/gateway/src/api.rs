@@ -45,6 +45,7 @@ impl Modify for BearerJwt {
         sentiment,
         propensity_scores,
         crate::cross_sell::cross_sell,
+        crate::cross_sell::next_category,
         healthz,
         readyz
     ),
@@ -63,6 +64,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(sentiment)
         .service(propensity_scores)
         .service(crate::cross_sell::cross_sell)
+        .service(crate::cross_sell::next_category)
         .service(healthz)
         .service(readyz);
 }
@@ -321,6 +323,7 @@ fn value_rows(
                 } else {
                     model.value(&summary, &spend, &tier_horizon)?.value
                 };
+                let factors = model.factors(&summary, &spend, horizon, v.value)?;
                 Ok::<_, sextant_models::clv::serving::ClvServingError>(ClvEstimate {
                     value: v.value,
                     horizon_months: horizon.months,
@@ -330,6 +333,7 @@ fn value_rows(
                     expected_spend_per_purchase: v.spend_per_purchase,
                     value_tier: model.tier(at_tier),
                     model_version: model.version.clone(),
+                    factors,
                 })
             })();
             match estimate {

@@ -139,30 +139,7 @@ pub async fn cross_sell(
         .cross_sell_models
         .get()
         .map_err(crate::api::unavailable)?;
-    let resp = state
-        .http
-        .post(format!("{}/v1/purchases/history", state.feature_store_url))
-        .json(&PurchaseHistoryRequest {
-            account_ids: ids.clone(),
-            max_orders: Some(HISTORY_ORDERS),
-            org_id: None,
-        })
-        .send()
-        .await
-        .map_err(|e| ApiError::upstream("feature store", e))?;
-    let history: PurchaseHistory = read_json(resp)
-        .await
-        .map_err(|e| ApiError::upstream("feature store", e))?;
-    if history.accounts.len() != ids.len() {
-        return Err(ApiError::upstream(
-            "feature store",
-            format!(
-                "answered {} accounts for {} asked",
-                history.accounts.len(),
-                ids.len()
-            ),
-        ));
-    }
+    let history = recent_purchases(&state, &ids).await?;
     let model_version = served.version.clone();
     let today = day_number(chrono::Utc::now().date_naive());
     let exclude_bought = !req.include_bought;
@@ -171,14 +148,7 @@ pub async fn cross_sell(
             .accounts
             .into_iter()
             .map(|a| {
-                let orders: Vec<PastOrder> = a
-                    .orders
-                    .iter()
-                    .map(|o| PastOrder {
-                        day: day_number(o.date),
-                        items: o.product_ids.clone(),
-                    })
-                    .collect();
+                let orders = past_orders(&a.orders);
                 let answer = served
                     .model
                     .answer(&orders, today, limit as usize, exclude_bought)?;
@@ -200,4 +170,157 @@ pub async fn cross_sell(
         model_version,
         results,
     }))
+}
+
+/// The most categories one answer lists per account.
+pub const MAX_CATEGORIES: u32 = 10;
+
+/// Asks for the likeliest categories of each account's next order.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NextCategoryRequest {
+    /// Account ids, 15 or 18 characters; at most 200.
+    #[schema(min_items = 1, max_items = 200)]
+    pub record_ids: Vec<String>,
+    /// Categories per account, 1..=10 (default 3; fewer when the model knows fewer).
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 10)]
+    pub limit: Option<u32>,
+}
+
+/// The next-category answer for one account.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AccountNextCategory {
+    pub record_id: SalesforceId,
+    /// Likeliest first; shares are of the model's total score over every category.
+    pub categories: Vec<CategoryGuess>,
+    /// `history`: from the account's orders; `popularity`: the account has no purchase yet, so
+    /// these are the categories most orders are in.
+    pub basis: Basis,
+    /// Orders read for the answer (the most recent, at most 50).
+    pub orders_considered: usize,
+}
+
+/// The answer: one entry per requested account, in request order (duplicates once).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct NextCategoryResponse {
+    #[schema(value_type = String)]
+    pub model_version: ModelVersion,
+    pub results: Vec<AccountNextCategory>,
+}
+
+/// The likeliest product categories of each account's next order, each with its share and its
+/// reason (`habit`, `follows_last_order` or `popular`), by the next-category part of the current
+/// cross-sell model, from the accounts' recent purchases. The same model and history as
+/// `POST /v1/cross-sell`, for callers that need only the category (a campaign segment, a
+/// record-page badge). Without a trained cross-sell model the call is refused (`no_model`).
+#[utoipa::path(
+    request_body = NextCategoryRequest,
+    security(("bearer_jwt" = [])),
+    responses(
+        (status = 200, description = "One entry per account, in request order", body = NextCategoryResponse),
+        (status = 400, description = "empty_request, too_many_records (over 200), invalid_record_id (not an Account id), invalid_parameter (limit out of 1..=10) or invalid_json", body = ErrorBody),
+        (status = 401, description = "Missing or invalid JWT (code unauthorized)", body = ErrorBody),
+        (status = 429, description = "The caller (JWT sub) exceeded its rate limit (code rate_limited); retry after the Retry-After seconds", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Whole seconds (at least 1) until the caller may call again"))),
+        (status = 502, description = "The feature store is unavailable, or the trainer is and no model is cached", body = ErrorBody),
+        (status = 503, description = "No cross-sell model trained yet (code no_model)", body = ErrorBody),
+    )
+)]
+#[post("/v1/next-category")]
+pub async fn next_category(
+    state: web::Data<AppState>,
+    LimitedCaller(_caller): LimitedCaller,
+    req: web::Json<NextCategoryRequest>,
+) -> Result<web::Json<NextCategoryResponse>, ApiError> {
+    let req = req.into_inner();
+    let ids = crate::api::parse_ids(&req.record_ids)?;
+    let limit = req.limit.unwrap_or(3);
+    if !(1..=MAX_CATEGORIES).contains(&limit) {
+        return Err(ApiError::bad_request(
+            ErrorCode::InvalidParameter,
+            format!("limit must be between 1 and {MAX_CATEGORIES}, got {limit}"),
+        ));
+    }
+    let served = state
+        .cross_sell_models
+        .get()
+        .map_err(crate::api::unavailable)?;
+    let history = recent_purchases(&state, &ids).await?;
+    let model_version = served.version.clone();
+    let today = day_number(chrono::Utc::now().date_naive());
+    let results = web::block(
+        move || -> Result<Vec<AccountNextCategory>, RecommendError> {
+            history
+                .accounts
+                .into_iter()
+                .map(|a| {
+                    let orders = past_orders(&a.orders);
+                    Ok(AccountNextCategory {
+                        record_id: a.account_id,
+                        categories: served
+                            .model
+                            .next_categories(&orders, today, limit as usize)?,
+                        basis: if orders.is_empty() {
+                            Basis::Popularity
+                        } else {
+                            Basis::History
+                        },
+                        orders_considered: orders.len(),
+                    })
+                })
+                .collect()
+        },
+    )
+    .await
+    .map_err(|e| ApiError::internal("next-category task", e))?
+    .map_err(|e| ApiError::internal("next-category model", e))?;
+    Ok(web::Json(NextCategoryResponse {
+        model_version,
+        results,
+    }))
+}
+
+/// The recent purchases (at most [`HISTORY_ORDERS`] orders) of each account, in request order,
+/// from the feature store in one call.
+async fn recent_purchases(
+    state: &AppState,
+    ids: &[SalesforceId],
+) -> Result<PurchaseHistory, ApiError> {
+    let resp = state
+        .http
+        .post(format!("{}/v1/purchases/history", state.feature_store_url))
+        .json(&PurchaseHistoryRequest {
+            account_ids: ids.to_vec(),
+            max_orders: Some(HISTORY_ORDERS),
+            org_id: None,
+        })
+        .send()
+        .await
+        .map_err(|e| ApiError::upstream("feature store", e))?;
+    let history: PurchaseHistory = read_json(resp)
+        .await
+        .map_err(|e| ApiError::upstream("feature store", e))?;
+    if history.accounts.len() != ids.len() {
+        return Err(ApiError::upstream(
+            "feature store",
+            format!(
+                "answered {} accounts for {} asked",
+                history.accounts.len(),
+                ids.len()
+            ),
+        ));
+    }
+    Ok(history)
+}
+
+/// An account's orders as the model reads them.
+fn past_orders(orders: &[sextant_contracts::api::PurchasedOrder]) -> Vec<PastOrder> {
+    orders
+        .iter()
+        .map(|o| PastOrder {
+            day: day_number(o.date),
+            items: o.product_ids.clone(),
+        })
+        .collect()
 }

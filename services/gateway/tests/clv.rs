@@ -24,7 +24,9 @@ use sextant_contracts::{ModelVersion, SalesforceId};
 use sextant_gateway::auth::AuthSettings;
 use sextant_gateway::{Application, Settings, StartError};
 use sextant_models::churn_serving::ServedChurnModel;
-use sextant_models::clv::serving::{CLV_KIND, ClvArtifact, PurchaseParams, SpendParams};
+use sextant_models::clv::serving::{
+    CLV_KIND, ClvArtifact, PurchaseParams, SpendParams, TypicalCustomer,
+};
 use sextant_models::{ChurnArtifact, Dense};
 
 const SECRET: &str = "a-development-secret-of-at-least-32-bytes!";
@@ -108,6 +110,12 @@ fn clv_artifact(feature_set: &str) -> ClvArtifact {
                 min_value: 0.0,
             },
         ],
+        typical: Some(TypicalCustomer {
+            repeat_purchases: 1.0,
+            weeks_since_last_purchase: 6.0,
+            tenure_weeks: 26.0,
+            spend_per_purchase: 30.0,
+        }),
     }
 }
 
@@ -341,6 +349,41 @@ async fn clv_is_explicitly_unavailable_without_a_model_and_served_once_there_is_
     assert!(
         spend > population.min(100.0) && spend < population.max(100.0),
         "{spend}"
+    );
+    // Each value says why, against the model's typical customer: the lapsed account's leading
+    // reason is its long silence, and it lowers the value.
+    let reasons = |c: &Value| -> Vec<(String, String)> {
+        c["factors"]
+            .as_array()
+            .expect("factors")
+            .iter()
+            .map(|f| {
+                assert!(f["impact"].as_f64().is_some_and(f64::is_finite), "{f}");
+                assert!(
+                    f["text"].as_str().is_some_and(|t| t.contains("typical")),
+                    "{f}"
+                );
+                (
+                    f["factor"].as_str().expect("factor").to_owned(),
+                    f["direction"].as_str().expect("direction").to_owned(),
+                )
+            })
+            .collect()
+    };
+    let lapsed_reasons = reasons(&lapsed);
+    assert_eq!(
+        lapsed_reasons[0],
+        (
+            "days_since_last_purchase".to_owned(),
+            "lowers_value".to_owned()
+        ),
+        "{lapsed}"
+    );
+    assert!(
+        reasons(&active)
+            .iter()
+            .any(|(f, d)| f == "spend_per_purchase" && d == "raises_value"),
+        "{active}"
     );
 }
 

@@ -159,8 +159,12 @@ fn token() -> String {
 }
 
 async fn post_cross_sell(gateway: &str, body: &Value, auth: bool) -> (u16, Value) {
+    post(gateway, "/v1/cross-sell", body, auth).await
+}
+
+async fn post(gateway: &str, route: &str, body: &Value, auth: bool) -> (u16, Value) {
     let mut req = reqwest::Client::new()
-        .post(format!("{gateway}/v1/cross-sell"))
+        .post(format!("{gateway}{route}"))
         .json(body);
     if auth {
         req = req.bearer_auth(token());
@@ -266,6 +270,120 @@ async fn accounts_get_suggestions_from_their_own_purchases_with_reasons() {
         ),
     ] {
         let (status, answer) = post_cross_sell(&gateway, &body, true).await;
+        assert_eq!(
+            (status, answer["code"].as_str()),
+            (400, Some(code)),
+            "{body}: {answer}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_next_category_is_served_on_its_own_with_its_reason() {
+    let (upstream, state) = upstream();
+    let mut settings = Settings::with_auth(AuthSettings {
+        rs256_public_key_pem: None,
+        hs256_secret: Some(SecretString::from(SECRET.to_owned())),
+        leeway_secs: 30,
+        ..AuthSettings::new("sextant-test", "sextant-gateway")
+    });
+    settings.port = 0;
+    settings.feature_store_url = upstream.clone();
+    settings.trainer_url = upstream;
+    settings.model_refresh_secs = 1;
+    let app = Application::build(&settings).await.expect("gateway starts");
+    let gateway = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    let route = "/v1/next-category";
+
+    let ask = json!({"record_ids": [account(1), account(2)]});
+    let (status, body) = post(&gateway, route, &ask, true).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (503, Some("no_model")),
+        "{body}"
+    );
+    let (status, body) = post(&gateway, route, &ask, false).await;
+    assert_eq!((status, body["code"].as_str()), (401, Some("unauthorized")));
+
+    state.has_model.store(true, Ordering::SeqCst);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let body = loop {
+        let (status, body) = post(&gateway, route, &ask, true).await;
+        if status == 200 {
+            break body;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the cross-sell model never loaded: {status} {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(body["model_version"], "cross_sell-v2");
+    let results = body["results"].as_array().expect("results");
+    assert_eq!(results.len(), 2, "{body}");
+    // The bag buyer's next order is a lunch box: box orders follow bag orders.
+    let bag_buyer = &results[0];
+    assert_eq!(bag_buyer["record_id"], account(1));
+    assert_eq!(bag_buyer["basis"], "history");
+    assert_eq!(bag_buyer["orders_considered"], 1);
+    let categories = bag_buyer["categories"].as_array().expect("categories");
+    assert_eq!(categories.len(), 3, "the default is three: {bag_buyer}");
+    assert_eq!(categories[0]["category"], "BOX", "{bag_buyer}");
+    assert_eq!(categories[0]["because"], "follows_last_order");
+    let shares: Vec<f64> = categories
+        .iter()
+        .map(|c| c["share"].as_f64().expect("share"))
+        .collect();
+    assert!(shares.windows(2).all(|w| w[0] >= w[1]), "{shares:?}");
+    assert!(
+        shares.iter().all(|s| (0.0..=1.0).contains(s)) && shares.iter().sum::<f64>() <= 1.0 + 1e-9
+    );
+    // The same guess as the cross-sell answer gives (one model, one history).
+    let (_, both) = post_cross_sell(&gateway, &json!({"record_ids": [account(1)]}), true).await;
+    assert_eq!(both["results"][0]["next_category"][0], categories[0]);
+    // An account without purchases is told so, not given a habit it does not have.
+    let newcomer = &results[1];
+    assert_eq!(newcomer["basis"], "popularity", "{newcomer}");
+    assert_eq!(newcomer["orders_considered"], 0);
+    assert!(
+        newcomer["categories"]
+            .as_array()
+            .expect("categories")
+            .iter()
+            .all(|c| c["because"] == "popular"),
+        "{newcomer}"
+    );
+    let (status, one) = post(
+        &gateway,
+        route,
+        &json!({"record_ids": [account(1)], "limit": 1}),
+        true,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        one["results"][0]["categories"].as_array().map(Vec::len),
+        Some(1)
+    );
+
+    for (body, code) in [
+        (json!({"record_ids": []}), "empty_request"),
+        (json!({"record_ids": [product(1)]}), "invalid_record_id"),
+        (
+            json!({"record_ids": [account(1)], "limit": 0}),
+            "invalid_parameter",
+        ),
+        (
+            json!({"record_ids": [account(1)], "limit": 11}),
+            "invalid_parameter",
+        ),
+        (
+            json!({"record_ids": [account(1)], "top": 3}),
+            "invalid_json",
+        ),
+    ] {
+        let (status, answer) = post(&gateway, route, &body, true).await;
         assert_eq!(
             (status, answer["code"].as_str()),
             (400, Some(code)),

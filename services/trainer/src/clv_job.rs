@@ -39,7 +39,7 @@ use sextant_contracts::api::{
 use sextant_contracts::{ModelVersion, SalesforceId};
 use sextant_models::clv::serving::{
     BtydLayout, CLV_KIND, ClvArtifact, PurchaseParams, REQUIRED_FEATURES, SpendParams,
-    ValueHorizon, fit_tiers, p_any_purchase, value_of,
+    TypicalCustomer, ValueHorizon, fit_tiers, p_any_purchase, value_of,
 };
 use sextant_models::clv::{
     PurchaseModel, Spend, Summary, fit_purchase_models_lazily, frequency_bins, gamma_gamma,
@@ -452,6 +452,13 @@ pub fn fit(
         values.push(v.value);
     }
     let tiers = fit_tiers(&values);
+    // The typical customer the value factors compare with, from the same sample.
+    let typical = TypicalCustomer::from_sample(
+        (0..n)
+            .step_by(step)
+            .map(|i| (&set.summaries[i], f64::from(set.spend[i]))),
+    )
+    .map_err(|e| ClvJobError::Fit(e.to_string()))?;
 
     // The holdout chart: actual vs predicted purchases per calibration frequency.
     let frequency: Vec<f64> = set.summaries.iter().map(|s| s.x).collect();
@@ -486,6 +493,7 @@ pub fn fit(
         tier_horizon_months: config.tier_horizon_months,
         tier_discount_rate_annual: config.tier_discount_rate_annual,
         tiers: tiers.clone(),
+        typical: Some(typical),
     };
     artifact
         .validate()
@@ -880,6 +888,7 @@ mod tests {
             tier_horizon_months: 12,
             tier_discount_rate_annual: 0.1,
             tiers: fit_tiers(&[1.0]),
+            typical: None,
         };
         let trained = fit(&set, &ClvJobConfig::default(), version, Some(&wrong)).expect("fits");
         let m = &trained.metrics;

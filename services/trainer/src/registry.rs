@@ -943,6 +943,7 @@ mod tests {
                 .into_iter()
                 .map(|(name, min_value)| ValueTierThreshold { name, min_value })
                 .collect(),
+                typical: None,
             };
             let meta = ClvModelMetadata {
                 version: version.clone(),

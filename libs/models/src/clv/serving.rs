@@ -27,7 +27,7 @@
 
 use serde::{Deserialize, Serialize};
 use sextant_contracts::ModelVersion;
-use sextant_contracts::api::{ValueTier, ValueTierThreshold};
+use sextant_contracts::api::{ClvFactor, ValueDirection, ValueTier, ValueTierThreshold};
 
 use super::{
     BgNbdParams, ClvError, GammaGammaParams, Horizon, NbdParams, ParetoNbdParams, PurchaseModel,
@@ -156,7 +156,80 @@ pub struct ClvArtifact {
     pub tier_discount_rate_annual: f64,
     /// Highest threshold first: `high`, `medium`, `low` (0).
     pub tiers: Vec<ValueTierThreshold>,
+    /// The typical customer of the training set, against whom each value is explained
+    /// ([`ClvArtifact::factors`]). Absent in artefacts from before factors existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub typical: Option<TypicalCustomer>,
 }
+
+/// The median training customer, input by input, in the model's time unit (weeks).
+///
+/// # Why medians, one input at a time
+/// A value factor answers "what about this customer makes them worth more or less than usual".
+/// Each input of the BTYD summary (repeat purchases, time since the last purchase, tenure, spend
+/// per purchase) is in turn replaced by the typical customer's and the value recomputed
+/// (occlusion, as the churn factors do). Medians, not means: purchase counts and spend are
+/// heavy-tailed, and a mean customer is nobody. Time since the last purchase is the median over
+/// repeat buyers only (for a one-time buyer it is the tenure itself).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct TypicalCustomer {
+    pub repeat_purchases: f64,
+    pub weeks_since_last_purchase: f64,
+    pub tenure_weeks: f64,
+    pub spend_per_purchase: f64,
+}
+
+impl TypicalCustomer {
+    /// Medians of `(summary, spend)` pairs (a sample of the training customers).
+    ///
+    /// # Errors
+    /// [`ClvServingError::Input`] when there is no customer to take them from.
+    pub fn from_sample<'a>(
+        sample: impl IntoIterator<Item = (&'a Summary, f64)>,
+    ) -> Result<Self, ClvServingError> {
+        let (mut x, mut gap, mut t, mut spend) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for (s, mean) in sample {
+            x.push(s.x);
+            t.push(s.t);
+            if s.x > 0.0 {
+                gap.push(s.t - s.t_x);
+            }
+            if mean.is_finite() && mean > 0.0 {
+                spend.push(mean);
+            }
+        }
+        let median = |v: &mut Vec<f64>, what: &str| -> Result<f64, ClvServingError> {
+            v.retain(|a| a.is_finite());
+            if v.is_empty() {
+                return Err(ClvServingError::Input(format!(
+                    "no training customer gives a typical {what}"
+                )));
+            }
+            v.sort_by(f64::total_cmp);
+            let n = v.len();
+            Ok(if n % 2 == 1 {
+                v[n / 2]
+            } else {
+                (v[n / 2 - 1] + v[n / 2]) / 2.0
+            })
+        };
+        let tenure_weeks = median(&mut t, "tenure")?;
+        Ok(Self {
+            repeat_purchases: median(&mut x, "purchase count")?,
+            // With no repeat buyer at all, "since the last purchase" is the tenure.
+            weeks_since_last_purchase: if gap.is_empty() {
+                tenure_weeks
+            } else {
+                median(&mut gap, "time since the last purchase")?
+            },
+            tenure_weeks,
+            spend_per_purchase: median(&mut spend, "spend per purchase")?,
+        })
+    }
+}
+
+/// How many value factors an answer carries.
+pub const MAX_VALUE_FACTORS: usize = 3;
 
 /// Why an artefact or an input cannot be used.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -360,6 +433,130 @@ impl ClvArtifact {
         )
     }
 
+    /// What moves this customer's value away from the typical customer's, strongest first (at
+    /// most [`MAX_VALUE_FACTORS`]): each summary input in turn set to the typical customer's
+    /// ([`TypicalCustomer`]), the value recomputed, impact = value − that value. Inputs that
+    /// change nothing (a customer typical in that respect) are left out. Empty when the artefact
+    /// records no typical customer.
+    ///
+    /// # Errors
+    /// [`ClvServingError::Clv`] when a closed form fails at an occluded input.
+    pub fn factors(
+        &self,
+        summary: &Summary,
+        spend: &Spend,
+        horizon: &ValueHorizon,
+        value: f64,
+    ) -> Result<Vec<ClvFactor>, ClvServingError> {
+        let Some(typ) = self.typical else {
+            return Ok(Vec::new());
+        };
+        let days = |weeks: f64| (weeks * DAYS_PER_UNIT).round();
+        let repeat = summary.x > 0.0;
+        let gap = if repeat {
+            summary.t - summary.t_x
+        } else {
+            summary.t
+        };
+        let mut out = Vec::with_capacity(4);
+        let mut push =
+            |factor: &str, s: Summary, sp: Spend, text: String| -> Result<(), ClvServingError> {
+                let occluded = self.value(&s, &sp, horizon)?.value;
+                let impact = value - occluded;
+                // Cents on a value: not a reason anybody can act on.
+                if impact.abs() > 1e-6 * value.abs().max(1.0) {
+                    out.push(ClvFactor {
+                        factor: factor.to_owned(),
+                        direction: if impact > 0.0 {
+                            ValueDirection::RaisesValue
+                        } else {
+                            ValueDirection::LowersValue
+                        },
+                        text,
+                        impact,
+                    });
+                }
+                Ok(())
+            };
+
+        // Repeat purchases: the typical count, keeping the time of the last purchase (a
+        // one-time buyer gets the typical gap since the last purchase).
+        let x_typ = typ.repeat_purchases.round().max(0.0);
+        let t_x = if x_typ == 0.0 {
+            0.0
+        } else if repeat {
+            summary.t_x
+        } else {
+            (summary.t - typ.weeks_since_last_purchase).clamp(0.0, summary.t)
+        };
+        push(
+            "repeat_purchases",
+            Summary {
+                x: x_typ,
+                t_x,
+                t: summary.t,
+            },
+            Spend {
+                x: x_typ,
+                mean: spend.mean,
+            },
+            format!(
+                "{} repeat purchase {} (typical: {})",
+                summary.x,
+                if summary.x == 1.0 { "day" } else { "days" },
+                x_typ
+            ),
+        )?;
+        // Time since the last purchase: only a repeat buyer has one apart from the tenure.
+        if repeat {
+            push(
+                "days_since_last_purchase",
+                Summary {
+                    x: summary.x,
+                    t_x: (summary.t - typ.weeks_since_last_purchase).clamp(0.0, summary.t),
+                    t: summary.t,
+                },
+                *spend,
+                format!(
+                    "last purchase {} days ago (typical: {})",
+                    days(gap),
+                    days(typ.weeks_since_last_purchase)
+                ),
+            )?;
+        }
+        // Tenure: the typical age, keeping the time since the last purchase.
+        let t_typ = typ.tenure_weeks.max(gap);
+        push(
+            "tenure_days",
+            Summary {
+                x: summary.x,
+                t_x: if repeat { t_typ - gap } else { 0.0 },
+                t: if repeat { t_typ } else { typ.tenure_weeks },
+            },
+            *spend,
+            format!(
+                "customer for {} days (typical: {})",
+                days(summary.t),
+                days(typ.tenure_weeks)
+            ),
+        )?;
+        push(
+            "spend_per_purchase",
+            *summary,
+            Spend {
+                x: spend.x,
+                mean: typ.spend_per_purchase,
+            },
+            format!(
+                "spends {:.2} per purchase day (typical: {:.2})",
+                spend.mean, typ.spend_per_purchase
+            ),
+        )?;
+        out.sort_by(|a, b| b.impact.abs().total_cmp(&a.impact.abs()));
+        out.truncate(MAX_VALUE_FACTORS);
+        Ok(out)
+    }
+
     /// The tier of a CLV computed at the artefact's tier horizon and rate.
     #[must_use]
     pub fn tier(&self, value_at_tier_horizon: f64) -> ValueTier {
@@ -511,6 +708,12 @@ mod tests {
             tier_horizon_months: 12,
             tier_discount_rate_annual: 0.1,
             tiers: fit_tiers(&[0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0]),
+            typical: Some(TypicalCustomer {
+                repeat_purchases: 2.0,
+                weeks_since_last_purchase: 8.0,
+                tenure_weeks: 30.0,
+                spend_per_purchase: 40.0,
+            }),
         }
     }
 
@@ -590,6 +793,153 @@ mod tests {
         assert_eq!(json["purchase"]["model"], "bgnbd");
         let back: ClvArtifact = serde_json::from_value(json).expect("round trip");
         assert_eq!(back, a);
+    }
+
+    fn factors_of(a: &ClvArtifact, s: Summary, mean: f64) -> Vec<ClvFactor> {
+        let h = ValueHorizon {
+            months: 12,
+            discount_rate_annual: 0.1,
+        };
+        let spend = Spend { x: s.x, mean };
+        let v = a.value(&s, &spend, &h).expect("value").value;
+        let f = a.factors(&s, &spend, &h, v).expect("factors");
+        // Each impact is exactly the value minus the value at that typical input.
+        for w in f.windows(2) {
+            assert!(w[0].impact.abs() >= w[1].impact.abs(), "{f:?}");
+        }
+        for x in &f {
+            assert_eq!(
+                x.direction == ValueDirection::RaisesValue,
+                x.impact > 0.0,
+                "{x:?}"
+            );
+        }
+        f
+    }
+
+    #[test]
+    fn value_factors_name_what_sets_a_customer_apart_from_the_typical_one() {
+        let a = artifact();
+        // Typical: 2 repeat days, last purchase 8 weeks ago, 30 weeks' tenure, 40 per day.
+        // A frequent, recent, big spender: every input raises the value.
+        let f = factors_of(
+            &a,
+            Summary {
+                x: 12.0,
+                t_x: 29.0,
+                t: 30.0,
+            },
+            120.0,
+        );
+        assert_eq!(f.len(), MAX_VALUE_FACTORS, "{f:?}");
+        assert!(
+            f.iter().all(|x| x.direction == ValueDirection::RaisesValue),
+            "{f:?}"
+        );
+        let names: Vec<&str> = f.iter().map(|x| x.factor.as_str()).collect();
+        assert!(names.contains(&"repeat_purchases") && names.contains(&"spend_per_purchase"));
+        let spend = f
+            .iter()
+            .find(|x| x.factor == "spend_per_purchase")
+            .expect("spend");
+        assert_eq!(
+            spend.text,
+            "spends 120.00 per purchase day (typical: 40.00)"
+        );
+
+        // Lapsed: bought often, but not for 25 weeks: recency lowers the value and leads.
+        let f = factors_of(
+            &a,
+            Summary {
+                x: 2.0,
+                t_x: 5.0,
+                t: 30.0,
+            },
+            40.0,
+        );
+        assert_eq!(f[0].factor, "days_since_last_purchase", "{f:?}");
+        assert_eq!(f[0].direction, ValueDirection::LowersValue);
+        assert_eq!(f[0].text, "last purchase 175 days ago (typical: 56)");
+        // Typical count and spend change nothing, so they are not reasons.
+        assert!(
+            f.iter()
+                .all(|x| x.factor != "repeat_purchases" && x.factor != "spend_per_purchase"),
+            "{f:?}"
+        );
+
+        // A one-time buyer: no time since a *last* purchase apart from tenure, and their own
+        // spend does not enter Gamma-Gamma (no repeat purchase), so neither is a factor.
+        let f = factors_of(
+            &a,
+            Summary {
+                x: 0.0,
+                t_x: 0.0,
+                t: 20.0,
+            },
+            500.0,
+        );
+        assert!(
+            f.iter().all(|x| x.factor != "days_since_last_purchase" && x.factor != "spend_per_purchase"),
+            "{f:?}"
+        );
+        assert!(
+            f.iter()
+                .any(|x| x.factor == "repeat_purchases"
+                    && x.direction == ValueDirection::LowersValue)
+        );
+
+        // An artefact without a typical customer explains nothing rather than guessing.
+        let mut old = artifact();
+        old.typical = None;
+        assert!(
+            factors_of(
+                &old,
+                Summary {
+                    x: 12.0,
+                    t_x: 29.0,
+                    t: 30.0
+                },
+                120.0
+            )
+            .is_empty()
+        );
+        let json = serde_json::to_value(&old).expect("json");
+        assert!(json.get("typical").is_none());
+    }
+
+    #[test]
+    fn the_typical_customer_is_the_median_input_by_input() {
+        let s = [
+            Summary {
+                x: 0.0,
+                t_x: 0.0,
+                t: 10.0,
+            },
+            Summary {
+                x: 1.0,
+                t_x: 4.0,
+                t: 20.0,
+            },
+            Summary {
+                x: 3.0,
+                t_x: 28.0,
+                t: 30.0,
+            },
+            Summary {
+                x: 9.0,
+                t_x: 39.0,
+                t: 40.0,
+            },
+        ];
+        let spend = [0.0, 10.0, 30.0, 1000.0];
+        let t = TypicalCustomer::from_sample(s.iter().zip(spend)).expect("typical");
+        assert_eq!(t.repeat_purchases, 2.0);
+        assert_eq!(t.tenure_weeks, 25.0);
+        // Repeat buyers' gaps 16, 2, 1 → 2; the one-time buyer is not one of them.
+        assert_eq!(t.weeks_since_last_purchase, 2.0);
+        // Spends above zero: 10, 30, 1000 → 30 (a mean would be 347).
+        assert_eq!(t.spend_per_purchase, 30.0);
+        assert!(TypicalCustomer::from_sample(std::iter::empty()).is_err());
     }
 
     #[test]

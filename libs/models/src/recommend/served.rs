@@ -209,6 +209,28 @@ impl CrossSellModel {
             })
             .collect();
 
+        let next_category = self.next_categories(orders, today, 3)?;
+        Ok(CrossSellAnswer {
+            items,
+            basis: recs.basis,
+            unknown_items: recs.unknown_items,
+            next_category,
+        })
+    }
+
+    /// The `k` likeliest categories of the next order of a customer with `orders`, as of day
+    /// `today`, best first, each with its share of the model's score and its reason. A customer
+    /// without orders gets the categories most orders follow with (`popular`).
+    ///
+    /// # Errors
+    /// Inconsistent artefact tables (a model that passed [`Self::validate`] has none).
+    pub fn next_categories(
+        &self,
+        orders: &[PastOrder],
+        today: i64,
+        k: usize,
+    ) -> Result<Vec<CategoryGuess>, RecommendError> {
+        let a = &self.recommend;
         let mut sorted: Vec<&PastOrder> = orders.iter().collect();
         sorted.sort_by_key(|o| o.day);
         let other = self.next_category.scheme.other();
@@ -231,9 +253,9 @@ impl CrossSellModel {
             .top(&baskets, today, self.next_category.scheme.len())
             .map_err(|e| RecommendError::BadArtifact(e.to_string()))?;
         let total: f64 = scores.iter().map(|s| s.1.max(0.0)).sum();
-        let next_category = scores
+        scores
             .into_iter()
-            .take(3)
+            .take(k)
             .map(|(c, s)| {
                 Ok(CategoryGuess {
                     category: self.category_name(c),
@@ -244,13 +266,7 @@ impl CrossSellModel {
                         .map_err(|e| RecommendError::BadArtifact(e.to_string()))?,
                 })
             })
-            .collect::<Result<Vec<_>, RecommendError>>()?;
-        Ok(CrossSellAnswer {
-            items,
-            basis: recs.basis,
-            unknown_items: recs.unknown_items,
-            next_category,
-        })
+            .collect::<Result<Vec<_>, RecommendError>>()
     }
 
     fn category_name(&self, c: usize) -> String {
