@@ -648,6 +648,7 @@ impl SyncRun<'_> {
                 let request = IngestRequest {
                     org_id: None,
                     object: ingest_object,
+                    record_object: None,
                     records: Vec::new(),
                     deletions,
                 };
