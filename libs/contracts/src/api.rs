@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::records::{
-    AccountRecord, CaseRecord, ContactRecord, EngagementEventRecord, OrderItemRecord, OrderRecord,
-    ProductRecord,
+    AccountRecord, CaseRecord, ContactRecord, EngagementEventRecord, ObjectRecord, OrderItemRecord,
+    OrderRecord, ProductRecord,
 };
 use crate::{ModelVersion, SalesforceId};
 
@@ -28,10 +28,14 @@ pub enum IngestObject {
     OrderItem,
     Case,
     EngagementEvent,
+    /// Records of any object (`IngestRequest::record_object` names it), for prediction
+    /// definitions: see [`ObjectRecord`].
+    Record,
 }
 
 impl IngestObject {
-    /// Every object, parents before children.
+    /// Every built-in object, parents before children (not [`IngestObject::Record`], which is
+    /// one per synced object).
     pub const ALL: [Self; 7] = [
         Self::Account,
         Self::Contact,
@@ -52,6 +56,7 @@ impl IngestObject {
             Self::OrderItem => "OrderItem",
             Self::Case => "Case",
             Self::EngagementEvent => "EngagementEvent",
+            Self::Record => "Record",
         }
     }
 }
@@ -66,6 +71,8 @@ pub enum IngestBatch {
     OrderItem(Vec<OrderItemRecord>),
     Case(Vec<CaseRecord>),
     EngagementEvent(Vec<EngagementEventRecord>),
+    /// Records of the object named first (an API name such as `Loan__c`).
+    Record(String, Vec<ObjectRecord>),
 }
 
 impl IngestBatch {
@@ -79,6 +86,7 @@ impl IngestBatch {
             Self::OrderItem(_) => IngestObject::OrderItem,
             Self::Case(_) => IngestObject::Case,
             Self::EngagementEvent(_) => IngestObject::EngagementEvent,
+            Self::Record(..) => IngestObject::Record,
         }
     }
     /// How many records the batch holds.
@@ -91,6 +99,7 @@ impl IngestBatch {
             Self::OrderItem(r) => r.len(),
             Self::Case(r) => r.len(),
             Self::EngagementEvent(r) => r.len(),
+            Self::Record(_, r) => r.len(),
         }
     }
     /// Whether the batch is empty.
@@ -122,6 +131,10 @@ pub struct IngestRequest {
     #[schema(value_type = Option<String>, pattern = "^00D[a-zA-Z0-9]{12}([a-zA-Z0-9]{3})?$")]
     pub org_id: Option<crate::OrgId>,
     pub object: IngestObject,
+    /// With `object: Record`, the object's API name (`Loan__c`, `Opportunity`); absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^[A-Za-z][A-Za-z0-9_]{0,79}$")]
+    pub record_object: Option<String>,
     /// Records in the object's shape (see the `*Record` schemas); at most 10,000.
     #[serde(default)]
     #[schema(value_type = Vec<Object>, max_items = 10000)]
@@ -155,10 +168,16 @@ impl IngestRequest {
             IngestBatch::OrderItem(r) => values(r)?,
             IngestBatch::Case(r) => values(r)?,
             IngestBatch::EngagementEvent(r) => values(r)?,
+            IngestBatch::Record(_, r) => values(r)?,
+        };
+        let record_object = match batch {
+            IngestBatch::Record(object, _) => Some(object.clone()),
+            _ => None,
         };
         Ok(Self {
             org_id,
             object: batch.object(),
+            record_object,
             records,
             deletions: Vec::new(),
         })

@@ -119,3 +119,32 @@ pub struct EngagementEventRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub system_modstamp: Option<DateTime<Utc>>,
 }
+
+/// One record of any object — standard or custom (`Loan__c`) — that a prediction definition
+/// trains on: its Id, its known time and the synced fields as Salesforce sent them.
+///
+/// Why wire values in a JSON object, not typed columns: the objects and fields are the org's
+/// own, unknown when Sextant is built; the store keeps what was synced and the reader (the
+/// propensity model's inference of numeric and categorical columns) decides what a value means.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ObjectRecord {
+    pub id: SalesforceId,
+    /// `SystemModstamp`: the known time; the ingest time when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system_modstamp: Option<DateTime<Utc>>,
+    /// Field API name → wire value: a string, number, boolean or null (a missing value). At most
+    /// 800 fields; names are API names.
+    #[schema(value_type = Object)]
+    pub fields: std::collections::BTreeMap<String, serde_json::Value>,
+}
+
+/// Whether `name` is a Salesforce API name (object or field): a letter, then letters, digits and
+/// underscores, at most 80 characters. SOQL has no identifier quoting, so names are checked
+/// against this before they go into a query, a table key or a URL.
+#[must_use]
+pub fn is_api_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic())
+        && name.len() <= 80
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}

@@ -183,6 +183,41 @@ fn timestamp_fields() -> [(&'static str, FieldType); 2] {
 }
 
 impl OrgData {
+    /// Adds an object of the org's own (a custom object such as `Loan__c`), served by describe,
+    /// SOQL, `queryAll` and Bulk API 2.0 like the others. `fields` lists its own fields after
+    /// `Id`; `CreatedDate`, `LastModifiedDate`, `SystemModstamp` and `IsDeleted` are added (rows
+    /// without them get the `modified` stamp and `IsDeleted = false`), and every row is given
+    /// every field (null when absent), as the simulator's rows are.
+    #[must_use]
+    pub fn with_object(
+        mut self,
+        name: &'static str,
+        key_prefix: &'static str,
+        fields: &[(&'static str, FieldType)],
+        rows: Vec<Map<String, Value>>,
+        modified: &DateTime<Utc>,
+    ) -> Self {
+        let mut all = vec![("Id", T::Id)];
+        all.extend_from_slice(fields);
+        all.extend(timestamp_fields());
+        all.extend([("SystemModstamp", T::DateTime), ("IsDeleted", T::Boolean)]);
+        let mut o = SObject::new(name, key_prefix, &all);
+        let stamp = Value::from(sf_datetime(modified));
+        for mut r in rows {
+            for f in &o.fields {
+                let default = match f.name {
+                    "CreatedDate" | "LastModifiedDate" | "SystemModstamp" => stamp.clone(),
+                    "IsDeleted" => Value::from(false),
+                    _ => Value::Null,
+                };
+                r.entry(f.name).or_insert(default);
+            }
+            o.rows.push(r);
+        }
+        self.objects.insert(name.to_owned(), o);
+        self
+    }
+
     /// An object by name, case-insensitively.
     pub fn object(&self, name: &str) -> Option<&SObject> {
         self.objects

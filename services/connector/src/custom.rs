@@ -1,6 +1,9 @@
 //! Configured object mappings: any object a customer keeps behaviour in — a standard or custom
 //! (`__c`) Salesforce object, or a Data Cloud object (`…__dlm`, `…__dll`) — synced into the
-//! feature store as engagement events.
+//! feature store as engagement events; and any Salesforce object a prediction definition trains
+//! on, synced as **records** (target `record`: the Id, `SystemModstamp` and the named fields as
+//! Salesforce sent them), which the trainer reads back from the store's
+//! `GET /v1/records/{object}`.
 //!
 //! # Why describe first
 //! Sextant runs on orgs nobody here has seen, so a mapping is a claim about someone else's
@@ -31,7 +34,8 @@ use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 use sextant_contracts::SalesforceId;
 use sextant_contracts::api::{Deletion, IngestBatch, IngestObject};
-use sextant_contracts::records::EngagementEventRecord;
+pub use sextant_contracts::records::is_api_name;
+use sextant_contracts::records::{EngagementEventRecord, ObjectRecord};
 use sextant_salesforce::wire::{FieldError, Record, SObjectDescribe, parse_datetime};
 
 use crate::mapping::MappingError;
@@ -42,6 +46,9 @@ use crate::mapping::MappingError;
 pub enum Target {
     /// `EngagementEventRecord`: id, account, event type, event time, optional value.
     EngagementEvent,
+    /// `ObjectRecord`: the record's Id, known time and the mapping's `fields` as wire values
+    /// (what a prediction definition on the object trains on).
+    Record,
 }
 
 impl Target {
@@ -49,6 +56,7 @@ impl Target {
     pub fn ingest_object(self) -> IngestObject {
         match self {
             Self::EngagementEvent => IngestObject::EngagementEvent,
+            Self::Record => IngestObject::Record,
         }
     }
 }
@@ -73,12 +81,18 @@ pub struct ObjectMapping {
     /// `salesforce` (default) or `data_cloud`.
     #[serde(default)]
     pub kind: SourceKind,
-    /// The store entity it feeds (`engagement_event`).
+    /// The store entity it feeds (`engagement_event` or `record`).
     pub target: Target,
-    /// The field holding the Account Id (a reference to Account, or an id).
+    /// Engagement events: the field holding the Account Id (a reference to Account, or an id).
+    #[serde(default)]
     pub account: String,
-    /// The field holding when the event happened (date or datetime).
+    /// Engagement events: the field holding when the event happened (date or datetime).
+    #[serde(default)]
     pub occurred_at: String,
+    /// Records: the fields to sync (any type but compound and binary ones), e.g. the label and
+    /// features of a prediction definition; the Id and `SystemModstamp` always come along.
+    #[serde(default)]
+    pub fields: Vec<String>,
     /// The field holding the event's magnitude (a number, currency or percent); optional.
     #[serde(default)]
     pub value: Option<String>,
@@ -143,14 +157,6 @@ fn config_error(object: &str, problem: impl Into<String>) -> MappingConfigError 
     }
 }
 
-/// Whether `name` is an API name: a letter, then letters, digits and underscores, at most 80.
-pub fn is_api_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic())
-        && name.len() <= 80
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
-
 fn check_name(object: &str, what: &str, name: &str) -> Result<(), MappingConfigError> {
     if is_api_name(name) {
         Ok(())
@@ -169,10 +175,13 @@ fn check_name(object: &str, what: &str, name: &str) -> Result<(), MappingConfigE
 impl ObjectMapping {
     /// The fields a mapping names, with what each is for.
     fn named_fields(&self) -> Vec<(&'static str, &str)> {
-        let mut out = vec![
-            ("account", self.account.as_str()),
-            ("occurred_at", self.occurred_at.as_str()),
-        ];
+        let mut out = match self.target {
+            Target::EngagementEvent => vec![
+                ("account", self.account.as_str()),
+                ("occurred_at", self.occurred_at.as_str()),
+            ],
+            Target::Record => self.fields.iter().map(|f| ("fields", f.as_str())).collect(),
+        };
         if let Some(v) = &self.value {
             out.push(("value", v));
         }
@@ -203,6 +212,15 @@ impl ObjectMapping {
         }
         for (what, name) in self.named_fields() {
             check_name(o, what, name)?;
+        }
+        if self.target == Target::Record {
+            return self.validate_record();
+        }
+        if !self.fields.is_empty() {
+            return Err(config_error(
+                o,
+                "fields is for target record; an engagement_event mapping names account, occurred_at…",
+            ));
         }
         match (&self.event_type, &self.event_type_field) {
             (Some(_), Some(_)) | (None, None) => {
@@ -241,6 +259,62 @@ impl ObjectMapping {
                     ));
                 }
             }
+        }
+        Ok(())
+    }
+}
+
+impl ObjectMapping {
+    /// The rest of [`ObjectMapping::validate`] for a `record` mapping.
+    fn validate_record(&self) -> Result<(), MappingConfigError> {
+        let o = self.source.as_str();
+        if self.kind != SourceKind::Salesforce {
+            return Err(config_error(
+                o,
+                "target record reads Salesforce objects (Data Cloud objects feed engagement events)",
+            ));
+        }
+        if self.fields.is_empty() {
+            return Err(config_error(
+                o,
+                "a record mapping names its fields (at least one)",
+            ));
+        }
+        if self.fields.len() > 800 {
+            return Err(config_error(o, "a record mapping names at most 800 fields"));
+        }
+        let mut seen = HashSet::new();
+        for f in &self.fields {
+            if ["id", "systemmodstamp", "isdeleted"].contains(&f.to_ascii_lowercase().as_str()) {
+                return Err(config_error(
+                    o,
+                    format!("{f} always comes along with a record; do not list it in fields"),
+                ));
+            }
+            if !seen.insert(f.to_ascii_lowercase()) {
+                return Err(config_error(o, format!("field {f} is listed twice")));
+            }
+        }
+        let event_settings = [
+            ("account", !self.account.is_empty()),
+            ("occurred_at", !self.occurred_at.is_empty()),
+            ("value", self.value.is_some()),
+            ("event_type", self.event_type.is_some()),
+            ("event_type_field", self.event_type_field.is_some()),
+            ("id_field", self.id_field.is_some()),
+            ("modstamp_field", self.modstamp_field.is_some()),
+        ];
+        if let Some((name, _)) = event_settings.iter().find(|(_, set)| *set) {
+            return Err(config_error(
+                o,
+                format!("{name} is for engagement_event mappings, not target record"),
+            ));
+        }
+        if self.filter.as_ref().is_some_and(|f| f.values.is_empty()) {
+            return Err(config_error(
+                o,
+                "filter.values is empty: no row would count",
+            ));
         }
         Ok(())
     }
@@ -337,6 +411,9 @@ pub struct ResolvedMapping {
     pub event_type: EventType,
     /// The filter column (as the org spells it) and the values that count.
     pub filter: Option<(String, Vec<String>)>,
+    /// Target `record`: the synced fields as the org spells them (the event columns above are
+    /// then empty).
+    pub fields: Vec<String>,
 }
 
 /// The event type: a constant or a field.
@@ -349,12 +426,12 @@ pub enum EventType {
 impl ResolvedMapping {
     /// The columns read, key and incremental column first, without repeats.
     pub fn columns(&self) -> Vec<&str> {
-        let mut candidates: Vec<&str> = vec![
-            &self.id_field,
-            &self.modstamp_field,
-            &self.account,
-            &self.occurred_at,
-        ];
+        let mut candidates: Vec<&str> = vec![&self.id_field, &self.modstamp_field];
+        if self.target == Target::Record {
+            candidates.extend(self.fields.iter().map(String::as_str));
+        } else {
+            candidates.extend([self.account.as_str(), self.occurred_at.as_str()]);
+        }
         if let Some(v) = &self.value {
             candidates.push(v);
         }
@@ -408,6 +485,7 @@ impl ResolvedMapping {
         let mut errors = Vec::new();
         let mut excluded = Vec::new();
         let mut events = Vec::with_capacity(rows.len());
+        let mut records = Vec::new();
         for row in rows {
             if let Some((field, values)) = &self.filter {
                 let value = row.get(field).and_then(Value::as_str).unwrap_or_default();
@@ -435,8 +513,12 @@ impl ResolvedMapping {
                     continue;
                 }
             }
-            match self.event(Record(row)) {
-                Ok(e) => events.push(e),
+            let mapped = match self.target {
+                Target::EngagementEvent => self.event(Record(row)).map(|e| events.push(e)),
+                Target::Record => self.record(Record(row), row).map(|r| records.push(r)),
+            };
+            match mapped {
+                Ok(()) => {}
                 Err(e) => errors.push(MappingError {
                     object: self.source.clone(),
                     id: row
@@ -450,6 +532,11 @@ impl ResolvedMapping {
         }
         match self.target {
             Target::EngagementEvent => (IngestBatch::EngagementEvent(events), errors, excluded),
+            Target::Record => (
+                IngestBatch::Record(self.source.clone(), records),
+                errors,
+                excluded,
+            ),
         }
     }
 
@@ -461,6 +548,37 @@ impl ResolvedMapping {
             SourceKind::Salesforce => key,
             SourceKind::DataCloud => format!("{}/{key}", self.source),
         }
+    }
+
+    /// A row as a record: its Id, `SystemModstamp` and each field's wire value as Salesforce
+    /// sent it (null, or absent from a Bulk API CSV row, is a missing value; an empty Bulk CSV
+    /// cell is one too, never an empty string or 0).
+    fn record(&self, r: Record<'_>, row: &Map<String, Value>) -> Result<ObjectRecord, FieldError> {
+        let bad = |field: &str, problem: String| FieldError {
+            field: field.to_owned(),
+            problem,
+        };
+        let raw = non_empty(r.opt_str(&self.id_field)?)
+            .ok_or_else(|| bad(&self.id_field, "no id".into()))?;
+        let id = SalesforceId::parse(&raw)
+            .map_err(|e| bad(&self.id_field, format!("not a Salesforce Id: {e}")))?;
+        let fields = self
+            .fields
+            .iter()
+            .map(|f| {
+                let v = match row.get(f) {
+                    None => Value::Null,
+                    Some(Value::String(s)) if s.is_empty() => Value::Null,
+                    Some(v) => v.clone(),
+                };
+                (f.clone(), v)
+            })
+            .collect();
+        Ok(ObjectRecord {
+            id,
+            system_modstamp: time_value(&r, &self.modstamp_field)?,
+            fields,
+        })
     }
 
     fn event(&self, r: Record<'_>) -> Result<EngagementEventRecord, FieldError> {
@@ -577,6 +695,17 @@ pub fn resolve_salesforce(
         }
         Ok(f.name.clone())
     };
+    for system in ["Id", "SystemModstamp", "IsDeleted"] {
+        if describe.field(system).is_none() {
+            return Err(config_error(
+                o,
+                format!("has no {system} field, which incremental syncs need"),
+            ));
+        }
+    }
+    if m.target == Target::Record {
+        return resolve_record(m, describe);
+    }
     let account = resolved("account", &m.account)?;
     let occurred_at = resolved("occurred_at", &m.occurred_at)?;
     let value = m
@@ -594,14 +723,6 @@ pub fn resolve_salesforce(
         .as_ref()
         .map(|f| Ok::<_, MappingConfigError>((resolved("filter", &f.field)?, f.values.clone())))
         .transpose()?;
-    for system in ["Id", "SystemModstamp", "IsDeleted"] {
-        if describe.field(system).is_none() {
-            return Err(config_error(
-                o,
-                format!("has no {system} field, which incremental syncs need"),
-            ));
-        }
-    }
     Ok(ResolvedMapping {
         source: o.to_owned(),
         kind: SourceKind::Salesforce,
@@ -613,6 +734,70 @@ pub fn resolve_salesforce(
         value,
         event_type,
         filter,
+        fields: Vec::new(),
+    })
+}
+
+/// Describe types whose values are not one scalar a record can carry: compound fields (read
+/// through their components), binary data and polymorphic values.
+const UNSYNCABLE_TYPES: [&str; 5] = ["address", "location", "base64", "complexvalue", "anyType"];
+
+/// A `record` mapping checked against the describe: every field exists, is visible and holds
+/// one scalar; the names as the org spells them.
+fn resolve_record(
+    m: &ObjectMapping,
+    describe: &SObjectDescribe,
+) -> Result<ResolvedMapping, MappingConfigError> {
+    let o = describe.name.as_str();
+    let mut fields = Vec::with_capacity(m.fields.len());
+    for name in &m.fields {
+        let Some(f) = describe.field(name) else {
+            return Err(config_error(
+                o,
+                format!("field {name} (fields) does not exist on {o}"),
+            ));
+        };
+        if f.deprecated_and_hidden {
+            return Err(config_error(
+                o,
+                format!("field {} (fields) is deprecated and hidden", f.name),
+            ));
+        }
+        if UNSYNCABLE_TYPES.contains(&f.field_type.as_str()) {
+            return Err(config_error(
+                o,
+                format!(
+                    "field {} (fields) is of type {}, which holds no single value; map its components",
+                    f.name, f.field_type
+                ),
+            ));
+        }
+        fields.push(f.name.clone());
+    }
+    let filter = match &m.filter {
+        None => None,
+        Some(flt) => {
+            let Some(f) = describe.field(&flt.field) else {
+                return Err(config_error(
+                    o,
+                    format!("field {} (filter) does not exist on {o}", flt.field),
+                ));
+            };
+            Some((f.name.clone(), flt.values.clone()))
+        }
+    };
+    Ok(ResolvedMapping {
+        source: o.to_owned(),
+        kind: SourceKind::Salesforce,
+        target: Target::Record,
+        id_field: "Id".into(),
+        modstamp_field: "SystemModstamp".into(),
+        account: String::new(),
+        occurred_at: String::new(),
+        value: None,
+        event_type: EventType::Constant(String::new()),
+        filter,
+        fields,
     })
 }
 
@@ -641,6 +826,7 @@ pub fn resolve_data_cloud(m: &ObjectMapping) -> Result<ResolvedMapping, MappingC
             .filter
             .as_ref()
             .map(|f| (f.field.clone(), f.values.clone())),
+        fields: Vec::new(),
     })
 }
 
@@ -705,6 +891,7 @@ mod tests {
             id_field: None,
             modstamp_field: None,
             filter: None,
+            fields: Vec::new(),
         }
     }
 
@@ -747,6 +934,7 @@ mod tests {
             value: Some("Duration_Seconds__c".into()),
             event_type: EventType::Field("Channel__c".into()),
             filter: None,
+            fields: Vec::new(),
         };
         let row = |id: &str, account: Value, at: Value, value: Value| {
             serde_json::json!({"Id": id, "SystemModstamp": "2011-01-10T09:00:00.000+0000",
@@ -831,5 +1019,60 @@ mod tests {
              Channel__c FROM ssot__Engagement__dlm WHERE SystemModstamp >= \
              '2011-01-10T09:00:00.000Z' ORDER BY SystemModstamp, Id"
         );
+    }
+
+    #[test]
+    fn record_rows_keep_wire_values_and_refuse_rows_without_an_id() {
+        let r = ResolvedMapping {
+            source: "Loan__c".into(),
+            kind: SourceKind::Salesforce,
+            target: Target::Record,
+            id_field: "Id".into(),
+            modstamp_field: "SystemModstamp".into(),
+            account: String::new(),
+            occurred_at: String::new(),
+            value: None,
+            event_type: EventType::Constant(String::new()),
+            filter: None,
+            fields: vec!["Defaulted__c".into(), "Amount__c".into(), "Grade__c".into()],
+        };
+        assert_eq!(
+            r.field_list(),
+            "Id, SystemModstamp, Defaulted__c, Amount__c, Grade__c"
+        );
+        let row = |v: Value| v.as_object().cloned().unwrap_or_default();
+        let rows = [
+            row(
+                serde_json::json!({"Id": "a0L5g0000000001", "SystemModstamp": "2011-01-10T09:00:00.000+0000",
+                "Defaulted__c": true, "Amount__c": null, "Grade__c": "A"}),
+            ),
+            // Bulk API CSV: text, and an empty cell for a missing amount.
+            row(
+                serde_json::json!({"Id": "a0L5g0000000002", "SystemModstamp": "2011-01-10T09:00:00.000Z",
+                "Defaulted__c": "false", "Amount__c": "", "Grade__c": "B"}),
+            ),
+            row(
+                serde_json::json!({"Id": "", "SystemModstamp": "2011-01-10T09:00:00.000Z",
+                "Defaulted__c": "false", "Amount__c": "1", "Grade__c": "B"}),
+            ),
+        ];
+        let (IngestBatch::Record(object, records), errors, _) = r.to_batch(&rows) else {
+            panic!("records");
+        };
+        assert_eq!(object, "Loan__c");
+        assert_eq!(records.len(), 2);
+        assert_eq!(records[0].fields["Defaulted__c"], Value::Bool(true));
+        assert_eq!(records[0].fields["Amount__c"], Value::Null);
+        assert_eq!(
+            records[1].fields["Amount__c"],
+            Value::Null,
+            "empty is missing, not 0"
+        );
+        assert_eq!(
+            records[1].system_modstamp.map(|t| t.to_rfc3339()),
+            Some("2011-01-10T09:00:00+00:00".into())
+        );
+        assert_eq!(errors.len(), 1);
+        assert!(errors[0].problem.contains("no id"), "{}", errors[0]);
     }
 }

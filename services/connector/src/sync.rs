@@ -183,6 +183,15 @@ impl Source {
             Self::Mapped(m) => Some(m.target.ingest_object()),
         }
     }
+    /// The object a `record` mapping's ingest requests name (`IngestRequest::record_object`).
+    fn record_object(&self) -> Option<String> {
+        match self {
+            Self::Mapped(m) if m.target.ingest_object() == IngestObject::Record => {
+                Some(m.source.clone())
+            }
+            _ => None,
+        }
+    }
 }
 
 /// A datetime as a SOQL literal.
@@ -648,6 +657,7 @@ impl SyncRun<'_> {
                 let request = IngestRequest {
                     org_id: None,
                     object: ingest_object,
+                    record_object: source.record_object(),
                     records: Vec::new(),
                     deletions,
                 };

@@ -41,6 +41,7 @@ fn visits_mapping() -> ObjectMapping {
             field: "Status__c".into(),
             values: vec!["Completed".into()],
         }),
+        fields: Vec::new(),
     }
 }
 
@@ -57,6 +58,7 @@ fn data_cloud_mapping() -> ObjectMapping {
         id_field: Some("ssot__Id__c".into()),
         modstamp_field: Some("ssot__LastModifiedDate__c".into()),
         filter: None,
+        fields: Vec::new(),
     }
 }
 

@@ -111,6 +111,7 @@ async fn main() -> BenchResult<()> {
     let send = |object: IngestObject, records: Vec<serde_json::Value>| IngestRequest {
         org_id: None,
         object,
+        record_object: None,
         records,
         deletions: Vec::new(),
     };

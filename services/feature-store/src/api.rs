@@ -6,13 +6,13 @@ use actix_web::{HttpResponse, get, post, web};
 use chrono::NaiveDate;
 use serde::Deserialize;
 use sextant_contracts::api::{
-    AccountPage, FeatureRow, Health, IngestRequest, IngestResponse, MAX_INGEST_RECORDS,
-    MAX_RECORDS_PER_CALL, OnlineFeatures, OnlineFeaturesRequest, TrainingSetLine,
-    TrainingSetRequest,
+    AccountPage, FeatureRow, Health, IngestObject, IngestRequest, IngestResponse,
+    MAX_INGEST_RECORDS, MAX_RECORDS_PER_CALL, OnlineFeatures, OnlineFeaturesRequest,
+    TrainingSetLine, TrainingSetRequest,
 };
 use sextant_contracts::records::{
-    AccountRecord, CaseRecord, ContactRecord, EngagementEventRecord, OrderItemRecord, OrderRecord,
-    ProductRecord,
+    AccountRecord, CaseRecord, ContactRecord, EngagementEventRecord, ObjectRecord, OrderItemRecord,
+    OrderRecord, ProductRecord,
 };
 use sextant_contracts::{ErrorBody, ErrorCode, OrgId, SalesforceId};
 use sextant_features::aggregates::{FEATURE_NAMES, FEATURE_SET};
@@ -41,6 +41,7 @@ use crate::store;
         drift,
         crate::purchases::export_purchases,
         crate::purchases::purchase_history,
+        crate::records::export_records,
         crate::predictions::log_predictions,
         crate::predictions::realised,
         start_export,
@@ -56,6 +57,7 @@ use crate::store;
         OrderItemRecord,
         CaseRecord,
         EngagementEventRecord,
+        ObjectRecord,
         TrainingSetLine
     ))
 )]
@@ -75,6 +77,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(drift)
         .service(crate::purchases::export_purchases)
         .service(crate::purchases::purchase_history)
+        .service(crate::records::export_records)
         .service(crate::predictions::log_predictions)
         .service(crate::predictions::realised)
         .service(start_export)
@@ -97,7 +100,7 @@ fn org_of(org: Option<&OrgId>) -> String {
     request_body = IngestRequest,
     responses(
         (status = 200, description = "Batch committed; per-record refusals in `rejected`", body = IngestResponse),
-        (status = 400, description = "Malformed body (invalid_json) or too many records (too_many_records)", body = ErrorBody),
+        (status = 400, description = "Malformed body (invalid_json), too many records (too_many_records), or object Record without a valid record_object, or record_object with another object (invalid_parameter)", body = ErrorBody),
     )
 )]
 #[post("/v1/ingest")]
@@ -113,6 +116,33 @@ async fn ingest(
             return Err(ApiError::bad_request(
                 ErrorCode::TooManyRecords,
                 format!("at most {MAX_INGEST_RECORDS} {what} per call, got {n}"),
+            ));
+        }
+    }
+    match (req.object, req.record_object.as_deref()) {
+        (IngestObject::Record, None) => {
+            return Err(ApiError::bad_request(
+                ErrorCode::InvalidParameter,
+                "object Record needs record_object: the object's API name",
+            ));
+        }
+        (IngestObject::Record, Some(o)) if !crate::store::object_records::is_api_name(o) => {
+            return Err(ApiError::bad_request(
+                ErrorCode::InvalidParameter,
+                format!(
+                    "record_object {:?} is not an API name (a letter, then letters, digits and underscores, at most 80 characters)",
+                    o.chars().take(100).collect::<String>()
+                ),
+            ));
+        }
+        (IngestObject::Record, Some(_)) | (_, None) => {}
+        (object, Some(_)) => {
+            return Err(ApiError::bad_request(
+                ErrorCode::InvalidParameter,
+                format!(
+                    "record_object is only for object Record, not {}",
+                    object.as_str()
+                ),
             ));
         }
     }

@@ -16,6 +16,8 @@
 //! - [`sentiment`]: whether a case reads as negative (the trained model when loaded, else the
 //!   lexicon), decided at ingest and recorded per case.
 //! - [`training`]: the NDJSON training-set stream with its fingerprint.
+//! - [`records`]: records of any synced object (standard or custom) as a streamed CSV, what
+//!   propensity jobs train on.
 //! - [`api`]: the HTTP handlers and the OpenAPI description.
 //! - [`export`]: the versioned tables to Parquet, in the feature engine's layout (an HTTP job).
 //! - [`Application`]: binds the port (0 in tests) and runs the server.
@@ -25,6 +27,7 @@ pub mod export;
 pub mod migration;
 pub mod predictions;
 pub mod purchases;
+pub mod records;
 pub mod sentiment;
 pub mod store;
 pub mod training;

@@ -25,6 +25,12 @@
 //!   model version, when, score, band, action, horizon), keyed so a replayed batch inserts
 //!   nothing twice, with an index by `(org_id, model_version, scored_us)` for the realised-
 //!   accuracy report and one by `scored_us` for the retention sweep.
+//! - `m0007_object_records`: `fs_record`, versions of records of any object a prediction
+//!   definition names (standard or custom), keyed by `(org_id, object, id, known_us)` like the
+//!   other versioned tables, with the synced fields as one JSON text of wire values (the objects
+//!   and fields are the org's own, so they cannot be columns); and `fs_record_field`, every field
+//!   name ingested per object, so a reader asking for a field no record has is told before the
+//!   stream starts instead of after reading the whole object.
 
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use sea_orm_migration::prelude::*;
@@ -45,6 +51,7 @@ impl MigratorTrait for Migrator {
             Box::new(OrderItemProductIndex),
             Box::new(CaseSentimentScorer),
             Box::new(PredictionLog),
+            Box::new(ObjectRecords),
         ]
     }
 }
@@ -640,5 +647,69 @@ impl MigrationTrait for PredictionLog {
         manager
             .drop_table(Table::drop().table(Alias::new("fs_prediction")).to_owned())
             .await
+    }
+}
+
+/// Records of any object and their field catalogue (see the module doc).
+#[derive(Debug)]
+struct ObjectRecords;
+
+impl MigrationName for ObjectRecords {
+    fn name(&self) -> &'static str {
+        "m0007_object_records"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for ObjectRecords {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_table(
+                Table::create()
+                    .table(Alias::new("fs_record"))
+                    .if_not_exists()
+                    .col(col("org_id").string().not_null())
+                    .col(col("object").string().not_null())
+                    .col(col("id").string().not_null())
+                    .col(col("known_us").big_integer().not_null())
+                    .col(col("is_deleted").boolean().not_null())
+                    .col(col("ingested_us").big_integer().not_null())
+                    .col(col("fields").text().null())
+                    .primary_key(
+                        Index::create()
+                            .col(Alias::new("org_id"))
+                            .col(Alias::new("object"))
+                            .col(Alias::new("id"))
+                            .col(Alias::new("known_us")),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table(Alias::new("fs_record_field"))
+                    .if_not_exists()
+                    .col(col("org_id").string().not_null())
+                    .col(col("object").string().not_null())
+                    .col(col("field").string().not_null())
+                    .primary_key(
+                        Index::create()
+                            .col(Alias::new("org_id"))
+                            .col(Alias::new("object"))
+                            .col(Alias::new("field")),
+                    )
+                    .to_owned(),
+            )
+            .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        for t in ["fs_record_field", "fs_record"] {
+            manager
+                .drop_table(Table::drop().table(Alias::new(t)).if_exists().to_owned())
+                .await?;
+        }
+        Ok(())
     }
 }

@@ -33,6 +33,8 @@ use sextant_contracts::{ErrorCode, SalesforceId};
 use sextant_features::aggregates::{self, CaseFact, History, PurchaseFact, derive_category};
 use sextant_features::sequence::{self, Activity, Transaction};
 
+pub mod object_records;
+
 use crate::migration::Migrator;
 use crate::sentiment::{CaseSentiment, Scorer};
 
@@ -224,6 +226,8 @@ fn table(object: IngestObject) -> (&'static str, &'static [&'static str]) {
                 "value",
             ],
         ),
+        // Not a table of typed columns: `Store::ingest` hands these to `object_records`.
+        IngestObject::Record => ("fs_record", &[]),
     }
 }
 
@@ -253,6 +257,9 @@ fn to_row(
     scorer: &Scorer,
 ) -> Result<VersionRow, String> {
     let row = match object {
+        IngestObject::Record => {
+            return Err("records of any object are ingested by object_records".into());
+        }
         IngestObject::Account => {
             let r: AccountRecord = parse(raw)?;
             VersionRow {
@@ -511,6 +518,9 @@ impl Store {
         req: &IngestRequest,
         now: DateTime<Utc>,
     ) -> Result<IngestResponse, DbErr> {
+        if req.object == IngestObject::Record {
+            return self.ingest_object_records(org, req, now).await;
+        }
         let now_us = micros(now);
         let (table_name, columns) = table(req.object);
         let scorer = self.sentiment.current();
@@ -611,7 +621,7 @@ impl Store {
                         .await?,
                 );
             }
-            IngestObject::Contact | IngestObject::Product2 => {}
+            IngestObject::Contact | IngestObject::Product2 | IngestObject::Record => {}
         }
         let touched: Vec<String> = touched.into_iter().collect();
         let mut queued = 0u64;
@@ -1876,6 +1886,7 @@ mod tests {
         IngestRequest {
             org_id: None,
             object,
+            record_object: None,
             records,
             deletions: Vec::new(),
         }

@@ -827,22 +827,48 @@ async fn get_definition(
         .map_err(definition_error)
 }
 
+/// Where a propensity job reads its object's records.
+#[derive(Debug, Clone, Copy, Deserialize, utoipa::ToSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+enum RecordSource {
+    /// The request body: a CSV export of the object.
+    Upload,
+    /// The feature store's synced records of the definition's object
+    /// (`GET /v1/records/{object}`); the body must be empty.
+    FeatureStore,
+}
+
+/// Options of a propensity job.
+#[derive(Debug, Deserialize, IntoParams)]
+struct PropensityQuery {
+    /// Seed of initialisation and shuffling (default 42); same data and seed, same model.
+    seed: Option<u64>,
+    /// `upload` (default): the export in the body; `feature_store`: the records of the
+    /// definition's object that the connector synced into the feature store.
+    source: Option<RecordSource>,
+}
+
 /// Trains a propensity model for a definition on an export of its object; poll it with
 /// `GET /v1/jobs/{id}`.
 ///
 /// Body: CSV with a header row of field names (at least the label field and every feature),
 /// one record per row, at most 256 MiB; blank cells are missing values, and rows with a blank
-/// label are not trained on. The export is checked before the job starts. Every fifth row is
-/// held out; the model (logistic regression, a wide-and-deep network or a blend, chosen by inner
-/// cross-validation on the other rows) is measured there next to a logistic-regression baseline
-/// and the current model, and becomes current only when its ROC-AUC is at least the current
-/// model's on the same rows.
+/// label are not trained on. The export is checked before the job starts. With
+/// `source=feature_store` there is no body: the job reads the current records of the
+/// definition's object from the feature store (`GET /v1/records/{object}` with the label and
+/// feature fields, synced by a connector `record` mapping), checks them the same way and trains
+/// on them exactly as on an upload; a store that refuses (an object never synced, a field no
+/// record has), an export cut short or one over 256 MiB fails the job with the reason. Every
+/// fifth row is held out; the model (logistic regression, a wide-and-deep network or a blend,
+/// chosen by inner cross-validation on the other rows) is measured there next to a
+/// logistic-regression baseline and the current model, and becomes current only when its
+/// ROC-AUC is at least the current model's on the same rows.
 #[utoipa::path(
-    params(("name" = String, Path, description = "Definition name"), JobQuery),
-    request_body(content = String, content_type = "text/csv", description = "Object export: header of field names, one record per row"),
+    params(("name" = String, Path, description = "Definition name"), PropensityQuery),
+    request_body(content = String, content_type = "text/csv", description = "Object export: header of field names, one record per row (empty with source=feature_store)"),
     responses(
         (status = 202, description = "Job queued", body = TrainJob),
-        (status = 400, description = "A missing column or malformed row (invalid_parameter, with its line), no rows (empty_request), or a side of the held-out split without both outcomes (insufficient_data)", body = ErrorBody),
+        (status = 400, description = "A missing column or malformed row (invalid_parameter, with its line), no rows (empty_request), a side of the held-out split without both outcomes (insufficient_data); with source=feature_store, a body, or a definition whose object or fields are not API names (invalid_parameter)", body = ErrorBody),
         (status = 404, description = "No such definition", body = ErrorBody),
         (status = 413, description = "Body over 256 MiB (payload_too_large)", body = ErrorBody),
     )
@@ -851,7 +877,7 @@ async fn get_definition(
 async fn start_propensity_job(
     state: web::Data<AppState>,
     name: web::Path<String>,
-    query: web::Query<JobQuery>,
+    query: web::Query<PropensityQuery>,
     mut body: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let definition = state
@@ -859,7 +885,35 @@ async fn start_propensity_job(
         .definition(&name)
         .map_err(definition_error)?;
     let registry = state.propensity.registry(&name).map_err(definition_error)?;
+    let seed = query.seed.unwrap_or(42);
     let (path, fingerprint, size) = receive_upload(&mut body, MAX_PROPENSITY_UPLOAD).await?;
+    if query.source == Some(RecordSource::FeatureStore) {
+        if size > 0 {
+            return Err(ApiError::bad_request(
+                ErrorCode::InvalidParameter,
+                "source=feature_store reads the feature store's records of the definition's object; send no body",
+            ));
+        }
+        let names = std::iter::once(&definition.object)
+            .chain(std::iter::once(&definition.label_field))
+            .chain(&definition.features);
+        for n in names {
+            if !sextant_contracts::records::is_api_name(n) {
+                return Err(ApiError::bad_request(
+                    ErrorCode::InvalidParameter,
+                    format!(
+                        "source=feature_store reads synced Salesforce objects: {:?} in definition {name} is not an API name",
+                        n.chars().take(100).collect::<String>()
+                    ),
+                ));
+            }
+        }
+        tracing::info!(definition = %name, object = %definition.object, "Propensity job on the feature store's records.");
+        let job = state
+            .jobs
+            .start_propensity_from_store(registry, definition, seed);
+        return Ok(HttpResponse::Accepted().json(job));
+    }
     let checked = definition.clone();
     let (path, rows) = web::block(move || {
         crate::evaluate::propensity::check_export(&path, &checked).map(|rows| (path, rows))
@@ -873,7 +927,7 @@ async fn start_propensity_job(
         definition,
         file: path,
         fingerprint,
-        seed: query.seed.unwrap_or(42),
+        seed,
     });
     Ok(HttpResponse::Accepted().json(job))
 }

@@ -687,43 +687,109 @@ impl Jobs {
     /// shorter training set; an export over the upload limit is refused (the job reads the file
     /// into memory).
     async fn spool_purchases(&self) -> Result<(tempfile::TempPath, String), String> {
+        let url = format!("{}/v1/purchases", self.feature_store_url);
+        self.spool(
+            self.http.get(&url),
+            "the feature store's purchases",
+            crate::api::MAX_CROSS_SELL_UPLOAD,
+            "train on a sample of accounts uploaded to POST /v1/cross-sell/jobs",
+        )
+        .await
+    }
+
+    /// Reads a response body into a temporary file a chunk at a time, hashing it as it goes;
+    /// returns it with its SHA-256. A non-success status is an error with the store's answer, a
+    /// body cut short is an error (never a shorter file), and a body over `limit` bytes is
+    /// refused with `hint` (the jobs read the file into memory).
+    async fn spool(
+        &self,
+        request: reqwest::RequestBuilder,
+        what: &str,
+        limit: usize,
+        hint: &str,
+    ) -> Result<(tempfile::TempPath, String), String> {
         use sha2::Digest as _;
         use std::io::Write as _;
-        let url = format!("{}/v1/purchases", self.feature_store_url);
-        let mut resp = self
-            .http
-            .get(&url)
-            .send()
-            .await
-            .map_err(|e| format!("feature store purchases: {e}"))?;
+        let mut resp = request.send().await.map_err(|e| format!("{what}: {e}"))?;
         if !resp.status().is_success() {
             let status = resp.status();
             let body = resp.text().await.unwrap_or_default();
-            return Err(format!("feature store purchases: HTTP {status}: {body}"));
+            return Err(format!("{what}: HTTP {status}: {body}"));
         }
         let mut file = tempfile::NamedTempFile::new()
-            .map_err(|e| format!("temporary file for the purchases: {e}"))?;
+            .map_err(|e| format!("temporary file for {what}: {e}"))?;
         let mut hasher = sha2::Sha256::new();
         let mut size = 0usize;
         while let Some(chunk) = resp
             .chunk()
             .await
-            .map_err(|e| format!("feature store purchases cut short: {e}"))?
+            .map_err(|e| format!("{what} cut short: {e}"))?
         {
             size += chunk.len();
-            if size > crate::api::MAX_CROSS_SELL_UPLOAD {
+            if size > limit {
                 return Err(format!(
-                    "the feature store's purchases exceed {} MiB, more than a cross-sell job reads into memory; train on a sample of accounts uploaded to POST /v1/cross-sell/jobs",
-                    crate::api::MAX_CROSS_SELL_UPLOAD >> 20
+                    "{what} exceed {} MiB, more than a job reads into memory; {hint}",
+                    limit >> 20
                 ));
             }
             hasher.update(&chunk);
             file.write_all(&chunk)
-                .map_err(|e| format!("writing the purchases: {e}"))?;
+                .map_err(|e| format!("writing {what}: {e}"))?;
         }
-        file.flush()
-            .map_err(|e| format!("writing the purchases: {e}"))?;
+        file.flush().map_err(|e| format!("writing {what}: {e}"))?;
         Ok((file.into_temp_path(), format!("{:x}", hasher.finalize())))
+    }
+
+    /// Queues a propensity job on the feature store's synced records of the definition's
+    /// object: the job reads `GET /v1/records/{object}?fields=<label, features>` to a temporary
+    /// file (hashing it, at most 256 MiB), checks it exactly as an upload is checked, then
+    /// trains as on an upload.
+    pub fn start_propensity_from_store(
+        &self,
+        registry: crate::registry::Registry<crate::registry::Propensity>,
+        definition: sextant_models::tabular::PredictionDefinition,
+        seed: u64,
+    ) -> TrainJob {
+        self.spawn("propensity", 1, move |jobs, _| async move {
+            let mut fields = vec![definition.label_field.clone()];
+            fields.extend(definition.features.iter().cloned());
+            let what = format!("the feature store's {} records", definition.object);
+            let mut url = reqwest::Url::parse(&jobs.feature_store_url)
+                .map_err(|e| format!("feature store URL: {e}"))?;
+            url.path_segments_mut()
+                .map_err(|()| "feature store URL cannot take a path".to_owned())?
+                .pop_if_empty()
+                .extend(["v1", "records", definition.object.as_str()]);
+            url.query_pairs_mut()
+                .append_pair("fields", &fields.join(","));
+            let (file, fingerprint) = jobs
+                .spool(
+                    jobs.http.get(url),
+                    &what,
+                    crate::api::MAX_PROPENSITY_UPLOAD,
+                    "train on a sample of the records uploaded to POST /v1/propensity/{name}/jobs",
+                )
+                .await?;
+            let checked = definition.clone();
+            let (file, rows) = tokio::task::spawn_blocking(move || {
+                crate::evaluate::propensity::check_export(&file, &checked).map(|rows| (file, rows))
+            })
+            .await
+            .map_err(|e| format!("checking {what}: {e}"))?
+            .map_err(|e| format!("{what}: {}", crate::evaluate::upload_error_text(&e)))?;
+            tracing::info!(object = %definition.object, rows, fingerprint = %fingerprint, "Propensity records read from the feature store.");
+            let card = jobs
+                .run_propensity(PropensityData {
+                    registry,
+                    definition,
+                    file,
+                    fingerprint,
+                    seed,
+                })
+                .await?;
+            let auc = card.metrics.get("roc_auc").copied().unwrap_or(f64::NAN);
+            Ok((card.version, format!("ROC-AUC {auc:.4}")))
+        })
     }
 }
 
