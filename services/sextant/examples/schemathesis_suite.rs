@@ -15,10 +15,12 @@ use sextant::suite::{Suite, SuiteOptions};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let data_dir = std::env::temp_dir().join(format!(
-        "sextant-schemathesis-suite-{}",
-        std::process::id()
-    ));
+    let data_dir =
+        std::env::temp_dir().join(format!("sextant-schemathesis-suite-{}", std::process::id()));
+    // The feature store's export root is relative to the working directory: exports the tests
+    // ask for land in the suite's own directory, never in the caller's.
+    std::fs::create_dir_all(&data_dir)?;
+    std::env::set_current_dir(&data_dir)?;
     let today = chrono::NaiveDate::from_ymd_opt(2011, 12, 10).context("date")?;
     let suite = Suite::start(&SuiteOptions {
         data_dir: data_dir.clone(),
