@@ -7,8 +7,8 @@
 #
 #   scripts/schemathesis.sh [SERVICE...]     (default: connector feature-store trainer gateway)
 #
-# Environment: SCHEMATHESIS_MAX_EXAMPLES (default 20 per operation), SCHEMATHESIS_SEED (default 1;
-# the run is deterministic for a seed), SCHEMATHESIS_VENV (default target/schemathesis-venv),
+# Environment: SCHEMATHESIS_MAX_EXAMPLES (default 20 per operation), SCHEMATHESIS_SEED (default 1:
+# the same seed generates the same cases), SCHEMATHESIS_VENV (default target/schemathesis-venv),
 # CARGO_TARGET_DIR (where the example is built, as cargo uses it).
 # Reports (JUnit and the failing cases as pytest files) go to target/schemathesis/<service>/.
 #
