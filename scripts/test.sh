@@ -3,7 +3,8 @@
 #   1. rustfmt and clippy (warnings are errors);
 #   2. every Rust test: unit, service HTTP tests (SQLite, and PostgreSQL when
 #      SEXTANT_TEST_POSTGRES_URL is set), the OpenAPI drift checks, the end-to-end chain;
-#   3. a type-check of the trainer's `cuda` feature;
+#   3. the contract tests: schemathesis against each service's OpenAPI document
+#      (scripts/schemathesis.sh), and a type-check of the trainer's `cuda` feature;
 #   4. the Salesforce package and Helm chart checks (.ci/sf-helm-checks.sh);
 #   5. the admin console in a real browser (scripts/admin-browser-test.sh).
 # Ends with one line "tests: N passed, N failed".
@@ -16,6 +17,9 @@ step() { local name=$1; shift; echo "=== $name"; if ! "$@"; then failed_steps+=(
 step rustfmt cargo fmt --all -- --check
 step clippy cargo clippy --workspace --all-targets --locked -- -D warnings
 step cargo-test bash -o pipefail -c "cargo test --workspace --locked 2>&1 | tee '$log'"
+# Contract tests: schemathesis (all checks) against each committed OpenAPI document, on the suite
+# on loopback (the example builds from the test profile's artefacts).
+step schemathesis bash -o pipefail -c "bash scripts/schemathesis.sh 2>&1 | tee -a '$log'"
 # The `cuda` feature (burn-cuda 0.21) must keep compiling; no GPU is needed to type-check it.
 step cuda-feature cargo check -p sextant-trainer --features cuda --locked
 step salesforce-and-helm bash -o pipefail -c "bash .ci/sf-helm-checks.sh 2>&1 | tee -a '$log'"

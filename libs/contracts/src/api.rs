@@ -112,8 +112,8 @@ impl IngestBatch {
 /// endpoint): from `deleted_at` on, it no longer counts in any feature.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Deletion {
-    /// The deleted record (Salesforce Id; for engagement events, the source's id).
-    #[schema(min_length = 1, max_length = 255)]
+    /// The deleted record (Salesforce Id; for engagement events, the source's id), 1 to 255
+    /// characters. Checked per deletion, like records: one that is not is answered in `rejected`.
     pub id: String,
     /// When the org deleted it (`deletedDate` or the tombstone's `SystemModstamp`): its known time.
     pub deleted_at: DateTime<Utc>,
@@ -128,7 +128,7 @@ pub struct Deletion {
 pub struct IngestRequest {
     /// The org the records belong to (`00D…`); the store's default org when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>, pattern = "^00D[a-zA-Z0-9]{12}([a-zA-Z0-9]{3})?$")]
+    #[schema(value_type = Option<String>, pattern = "^00D[0-9A-Za-z]{12}([0-9A-Za-z]{3})?$", format = "salesforce-org-id")]
     pub org_id: Option<crate::OrgId>,
     pub object: IngestObject,
     /// With `object: Record`, the object's API name (`Loan__c`, `Opportunity`); absent otherwise.
@@ -137,7 +137,9 @@ pub struct IngestRequest {
     pub record_object: Option<String>,
     /// Records in the object's shape (see the `*Record` schemas); at most 10,000.
     #[serde(default)]
-    #[schema(value_type = Vec<Object>, max_items = 10000)]
+    /// Each is checked on its own: a malformed one (a non-object included) is answered in
+    /// `rejected` and the rest is stored.
+    #[schema(value_type = Vec<serde_json::Value>, max_items = 10000)]
     pub records: Vec<serde_json::Value>,
     /// Deleted records; at most 10,000.
     #[serde(default)]
@@ -246,7 +248,7 @@ pub struct TrainingSetRequest {
     pub include_sequences: bool,
     /// The org; the store's default org when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, pattern = "^00D[0-9A-Za-z]{12}([0-9A-Za-z]{3})?$", format = "salesforce-org-id")]
     pub org_id: Option<crate::OrgId>,
 }
 
@@ -318,7 +320,7 @@ pub struct OnlineFeaturesRequest {
     pub include_sequences: bool,
     /// The org; the store's default org when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, pattern = "^00D[0-9A-Za-z]{12}([0-9A-Za-z]{3})?$", format = "salesforce-org-id")]
     pub org_id: Option<crate::OrgId>,
 }
 
@@ -330,7 +332,6 @@ pub const MAX_PREDICTIONS_PER_CALL: usize = 1000;
 #[serde(deny_unknown_fields)]
 pub struct PredictionRecord {
     pub account_id: SalesforceId,
-    #[schema(value_type = String)]
     pub model_version: ModelVersion,
     /// When the score was served.
     pub scored_at: DateTime<Utc>,
@@ -353,7 +354,7 @@ pub struct PredictionRecord {
 pub struct PredictionBatch {
     /// The org; the store's default org when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, pattern = "^00D[0-9A-Za-z]{12}([0-9A-Za-z]{3})?$", format = "salesforce-org-id")]
     pub org_id: Option<crate::OrgId>,
     #[schema(min_items = 1, max_items = 1000)]
     pub predictions: Vec<PredictionRecord>,
@@ -387,7 +388,6 @@ pub struct RealisedWeek {
 /// Realised accuracy of one model version over time.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct RealisedAccuracy {
-    #[schema(value_type = String)]
     pub model_version: ModelVersion,
     /// The store's today: predictions whose horizon ends after it are not judged yet.
     pub as_of: NaiveDate,
@@ -403,7 +403,6 @@ pub struct RealisedAccuracy {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ShadowRequest {
-    #[schema(value_type = String)]
     pub version: ModelVersion,
 }
 
@@ -427,7 +426,7 @@ pub struct PurchaseHistoryRequest {
     pub max_orders: Option<u32>,
     /// The org; the store's default org when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, pattern = "^00D[0-9A-Za-z]{12}([0-9A-Za-z]{3})?$", format = "salesforce-org-id")]
     pub org_id: Option<crate::OrgId>,
 }
 
@@ -512,22 +511,31 @@ pub struct AccountPage {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct TrainJobRequest {
     pub cutoff: NaiveDate,
+    /// Label window after each cut-off, 1..=3650 days.
+    #[schema(minimum = 1, maximum = 3650)]
     pub horizon_days: u32,
-    /// Passes over the training set; default 100.
+    /// Passes over the training set, 1..=10000; default 100.
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 10_000)]
     pub epochs: Option<u32>,
-    /// Seed for initialisation; default 42.
+    /// Seed for initialisation, 0..=2^53−1 (exact in every JSON client); default 42.
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 9_007_199_254_740_991_u64)]
     pub seed: Option<u64>,
     /// Days between stacked training cut-offs (out-of-time validation); default 30.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(minimum = 7, maximum = 365)]
     pub cutoff_step_days: Option<u32>,
-    /// How far back the training cut-offs reach, in days before the last one; default 180.
+    /// How far back the training cut-offs reach, in days before the last one, 0..=720 (at most
+    /// 104 cut-offs at the smallest step); default 180.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(minimum = 0, maximum = 1460)]
+    #[schema(minimum = 0, maximum = 720)]
     pub cutoff_span_days: Option<u32>,
 }
+
+/// The largest seed a request may name: 2^53 − 1, the largest integer every JSON client
+/// (JavaScript's numbers included) holds exactly.
+pub const MAX_SEED: u64 = 9_007_199_254_740_991;
 
 /// Where a job is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -704,7 +712,7 @@ pub struct ModelCard {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ScoreRequest {
     /// Account ids, 15 or 18 characters; at most 200.
-    #[schema(max_items = 200, min_items = 1)]
+    #[schema(schema_with = crate::ids::account_ids_schema)]
     pub record_ids: Vec<String>,
 }
 
@@ -958,8 +966,30 @@ pub const MAX_SENTIMENT_TEXT_CHARS: usize = 20_000;
 #[serde(deny_unknown_fields)]
 pub struct SentimentRequest {
     /// 1 to 200 texts, each at most 20,000 characters and not blank.
-    #[schema(min_items = 1, max_items = 200)]
+    #[schema(schema_with = sentiment_texts_schema)]
     pub texts: Vec<String>,
+}
+
+/// A character that is not Unicode `White_Space` (what `str::trim` removes): a text must hold
+/// one to be scored.
+pub const NOT_BLANK_PATTERN: &str = "[^\\t\\n\\u000b\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]";
+
+fn sentiment_texts_schema() -> utoipa::openapi::schema::Array {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
+    ArrayBuilder::new()
+        .items(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .min_length(Some(1))
+                .max_length(Some(MAX_SENTIMENT_TEXT_CHARS))
+                .pattern(Some(NOT_BLANK_PATTERN)),
+        )
+        .min_items(Some(1))
+        .max_items(Some(MAX_RECORDS_PER_CALL))
+        .description(Some(
+            "1 to 200 texts, each at most 20,000 characters and not blank.",
+        ))
+        .build()
 }
 
 /// The sentiment of one text, in request order.

@@ -51,6 +51,10 @@ pub enum ErrorCode {
     PathOutsideRoot,
     /// An export is already running; one runs at a time.
     ExportInProgress,
+    /// The thing to create exists already (e.g. an export's target directory).
+    AlreadyExists,
+    /// The path exists but does not answer this HTTP method (`Allow` lists those it does).
+    MethodNotAllowed,
     /// Anything unexpected; details are in the server log, never in the response.
     Internal,
 }
@@ -79,6 +83,8 @@ impl ErrorCode {
             Self::PayloadTooLarge => "payload_too_large",
             Self::PathOutsideRoot => "path_outside_root",
             Self::ExportInProgress => "export_in_progress",
+            Self::AlreadyExists => "already_exists",
+            Self::MethodNotAllowed => "method_not_allowed",
             Self::Internal => "internal",
         }
     }

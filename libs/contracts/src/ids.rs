@@ -35,6 +35,14 @@ pub enum IdError {
     ModelVersion(String),
 }
 
+/// [`SALESFORCE_ID_FORMAT`] for an Account id (key prefix `001`).
+pub const SALESFORCE_ACCOUNT_ID_FORMAT: &str = "salesforce-account-id";
+
+/// The custom OpenAPI string `format` of Salesforce record ids (15 or 18 characters, the
+/// 18-character form's suffix being the case checksum of the first fifteen); contract tests
+/// generate valid ids for it (`scripts/schemathesis_hooks.py`).
+pub const SALESFORCE_ID_FORMAT: &str = "salesforce-id";
+
 const SUFFIX_ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ012345";
 
 /// The three-character case-checksum suffix of a 15-character id.
@@ -170,12 +178,38 @@ impl utoipa::PartialSchema for SalesforceId {
             .min_length(Some(15))
             .max_length(Some(18))
             .pattern(Some("^[0-9A-Za-z]{15}([0-9A-Za-z]{3})?$"))
+            // What the pattern cannot say: an 18-character id's last three characters are the
+            // case checksum of the first fifteen (ids whose suffix does not match are refused).
+            .format(Some(utoipa::openapi::SchemaFormat::Custom(
+                SALESFORCE_ID_FORMAT.into(),
+            )))
             .description(Some("Salesforce record id, 15 or 18 characters; always returned in the 18-character form"))
             .examples([serde_json::json!("0015g00000AbCdEAAV")])
             .into()
     }
 }
 impl utoipa::ToSchema for SalesforceId {}
+
+/// The schema of a request's `record_ids`: 1 to 200 Account ids (key prefix `001`, 15 or 18
+/// characters, the 18-character form checksummed: format [`SALESFORCE_ACCOUNT_ID_FORMAT`]).
+pub fn account_ids_schema() -> utoipa::openapi::schema::Array {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
+    ArrayBuilder::new()
+        .items(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .min_length(Some(15))
+                .max_length(Some(18))
+                .pattern(Some("^001[0-9A-Za-z]{12}([0-9A-Za-z]{3})?$"))
+                .format(Some(utoipa::openapi::SchemaFormat::Custom(
+                    SALESFORCE_ACCOUNT_ID_FORMAT.into(),
+                ))),
+        )
+        .min_items(Some(1))
+        .max_items(Some(200))
+        .description(Some("Account ids, 15 or 18 characters; at most 200."))
+        .build()
+}
 
 /// A Salesforce organisation id (key prefix `00D`).
 #[derive(Clone, PartialEq, Eq, Hash, Debug, Serialize, Deserialize)]
@@ -284,7 +318,8 @@ impl utoipa::PartialSchema for ModelVersion {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
         utoipa::openapi::ObjectBuilder::new()
             .schema_type(utoipa::openapi::schema::Type::String)
-            .pattern(Some("^[a-z0-9_]+-v[1-9][0-9]*$"))
+            // The number is a u32: at most nine digits keeps every match parseable.
+            .pattern(Some("^[a-z0-9_]+-v[1-9][0-9]{0,8}$"))
             .examples([serde_json::json!("churn-v3")])
             .into()
     }

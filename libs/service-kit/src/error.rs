@@ -109,6 +109,23 @@ pub fn path_config() -> actix_web::web::PathConfig {
     })
 }
 
+/// `value` of the parameter `name` if it lies in `min..=max`, else `400 invalid_parameter`
+/// naming the range (out-of-range values are refused, never clamped: the caller learns the limit).
+pub fn in_range<T: PartialOrd + fmt::Display>(
+    name: &str,
+    value: T,
+    min: T,
+    max: T,
+) -> Result<T, ApiError> {
+    if value < min || value > max {
+        return Err(ApiError::bad_request(
+            ErrorCode::InvalidParameter,
+            format!("{name} must be in {min}..={max}, got {value}"),
+        ));
+    }
+    Ok(value)
+}
+
 /// Registers the three extractor configurations on an app or scope.
 pub fn configure_extractors(cfg: &mut actix_web::web::ServiceConfig, json_limit: usize) {
     cfg.app_data(json_config(json_limit))
@@ -119,4 +136,142 @@ pub fn configure_extractors(cfg: &mut actix_web::web::ServiceConfig, json_limit:
 /// A handler for unknown routes: `404 not_found` in the usual body.
 pub async fn not_found() -> Result<actix_web::HttpResponse, ApiError> {
     Err(ApiError::not_found("no such endpoint"))
+}
+
+/// The paths a service's OpenAPI document declares and the methods each answers. actix routes
+/// by path *and* method, so a call with an undeclared method on a declared path falls through to
+/// the default service like an unknown path; this table lets that service answer `405
+/// method_not_allowed` with `Allow` (RFC 9110) for the one and `404 not_found` for the other.
+#[derive(Debug, Clone, Default)]
+pub struct DeclaredRoutes(std::sync::Arc<Vec<(Vec<Segment>, String)>>);
+
+/// One segment of a declared path: literal text or a `{parameter}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Segment {
+    /// Must equal the request's segment.
+    Literal(String),
+    /// Matches any non-empty segment.
+    Parameter,
+}
+
+impl DeclaredRoutes {
+    /// The routes of `spec`, with each path's declared methods as an `Allow` value.
+    pub fn from_spec(spec: &utoipa::openapi::OpenApi) -> Self {
+        let routes = spec
+            .paths
+            .paths
+            .iter()
+            .filter_map(|(path, item)| {
+                let methods: Vec<&str> = [
+                    ("GET", item.get.is_some()),
+                    ("PUT", item.put.is_some()),
+                    ("POST", item.post.is_some()),
+                    ("DELETE", item.delete.is_some()),
+                    ("OPTIONS", item.options.is_some()),
+                    ("HEAD", item.head.is_some()),
+                    ("PATCH", item.patch.is_some()),
+                    ("TRACE", item.trace.is_some()),
+                ]
+                .into_iter()
+                .filter_map(|(m, declared)| declared.then_some(m))
+                .collect();
+                if methods.is_empty() {
+                    return None;
+                }
+                let segments = path
+                    .trim_start_matches('/')
+                    .split('/')
+                    .map(|s| {
+                        if s.starts_with('{') && s.ends_with('}') {
+                            Segment::Parameter
+                        } else {
+                            Segment::Literal(s.to_owned())
+                        }
+                    })
+                    .collect();
+                Some((segments, methods.join(", ")))
+            })
+            .collect();
+        Self(std::sync::Arc::new(routes))
+    }
+
+    /// The `Allow` value of the declared path `path` matches, if any; where several match
+    /// (`/v1/models/shadow` and `/v1/models/{version}`), the one with the most literal segments.
+    pub fn allow(&self, path: &str) -> Option<&str> {
+        let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        self.0
+            .iter()
+            .filter(|(segments, _)| {
+                segments.len() == parts.len()
+                    && segments.iter().zip(&parts).all(|(seg, part)| match seg {
+                        Segment::Literal(l) => l == part,
+                        Segment::Parameter => !part.is_empty(),
+                    })
+            })
+            .max_by_key(|(segments, _)| {
+                segments
+                    .iter()
+                    .filter(|s| matches!(s, Segment::Literal(_)))
+                    .count()
+            })
+            .map(|(_, allow)| allow.as_str())
+    }
+}
+
+/// The default service: `405 method_not_allowed` with `Allow` for a declared path called with
+/// another method, `404 not_found` for anything else.
+pub async fn unrouted(
+    req: actix_web::HttpRequest,
+    routes: actix_web::web::Data<DeclaredRoutes>,
+) -> actix_web::HttpResponse {
+    match routes.allow(req.path()) {
+        Some(allow) => {
+            let err = ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                ErrorCode::MethodNotAllowed,
+                format!("{} is not allowed here; allowed: {allow}", req.method()),
+            );
+            let mut res = err.error_response();
+            if let Ok(value) = actix_web::http::header::HeaderValue::from_str(allow) {
+                res.headers_mut()
+                    .insert(actix_web::http::header::ALLOW, value);
+            }
+            res
+        }
+        None => ApiError::not_found("no such endpoint").error_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn routes() -> DeclaredRoutes {
+        let spec: utoipa::openapi::OpenApi = serde_json::from_value(serde_json::json!({
+            "openapi": "3.1.0",
+            "info": {"title": "t", "version": "1"},
+            "paths": {
+                "/v1/models/{version}": {"get": {"responses": {}}},
+                "/v1/models/shadow": {
+                    "put": {"responses": {}},
+                    "delete": {"responses": {}}
+                },
+                "/healthz": {"get": {"responses": {}}}
+            }
+        }))
+        .expect("spec");
+        DeclaredRoutes::from_spec(&spec)
+    }
+
+    #[test]
+    fn a_declared_path_gives_its_methods_and_an_unknown_one_none() {
+        let r = routes();
+        assert_eq!(r.allow("/healthz"), Some("GET"));
+        assert_eq!(r.allow("/v1/models/shadow"), Some("PUT, DELETE"));
+        assert_eq!(r.allow("/v1/models/churn-v3"), Some("GET"));
+        assert_eq!(r.allow("/v1/models/"), None, "a parameter is never empty");
+        assert_eq!(r.allow("/v1/models/churn-v3/extra"), None);
+        assert_eq!(r.allow("/v1/nothing"), None);
+        assert_eq!(r.allow("/"), None);
+    }
 }

@@ -1,7 +1,7 @@
 //! Starting a service's HTTP server the same way everywhere: bind (port 0 picks a free port and
 //! the real one is reported), the shared extractor configuration, the service's routes, its
 //! OpenAPI document and docs page, `/metrics` with per-route request metrics, and a JSON 404 for
-//! unknown routes.
+//! unknown routes (405 with `Allow` for a declared route called with an undeclared method).
 
 use std::net::TcpListener;
 
@@ -9,7 +9,7 @@ use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 
-use crate::error::{configure_extractors, not_found};
+use crate::error::{DeclaredRoutes, configure_extractors, unrouted};
 use crate::internal_auth::InternalVerifier;
 use crate::metrics::Metrics;
 
@@ -115,12 +115,14 @@ impl Service {
         F: Fn(&mut web::ServiceConfig) + Clone + Send + 'static,
     {
         let spec = crate::openapi::with_operational_paths(spec);
+        let declared = web::Data::new(DeclaredRoutes::from_spec(&spec));
         let app_metrics = metrics.clone();
         let listener = TcpListener::bind((host, port))?;
         let port = listener.local_addr()?.port();
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(app_metrics.clone())
+                .app_data(declared.clone())
                 .configure(|cfg| {
                     if let Some(v) = &verifier {
                         cfg.app_data(v.clone());
@@ -133,7 +135,7 @@ impl Service {
                 .route("/metrics", web::get().to(crate::metrics::serve))
                 .configure(routes.clone())
                 .service(crate::openapi::docs(spec.clone()))
-                .default_service(web::to(not_found))
+                .default_service(web::to(unrouted))
         })
         .workers(2)
         .disable_signals()

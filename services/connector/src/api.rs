@@ -6,6 +6,7 @@ use serde::Deserialize;
 use sextant_contracts::api::{Health, SyncReport};
 use sextant_contracts::{ErrorBody, ErrorCode};
 use sextant_service_kit::ApiError;
+use sextant_service_kit::error::in_range;
 use utoipa::{OpenApi, ToSchema};
 
 use crate::AppState;
@@ -76,10 +77,27 @@ pub struct StartSync {
     /// Objects to sync, in order (default: Account, Contact, Product2, Order, OrderItem, Case,
     /// then the sources of the configured object mappings).
     #[serde(default)]
+    #[schema(schema_with = sync_objects_schema)]
     pub objects: Option<Vec<String>>,
     /// Re-read everything, ignoring (and resetting) the watermarks.
     #[serde(default)]
     pub full: bool,
+}
+
+/// `objects`: null, or 1 or more of the built-in objects (a deployment with object mappings also
+/// takes their source objects, which a static document cannot list).
+fn sync_objects_schema() -> utoipa::openapi::schema::Array {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, SchemaType, Type};
+    ArrayBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Array, Type::Null]))
+        .items(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(Some(crate::mapping::OBJECTS.iter().map(|(o, _)| *o))),
+        )
+        .min_items(Some(1))
+        .description(Some("Objects to sync, in order (default: Account, Contact, Product2, Order, OrderItem, Case, then the sources of the configured object mappings, which this list also takes)."))
+        .build()
 }
 
 fn db_error(e: sea_orm::DbErr) -> ApiError {
@@ -92,6 +110,16 @@ fn busy(job: &str) -> ApiError {
         ErrorCode::SyncInProgress,
         format!("a sync of this org is already running (job {job})"),
     )
+}
+
+/// The optional body of a sync request: none (empty or `null`) or a [`StartSync`]; anything
+/// else is `400 invalid_json` (never read as "no body").
+fn start_sync_body(body: &[u8]) -> Result<Option<StartSync>, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    serde_json::from_slice::<Option<StartSync>>(body)
+        .map_err(|e| ApiError::bad_request(ErrorCode::InvalidJson, e.to_string()))
 }
 
 /// Checks the request and takes the org's lock for a new job; the job is recorded as running.
@@ -325,7 +353,7 @@ pub async fn resume_interrupted(state: &web::Data<AppState>) -> Result<(), sea_o
     request_body(content = Option<StartSync>, description = "What to sync; may be empty"),
     responses(
         (status = 200, description = "Records synced per object", body = SyncReport),
-        (status = 400, description = "An unknown object (code invalid_parameter)", body = ErrorBody),
+        (status = 400, description = "An unknown object (code invalid_parameter) or a body that is not a sync request (code invalid_json)", body = ErrorBody),
         (status = 409, description = "A sync of this org is running, here or on another replica (code sync_in_progress)", body = ErrorBody),
         (status = 422, description = "A configured object mapping does not fit the org: a missing object or field, a wrong type (code invalid_parameter; the object and field are named)", body = ErrorBody),
         (status = 502, description = "Salesforce or the feature store failed (codes salesforce_error, upstream_unavailable)", body = ErrorBody),
@@ -334,9 +362,9 @@ pub async fn resume_interrupted(state: &web::Data<AppState>) -> Result<(), sea_o
 #[post("/v1/sync")]
 async fn sync(
     state: web::Data<AppState>,
-    body: Option<web::Json<StartSync>>,
+    body: web::Bytes,
 ) -> Result<web::Json<SyncReport>, ApiError> {
-    let job = begin(&state, body.map(web::Json::into_inner)).await?;
+    let job = begin(&state, start_sync_body(&body)?).await?;
     run_job(&state, &job)
         .await
         .map(web::Json)
@@ -381,16 +409,16 @@ fn sync_error(e: SyncError) -> ApiError {
     request_body(content = Option<StartSync>, description = "What to sync; may be empty"),
     responses(
         (status = 202, description = "Started", body = SyncJob),
-        (status = 400, description = "An unknown object (code invalid_parameter)", body = ErrorBody),
+        (status = 400, description = "An unknown object (code invalid_parameter) or a body that is not a sync request (code invalid_json)", body = ErrorBody),
         (status = 409, description = "A sync of this org is running, here or on another replica (code sync_in_progress)", body = ErrorBody),
     )
 )]
 #[post("/v1/syncs")]
 async fn start_sync(
     state: web::Data<AppState>,
-    body: Option<web::Json<StartSync>>,
+    body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    let job = begin(&state, body.map(web::Json::into_inner)).await?;
+    let job = begin(&state, start_sync_body(&body)?).await?;
     let st = state.clone();
     let running = job.clone();
     state.spawn(async move {
@@ -407,15 +435,18 @@ struct ListParams {
 
 /// The newest sync jobs (default 100, at most 1000), newest first.
 #[utoipa::path(
-    params(("limit" = Option<u64>, Query, description = "How many (default 100, at most 1000)")),
-    responses((status = 200, description = "Jobs", body = [SyncJob]))
+    params(("limit" = Option<u64>, Query, minimum = 1, maximum = 1000, description = "How many (default 100, at most 1000)")),
+    responses(
+        (status = 200, description = "Jobs", body = [SyncJob]),
+        (status = 400, description = "limit outside 1..=1000 or not a number (code invalid_parameter)", body = ErrorBody),
+    )
 )]
 #[get("/v1/syncs")]
 async fn list_syncs(
     state: web::Data<AppState>,
     q: web::Query<ListParams>,
 ) -> Result<web::Json<Vec<SyncJob>>, ApiError> {
-    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    let limit = in_range("limit", q.limit.unwrap_or(100), 1, 1000)?;
     Ok(web::Json(state.jobs.list(limit).await.map_err(db_error)?))
 }
 
@@ -537,11 +568,12 @@ struct RecordParams {
 #[utoipa::path(
     params(
         ("id" = String, Path, description = "Job id"),
-        ("offset" = Option<u64>, Query, description = "First record listed"),
-        ("limit" = Option<u64>, Query, description = "Records listed (default 1000, at most 10000)"),
+        ("offset" = Option<u64>, Query, minimum = 0, maximum = 1_000_000_000, description = "First record listed"),
+        ("limit" = Option<u64>, Query, minimum = 0, maximum = 10_000, description = "Records listed (default 1000, at most 10000; 0 for the job alone)"),
     ),
     responses(
         (status = 200, description = "The job", body = WriteBackJob),
+        (status = 400, description = "offset or limit out of range or not a number (code invalid_parameter)", body = ErrorBody),
         (status = 404, description = "No such job (code not_found)", body = ErrorBody),
     )
 )]
@@ -551,10 +583,11 @@ async fn get_writeback(
     id: web::Path<String>,
     q: web::Query<RecordParams>,
 ) -> Result<web::Json<WriteBackJob>, ApiError> {
-    let limit = q.limit.unwrap_or(1000).min(10_000);
+    let limit = in_range("limit", q.limit.unwrap_or(1000), 0, 10_000)?;
+    let offset = in_range("offset", q.offset.unwrap_or(0), 0, 1_000_000_000)?;
     state
         .writebacks
-        .get(&id, q.offset.unwrap_or(0), limit)
+        .get(&id, offset, limit)
         .await
         .map_err(db_error)?
         .map(web::Json)
@@ -563,15 +596,18 @@ async fn get_writeback(
 
 /// The newest write-back jobs (without their records), newest first.
 #[utoipa::path(
-    params(("limit" = Option<u64>, Query, description = "How many (default 100, at most 1000)")),
-    responses((status = 200, description = "Jobs", body = [WriteBackJob]))
+    params(("limit" = Option<u64>, Query, minimum = 1, maximum = 1000, description = "How many (default 100, at most 1000)")),
+    responses(
+        (status = 200, description = "Jobs", body = [WriteBackJob]),
+        (status = 400, description = "limit outside 1..=1000 or not a number (code invalid_parameter)", body = ErrorBody),
+    )
 )]
 #[get("/v1/writebacks")]
 async fn list_writebacks(
     state: web::Data<AppState>,
     q: web::Query<ListParams>,
 ) -> Result<web::Json<Vec<WriteBackJob>>, ApiError> {
-    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    let limit = in_range("limit", q.limit.unwrap_or(100), 1, 1000)?;
     Ok(web::Json(
         state.writebacks.list(limit).await.map_err(db_error)?,
     ))

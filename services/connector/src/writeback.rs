@@ -44,7 +44,7 @@ const BULK_ROUND: i64 = 100_000;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ScoreToWrite {
     /// The record's key: its Salesforce Id, or its external id when `external_id_field` is not `Id`.
-    #[schema(min_length = 1, max_length = 255)]
+    #[schema(min_length = 1, max_length = 255, format = "salesforce-id")]
     pub id: String,
     /// The score (a finite number).
     pub score: f64,
@@ -55,21 +55,25 @@ pub struct ScoreToWrite {
 pub struct WriteBackRequest {
     /// The object written (default `Account`).
     #[serde(default = "default_object")]
+    #[schema(pattern = "^[A-Za-z][A-Za-z0-9_]{0,79}$")]
     pub object: String,
     /// The upsert key: `Id` (default) or an external-id field.
     #[serde(default = "default_key")]
+    #[schema(pattern = "^[A-Za-z][A-Za-z0-9_]{0,79}$")]
     pub external_id_field: String,
     /// The field that receives the score (default `Churn_Score__c`).
     #[serde(default = "default_score_field")]
+    #[schema(pattern = "^[A-Za-z][A-Za-z0-9_]{0,79}$")]
     pub score_field: String,
     /// The field that receives the model version, when `model_version` is given (default
     /// `Sextant_Model_Version__c`).
     #[serde(default = "default_version_field")]
+    #[schema(pattern = "^[A-Za-z][A-Za-z0-9_]{0,79}$")]
     pub model_version_field: String,
     #[serde(default)]
     pub model_version: Option<String>,
-    /// At most 50,000.
-    #[schema(max_items = 50000)]
+    /// 1 to 50,000.
+    #[schema(min_items = 1, max_items = 50000)]
     pub scores: Vec<ScoreToWrite>,
 }
 

@@ -257,7 +257,7 @@ pub struct DriftRequest {
     max_rows: Option<usize>,
     /// The org; the default org when absent.
     #[serde(default)]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, pattern = "^00D[0-9A-Za-z]{12}([0-9A-Za-z]{3})?$", format = "salesforce-org-id")]
     org_id: Option<OrgId>,
 }
 
@@ -480,6 +480,7 @@ struct PageQuery {
     /// Return ids after this one.
     after: Option<SalesforceId>,
     /// Page size, 1..=2000 (default 200).
+    #[param(minimum = 1, maximum = 2000)]
     limit: Option<u64>,
 }
 

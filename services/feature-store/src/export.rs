@@ -276,6 +276,12 @@ fn resolve(root: &Path, directory: &str) -> Result<PathBuf, ApiError> {
     for c in Path::new(directory).components() {
         match c {
             Component::Normal(p) => {
+                // NAME_MAX: a longer name is the caller's mistake, not a server failure.
+                if p.len() > 255 {
+                    return Err(bad(format!(
+                        "directory {directory:?}: each name is at most 255 bytes"
+                    )));
+                }
                 if p.to_string_lossy().starts_with('.') {
                     return Err(bad(format!(
                         "directory {directory:?}: names starting with '.' are reserved for exports in progress"
@@ -309,9 +315,13 @@ fn resolve(root: &Path, directory: &str) -> Result<PathBuf, ApiError> {
                     return Err(refuse_outside(directory));
                 }
                 if i + 1 == parts.len() {
-                    return Err(bad(format!(
-                        "directory {directory:?} already exists; an export never overwrites one"
-                    )));
+                    return Err(ApiError::new(
+                        actix_web::http::StatusCode::CONFLICT,
+                        ErrorCode::AlreadyExists,
+                        format!(
+                            "directory {directory:?} already exists; an export never overwrites one"
+                        ),
+                    ));
                 }
                 if !real.is_dir() {
                     return Err(bad(format!(
@@ -341,8 +351,8 @@ fn resolve(root: &Path, directory: &str) -> Result<PathBuf, ApiError> {
     request_body = ExportRequest,
     responses(
         (status = 202, description = "Export started; its status (poll `GET /v1/exports/{id}`)", body = ExportStatus),
-        (status = 400, description = "Directory outside the export root (path_outside_root); existing, hidden or malformed directory, bad org or max_file_rows (invalid_parameter)", body = ErrorBody),
-        (status = 409, description = "Another export is running (export_in_progress)", body = ErrorBody),
+        (status = 400, description = "Directory outside the export root (path_outside_root); hidden or malformed directory (a name over 255 bytes), bad org or max_file_rows (invalid_parameter)", body = ErrorBody),
+        (status = 409, description = "Another export is running (export_in_progress), or the directory already exists (already_exists)", body = ErrorBody),
     )
 )]
 #[post("/v1/exports")]
@@ -877,7 +887,8 @@ mod tests {
         }
         std::os::unix::fs::symlink(&outside, root.join("link")).expect("symlink");
         assert_eq!(code(resolve(&root, "link/x")), ErrorCode::PathOutsideRoot);
-        for refused in ["", " ", "a/.hidden", "a\nb"] {
+        let too_long = format!("a/{}", "x".repeat(256));
+        for refused in ["", " ", "a/.hidden", "a\nb", too_long.as_str()] {
             assert_eq!(
                 code(resolve(&root, refused)),
                 ErrorCode::InvalidParameter,
@@ -885,10 +896,7 @@ mod tests {
             );
         }
         std::fs::create_dir_all(root.join("done/2024")).expect("mkdir");
-        assert_eq!(
-            code(resolve(&root, "done/2024")),
-            ErrorCode::InvalidParameter
-        );
+        assert_eq!(code(resolve(&root, "done/2024")), ErrorCode::AlreadyExists);
         std::fs::write(root.join("file"), b"x").expect("write");
         assert_eq!(code(resolve(&root, "file/x")), ErrorCode::InvalidParameter);
         let real = root.canonicalize().expect("root");

@@ -102,11 +102,13 @@ pub async fn log_predictions(
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct RealisedQuery {
     /// The model version, e.g. `churn-v3`.
+    #[param(value_type = ModelVersion)]
     model_version: String,
     /// The most matured predictions to read, 1..=200000 (default 50000), oldest first.
+    #[param(minimum = 1, maximum = 200_000)]
     max_rows: Option<usize>,
     /// The org; the default org when absent.
-    #[param(value_type = Option<String>)]
+    #[param(value_type = Option<String>, pattern = "^00D[0-9A-Za-z]{12}([0-9A-Za-z]{3})?$", format = "salesforce-org-id")]
     org_id: Option<OrgId>,
 }
 

@@ -120,7 +120,7 @@ async fn fail(tx: &Tx, message: &str) {
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct ExportQuery {
     /// The org; the store's default org when absent.
-    #[param(value_type = Option<String>)]
+    #[param(value_type = Option<String>, pattern = "^00D[0-9A-Za-z]{12}([0-9A-Za-z]{3})?$", format = "salesforce-org-id")]
     org_id: Option<OrgId>,
 }
 
@@ -131,7 +131,10 @@ pub struct ExportQuery {
 /// reads it. A failure part-way aborts the transfer (never a clean, shorter file).
 #[utoipa::path(
     params(ExportQuery),
-    responses((status = 200, description = "Purchase lines", content_type = "text/csv", body = String))
+    responses(
+        (status = 200, description = "Purchase lines", content_type = "text/csv", body = String),
+        (status = 400, description = "A malformed org_id (code invalid_parameter)", body = ErrorBody),
+    )
 )]
 #[get("/v1/purchases")]
 pub async fn export_purchases(

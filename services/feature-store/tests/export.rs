@@ -538,7 +538,7 @@ async fn bad_export_requests_get_4xx_with_stable_codes() {
     let (got, answer) = app.post("/v1/exports", &json!({"directory": "done"})).await;
     assert_eq!(
         (got, answer["code"].as_str()),
-        (400, Some("invalid_parameter")),
+        (409, Some("already_exists")),
         "an existing directory: {answer}"
     );
     let (got, answer) = app.get("/v1/exports/no-such-export").await;

@@ -103,7 +103,8 @@ pub(crate) fn parse_ids(raw: &[String]) -> Result<Vec<SalesforceId>, ApiError> {
     let mut seen = HashSet::new();
     let mut ids = Vec::with_capacity(raw.len());
     for (i, r) in raw.iter().enumerate() {
-        let id = SalesforceId::parse(r.trim())
+        // Exactly as sent: the documented pattern has no surrounding blanks.
+        let id = SalesforceId::parse(r)
             .and_then(|id| id.expect_object("Account", "001"))
             .map_err(|e| {
                 ApiError::bad_request(
@@ -502,7 +503,7 @@ async fn sentiment(
 /// model — or one created on the trainer since the gateway last listed them (every refresh
 /// interval) — is answered `no_model`.
 #[utoipa::path(
-    params(("name" = String, Path, description = "Prediction definition name, e.g. upsell")),
+    params(("name" = String, Path, pattern = "^[a-z][a-z0-9_]{0,39}$", description = "Prediction definition name, e.g. upsell")),
     request_body = PropensityScoreRequest,
     security(("bearer_jwt" = [])),
     responses(

@@ -67,7 +67,7 @@ fn day_number(d: chrono::NaiveDate) -> i64 {
 #[serde(deny_unknown_fields)]
 pub struct CrossSellRequest {
     /// Account ids, 15 or 18 characters; at most 200.
-    #[schema(min_items = 1, max_items = 200)]
+    #[schema(schema_with = sextant_contracts::ids::account_ids_schema)]
     pub record_ids: Vec<String>,
     /// Products per account, 1..=20 (default 5).
     #[serde(default)]

@@ -7,7 +7,7 @@ use actix_web::{HttpResponse, delete, get, post, put, web};
 use futures_util::StreamExt;
 use serde::Deserialize;
 use sextant_contracts::api::{
-    ClvJobRequest, ClvModelMetadata, Health, ModelCard, ModelMetadata, PromotionDecision,
+    ClvJobRequest, ClvModelMetadata, Health, MAX_SEED, ModelCard, ModelMetadata, PromotionDecision,
     ShadowComparison, ShadowRequest, TrainJob, TrainJobRequest,
 };
 use sextant_contracts::time::SharedClock;
@@ -79,7 +79,7 @@ use crate::registry::{Governed, ModelKind, Registry, RegistryError};
         healthz,
         readyz
     ),
-    components(schemas(PredictionDefinition, LabelRule, ColumnKind))
+    components(schemas(PredictionDefinition, LabelRule, ColumnKind, PurchaseSource))
 )]
 struct ApiDoc;
 
@@ -303,17 +303,19 @@ async fn start_job(
             "cutoff_step_days must be between 7 and 365",
         ));
     }
-    if span > 1460 || span / step + 2 > 104 {
+    // 720 days at the smallest step (7) is 104 cut-offs, what one training set takes.
+    if span > 720 {
         return Err(ApiError::bad_request(
             ErrorCode::InvalidParameter,
-            "cutoff_span_days must be at most 1460 and give at most 103 training cut-offs",
+            "cutoff_span_days must be at most 720",
         ));
     }
+    let seed = seed_of(req.seed)?;
     let config = ChurnJobConfig {
         max_epochs: epochs,
         cutoff_step_days: step,
         cutoff_span_days: span,
-        net: sequence_net(defaults.net, req.seed.unwrap_or(42)),
+        net: sequence_net(defaults.net, seed),
         ..defaults
     };
     let job = state.jobs.start(req, config);
@@ -365,7 +367,7 @@ async fn current_model(state: web::Data<AppState>) -> Result<web::Json<ModelMeta
 
 /// One model's metadata.
 #[utoipa::path(
-    params(("version" = String, Path, description = "Model version, e.g. churn-v3")),
+    params(("version" = String, Path, pattern = "^(current|shadow|[a-z0-9_]+-v[1-9][0-9]{0,8})$", description = "Model version, e.g. churn-v3")),
     responses((status = 200, description = "Metadata", body = ModelMetadata), (status = 400, description = "Malformed version", body = ErrorBody), (status = 404, description = "Unknown version", body = ErrorBody))
 )]
 #[get("/v1/models/{version}")]
@@ -378,7 +380,7 @@ async fn get_model(
 
 /// One model's artefact: the input transform and weights, scored by the gateway.
 #[utoipa::path(
-    params(("version" = String, Path, description = "Model version, e.g. churn-v3, or `current`")),
+    params(("version" = String, Path, pattern = "^(current|shadow|[a-z0-9_]+-v[1-9][0-9]{0,8})$", description = "Model version, e.g. churn-v3, or `current`")),
     responses((status = 200, description = "Artefact: the sequence model (kind sequence_gru) with its bands and typical values, or a churn MLP stored before it", body = ServedChurnModel), (status = 400, description = "Malformed version", body = ErrorBody), (status = 404, description = "Unknown version", body = ErrorBody))
 )]
 #[get("/v1/models/{version}/artifact")]
@@ -391,8 +393,8 @@ async fn get_artifact(
 
 /// A model's plots: `roc.svg` (held-out ROC curve) or `learning_curve.svg` (loss per epoch).
 #[utoipa::path(
-    params(("version" = String, Path, description = "Model version"), ("name" = String, Path, description = "roc.svg or learning_curve.svg")),
-    responses((status = 200, description = "SVG image", content_type = "image/svg+xml", body = String), (status = 404, description = "Unknown version or plot", body = ErrorBody))
+    params(("version" = String, Path, pattern = "^(current|shadow|[a-z0-9_]+-v[1-9][0-9]{0,8})$", description = "Model version"), ("name" = String, Path, description = "roc.svg or learning_curve.svg")),
+    responses((status = 200, description = "SVG image", content_type = "image/svg+xml", body = String), (status = 400, description = "A malformed version or definition name (code invalid_parameter)", body = ErrorBody), (status = 404, description = "Unknown version or plot", body = ErrorBody))
 )]
 #[get("/v1/models/{version}/plots/{name}")]
 async fn get_plot(
@@ -406,7 +408,7 @@ async fn get_plot(
 /// version. The version it replaces is retired; the gateway picks the change up on its next
 /// refresh. Promoting the current version only records the call.
 #[utoipa::path(
-    params(("version" = String, Path, description = "Model version, e.g. churn-v3")),
+    params(("version" = String, Path, pattern = "^[a-z0-9_]+-v[1-9][0-9]{0,8}$", description = "Model version, e.g. churn-v3")),
     responses(
         (status = 200, description = "The version, now current, with the decision recorded", body = ModelMetadata),
         (status = 400, description = "Malformed version (invalid_parameter)", body = ErrorBody),
@@ -476,7 +478,7 @@ async fn current_clv_model(
 /// One CLV model's metadata: metrics, fit configuration (parameters of every model tried,
 /// fallback reasons, the feature mapping, tiers), fingerprint, status and promotion.
 #[utoipa::path(
-    params(("version" = String, Path, description = "CLV model version, e.g. clv-v2")),
+    params(("version" = String, Path, pattern = "^(current|shadow|[a-z0-9_]+-v[1-9][0-9]{0,8})$", description = "CLV model version, e.g. clv-v2")),
     responses((status = 200, description = "Metadata", body = ClvModelMetadata), (status = 400, description = "Malformed version", body = ErrorBody), (status = 404, description = "Unknown version", body = ErrorBody))
 )]
 #[get("/v1/clv/models/{version}")]
@@ -489,7 +491,7 @@ async fn get_clv_model(
 
 /// One CLV model's artefact (purchase and spend parameters, value tiers), served by the gateway.
 #[utoipa::path(
-    params(("version" = String, Path, description = "CLV model version, e.g. clv-v2, or `current`")),
+    params(("version" = String, Path, pattern = "^(current|shadow|[a-z0-9_]+-v[1-9][0-9]{0,8})$", description = "CLV model version, e.g. clv-v2, or `current`")),
     responses((status = 200, description = "Artefact", body = ClvArtifact), (status = 400, description = "Malformed version", body = ErrorBody), (status = 404, description = "Unknown version", body = ErrorBody))
 )]
 #[get("/v1/clv/models/{version}/artifact")]
@@ -503,8 +505,8 @@ async fn get_clv_artifact(
 /// A CLV model's plot: `holdout.svg` (mean actual and predicted holdout purchases per
 /// calibration repeat-purchase count).
 #[utoipa::path(
-    params(("version" = String, Path, description = "CLV model version"), ("name" = String, Path, description = "holdout.svg")),
-    responses((status = 200, description = "SVG image", content_type = "image/svg+xml", body = String), (status = 404, description = "Unknown version or plot", body = ErrorBody))
+    params(("version" = String, Path, pattern = "^(current|shadow|[a-z0-9_]+-v[1-9][0-9]{0,8})$", description = "CLV model version"), ("name" = String, Path, description = "holdout.svg")),
+    responses((status = 200, description = "SVG image", content_type = "image/svg+xml", body = String), (status = 400, description = "A malformed version or definition name (code invalid_parameter)", body = ErrorBody), (status = 404, description = "Unknown version or plot", body = ErrorBody))
 )]
 #[get("/v1/clv/models/{version}/plots/{name}")]
 async fn get_clv_plot(
@@ -517,7 +519,7 @@ async fn get_clv_plot(
 /// Makes a CLV version current: a manual promotion of a candidate, or a rollback. The version
 /// it replaces is retired; the gateway picks the change up on its next refresh.
 #[utoipa::path(
-    params(("version" = String, Path, description = "CLV model version, e.g. clv-v1")),
+    params(("version" = String, Path, pattern = "^[a-z0-9_]+-v[1-9][0-9]{0,8}$", description = "CLV model version, e.g. clv-v1")),
     responses(
         (status = 200, description = "The version, now current, with the decision recorded", body = ClvModelMetadata),
         (status = 400, description = "Malformed version (invalid_parameter)", body = ErrorBody),
@@ -578,7 +580,20 @@ pub const MAX_SENTIMENT_UPLOAD: usize = 64 << 20;
 #[derive(Debug, Deserialize, IntoParams)]
 struct JobQuery {
     /// Seed of initialisation and shuffling (default 42); same data and seed, same model.
+    #[param(minimum = 0, maximum = 9_007_199_254_740_991_u64)]
     seed: Option<u64>,
+}
+
+/// A job's seed: 42 by default, at most [`MAX_SEED`].
+fn seed_of(seed: Option<u64>) -> Result<u64, ApiError> {
+    match seed {
+        None => Ok(42),
+        Some(s) if s <= MAX_SEED => Ok(s),
+        Some(_) => Err(ApiError::bad_request(
+            ErrorCode::InvalidParameter,
+            format!("seed must be at most {MAX_SEED}"),
+        )),
+    }
 }
 
 /// What a user can fix in uploaded labelled text, without the server's temporary path.
@@ -630,6 +645,7 @@ async fn start_sentiment_job(
     query: web::Query<JobQuery>,
     mut body: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
+    let seed = seed_of(query.seed)?;
     let (path, fingerprint, size) = receive_upload(&mut body, MAX_SENTIMENT_UPLOAD).await?;
     let (path, rows) = web::block(move || {
         crate::evaluate::sentiment::check_labelled(&path).map(|rows| (path, rows))
@@ -641,7 +657,7 @@ async fn start_sentiment_job(
     let job = state.jobs.start_sentiment(SentimentData {
         file: path,
         fingerprint,
-        seed: query.seed.unwrap_or(42),
+        seed,
     });
     Ok(HttpResponse::Accepted().json(job))
 }
@@ -670,7 +686,7 @@ async fn current_sentiment_model(
 /// One sentiment model's card: held-out metrics (and the baseline's and lexicon's on the same
 /// rows), configuration, fingerprint of the data, status and promotion.
 #[utoipa::path(
-    params(("version" = String, Path, description = "Sentiment model version, e.g. sentiment-v2, or `current`")),
+    params(("version" = String, Path, pattern = "^(current|shadow|[a-z0-9_]+-v[1-9][0-9]{0,8})$", description = "Sentiment model version, e.g. sentiment-v2, or `current`")),
     responses((status = 200, description = "Card", body = ModelCard), (status = 400, description = "Malformed version", body = ErrorBody), (status = 404, description = "Unknown version, or no current model (no_model)", body = ErrorBody))
 )]
 #[get("/v1/sentiment/models/{version}")]
@@ -684,7 +700,7 @@ async fn get_sentiment_model(
 /// One sentiment model's artefact; `current` follows promotions (the feature store's
 /// `sentiment_model_url`).
 #[utoipa::path(
-    params(("version" = String, Path, description = "Sentiment model version, e.g. sentiment-v2, or `current`")),
+    params(("version" = String, Path, pattern = "^(current|shadow|[a-z0-9_]+-v[1-9][0-9]{0,8})$", description = "Sentiment model version, e.g. sentiment-v2, or `current`")),
     responses((status = 200, description = "Artefact", body = SentimentArtifact), (status = 400, description = "Malformed version", body = ErrorBody), (status = 404, description = "Unknown version, or no current model (no_model)", body = ErrorBody))
 )]
 #[get("/v1/sentiment/models/{version}/artifact")]
@@ -697,7 +713,7 @@ async fn get_sentiment_artifact(
 
 /// A sentiment model's plot: `confusion.svg` (held-out confusion matrix).
 #[utoipa::path(
-    params(("version" = String, Path, description = "Sentiment model version"), ("name" = String, Path, description = "confusion.svg")),
+    params(("version" = String, Path, pattern = "^(current|shadow|[a-z0-9_]+-v[1-9][0-9]{0,8})$", description = "Sentiment model version"), ("name" = String, Path, description = "confusion.svg")),
     responses((status = 200, description = "SVG image", content_type = "image/svg+xml", body = String), (status = 400, description = "Malformed version", body = ErrorBody), (status = 404, description = "Unknown version or plot", body = ErrorBody))
 )]
 #[get("/v1/sentiment/models/{version}/plots/{name}")]
@@ -711,7 +727,7 @@ async fn get_sentiment_plot(
 /// Makes a sentiment version current: a manual promotion of a candidate, or a rollback. The
 /// feature store picks it up on its next refresh.
 #[utoipa::path(
-    params(("version" = String, Path, description = "Sentiment model version, e.g. sentiment-v1")),
+    params(("version" = String, Path, pattern = "^[a-z0-9_]+-v[1-9][0-9]{0,8}$", description = "Sentiment model version, e.g. sentiment-v1")),
     responses(
         (status = 200, description = "The version, now current, with the decision recorded", body = ModelCard),
         (status = 400, description = "Malformed version (invalid_parameter)", body = ErrorBody),
@@ -785,7 +801,7 @@ async fn list_definitions(
 /// kind overrides. A definition with trained models cannot change (409): ask a new question
 /// under a new name.
 #[utoipa::path(
-    params(("name" = String, Path, description = "Definition name: a lower-case letter, then lower-case letters, digits or _ (at most 40)")),
+    params(("name" = String, Path, pattern = "^[a-z][a-z0-9_]{0,39}$", description = "Definition name: a lower-case letter, then lower-case letters, digits or _ (at most 40)")),
     request_body = PredictionDefinition,
     responses(
         (status = 200, description = "Stored (or unchanged)", body = PredictionDefinition),
@@ -812,7 +828,7 @@ async fn put_definition(
 
 /// One prediction definition.
 #[utoipa::path(
-    params(("name" = String, Path, description = "Definition name")),
+    params(("name" = String, Path, pattern = "^[a-z][a-z0-9_]{0,39}$", description = "Definition name")),
     responses((status = 200, description = "The definition", body = PredictionDefinition), (status = 400, description = "Bad name", body = ErrorBody), (status = 404, description = "No such definition", body = ErrorBody))
 )]
 #[get("/v1/propensity/{name}")]
@@ -842,6 +858,7 @@ enum RecordSource {
 #[derive(Debug, Deserialize, IntoParams)]
 struct PropensityQuery {
     /// Seed of initialisation and shuffling (default 42); same data and seed, same model.
+    #[param(minimum = 0, maximum = 9_007_199_254_740_991_u64)]
     seed: Option<u64>,
     /// `upload` (default): the export in the body; `feature_store`: the records of the
     /// definition's object that the connector synced into the feature store.
@@ -864,7 +881,7 @@ struct PropensityQuery {
 /// logistic-regression baseline and the current model, and becomes current only when its
 /// ROC-AUC is at least the current model's on the same rows.
 #[utoipa::path(
-    params(("name" = String, Path, description = "Definition name"), PropensityQuery),
+    params(("name" = String, Path, pattern = "^[a-z][a-z0-9_]{0,39}$", description = "Definition name"), PropensityQuery),
     request_body(content = String, content_type = "text/csv", description = "Object export: header of field names, one record per row (empty with source=feature_store)"),
     responses(
         (status = 202, description = "Job queued", body = TrainJob),
@@ -880,12 +897,12 @@ async fn start_propensity_job(
     query: web::Query<PropensityQuery>,
     mut body: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
+    let seed = seed_of(query.seed)?;
     let definition = state
         .propensity
         .definition(&name)
         .map_err(definition_error)?;
     let registry = state.propensity.registry(&name).map_err(definition_error)?;
-    let seed = query.seed.unwrap_or(42);
     let (path, fingerprint, size) = receive_upload(&mut body, MAX_PROPENSITY_UPLOAD).await?;
     if query.source == Some(RecordSource::FeatureStore) {
         if size > 0 {
@@ -934,8 +951,8 @@ async fn start_propensity_job(
 
 /// Every version of a definition's model, oldest first.
 #[utoipa::path(
-    params(("name" = String, Path, description = "Definition name")),
-    responses((status = 200, description = "Model cards", body = Vec<ModelCard>), (status = 404, description = "No such definition", body = ErrorBody))
+    params(("name" = String, Path, pattern = "^[a-z][a-z0-9_]{0,39}$", description = "Definition name")),
+    responses((status = 200, description = "Model cards", body = Vec<ModelCard>), (status = 400, description = "A malformed version or definition name (code invalid_parameter)", body = ErrorBody), (status = 404, description = "No such definition", body = ErrorBody))
 )]
 #[get("/v1/propensity/{name}/models")]
 async fn list_propensity_models(
@@ -948,7 +965,7 @@ async fn list_propensity_models(
 /// One version's card: held-out metrics (and the baseline's on the same rows), the selection,
 /// the encoded features, the data's SHA-256, status and promotion.
 #[utoipa::path(
-    params(("name" = String, Path, description = "Definition name"), ("version" = String, Path, description = "Version, e.g. upsell-v2, or `current`")),
+    params(("name" = String, Path, pattern = "^[a-z][a-z0-9_]{0,39}$", description = "Definition name"), ("version" = String, Path, pattern = "^(current|shadow|[a-z0-9_]+-v[1-9][0-9]{0,8})$", description = "Version, e.g. upsell-v2, or `current`")),
     responses((status = 200, description = "Card", body = ModelCard), (status = 400, description = "Malformed version", body = ErrorBody), (status = 404, description = "Unknown definition or version, or no current model (no_model)", body = ErrorBody))
 )]
 #[get("/v1/propensity/{name}/models/{version}")]
@@ -968,7 +985,7 @@ async fn get_propensity_model(
 /// One version's artefact: the definition, the fitted encoder and the model, which the gateway
 /// scores records with (top factors by occlusion against each field's typical value).
 #[utoipa::path(
-    params(("name" = String, Path, description = "Definition name"), ("version" = String, Path, description = "Version, e.g. upsell-v2, or `current`")),
+    params(("name" = String, Path, pattern = "^[a-z][a-z0-9_]{0,39}$", description = "Definition name"), ("version" = String, Path, pattern = "^(current|shadow|[a-z0-9_]+-v[1-9][0-9]{0,8})$", description = "Version, e.g. upsell-v2, or `current`")),
     responses((status = 200, description = "Artefact (JSON)", body = Object), (status = 400, description = "Malformed version", body = ErrorBody), (status = 404, description = "Unknown definition or version, or no current model (no_model)", body = ErrorBody))
 )]
 #[get("/v1/propensity/{name}/models/{version}/artifact")]
@@ -987,7 +1004,7 @@ async fn get_propensity_artifact(
 
 /// A version's plot: `roc.svg` (held-out ROC curve).
 #[utoipa::path(
-    params(("name" = String, Path, description = "Definition name"), ("version" = String, Path, description = "Version"), ("plot" = String, Path, description = "roc.svg")),
+    params(("name" = String, Path, pattern = "^[a-z][a-z0-9_]{0,39}$", description = "Definition name"), ("version" = String, Path, pattern = "^(current|shadow|[a-z0-9_]+-v[1-9][0-9]{0,8})$", description = "Version"), ("plot" = String, Path, description = "roc.svg")),
     responses((status = 200, description = "SVG image", content_type = "image/svg+xml", body = String), (status = 400, description = "Malformed version", body = ErrorBody), (status = 404, description = "Unknown definition, version or plot", body = ErrorBody))
 )]
 #[get("/v1/propensity/{name}/models/{version}/plots/{plot}")]
@@ -1007,7 +1024,7 @@ async fn get_propensity_plot(
 
 /// Makes a version of a definition's model current: a manual promotion or a rollback.
 #[utoipa::path(
-    params(("name" = String, Path, description = "Definition name"), ("version" = String, Path, description = "Version, e.g. upsell-v1")),
+    params(("name" = String, Path, pattern = "^[a-z][a-z0-9_]{0,39}$", description = "Definition name"), ("version" = String, Path, pattern = "^[a-z0-9_]+-v[1-9][0-9]{0,8}$", description = "Version, e.g. upsell-v1")),
     responses(
         (status = 200, description = "The version, now current, with the decision recorded", body = ModelCard),
         (status = 400, description = "Malformed version (invalid_parameter)", body = ErrorBody),
@@ -1063,6 +1080,7 @@ enum PurchaseSource {
 #[derive(Debug, Deserialize, IntoParams)]
 struct CrossSellQuery {
     /// Seed (default 42); same data and seed, same model.
+    #[param(minimum = 0, maximum = 9_007_199_254_740_991_u64)]
     seed: Option<u64>,
     /// `upload` (default): purchase lines in the body; `feature_store`: the store's purchases.
     source: Option<PurchaseSource>,
@@ -1094,7 +1112,7 @@ async fn start_cross_sell_job(
     query: web::Query<CrossSellQuery>,
     mut body: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let seed = query.seed.unwrap_or(42);
+    let seed = seed_of(query.seed)?;
     let registry = state.cross_sell_registry.clone();
     let (path, fingerprint, size) = receive_upload(&mut body, MAX_CROSS_SELL_UPLOAD).await?;
     if query.source == Some(PurchaseSource::FeatureStore) {
@@ -1135,7 +1153,7 @@ async fn list_cross_sell_models(
 /// One cross-sell model's card (test-period figures next to the baselines'; `current` follows
 /// promotions).
 #[utoipa::path(
-    params(("version" = String, Path, description = "Cross-sell model version, e.g. cross_sell-v2, or `current`")),
+    params(("version" = String, Path, pattern = "^(current|shadow|[a-z0-9_]+-v[1-9][0-9]{0,8})$", description = "Cross-sell model version, e.g. cross_sell-v2, or `current`")),
     responses((status = 200, description = "Model card", body = ModelCard), (status = 400, description = "Malformed version", body = ErrorBody), (status = 404, description = "Unknown version, or no current model (no_model)", body = ErrorBody))
 )]
 #[get("/v1/cross-sell/models/{version}")]
@@ -1149,7 +1167,7 @@ async fn get_cross_sell_model(
 /// One cross-sell model's artefact (the recommender, product names and the next-category model);
 /// `current` follows promotions (the gateway's source).
 #[utoipa::path(
-    params(("version" = String, Path, description = "Cross-sell model version, or `current`")),
+    params(("version" = String, Path, pattern = "^(current|shadow|[a-z0-9_]+-v[1-9][0-9]{0,8})$", description = "Cross-sell model version, or `current`")),
     responses((status = 200, description = "Artefact", body = Object), (status = 400, description = "Malformed version", body = ErrorBody), (status = 404, description = "Unknown version, or no current model (no_model)", body = ErrorBody))
 )]
 #[get("/v1/cross-sell/models/{version}/artifact")]
@@ -1162,8 +1180,8 @@ async fn get_cross_sell_artifact(
 
 /// A cross-sell model's plot: `hit_rate.svg` (test-period hit rate at k, next to popularity).
 #[utoipa::path(
-    params(("version" = String, Path, description = "Cross-sell model version"), ("name" = String, Path, description = "hit_rate.svg")),
-    responses((status = 200, description = "SVG", content_type = "image/svg+xml", body = String), (status = 404, description = "No such plot", body = ErrorBody))
+    params(("version" = String, Path, pattern = "^(current|shadow|[a-z0-9_]+-v[1-9][0-9]{0,8})$", description = "Cross-sell model version"), ("name" = String, Path, description = "hit_rate.svg")),
+    responses((status = 200, description = "SVG", content_type = "image/svg+xml", body = String), (status = 400, description = "A malformed version or definition name (code invalid_parameter)", body = ErrorBody), (status = 404, description = "No such plot", body = ErrorBody))
 )]
 #[get("/v1/cross-sell/models/{version}/plots/{name}")]
 async fn get_cross_sell_plot(
@@ -1176,7 +1194,7 @@ async fn get_cross_sell_plot(
 /// Makes a cross-sell version current: a manual promotion of a candidate, or a rollback. The
 /// gateway picks it up on its next refresh.
 #[utoipa::path(
-    params(("version" = String, Path, description = "Cross-sell model version, e.g. cross_sell-v1")),
+    params(("version" = String, Path, pattern = "^[a-z0-9_]+-v[1-9][0-9]{0,8}$", description = "Cross-sell model version, e.g. cross_sell-v1")),
     responses(
         (status = 200, description = "The version, now current, with the decision recorded", body = ModelCard),
         (status = 400, description = "Malformed version (invalid_parameter)", body = ErrorBody),
