@@ -93,7 +93,27 @@ ALL_PODS=(--expect Deployment/ci-sextant-connector --expect Deployment/ci-sextan
 check helm-lint          "$HELM" lint --strict "$CHART" "${CI_VALUES[@]}"
 check helm-lint-hardened "$HELM" lint --strict "$CHART" -f "$CHART/ci/values-hardened.yaml"
 check "helm-render (ci values)" render_ok "${ALL_PODS[@]}" --expect Job/ci-sextant-feature-store-migrate --expect Pod/ci-sextant-test -- "${CI_VALUES[@]}"
-check "helm-render (ingress, no registry volume)" render_ok -- "${CI_VALUES[@]}" --set ingress.enabled=true --set trainer.registry.persistence.enabled=false
+check "helm-render (ingress with a TLS Secret, no registry volume)" render_ok -- "${CI_VALUES[@]}" --set ingress.enabled=true \
+    --set ingress.tls.secretName=sextant-gateway-tls --set trainer.registry.persistence.enabled=false
+# TLS from cert-manager (ClusterIssuer annotation, the Secret it fills), the feature store's exports on
+# an existing claim that Ballista's pods mount read-only.
+check "helm-render (ingress with cert-manager TLS, exports claim shared with Ballista)" render_ok \
+    --expect Deployment/ci-sextant-feature-store --expect Deployment/ci-sextant-ballista-executor -- "${CI_VALUES[@]}" -f "$CHART/ci/values-ingress-cert-manager.yaml"
+check helm-ingress-tls-from-cert-manager bash -c "$(declare -f renders_with); HELM='$HELM' CHART='$CHART'
+    renders_with 'cert-manager.io/cluster-issuer: letsencrypt-prod' ${CI_VALUES[*]} -f '$CHART/ci/values-ingress-cert-manager.yaml' &&
+    renders_with 'secretName: \"ci-sextant-gateway-tls\"' ${CI_VALUES[*]} -f '$CHART/ci/values-ingress-cert-manager.yaml' &&
+    renders_with 'cert-manager.io/issuer: team-ca' ${CI_VALUES[*]} --set ingress.enabled=true --set ingress.certManager.issuer=team-ca &&
+    renders_with '- \"\\*.example.com\"' ${CI_VALUES[*]} --set ingress.enabled=true --set ingress.tls.secretName=wildcard --set 'ingress.tls.hosts={*.example.com}'"
+check "helm-render (plain-HTTP ingress, allowed explicitly; exports on an emptyDir)" render_ok -- "${CI_VALUES[@]}" \
+    --set ingress.enabled=true --set ingress.allowPlainHttp=true --set featureStore.exports.persistence.enabled=false
+# The export directory is a writable volume at the store's export_root (the root stays read-only),
+# the chart's claim by default; Ballista mounts the same claim.
+check helm-feature-store-exports-volume bash -c "$(declare -f renders_with); HELM='$HELM' CHART='$CHART'
+    renders_with 'SEXTANT_FEATURE_STORE__EXPORT_ROOT: \"/exports\"' ${CI_VALUES[*]} &&
+    renders_with 'claimName: ci-sextant-feature-store-exports' ${CI_VALUES[*]} &&
+    renders_with 'name: ci-sextant-feature-store-exports' ${CI_VALUES[*]} &&
+    [ \"\$('$HELM' template ci '$CHART' ${CI_VALUES[*]} -f '$CHART/ci/values-ingress-cert-manager.yaml' | grep -c 'claimName: sextant-exports')\" = 3 ] &&
+    ! '$HELM' template ci '$CHART' ${CI_VALUES[*]} -f '$CHART/ci/values-ingress-cert-manager.yaml' | grep -q 'name: ci-sextant-feature-store-exports'"
 check "helm-render (hardened: pull secrets, existing Secrets, NetworkPolicy, ServiceMonitor, Ballista)" \
     render_ok --require-pull-secrets "${ALL_PODS[@]}" --expect Deployment/ci-sextant-ballista-scheduler \
     --expect Deployment/ci-sextant-ballista-executor -- -f "$CHART/ci/values-hardened.yaml"
@@ -127,7 +147,7 @@ check helm-values-reference-up-to-date "$PY/bin/python" "$CHART/ci/values_refere
 # its reason, in ci/checkov-skips.txt, and any other finding fails.
 checkov_chart() {
     local dir; dir=$(mktemp -d)
-    "$HELM" template ci "$CHART" "${CI_VALUES[@]}" --set ingress.enabled=true >"$dir/ci.yaml" &&
+    "$HELM" template ci "$CHART" "${CI_VALUES[@]}" -f "$CHART/ci/values-ingress-cert-manager.yaml" >"$dir/ci.yaml" &&
     "$HELM" template ci "$CHART" -f "$CHART/ci/values-hardened.yaml" >"$dir/hardened.yaml" &&
     "$HELM" template ci "$CHART" "${CI_VALUES[@]}" -f "$CHART/ci/values-gpu.yaml" >"$dir/gpu.yaml" &&
     "$HELM" template ci "$CHART" --set connector.enabled=false --set featureStore.sqlite.enabled=true \
@@ -156,6 +176,13 @@ check helm-refuses-feature-store-without-database refuses "featureStore.database
 check helm-refuses-sqlite-with-2-replicas refuses "at '/featureStore/replicas': value must be 1" \
     --set connector.enabled=false --set gateway.auth.hs256Secret=$HS256 --set featureStore.sqlite.enabled=true --set featureStore.replicas=2
 check helm-refuses-sqlite-url-without-volume refuses "/featureStore/databaseUrl" "${CI_VALUES[@]}" --set "featureStore.databaseUrl=sqlite:///data/features.sqlite?mode=rwc"
+INGRESS_NEEDS_TLS="ingress.enabled without TLS: set ingress.tls.secretName (a kubernetes.io/tls Secret) or ingress.certManager.clusterIssuer (cert-manager issues one); ingress.allowPlainHttp=true serves the gateway over plain HTTP (development only)"
+check helm-refuses-ingress-without-tls refuses "$INGRESS_NEEDS_TLS" "${CI_VALUES[@]}" --set ingress.enabled=true
+check helm-refuses-two-cert-manager-issuers refuses "ingress.certManager.clusterIssuer and ingress.certManager.issuer are both set" \
+    "${CI_VALUES[@]}" --set ingress.enabled=true --set ingress.certManager.clusterIssuer=a --set ingress.certManager.issuer=b
+check helm-refuses-shared-readwriteonce-exports refuses "featureStore.exports.persistence.accessModes is ReadWriteOnce but more than one feature store pod" \
+    "${CI_VALUES[@]}" --set 'featureStore.exports.persistence.accessModes={ReadWriteOnce}'
+check helm-refuses-relative-export-path refuses "/featureStore/exports/mountPath" "${CI_VALUES[@]}" --set featureStore.exports.mountPath=exports
 check helm-refuses-root-user refuses "/podSecurityContext/runAsNonRoot" "${CI_VALUES[@]}" --set podSecurityContext.runAsNonRoot=false
 check helm-refuses-privilege-escalation refuses "/containerSecurityContext/allowPrivilegeEscalation" "${CI_VALUES[@]}" --set containerSecurityContext.allowPrivilegeEscalation=true
 # A changed Secret value rolls the pods that read it (checksum/secret).

@@ -262,3 +262,30 @@ spec:
       {{- include "sextant.selector" (dict "root" .root "component" .component) | nindent 6 }}
 {{- end }}
 {{- end -}}
+
+{{/* The feature store's export claim (the chart's or existingClaim); empty when exports are on an emptyDir. */}}
+{{- define "sextant.exportClaim" -}}
+{{- $p := .Values.featureStore.exports.persistence -}}
+{{- if $p.enabled -}}
+{{- $p.existingClaim | default (printf "%s-feature-store-exports" (include "sextant.fullname" .)) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The claim Ballista's pods mount read-only: ballista.data.existingClaim, else the feature store's export claim when ballista.data.featureStoreExports; empty: none. */}}
+{{- define "sextant.ballistaDataClaim" -}}
+{{- if .Values.ballista.data.existingClaim -}}
+{{- .Values.ballista.data.existingClaim -}}
+{{- else if .Values.ballista.data.featureStoreExports -}}
+{{- include "sextant.exportClaim" . -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The Ingress's TLS Secret: ingress.tls.secretName, else the name cert-manager fills when an issuer is set; empty: no TLS. */}}
+{{- define "sextant.ingressTlsSecret" -}}
+{{- $i := .Values.ingress -}}
+{{- if $i.tls.secretName -}}
+{{- $i.tls.secretName -}}
+{{- else if or $i.certManager.clusterIssuer $i.certManager.issuer -}}
+{{- printf "%s-gateway-tls" (include "sextant.fullname" .) -}}
+{{- end -}}
+{{- end -}}
