@@ -89,7 +89,7 @@ CI_VALUES=(-f "$CHART/ci/values-ci.yaml")
 HS256=0123456789abcdef0123456789abcdef
 ALL_PODS=(--expect Deployment/ci-sextant-connector --expect Deployment/ci-sextant-feature-store
           --expect Deployment/ci-sextant-trainer --expect Deployment/ci-sextant-gateway
-          --expect CronJob/ci-sextant-sync --expect CronJob/ci-sextant-retrain)
+          --expect CronJob/ci-sextant-sync --expect CronJob/ci-sextant-retrain --expect Deployment/ci-sextant-admin)
 check helm-lint          "$HELM" lint --strict "$CHART" "${CI_VALUES[@]}"
 check helm-lint-hardened "$HELM" lint --strict "$CHART" -f "$CHART/ci/values-hardened.yaml"
 check "helm-render (ci values)" render_ok "${ALL_PODS[@]}" --expect Job/ci-sextant-feature-store-migrate --expect Pod/ci-sextant-test -- "${CI_VALUES[@]}"
@@ -136,8 +136,18 @@ check helm-network-policies-hardened bash -c "'$HELM' template ci '$CHART' -f '$
 # `helm test`: one hook Pod asks every service for /healthz (and the NetworkPolicies admit it).
 check helm-test-hook-checks-every-service bash -c "$(declare -f renders_with); HELM='$HELM' CHART='$CHART'
     renders_with 'helm.sh/hook: test' ${CI_VALUES[*]} &&
-    for s in connector:8081 feature-store:8082 trainer:8083 gateway:8084; do
+    for s in connector:8081 feature-store:8082 trainer:8083 gateway:8084 admin:8085; do
         renders_with \"http://ci-sextant-\${s%%:*}:\${s#*:}/healthz\" ${CI_VALUES[*]} || exit 1; done"
+# The admin console: `sextant serve admin` from the suite's image, its token from the chart's Secret
+# (or admin.existingSecret), the internal key to call the others, and NOTES saying how to reach it.
+check helm-admin-console bash -c "$(declare -f renders_with); HELM='$HELM' CHART='$CHART'
+    renders_with 'args: \\[\"serve\", \"admin\"\\]' ${CI_VALUES[*]} &&
+    renders_with 'SEXTANT_ADMIN__TRAINER_URL: \"http://ci-sextant-trainer:8083\"' ${CI_VALUES[*]} &&
+    renders_with 'name: SEXTANT_ADMIN__INTERNAL_TOKEN' ${CI_VALUES[*]} &&
+    renders_with '^  admin-token: \"[A-Za-z0-9]{40}\"' ${CI_VALUES[*]} &&
+    renders_with 'name: sextant-admin\$' -f '$CHART/ci/values-hardened.yaml' &&
+    ! '$HELM' template ci '$CHART' ${CI_VALUES[*]} --set admin.enabled=false | grep -q 'component: admin' &&
+    '$HELM' install --dry-run=client ci '$CHART' ${CI_VALUES[*]} | grep -qF 'kubectl port-forward -n default svc/ci-sextant-admin 8085'"
 check helm-service-monitor-scrapes-metrics bash -c "$(declare -f renders_with); HELM='$HELM' CHART='$CHART'
     renders_with 'kind: ServiceMonitor' -f '$CHART/ci/values-hardened.yaml' &&
     renders_with 'path: /metrics' -f '$CHART/ci/values-hardened.yaml'"
@@ -183,14 +193,32 @@ check helm-refuses-two-cert-manager-issuers refuses "ingress.certManager.cluster
 check helm-refuses-shared-readwriteonce-exports refuses "featureStore.exports.persistence.accessModes is ReadWriteOnce but more than one feature store pod" \
     "${CI_VALUES[@]}" --set 'featureStore.exports.persistence.accessModes={ReadWriteOnce}'
 check helm-refuses-relative-export-path refuses "/featureStore/exports/mountPath" "${CI_VALUES[@]}" --set featureStore.exports.mountPath=exports
+check helm-refuses-short-admin-token refuses "/admin/token" "${CI_VALUES[@]}" --set admin.token=short
+check helm-refuses-short-previous-internal-key refuses "/internalAuth/previousTokens/0" "${CI_VALUES[@]}" --set-json 'internalAuth.previousTokens=["short"]'
+check helm-refuses-previous-keys-with-existing-secret refuses "internalAuth.previousTokens cannot be combined with internalAuth.existingSecret" \
+    "${CI_VALUES[@]}" --set internalAuth.existingSecret=mine --set-json "internalAuth.previousTokens=[\"$HS256\"]"
 check helm-refuses-root-user refuses "/podSecurityContext/runAsNonRoot" "${CI_VALUES[@]}" --set podSecurityContext.runAsNonRoot=false
 check helm-refuses-privilege-escalation refuses "/containerSecurityContext/allowPrivilegeEscalation" "${CI_VALUES[@]}" --set containerSecurityContext.allowPrivilegeEscalation=true
 # A changed Secret value rolls the pods that read it (checksum/secret).
 check helm-changed-secret-rolls-pods bash -c "$(declare -f pod_checksum); HELM='$HELM' CHART='$CHART' PY='$PY'
-    a=\$(pod_checksum feature-store ${CI_VALUES[*]} --set internalAuth.token=$HS256)
-    b=\$(pod_checksum feature-store ${CI_VALUES[*]} --set internalAuth.token=$HS256 --set featureStore.databaseUrl=postgres://other@db/x)
-    c=\$(pod_checksum feature-store ${CI_VALUES[*]} --set internalAuth.token=$HS256)
+    a=\$(pod_checksum feature-store ${CI_VALUES[*]} --set internalAuth.token=$HS256 --set admin.token=$HS256)
+    b=\$(pod_checksum feature-store ${CI_VALUES[*]} --set internalAuth.token=$HS256 --set admin.token=$HS256 --set featureStore.databaseUrl=postgres://other@db/x)
+    c=\$(pod_checksum feature-store ${CI_VALUES[*]} --set internalAuth.token=$HS256 --set admin.token=$HS256)
     [ -n \"\$a\" ] && [ \"\$a\" = \"\$c\" ] && [ \"\$a\" != \"\$b\" ]"
+# Key rotation: the services that verify tokens get the previous keys (from the chart's Secret, or
+# optionally from internalAuth.existingSecret), the callers do not, and adding one rolls the pods.
+PREV=(--set-json "internalAuth.previousTokens=[\"$HS256\"]")
+check helm-internal-key-rotation bash -c "$(declare -f renders_with pod_checksum); HELM='$HELM' CHART='$CHART' PY='$PY'
+    for s in FEATURE_STORE TRAINER CONNECTOR; do
+        renders_with \"name: SEXTANT_\${s}__INTERNAL_TOKEN_PREVIOUS\" ${CI_VALUES[*]} ${PREV[*]@Q} || exit 1
+        renders_with \"name: SEXTANT_\${s}__INTERNAL_TOKEN_PREVIOUS\" -f '$CHART/ci/values-hardened.yaml' || exit 1; done
+    renders_with '^  internal-token-previous: \"$HS256\"' ${CI_VALUES[*]} ${PREV[*]@Q} &&
+    ! '$HELM' template ci '$CHART' ${CI_VALUES[*]} ${PREV[*]@Q} | grep -qE 'SEXTANT_(GATEWAY|ADMIN)__INTERNAL_TOKEN_PREVIOUS' &&
+    ! '$HELM' template ci '$CHART' ${CI_VALUES[*]} | grep -q INTERNAL_TOKEN_PREVIOUS &&
+    a=\$(pod_checksum trainer ${CI_VALUES[*]} --set internalAuth.token=$HS256 --set admin.token=$HS256) &&
+    b=\$(pod_checksum trainer ${CI_VALUES[*]} --set internalAuth.token=$HS256 --set admin.token=$HS256 ${PREV[*]@Q}) &&
+    [ -n \"\$a\" ] && [ \"\$a\" != \"\$b\" ]"
+check "helm-render (key rotation: previous internal keys)" render_ok "${ALL_PODS[@]}" -- "${CI_VALUES[@]}" "${PREV[@]}"
 check hadolint "$HV/bin/hadolint" "$REPO/Dockerfile" "$REPO/Dockerfile.cuda"
 # The image itself, built offline with buildah FROM scratch (scripts/build-image.sh) and run.
 image_build_and_run() {   # the debug binary `cargo test` built (built here when absent)
