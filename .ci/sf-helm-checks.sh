@@ -221,9 +221,10 @@ check helm-internal-key-rotation bash -c "$(declare -f renders_with pod_checksum
 check "helm-render (key rotation: previous internal keys)" render_ok "${ALL_PODS[@]}" -- "${CI_VALUES[@]}" "${PREV[@]}"
 check hadolint "$HV/bin/hadolint" "$REPO/Dockerfile" "$REPO/Dockerfile.cuda"
 # The image itself, built offline with buildah FROM scratch (scripts/build-image.sh) and run.
-image_build_and_run() {   # the debug binary `cargo test` built (built here when absent)
-    [ -x "$REPO/target/debug/sextant" ] || (cd "$REPO" && cargo build --locked -p sextant --bin sextant) || return 1
-    "$REPO/scripts/build-image.sh" --binary "$REPO/target/debug/sextant" --output "$TOOLS/image/sextant.oci.tar" --check
+image_build_and_run() {   # the debug binary `cargo test` built (built here when absent; CARGO_TARGET_DIR honoured)
+    local bin=${CARGO_TARGET_DIR:-$REPO/target}/debug/sextant
+    [ -x "$bin" ] || (cd "$REPO" && cargo build --locked -p sextant --bin sextant) || return 1
+    "$REPO/scripts/build-image.sh" --binary "$bin" --output "$TOOLS/image/sextant.oci.tar" --check
 }
 if command -v buildah >/dev/null; then
     check image-build-and-run image_build_and_run
