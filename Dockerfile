@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
-# One image for the whole suite: the `sextant` binary runs every service
-# (`sextant serve <connector|feature-store|trainer|gateway>`) and the feature store's
+# One image for the whole suite: the `sextant` binary runs every service and the admin console
+# (`sextant serve <connector|feature-store|trainer|gateway|admin>`) and the feature store's
 # migrations (`sextant migrate feature-store`). The CUDA trainer image is Dockerfile.cuda.
 #
 #   docker build -t sextant:$(cargo pkgid -p sextant | cut -d'#' -f2) \
@@ -29,7 +29,7 @@ FROM gcr.io/distroless/cc-debian12:nonroot
 ARG VERSION=0.0.0-unknown
 ARG REVISION=unknown
 LABEL org.opencontainers.image.title="sextant" \
-      org.opencontainers.image.description="Sextant: custom machine learning for Salesforce (connector, feature store, trainer, gateway)" \
+      org.opencontainers.image.description="Sextant: custom machine learning for Salesforce (connector, feature store, trainer, gateway, admin console)" \
       org.opencontainers.image.licenses="Apache-2.0" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.revision="${REVISION}"

@@ -89,11 +89,31 @@ CI_VALUES=(-f "$CHART/ci/values-ci.yaml")
 HS256=0123456789abcdef0123456789abcdef
 ALL_PODS=(--expect Deployment/ci-sextant-connector --expect Deployment/ci-sextant-feature-store
           --expect Deployment/ci-sextant-trainer --expect Deployment/ci-sextant-gateway
-          --expect CronJob/ci-sextant-sync --expect CronJob/ci-sextant-retrain)
+          --expect CronJob/ci-sextant-sync --expect CronJob/ci-sextant-retrain --expect Deployment/ci-sextant-admin)
 check helm-lint          "$HELM" lint --strict "$CHART" "${CI_VALUES[@]}"
 check helm-lint-hardened "$HELM" lint --strict "$CHART" -f "$CHART/ci/values-hardened.yaml"
 check "helm-render (ci values)" render_ok "${ALL_PODS[@]}" --expect Job/ci-sextant-feature-store-migrate --expect Pod/ci-sextant-test -- "${CI_VALUES[@]}"
-check "helm-render (ingress, no registry volume)" render_ok -- "${CI_VALUES[@]}" --set ingress.enabled=true --set trainer.registry.persistence.enabled=false
+check "helm-render (ingress with a TLS Secret, no registry volume)" render_ok -- "${CI_VALUES[@]}" --set ingress.enabled=true \
+    --set ingress.tls.secretName=sextant-gateway-tls --set trainer.registry.persistence.enabled=false
+# TLS from cert-manager (ClusterIssuer annotation, the Secret it fills), the feature store's exports on
+# an existing claim that Ballista's pods mount read-only.
+check "helm-render (ingress with cert-manager TLS, exports claim shared with Ballista)" render_ok \
+    --expect Deployment/ci-sextant-feature-store --expect Deployment/ci-sextant-ballista-executor -- "${CI_VALUES[@]}" -f "$CHART/ci/values-ingress-cert-manager.yaml"
+check helm-ingress-tls-from-cert-manager bash -c "$(declare -f renders_with); HELM='$HELM' CHART='$CHART'
+    renders_with 'cert-manager.io/cluster-issuer: letsencrypt-prod' ${CI_VALUES[*]} -f '$CHART/ci/values-ingress-cert-manager.yaml' &&
+    renders_with 'secretName: \"ci-sextant-gateway-tls\"' ${CI_VALUES[*]} -f '$CHART/ci/values-ingress-cert-manager.yaml' &&
+    renders_with 'cert-manager.io/issuer: team-ca' ${CI_VALUES[*]} --set ingress.enabled=true --set ingress.certManager.issuer=team-ca &&
+    renders_with '- \"\\*.example.com\"' ${CI_VALUES[*]} --set ingress.enabled=true --set ingress.tls.secretName=wildcard --set 'ingress.tls.hosts={*.example.com}'"
+check "helm-render (plain-HTTP ingress, allowed explicitly; exports on an emptyDir)" render_ok -- "${CI_VALUES[@]}" \
+    --set ingress.enabled=true --set ingress.allowPlainHttp=true --set featureStore.exports.persistence.enabled=false
+# The export directory is a writable volume at the store's export_root (the root stays read-only),
+# the chart's claim by default; Ballista mounts the same claim.
+check helm-feature-store-exports-volume bash -c "$(declare -f renders_with); HELM='$HELM' CHART='$CHART'
+    renders_with 'SEXTANT_FEATURE_STORE__EXPORT_ROOT: \"/exports\"' ${CI_VALUES[*]} &&
+    renders_with 'claimName: ci-sextant-feature-store-exports' ${CI_VALUES[*]} &&
+    renders_with 'name: ci-sextant-feature-store-exports' ${CI_VALUES[*]} &&
+    [ \"\$('$HELM' template ci '$CHART' ${CI_VALUES[*]} -f '$CHART/ci/values-ingress-cert-manager.yaml' | grep -c 'claimName: sextant-exports')\" = 3 ] &&
+    ! '$HELM' template ci '$CHART' ${CI_VALUES[*]} -f '$CHART/ci/values-ingress-cert-manager.yaml' | grep -q 'name: ci-sextant-feature-store-exports'"
 check "helm-render (hardened: pull secrets, existing Secrets, NetworkPolicy, ServiceMonitor, Ballista)" \
     render_ok --require-pull-secrets "${ALL_PODS[@]}" --expect Deployment/ci-sextant-ballista-scheduler \
     --expect Deployment/ci-sextant-ballista-executor -- -f "$CHART/ci/values-hardened.yaml"
@@ -116,8 +136,18 @@ check helm-network-policies-hardened bash -c "'$HELM' template ci '$CHART' -f '$
 # `helm test`: one hook Pod asks every service for /healthz (and the NetworkPolicies admit it).
 check helm-test-hook-checks-every-service bash -c "$(declare -f renders_with); HELM='$HELM' CHART='$CHART'
     renders_with 'helm.sh/hook: test' ${CI_VALUES[*]} &&
-    for s in connector:8081 feature-store:8082 trainer:8083 gateway:8084; do
+    for s in connector:8081 feature-store:8082 trainer:8083 gateway:8084 admin:8085; do
         renders_with \"http://ci-sextant-\${s%%:*}:\${s#*:}/healthz\" ${CI_VALUES[*]} || exit 1; done"
+# The admin console: `sextant serve admin` from the suite's image, its token from the chart's Secret
+# (or admin.existingSecret), the internal key to call the others, and NOTES saying how to reach it.
+check helm-admin-console bash -c "$(declare -f renders_with); HELM='$HELM' CHART='$CHART'
+    renders_with 'args: \\[\"serve\", \"admin\"\\]' ${CI_VALUES[*]} &&
+    renders_with 'SEXTANT_ADMIN__TRAINER_URL: \"http://ci-sextant-trainer:8083\"' ${CI_VALUES[*]} &&
+    renders_with 'name: SEXTANT_ADMIN__INTERNAL_TOKEN' ${CI_VALUES[*]} &&
+    renders_with '^  admin-token: \"[A-Za-z0-9]{40}\"' ${CI_VALUES[*]} &&
+    renders_with 'name: sextant-admin\$' -f '$CHART/ci/values-hardened.yaml' &&
+    ! '$HELM' template ci '$CHART' ${CI_VALUES[*]} --set admin.enabled=false | grep -q 'component: admin' &&
+    '$HELM' install --dry-run=client ci '$CHART' ${CI_VALUES[*]} | grep -qF 'kubectl port-forward -n default svc/ci-sextant-admin 8085'"
 check helm-service-monitor-scrapes-metrics bash -c "$(declare -f renders_with); HELM='$HELM' CHART='$CHART'
     renders_with 'kind: ServiceMonitor' -f '$CHART/ci/values-hardened.yaml' &&
     renders_with 'path: /metrics' -f '$CHART/ci/values-hardened.yaml'"
@@ -127,7 +157,7 @@ check helm-values-reference-up-to-date "$PY/bin/python" "$CHART/ci/values_refere
 # its reason, in ci/checkov-skips.txt, and any other finding fails.
 checkov_chart() {
     local dir; dir=$(mktemp -d)
-    "$HELM" template ci "$CHART" "${CI_VALUES[@]}" --set ingress.enabled=true >"$dir/ci.yaml" &&
+    "$HELM" template ci "$CHART" "${CI_VALUES[@]}" -f "$CHART/ci/values-ingress-cert-manager.yaml" >"$dir/ci.yaml" &&
     "$HELM" template ci "$CHART" -f "$CHART/ci/values-hardened.yaml" >"$dir/hardened.yaml" &&
     "$HELM" template ci "$CHART" "${CI_VALUES[@]}" -f "$CHART/ci/values-gpu.yaml" >"$dir/gpu.yaml" &&
     "$HELM" template ci "$CHART" --set connector.enabled=false --set featureStore.sqlite.enabled=true \
@@ -156,19 +186,45 @@ check helm-refuses-feature-store-without-database refuses "featureStore.database
 check helm-refuses-sqlite-with-2-replicas refuses "at '/featureStore/replicas': value must be 1" \
     --set connector.enabled=false --set gateway.auth.hs256Secret=$HS256 --set featureStore.sqlite.enabled=true --set featureStore.replicas=2
 check helm-refuses-sqlite-url-without-volume refuses "/featureStore/databaseUrl" "${CI_VALUES[@]}" --set "featureStore.databaseUrl=sqlite:///data/features.sqlite?mode=rwc"
+INGRESS_NEEDS_TLS="ingress.enabled without TLS: set ingress.tls.secretName (a kubernetes.io/tls Secret) or ingress.certManager.clusterIssuer (cert-manager issues one); ingress.allowPlainHttp=true serves the gateway over plain HTTP (development only)"
+check helm-refuses-ingress-without-tls refuses "$INGRESS_NEEDS_TLS" "${CI_VALUES[@]}" --set ingress.enabled=true
+check helm-refuses-two-cert-manager-issuers refuses "ingress.certManager.clusterIssuer and ingress.certManager.issuer are both set" \
+    "${CI_VALUES[@]}" --set ingress.enabled=true --set ingress.certManager.clusterIssuer=a --set ingress.certManager.issuer=b
+check helm-refuses-shared-readwriteonce-exports refuses "featureStore.exports.persistence.accessModes is ReadWriteOnce but more than one feature store pod" \
+    "${CI_VALUES[@]}" --set 'featureStore.exports.persistence.accessModes={ReadWriteOnce}'
+check helm-refuses-relative-export-path refuses "/featureStore/exports/mountPath" "${CI_VALUES[@]}" --set featureStore.exports.mountPath=exports
+check helm-refuses-short-admin-token refuses "/admin/token" "${CI_VALUES[@]}" --set admin.token=short
+check helm-refuses-short-previous-internal-key refuses "/internalAuth/previousTokens/0" "${CI_VALUES[@]}" --set-json 'internalAuth.previousTokens=["short"]'
+check helm-refuses-previous-keys-with-existing-secret refuses "internalAuth.previousTokens cannot be combined with internalAuth.existingSecret" \
+    "${CI_VALUES[@]}" --set internalAuth.existingSecret=mine --set-json "internalAuth.previousTokens=[\"$HS256\"]"
 check helm-refuses-root-user refuses "/podSecurityContext/runAsNonRoot" "${CI_VALUES[@]}" --set podSecurityContext.runAsNonRoot=false
 check helm-refuses-privilege-escalation refuses "/containerSecurityContext/allowPrivilegeEscalation" "${CI_VALUES[@]}" --set containerSecurityContext.allowPrivilegeEscalation=true
 # A changed Secret value rolls the pods that read it (checksum/secret).
 check helm-changed-secret-rolls-pods bash -c "$(declare -f pod_checksum); HELM='$HELM' CHART='$CHART' PY='$PY'
-    a=\$(pod_checksum feature-store ${CI_VALUES[*]} --set internalAuth.token=$HS256)
-    b=\$(pod_checksum feature-store ${CI_VALUES[*]} --set internalAuth.token=$HS256 --set featureStore.databaseUrl=postgres://other@db/x)
-    c=\$(pod_checksum feature-store ${CI_VALUES[*]} --set internalAuth.token=$HS256)
+    a=\$(pod_checksum feature-store ${CI_VALUES[*]} --set internalAuth.token=$HS256 --set admin.token=$HS256)
+    b=\$(pod_checksum feature-store ${CI_VALUES[*]} --set internalAuth.token=$HS256 --set admin.token=$HS256 --set featureStore.databaseUrl=postgres://other@db/x)
+    c=\$(pod_checksum feature-store ${CI_VALUES[*]} --set internalAuth.token=$HS256 --set admin.token=$HS256)
     [ -n \"\$a\" ] && [ \"\$a\" = \"\$c\" ] && [ \"\$a\" != \"\$b\" ]"
+# Key rotation: the services that verify tokens get the previous keys (from the chart's Secret, or
+# optionally from internalAuth.existingSecret), the callers do not, and adding one rolls the pods.
+PREV=(--set-json "internalAuth.previousTokens=[\"$HS256\"]")
+check helm-internal-key-rotation bash -c "$(declare -f renders_with pod_checksum); HELM='$HELM' CHART='$CHART' PY='$PY'
+    for s in FEATURE_STORE TRAINER CONNECTOR; do
+        renders_with \"name: SEXTANT_\${s}__INTERNAL_TOKEN_PREVIOUS\" ${CI_VALUES[*]} ${PREV[*]@Q} || exit 1
+        renders_with \"name: SEXTANT_\${s}__INTERNAL_TOKEN_PREVIOUS\" -f '$CHART/ci/values-hardened.yaml' || exit 1; done
+    renders_with '^  internal-token-previous: \"$HS256\"' ${CI_VALUES[*]} ${PREV[*]@Q} &&
+    ! '$HELM' template ci '$CHART' ${CI_VALUES[*]} ${PREV[*]@Q} | grep -qE 'SEXTANT_(GATEWAY|ADMIN)__INTERNAL_TOKEN_PREVIOUS' &&
+    ! '$HELM' template ci '$CHART' ${CI_VALUES[*]} | grep -q INTERNAL_TOKEN_PREVIOUS &&
+    a=\$(pod_checksum trainer ${CI_VALUES[*]} --set internalAuth.token=$HS256 --set admin.token=$HS256) &&
+    b=\$(pod_checksum trainer ${CI_VALUES[*]} --set internalAuth.token=$HS256 --set admin.token=$HS256 ${PREV[*]@Q}) &&
+    [ -n \"\$a\" ] && [ \"\$a\" != \"\$b\" ]"
+check "helm-render (key rotation: previous internal keys)" render_ok "${ALL_PODS[@]}" -- "${CI_VALUES[@]}" "${PREV[@]}"
 check hadolint "$HV/bin/hadolint" "$REPO/Dockerfile" "$REPO/Dockerfile.cuda"
 # The image itself, built offline with buildah FROM scratch (scripts/build-image.sh) and run.
-image_build_and_run() {   # the debug binary `cargo test` built (built here when absent)
-    [ -x "$REPO/target/debug/sextant" ] || (cd "$REPO" && cargo build --locked -p sextant --bin sextant) || return 1
-    "$REPO/scripts/build-image.sh" --binary "$REPO/target/debug/sextant" --output "$TOOLS/image/sextant.oci.tar" --check
+image_build_and_run() {   # the debug binary `cargo test` built (built here when absent; CARGO_TARGET_DIR honoured)
+    local bin=${CARGO_TARGET_DIR:-$REPO/target}/debug/sextant
+    [ -x "$bin" ] || (cd "$REPO" && cargo build --locked -p sextant --bin sextant) || return 1
+    "$REPO/scripts/build-image.sh" --binary "$bin" --output "$TOOLS/image/sextant.oci.tar" --check
 }
 if command -v buildah >/dev/null; then
     check image-build-and-run image_build_and_run

@@ -12,7 +12,8 @@
 #   --output FILE  the OCI archive (default: target/image/sextant-<version>.oci.tar)
 #   --check        run the image: `sextant --version` must print the labelled version, the
 #                  image must run as 65532 with the expected entrypoint and labels, and
-#                  `sextant migrate feature-store` must migrate an SQLite database inside it.
+#                  `sextant migrate feature-store` must migrate an SQLite database inside it,
+#                  and `sextant serve admin` must be the admin console (it refuses a short token).
 #
 # Containers run with buildah's chroot isolation: the OCI runtime (crun) cannot create
 # containers on this kind of machine ("cgroups in hybrid mode not supported").
@@ -71,7 +72,7 @@ ctr=$("${B[@]}" from scratch)
     --entrypoint '["/usr/local/bin/sextant"]' --cmd '--help' \
     --env TMPDIR=/tmp \
     --label org.opencontainers.image.title=sextant \
-    --label "org.opencontainers.image.description=Sextant: custom machine learning for Salesforce (connector, feature store, trainer, gateway)" \
+    --label "org.opencontainers.image.description=Sextant: custom machine learning for Salesforce (connector, feature store, trainer, gateway, admin console)" \
     --label org.opencontainers.image.licenses=Apache-2.0 \
     --label "org.opencontainers.image.version=$version" \
     --label "org.opencontainers.image.revision=$revision" \
@@ -102,5 +103,10 @@ if [ "$check" -eq 1 ]; then
     owner=$(stat -c %u "$mnt/tmp/check.sqlite")
     [ "$owner" = 65532 ] || fail "the database file belongs to uid $owner, not the image's user 65532"
     "${B[@]}" umount "$run" >/dev/null
-    echo "build-image: checked: runs as 65532:65532, 'sextant --version' = '$out', migrations ran in the image"
+    # The admin console is in the image too (`sextant serve admin`, the chart's admin Deployment):
+    # started with a too-short token it must refuse with its own message.
+    admin=$("${B[@]}" run --isolation chroot --env SEXTANT_ADMIN__ADMIN_TOKEN=short "$run" -- \
+        /usr/local/bin/sextant serve admin 2>&1) && fail "'sextant serve admin' started with a short token"
+    grep -q "admin_token must be at least" <<<"$admin" || fail "'sextant serve admin' in the image: $admin"
+    echo "build-image: checked: runs as 65532:65532, 'sextant --version' = '$out', migrations ran in the image, the admin console is in it"
 fi

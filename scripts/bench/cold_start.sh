@@ -12,7 +12,9 @@
 #
 # The gateway's /readyz means "a model is loaded": started alone it has no trainer to load one
 # from, so only its /healthz is timed here (its readiness after a model appears depends on
-# model_refresh_secs, not on start-up). Polling is every 5 ms with curl, which adds a few ms.
+# model_refresh_secs, not on start-up). The admin console (`sextant serve admin`) has only
+# /healthz: its panels report each upstream's state. Polling is every 5 ms with curl, which adds a
+# few ms.
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 BIN=$REPO/target/release/sextant; RUNS=5; IMAGE=0
@@ -65,6 +67,7 @@ run() {
         SEXTANT_CONNECTOR__SALESFORCE__LOGIN_URL=https://login.salesforce.com \
         SEXTANT_CONNECTOR__SALESFORCE__CLIENT_ID=cold-start SEXTANT_CONNECTOR__SALESFORCE__USERNAME=cold@start.example \
         SEXTANT_CONNECTOR__SALESFORCE__PRIVATE_KEY_PATH="$WORK/connected-app.key" \
+        SEXTANT_ADMIN__ADMIN_TOKEN=cold-start-admin-token-0123456789 \
         "$BIN" serve "$svc" >"$WORK/log" 2>&1 &
     local t0; t0=$(now); PID=$!
     local deadline; deadline=$(awk -v t="$t0" 'BEGIN {printf "%.6f", t + 60}')
@@ -81,7 +84,7 @@ stats() {  # stats < numbers: "median max"
 
 echo "binary: $BIN ($(du -h "$BIN" | cut -f1)), $RUNS runs per service, $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 printf '%-14s %-28s %-28s\n' service "healthz s (median / max)" "readyz s (median / max)"
-for entry in connector: feature-store:/readyz trainer:/readyz gateway:; do
+for entry in connector: feature-store:/readyz trainer:/readyz gateway: admin:; do
     svc=${entry%%:*}; ready=${entry#*:}
     : >"$WORK/h"; : >"$WORK/r"
     for _ in $(seq "$RUNS"); do

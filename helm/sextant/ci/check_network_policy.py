@@ -6,9 +6,10 @@ usage: helm template … | check_network_policy.py [--metrics-from-outside] -
 
 For each pod template of the release it takes the union of the ingress rules of every policy
 that selects it (policies add up) and compares the sources with who calls whom (README "How it
-fits together", plus `helm test`'s Pod). A rule without `from` admits everyone; a namespaceSelector/ipBlock peer admits
-traffic from outside the release. With --metrics-from-outside (ServiceMonitor on) the four
-services may also admit the monitoring namespace. Exit 1 with one line per problem.
+fits together", plus `helm test`'s Pod and, when installed, the admin console). A rule without
+`from` admits everyone; a namespaceSelector/ipBlock peer admits traffic from outside the release.
+With --metrics-from-outside (ServiceMonitor on) the services and the console may also admit the
+monitoring namespace. Exit 1 with one line per problem.
 """
 import argparse
 import sys
@@ -21,10 +22,13 @@ CALLERS = {
     "feature-store": {"connector", "trainer", "gateway", "test"},
     "trainer": {"gateway", "retrain", "test"},
     "connector": {"sync", "test"},
+    "admin": {"test"},
     "ballista-scheduler": {"feature-store", "ballista-scheduler", "ballista-executor"},
     "ballista-executor": {"feature-store", "ballista-scheduler", "ballista-executor"},
 }
-SERVICES = {"gateway", "feature-store", "trainer", "connector"}
+SERVICES = {"gateway", "feature-store", "trainer", "connector", "admin"}
+# With the admin console installed, it calls these too.
+ADMIN_CALLS = {"gateway", "trainer", "connector"}
 
 
 def selects(selector, labels):
@@ -55,6 +59,7 @@ def main():
     docs = [d for d in yaml.safe_load_all(text) if isinstance(d, dict)]
     policies = [d for d in docs if d.get("kind") == "NetworkPolicy"]
     pods = [d for d in docs if d.get("kind") in {"Deployment", "StatefulSet", "Job", "CronJob"}]
+    admin = any(pod_labels(d).get("app.kubernetes.io/component") == "admin" for d in pods)
     problems = []
     if not policies:
         problems.append("no NetworkPolicy rendered")
@@ -84,6 +89,8 @@ def main():
                     else:
                         allowed.add("outside-namespace")
         expected = set(CALLERS.get(comp, set()))
+        if admin and comp in ADMIN_CALLS:
+            expected.add("admin")
         if comp == "gateway":
             allowed = {"outside" if a == "outside-namespace" else a for a in allowed}
         elif args.metrics_from_outside and comp in SERVICES:

@@ -81,6 +81,23 @@ because the Secret, the migration hook's Secret and the pods' checksums all need
 {{- .Release.sextantInternalToken -}}
 {{- end -}}
 
+{{/* The admin console's token: the given one, else the release Secret's (kept on upgrade), else a new random one; once per render. */}}
+{{- define "sextant.adminToken" -}}
+{{- if not (hasKey .Release "sextantAdminToken") -}}
+{{- $token := .Values.admin.token -}}
+{{- if not $token -}}
+{{- $existing := lookup "v1" "Secret" .Release.Namespace (include "sextant.secretName" .) -}}
+{{- if and $existing $existing.data (hasKey $existing.data "admin-token") -}}
+{{- $token = index $existing.data "admin-token" | b64dec -}}
+{{- else -}}
+{{- $token = randAlphaNum 40 -}}
+{{- end -}}
+{{- end -}}
+{{- $_ := set .Release "sextantAdminToken" $token -}}
+{{- end -}}
+{{- .Release.sextantAdminToken -}}
+{{- end -}}
+
 {{/* The chart's Secret's stringData (also hashed into the pods' checksum annotations). */}}
 {{- define "sextant.secretData" -}}
 {{- if and .Values.connector.enabled .Values.connector.salesforce.privateKey (not .Values.connector.salesforce.existingSecret) }}
@@ -102,6 +119,12 @@ gateway-hs256-secret: {{ . | quote }}
 {{- end }}
 {{- if not .Values.internalAuth.existingSecret }}
 internal-token: {{ include "sextant.internalToken" . | quote }}
+{{- with .Values.internalAuth.previousTokens }}
+internal-token-previous: {{ join "," . | quote }}
+{{- end }}
+{{- end }}
+{{- if and .Values.admin.enabled (not .Values.admin.existingSecret) }}
+admin-token: {{ include "sextant.adminToken" . | quote }}
 {{- end }}
 {{- end -}}
 
@@ -196,13 +219,24 @@ readinessProbe:
   failureThreshold: 3
 {{- end -}}
 
-{{/* Environment every Sextant container shares: the internal token, then extraEnv. dict "root" $ "prefix" "SEXTANT_GATEWAY" "c" <component values> */}}
+{{/* Environment every Sextant container shares: the internal token (and, for the services that
+verify tokens, the previous keys still accepted), then extraEnv.
+dict "root" $ "prefix" "SEXTANT_GATEWAY" "c" <component values> ["verifies" true] */}}
 {{- define "sextant.commonEnv" -}}
 - name: {{ .prefix }}__INTERNAL_TOKEN
   valueFrom:
     secretKeyRef:
       name: {{ include "sextant.internalTokenSecretName" .root }}
       key: internal-token
+{{- if and .verifies (or .root.Values.internalAuth.previousTokens .root.Values.internalAuth.existingSecret) }}
+{{- /* With existingSecret, the key is optional: present only during a rotation. */}}
+- name: {{ .prefix }}__INTERNAL_TOKEN_PREVIOUS
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "sextant.internalTokenSecretName" .root }}
+      key: internal-token-previous
+      optional: {{ not .root.Values.internalAuth.previousTokens }}
+{{- end }}
 - name: TMPDIR
   value: /tmp
 {{- with .root.Values.extraEnv }}
@@ -261,4 +295,31 @@ spec:
     matchLabels:
       {{- include "sextant.selector" (dict "root" .root "component" .component) | nindent 6 }}
 {{- end }}
+{{- end -}}
+
+{{/* The feature store's export claim (the chart's or existingClaim); empty when exports are on an emptyDir. */}}
+{{- define "sextant.exportClaim" -}}
+{{- $p := .Values.featureStore.exports.persistence -}}
+{{- if $p.enabled -}}
+{{- $p.existingClaim | default (printf "%s-feature-store-exports" (include "sextant.fullname" .)) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The claim Ballista's pods mount read-only: ballista.data.existingClaim, else the feature store's export claim when ballista.data.featureStoreExports; empty: none. */}}
+{{- define "sextant.ballistaDataClaim" -}}
+{{- if .Values.ballista.data.existingClaim -}}
+{{- .Values.ballista.data.existingClaim -}}
+{{- else if .Values.ballista.data.featureStoreExports -}}
+{{- include "sextant.exportClaim" . -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The Ingress's TLS Secret: ingress.tls.secretName, else the name cert-manager fills when an issuer is set; empty: no TLS. */}}
+{{- define "sextant.ingressTlsSecret" -}}
+{{- $i := .Values.ingress -}}
+{{- if $i.tls.secretName -}}
+{{- $i.tls.secretName -}}
+{{- else if or $i.certManager.clusterIssuer $i.certManager.issuer -}}
+{{- printf "%s-gateway-tls" (include "sextant.fullname" .) -}}
+{{- end -}}
 {{- end -}}

@@ -17,6 +17,16 @@
 //! - The raw key is also accepted as a bearer (compared in constant time): the chart's CronJobs
 //!   are plain `curl --oauth2-bearer "$SEXTANT_INTERNAL_TOKEN"` and have no way to sign.
 //!
+//! **Key rotation.** A receiver accepts the current key and any *previous* keys
+//! (`SEXTANT_<SERVICE>__INTERNAL_TOKEN_PREVIOUS`, comma- or whitespace-separated); callers sign
+//! with the current one only. Each token names its key in the JWT header's `kid`, so a receiver
+//! checks exactly one signature: the key with that `kid`, and `401` for a `kid` it does not hold.
+//! The `kid` is derived from the key ([`InternalKey::kid`]: a SHA-256 fingerprint, not the key),
+//! so no key ids need to be configured or can be mismatched. A token without `kid` (signed by a
+//! caller from before rotation existed, during a rolling upgrade) is checked against the current
+//! key. Rotating without a single refused call takes two rollouts: add the new key as a previous
+//! one, then make it current with the old one as previous (README, "Internal service tokens").
+//!
 //! Neither the key nor a presented token ever reaches a log line, an error body or a metric:
 //! rejections say only *why* (missing, malformed, expired, wrong audience…).
 
@@ -60,15 +70,23 @@ pub enum InternalAuthError {
     /// The signed token did not form a header value (never expected: base64url and dots).
     #[error("an internal token is not a valid header value")]
     Header,
+    /// Previous keys are configured without a current one.
+    #[error("internal_token_previous is set without internal_token: set the current key too")]
+    PreviousWithoutCurrent,
 }
 
-/// The deployment's shared internal key. Its `Debug` never shows it.
+/// The deployment's shared internal key. Its `Debug` never shows it (only its [`kid`](Self::kid)).
 #[derive(Clone)]
-pub struct InternalKey(Arc<SecretString>);
+pub struct InternalKey(Arc<KeyInner>);
+
+struct KeyInner {
+    secret: SecretString,
+    kid: String,
+}
 
 impl std::fmt::Debug for InternalKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("InternalKey(***)")
+        write!(f, "InternalKey(kid {}, ***)", self.0.kid)
     }
 }
 
@@ -79,7 +97,8 @@ impl InternalKey {
         if len < MIN_KEY_BYTES {
             return Err(InternalAuthError::KeyTooShort(len));
         }
-        Ok(Self(Arc::new(secret)))
+        let kid = key_id(secret.expose_secret().as_bytes());
+        Ok(Self(Arc::new(KeyInner { secret, kid })))
     }
 
     /// The key from a service's optional `internal_token` setting.
@@ -87,9 +106,47 @@ impl InternalKey {
         setting.map(|s| Self::new(s.clone())).transpose()
     }
 
-    fn bytes(&self) -> &[u8] {
-        self.0.expose_secret().as_bytes()
+    /// The keys of an `internal_token_previous` setting: comma- or whitespace-separated, each
+    /// at least [`MIN_KEY_BYTES`] bytes; none when unset or blank.
+    pub fn list_from_setting(
+        setting: Option<&SecretString>,
+    ) -> Result<Vec<Self>, InternalAuthError> {
+        let Some(setting) = setting else {
+            return Ok(Vec::new());
+        };
+        setting
+            .expose_secret()
+            .split(|c: char| c == ',' || c.is_whitespace())
+            .filter(|k| !k.is_empty())
+            .map(|k| Self::new(SecretString::from(k.to_owned())))
+            .collect()
     }
+
+    /// The key's id in the tokens it signs (JWT header `kid`): the first 16 hex digits of
+    /// SHA-256 over a fixed prefix and the key. It identifies the key without revealing it.
+    pub fn kid(&self) -> &str {
+        &self.0.kid
+    }
+
+    fn bytes(&self) -> &[u8] {
+        self.0.secret.expose_secret().as_bytes()
+    }
+}
+
+fn key_id(key: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    use std::fmt::Write as _;
+    let digest = Sha256::new()
+        .chain_update(b"sextant-internal-kid:")
+        .chain_update(key)
+        .finalize();
+    digest
+        .iter()
+        .take(8)
+        .fold(String::with_capacity(16), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }
 
 /// The claims of an internal token.
@@ -107,7 +164,8 @@ fn now_secs() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
-/// Mints a token for `service` valid from `iat` for `ttl_secs` (tests forge expired ones).
+/// Mints a token for `service` valid from `iat` for `ttl_secs` (tests forge expired ones),
+/// with the key's [`kid`](InternalKey::kid) in its header.
 pub fn mint(
     key: &InternalKey,
     service: &str,
@@ -120,12 +178,10 @@ pub fn mint(
         iat,
         exp: iat + ttl_secs,
     };
-    jsonwebtoken::encode(
-        &Header::new(Algorithm::HS256),
-        &claims,
-        &EncodingKey::from_secret(key.bytes()),
-    )
-    .map_err(InternalAuthError::Sign)
+    let mut header = Header::new(Algorithm::HS256);
+    header.kid = Some(key.kid().to_owned());
+    jsonwebtoken::encode(&header, &claims, &EncodingKey::from_secret(key.bytes()))
+        .map_err(InternalAuthError::Sign)
 }
 
 /// The calling side: mints and caches the service's token.
@@ -272,6 +328,9 @@ pub enum Rejection {
     /// Signed, but valid for longer than [`MAX_LIFETIME_SECS`] or issued in the future.
     #[error("the internal service token's lifetime is not acceptable")]
     Lifetime,
+    /// Its `kid` names a key this service does not hold (retired, or another deployment's).
+    #[error("the internal service token is signed with a key this service does not accept (kid)")]
+    UnknownKey,
 }
 
 /// Who made an accepted call.
@@ -284,11 +343,12 @@ pub enum Caller {
     SharedKey,
 }
 
-/// The receiving side: checks bearers against the deployment's key.
+/// The receiving side: checks bearers against the deployment's current key and its previous
+/// ones, each token against the key its `kid` names.
 #[derive(Clone)]
 pub struct InternalVerifier {
-    key: InternalKey,
-    decoding: DecodingKey,
+    /// The current key first, then the previous ones; distinct kids.
+    keys: Vec<(InternalKey, DecodingKey)>,
     validation: Validation,
 }
 
@@ -301,16 +361,44 @@ impl std::fmt::Debug for InternalVerifier {
 impl InternalVerifier {
     /// A verifier for tokens signed with `key`.
     pub fn new(key: InternalKey) -> Self {
+        Self::with_previous(key, Vec::new())
+    }
+
+    /// A verifier for tokens signed with `current` or any of `previous` (key rotation).
+    pub fn with_previous(current: InternalKey, previous: Vec<InternalKey>) -> Self {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_audience(&[AUDIENCE]);
         validation.set_required_spec_claims(&["exp", "aud", "iat"]);
         validation.leeway = LEEWAY_SECS;
         validation.validate_exp = true;
-        Self {
-            decoding: DecodingKey::from_secret(key.bytes()),
-            key,
-            validation,
+        let mut keys: Vec<(InternalKey, DecodingKey)> = Vec::with_capacity(1 + previous.len());
+        for key in std::iter::once(current).chain(previous) {
+            if keys.iter().all(|(k, _)| k.kid() != key.kid()) {
+                let decoding = DecodingKey::from_secret(key.bytes());
+                keys.push((key, decoding));
+            }
         }
+        Self { keys, validation }
+    }
+
+    /// The verifier a service's settings describe: `internal_token` (the current key) and
+    /// `internal_token_previous` (keys still accepted; see [`InternalKey::list_from_setting`]).
+    /// None without a current key; previous keys without one are a configuration error.
+    pub fn from_settings(
+        current: Option<&SecretString>,
+        previous: Option<&SecretString>,
+    ) -> Result<Option<Self>, InternalAuthError> {
+        let previous = InternalKey::list_from_setting(previous)?;
+        match InternalKey::from_setting(current)? {
+            Some(key) => Ok(Some(Self::with_previous(key, previous))),
+            None if previous.is_empty() => Ok(None),
+            None => Err(InternalAuthError::PreviousWithoutCurrent),
+        }
+    }
+
+    /// The kids this verifier accepts, the current key's first.
+    pub fn kids(&self) -> Vec<&str> {
+        self.keys.iter().map(|(k, _)| k.kid()).collect()
     }
 
     /// Checks an `Authorization` header value.
@@ -326,12 +414,35 @@ impl InternalVerifier {
         else {
             return Err(Rejection::Missing);
         };
-        // The raw key, for the CronJobs; constant time.
-        if bool::from(bearer.as_bytes().ct_eq(self.key.bytes())) {
+        // A raw key, for the CronJobs; constant time, every key compared.
+        let raw = self
+            .keys
+            .iter()
+            .fold(subtle::Choice::from(0), |acc, (k, _)| {
+                acc | bearer.as_bytes().ct_eq(k.bytes())
+            });
+        if bool::from(raw) {
             return Ok(Caller::SharedKey);
         }
-        let data = jsonwebtoken::decode::<Claims>(bearer, &self.decoding, &self.validation)
-            .map_err(|e| {
+        let header = jsonwebtoken::decode_header(bearer).map_err(|_| Rejection::Invalid)?;
+        let decoding = match header.kid.as_deref() {
+            Some(kid) => {
+                &self
+                    .keys
+                    .iter()
+                    .find(|(k, _)| k.kid() == kid)
+                    .ok_or(Rejection::UnknownKey)?
+                    .1
+            }
+            // Signed before tokens carried a kid: the current key.
+            None => self
+                .keys
+                .first()
+                .map(|(_, d)| d)
+                .ok_or(Rejection::Invalid)?,
+        };
+        let data =
+            jsonwebtoken::decode::<Claims>(bearer, decoding, &self.validation).map_err(|e| {
                 use jsonwebtoken::errors::ErrorKind;
                 match e.kind() {
                     ErrorKind::ExpiredSignature => Rejection::Expired,
@@ -476,7 +587,10 @@ mod tests {
         assert_eq!(v.verify(Some("Basic abc")), Err(Rejection::Missing));
         assert_eq!(v.verify(Some("Bearer junk")), Err(Rejection::Invalid));
         let wrong_key = mint(&other, "x", now, 60).expect("mint");
-        assert_eq!(v.verify(Some(&bearer(wrong_key))), Err(Rejection::Invalid));
+        assert_eq!(
+            v.verify(Some(&bearer(wrong_key))),
+            Err(Rejection::UnknownKey)
+        );
         let expired = mint(&key(K), "x", now - 400, 300).expect("mint");
         assert_eq!(v.verify(Some(&bearer(expired))), Err(Rejection::Expired));
         let long = mint(&key(K), "x", now, 3600).expect("mint");
@@ -490,7 +604,7 @@ mod tests {
             exp: now + 60,
         };
         let wrong_aud = jsonwebtoken::encode(
-            &Header::new(Algorithm::HS256),
+            &Header::new(Algorithm::HS256), // no kid: checked against the current key
             &claims,
             &EncodingKey::from_secret(K.as_bytes()),
         )

@@ -1,6 +1,7 @@
 //! Internal service tokens over real HTTP on loopback: a guarded service refuses calls without a
 //! valid token (401 `unauthorized`, never echoing what was presented, in the body or the log),
-//! answers those with one, and keeps its probes, metrics and API description open.
+//! answers those with one, and keeps its probes, metrics and API description open; during a key
+//! rotation it accepts the previous key's tokens, chosen by their `kid`, and refuses unknown kids.
 
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -124,6 +125,16 @@ async fn a_guarded_service_answers_only_valid_internal_tokens() {
         &EncodingKey::from_secret(KEY.as_bytes()),
     )
     .expect("encode");
+    let forged_kid = {
+        let mut header = Header::new(Algorithm::HS256);
+        header.kid = Some(key(KEY).kid().to_owned());
+        jsonwebtoken::encode(
+            &header,
+            &json!({"iss": "trainer", "aud": "sextant-internal", "iat": t, "exp": t + 60}),
+            &EncodingKey::from_secret(OTHER.as_bytes()),
+        )
+        .expect("encode")
+    };
     let none_alg = {
         // An unsigned token claiming to be fine.
         let claims = r#"{"iss":"x","aud":"sextant-internal","iat":0,"exp":99999999999}"#;
@@ -151,7 +162,16 @@ async fn a_guarded_service_answers_only_valid_internal_tokens() {
         t
     };
     let refused = [
-        ("wrong key", wrong_key.clone(), "not valid"),
+        (
+            "another deployment's key (unknown kid)",
+            wrong_key.clone(),
+            "does not accept (kid)",
+        ),
+        (
+            "our kid, signed with another key",
+            forged_kid.clone(),
+            "not valid",
+        ),
         ("expired", expired.clone(), "expired"),
         ("lifetime over 10 minutes", too_long.clone(), "lifetime"),
         ("wrong audience", wrong_aud.clone(), "sextant-internal"),
@@ -205,6 +225,93 @@ async fn a_guarded_service_answers_only_valid_internal_tokens() {
         );
     }
     assert!(!logged.contains(KEY), "the log shows the key");
+}
+
+/// A token the way callers signed them before tokens named their key: no `kid`.
+fn without_kid(secret: &str, t: i64) -> String {
+    jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &json!({"iss": "gateway", "aud": "sextant-internal", "iat": t, "exp": t + 60}),
+        &EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .expect("encode")
+}
+
+#[tokio::test]
+async fn during_key_rotation_the_previous_key_is_accepted_by_kid() {
+    const NEW: &str = "the-new-internal-key-after-rotation-0001";
+    const RETIRED: &str = "a-retired-internal-key-nobody-holds-0002";
+    // The chart passes previous keys as one variable: comma- or whitespace-separated.
+    let verifier = InternalVerifier::from_settings(
+        Some(&SecretString::from(NEW.to_owned())),
+        Some(&SecretString::from(format!(" {KEY},\n"))),
+    )
+    .expect("valid keys")
+    .expect("a current key");
+    assert_eq!(verifier.kids(), vec![key(NEW).kid(), key(KEY).kid()]);
+    let base = start(Some(verifier));
+    let echo = format!("{base}/v1/echo");
+    let http = reqwest::Client::new();
+    let t = now();
+
+    // A caller that still signs with the previous key (its pod not rolled yet) gets through, and
+    // so does one with the new key; callers sign with their current key and name it.
+    for (what, signer) in [("previous key", KEY), ("current key", NEW)] {
+        let auth = InternalAuth::new("gateway", key(signer));
+        let token = auth.token().expect("mint");
+        let header = jsonwebtoken::decode_header(&token).expect("header");
+        assert_eq!(header.kid.as_deref(), Some(key(signer).kid()), "{what}");
+        let client = InternalClient::new(http.clone(), Some(auth));
+        let (status, body) = call(client.get(&echo)).await;
+        assert_eq!((status, body.as_str()), (200, r#"{"ok":true}"#), "{what}");
+    }
+    let (status, _) = call(http.get(&echo).bearer_auth(KEY)).await;
+    assert_eq!(
+        status, 200,
+        "the previous raw key (a CronJob started before the roll)"
+    );
+
+    // A key the service does not hold: 401, saying the kid is unknown.
+    let retired = mint(&key(RETIRED), "gateway", t, 60).expect("mint");
+    let (status, body) = call(http.get(&echo).bearer_auth(&retired)).await;
+    assert_eq!(status, 401, "{body}");
+    let v: Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(v["code"], "unauthorized", "{body}");
+    assert!(
+        v["message"].as_str().expect("message").contains("(kid)"),
+        "{body}"
+    );
+    assert!(!body.contains(&retired) && !body.contains(NEW) && !body.contains(KEY));
+
+    // No kid (a caller from before kids): checked against the current key only.
+    let (status, _) = call(http.get(&echo).bearer_auth(without_kid(NEW, t))).await;
+    assert_eq!(status, 200, "no kid, current key");
+    let (status, _) = call(http.get(&echo).bearer_auth(without_kid(KEY, t))).await;
+    assert_eq!(status, 401, "no kid, previous key");
+}
+
+#[test]
+fn previous_keys_are_checked_like_the_current_one() {
+    let long = || SecretString::from("a-long-enough-internal-key-0123456789".to_owned());
+    let err = InternalVerifier::from_settings(None, Some(&long())).expect_err("no current key");
+    assert!(err.to_string().contains("without internal_token"), "{err}");
+    let err = InternalVerifier::from_settings(
+        Some(&long()),
+        Some(&SecretString::from("short-one".to_owned())),
+    )
+    .expect_err("short");
+    assert!(err.to_string().contains("at least 32"), "{err}");
+    assert!(!err.to_string().contains("short-one"), "{err}");
+    assert!(
+        InternalVerifier::from_settings(None, Some(&SecretString::from(" , ".to_owned())))
+            .expect("blank is none")
+            .is_none()
+    );
+    // The kid names the key without revealing it, and differs between keys.
+    let k = key(KEY);
+    assert_eq!(k.kid().len(), 16);
+    assert!(!KEY.contains(k.kid()) && !format!("{k:?}").contains(KEY));
+    assert_ne!(k.kid(), key(OTHER).kid());
 }
 
 #[tokio::test]

@@ -144,6 +144,10 @@ pub struct Settings {
     /// feature store carry one. Unset: open (local development only; a warning says so).
     #[serde(default)]
     pub internal_token: Option<secrecy::SecretString>,
+    /// Keys accepted besides `internal_token` while it is rotated (`…__INTERNAL_TOKEN_PREVIOUS`,
+    /// comma- or whitespace-separated, each at least 32 bytes); tokens name theirs by `kid`.
+    #[serde(default)]
+    pub internal_token_previous: Option<secrecy::SecretString>,
 }
 
 fn default_data_cloud_scheme() -> String {
@@ -222,6 +226,7 @@ impl Settings {
             data_cloud_dataspace: None,
             data_cloud_scheme: default_data_cloud_scheme(),
             internal_token: None,
+            internal_token_previous: None,
         }
     }
 
@@ -449,6 +454,11 @@ impl Application {
         // Data Cloud is Salesforce: the plain client above. The feature store gets the token.
         let internal_key = InternalKey::from_setting(settings.internal_token.as_ref())
             .map_err(|e| StartError::Config(format!("internal_token: {e}")))?;
+        let verifier = InternalVerifier::from_settings(
+            settings.internal_token.as_ref(),
+            settings.internal_token_previous.as_ref(),
+        )
+        .map_err(|e| StartError::Config(format!("internal_token_previous: {e}")))?;
         let http = InternalClient::new(
             http,
             internal_key
@@ -503,7 +513,7 @@ impl Application {
             16 << 20,
             api::openapi(),
             Metrics::new("connector"),
-            internal_key.map(InternalVerifier::new),
+            verifier,
             move |cfg: &mut web::ServiceConfig| {
                 cfg.app_data(state.clone()).configure(api::routes);
             },

@@ -86,6 +86,10 @@ mod settings {
         /// development only; a warning says so at startup).
         #[serde(default)]
         pub internal_token: Option<secrecy::SecretString>,
+        /// Keys accepted besides `internal_token` while it is rotated (`…__INTERNAL_TOKEN_PREVIOUS`,
+        /// comma- or whitespace-separated, each at least 32 bytes); tokens name theirs by `kid`.
+        #[serde(default)]
+        pub internal_token_previous: Option<secrecy::SecretString>,
         /// Days the prediction log keeps a served score (older rows are swept hourly).
         #[serde(default = "default_prediction_retention_days")]
         pub prediction_retention_days: u32,
@@ -157,6 +161,10 @@ mod settings {
                     "internal_token",
                     &self.internal_token.as_ref().map(|_| "***"),
                 )
+                .field(
+                    "internal_token_previous",
+                    &self.internal_token_previous.as_ref().map(|_| "***"),
+                )
                 .finish()
         }
     }
@@ -188,6 +196,7 @@ mod settings {
                 prediction_retention_days: default_prediction_retention_days(),
                 export_root: default_export_root(),
                 internal_token: None,
+                internal_token_previous: None,
             }
         }
     }
@@ -288,6 +297,11 @@ impl Application {
         }
         let internal_key = InternalKey::from_setting(settings.internal_token.as_ref())
             .map_err(|e| StartError::Config(e.to_string()))?;
+        let verifier = InternalVerifier::from_settings(
+            settings.internal_token.as_ref(),
+            settings.internal_token_previous.as_ref(),
+        )
+        .map_err(|e| StartError::Config(format!("internal_token_previous: {e}")))?;
         let store = store::Store::connect(&settings.database_url, &statuses).await?;
         let state = web::Data::new(AppState {
             store,
@@ -370,7 +384,7 @@ impl Application {
             64 << 20,
             api::openapi(),
             metrics,
-            internal_key.map(InternalVerifier::new),
+            verifier,
             move |cfg: &mut web::ServiceConfig| {
                 cfg.app_data(state.clone()).configure(api::routes);
             },

@@ -4,10 +4,12 @@
 //! - `sextant org-sim`: the Salesforce org simulator alone.
 //! - `sextant connect`: authorise Sextant in an org (web-server flow + PKCE); the refresh token
 //!   is stored encrypted (AES-256-GCM) for the connector.
-//! - `sextant serve <service>`: one service, configured from `SEXTANT_<SERVICE>__…` variables.
+//! - `sextant serve <service>`: one service, configured from `SEXTANT_<SERVICE>__…` variables
+//!   (`admin` is the admin console, the same as the `sextant-admin` binary, so the suite's one
+//!   image runs it too).
 //! - `sextant migrate feature-store`: applies the feature store's database migrations and exits
 //!   (the Helm chart's pre-install/pre-upgrade Job, so replicas never race to migrate).
-//! - `sextant openapi [--out DIR]`: writes the four OpenAPI documents.
+//! - `sextant openapi [--out DIR]`: writes the OpenAPI documents (four services, admin console).
 //! - `sextant evaluate <task> --data FILE [--json]`: a model's full protocol against its baseline.
 //! - `sextant sync start|status|cancel|list|schedule` and `sextant writeback start|status|list`:
 //!   the connector's jobs over its HTTP API, `--wait` with a progress bar (exit codes in
@@ -101,7 +103,7 @@ enum Command {
         #[arg(long, default_value = "admin")]
         issuer: String,
     },
-    /// Write the OpenAPI documents of the four services.
+    /// Write the OpenAPI documents of the four services and the admin console.
     Openapi {
         #[arg(long, default_value = "openapi")]
         out: PathBuf,
@@ -175,6 +177,8 @@ enum Service {
     FeatureStore,
     Trainer,
     Gateway,
+    /// The admin console (`SEXTANT_ADMIN__…`).
+    Admin,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
@@ -346,6 +350,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 ("feature-store", sextant_feature_store::api::openapi()),
                 ("trainer", sextant_trainer::api::openapi()),
                 ("gateway", sextant_gateway::api::openapi()),
+                ("admin", sextant_admin::api::openapi()),
             ] {
                 let path = out.join(format!("{name}.json"));
                 std::fs::write(
@@ -481,6 +486,10 @@ async fn serve(service: Service) -> anyhow::Result<()> {
         Service::Gateway => {
             let s: sextant_gateway::Settings = load("SEXTANT_GATEWAY", file)?;
             run_app!(sextant_gateway::Application::build(&s).await?)
+        }
+        Service::Admin => {
+            let s: sextant_admin::Settings = load("SEXTANT_ADMIN", file)?;
+            run_app!(sextant_admin::Application::build(&s)?)
         }
     }
     Ok(())

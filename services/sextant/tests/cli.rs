@@ -1,5 +1,6 @@
 //! The `sextant` binary itself: the demo's JSON contract, `serve` configured from the
-//! environment the way the Helm chart configures it, and a clear exit on bad configuration.
+//! environment the way the Helm chart configures it (the admin console included), and a clear
+//! exit on bad configuration.
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -113,6 +114,136 @@ fn serve_reads_its_settings_from_the_environment() {
     assert!(
         ready,
         "the feature store answered /readyz on the configured port"
+    );
+}
+
+/// One HTTP/1.1 GET on loopback; the whole answer (status line, headers, body), or "" when
+/// nothing listens yet.
+fn http_get(port: u16, path: &str, bearer: Option<&str>) -> String {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return String::new();
+    };
+    let auth = bearer.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+    let _ = stream.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: x\r\n{auth}Connection: close\r\n\r\n").as_bytes(),
+    );
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    answer
+}
+
+#[test]
+fn serve_admin_runs_the_console_the_chart_configures() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let token = "cli-test-admin-token-0123456789";
+    let mut child = sextant()
+        .args(["serve", "admin"])
+        .env("SEXTANT_ADMIN__HOST", "127.0.0.1")
+        .env("SEXTANT_ADMIN__PORT", port.to_string())
+        .env("SEXTANT_ADMIN__ADMIN_TOKEN", token)
+        // Nothing listens there: the console starts anyway and reports each upstream's state.
+        .env("SEXTANT_ADMIN__CONNECTOR_URL", "http://127.0.0.1:9")
+        .env("SEXTANT_ADMIN__TRAINER_URL", "http://127.0.0.1:9")
+        .env("SEXTANT_ADMIN__GATEWAY_URL", "http://127.0.0.1:9")
+        .env("SEXTANT_ADMIN__UPSTREAM_TIMEOUT_SECS", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawns");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut healthy = false;
+    while Instant::now() < deadline {
+        if http_get(port, "/healthz", None).starts_with("HTTP/1.1 200") {
+            healthy = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let anonymous = http_get(port, "/api/overview", None);
+    let wrong = http_get(
+        port,
+        "/api/overview",
+        Some("not-the-admin-token-at-all-0000"),
+    );
+    let admin = http_get(port, "/api/overview", Some(token));
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        healthy,
+        "the console answered /healthz on the configured port"
+    );
+    for answer in [&anonymous, &wrong] {
+        assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+        assert!(answer.contains("\"unauthorized\""), "{answer}");
+    }
+    assert!(admin.starts_with("HTTP/1.1 200"), "{admin}");
+}
+
+#[test]
+fn a_service_accepts_the_previous_internal_key_the_chart_passes_during_rotation() {
+    use sextant_service_kit::internal_auth::{InternalKey, mint};
+    const CURRENT: &str = "rotation-test-current-key-0123456789abc";
+    const PREVIOUS: &str = "rotation-test-previous-key-0123456789ab";
+    const RETIRED: &str = "rotation-test-retired-key-0123456789abc";
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let mut child = sextant()
+        .args(["serve", "feature-store"])
+        .env("SEXTANT_FEATURE_STORE__PORT", port.to_string())
+        .env("DATABASE_URL", "sqlite::memory:")
+        // The variables the chart sets from its Secret.
+        .env("SEXTANT_FEATURE_STORE__INTERNAL_TOKEN", CURRENT)
+        .env("SEXTANT_FEATURE_STORE__INTERNAL_TOKEN_PREVIOUS", PREVIOUS)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawns");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline && !http_get(port, "/healthz", None).starts_with("HTTP/1.1 200")
+    {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let token = |key: &str| {
+        let key = InternalKey::new(secrecy::SecretString::from(key.to_owned())).expect("key");
+        mint(&key, "test", chrono::Utc::now().timestamp(), 60).expect("mint")
+    };
+    // Past the guard an unknown route is 404; refused by it, 401.
+    let previous = http_get(port, "/v1/nothing", Some(&token(PREVIOUS)));
+    let current = http_get(port, "/v1/nothing", Some(&token(CURRENT)));
+    let retired = http_get(port, "/v1/nothing", Some(&token(RETIRED)));
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(previous.starts_with("HTTP/1.1 404"), "{previous}");
+    assert!(current.starts_with("HTTP/1.1 404"), "{current}");
+    assert!(retired.starts_with("HTTP/1.1 401"), "{retired}");
+    assert!(retired.contains("(kid)"), "{retired}");
+}
+
+#[test]
+fn an_admin_console_with_a_short_token_refuses_to_start_with_a_message() {
+    let out = sextant()
+        .args(["serve", "admin"])
+        .env("SEXTANT_ADMIN__PORT", "0")
+        .env("SEXTANT_ADMIN__ADMIN_TOKEN", "weak-token-xyz")
+        .output()
+        .expect("runs");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("admin_token must be at least 24 characters"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("weak-token-xyz"),
+        "the token is never echoed: {stderr}"
     );
 }
 

@@ -79,6 +79,10 @@ pub struct Settings {
     /// to the feature store carry one. Unset: open (local development only; a warning says so).
     #[serde(default)]
     pub internal_token: Option<secrecy::SecretString>,
+    /// Keys accepted besides `internal_token` while it is rotated (`…__INTERNAL_TOKEN_PREVIOUS`,
+    /// comma- or whitespace-separated, each at least 32 bytes); tokens name theirs by `kid`.
+    #[serde(default)]
+    pub internal_token_previous: Option<secrecy::SecretString>,
 }
 
 fn default_host() -> String {
@@ -106,6 +110,7 @@ impl Default for Settings {
             registry_dir: default_registry_dir(),
             default_epochs: default_epochs(),
             internal_token: None,
+            internal_token_previous: None,
         }
     }
 }
@@ -151,6 +156,10 @@ impl Application {
         let cross_sell_registry = registry::Registry::open(&settings.registry_dir)?;
         let propensity = propensity_registry::PropensityRegistries::new(&settings.registry_dir)?;
         let internal_key = InternalKey::from_setting(settings.internal_token.as_ref())?;
+        let verifier = InternalVerifier::from_settings(
+            settings.internal_token.as_ref(),
+            settings.internal_token_previous.as_ref(),
+        )?;
         let http = InternalClient::new(
             sextant_service_kit::http::client(Duration::from_secs(120)),
             internal_key
@@ -182,7 +191,7 @@ impl Application {
             1 << 20,
             api::openapi(),
             Metrics::new("trainer"),
-            internal_key.map(InternalVerifier::new),
+            verifier,
             move |cfg: &mut web::ServiceConfig| {
                 cfg.app_data(state.clone()).configure(api::routes);
             },
