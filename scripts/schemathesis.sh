@@ -33,7 +33,7 @@ if [ "$("$VENV/bin/schemathesis" --version 2>/dev/null)" != "schemathesis, versi
     "$VENV/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$VERSION" \
         || fail "installing schemathesis $VERSION failed"
 fi
-cargo build --locked -p sextant --example schemathesis_suite || fail "building the example failed"
+cargo build --locked --workspace --example schemathesis_suite || fail "building the example failed"
 dir=${CARGO_TARGET_DIR:-target}/debug
 echo "schemathesis: $("$VENV/bin/schemathesis" --version), ready in $((SECONDS - started)) s"
 

@@ -113,9 +113,10 @@ async fn fail(tx: &Tx, message: &str) {
 pub struct RecordsQuery {
     /// The fields to export, comma-separated API names (1..=800), e.g.
     /// `Defaulted__c,Amount__c,Grade__c`; the header is `Id` and then these, as spelt here.
+    #[param(pattern = r"^\s*[A-Za-z][A-Za-z0-9_]{0,79}\s*(,\s*[A-Za-z][A-Za-z0-9_]{0,79}\s*)*$")]
     fields: String,
     /// The org; the store's default org when absent.
-    #[param(value_type = Option<String>)]
+    #[param(value_type = Option<String>, pattern = "^00D[0-9A-Za-z]{12}([0-9A-Za-z]{3})?$", format = "salesforce-org-id")]
     org_id: Option<OrgId>,
 }
 
@@ -129,7 +130,7 @@ fn bad(message: String) -> ApiError {
 /// (`POST /v1/propensity/{name}/jobs?source=feature_store`). API names ignore case. A failure
 /// part-way aborts the transfer (never a clean, shorter file).
 #[utoipa::path(
-    params(("object" = String, Path, description = "The object's API name, e.g. Loan__c"), RecordsQuery),
+    params(("object" = String, Path, pattern = "^[A-Za-z][A-Za-z0-9_]{0,79}$", description = "The object's API name, e.g. Loan__c"), RecordsQuery),
     responses(
         (status = 200, description = "Records", content_type = "text/csv", body = String),
         (status = 400, description = "A malformed object or field name, no fields, a field given twice or `Id`, or a field no record of the object has — each named (invalid_parameter)", body = ErrorBody),
