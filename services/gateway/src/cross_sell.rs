@@ -127,21 +127,13 @@ pub async fn cross_sell(
     req: web::Json<CrossSellRequest>,
 ) -> Result<web::Json<CrossSellResponse>, ApiError> {
     let req = req.into_inner();
-    let ids = crate::api::parse_ids(&req.record_ids)?;
-    let limit = req.limit.unwrap_or(5);
-    if !(1..=MAX_ITEMS).contains(&limit) {
-        return Err(ApiError::bad_request(
-            ErrorCode::InvalidParameter,
-            format!("limit must be between 1 and {MAX_ITEMS}, got {limit}"),
-        ));
-    }
-    let served = state
-        .cross_sell_models
-        .get()
-        .map_err(crate::api::unavailable)?;
-    let history = recent_purchases(&state, &ids).await?;
+    let Prepared {
+        served,
+        history,
+        today,
+        limit,
+    } = prepare(&state, &req.record_ids, req.limit, 5, MAX_ITEMS).await?;
     let model_version = served.version.clone();
-    let today = day_number(chrono::Utc::now().date_naive());
     let exclude_bought = !req.include_bought;
     let results = web::block(move || -> Result<Vec<AccountCrossSell>, RecommendError> {
         history
@@ -234,21 +226,13 @@ pub async fn next_category(
     req: web::Json<NextCategoryRequest>,
 ) -> Result<web::Json<NextCategoryResponse>, ApiError> {
     let req = req.into_inner();
-    let ids = crate::api::parse_ids(&req.record_ids)?;
-    let limit = req.limit.unwrap_or(3);
-    if !(1..=MAX_CATEGORIES).contains(&limit) {
-        return Err(ApiError::bad_request(
-            ErrorCode::InvalidParameter,
-            format!("limit must be between 1 and {MAX_CATEGORIES}, got {limit}"),
-        ));
-    }
-    let served = state
-        .cross_sell_models
-        .get()
-        .map_err(crate::api::unavailable)?;
-    let history = recent_purchases(&state, &ids).await?;
+    let Prepared {
+        served,
+        history,
+        today,
+        limit,
+    } = prepare(&state, &req.record_ids, req.limit, 3, MAX_CATEGORIES).await?;
     let model_version = served.version.clone();
-    let today = day_number(chrono::Utc::now().date_naive());
     let results = web::block(
         move || -> Result<Vec<AccountNextCategory>, RecommendError> {
             history
@@ -279,6 +263,46 @@ pub async fn next_category(
         model_version,
         results,
     }))
+}
+
+/// What both routes answer from.
+struct Prepared {
+    served: std::sync::Arc<ServedCrossSell>,
+    history: PurchaseHistory,
+    /// Today's day number.
+    today: i64,
+    limit: u32,
+}
+
+/// The checks and reads both routes share: the account ids, `limit` (default `default`, at most
+/// `max`), the current cross-sell model (`no_model` without one) and the accounts' recent
+/// purchases.
+async fn prepare(
+    state: &AppState,
+    record_ids: &[String],
+    limit: Option<u32>,
+    default: u32,
+    max: u32,
+) -> Result<Prepared, ApiError> {
+    let ids = crate::api::parse_ids(record_ids)?;
+    let limit = limit.unwrap_or(default);
+    if !(1..=max).contains(&limit) {
+        return Err(ApiError::bad_request(
+            ErrorCode::InvalidParameter,
+            format!("limit must be between 1 and {max}, got {limit}"),
+        ));
+    }
+    let served = state
+        .cross_sell_models
+        .get()
+        .map_err(crate::api::unavailable)?;
+    let history = recent_purchases(state, &ids).await?;
+    Ok(Prepared {
+        served,
+        history,
+        today: day_number(chrono::Utc::now().date_naive()),
+        limit,
+    })
 }
 
 /// The recent purchases (at most [`HISTORY_ORDERS`] orders) of each account, in request order,

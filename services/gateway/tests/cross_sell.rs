@@ -174,8 +174,8 @@ async fn post(gateway: &str, route: &str, body: &Value, auth: bool) -> (u16, Val
     (status, resp.json().await.unwrap_or(Value::Null))
 }
 
-#[tokio::test]
-async fn accounts_get_suggestions_from_their_own_purchases_with_reasons() {
+/// A gateway on loopback in front of the stand-ins (the cross-sell model not yet trained).
+async fn start_gateway() -> (String, Arc<Upstream>) {
     let (upstream, state) = upstream();
     let mut settings = Settings::with_auth(AuthSettings {
         rs256_public_key_pem: None,
@@ -190,6 +190,12 @@ async fn accounts_get_suggestions_from_their_own_purchases_with_reasons() {
     let app = Application::build(&settings).await.expect("gateway starts");
     let gateway = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run_until_stopped());
+    (gateway, state)
+}
+
+#[tokio::test]
+async fn accounts_get_suggestions_from_their_own_purchases_with_reasons() {
+    let (gateway, state) = start_gateway().await;
 
     let ask = json!({"record_ids": [account(1), account(2), account(1)], "limit": 2});
     let (status, body) = post_cross_sell(&gateway, &ask, true).await;
@@ -280,20 +286,7 @@ async fn accounts_get_suggestions_from_their_own_purchases_with_reasons() {
 
 #[tokio::test]
 async fn the_next_category_is_served_on_its_own_with_its_reason() {
-    let (upstream, state) = upstream();
-    let mut settings = Settings::with_auth(AuthSettings {
-        rs256_public_key_pem: None,
-        hs256_secret: Some(SecretString::from(SECRET.to_owned())),
-        leeway_secs: 30,
-        ..AuthSettings::new("sextant-test", "sextant-gateway")
-    });
-    settings.port = 0;
-    settings.feature_store_url = upstream.clone();
-    settings.trainer_url = upstream;
-    settings.model_refresh_secs = 1;
-    let app = Application::build(&settings).await.expect("gateway starts");
-    let gateway = format!("http://127.0.0.1:{}", app.port());
-    tokio::spawn(app.run_until_stopped());
+    let (gateway, state) = start_gateway().await;
     let route = "/v1/next-category";
 
     let ask = json!({"record_ids": [account(1), account(2)]});
