@@ -324,7 +324,18 @@ fn value_rows(
                 } else {
                     model.value(&summary, &spend, &tier_horizon)?.value
                 };
-                let factors = model.factors(&summary, &spend, horizon, v.value)?;
+                // A value stands without its reasons: a closed form failing at an occluded
+                // input loses the factors (said in the log), never the value.
+                let factors = model
+                    .factors(&summary, &spend, horizon, v.value)
+                    .unwrap_or_else(|e| {
+                        tracing::warn!(
+                            model = %model.version,
+                            error = %e,
+                            "CLV factors could not be computed; the value is served without them"
+                        );
+                        Vec::new()
+                    });
                 Ok::<_, sextant_models::clv::serving::ClvServingError>(ClvEstimate {
                     value: v.value,
                     horizon_months: horizon.months,

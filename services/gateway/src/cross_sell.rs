@@ -172,7 +172,7 @@ pub const MAX_CATEGORIES: u32 = 10;
 #[serde(deny_unknown_fields)]
 pub struct NextCategoryRequest {
     /// Account ids, 15 or 18 characters; at most 200.
-    #[schema(min_items = 1, max_items = 200)]
+    #[schema(schema_with = sextant_contracts::ids::account_ids_schema)]
     pub record_ids: Vec<String>,
     /// Categories per account, 1..=10 (default 3; fewer when the model knows fewer).
     #[serde(default)]

@@ -458,7 +458,8 @@ pub fn fit(
             .step_by(step)
             .map(|i| (&set.summaries[i], f64::from(set.spend[i]))),
     )
-    .map_err(|e| ClvJobError::Fit(e.to_string()))?;
+    .map_err(|e| tracing::warn!(error = %e, "no typical customer: this CLV model's values will carry no factors"))
+    .ok();
 
     // The holdout chart: actual vs predicted purchases per calibration frequency.
     let frequency: Vec<f64> = set.summaries.iter().map(|s| s.x).collect();
@@ -493,7 +494,7 @@ pub fn fit(
         tier_horizon_months: config.tier_horizon_months,
         tier_discount_rate_annual: config.tier_discount_rate_annual,
         tiers: tiers.clone(),
-        typical: Some(typical),
+        typical,
     };
     artifact
         .validate()

@@ -191,7 +191,7 @@ impl TypicalCustomer {
         for (s, mean) in sample {
             x.push(s.x);
             t.push(s.t);
-            if s.x > 0.0 {
+            if s.x > 0.0 && s.t >= s.t_x {
                 gap.push(s.t - s.t_x);
             }
             if mean.is_finite() && mean > 0.0 {

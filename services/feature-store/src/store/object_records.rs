@@ -220,6 +220,7 @@ impl Store {
             txn.execute_raw(q.statement()).await?;
         }
         txn.commit().await?;
+        self.keep_statistics("fs_record", written);
         Ok(IngestResponse {
             object: IngestObject::Record,
             received,
