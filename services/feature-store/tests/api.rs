@@ -4,12 +4,18 @@
 use std::sync::Arc;
 
 use chrono::{NaiveDate, TimeZone, Utc};
-use sea_orm::{ConnectionTrait, Database};
 use serde_json::{Value, json};
 use sextant_contracts::api::{HistoryStatus, IngestResponse, OnlineFeatures, TrainingSet};
 use sextant_contracts::time::FixedClock;
 use sextant_contracts::{ErrorCode, SalesforceId};
 use sextant_feature_store::{Application, Settings};
+
+mod support;
+
+/// SQLite in memory, and PostgreSQL when configured.
+async fn databases() -> Vec<String> {
+    support::databases("sqlite::memory:".to_owned()).await
+}
 
 struct TestApp {
     base: String,
@@ -28,35 +34,6 @@ impl TestApp {
         let status = resp.status().as_u16();
         (status, resp.json().await.unwrap_or(Value::Null))
     }
-}
-
-/// Database URLs to run each test against: SQLite always, PostgreSQL when configured.
-async fn databases() -> Vec<String> {
-    let mut urls = vec!["sqlite::memory:".to_owned()];
-    match std::env::var("SEXTANT_TEST_POSTGRES_URL") {
-        Ok(base) => {
-            let name = format!("sextant_test_{}", uuid_like());
-            let admin = Database::connect(&base)
-                .await
-                .expect("PostgreSQL reachable at SEXTANT_TEST_POSTGRES_URL");
-            admin
-                .execute_unprepared(&format!("CREATE DATABASE {name}"))
-                .await
-                .expect("create database");
-            let (prefix, _) = base.rsplit_once('/').expect("url has a database name");
-            urls.push(format!("{prefix}/{name}"));
-        }
-        Err(_) => eprintln!("SKIPPED PostgreSQL variant: SEXTANT_TEST_POSTGRES_URL is not set"),
-    }
-    urls
-}
-
-fn uuid_like() -> String {
-    let n: u64 = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0);
-    format!("{:x}{:x}", n, std::process::id())
 }
 
 async fn spawn(database_url: &str, today: &str) -> TestApp {

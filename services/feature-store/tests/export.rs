@@ -78,38 +78,18 @@ impl TestApp {
     }
 }
 
-fn uuid_like() -> String {
-    let n: u64 = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0);
-    format!("{n:x}{:x}", std::process::id())
-}
-
 /// A file-backed SQLite database (the test reads it through its own connection) and, when
 /// configured, a fresh PostgreSQL database.
 async fn databases(dir: &Path) -> Vec<String> {
-    let mut urls = vec![format!(
+    support::databases(format!(
         "sqlite://{}?mode=rwc",
-        dir.join(format!("{}.sqlite", uuid_like())).display()
-    )];
-    match std::env::var("SEXTANT_TEST_POSTGRES_URL") {
-        Ok(base) => {
-            let name = format!("sextant_test_{}", uuid_like());
-            let admin = Database::connect(&base)
-                .await
-                .expect("PostgreSQL reachable at SEXTANT_TEST_POSTGRES_URL");
-            admin
-                .execute_unprepared(&format!("CREATE DATABASE {name}"))
-                .await
-                .expect("create database");
-            let (prefix, _) = base.rsplit_once('/').expect("url has a database name");
-            urls.push(format!("{prefix}/{name}"));
-        }
-        Err(_) => eprintln!("SKIPPED PostgreSQL variant: SEXTANT_TEST_POSTGRES_URL is not set"),
-    }
-    urls
+        dir.join(format!("{}.sqlite", support::unique_name()))
+            .display()
+    ))
+    .await
 }
+
+mod support;
 
 async fn spawn(database_url: &str) -> TestApp {
     sextant_service_kit::telemetry::init();

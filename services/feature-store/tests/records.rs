@@ -5,7 +5,6 @@
 use std::sync::Arc;
 
 use chrono::{TimeZone, Utc};
-use sea_orm::{ConnectionTrait, Database};
 use serde_json::{Value, json};
 use sextant_contracts::SalesforceId;
 use sextant_contracts::time::FixedClock;
@@ -43,29 +42,11 @@ impl TestApp {
     }
 }
 
-/// Database URLs to run each test against: SQLite always, PostgreSQL when configured.
+mod support;
+
+/// SQLite in memory, and PostgreSQL when configured.
 async fn databases() -> Vec<String> {
-    let mut urls = vec!["sqlite::memory:".to_owned()];
-    match std::env::var("SEXTANT_TEST_POSTGRES_URL") {
-        Ok(base) => {
-            let n: u128 = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos())
-                .unwrap_or(0);
-            let name = format!("sextant_test_rec_{n:x}{:x}", std::process::id());
-            let admin = Database::connect(&base)
-                .await
-                .expect("PostgreSQL reachable at SEXTANT_TEST_POSTGRES_URL");
-            admin
-                .execute_unprepared(&format!("CREATE DATABASE {name}"))
-                .await
-                .expect("create database");
-            let (prefix, _) = base.rsplit_once('/').expect("url has a database name");
-            urls.push(format!("{prefix}/{name}"));
-        }
-        Err(_) => eprintln!("SKIPPED PostgreSQL variant: SEXTANT_TEST_POSTGRES_URL is not set"),
-    }
-    urls
+    support::databases("sqlite::memory:".to_owned()).await
 }
 
 async fn spawn(database_url: &str) -> TestApp {
