@@ -126,6 +126,10 @@ const TILE_VECS: usize = 2;
 /// Thread shares are whole multiples of this many customers (a block is 16 with AVX2, 2 on the
 /// scalar fallback; 16 is a multiple of both).
 const SHARE_ROWS: usize = 16;
+/// Cost of one customer-week on the row kernel in customer-weeks (lanes) of the block kernel,
+/// measured with `cargo bench -p sextant-models --bench gru` (the block kernel keeps its weights
+/// in registers; the row kernel loads a weight per multiply-add).
+const ROW_STEP_COST: f64 = 1.5;
 
 impl SequenceArtifact {
     /// Channels per week.
@@ -300,7 +304,73 @@ impl SequenceArtifact {
                     .into(),
             ));
         }
+        if self.rows_cheaper(sources) {
+            return Ok(self.run_rows(inputs, sources));
+        }
         self.run_resumed(inputs, &self.cheaper_sources(sources), threads)
+    }
+
+    /// Whether the row kernel ([`Self::run_rows`]) costs less than the block kernel for these
+    /// sources. The block kernel runs [`SHARE_ROWS`] customers per block whatever their number
+    /// and resumes only where whole blocks are saved ([`Self::cheaper_sources`]); the row kernel
+    /// runs each input's own weeks exactly, but a row-step costs [`ROW_STEP_COST`] block
+    /// lane-steps. A one-record call (a customer and its few variants of recent weeks) fills a
+    /// fraction of a block, so the row kernel wins there; full batches stay on blocks.
+    fn rows_cheaper(&self, sources: &[RunSource]) -> bool {
+        let w = self.weeks;
+        let run = |s: &RunSource| match *s {
+            RunSource::Own => w,
+            RunSource::Same(_) => 0,
+            RunSource::ResumeAfter { step, .. } => w - step,
+        };
+        let row_steps: usize = sources.iter().map(run).sum();
+        let planned = self.cheaper_sources(sources);
+        let blocks = |n: usize| n.div_ceil(SHARE_ROWS);
+        let leaders = planned.iter().filter(|s| **s == RunSource::Own).count();
+        let mut block_steps = blocks(leaders) * w;
+        let mut steps: Vec<usize> = planned
+            .iter()
+            .filter_map(|s| match *s {
+                RunSource::ResumeAfter { step, .. } => Some(step),
+                _ => None,
+            })
+            .collect();
+        steps.sort_unstable();
+        let mut k = 0;
+        while k < steps.len() {
+            let step = steps[k];
+            let n = steps[k..].iter().take_while(|s| **s == step).count();
+            block_steps += blocks(n) * (w - step);
+            k += n;
+        }
+        (row_steps as f64) * ROW_STEP_COST < (block_steps * SHARE_ROWS) as f64
+    }
+
+    /// [`Self::predict_batch_resumed`] on checked inputs and sources with the row kernel, on
+    /// this thread: every resumption exact, no lane idle.
+    fn run_rows(&self, inputs: &[SequenceInput<'_>], sources: &[RunSource]) -> Vec<f64> {
+        let hd = self.gru.hidden;
+        let packed = RowPacked::new(&self.gru);
+        let mut states = vec![0.0f32; inputs.len() * hd];
+        pulp::Arch::new().dispatch(RowRun {
+            model: self,
+            packed: &packed,
+            inputs,
+            sources,
+            states: &mut states,
+        });
+        let mut head = HeadScratch::default();
+        inputs
+            .iter()
+            .enumerate()
+            .map(|(i, input)| {
+                let j = match sources[i] {
+                    RunSource::Same(j) => j,
+                    _ => i,
+                };
+                self.head_probability(&states[j * hd..(j + 1) * hd], input, &mut head)
+            })
+            .collect()
     }
 
     /// [`Self::predict_batch_resumed`] on checked inputs and sources, every resumption taken as
@@ -1082,6 +1152,204 @@ fn gru_step<S: Simd>(simd: S, p: &Packed, xt: &[f32], h: &[f32], h_next: &mut [f
     }
 }
 
+/// Units per gate in [`RowPacked`] are padded to a multiple of this (a whole number of SIMD
+/// vectors at every width pulp dispatches to).
+const ROW_PAD: usize = 16;
+
+/// Output vectors of one gate computed together in [`row_step`] (their accumulators stay in
+/// registers over the `k` loop).
+const ROW_GROUP: usize = 4;
+
+/// The GRU's weights for the row kernel: one customer at a time, SIMD lanes over hidden units.
+/// The stored layout (`[k][r | z | n][unit]`) with each gate padded to whole vectors, so that
+/// a row of `W_h` feeds the three gates of a vector of units from contiguous memory.
+#[derive(Debug)]
+struct RowPacked {
+    /// Real hidden width (rows of `w_h`).
+    hidden: usize,
+    /// Units per gate, padded to [`ROW_PAD`].
+    padded: usize,
+    channels: usize,
+    /// `[k < hidden][gate r, z, n][unit < padded]`.
+    w_h: Vec<f32>,
+    /// `[channel][gate r, z, n][unit < padded]`.
+    w_x: Vec<f32>,
+    /// `[gate r, z][unit]`: input and recurrent biases summed.
+    b_rz: Vec<f32>,
+    /// `[unit]`: input bias of the candidate gate.
+    b_xn: Vec<f32>,
+    /// `[unit]`: recurrent bias of the candidate gate (inside `r ⊙ (…)`).
+    b_hn: Vec<f32>,
+}
+
+impl RowPacked {
+    fn new(g: &GruWeights) -> Self {
+        let hd = g.hidden;
+        let h3 = 3 * hd;
+        let padded = hd.div_ceil(ROW_PAD) * ROW_PAD;
+        let gates = |w: &[f32], rows: usize| -> Vec<f32> {
+            let mut out = vec![0.0f32; rows * 3 * padded];
+            for k in 0..rows {
+                for gate in 0..3 {
+                    let to = (k * 3 + gate) * padded;
+                    let from = k * h3 + gate * hd;
+                    out[to..to + hd].copy_from_slice(&w[from..from + hd]);
+                }
+            }
+            out
+        };
+        let bias = |f: &dyn Fn(usize) -> f32| -> Vec<f32> {
+            (0..padded)
+                .map(|u| if u < hd { f(u) } else { 0.0 })
+                .collect()
+        };
+        let mut b_rz = bias(&|u| g.b_x[u] + g.b_h[u]);
+        b_rz.extend(bias(&|u| g.b_x[hd + u] + g.b_h[hd + u]));
+        Self {
+            hidden: hd,
+            padded,
+            channels: g.inputs,
+            w_h: gates(&g.w_h, hd),
+            w_x: gates(&g.w_x, g.inputs),
+            b_rz,
+            b_xn: bias(&|u| g.b_x[2 * hd + u]),
+            b_hn: bias(&|u| g.b_h[2 * hd + u]),
+        }
+    }
+}
+
+/// The GRU runs of a small batch, one customer at a time (see
+/// [`SequenceArtifact::predict_batch_resumed`]): every input with a run of its own advances
+/// week by week, and an input that resumes another's run starts at its step from the other's
+/// state then. `states` receives `hidden` values per input (the final state of its run; left as
+/// is for [`RunSource::Same`] inputs).
+struct RowRun<'m, 'p, 'i, 'o> {
+    model: &'m SequenceArtifact,
+    packed: &'p RowPacked,
+    inputs: &'i [SequenceInput<'i>],
+    sources: &'i [RunSource],
+    states: &'o mut [f32],
+}
+
+impl pulp::WithSimd for RowRun<'_, '_, '_, '_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, simd: S) {
+        let m = self.model;
+        let p = self.packed;
+        let (hp, hd, c) = (p.padded, p.hidden, p.channels);
+        let n = self.inputs.len();
+        let start = |i: usize| match self.sources[i] {
+            RunSource::Own => Some(0),
+            RunSource::ResumeAfter { step, .. } => Some(step),
+            RunSource::Same(_) => None,
+        };
+        let zero: Vec<f32> = (0..c)
+            .map(|ch| -m.channel_means[ch] / m.channel_stds[ch])
+            .collect();
+        let mut h = vec![0.0f32; n * hp];
+        let mut next = vec![0.0f32; hp];
+        let mut x = vec![0.0f32; c];
+        for t in 0..m.weeks {
+            // Resumptions first, from their leaders' states before this step.
+            for i in 0..n {
+                if let RunSource::ResumeAfter { leader, step } = self.sources[i]
+                    && step == t
+                {
+                    h.copy_within(leader * hp..(leader + 1) * hp, i * hp);
+                }
+            }
+            let week = m.weeks - 1 - t;
+            for i in 0..n {
+                if start(i).is_none_or(|s| s > t) {
+                    continue;
+                }
+                let raw = &self.inputs[i].sequence[week * c..(week + 1) * c];
+                for (ch, v) in raw.iter().enumerate() {
+                    x[ch] = if *v > 0.0 {
+                        ((v.ln_1p() as f32) - m.channel_means[ch]) / m.channel_stds[ch]
+                    } else {
+                        zero[ch]
+                    };
+                }
+                row_step(simd, p, &x, &h[i * hp..(i + 1) * hp], &mut next);
+                h[i * hp..(i + 1) * hp].copy_from_slice(&next);
+            }
+        }
+        for i in 0..n {
+            if start(i).is_some() {
+                self.states[i * hd..(i + 1) * hd].copy_from_slice(&h[i * hp..i * hp + hd]);
+            }
+        }
+    }
+}
+
+/// One week of one customer's GRU: `next` from `h` (both `padded` units) and the week's
+/// standardised inputs `x`, [`ROW_GROUP`] vectors of units at a time.
+#[inline(always)]
+fn row_step<S: Simd>(simd: S, p: &RowPacked, x: &[f32], h: &[f32], next: &mut [f32]) {
+    let vecs = p.padded / S::F32_LANES;
+    let mut j = 0;
+    while j + ROW_GROUP <= vecs {
+        row_units::<S, ROW_GROUP>(simd, p, x, h, next, j);
+        j += ROW_GROUP;
+    }
+    while j < vecs {
+        row_units::<S, 1>(simd, p, x, h, next, j);
+        j += 1;
+    }
+}
+
+/// [`row_step`] for the `G` vectors of units from vector `j`.
+#[inline(always)]
+fn row_units<S: Simd, const G: usize>(
+    simd: S,
+    p: &RowPacked,
+    x: &[f32],
+    h: &[f32],
+    next: &mut [f32],
+    j: usize,
+) {
+    let vecs = p.padded / S::F32_LANES;
+    let (wh, _) = S::as_simd_f32s(&p.w_h);
+    let (wx, _) = S::as_simd_f32s(&p.w_x);
+    let (b_rz, _) = S::as_simd_f32s(&p.b_rz);
+    let (b_xn, _) = S::as_simd_f32s(&p.b_xn);
+    let (b_hn, _) = S::as_simd_f32s(&p.b_hn);
+    let (hv, _) = S::as_simd_f32s(h);
+    let mut r: [S::f32s; G] = std::array::from_fn(|g| b_rz[j + g]);
+    let mut z: [S::f32s; G] = std::array::from_fn(|g| b_rz[vecs + j + g]);
+    let mut xn: [S::f32s; G] = std::array::from_fn(|g| b_xn[j + g]);
+    let mut hn: [S::f32s; G] = std::array::from_fn(|g| b_hn[j + g]);
+    for (ch, xc) in x.iter().enumerate() {
+        let xc = simd.splat_f32s(*xc);
+        let w = &wx[ch * 3 * vecs..(ch + 1) * 3 * vecs];
+        for g in 0..G {
+            r[g] = simd.mul_add_e_f32s(xc, w[j + g], r[g]);
+            z[g] = simd.mul_add_e_f32s(xc, w[vecs + j + g], z[g]);
+            xn[g] = simd.mul_add_e_f32s(xc, w[2 * vecs + j + g], xn[g]);
+        }
+    }
+    for (k, w) in wh.chunks_exact(3 * vecs).take(p.hidden).enumerate() {
+        let hk = simd.splat_f32s(h[k]);
+        for g in 0..G {
+            r[g] = simd.mul_add_e_f32s(hk, w[j + g], r[g]);
+            z[g] = simd.mul_add_e_f32s(hk, w[vecs + j + g], z[g]);
+            hn[g] = simd.mul_add_e_f32s(hk, w[2 * vecs + j + g], hn[g]);
+        }
+    }
+    let one = simd.splat_f32s(1.0);
+    let (out, _) = S::as_mut_simd_f32s(next);
+    for g in 0..G {
+        let r = sigmoid_s(simd, r[g], one);
+        let z = sigmoid_s(simd, z[g], one);
+        let n = tanh_s(simd, simd.mul_add_e_f32s(r, hn[g], xn[g]), one);
+        // h' = (1 − z) ⊙ n + z ⊙ h = n + z ⊙ (h − n)
+        out[j + g] = simd.mul_add_e_f32s(z, simd.sub_f32s(hv[j + g], n), n);
+    }
+}
+
 fn dense_ok(l: &Dense) -> bool {
     l.weights.len() == l.inputs * l.outputs && l.bias.len() == l.outputs
 }
@@ -1491,6 +1759,132 @@ mod tests {
         let mut bad = all_sources.clone();
         bad[1] = RunSource::ResumeAfter { leader: 2, step: 1 };
         assert!(m.predict_batch_resumed(&inputs, &bad, 1).is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn the_row_kernel_follows_the_equations_and_takes_small_batches_only() -> Result<(), ModelError>
+    {
+        // A hidden width that is no whole number of SIMD vectors: the padded units must stay 0.
+        let (weeks, c) = (9, 2);
+        let m = model(weeks, 37);
+        let seqs: Vec<Vec<f64>> = (0..4)
+            .map(|v| {
+                (0..weeks * c)
+                    .map(|i| f64::from(u32::try_from((i * 3 + v) % 5).unwrap_or(0)) * 0.7)
+                    .collect()
+            })
+            .collect();
+        // Variant v changes weeks 0..v (the most recent): it resumes at weeks - v.
+        let mut seqs = seqs;
+        for v in 1..4 {
+            for w in v..weeks {
+                let same = seqs[0][w * c..(w + 1) * c].to_vec();
+                seqs[v][w * c..(w + 1) * c].copy_from_slice(&same);
+            }
+        }
+        let aggs = [vec![0.5], vec![2.0], vec![0.0], vec![7.0], vec![1.0]];
+        let mut inputs: Vec<SequenceInput<'_>> = (0..4)
+            .map(|v| SequenceInput {
+                sequence: &seqs[v],
+                category: v % 3,
+                aggregates: &aggs[v],
+            })
+            .collect();
+        inputs.push(SequenceInput {
+            sequence: &seqs[0],
+            category: 1,
+            aggregates: &aggs[4],
+        });
+        let sources = [
+            RunSource::Own,
+            RunSource::ResumeAfter {
+                leader: 0,
+                step: weeks - 1,
+            },
+            RunSource::ResumeAfter {
+                leader: 0,
+                step: weeks - 2,
+            },
+            RunSource::ResumeAfter {
+                leader: 0,
+                step: weeks - 3,
+            },
+            RunSource::Same(0),
+        ];
+        let rows = m.run_rows(&inputs, &sources);
+        for (x, got) in inputs.iter().zip(&rows) {
+            let want = reference(&m, x);
+            assert!((want - got).abs() < 1e-5, "{want} vs {got}");
+        }
+        // One customer and its variants fill a fraction of a block: rows. Sixty-four
+        // customers fill blocks: blocks.
+        assert!(m.rows_cheaper(&sources));
+        let mut many = Vec::new();
+        for k in 0..64 {
+            many.extend(sources.iter().map(|s| match *s {
+                RunSource::Own => RunSource::Own,
+                RunSource::Same(j) => RunSource::Same(5 * k + j),
+                RunSource::ResumeAfter { leader, step } => RunSource::ResumeAfter {
+                    leader: 5 * k + leader,
+                    step,
+                },
+            }));
+        }
+        assert!(!m.rows_cheaper(&many));
+        Ok(())
+    }
+
+    /// Not a test of behaviour: the timings `ROW_STEP_COST` was set from. Run with
+    /// `cargo test --release -p sextant-models --lib row_step_cost -- --ignored --nocapture`.
+    #[test]
+    #[ignore = "prints timings"]
+    fn row_step_cost() -> Result<(), ModelError> {
+        let (weeks, hidden, c) = (104, 64, 2);
+        let m = model(weeks, hidden);
+        let seq: Vec<f64> = (0..weeks * c).map(|i| ((i * 7) % 5) as f64).collect();
+        let agg = vec![1.0];
+        for n in [1usize, 2, 4, 8, 16, 32] {
+            let mut inputs = Vec::new();
+            let mut sources = Vec::new();
+            for _ in 0..n {
+                let own = inputs.len();
+                let x = SequenceInput {
+                    sequence: &seq,
+                    category: 0,
+                    aggregates: &agg,
+                };
+                inputs.push(x);
+                sources.push(RunSource::Own);
+                for last in [3usize, 7, 12, 25, 51] {
+                    inputs.push(x);
+                    sources.push(RunSource::ResumeAfter {
+                        leader: own,
+                        step: weeks - 1 - last,
+                    });
+                }
+            }
+            let planned = m.cheaper_sources(&sources);
+            let runs = 20;
+            let t = std::time::Instant::now();
+            for _ in 0..runs {
+                std::hint::black_box(m.run_resumed(&inputs, &planned, 1)?);
+            }
+            let blocks = t.elapsed().as_secs_f64() * 1e6 / f64::from(runs);
+            let t = std::time::Instant::now();
+            for _ in 0..runs {
+                std::hint::black_box(m.run_rows(&inputs, &sources));
+            }
+            let rows = t.elapsed().as_secs_f64() * 1e6 / f64::from(runs);
+            println!(
+                "{n:>3} customers with 5 block variants: blocks {blocks:>8.1} µs, rows {rows:>8.1} µs, chosen: {}",
+                if m.rows_cheaper(&sources) {
+                    "rows"
+                } else {
+                    "blocks"
+                }
+            );
+        }
         Ok(())
     }
 
