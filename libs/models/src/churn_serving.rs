@@ -387,57 +387,85 @@ impl SequenceChurnArtifact {
         // changes only the weeks from its oldest on (the pass reads the oldest week first), so
         // its variant resumes the customer's run from the state before that week. A customer
         // costs about two passes over the weeks, not one per variant.
+        // Variants borrow the customer's weeks; only the block variants own edited copies.
         let weeks = self.network.weeks;
-        let mut variants = Vec::with_capacity(rows.len() * per);
-        let mut sources = Vec::with_capacity(rows.len() * per);
+        let blocks = &self.reference.week_blocks;
+        let mut block_weeks: Vec<Vec<f64>> = Vec::with_capacity(rows.len() * blocks.len());
+        let mut aggregates: Vec<Vec<f64>> = Vec::with_capacity(rows.len() * per);
         for r in &rows {
-            let own = variants.len();
-            variants.push(r.clone());
-            sources.push(RunSource::Own);
+            let own = network_aggregates(&r.features, &self.signed_features);
+            aggregates.push(own.clone());
+            let mut occluded = r.features.clone();
             for (i, typical) in self.reference.feature_typical.iter().enumerate() {
-                let mut v = r.clone();
-                v.features[i] = *typical;
-                variants.push(v);
-                sources.push(RunSource::Same(own));
+                occluded[i] = *typical;
+                aggregates.push(network_aggregates(&occluded, &self.signed_features));
+                occluded[i] = r.features[i];
             }
-            for b in &self.reference.week_blocks {
-                let mut v = r.clone();
+            for b in blocks {
+                let mut v = r.sequence.clone();
                 for w in b.first..=b.last {
-                    v.sequence[w * channels..(w + 1) * channels].copy_from_slice(&b.typical_week);
+                    v[w * channels..(w + 1) * channels].copy_from_slice(&b.typical_week);
                 }
-                variants.push(v);
-                sources.push(RunSource::ResumeAfter {
-                    leader: own,
-                    step: weeks - 1 - b.last,
-                });
+                block_weeks.push(v);
+                aggregates.push(own.clone());
             }
         }
-        let scores = self.score_prepared_resumed(&variants, &sources, threads)?;
+        let nb = blocks.len();
+        let mut inputs = Vec::with_capacity(rows.len() * per);
+        let mut sources = Vec::with_capacity(rows.len() * per);
+        for (k, r) in rows.iter().enumerate() {
+            let own = inputs.len();
+            for v in 0..per {
+                let (sequence, source) = if v == 0 {
+                    (&r.sequence, RunSource::Own)
+                } else if v < per - nb {
+                    (&r.sequence, RunSource::Same(own))
+                } else {
+                    let b = v - (per - nb);
+                    (
+                        &block_weeks[k * nb + b],
+                        RunSource::ResumeAfter {
+                            leader: own,
+                            step: weeks - 1 - blocks[b].last,
+                        },
+                    )
+                };
+                inputs.push(SequenceInput {
+                    sequence,
+                    category: r.category,
+                    aggregates: &aggregates[own + v],
+                });
+                sources.push(source);
+            }
+        }
+        let scores = self
+            .network
+            .predict_batch_resumed(&inputs, &sources, threads)?;
         let mut out = Vec::with_capacity(rows.len());
         for (r, s) in rows.iter().zip(scores.chunks(per)) {
             let score = s[0];
             let band = self.band(score);
-            let mut candidates: Vec<(f64, ScoreFactor)> = Vec::with_capacity(per - 1);
-            for (i, name) in self.feature_names.iter().enumerate() {
-                let impact = score - s[1 + i];
-                let typical = self.reference.feature_typical[i];
-                candidates.push((
-                    impact,
-                    factor(name, impact, feature_text(name, r.features[i], typical)),
-                ));
-            }
-            let base = 1 + self.feature_names.len();
-            for (k, b) in self.reference.week_blocks.iter().enumerate() {
-                let impact = score - s[base + k];
-                let text = block_text(self, b, &r.sequence);
-                candidates.push((impact, factor(&b.name, impact, text)));
-            }
-            candidates.retain(|(impact, _)| impact.abs() >= MIN_IMPACT);
-            candidates.sort_by(|a, b| b.0.abs().total_cmp(&a.0.abs()));
+            // Impacts of every factor (features, then blocks of weeks); texts only for the
+            // reported ones.
+            let nf = self.feature_names.len();
+            let mut candidates: Vec<(f64, usize)> = (0..per - 1)
+                .map(|k| (score - s[1 + k], k))
+                .filter(|(impact, _)| impact.abs() >= MIN_IMPACT)
+                .collect();
+            candidates.sort_by(|a, b| b.0.abs().total_cmp(&a.0.abs()).then(a.1.cmp(&b.1)));
             let factors: Vec<ScoreFactor> = candidates
                 .into_iter()
                 .take(TOP_FACTORS)
-                .map(|(_, f)| f)
+                .map(|(impact, k)| {
+                    if k < nf {
+                        let name = &self.feature_names[k];
+                        let typical = self.reference.feature_typical[k];
+                        factor(name, impact, feature_text(name, r.features[k], typical))
+                    } else {
+                        let b = &self.reference.week_blocks[k - nf];
+                        factor(&b.name, impact, block_text(self, b, &r.sequence))
+                    }
+                })
                 .collect();
             let next_best_action = next_best_action(band, &factors);
             out.push(Explained {

@@ -1301,6 +1301,17 @@ fn row_step<S: Simd>(simd: S, p: &RowPacked, x: &[f32], h: &[f32], next: &mut [f
     }
 }
 
+/// The `G` vectors from vector `j` of each gate's block (`[r | z | n]`, `vecs` each) of `w`, as
+/// arrays: no bounds check in the loops that read them.
+#[inline(always)]
+fn gate_group<T, const G: usize>(w: &[T], vecs: usize, j: usize) -> Option<[&[T; G]; 3]> {
+    Some([
+        w.get(j..j + G)?.try_into().ok()?,
+        w.get(vecs + j..vecs + j + G)?.try_into().ok()?,
+        w.get(2 * vecs + j..2 * vecs + j + G)?.try_into().ok()?,
+    ])
+}
+
 /// [`row_step`] for the `G` vectors of units from vector `j`.
 #[inline(always)]
 fn row_units<S: Simd, const G: usize>(
@@ -1322,21 +1333,26 @@ fn row_units<S: Simd, const G: usize>(
     let mut z: [S::f32s; G] = std::array::from_fn(|g| b_rz[vecs + j + g]);
     let mut xn: [S::f32s; G] = std::array::from_fn(|g| b_xn[j + g]);
     let mut hn: [S::f32s; G] = std::array::from_fn(|g| b_hn[j + g]);
-    for (ch, xc) in x.iter().enumerate() {
+    for (xc, w) in x.iter().zip(wx.chunks_exact(3 * vecs)) {
+        let Some([wr, wz, wn]) = gate_group::<_, G>(w, vecs, j) else {
+            return;
+        };
         let xc = simd.splat_f32s(*xc);
-        let w = &wx[ch * 3 * vecs..(ch + 1) * 3 * vecs];
         for g in 0..G {
-            r[g] = simd.mul_add_e_f32s(xc, w[j + g], r[g]);
-            z[g] = simd.mul_add_e_f32s(xc, w[vecs + j + g], z[g]);
-            xn[g] = simd.mul_add_e_f32s(xc, w[2 * vecs + j + g], xn[g]);
+            r[g] = simd.mul_add_e_f32s(xc, wr[g], r[g]);
+            z[g] = simd.mul_add_e_f32s(xc, wz[g], z[g]);
+            xn[g] = simd.mul_add_e_f32s(xc, wn[g], xn[g]);
         }
     }
-    for (k, w) in wh.chunks_exact(3 * vecs).take(p.hidden).enumerate() {
-        let hk = simd.splat_f32s(h[k]);
+    for (hk, w) in h.iter().zip(wh.chunks_exact(3 * vecs)).take(p.hidden) {
+        let Some([wr, wz, wn]) = gate_group::<_, G>(w, vecs, j) else {
+            return;
+        };
+        let hk = simd.splat_f32s(*hk);
         for g in 0..G {
-            r[g] = simd.mul_add_e_f32s(hk, w[j + g], r[g]);
-            z[g] = simd.mul_add_e_f32s(hk, w[vecs + j + g], z[g]);
-            hn[g] = simd.mul_add_e_f32s(hk, w[2 * vecs + j + g], hn[g]);
+            r[g] = simd.mul_add_e_f32s(hk, wr[g], r[g]);
+            z[g] = simd.mul_add_e_f32s(hk, wz[g], z[g]);
+            hn[g] = simd.mul_add_e_f32s(hk, wn[g], hn[g]);
         }
     }
     let one = simd.splat_f32s(1.0);

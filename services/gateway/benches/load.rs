@@ -2,7 +2,9 @@
 //! loopback, with a production-sized churn model and features materialised, and the failed
 //! requests while the current model changes under load.
 //!
-//! `cargo bench -p sextant-gateway --bench load -- [--seconds 10] [--rps 2000] [--accounts 100000]`
+//! `cargo bench -p sextant-gateway --bench load -- [--seconds 10] [--rps 2000] [--accounts 100000]
+//! [--concurrency 32] [--peer PYTHON]` (`scripts/bench/gateway_vs_python.sh` sets up the peer's
+//! Python and runs it).
 //!
 //! What runs, all in this process on loopback:
 //! - the real gateway (`Application::build`, its actix workers, JWT check, rate limiter off);
@@ -17,8 +19,16 @@
 //! or not the earlier ones have answered); (2) 200-record calls, 4 at a time, as fast as they are
 //! answered; (3) one-record calls at half the rate while the trainer's current version flips
 //! between `churn-v1` and `churn-v2` every 500 ms and the gateway (refreshing every second) swaps
-//! models under load: every non-200 answer is counted. The load generator shares the machine with
-//! the gateway, as an Apex org would not: figures are a lower bound for the gateway alone.
+//! models under load: every non-200 answer is counted; (4) one-record calls, `--concurrency` at a
+//! time as fast as they are answered: the most requests per second.
+//!
+//! With `--peer PYTHON` (a Python with `benches/peer/requirements.txt` installed) the same run
+//! starts `benches/peer/server.py`, the same scoring written with FastAPI and PyTorch against the
+//! same feature store and model, checks that it gives the gateway's scores and factors for the
+//! same accounts, and runs phases (4) and (2) against it: the two servers side by side.
+//!
+//! The load generator shares the machine with the server under test, as an Apex org would not:
+//! figures are a lower bound for the server alone.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -50,6 +60,14 @@ fn arg(name: &str, default: u64) -> u64 {
         .and_then(|i| args.get(i + 1))
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
+}
+
+fn arg_str(name: &str) -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .cloned()
 }
 
 struct Upstream {
@@ -155,38 +173,242 @@ impl Tally {
     }
 }
 
+/// The load phases' HTTP/1.1 client: keep-alive connections from a pool, a request written as
+/// bytes and the answer read by its `Content-Length`. The generator shares the cores with the
+/// server under test, so it must cost little per call: this costs a fraction of `reqwest`'s
+/// layers, and the same for every server it loads.
+#[derive(Default)]
+struct Lean {
+    idle: std::sync::Mutex<Vec<(String, tokio::net::TcpStream)>>,
+}
+
+type Http = Arc<Lean>;
+
+impl Lean {
+    /// `POST` of a JSON body to `url` (`http://host:port/path`): the status and the body. A
+    /// pooled connection the server closed while idle (its keep-alive timeout) is replaced by a
+    /// new one and the request sent again, as any HTTP client does: the server never read it.
+    async fn post(&self, url: &str, token: &str, body: &[u8]) -> Result<(u16, Vec<u8>), String> {
+        let rest = url
+            .strip_prefix("http://")
+            .ok_or_else(|| format!("not an http URL: {url}"))?;
+        let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+        let mut request = format!(
+            "POST {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        request.extend_from_slice(body);
+        let reused = {
+            let mut idle = self
+                .idle
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            idle.iter()
+                .position(|(h, _)| h == host)
+                .map(|i| idle.swap_remove(i).1)
+        };
+        let (stream, answer) = match reused {
+            Some(stream) => match exchange(stream, &request).await {
+                Err(Exchange::Closed) => exchange(connect(host).await?, &request).await,
+                other => other,
+            },
+            None => exchange(connect(host).await?, &request).await,
+        }
+        .map_err(|e| match e {
+            Exchange::Closed => "the server closed the connection".to_owned(),
+            Exchange::Failed(e) => e,
+        })?;
+        self.idle
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push((host.to_owned(), stream));
+        Ok(answer)
+    }
+}
+
+async fn connect(host: &str) -> Result<tokio::net::TcpStream, String> {
+    let s = tokio::net::TcpStream::connect(host)
+        .await
+        .map_err(|e| e.to_string())?;
+    s.set_nodelay(true).map_err(|e| e.to_string())?;
+    Ok(s)
+}
+
+/// Why an exchange failed: closed before any byte of the answer (safe to send again), or not.
+enum Exchange {
+    Closed,
+    Failed(String),
+}
+
+/// Writes `request` and reads one answer: the stream back, with the status and the body.
+async fn exchange(
+    mut stream: tokio::net::TcpStream,
+    request: &[u8],
+) -> Result<(tokio::net::TcpStream, (u16, Vec<u8>)), Exchange> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let failed = |e: std::io::Error| Exchange::Failed(e.to_string());
+    if stream.write_all(request).await.is_err() {
+        return Err(Exchange::Closed);
+    }
+    let mut buf = Vec::with_capacity(4096);
+    let mut chunk = [0u8; 16384];
+    let (status, head_len, length) = loop {
+        let n = match stream.read(&mut chunk).await {
+            Ok(0) | Err(_) if buf.is_empty() => return Err(Exchange::Closed),
+            Ok(0) => return Err(Exchange::Failed("the server closed mid-answer".into())),
+            Ok(n) => n,
+            Err(e) => return Err(failed(e)),
+        };
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]);
+            let status = head
+                .split(' ')
+                .nth(1)
+                .and_then(|c| c.parse::<u16>().ok())
+                .ok_or_else(|| Exchange::Failed(format!("no status line in {head:?}")))?;
+            let length = head
+                .lines()
+                .find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    k.eq_ignore_ascii_case("content-length")
+                        .then(|| v.trim().parse::<usize>().ok())?
+                })
+                .ok_or_else(|| Exchange::Failed(format!("no Content-Length in {head:?}")))?;
+            break (status, end + 4, length);
+        }
+    };
+    while buf.len() < head_len + length {
+        let n = stream.read(&mut chunk).await.map_err(failed)?;
+        if n == 0 {
+            return Err(Exchange::Failed("the server closed mid-answer".into()));
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    Ok((stream, (status, buf[head_len..head_len + length].to_vec())))
+}
+
 async fn call(
-    http: &reqwest::Client,
+    http: &Http,
     url: &str,
     token: &str,
     ids: &[SalesforceId],
 ) -> Result<(Duration, String), String> {
     let started = Instant::now();
-    let resp = http
+    let request = serde_json::to_vec(&json!({ "record_ids": ids })).map_err(|e| e.to_string())?;
+    let (status, body) =
+        tokio::time::timeout(Duration::from_secs(30), http.post(url, token, &request))
+            .await
+            .map_err(|_| "no answer within 30 s".to_owned())??;
+    let elapsed = started.elapsed();
+    if status != 200 {
+        return Err(format!("{status}: {}", String::from_utf8_lossy(&body)));
+    }
+    // What the generator needs of the answer, no more: its parsing shares the cores.
+    #[derive(serde::Deserialize)]
+    struct Answer {
+        model_version: String,
+        scores: Vec<serde::de::IgnoredAny>,
+    }
+    let answer: Answer = serde_json::from_slice(&body).map_err(|e| e.to_string())?;
+    if answer.scores.len() != ids.len() {
+        return Err(format!(
+            "not every record scored: {}",
+            String::from_utf8_lossy(&body)
+        ));
+    }
+    Ok((elapsed, answer.model_version))
+}
+
+/// The scores of `ids` as one server answers them: per record id, the score and the names of
+/// its top factors.
+async fn scored(
+    http: &reqwest::Client,
+    url: &str,
+    token: &str,
+    ids: &[SalesforceId],
+) -> Result<std::collections::HashMap<String, (f64, Vec<String>)>, String> {
+    let body: serde_json::Value = http
         .post(url)
         .bearer_auth(token)
         .json(&json!({ "record_ids": ids }))
         .send()
         .await
+        .map_err(|e| e.to_string())?
+        .json()
+        .await
         .map_err(|e| e.to_string())?;
-    let status = resp.status();
-    let body: serde_json::Value = resp.json().await.map_err(|e| e.to_string())?;
-    if !status.is_success() {
-        return Err(format!("{status}: {body}"));
+    let scores = body["scores"]
+        .as_array()
+        .ok_or_else(|| format!("no scores in {body}"))?;
+    Ok(scores
+        .iter()
+        .map(|s| {
+            let factors = s["factors"]
+                .as_array()
+                .map(|f| {
+                    f.iter()
+                        .map(|x| x["factor"].as_str().unwrap_or("").to_owned())
+                        .collect()
+                })
+                .unwrap_or_default();
+            (
+                s["record_id"].as_str().unwrap_or("").to_owned(),
+                (s["score"].as_f64().unwrap_or(f64::NAN), factors),
+            )
+        })
+        .collect())
+}
+
+/// Starts the FastAPI + PyTorch peer on a free port and waits for it (importing torch takes
+/// seconds): its scores URL, and the child to stop.
+async fn start_peer(
+    python: &str,
+    store_url: &str,
+    trainer_url: &str,
+) -> Result<(String, std::process::Child), Box<dyn std::error::Error>> {
+    let port = std::net::TcpListener::bind(("127.0.0.1", 0))?
+        .local_addr()?
+        .port();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/peer/server.py");
+    let workers = std::thread::available_parallelism().map_or(1, usize::from);
+    let mut child = std::process::Command::new(python)
+        .arg(script)
+        .args(["--port", &port.to_string(), "--store", store_url])
+        .args(["--trainer", trainer_url, "--secret", SECRET])
+        .args(["--workers", &workers.to_string()])
+        .spawn()
+        .map_err(|e| format!("could not start the peer with {python}: {e}"))?;
+    let health = format!("http://127.0.0.1:{port}/healthz");
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()?;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Err(format!("the peer exited at start-up: {status}").into());
+        }
+        if http
+            .get(&health)
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            break;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            return Err("the peer did not answer /healthz within 120 s".into());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let elapsed = started.elapsed();
-    if body["scores"].as_array().map(Vec::len) != Some(ids.len()) {
-        return Err(format!("not every record scored: {body}"));
-    }
-    Ok((
-        elapsed,
-        body["model_version"].as_str().unwrap_or("").to_owned(),
-    ))
+    Ok((format!("http://127.0.0.1:{port}/v1/scores"), child))
 }
 
 /// One-record calls offered at `rps` for `seconds` (open loop).
 async fn open_loop(
-    http: &reqwest::Client,
+    http: &Http,
     url: &str,
     token: &str,
     accounts: u64,
@@ -253,13 +475,13 @@ async fn open_loop(
     out
 }
 
-/// 200-record calls, `concurrency` at a time, for `seconds`.
+/// Calls of `records` records, `concurrency` at a time, for `seconds`.
 async fn closed_loop(
-    http: &reqwest::Client,
+    http: &Http,
     url: &str,
     token: &str,
     accounts: u64,
-    concurrency: usize,
+    (records, concurrency): (u64, usize),
     seconds: u64,
 ) -> Tally {
     let deadline = Instant::now() + Duration::from_secs(seconds);
@@ -270,10 +492,10 @@ async fn closed_loop(
             let mut t = Tally::default();
             let mut k = w as u64 * 1_000_003;
             while Instant::now() < deadline {
-                let ids: Vec<SalesforceId> = (0..200)
+                let ids: Vec<SalesforceId> = (0..records)
                     .map(|i| account((k + i * 7919) % accounts))
                     .collect();
-                k += 200 * 7919;
+                k += records * 7919;
                 match call(&http, &url, &token, &ids).await {
                     Ok((d, v)) => {
                         t.latencies_us.push(d.as_micros() as u64);
@@ -303,6 +525,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let seconds = arg("--seconds", 10);
     let rps = arg("--rps", 2000);
     let accounts = arg("--accounts", 100_000);
+    let concurrency = usize::try_from(arg("--concurrency", 32))?;
+    let peer = arg_str("--peer");
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -346,17 +570,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             ..AuthSettings::new("sextant-bench", "sextant-gateway")
         });
         settings.port = 0;
-        settings.feature_store_url = store_url;
-        settings.trainer_url = trainer_url;
+        settings.feature_store_url = store_url.clone();
+        settings.trainer_url = trainer_url.clone();
         settings.model_refresh_secs = 1;
         let app = Application::build(&settings).await?;
         let url = format!("http://127.0.0.1:{}/v1/scores", app.port());
         tokio::spawn(app.run_until_stopped());
 
-        let http = reqwest::Client::builder()
-            .pool_max_idle_per_host(512)
+        let checker = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             .build()?;
+        let http = Http::default();
         let token = token();
         // Wait for the model, and warm up.
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -378,7 +602,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "{}",
             one.line(&format!("1 record, offered {rps} req/s"), seconds as f64, 1)
         );
-        let mut batch = closed_loop(&http, &url, &token, accounts, 4, seconds).await;
+        let mut batch = closed_loop(&http, &url, &token, accounts, (200, 4), seconds).await;
         println!(
             "{}",
             batch.line("200 records, 4 concurrent", seconds as f64, 200)
@@ -431,6 +655,123 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "promotions under load: {flips} flips of the current version, versions served {seen:?}, failed requests {}",
             swap.failed
         );
-        Ok::<(), Box<dyn std::error::Error>>(())
+
+        // (4) The most requests per second, one record a call.
+        let mut most =
+            closed_loop(&http, &url, &token, accounts, (1, concurrency), seconds).await;
+        let most_line = most.line(
+            &format!("1 record, {concurrency} concurrent"),
+            seconds as f64,
+            1,
+        );
+        println!("{most_line}");
+
+        let Some(python) = peer else {
+            println!(
+                "FastAPI + PyTorch peer: not run (give --peer PYTHON, or run scripts/bench/gateway_vs_python.sh)"
+            );
+            return Ok(());
+        };
+        // Both servers must score the same model: hold the trainer at churn-v1.
+        up.flip.store(false, Ordering::Relaxed);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while call(&http, &url, &token, &[account(7)])
+            .await
+            .map(|(_, v)| v)
+            .unwrap_or_default()
+            != "churn-v1"
+        {
+            if Instant::now() > deadline {
+                return Err("the gateway did not return to churn-v1".into());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let (peer_url, child) = start_peer(&python, &store_url, &trainer_url).await?;
+        let outcome = versus_peer(
+            (&checker, &http),
+            (&url, &peer_url),
+            &token,
+            accounts,
+            (concurrency, seconds),
+            (&mut most, &mut batch),
+        )
+        .await;
+        stop(child);
+        outcome
     })
+}
+
+/// Checks that the peer scores as the gateway does, then loads it as the gateway was loaded
+/// and prints the two side by side.
+async fn versus_peer(
+    (checker, http): (&reqwest::Client, &Http),
+    (url, peer_url): (&str, &str),
+    token: &str,
+    accounts: u64,
+    (concurrency, seconds): (usize, u64),
+    (most, batch): (&mut Tally, &mut Tally),
+) -> Result<(), Box<dyn std::error::Error>> {
+    let ids: Vec<SalesforceId> = (0..50).map(|i| account(i * 7919 % accounts)).collect();
+    let ours = scored(checker, url, token, &ids).await?;
+    let theirs = scored(checker, peer_url, token, &ids).await?;
+    let (mut largest, mut same_factors) = (0.0f64, 0);
+    for (id, (score, factors)) in &ours {
+        let (s, f) = theirs
+            .get(id)
+            .ok_or_else(|| format!("the peer did not score {id}"))?;
+        largest = largest.max((score - s).abs());
+        same_factors += usize::from(factors == f);
+    }
+    println!(
+        "peer check: {} accounts, largest score difference from the gateway {largest:.1e}, same top factors for {same_factors}",
+        ours.len()
+    );
+    if ours.len() != ids.len() || largest.is_nan() || largest > 1e-4 {
+        return Err("the peer does not give the gateway's scores: not the same model".into());
+    }
+    // Warm up: torch's first passes allocate.
+    let _ = closed_loop(http, peer_url, token, accounts, (1, 4), 2).await;
+    let mut peer_most =
+        closed_loop(http, peer_url, token, accounts, (1, concurrency), seconds).await;
+    println!(
+        "{}",
+        peer_most.line(
+            &format!("peer: 1 record, {concurrency} concurrent"),
+            seconds as f64,
+            1
+        )
+    );
+    let mut peer_batch = closed_loop(http, peer_url, token, accounts, (200, 4), seconds).await;
+    println!(
+        "{}",
+        peer_batch.line("peer: 200 records, 4 concurrent", seconds as f64, 200)
+    );
+    let rate = |t: &Tally| t.latencies_us.len() as f64 / seconds as f64;
+    println!(
+        "side by side (requests per second, same model, features, machine and load generator): 1 record {:.0} vs {:.0} = {:.1}×; 200 records {:.1} vs {:.1} = {:.1}×",
+        rate(most),
+        rate(&peer_most),
+        rate(most) / rate(&peer_most),
+        rate(batch),
+        rate(&peer_batch),
+        rate(batch) / rate(&peer_batch)
+    );
+    Ok(())
+}
+
+/// Stops the peer and its uvicorn workers: SIGTERM (uvicorn stops its workers on it), then a
+/// kill after five seconds.
+fn stop(mut child: std::process::Child) {
+    let _ = std::process::Command::new("kill")
+        .arg(child.id().to_string())
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if matches!(child.try_wait(), Ok(Some(_))) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
 }
