@@ -30,6 +30,10 @@
 //! The load generator shares the machine with the server under test, as an Apex org would not:
 //! figures are a lower bound for the server alone.
 
+/// The allocator the service binaries run with.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
