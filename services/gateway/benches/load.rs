@@ -25,7 +25,8 @@
 //! With `--peer PYTHON` (a Python with `benches/peer/requirements.txt` installed) the same run
 //! starts `benches/peer/server.py`, the same scoring written with FastAPI and PyTorch against the
 //! same feature store and model, checks that it gives the gateway's scores and factors for the
-//! same accounts, and runs phases (4) and (2) against it: the two servers side by side.
+//! same accounts, and runs phases (4) and (2) against both servers taking turns (two turns each
+//! of half a phase, so that a change in the shared host's speed weighs on both alike).
 //!
 //! The load generator shares the machine with the server under test, as an Apex org would not:
 //! figures are a lower bound for the server alone.
@@ -154,6 +155,13 @@ struct Tally {
 }
 
 impl Tally {
+    fn absorb(&mut self, other: Tally) {
+        self.latencies_us.extend(other.latencies_us);
+        self.failed += other.failed;
+        self.shed += other.shed;
+        self.versions.extend(other.versions);
+    }
+
     fn line(&mut self, name: &str, seconds: f64, records_per_call: usize) -> String {
         self.latencies_us.sort_unstable();
         let n = self.latencies_us.len();
@@ -697,7 +705,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             &token,
             accounts,
             (concurrency, seconds),
-            (&mut most, &mut batch),
         )
         .await;
         stop(child);
@@ -713,7 +720,6 @@ async fn versus_peer(
     token: &str,
     accounts: u64,
     (concurrency, seconds): (usize, u64),
-    (most, batch): (&mut Tally, &mut Tally),
 ) -> Result<(), Box<dyn std::error::Error>> {
     let ids: Vec<SalesforceId> = (0..50).map(|i| account(i * 7919 % accounts)).collect();
     let ours = scored(checker, url, token, &ids).await?;
@@ -735,30 +741,54 @@ async fn versus_peer(
     }
     // Warm up: torch's first passes allocate.
     let _ = closed_loop(http, peer_url, token, accounts, (1, 4), 2).await;
-    let mut peer_most =
-        closed_loop(http, peer_url, token, accounts, (1, concurrency), seconds).await;
+    // The two servers take turns, so that a change in the machine's speed (the host is shared)
+    // weighs on both alike: two turns each of half a phase, for one record and for 200.
+    let half = (seconds / 2).max(1);
+    let mut tallies: [Tally; 4] = Default::default();
+    for shape in [(1, concurrency), (200, 4)] {
+        let at = if shape.0 == 1 { 0 } else { 2 };
+        for _ in 0..2 {
+            for (k, target) in [url, peer_url].into_iter().enumerate() {
+                let t = closed_loop(http, target, token, accounts, shape, half).await;
+                tallies[at + k].absorb(t);
+            }
+        }
+    }
+    let span = (2 * half) as f64;
+    let [ours, theirs, ours_batch, theirs_batch] = &mut tallies;
+    for (t, name, records) in [
+        (
+            &mut *ours,
+            format!("gateway: 1 record, {concurrency} concurrent"),
+            1,
+        ),
+        (
+            &mut *theirs,
+            format!("peer: 1 record, {concurrency} concurrent"),
+            1,
+        ),
+        (
+            &mut *ours_batch,
+            "gateway: 200 records, 4 concurrent".into(),
+            200,
+        ),
+        (
+            &mut *theirs_batch,
+            "peer: 200 records, 4 concurrent".into(),
+            200,
+        ),
+    ] {
+        println!("{}", t.line(&name, span, records));
+    }
+    let rate = |t: &Tally| t.latencies_us.len() as f64 / span;
     println!(
-        "{}",
-        peer_most.line(
-            &format!("peer: 1 record, {concurrency} concurrent"),
-            seconds as f64,
-            1
-        )
-    );
-    let mut peer_batch = closed_loop(http, peer_url, token, accounts, (200, 4), seconds).await;
-    println!(
-        "{}",
-        peer_batch.line("peer: 200 records, 4 concurrent", seconds as f64, 200)
-    );
-    let rate = |t: &Tally| t.latencies_us.len() as f64 / seconds as f64;
-    println!(
-        "side by side (requests per second, same model, features, machine and load generator): 1 record {:.0} vs {:.0} = {:.1}×; 200 records {:.1} vs {:.1} = {:.1}×",
-        rate(most),
-        rate(&peer_most),
-        rate(most) / rate(&peer_most),
-        rate(batch),
-        rate(&peer_batch),
-        rate(batch) / rate(&peer_batch)
+        "side by side, in turns (requests per second; same model, features, machine and load generator): 1 record {:.0} vs {:.0} = {:.1}×; 200 records {:.1} vs {:.1} = {:.1}×",
+        rate(ours),
+        rate(theirs),
+        rate(ours) / rate(theirs),
+        rate(ours_batch),
+        rate(theirs_batch),
+        rate(ours_batch) / rate(theirs_batch)
     );
     Ok(())
 }
