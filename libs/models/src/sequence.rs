@@ -1277,6 +1277,14 @@ impl pulp::WithSimd for RowRun<'_, '_, '_, '_> {
                 h[i * hp..(i + 1) * hp].copy_from_slice(&next);
             }
         }
+        // A resumption after the last step runs no week of its own: its leader's final state.
+        for i in 0..n {
+            if let RunSource::ResumeAfter { leader, step } = self.sources[i]
+                && step >= m.weeks
+            {
+                h.copy_within(leader * hp..(leader + 1) * hp, i * hp);
+            }
+        }
         for i in 0..n {
             if start(i).is_some() {
                 self.states[i * hd..(i + 1) * hd].copy_from_slice(&h[i * hp..i * hp + hd]);
@@ -1827,7 +1835,17 @@ mod tests {
                 step: weeks - 3,
             },
             RunSource::Same(0),
+            // Its weeks are all the leader's: it resumes after the last step.
+            RunSource::ResumeAfter {
+                leader: 0,
+                step: weeks,
+            },
         ];
+        inputs.push(SequenceInput {
+            sequence: &seqs[0],
+            category: 2,
+            aggregates: &aggs[3],
+        });
         let rows = m.run_rows(&inputs, &sources);
         for (x, got) in inputs.iter().zip(&rows) {
             let want = reference(&m, x);
@@ -1840,9 +1858,9 @@ mod tests {
         for k in 0..64 {
             many.extend(sources.iter().map(|s| match *s {
                 RunSource::Own => RunSource::Own,
-                RunSource::Same(j) => RunSource::Same(5 * k + j),
+                RunSource::Same(j) => RunSource::Same(sources.len() * k + j),
                 RunSource::ResumeAfter { leader, step } => RunSource::ResumeAfter {
-                    leader: 5 * k + leader,
+                    leader: sources.len() * k + leader,
                     step,
                 },
             }));
