@@ -127,8 +127,9 @@ const TILE_VECS: usize = 2;
 /// scalar fallback; 16 is a multiple of both).
 const SHARE_ROWS: usize = 16;
 /// Cost of one customer-week on the row kernel in customer-weeks (lanes) of the block kernel,
-/// measured with `cargo bench -p sextant-models --bench gru` (the block kernel keeps its weights
-/// in registers; the row kernel loads a weight per multiply-add).
+/// measured at hidden width 64 with the ignored test `row_step_cost` (`cargo test --release -p
+/// sextant-models --lib row_step_cost -- --ignored --nocapture`; the block kernel keeps its
+/// weights in registers, the row kernel loads a weight per multiply-add).
 const ROW_STEP_COST: f64 = 1.5;
 
 impl SequenceArtifact {
@@ -304,10 +305,11 @@ impl SequenceArtifact {
                     .into(),
             ));
         }
-        if self.rows_cheaper(sources) {
+        let planned = self.cheaper_sources(sources);
+        if self.rows_cheaper(sources, &planned) {
             return Ok(self.run_rows(inputs, sources));
         }
-        self.run_resumed(inputs, &self.cheaper_sources(sources), threads)
+        self.run_resumed(inputs, &planned, threads)
     }
 
     /// Whether the row kernel ([`Self::run_rows`]) costs less than the block kernel for these
@@ -316,7 +318,8 @@ impl SequenceArtifact {
     /// runs each input's own weeks exactly, but a row-step costs [`ROW_STEP_COST`] block
     /// lane-steps. A one-record call (a customer and its few variants of recent weeks) fills a
     /// fraction of a block, so the row kernel wins there; full batches stay on blocks.
-    fn rows_cheaper(&self, sources: &[RunSource]) -> bool {
+    /// `planned` is [`Self::cheaper_sources`] of `sources`: what the block kernel would run.
+    fn rows_cheaper(&self, sources: &[RunSource], planned: &[RunSource]) -> bool {
         let w = self.weeks;
         let run = |s: &RunSource| match *s {
             RunSource::Own => w,
@@ -324,7 +327,6 @@ impl SequenceArtifact {
             RunSource::ResumeAfter { step, .. } => w - step,
         };
         let row_steps: usize = sources.iter().map(run).sum();
-        let planned = self.cheaper_sources(sources);
         let blocks = |n: usize| n.div_ceil(SHARE_ROWS);
         let leaders = planned.iter().filter(|s| **s == RunSource::Own).count();
         let mut block_steps = blocks(leaders) * w;
@@ -1343,7 +1345,8 @@ fn row_units<S: Simd, const G: usize>(
     let mut hn: [S::f32s; G] = std::array::from_fn(|g| b_hn[j + g]);
     for (xc, w) in x.iter().zip(wx.chunks_exact(3 * vecs)) {
         let Some([wr, wz, wn]) = gate_group::<_, G>(w, vecs, j) else {
-            return;
+            // `row_step` keeps j + G within the vectors of a gate.
+            unreachable!("a group of units past the gate's vectors");
         };
         let xc = simd.splat_f32s(*xc);
         for g in 0..G {
@@ -1354,7 +1357,8 @@ fn row_units<S: Simd, const G: usize>(
     }
     for (hk, w) in h.iter().zip(wh.chunks_exact(3 * vecs)).take(p.hidden) {
         let Some([wr, wz, wn]) = gate_group::<_, G>(w, vecs, j) else {
-            return;
+            // `row_step` keeps j + G within the vectors of a gate.
+            unreachable!("a group of units past the gate's vectors");
         };
         let hk = simd.splat_f32s(*hk);
         for g in 0..G {
@@ -1853,7 +1857,7 @@ mod tests {
         }
         // One customer and its variants fill a fraction of a block: rows. Sixty-four
         // customers fill blocks: blocks.
-        assert!(m.rows_cheaper(&sources));
+        assert!(m.rows_cheaper(&sources, &m.cheaper_sources(&sources)));
         let mut many = Vec::new();
         for k in 0..64 {
             many.extend(sources.iter().map(|s| match *s {
@@ -1865,7 +1869,7 @@ mod tests {
                 },
             }));
         }
-        assert!(!m.rows_cheaper(&many));
+        assert!(!m.rows_cheaper(&many, &m.cheaper_sources(&many)));
         Ok(())
     }
 
@@ -1912,7 +1916,7 @@ mod tests {
             let rows = t.elapsed().as_secs_f64() * 1e6 / f64::from(runs);
             println!(
                 "{n:>3} customers with 5 block variants: blocks {blocks:>8.1} µs, rows {rows:>8.1} µs, chosen: {}",
-                if m.rows_cheaper(&sources) {
+                if m.rows_cheaper(&sources, &planned) {
                     "rows"
                 } else {
                     "blocks"

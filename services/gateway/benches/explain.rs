@@ -1,6 +1,7 @@
-//! CPU cost of one scoring call without HTTP: the churn score alone, and the score with its
-//! explanations (occlusion over every feature and block of weeks), for 1, 8 and 200 records of
-//! the load benchmark's production-sized model.
+//! Wall time of one scoring call without HTTP, as the gateway makes it (a batch split over up to
+//! 4 threads): the churn score alone, and the score with its explanations (occlusion over every
+//! feature and block of weeks), for 1, 8 and 200 records of the load benchmark's
+//! production-sized model.
 //!
 //! `cargo bench -p sextant-gateway --bench explain -- [--seconds 3] [--records N]`
 //!
@@ -8,6 +9,10 @@
 //! on the same cores; this one isolates the model's share of a request.
 
 use std::time::{Duration, Instant};
+
+/// The allocator the service binaries run with.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use sextant_models::churn_serving::{CustomerInput, ServedChurnModel};
 

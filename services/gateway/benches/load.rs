@@ -92,7 +92,12 @@ async fn online(req: web::Json<OnlineFeaturesRequest>) -> HttpResponse {
                 .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
                     (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
                 });
-            row(id, n)
+            // One account in ten has no country: the model's unknown category.
+            let mut r = row(id, n);
+            if n % 10 == 0 {
+                r.attributes.clear();
+            }
+            r
         })
         .collect();
     HttpResponse::Ok().json(OnlineFeatures {
@@ -197,14 +202,17 @@ struct Lean {
 type Http = Arc<Lean>;
 
 impl Lean {
-    /// `POST` of a JSON body to `url` (`http://host:port/path`): the status and the body. A
-    /// pooled connection the server closed while idle (its keep-alive timeout) is replaced by a
-    /// new one and the request sent again, as any HTTP client does: the server never read it.
+    /// `POST` of a JSON body to `url` (`http://host:port/path`): the status and the body. When a
+    /// pooled connection fails before any byte of the answer (the server closed it while idle,
+    /// its keep-alive timeout), the request is sent once more on a new connection, as HTTP
+    /// clients do for idempotent-enough calls; scoring is. An answer with `Connection: close`
+    /// does not go back to the pool. Chunked answers are not read (neither server sends them).
     async fn post(&self, url: &str, token: &str, body: &[u8]) -> Result<(u16, Vec<u8>), String> {
         let rest = url
             .strip_prefix("http://")
             .ok_or_else(|| format!("not an http URL: {url}"))?;
         let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+        let path = if path.is_empty() { "/" } else { path };
         let mut request = format!(
             "POST {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
             body.len()
@@ -231,11 +239,14 @@ impl Lean {
             Exchange::Closed => "the server closed the connection".to_owned(),
             Exchange::Failed(e) => e,
         })?;
-        self.idle
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .push((host.to_owned(), stream));
-        Ok(answer)
+        let (status, body, keep) = answer;
+        if keep {
+            self.idle
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push((host.to_owned(), stream));
+        }
+        Ok((status, body))
     }
 }
 
@@ -253,11 +264,12 @@ enum Exchange {
     Failed(String),
 }
 
-/// Writes `request` and reads one answer: the stream back, with the status and the body.
+/// Writes `request` and reads one answer: the stream back, with the status, the body and
+/// whether the connection may be used again.
 async fn exchange(
     mut stream: tokio::net::TcpStream,
     request: &[u8],
-) -> Result<(tokio::net::TcpStream, (u16, Vec<u8>)), Exchange> {
+) -> Result<(tokio::net::TcpStream, (u16, Vec<u8>, bool)), Exchange> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let failed = |e: std::io::Error| Exchange::Failed(e.to_string());
     if stream.write_all(request).await.is_err() {
@@ -265,7 +277,7 @@ async fn exchange(
     }
     let mut buf = Vec::with_capacity(4096);
     let mut chunk = [0u8; 16384];
-    let (status, head_len, length) = loop {
+    let (status, head_len, length, keep) = loop {
         let n = match stream.read(&mut chunk).await {
             Ok(0) | Err(_) if buf.is_empty() => return Err(Exchange::Closed),
             Ok(0) => return Err(Exchange::Failed("the server closed mid-answer".into())),
@@ -288,7 +300,12 @@ async fn exchange(
                         .then(|| v.trim().parse::<usize>().ok())?
                 })
                 .ok_or_else(|| Exchange::Failed(format!("no Content-Length in {head:?}")))?;
-            break (status, end + 4, length);
+            let close = head.lines().any(|l| {
+                l.split_once(':').is_some_and(|(k, v)| {
+                    k.eq_ignore_ascii_case("connection") && v.trim().eq_ignore_ascii_case("close")
+                })
+            });
+            break (status, end + 4, length, !close);
         }
     };
     while buf.len() < head_len + length {
@@ -298,7 +315,14 @@ async fn exchange(
         }
         buf.extend_from_slice(&chunk[..n]);
     }
-    Ok((stream, (status, buf[head_len..head_len + length].to_vec())))
+    if buf.len() > head_len + length {
+        return Err(Exchange::Failed(format!(
+            "{} bytes past the answer's Content-Length",
+            buf.len() - head_len - length
+        )));
+    }
+    buf.drain(..head_len);
+    Ok((stream, (status, buf, keep)))
 }
 
 async fn call(
@@ -736,8 +760,10 @@ async fn versus_peer(
         "peer check: {} accounts, largest score difference from the gateway {largest:.1e}, same top factors for {same_factors}",
         ours.len()
     );
-    if ours.len() != ids.len() || largest.is_nan() || largest > 1e-4 {
-        return Err("the peer does not give the gateway's scores: not the same model".into());
+    if ours.len() != ids.len() || largest.is_nan() || largest > 1e-4 || same_factors != ours.len() {
+        return Err(
+            "the peer does not give the gateway's scores and factors: not the same model".into(),
+        );
     }
     // Warm up: torch's first passes allocate.
     let _ = closed_loop(http, peer_url, token, accounts, (1, 4), 2).await;

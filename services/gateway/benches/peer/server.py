@@ -141,8 +141,10 @@ class Model:
         feats = torch.tensor([r["features"] for r in rows], dtype=torch.float64)
         # Oldest week first, the network's window: the last `weeks` the store sends.
         seq = torch.tensor([r["sequence"][-w:] for r in rows], dtype=torch.float64)
+        # A customer without the attribute is the level "<unknown>" (index 0 unless the model
+        # learned it as a level of its own), as in sextant_models::churn_serving.
         cats = torch.tensor([self.categories.get((r.get("attributes") or {}).get(
-            self.category_attribute), 0) for r in rows])
+            self.category_attribute, "<unknown>"), 0) for r in rows])
         # Block variants: the block's weeks (0 = most recent = last step) set to typical.
         variants = [seq]
         for b in self.blocks:
