@@ -1,14 +1,11 @@
 //! The feature store over HTTP, on SQLite and — when `SEXTANT_TEST_POSTGRES_URL` names a server
 //! (CI sets it to 127.0.0.1:5432) — on PostgreSQL, each test in a fresh database.
 
-use std::sync::Arc;
-
-use chrono::{NaiveDate, TimeZone, Utc};
+use chrono::NaiveDate;
 use serde_json::{Value, json};
 use sextant_contracts::api::{HistoryStatus, IngestResponse, OnlineFeatures, TrainingSet};
-use sextant_contracts::time::FixedClock;
 use sextant_contracts::{ErrorCode, SalesforceId};
-use sextant_feature_store::{Application, Settings};
+use sextant_feature_store::Settings;
 
 mod support;
 
@@ -47,12 +44,7 @@ async fn spawn(database_url: &str, today: &str) -> TestApp {
 
 async fn spawn_with(settings: Settings, today: &str) -> TestApp {
     let day = NaiveDate::parse_from_str(today, "%Y-%m-%d").expect("date");
-    let clock = Arc::new(FixedClock(
-        Utc.from_utc_datetime(&day.and_hms_opt(12, 0, 0).expect("time")),
-    ));
-    let app = Application::build(&settings, clock).await.expect("starts");
-    let base = format!("http://127.0.0.1:{}", app.port());
-    tokio::spawn(app.run_until_stopped());
+    let base = support::start(&settings, day).await;
     TestApp {
         base,
         http: reqwest::Client::new(),

@@ -5,20 +5,18 @@
 //! and on PostgreSQL too when `SEXTANT_TEST_POSTGRES_URL` names a server.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use arrow_array::{
     Array, BooleanArray, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray,
 };
 use arrow_schema::DataType;
-use chrono::{NaiveDate, TimeZone, Utc};
+use chrono::NaiveDate;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement};
 use serde_json::{Value, json};
 use sextant_contracts::SalesforceId;
-use sextant_contracts::time::FixedClock;
-use sextant_feature_store::{Application, Settings};
+use sextant_feature_store::Settings;
 use sextant_table_schema::{TABLES, table_schema};
 
 const OTHER_ORG: &str = "00D5g0000000001";
@@ -101,12 +99,7 @@ async fn spawn(database_url: &str) -> TestApp {
         ..Settings::default()
     };
     let day = NaiveDate::from_ymd_opt(2024, 1, 1).expect("date");
-    let clock = Arc::new(FixedClock(
-        Utc.from_utc_datetime(&day.and_hms_opt(12, 0, 0).expect("time")),
-    ));
-    let app = Application::build(&settings, clock).await.expect("starts");
-    let base = format!("http://127.0.0.1:{}", app.port());
-    tokio::spawn(app.run_until_stopped());
+    let base = support::start(&settings, day).await;
     let db = Database::connect(database_url)
         .await
         .expect("second connection");

@@ -2,13 +2,9 @@
 //! rules, and `GET /v1/records/{object}` streaming the current rows as CSV — on SQLite and, when
 //! `SEXTANT_TEST_POSTGRES_URL` names a server, on PostgreSQL, each test in a fresh database.
 
-use std::sync::Arc;
-
-use chrono::{TimeZone, Utc};
 use serde_json::{Value, json};
 use sextant_contracts::SalesforceId;
-use sextant_contracts::time::FixedClock;
-use sextant_feature_store::{Application, Settings};
+use sextant_feature_store::Settings;
 
 struct TestApp {
     base: String,
@@ -55,14 +51,8 @@ async fn spawn(database_url: &str) -> TestApp {
         database_url: database_url.to_owned(),
         ..Settings::default()
     };
-    let clock = Arc::new(FixedClock(
-        Utc.with_ymd_and_hms(2024, 6, 1, 12, 0, 0)
-            .single()
-            .expect("time"),
-    ));
-    let app = Application::build(&settings, clock).await.expect("starts");
-    let base = format!("http://127.0.0.1:{}", app.port());
-    tokio::spawn(app.run_until_stopped());
+    let day = chrono::NaiveDate::from_ymd_opt(2024, 6, 1).expect("date");
+    let base = support::start(&settings, day).await;
     TestApp {
         base,
         http: reqwest::Client::new(),
