@@ -127,37 +127,25 @@ pub async fn cross_sell(
     req: web::Json<CrossSellRequest>,
 ) -> Result<web::Json<CrossSellResponse>, ApiError> {
     let req = req.into_inner();
-    let Prepared {
-        served,
-        history,
-        today,
-        limit,
-    } = prepare(&state, &req.record_ids, req.limit, 5, MAX_ITEMS).await?;
-    let model_version = served.version.clone();
+    let prepared = prepare(&state, &req.record_ids, req.limit, 5, MAX_ITEMS).await?;
     let exclude_bought = !req.include_bought;
-    let results = web::block(move || -> Result<Vec<AccountCrossSell>, RecommendError> {
-        history
-            .accounts
-            .into_iter()
-            .map(|a| {
-                let orders = past_orders(&a.orders);
-                let answer = served
-                    .model
-                    .answer(&orders, today, limit as usize, exclude_bought)?;
-                Ok(AccountCrossSell {
-                    record_id: a.account_id,
-                    items: answer.items,
-                    basis: answer.basis,
-                    next_category: answer.next_category,
-                    unknown_items: answer.unknown_items,
-                    orders_considered: orders.len(),
-                })
+    let model_version = prepared.served.version.clone();
+    let results = per_account(
+        "cross-sell",
+        prepared,
+        move |served, today, limit, account_id, orders| {
+            let answer = served.model.answer(orders, today, limit, exclude_bought)?;
+            Ok(AccountCrossSell {
+                record_id: account_id,
+                items: answer.items,
+                basis: answer.basis,
+                next_category: answer.next_category,
+                unknown_items: answer.unknown_items,
+                orders_considered: orders.len(),
             })
-            .collect()
-    })
-    .await
-    .map_err(|e| ApiError::internal("cross-sell task", e))?
-    .map_err(|e| ApiError::internal("cross-sell model", e))?;
+        },
+    )
+    .await?;
     Ok(web::Json(CrossSellResponse {
         model_version,
         results,
@@ -226,43 +214,63 @@ pub async fn next_category(
     req: web::Json<NextCategoryRequest>,
 ) -> Result<web::Json<NextCategoryResponse>, ApiError> {
     let req = req.into_inner();
+    let prepared = prepare(&state, &req.record_ids, req.limit, 3, MAX_CATEGORIES).await?;
+    let model_version = prepared.served.version.clone();
+    let results = per_account(
+        "next-category",
+        prepared,
+        |served, today, limit, account_id, orders| {
+            Ok(AccountNextCategory {
+                record_id: account_id,
+                categories: served.model.next_categories(orders, today, limit)?,
+                basis: if orders.is_empty() {
+                    Basis::Popularity
+                } else {
+                    Basis::History
+                },
+                orders_considered: orders.len(),
+            })
+        },
+    )
+    .await?;
+    Ok(web::Json(NextCategoryResponse {
+        model_version,
+        results,
+    }))
+}
+
+/// `answer` for each account of `prepared` (in request order) from its recent purchases, on the
+/// blocking pool: the model's work stays off the async workers. `what` names the route in errors.
+async fn per_account<T, F>(
+    what: &'static str,
+    prepared: Prepared,
+    answer: F,
+) -> Result<Vec<T>, ApiError>
+where
+    T: Send + 'static,
+    F: Fn(&ServedCrossSell, i64, usize, SalesforceId, &[PastOrder]) -> Result<T, RecommendError>
+        + Send
+        + 'static,
+{
     let Prepared {
         served,
         history,
         today,
         limit,
-    } = prepare(&state, &req.record_ids, req.limit, 3, MAX_CATEGORIES).await?;
-    let model_version = served.version.clone();
-    let results = web::block(
-        move || -> Result<Vec<AccountNextCategory>, RecommendError> {
-            history
-                .accounts
-                .into_iter()
-                .map(|a| {
-                    let orders = past_orders(&a.orders);
-                    Ok(AccountNextCategory {
-                        record_id: a.account_id,
-                        categories: served
-                            .model
-                            .next_categories(&orders, today, limit as usize)?,
-                        basis: if orders.is_empty() {
-                            Basis::Popularity
-                        } else {
-                            Basis::History
-                        },
-                        orders_considered: orders.len(),
-                    })
-                })
-                .collect()
-        },
-    )
+    } = prepared;
+    web::block(move || -> Result<Vec<T>, RecommendError> {
+        history
+            .accounts
+            .into_iter()
+            .map(|a| {
+                let orders = past_orders(&a.orders);
+                answer(&served, today, limit as usize, a.account_id, &orders)
+            })
+            .collect()
+    })
     .await
-    .map_err(|e| ApiError::internal("next-category task", e))?
-    .map_err(|e| ApiError::internal("next-category model", e))?;
-    Ok(web::Json(NextCategoryResponse {
-        model_version,
-        results,
-    }))
+    .map_err(|e| ApiError::internal(&format!("{what} task"), e))?
+    .map_err(|e| ApiError::internal(&format!("{what} model"), e))
 }
 
 /// What both routes answer from.
