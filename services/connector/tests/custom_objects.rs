@@ -4,21 +4,22 @@
 //! (`engagement_90d`) for those accounts. Bad mappings fail with the object and field named.
 
 use std::collections::{BTreeMap, HashSet};
-use std::net::TcpListener;
 use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::{Value, json};
+use sextant_connector::Settings;
 use sextant_connector::custom::{Filter, ObjectMapping, SourceKind, Target};
-use sextant_connector::{Application, SalesforceSettings, Settings};
 use sextant_contracts::time::{FixedClock, SharedClock};
 use sextant_org_sim::credentials::{ConnectedAppCredentials as Credentials, generate};
 use sextant_org_sim::data::OrgData;
-use sextant_org_sim::{OrgSim, OrgSimConfig, RunningOrgSim};
+use sextant_org_sim::{OrgSimConfig, RunningOrgSim};
 use sextant_salesforce::wire::parse_datetime;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
-type Res<T> = Result<T, Box<dyn std::error::Error>>;
+mod support;
+
+use support::Res;
 
 const CLIENT_ID: &str = "3MVG9connector.custom";
 const USERNAME: &str = "integration@example.com";
@@ -109,58 +110,20 @@ async fn start(
     config.api_request_limit = 1_000_000;
 
     let store = if with_store {
-        let fs = sextant_feature_store::Settings {
-            port: 0,
-            database_url: format!(
-                "sqlite://{}?mode=rwc",
-                dir.path().join("features.sqlite").display()
-            ),
-            today: Some(today),
-            ..Default::default()
-        };
         // The store's "today" is its clock's day.
         let store_clock: SharedClock = Arc::new(FixedClock(
             today.and_hms_opt(12, 0, 0).ok_or("time")?.and_utc(),
         ));
-        let app = sextant_feature_store::Application::build(&fs, store_clock).await?;
-        let url = format!("http://127.0.0.1:{}", app.port());
-        tokio::spawn(app.run_until_stopped());
-        url
+        support::start_store(dir.path(), today, store_clock).await?
     } else {
         "http://127.0.0.1:9".to_owned()
     };
 
-    let key_path = dir.path().join("key.pem");
-    std::fs::write(&key_path, &creds.private_key_pem)?;
-    let mut settings = Settings::with_salesforce(SalesforceSettings {
-        login_url: String::new(),
-        audience: Some("https://login.salesforce.com".into()),
-        client_id: CLIENT_ID.into(),
-        username: USERNAME.into(),
-        private_key_path: key_path,
-        api_version: "62.0".into(),
-    });
-    settings.port = 0;
-    settings.feature_store_url = store.clone();
-    settings.database_url = format!(
-        "sqlite://{}?mode=rwc",
-        dir.path().join("connector.sqlite").display()
-    );
-    settings.object_mappings = mappings;
+    let mut settings =
+        support::settings(dir.path(), &creds, (CLIENT_ID, USERNAME), &store, mappings)?;
     settings.data_cloud_scheme = "http".into();
     tweak(&mut config, &mut settings);
-
-    let (org, server) = OrgSim::start(
-        config,
-        data,
-        clock.clone(),
-        TcpListener::bind("127.0.0.1:0")?,
-    )?;
-    tokio::spawn(server);
-    settings.salesforce.login_url = org.base_url.clone();
-    let app = Application::build(&settings, clock).await?;
-    let connector = format!("http://127.0.0.1:{}", app.port());
-    tokio::spawn(app.run_until_stopped());
+    let (org, connector) = support::start_org_and_connector(config, data, clock, settings).await?;
     Ok(Suite {
         org,
         connector,

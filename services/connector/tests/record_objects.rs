@@ -3,21 +3,22 @@
 //! Bulk API 2.0, `queryAll` tombstones, watermarks) → the real feature store on loopback
 //! (SQLite) → `GET /v1/records/Loan__c` as CSV, exactly the org's live rows.
 
-use std::net::TcpListener;
 use std::sync::Arc;
 
 use chrono::{NaiveDate, TimeZone, Utc};
 use serde_json::{Map, Value, json};
+use sextant_connector::Settings;
 use sextant_connector::custom::{ObjectMapping, SourceKind, Target};
-use sextant_connector::{Application, SalesforceSettings, Settings};
 use sextant_contracts::SalesforceId;
 use sextant_contracts::time::{FixedClock, SharedClock};
 use sextant_org_sim::credentials::{ConnectedAppCredentials as Credentials, generate};
 use sextant_org_sim::data::{FieldType, OrgData};
-use sextant_org_sim::{OrgSim, OrgSimConfig, RunningOrgSim};
+use sextant_org_sim::{OrgSimConfig, RunningOrgSim};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
-type Res<T> = Result<T, Box<dyn std::error::Error>>;
+mod support;
+
+use support::Res;
 
 const CLIENT_ID: &str = "3MVG9connector.records";
 const USERNAME: &str = "integration@example.com";
@@ -116,49 +117,12 @@ async fn start(
     let mut config = OrgSimConfig::new(CLIENT_ID, USERNAME, &creds.certificate_pem);
     config.api_request_limit = 1_000_000;
 
-    let fs = sextant_feature_store::Settings {
-        port: 0,
-        database_url: format!(
-            "sqlite://{}?mode=rwc",
-            dir.path().join("features.sqlite").display()
-        ),
-        today: NaiveDate::from_ymd_opt(2011, 2, 2),
-        ..Default::default()
-    };
-    let app = sextant_feature_store::Application::build(&fs, clock.clone()).await?;
-    let store = format!("http://127.0.0.1:{}", app.port());
-    tokio::spawn(app.run_until_stopped());
-
-    let key_path = dir.path().join("key.pem");
-    std::fs::write(&key_path, &creds.private_key_pem)?;
-    let mut settings = Settings::with_salesforce(SalesforceSettings {
-        login_url: String::new(),
-        audience: Some("https://login.salesforce.com".into()),
-        client_id: CLIENT_ID.into(),
-        username: USERNAME.into(),
-        private_key_path: key_path,
-        api_version: "62.0".into(),
-    });
-    settings.port = 0;
-    settings.feature_store_url = store.clone();
-    settings.database_url = format!(
-        "sqlite://{}?mode=rwc",
-        dir.path().join("connector.sqlite").display()
-    );
-    settings.object_mappings = mappings;
+    let today = NaiveDate::from_ymd_opt(2011, 2, 2).ok_or("date")?;
+    let store = support::start_store(dir.path(), today, clock.clone()).await?;
+    let mut settings =
+        support::settings(dir.path(), &creds, (CLIENT_ID, USERNAME), &store, mappings)?;
     tweak(&mut config, &mut settings);
-
-    let (org, server) = OrgSim::start(
-        config,
-        data,
-        clock.clone(),
-        TcpListener::bind("127.0.0.1:0")?,
-    )?;
-    tokio::spawn(server);
-    settings.salesforce.login_url = org.base_url.clone();
-    let app = Application::build(&settings, clock).await?;
-    let connector = format!("http://127.0.0.1:{}", app.port());
-    tokio::spawn(app.run_until_stopped());
+    let (org, connector) = support::start_org_and_connector(config, data, clock, settings).await?;
     Ok(Suite {
         org,
         connector,
