@@ -80,11 +80,7 @@ fn demo_once_json_prints_one_object_and_exits_zero() {
 
 #[test]
 fn serve_reads_its_settings_from_the_environment() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port();
+    let port = free_port();
     let mut child = sextant()
         .args(["serve", "feature-store"])
         .env("SEXTANT_FEATURE_STORE__PORT", port.to_string())
@@ -93,28 +89,34 @@ fn serve_reads_its_settings_from_the_environment() {
         .stderr(Stdio::null())
         .spawn()
         .expect("spawns");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut ready = false;
-    while Instant::now() < deadline {
-        if let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) {
-            use std::io::{Read, Write};
-            let _ =
-                stream.write_all(b"GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-            let mut answer = String::new();
-            let _ = stream.read_to_string(&mut answer);
-            if answer.starts_with("HTTP/1.1 200") {
-                ready = true;
-                break;
-            }
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let ready = answers_200(port, "/readyz");
     let _ = child.kill();
     let _ = child.wait();
     assert!(
         ready,
         "the feature store answered /readyz on the configured port"
     );
+}
+
+/// A loopback port nothing listens on now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+/// Whether `GET path` on `port` answers 200 within 30 s (polled every 100 ms).
+fn answers_200(port: u16, path: &str) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if http_get(port, path, None).starts_with("HTTP/1.1 200") {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
 }
 
 /// One HTTP/1.1 GET on loopback; the whole answer (status line, headers, body), or "" when
@@ -135,11 +137,7 @@ fn http_get(port: u16, path: &str, bearer: Option<&str>) -> String {
 
 #[test]
 fn serve_admin_runs_the_console_the_chart_configures() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port();
+    let port = free_port();
     let token = "cli-test-admin-token-0123456789";
     let mut child = sextant()
         .args(["serve", "admin"])
@@ -155,15 +153,7 @@ fn serve_admin_runs_the_console_the_chart_configures() {
         .stderr(Stdio::null())
         .spawn()
         .expect("spawns");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut healthy = false;
-    while Instant::now() < deadline {
-        if http_get(port, "/healthz", None).starts_with("HTTP/1.1 200") {
-            healthy = true;
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let healthy = answers_200(port, "/healthz");
     let anonymous = http_get(port, "/api/overview", None);
     let wrong = http_get(
         port,
@@ -190,11 +180,7 @@ fn a_service_accepts_the_previous_internal_key_the_chart_passes_during_rotation(
     const CURRENT: &str = "rotation-test-current-key-0123456789abc";
     const PREVIOUS: &str = "rotation-test-previous-key-0123456789ab";
     const RETIRED: &str = "rotation-test-retired-key-0123456789abc";
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port();
+    let port = free_port();
     let mut child = sextant()
         .args(["serve", "feature-store"])
         .env("SEXTANT_FEATURE_STORE__PORT", port.to_string())
@@ -206,11 +192,7 @@ fn a_service_accepts_the_previous_internal_key_the_chart_passes_during_rotation(
         .stderr(Stdio::null())
         .spawn()
         .expect("spawns");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline && !http_get(port, "/healthz", None).starts_with("HTTP/1.1 200")
-    {
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    answers_200(port, "/healthz");
     let token = |key: &str| {
         let key = InternalKey::new(secrecy::SecretString::from(key.to_owned())).expect("key");
         mint(&key, "test", chrono::Utc::now().timestamp(), 60).expect("mint")

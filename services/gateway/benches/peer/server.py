@@ -222,7 +222,7 @@ def create_app(store, trainer, secret):
         if not auth.lower().startswith("bearer "):
             raise HTTPException(401, "missing bearer token")
         try:
-            claims = jwt.decode(auth[7:], secret, algorithms=["HS256"],
+            jwt.decode(auth[7:], secret, algorithms=["HS256"],
                                 audience="sextant-gateway", issuer="sextant-bench")
         except jwt.PyJWTError as e:
             raise HTTPException(401, f"invalid token: {e}") from e
@@ -252,7 +252,6 @@ def create_app(store, trainer, secret):
                              "scored_at": now, "score": s["score"], "band": s["band"],
                              "action": s["next_best_action"]["code"], "horizon_days": horizon}
                             for s in scored)
-        _ = claims
         return Response(orjson.dumps({"model_version": model.version, "scores": scored,
                                       "errors": errors, "bands": model.bands}),
                         media_type="application/json")
